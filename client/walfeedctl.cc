@@ -1,0 +1,165 @@
+// walfeedctl: a command-line client for walfeed.
+//
+//   walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor C | --from-head]
+//                        [--stop-at-head] [--table schema.table]... [--op INSERT]...
+//   walfeedctl info [--server HOST:PORT]
+//
+// `subscribe` prints one JSON object per change, one a line, on stdout (progress messages go
+// to stderr with --show-progress). `info` prints the feed description as JSON. Bad flags exit 2
+// with a message; a failed call exits 1 with the server's status.
+#include <grpcpp/grpcpp.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/position.h"
+#include "walfeed/v1/walfeed.grpc.pb.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage:\n"
+    "  walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor CURSOR | --from-head]\n"
+    "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... [--show-progress]\n"
+    "  walfeedctl info [--server HOST:PORT]\n"
+    "LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or decimal; a cursor is X/Y:seq.\n"
+    "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051.\n";
+
+struct Options {
+  std::string command;
+  std::string server;
+  walfeed::v1::SubscribeRequest request;
+  bool show_progress = false;
+};
+
+int UsageError(const std::string& message) {
+  std::cerr << "walfeedctl: " << message << "\n" << kUsage;
+  return 2;
+}
+
+// Parses argv into `options`; returns a non-empty error message on bad input.
+std::string ParseArgs(int argc, char** argv, Options* options) {
+  if (argc < 2) return "missing command";
+  options->command = argv[1];
+  if (options->command != "subscribe" && options->command != "info") {
+    return absl::StrCat("unknown command '", options->command, "'");
+  }
+  const char* env_server = std::getenv("WALFEED_SERVER");
+  options->server = env_server ? env_server : "127.0.0.1:50051";
+  const bool subscribe = options->command == "subscribe";
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (const size_t eq = flag.find('='); eq != std::string::npos && flag.rfind("--", 0) == 0) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+      has_value = true;
+    }
+    const auto take_value = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= argc) return false;
+      value = argv[++i];
+      return true;
+    };
+    if (flag == "--server") {
+      if (!take_value()) return "--server needs HOST:PORT";
+      options->server = value;
+    } else if (subscribe && flag == "--from-lsn") {
+      if (!take_value()) return "--from-lsn needs an LSN";
+      absl::StatusOr<uint64_t> lsn = walfeed::ParseLsn(value);
+      if (!lsn.ok()) return std::string(lsn.status().message());
+      options->request.set_from_lsn(*lsn);
+    } else if (subscribe && flag == "--cursor") {
+      if (!take_value()) return "--cursor needs a cursor such as 0/16B3748:3";
+      absl::StatusOr<walfeed::Position> cursor = walfeed::ParseCursor(value);
+      if (!cursor.ok()) return std::string(cursor.status().message());
+      options->request.set_cursor(value);
+    } else if (subscribe && flag == "--from-head") {
+      options->request.set_from_head(true);
+    } else if (subscribe && flag == "--stop-at-head") {
+      options->request.set_stop_at_head(true);
+    } else if (subscribe && flag == "--show-progress") {
+      options->show_progress = true;
+    } else if (subscribe && flag == "--table") {
+      if (!take_value()) return "--table needs SCHEMA.TABLE";
+      options->request.add_tables(value);
+    } else if (subscribe && flag == "--op") {
+      if (!take_value()) return "--op needs INSERT, UPDATE, DELETE, TRUNCATE, READ or MESSAGE";
+      walfeed::v1::Change::Op op;
+      if (!walfeed::v1::Change::Op_Parse(absl::AsciiStrToUpper(value), &op) ||
+          op == walfeed::v1::Change::OP_UNSPECIFIED) {
+        return absl::StrCat("--op '", value, "' is not INSERT, UPDATE, DELETE, TRUNCATE, READ or MESSAGE");
+      }
+      options->request.add_ops(op);
+    } else {
+      return absl::StrCat("unknown flag '", flag, "' for ", options->command);
+    }
+  }
+  const walfeed::v1::SubscribeRequest& r = options->request;
+  if ((r.from_lsn() != 0) + !r.cursor().empty() + r.from_head() > 1) {
+    return "use at most one of --from-lsn, --cursor and --from-head";
+  }
+  return "";
+}
+
+int RpcFailed(const grpc::Status& status) {
+  std::cerr << "walfeedctl: " << status.error_code() << " " << status.error_message() << "\n";
+  return 1;
+}
+
+std::string ToJson(const google::protobuf::Message& message, bool pretty) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = pretty;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<walfeed::v1::SubscribeResponse>> reader =
+      stub.Subscribe(&context, options.request);
+  walfeed::v1::SubscribeResponse response;
+  while (reader->Read(&response)) {
+    for (const walfeed::v1::Change& change : response.changes()) {
+      std::cout << ToJson(change, false) << "\n";
+    }
+    if (response.changes().empty() && options.show_progress) {
+      std::cerr << "progress cursor=" << response.cursor() << " head=" << response.head_cursor() << "\n";
+    }
+    std::cout.flush();
+  }
+  grpc::Status status = reader->Finish();
+  return status.ok() ? 0 : RpcFailed(status);
+}
+
+int Info(walfeed::v1::ChangeFeed::Stub& stub) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  walfeed::v1::FeedInfo info;
+  grpc::Status status = stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), &info);
+  if (!status.ok()) return RpcFailed(status);
+  std::cout << ToJson(info, true) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  Options options;
+  if (std::string error = ParseArgs(argc, argv, &options); !error.empty()) return UsageError(error);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  walfeed::v1::ChangeFeed::Stub stub(channel);
+  return options.command == "subscribe" ? Subscribe(stub, options) : Info(stub);
+}

@@ -1,0 +1,13 @@
+# Warning and sanitizer flags shared by every walfeed target.
+add_compile_options(-Wall -Wextra)
+if(WALFEED_WERROR)
+  add_compile_options(-Werror)
+endif()
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  # Checks ABSL_GUARDED_BY and friends.
+  add_compile_options(-Wthread-safety)
+endif()
+if(WALFEED_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything walfeed needs to build, test and run its demo on Debian 12:
+# the C++ toolchain and libraries from Debian's packages, PostgreSQL 15, and `buf`
+# (a grpcurl-like client) from the npm registry into tools/node_modules.
+# Safe to run again: apt-get and npm skip what is already there.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  librocksdb-dev libabsl-dev libpq-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  postgresql postgresql-contrib
+  clang-14 libclang-rt-14-dev
+)
+# Some images ship Node.js with its own npm; Debian's npm would conflict with it.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# buf: the project-local copy keeps the global npm prefix untouched.
+if [ ! -x "$here/tools/node_modules/.bin/buf" ]; then
+  echo "install-deps: installing @bufbuild/buf into tools/"
+  (cd "$here/tools" && npm install --no-audit --no-fund --silent >/dev/null)
+fi
+echo "install-deps: ready"

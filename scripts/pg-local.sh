@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Starts or stops a private PostgreSQL cluster for walfeed's demo and tests, listening on
+# 127.0.0.1 only, with wal_level=logical. Runs the server as the `postgres` user when called
+# as root (PostgreSQL refuses to run as root).
+#
+#   scripts/pg-local.sh start DIR [PORT]   initdb DIR if new, start it, print its conninfo
+#   scripts/pg-local.sh stop DIR           stop the cluster in DIR (fast shutdown)
+#   scripts/pg-local.sh conninfo DIR       print the conninfo of the cluster in DIR
+set -euo pipefail
+
+usage() { echo "usage: $0 start DIR [PORT] | stop DIR | conninfo DIR" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+action="$1"
+dir="$(mkdir -p "$2" && cd "$2" && pwd)"
+
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+[ -x "$pg_bin/initdb" ] || { echo "pg-local: PostgreSQL is not installed (run scripts/install-deps.sh)" >&2; exit 1; }
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+conninfo() {
+  echo "host=127.0.0.1 port=$(cat "$dir/port") user=postgres dbname=postgres"
+}
+
+case "$action" in
+  start)
+    port="${3:-}"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      [ -n "$port" ] || port="$(free_port)"
+      if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
+      as_owner "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; exit 1; }
+      cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+wal_level = logical
+max_wal_senders = 20
+max_replication_slots = 20
+fsync = off
+full_page_writes = off
+CONF
+      echo "$port" >"$dir/port"
+    elif [ -n "$port" ] && [ "$port" != "$(cat "$dir/port")" ]; then
+      sed -i "s/^port = .*/port = $port/" "$dir/data/postgresql.conf"
+      echo "$port" >"$dir/port"
+    fi
+    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+      || { tail -n 20 "$dir/server.log" >&2; exit 1; }
+    conninfo
+    ;;
+  stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_owner "$pg_bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    fi
+    ;;
+  conninfo)
+    conninfo
+    ;;
+  *) usage ;;
+esac

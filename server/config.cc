@@ -1,0 +1,157 @@
+#include "server/config.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace walfeed {
+namespace {
+
+struct Setting {
+  const char* flag;  // without the leading "--"
+  const char* env;
+  const char* default_text;
+  const char* help;
+  std::function<absl::Status(const std::string& value, Config& config)> apply;
+};
+
+absl::Status SetDuration(const char* flag, const std::string& value, absl::Duration* out) {
+  absl::Duration parsed;
+  if (!absl::ParseDuration(value, &parsed) || parsed <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "='", value, "' is not a positive duration; use a number with a unit, e.g. 5s or 250ms"));
+  }
+  *out = parsed;
+  return absl::OkStatus();
+}
+
+const std::vector<Setting>& Settings() {
+  static const auto* settings = new std::vector<Setting>{
+      {"pg", "WALFEED_PG", "(none, required)",
+       "PostgreSQL to capture, as a libpq conninfo or postgresql:// URI. Prefer PGPASSWORD or "
+       "PGPASSFILE for the password: it is never logged",
+       [](const std::string& v, Config& c) {
+         c.source.conninfo = v;
+         return absl::OkStatus();
+       }},
+      {"listen", "WALFEED_LISTEN", "127.0.0.1:50051", "gRPC listen address, host:port",
+       [](const std::string& v, Config& c) {
+         if (v.find(':') == std::string::npos) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--listen='", v, "' must be host:port, e.g. 127.0.0.1:50051"));
+         }
+         c.feed.listen_address = v;
+         return absl::OkStatus();
+       }},
+      {"data-dir", "WALFEED_DATA_DIR", "./walfeed-data", "directory of the durable change log",
+       [](const std::string& v, Config& c) {
+         c.log.path = v;
+         return absl::OkStatus();
+       }},
+      {"slot", "WALFEED_SLOT", "walfeed", "logical replication slot (created when missing)",
+       [](const std::string& v, Config& c) {
+         c.source.slot = v;
+         return absl::OkStatus();
+       }},
+      {"publication", "WALFEED_PUBLICATION", "walfeed",
+       "publication to stream (created FOR ALL TABLES when missing)",
+       [](const std::string& v, Config& c) {
+         c.source.publication = v;
+         return absl::OkStatus();
+       }},
+      {"progress-interval", "WALFEED_PROGRESS_INTERVAL", "5s",
+       "how often an idle subscriber gets a progress message",
+       [](const std::string& v, Config& c) {
+         return SetDuration("progress-interval", v, &c.feed.progress_interval);
+       }},
+      {"log-level", "WALFEED_LOG_LEVEL", "info", "trace, debug, info, warn or error",
+       [](const std::string& v, Config& c) {
+         const std::string level = absl::AsciiStrToLower(v);
+         if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+             level != "error") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--log-level='", v, "' must be trace, debug, info, warn or error"));
+         }
+         c.log_level = level;
+         return absl::OkStatus();
+       }},
+  };
+  return *settings;
+}
+
+const Setting* FindSetting(absl::string_view flag) {
+  for (const Setting& setting : Settings()) {
+    if (flag == setting.flag) return &setting;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env) {
+  Config config;
+  config.log.path = "./walfeed-data";
+  for (const Setting& setting : Settings()) {
+    if (std::optional<std::string> value = env(setting.env)) {
+      if (absl::Status applied = setting.apply(*value, config); !applied.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("environment variable ", setting.env, ": ", applied.message()));
+      }
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      config.show_help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      config.show_version = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "': every setting is a --flag (see --help)"));
+    }
+    std::string name = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const Setting* setting = FindSetting(name);
+    if (setting == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
+      }
+      value = args[++i];
+    }
+    if (absl::Status applied = setting->apply(value, config); !applied.ok()) return applied;
+  }
+  if (config.show_help || config.show_version) return config;
+  if (absl::Status s = config.source.Validate(); !s.ok()) return s;
+  if (absl::Status s = config.log.Validate(); !s.ok()) return s;
+  if (absl::Status s = config.feed.Validate(); !s.ok()) return s;
+  return config;
+}
+
+std::string ConfigHelp() {
+  std::string out =
+      "walfeed: PostgreSQL change data capture over gRPC.\n\n"
+      "Usage: walfeed --pg \"host=... dbname=... user=...\" [flags]\n\n"
+      "Every flag can also be set by its environment variable; a flag wins over the variable.\n\n";
+  for (const Setting& setting : Settings()) {
+    absl::StrAppend(&out, "  --", setting.flag, " (", setting.env, ", default ", setting.default_text,
+                    ")\n      ", setting.help, "\n");
+  }
+  absl::StrAppend(&out, "  --help     this text\n  --version  the version\n");
+  return out;
+}
+
+}  // namespace walfeed

@@ -1,0 +1,39 @@
+// walfeed's configuration: every setting with its flag, environment variable, default and help.
+//
+// Precedence: a command-line flag beats its environment variable, which beats the default.
+// ParseConfig() validates every value once and rejects a bad one with a sentence naming the
+// setting, the value and the expected form. ConfigHelp() lists every setting with its default.
+#ifndef WALFEED_SERVER_CONFIG_H_
+#define WALFEED_SERVER_CONFIG_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/feed/feed_options.h"
+#include "server/log/change_log_options.h"
+#include "server/source/source_options.h"
+
+namespace walfeed {
+
+struct Config {
+  SourceOptions source;
+  ChangeLogOptions log;
+  FeedOptions feed;
+  std::string log_level = "info";
+  bool show_help = false;
+  bool show_version = false;
+};
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env);
+
+std::string ConfigHelp();
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_CONFIG_H_

@@ -1,0 +1,27 @@
+// SourceStatus: what the source reports about itself, for the feed description.
+// A plain value copied out of the source under its lock; it promises nothing by itself.
+#ifndef WALFEED_SERVER_CORE_SOURCE_STATUS_H_
+#define WALFEED_SERVER_CORE_SOURCE_STATUS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace walfeed {
+
+struct SourceStatus {
+  std::string database;
+  std::string system_identifier;
+  std::string slot;
+  std::string publication;
+  // Published tables as "schema.table", sorted.
+  std::vector<std::string> tables;
+  // "starting", "streaming", "reconnecting" or "stopped".
+  std::string state = "starting";
+  // The LSN most recently confirmed to PostgreSQL as flushed.
+  uint64_t confirmed_flush_lsn = 0;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_CORE_SOURCE_STATUS_H_

@@ -1,0 +1,63 @@
+#include "server/feed/change_feed_service.h"
+
+#include <utility>
+
+#include "server/core/position.h"
+#include "server/feed/subscribe_reactor.h"
+#include "server/feed/subscription_plan.h"
+
+namespace walfeed {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
+                                     const FeedOptions* options, SourceStatusFn source_status)
+    : log_(log), hub_(hub), options_(options), source_status_(std::move(source_status)) {}
+
+grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
+    grpc::CallbackServerContext* /*context*/, const v1::SubscribeRequest* request) {
+  if (hub_->shutting_down()) {
+    return new RejectedSubscribe(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                              "walfeed is shutting down; resume from your last cursor"));
+  }
+  const SourceStatus source = source_status_();
+  PlanLimits limits;
+  limits.default_batch_changes = options_->default_batch_changes;
+  limits.max_batch_changes = options_->max_batch_changes;
+  absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(*request, log_->Head(), source.tables, limits);
+  if (!plan.ok()) return new RejectedSubscribe(ToGrpcStatus(plan.status()));
+  return new SubscribeReactor(log_, hub_, options_, *std::move(plan));
+}
+
+grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerContext* context,
+                                                         const v1::GetFeedInfoRequest* /*request*/,
+                                                         v1::FeedInfo* response) {
+  const Position oldest = log_->Oldest();
+  const Position head = log_->Head();
+  if (!head.IsZero()) {
+    response->set_oldest_cursor(FormatCursor(oldest));
+    response->set_newest_cursor(FormatCursor(head));
+    response->set_oldest_lsn(oldest.lsn);
+    response->set_newest_lsn(head.lsn);
+  }
+  const SourceStatus source = source_status_();
+  response->set_database(source.database);
+  response->set_system_identifier(source.system_identifier);
+  response->set_slot(source.slot);
+  response->set_publication(source.publication);
+  for (const std::string& table : source.tables) response->add_tables(table);
+  response->set_source_state(source.state);
+  response->set_confirmed_flush_lsn(FormatLsn(source.confirmed_flush_lsn));
+  response->set_subscribers(hub_->subscribers());
+  const ChangeLogStats stats = log_->Stats();
+  response->set_changes_appended(stats.changes_appended);
+  response->set_transactions_appended(stats.transactions_appended);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace walfeed

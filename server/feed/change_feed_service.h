@@ -1,0 +1,48 @@
+// ChangeFeedService: the walfeed.v1.ChangeFeed gRPC service (callback API).
+//
+// Subscribe validates the request (SubscriptionPlan) and starts a SubscribeReactor, or fails
+// at once with INVALID_ARGUMENT / NOT_FOUND and a sentence; GetFeedInfo describes the log,
+// the source and the subscribers. Converts absl::Status to gRPC status only here, in feed/.
+#ifndef WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
+#define WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
+
+#include <functional>
+
+#include <grpcpp/grpcpp.h>
+
+#include "server/core/source_status.h"
+#include "server/feed/feed_options.h"
+#include "server/feed/subscriber_hub.h"
+#include "server/log/change_log.h"
+#include "walfeed/v1/walfeed.grpc.pb.h"
+
+namespace walfeed {
+
+using SourceStatusFn = std::function<SourceStatus()>;
+
+class ChangeFeedService final : public v1::ChangeFeed::CallbackService {
+ public:
+  // Every pointer must outlive the service.
+  ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
+                    SourceStatusFn source_status);
+
+  grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
+
+  grpc::ServerUnaryReactor* GetFeedInfo(grpc::CallbackServerContext* context,
+                                        const v1::GetFeedInfoRequest* request,
+                                        v1::FeedInfo* response) override;
+
+ private:
+  const ChangeLog* const log_;
+  SubscriberHub* const hub_;
+  const FeedOptions* const options_;
+  const SourceStatusFn source_status_;
+};
+
+// absl::Status -> grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_

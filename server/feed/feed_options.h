@@ -1,0 +1,44 @@
+// FeedOptions: how the gRPC feed batches, paces and paces-down its streams.
+// Defaults are written here; Validate() rejects bad values once, at start.
+#ifndef WALFEED_SERVER_FEED_FEED_OPTIONS_H_
+#define WALFEED_SERVER_FEED_FEED_OPTIONS_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace walfeed {
+
+struct FeedOptions {
+  // host:port to listen on.
+  std::string listen_address = "127.0.0.1:50051";
+  // A subscriber with nothing to receive gets a progress message this often.
+  absl::Duration progress_interval = absl::Seconds(5);
+  // Batches per stream message: at most this many changes (the request may ask for fewer) ...
+  size_t max_batch_changes = 1000;
+  size_t default_batch_changes = 500;
+  // ... and about this many bytes, well under gRPC's default 4 MiB receive limit.
+  size_t max_batch_bytes = 1 << 20;
+  // Server keepalive pings on idle streams, so proxies do not drop them.
+  absl::Duration keepalive_time = absl::Seconds(30);
+  absl::Duration keepalive_timeout = absl::Seconds(10);
+  // How long shutdown waits for streams to end before cancelling them.
+  absl::Duration shutdown_grace = absl::Seconds(2);
+
+  absl::Status Validate() const {
+    if (listen_address.empty()) return absl::InvalidArgumentError("--listen must be host:port");
+    if (progress_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("the progress interval must be positive");
+    }
+    if (max_batch_changes == 0 || default_batch_changes == 0 || max_batch_bytes == 0) {
+      return absl::InvalidArgumentError("feed batch limits must be positive");
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_FEED_FEED_OPTIONS_H_

@@ -1,0 +1,47 @@
+// FeedServer: the gRPC server walfeed runs: ChangeFeed, server reflection and the standard
+// grpc.health.v1.Health service, with keepalive settings fit for long-lived streams.
+//
+// Start() binds and serves; Shutdown() ends every stream with UNAVAILABLE ("resume from your
+// cursor"), waits up to the grace period, and stops. Thread-safe.
+#ifndef WALFEED_SERVER_FEED_FEED_SERVER_H_
+#define WALFEED_SERVER_FEED_FEED_SERVER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "server/feed/change_feed_service.h"
+#include "server/feed/feed_options.h"
+#include "server/log/change_log.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace walfeed {
+
+class FeedServer {
+ public:
+  // `log` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<FeedServer>> Start(const FeedOptions& options, ChangeLog* log,
+                                                           SourceStatusFn source_status);
+  ~FeedServer();
+
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+
+  void Shutdown();
+
+ private:
+  FeedServer() = default;
+
+  FeedOptions options_;
+  std::shared_ptr<SubscriberHub> hub_;
+  std::unique_ptr<ChangeFeedService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_FEED_FEED_SERVER_H_

@@ -1,0 +1,74 @@
+// SubscribeReactor: one Subscribe stream, driven by gRPC's callback API.
+//
+// A subscriber is a cursor over the log and nothing more: it reads a batch from its position,
+// filters it, writes it, and on OnWriteDone reads on. Caught up, it hands itself to the
+// SubscriberHub until the head moves, sending a progress message (no changes, the cursor up to
+// which it has caught up, the head) after each progress interval with nothing to send. A slow
+// client only holds back its own position; no changes are queued in memory for it.
+// See SubscriberHub for who may drive it when.
+#ifndef WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_
+#define WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_
+
+#include <atomic>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/time/time.h"
+#include "server/feed/feed_options.h"
+#include "server/feed/subscriber_hub.h"
+#include "server/feed/subscription_plan.h"
+#include "server/log/change_log.h"
+#include "walfeed/v1/walfeed.grpc.pb.h"
+
+namespace walfeed {
+
+class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResponse>,
+                               public Pumpable {
+ public:
+  SubscribeReactor(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
+                   SubscriptionPlan plan);
+
+  void Pump() override;
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  // Reads and filters into response_; true when there is something to write.
+  bool FillBatch();
+  void Write();
+  // A message with no changes: the cursor the client has caught up to, and the head.
+  void WriteProgress();
+  // The position just before next_: everything up to it is delivered or filtered out.
+  Position CaughtUpTo() const;
+  bool ReachedStop() const;
+
+  const ChangeLog* const log_;
+  SubscriberHub* const hub_;
+  const FeedOptions* const options_;
+  const SubscriptionPlan plan_;
+
+  // Touched only by whoever drives the reactor (see SubscriberHub), one party at a time.
+  Position next_;
+  v1::SubscribeResponse response_;
+  std::vector<LogRecord> records_;
+  absl::Time last_write_ = absl::Now();
+  bool finished_ = false;
+  bool finish_after_write_ = false;
+  bool last_read_ends_transaction_ = false;
+
+  std::atomic<bool> cancelled_{false};
+};
+
+// A Subscribe call rejected before it started: finishes at once with `status`.
+class RejectedSubscribe final : public grpc::ServerWriteReactor<v1::SubscribeResponse> {
+ public:
+  explicit RejectedSubscribe(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_

@@ -1,0 +1,82 @@
+// SubscriberHub: wakes idle subscribers when the log's head moves, and paces their progress
+// messages, with one dispatcher thread for all of them (no thread per stream).
+//
+// Ownership protocol, which is what makes this safe without reference counts: a subscriber is
+// driven by exactly one party at a time, either gRPC (a write in flight), the hub (it sits in
+// the waiting set or the ready queue), or the thread currently running its Pump(). A subscriber
+// that finds nothing to send hands itself to the hub with AddWaiter(); the hub gives it back
+// by calling Pump() from its dispatcher thread when the head passes the subscriber's next
+// position, at each progress tick, on cancellation, and at shutdown.
+// Thread-safe.
+#ifndef WALFEED_SERVER_FEED_SUBSCRIBER_HUB_H_
+#define WALFEED_SERVER_FEED_SUBSCRIBER_HUB_H_
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/position.h"
+
+namespace walfeed {
+
+// What the hub drives.
+class Pumpable {
+ public:
+  virtual ~Pumpable() = default;
+  // Reads on from the subscriber's position and writes, waits or finishes.
+  virtual void Pump() = 0;
+};
+
+class SubscriberHub {
+ public:
+  SubscriberHub(Position head, absl::Duration tick);
+  ~SubscriberHub();
+
+  SubscriberHub(const SubscriberHub&) = delete;
+  SubscriberHub& operator=(const SubscriberHub&) = delete;
+
+  // The log's head moved (called from the appender's thread; cheap).
+  void OnHeadAdvanced(const Position& head);
+
+  // Takes `subscriber` until the head reaches `next` (or a tick, cancel or shutdown). Returns
+  // false, keeping nothing, when the head is already at or past `next`: read again.
+  bool AddWaiter(Pumpable* subscriber, const Position& next);
+
+  // Hands a waiting subscriber back promptly (it was cancelled); no-op if it is not waiting.
+  void Wake(Pumpable* subscriber);
+
+  // From now on every subscriber is pumped at once so that it can end its stream.
+  void BeginShutdown();
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
+
+  // Stops the dispatcher thread. Call after the gRPC server has shut down.
+  void Stop();
+
+  void SubscriberStarted() { subscribers_.fetch_add(1); }
+  void SubscriberEnded() { subscribers_.fetch_sub(1); }
+  uint32_t subscribers() const { return subscribers_.load(); }
+
+ private:
+  void Dispatch();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const absl::Duration tick_;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<uint32_t> subscribers_{0};
+
+  mutable absl::Mutex mu_;
+  Position head_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Pumpable*, Position> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<Pumpable*> ready_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool head_moved_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread dispatcher_;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_FEED_SUBSCRIBER_HUB_H_

@@ -1,0 +1,91 @@
+#include "server/feed/subscription_plan.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace walfeed {
+namespace {
+
+constexpr size_t kMaxTableFilters = 10000;
+constexpr size_t kMaxNameBytes = 256;
+
+// The published tables, listed in an error message (at most a handful).
+std::string ListSome(const std::vector<std::string>& names) {
+  if (names.empty()) return "none";
+  constexpr size_t kShown = 10;
+  std::vector<std::string> shown(names.begin(), names.begin() + std::min(names.size(), kShown));
+  std::string out = absl::StrJoin(shown, ", ");
+  if (names.size() > kShown) absl::StrAppend(&out, " and ", names.size() - kShown, " more");
+  return out;
+}
+
+}  // namespace
+
+bool SubscriptionPlan::Accepts(const v1::Change& change) const {
+  if (op_mask != 0 && (op_mask & (1u << change.op())) == 0) return false;
+  if (tables.empty()) return true;
+  return tables.contains(absl::StrCat(change.schema(), ".", change.table()));
+}
+
+absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
+                                                  const Position& head,
+                                                  const std::vector<std::string>& known_tables,
+                                                  const PlanLimits& limits) {
+  SubscriptionPlan plan;
+  const int starts = (request.from_lsn() != 0) + !request.cursor().empty() + request.from_head();
+  if (starts > 1) {
+    return absl::InvalidArgumentError(
+        "set at most one of from_lsn, cursor and from_head: they name different starting points");
+  }
+  if (!request.cursor().empty()) {
+    if (request.cursor().size() > kMaxNameBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cursor is ", request.cursor().size(), " bytes long; a cursor looks like '0/16B3748:3'"));
+    }
+    absl::StatusOr<Position> cursor = ParseCursor(request.cursor());
+    if (!cursor.ok()) return cursor.status();
+    plan.start = cursor->Successor();
+  } else if (request.from_head()) {
+    plan.start = head.Successor();
+  } else {
+    plan.start = Position{request.from_lsn(), 0};
+  }
+
+  if (request.tables_size() > static_cast<int>(kMaxTableFilters)) {
+    return absl::InvalidArgumentError(absl::StrCat("the table filter names ", request.tables_size(),
+                                                   " tables; at most ", kMaxTableFilters, " are allowed"));
+  }
+  for (const std::string& name : request.tables()) {
+    if (name.empty() || name.size() > kMaxNameBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "table filter entry '", name.substr(0, 64), "' must be 'schema.table', 1 to ",
+          kMaxNameBytes, " bytes"));
+    }
+    const std::string qualified = name.find('.') == std::string::npos ? absl::StrCat("public.", name) : name;
+    if (!std::binary_search(known_tables.begin(), known_tables.end(), qualified)) {
+      return absl::NotFoundError(absl::StrCat("table '", qualified,
+                                              "' in the table filter is not published; published "
+                                              "tables: ", ListSome(known_tables)));
+    }
+    plan.tables.insert(qualified);
+  }
+
+  for (int op : request.ops()) {
+    if (op <= v1::Change::OP_UNSPECIFIED || op > v1::Change::MESSAGE) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "operation filter value ", op, " is not an operation; use INSERT, UPDATE, DELETE, "
+          "TRUNCATE, READ or MESSAGE"));
+    }
+    plan.op_mask |= 1u << op;
+  }
+
+  const size_t asked = request.max_batch_changes();
+  plan.max_batch_changes = asked == 0 ? limits.default_batch_changes : std::min(asked, limits.max_batch_changes);
+  if (request.stop_at_head()) plan.stop_at = head;
+  return plan;
+}
+
+}  // namespace walfeed

@@ -1,0 +1,78 @@
+// ChangeLog: the durable, ordered change log, stored in RocksDB.
+//
+// Promises:
+// - Append() writes whole transactions and the source's resume point in one atomic, synced
+//   WriteBatch: after a crash either all of it is there or none of it.
+// - Records are keyed by Position and read back in position order; positions only grow.
+// - Head listeners are called after every successful append, outside any lock, with the new
+//   head; they must be quick (signal a thread, do not read the log inline).
+// Thread-safe: one appender at a time (appends are serialized), any number of readers.
+// It knows nothing of PostgreSQL's wire formats or of gRPC; a change is stored as the serialized
+// `walfeed.v1.Change` so a reader can send it on as stored.
+#ifndef WALFEED_SERVER_LOG_CHANGE_LOG_H_
+#define WALFEED_SERVER_LOG_CHANGE_LOG_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "server/core/position.h"
+#include "server/core/transaction_sink.h"
+#include "server/log/change_log_options.h"
+
+namespace walfeed {
+
+// One stored change: its position and its serialized `walfeed.v1.Change`.
+struct LogRecord {
+  Position position;
+  std::string change;
+};
+
+struct ChangeLogStats {
+  uint64_t changes_appended = 0;
+  uint64_t transactions_appended = 0;
+};
+
+class ChangeLog : public TransactionSink {
+ public:
+  using HeadListener = std::function<void(const Position& head)>;
+
+  static absl::StatusOr<std::unique_ptr<ChangeLog>> Open(const ChangeLogOptions& options);
+  ~ChangeLog() override;
+
+  ChangeLog(const ChangeLog&) = delete;
+  ChangeLog& operator=(const ChangeLog&) = delete;
+
+  // TransactionSink. Fails (and stores nothing) when a transaction's commit LSN is not above the
+  // head, or its changes' positions do not match it.
+  absl::Status Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) override;
+  uint64_t ResumeLsn() const override;
+
+  // Appends to `out` the records whose position is >= `start`, in order, stopping after
+  // `max_records` records or once `max_bytes` of change data were read (at least one record is
+  // read when there is one).
+  absl::Status Read(const Position& start, size_t max_records, size_t max_bytes,
+                    std::vector<LogRecord>* out) const;
+
+  // Newest and oldest stored positions; zero positions when the log is empty.
+  Position Head() const;
+  Position Oldest() const;
+
+  ChangeLogStats Stats() const;
+
+  void AddHeadListener(HeadListener listener);
+
+ private:
+  struct Impl;
+  explicit ChangeLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_LOG_CHANGE_LOG_H_

@@ -1,0 +1,92 @@
+// walfeed's entry point: reads the configuration, opens the change log, starts the gRPC feed
+// and the PostgreSQL source, and on SIGINT/SIGTERM shuts them down in order: streams end with
+// UNAVAILABLE, the source appends and confirms what it has, the log closes.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "server/config.h"
+#include "server/feed/feed_server.h"
+#include "server/log/change_log.h"
+#include "server/source/source.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "server/core/log_format.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+int Fail(absl::string_view what, const absl::Status& status) {
+  spdlog::error("event=startup_failed step={} error=\"{}\"", what, status.message());
+  std::cerr << "walfeed: " << what << ": " << status.message() << "\n";
+  return 1;
+}
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("walfeed");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<walfeed::Config> config =
+      walfeed::ParseConfig(args, [](const std::string& name) -> std::optional<std::string> {
+        const char* value = std::getenv(name.c_str());
+        if (value == nullptr) return std::nullopt;
+        return std::string(value);
+      });
+  if (!config.ok()) {
+    std::cerr << "walfeed: " << config.status().message() << "\nRun 'walfeed --help' for the settings.\n";
+    return 2;
+  }
+  if (config->show_help) {
+    std::cout << walfeed::ConfigHelp();
+    return 0;
+  }
+  if (config->show_version) {
+    std::cout << "walfeed 0.1.0\n";
+    return 0;
+  }
+  SetUpLogging(config->log_level);
+
+  // Signals go to the main thread's sigwait only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = walfeed::ChangeLog::Open(config->log);
+  if (!log.ok()) return Fail("opening the change log", log.status());
+  spdlog::info("event=log_opened path={} head={} resume_lsn={}", config->log.path,
+               walfeed::FormatCursor((*log)->Head()), walfeed::FormatLsn((*log)->ResumeLsn()));
+
+  walfeed::Source source(config->source, log->get());
+  absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed =
+      walfeed::FeedServer::Start(config->feed, log->get(), [&source] { return source.status(); });
+  if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
+  if (absl::Status started = source.Start(); !started.ok()) {
+    (*feed)->Shutdown();
+    return Fail("starting the PostgreSQL source", started);
+  }
+  spdlog::info("event=ready listen={} port={}", config->feed.listen_address, (*feed)->port());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("event=shutdown_requested signal={}", signal_number);
+  (*feed)->Shutdown();
+  source.Stop();
+  const walfeed::SourceStatus final_status = source.status();
+  spdlog::info("event=stopped confirmed_flush_lsn={} head={}",
+               walfeed::FormatLsn(final_status.confirmed_flush_lsn),
+               walfeed::FormatCursor((*log)->Head()));
+  return 0;
+}

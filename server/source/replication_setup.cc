@@ -1,0 +1,138 @@
+#include "server/source/replication_setup.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/position.h"
+
+namespace walfeed {
+
+absl::StatusOr<SystemIdentity> IdentifySystem(PgConnection& conn) {
+  absl::StatusOr<QueryRows> result = conn.Query("IDENTIFY_SYSTEM");
+  if (!result.ok()) return result.status();
+  if (result->rows.size() != 1 || result->rows[0].size() < 4) {
+    return absl::InternalError("IDENTIFY_SYSTEM returned an unexpected result");
+  }
+  const std::vector<std::string>& row = result->rows[0];
+  SystemIdentity identity;
+  identity.system_identifier = row[0];
+  if (!absl::SimpleAtoi(row[1], &identity.timeline)) {
+    return absl::InternalError(absl::StrCat("IDENTIFY_SYSTEM timeline '", row[1], "' is not a number"));
+  }
+  absl::StatusOr<uint64_t> lsn = ParseLsn(row[2]);
+  if (!lsn.ok()) return lsn.status();
+  identity.wal_flush_lsn = *lsn;
+  identity.database = row[3];
+  return identity;
+}
+
+absl::Status CheckWalLevel(PgConnection& conn) {
+  absl::StatusOr<QueryRows> result = conn.Query("SHOW wal_level");
+  if (!result.ok()) return result.status();
+  const std::string level = result->rows.empty() ? "" : result->rows[0][0];
+  if (level != "logical") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "PostgreSQL has wal_level=", level,
+        " but walfeed needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical; and "
+        "restart PostgreSQL"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EnsurePublication(PgConnection& conn, const std::string& publication) {
+  absl::StatusOr<QueryRows> found = conn.Query(absl::StrCat(
+      "SELECT 1 FROM pg_publication WHERE pubname = ", conn.QuoteLiteral(publication)));
+  if (!found.ok()) return found.status();
+  if (!found->rows.empty()) return absl::OkStatus();
+  absl::StatusOr<QueryRows> created = conn.Query(absl::StrCat(
+      "CREATE PUBLICATION ", conn.QuoteIdentifier(publication), " FOR ALL TABLES"));
+  if (!created.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "publication '", publication, "' does not exist and walfeed cannot create it: ",
+        created.status().message(),
+        " (create it yourself, e.g. CREATE PUBLICATION ", publication,
+        " FOR TABLE ..., or let a superuser run walfeed once)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
+  absl::StatusOr<QueryRows> found = conn.Query(absl::StrCat(
+      "SELECT plugin, slot_type, database, active, coalesce(active_pid::text, '') "
+      "FROM pg_replication_slots WHERE slot_name = ",
+      conn.QuoteLiteral(slot)));
+  if (!found.ok()) return found.status();
+  if (found->rows.empty()) {
+    absl::StatusOr<QueryRows> created = conn.Query(absl::StrCat(
+        "CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot), " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
+    if (!created.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create replication slot '", slot, "': ", created.status().message(),
+          " (check max_replication_slots and that the role has the REPLICATION attribute)"));
+    }
+    return absl::OkStatus();
+  }
+  const std::vector<std::string>& row = found->rows[0];
+  if (row[1] != "logical" || row[0] != "pgoutput") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "replication slot '", slot, "' exists but is a ", row[1], " slot with plugin '", row[0],
+        "'; walfeed needs a logical pgoutput slot: pass another --slot name or drop that slot"));
+  }
+  if (row[2] != conn.database()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "replication slot '", slot, "' belongs to database '", row[2], "', not '", conn.database(),
+        "': pass another --slot name"));
+  }
+  if (row[3] == "t") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "replication slot '", slot, "' is in use by another process (pid ", row[4],
+        "): stop that consumer or pass another --slot name"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
+                                                         const std::string& publication) {
+  absl::StatusOr<QueryRows> result = conn.Query(absl::StrCat(
+      "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = ",
+      conn.QuoteLiteral(publication), " ORDER BY 1"));
+  if (!result.ok()) return result.status();
+  std::vector<std::string> tables;
+  tables.reserve(result->rows.size());
+  for (const std::vector<std::string>& row : result->rows) tables.push_back(row[0]);
+  return tables;
+}
+
+absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types) {
+  absl::StatusOr<QueryRows> result = conn.Query(
+      "SELECT t.oid, n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace");
+  if (!result.ok()) return result.status();
+  for (const std::vector<std::string>& row : result->rows) {
+    uint32_t oid;
+    if (absl::SimpleAtoi(row[0], &oid)) types->Add(oid, row[1], row[2]);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StartReplication(PgConnection& conn, const std::string& slot,
+                              const std::string& publication, uint64_t start_lsn) {
+  // publication_names is a list of identifiers inside a string literal.
+  const std::string names = conn.QuoteLiteral(conn.QuoteIdentifier(publication));
+  const std::string command = absl::StrCat(
+      "START_REPLICATION SLOT ", conn.QuoteIdentifier(slot), " LOGICAL ", FormatLsn(start_lsn),
+      " (\"proto_version\" '1', \"publication_names\" ", names, ", \"messages\" 'true')");
+  PGresult* result = PQexec(conn.raw(), command.c_str());
+  const ExecStatusType status = PQresultStatus(result);
+  std::string error = result ? PQresultErrorMessage(result) : "";
+  PQclear(result);
+  if (status != PGRES_COPY_BOTH) {
+    if (error.empty()) error = PgErrorMessage(conn.raw());
+    return absl::FailedPreconditionError(absl::StrCat("START_REPLICATION failed: ", error));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace walfeed

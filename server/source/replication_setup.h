@@ -1,0 +1,52 @@
+// The SQL and replication commands that prepare a PostgreSQL database for walfeed and start
+// streaming: server checks, publication and slot creation, catalog look-ups, START_REPLICATION.
+//
+// Each failure says what is wrong and how to fix it (wal_level, privileges, a slot in use).
+// They run on a `replication=database` connection, one simple-protocol statement at a time.
+#ifndef WALFEED_SERVER_SOURCE_REPLICATION_SETUP_H_
+#define WALFEED_SERVER_SOURCE_REPLICATION_SETUP_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/source/pg_connection.h"
+#include "server/source/type_catalog.h"
+
+namespace walfeed {
+
+struct SystemIdentity {
+  std::string system_identifier;
+  uint32_t timeline = 0;
+  uint64_t wal_flush_lsn = 0;
+  std::string database;
+};
+
+absl::StatusOr<SystemIdentity> IdentifySystem(PgConnection& conn);
+
+// Fails unless wal_level is logical.
+absl::Status CheckWalLevel(PgConnection& conn);
+
+// Creates `publication` FOR ALL TABLES when it does not exist.
+absl::Status EnsurePublication(PgConnection& conn, const std::string& publication);
+
+// Creates the logical slot with pgoutput when missing; fails when it exists with another plugin,
+// on another database, or is in use by another process.
+absl::Status EnsureSlot(PgConnection& conn, const std::string& slot);
+
+// The publication's tables as "schema.table", sorted.
+absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
+                                                         const std::string& publication);
+
+// Every type in pg_type, for type names in changes.
+absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types);
+
+// START_REPLICATION with pgoutput; afterwards the connection is in COPY BOTH mode.
+absl::Status StartReplication(PgConnection& conn, const std::string& slot,
+                              const std::string& publication, uint64_t start_lsn);
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_SOURCE_REPLICATION_SETUP_H_

@@ -1,0 +1,69 @@
+#include "server/source/replication_stream.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace walfeed {
+
+ReplicationStream::~ReplicationStream() { ReleaseBuffer(); }
+
+void ReplicationStream::ReleaseBuffer() {
+  if (buffer_ != nullptr) PQfreemem(buffer_);
+  buffer_ = nullptr;
+}
+
+absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, ReplicationFrame* frame) {
+  ReleaseBuffer();
+  PGconn* conn = conn_->raw();
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    const int length = PQgetCopyData(conn, &buffer_, /*async=*/1);
+    if (length > 0) {
+      absl::StatusOr<ReplicationFrame> parsed = ParseReplicationFrame(absl::string_view(buffer_, length));
+      if (!parsed.ok()) return parsed.status();
+      *frame = *parsed;
+      return true;
+    }
+    if (length == -1) {
+      PGresult* result = PQgetResult(conn);
+      std::string why = result ? PQresultErrorMessage(result) : "";
+      PQclear(result);
+      return absl::UnavailableError(absl::StrCat("PostgreSQL ended the replication stream ", why));
+    }
+    if (length == -2) {
+      return absl::UnavailableError(
+          absl::StrCat("replication connection failed: ", PgErrorMessage(conn)));
+    }
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd fd{PQsocket(conn), POLLIN, 0};
+    const int ready = poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (ready < 0 && errno != EINTR) {
+      return absl::UnavailableError(absl::StrCat("poll on the replication socket: ", strerror(errno)));
+    }
+    if (ready > 0 && PQconsumeInput(conn) == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("replication connection failed: ", PgErrorMessage(conn)));
+    }
+    if (ready == 0) return false;
+  }
+}
+
+absl::Status ReplicationStream::SendStatus(uint64_t flushed, bool reply_requested) {
+  const std::string message = EncodeStandbyStatus(flushed, PgNowMicros(), reply_requested);
+  PGconn* conn = conn_->raw();
+  if (PQputCopyData(conn, message.data(), static_cast<int>(message.size())) <= 0 ||
+      PQflush(conn) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot send the standby status update: ", PgErrorMessage(conn)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace walfeed

@@ -1,0 +1,76 @@
+// Source: tails one PostgreSQL database through logical replication into a TransactionSink.
+//
+// Start() connects, checks the server (wal_level, privileges), creates the publication and the
+// slot when missing, and fails fast with a sentence naming the fix when it cannot. Then a
+// streaming thread decodes pgoutput into whole transactions, appends those that arrive together
+// with one durable Append (group commit), and only after that reports their end LSN to
+// PostgreSQL as flushed. It resumes from the sink's stored resume point and skips anything
+// PostgreSQL re-sends from before it, so every committed change reaches the sink exactly once,
+// in commit order. Idle keepalives are answered and, with no transaction open, confirm the
+// server's WAL end so an idle database never makes PostgreSQL keep WAL. A lost connection is
+// retried with backoff. Thread-safe: status() may be called from any thread.
+#ifndef WALFEED_SERVER_SOURCE_SOURCE_H_
+#define WALFEED_SERVER_SOURCE_SOURCE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "server/core/source_status.h"
+#include "server/core/transaction_sink.h"
+#include "server/source/source_options.h"
+
+namespace walfeed {
+
+class PgConnection;
+class ReplicationStream;
+class TransactionBuilder;
+
+class Source {
+ public:
+  // `sink` must outlive the source.
+  Source(SourceOptions options, TransactionSink* sink);
+  ~Source();
+
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+
+  absl::Status Start();
+
+  // Appends what is complete, confirms it to PostgreSQL, closes the connection, joins.
+  void Stop();
+
+  SourceStatus status() const;
+
+ private:
+  struct Batch;
+
+  // Connects and runs every check and set-up step.
+  absl::StatusOr<std::unique_ptr<PgConnection>> ConnectAndPrepare();
+  void Run(std::unique_ptr<PgConnection> first_connection);
+  absl::Status StreamSession(PgConnection& conn);
+  absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,
+                              TransactionBuilder& builder, Batch& batch);
+  absl::Status FlushBatch(ReplicationStream& stream, Batch& batch);
+  void SetState(const std::string& state);
+
+  const SourceOptions options_;
+  TransactionSink* const sink_;
+  std::thread thread_;
+  absl::Notification stop_;
+  std::atomic<bool> started_{false};
+
+  mutable absl::Mutex mu_;
+  SourceStatus status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_SOURCE_SOURCE_H_

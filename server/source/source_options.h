@@ -1,0 +1,35 @@
+// SourceOptions: how the source connects to PostgreSQL and batches what it receives.
+// Defaults are written here; Validate() rejects bad values once, at start.
+#ifndef WALFEED_SERVER_SOURCE_SOURCE_OPTIONS_H_
+#define WALFEED_SERVER_SOURCE_SOURCE_OPTIONS_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace walfeed {
+
+struct SourceOptions {
+  // libpq conninfo ("host=... dbname=..." or a postgresql:// URI). Never logged.
+  std::string conninfo;
+  // Logical replication slot (created with pgoutput when missing).
+  std::string slot = "walfeed";
+  // Publication (created FOR ALL TABLES when missing).
+  std::string publication = "walfeed";
+  // How often a status update goes to PostgreSQL even when nothing asks for one.
+  absl::Duration status_interval = absl::Seconds(10);
+  // Reconnect backoff after a lost connection: doubles from min up to max.
+  absl::Duration reconnect_min = absl::Milliseconds(500);
+  absl::Duration reconnect_max = absl::Seconds(30);
+  // Group commit: transactions received together are appended with one sync, up to these.
+  size_t max_batch_transactions = 4096;
+  size_t max_batch_bytes = 32 << 20;
+
+  absl::Status Validate() const;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_SOURCE_SOURCE_OPTIONS_H_

@@ -1,0 +1,201 @@
+#include "server/source/transaction_builder.h"
+
+#include <utility>
+#include <variant>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/position.h"
+#include "server/source/value_converter.h"
+
+namespace walfeed {
+namespace {
+
+// Seconds from 1970-01-01 to 2000-01-01.
+constexpr int64_t kPgEpochUnixSeconds = 946684800;
+
+std::string SchemaName(const pgoutput::Relation& relation) {
+  return relation.schema.empty() ? "pg_catalog" : relation.schema;
+}
+
+}  // namespace
+
+void SetPgTimestamp(int64_t pg_micros, google::protobuf::Timestamp* out) {
+  int64_t seconds = pg_micros / 1000000;
+  int64_t micros = pg_micros % 1000000;
+  if (micros < 0) {
+    micros += 1000000;
+    seconds -= 1;
+  }
+  out->set_seconds(seconds + kPgEpochUnixSeconds);
+  out->set_nanos(static_cast<int32_t>(micros * 1000));
+}
+
+const pgoutput::Relation* TransactionBuilder::FindRelation(uint32_t relation_id) const {
+  auto it = relations_.find(relation_id);
+  return it == relations_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view what,
+                                                            uint32_t relation_id,
+                                                            const pgoutput::Relation** relation) {
+  if (!open_) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " arrived outside a transaction"));
+  }
+  if (relation_id != 0) {
+    *relation = FindRelation(relation_id);
+    if (*relation == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, " names relation id ", relation_id, " that no Relation message described"));
+    }
+  }
+  Transaction& txn = open_->transaction;
+  v1::Change& change = txn.changes.emplace_back();
+  const Position position{txn.commit_lsn, static_cast<uint32_t>(txn.changes.size() - 1)};
+  change.set_lsn(position.lsn);
+  change.set_seq(position.seq);
+  change.set_cursor(FormatCursor(position));
+  change.set_lsn_text(FormatLsn(position.lsn));
+  change.set_xid(txn.xid);
+  SetPgTimestamp(open_->begin.commit_time, change.mutable_commit_time());
+  if (*relation != nullptr) {
+    change.set_schema(SchemaName(**relation));
+    change.set_table((*relation)->name);
+  }
+  return &change;
+}
+
+void TransactionBuilder::FillColumns(const pgoutput::Relation& relation,
+                                     const pgoutput::TupleData& tuple, bool key_only,
+                                     google::protobuf::RepeatedPtrField<v1::Column>* out) const {
+  const size_t count = std::min(tuple.size(), relation.columns.size());
+  for (size_t i = 0; i < count; ++i) {
+    const pgoutput::RelationColumn& meta = relation.columns[i];
+    if (key_only && !meta.is_key) continue;
+    v1::Column* column = out->Add();
+    column->set_name(meta.name);
+    column->set_type(types_.NameOf(meta.type_oid));
+    column->set_type_oid(meta.type_oid);
+    SetColumnValue(meta.type_oid, tuple[i], column);
+  }
+}
+
+absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput::Message message,
+                                                                       int64_t server_time) {
+  const pgoutput::Relation* relation = nullptr;
+  if (auto* begin = std::get_if<pgoutput::Begin>(&message)) {
+    if (open_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "Begin of xid ", begin->xid, " arrived inside the transaction of xid ", open_->begin.xid));
+    }
+    open_.emplace();
+    open_->begin = *begin;
+    open_->transaction.commit_lsn = begin->final_lsn;
+    open_->transaction.xid = begin->xid;
+    return std::nullopt;
+  }
+  if (auto* commit = std::get_if<pgoutput::Commit>(&message)) return OnCommit(*commit);
+  if (auto* r = std::get_if<pgoutput::Relation>(&message)) {
+    relations_[r->relation_id] = std::move(*r);
+    return std::nullopt;
+  }
+  if (auto* type = std::get_if<pgoutput::Type>(&message)) {
+    types_.Add(type->type_oid, type->schema, type->name);
+    return std::nullopt;
+  }
+  if (std::holds_alternative<pgoutput::Origin>(message)) return std::nullopt;
+  if (auto* insert = std::get_if<pgoutput::Insert>(&message)) {
+    absl::StatusOr<v1::Change*> change = StartChange("Insert", insert->relation_id, &relation);
+    if (!change.ok()) return change.status();
+    (*change)->set_op(v1::Change::INSERT);
+    FillColumns(*relation, insert->new_tuple, /*key_only=*/true, (*change)->mutable_key());
+    FillColumns(*relation, insert->new_tuple, /*key_only=*/false, (*change)->mutable_after());
+    return std::nullopt;
+  }
+  if (auto* update = std::get_if<pgoutput::Update>(&message)) {
+    absl::StatusOr<v1::Change*> change = StartChange("Update", update->relation_id, &relation);
+    if (!change.ok()) return change.status();
+    (*change)->set_op(v1::Change::UPDATE);
+    FillColumns(*relation, update->new_tuple, /*key_only=*/true, (*change)->mutable_key());
+    if (update->old_kind != 0) {
+      // 'K' carries only the old key (the other columns come as NULL); 'O' the whole old row.
+      FillColumns(*relation, update->old_tuple, update->old_kind == 'K', (*change)->mutable_before());
+    }
+    FillColumns(*relation, update->new_tuple, /*key_only=*/false, (*change)->mutable_after());
+    return std::nullopt;
+  }
+  if (auto* del = std::get_if<pgoutput::Delete>(&message)) {
+    absl::StatusOr<v1::Change*> change = StartChange("Delete", del->relation_id, &relation);
+    if (!change.ok()) return change.status();
+    (*change)->set_op(v1::Change::DELETE);
+    FillColumns(*relation, del->old_tuple, /*key_only=*/true, (*change)->mutable_key());
+    FillColumns(*relation, del->old_tuple, del->old_kind == 'K', (*change)->mutable_before());
+    return std::nullopt;
+  }
+  if (auto* truncate = std::get_if<pgoutput::Truncate>(&message)) {
+    for (uint32_t relation_id : truncate->relation_ids) {
+      absl::StatusOr<v1::Change*> change = StartChange("Truncate", relation_id, &relation);
+      if (!change.ok()) return change.status();
+      (*change)->set_op(v1::Change::TRUNCATE);
+      (*change)->mutable_truncate()->set_cascade(truncate->cascade);
+      (*change)->mutable_truncate()->set_restart_identity(truncate->restart_identity);
+    }
+    return std::nullopt;
+  }
+  if (auto* logical = std::get_if<pgoutput::LogicalMessage>(&message)) {
+    return OnMessage(std::move(*logical), server_time);
+  }
+  return absl::InternalError("unhandled pgoutput message");
+}
+
+absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnCommit(
+    const pgoutput::Commit& commit) {
+  if (!open_) return absl::FailedPreconditionError("Commit arrived outside a transaction");
+  if (commit.commit_lsn != open_->begin.final_lsn) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Commit at ", FormatLsn(commit.commit_lsn), " does not match its Begin at ",
+                     FormatLsn(open_->begin.final_lsn)));
+  }
+  Transaction txn = std::move(open_->transaction);
+  open_.reset();
+  txn.end_lsn = commit.end_lsn;
+  if (!txn.changes.empty()) txn.changes.back().set_last_in_transaction(true);
+  return std::optional<Transaction>(std::move(txn));
+}
+
+absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
+    pgoutput::LogicalMessage message, int64_t server_time) {
+  const pgoutput::Relation* no_relation = nullptr;
+  if (message.transactional) {
+    absl::StatusOr<v1::Change*> change = StartChange("transactional Message", 0, &no_relation);
+    if (!change.ok()) return change.status();
+    (*change)->set_op(v1::Change::MESSAGE);
+    v1::LogicalMessage* out = (*change)->mutable_message();
+    out->set_prefix(std::move(message.prefix));
+    out->set_content(std::move(message.content));
+    out->set_transactional(true);
+    return std::nullopt;
+  }
+  if (open_) {
+    return absl::FailedPreconditionError("non-transactional Message arrived inside a transaction");
+  }
+  // Its own one-change transaction at the message's LSN; confirming lsn + 1 marks it done.
+  open_.emplace();
+  open_->begin.final_lsn = message.lsn;
+  open_->begin.commit_time = server_time;
+  open_->transaction.commit_lsn = message.lsn;
+  absl::StatusOr<v1::Change*> change = StartChange("Message", 0, &no_relation);
+  if (!change.ok()) return change.status();
+  (*change)->set_op(v1::Change::MESSAGE);
+  v1::LogicalMessage* out = (*change)->mutable_message();
+  out->set_prefix(std::move(message.prefix));
+  out->set_content(std::move(message.content));
+  out->set_transactional(false);
+  pgoutput::Commit commit;
+  commit.commit_lsn = message.lsn;
+  commit.end_lsn = message.lsn + 1;
+  commit.commit_time = server_time;
+  return OnCommit(commit);
+}
+
+}  // namespace walfeed

@@ -1,0 +1,68 @@
+// TransactionBuilder: turns the stream of decoded pgoutput messages into whole Transactions.
+//
+// It keeps the relation cache (pgoutput's Relation messages) and the type catalog, opens a
+// transaction on Begin, turns each row message into a walfeed.v1.Change with its position,
+// and hands out the finished Transaction on Commit. A non-transactional logical message
+// becomes a transaction of its own at the message's LSN. Protocol violations (a change
+// outside a transaction, an unknown relation id, a Commit that does not match its Begin)
+// are errors; the caller reconnects and PostgreSQL re-sends the transaction whole.
+// Not thread-safe: it belongs to the source's streaming thread.
+#ifndef WALFEED_SERVER_SOURCE_TRANSACTION_BUILDER_H_
+#define WALFEED_SERVER_SOURCE_TRANSACTION_BUILDER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "server/core/transaction.h"
+#include "server/source/pgoutput_messages.h"
+#include "server/source/type_catalog.h"
+
+namespace walfeed {
+
+class TransactionBuilder {
+ public:
+  // `server_time` (microseconds since 2000-01-01) stamps non-transactional messages, which
+  // have no commit time of their own.
+  absl::StatusOr<std::optional<Transaction>> Consume(pgoutput::Message message,
+                                                     int64_t server_time);
+
+  // True between a Begin and its Commit.
+  bool in_transaction() const { return open_.has_value(); }
+
+  // Drops a half-received transaction (after a lost connection; PostgreSQL sends it again).
+  void AbandonTransaction() { open_.reset(); }
+
+  TypeCatalog& types() { return types_; }
+
+  // The relation a change names, or nullptr when no Relation message described it.
+  const pgoutput::Relation* FindRelation(uint32_t relation_id) const;
+
+ private:
+  struct OpenTransaction {
+    pgoutput::Begin begin;
+    Transaction transaction;
+  };
+
+  absl::StatusOr<v1::Change*> StartChange(absl::string_view what, uint32_t relation_id,
+                                          const pgoutput::Relation** relation);
+  void FillColumns(const pgoutput::Relation& relation, const pgoutput::TupleData& tuple,
+                   bool key_only, google::protobuf::RepeatedPtrField<v1::Column>* out) const;
+
+  absl::StatusOr<std::optional<Transaction>> OnCommit(const pgoutput::Commit& commit);
+  absl::StatusOr<std::optional<Transaction>> OnMessage(pgoutput::LogicalMessage message,
+                                                       int64_t server_time);
+
+  TypeCatalog types_;
+  absl::flat_hash_map<uint32_t, pgoutput::Relation> relations_;
+  std::optional<OpenTransaction> open_;
+};
+
+// Microseconds since 2000-01-01 (PostgreSQL's epoch) to a protobuf Timestamp.
+void SetPgTimestamp(int64_t pg_micros, google::protobuf::Timestamp* out);
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_SOURCE_TRANSACTION_BUILDER_H_

@@ -1,0 +1,31 @@
+// TypeCatalog: PostgreSQL type OID -> the type name a consumer sees ("int8", "myschema.mood").
+//
+// Filled from pg_type when the source connects and kept current by pgoutput's Type messages.
+// Built-in types are named without their schema; others as "schema.name". An OID it has
+// never seen is named "oid:<n>", so a change is never held back for want of a name.
+// Not thread-safe: it belongs to the source's streaming thread.
+#ifndef WALFEED_SERVER_SOURCE_TYPE_CATALOG_H_
+#define WALFEED_SERVER_SOURCE_TYPE_CATALOG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+
+namespace walfeed {
+
+class TypeCatalog {
+ public:
+  // Records a type. `schema` "pg_catalog" or "" marks a built-in type.
+  void Add(uint32_t oid, absl::string_view schema, absl::string_view name);
+  std::string NameOf(uint32_t oid) const;
+  size_t size() const { return names_.size(); }
+
+ private:
+  absl::flat_hash_map<uint32_t, std::string> names_;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_SOURCE_TYPE_CATALOG_H_
