@@ -6,6 +6,8 @@
 #   scripts/pg-local.sh start DIR [PORT]   initdb DIR if new, start it, print its conninfo
 #   scripts/pg-local.sh stop DIR           stop the cluster in DIR (fast shutdown)
 #   scripts/pg-local.sh conninfo DIR       print the conninfo of the cluster in DIR
+# WALFEED_PG_CONF, when set on the first start, is appended to postgresql.conf (tests use it to
+# make a misconfigured server, e.g. "wal_level = replica").
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR [PORT] | stop DIR | conninfo DIR" >&2; exit 2; }
@@ -45,6 +47,7 @@ max_wal_senders = 20
 max_replication_slots = 20
 fsync = off
 full_page_writes = off
+${WALFEED_PG_CONF:-}
 CONF
       echo "$port" >"$dir/port"
     elif [ -n "$port" ] && [ "$port" != "$(cat "$dir/port")" ]; then

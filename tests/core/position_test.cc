@@ -1,0 +1,68 @@
+#include "server/core/position.h"
+
+#include <limits>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace walfeed {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(Lsn, FormatsInPostgresForm) {
+  EXPECT_EQ(FormatLsn(0), "0/0");
+  EXPECT_EQ(FormatLsn(0x16B3748), "0/16B3748");
+  EXPECT_EQ(FormatLsn((uint64_t{0xA} << 32) | 0xFF), "A/FF");
+}
+
+TEST(Lsn, ParsesPostgresFormAndDecimal) {
+  EXPECT_EQ(*ParseLsn("0/16B3748"), 0x16B3748u);
+  EXPECT_EQ(*ParseLsn("a/ff"), (uint64_t{0xA} << 32) | 0xFF);
+  EXPECT_EQ(*ParseLsn("23803720"), 23803720u);
+  EXPECT_EQ(*ParseLsn("FFFFFFFF/FFFFFFFF"), std::numeric_limits<uint64_t>::max());
+}
+
+TEST(Lsn, RejectsMalformedTextWithTheValueInTheMessage) {
+  for (const char* bad : {"", "/", "0/", "/1", "0/1G", "1/2/3", "-5", "123456789/0", "12x"}) {
+    absl::StatusOr<uint64_t> lsn = ParseLsn(bad);
+    ASSERT_FALSE(lsn.ok()) << bad;
+    EXPECT_EQ(lsn.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(lsn.status().message(), HasSubstr(absl::StrCat("'", bad, "'")));
+  }
+}
+
+TEST(Cursor, RoundTripsEveryPosition) {
+  for (const Position p : {Position{0, 0}, Position{0x16B3748, 3},
+                           Position{std::numeric_limits<uint64_t>::max(),
+                                    std::numeric_limits<uint32_t>::max()}}) {
+    absl::StatusOr<Position> parsed = ParseCursor(FormatCursor(p));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, p);
+  }
+  EXPECT_EQ(FormatCursor({0x16B3748, 3}), "0/16B3748:3");
+}
+
+TEST(Cursor, RejectsMalformedCursorsNamingTheExpectedForm) {
+  for (const char* bad : {"", "0/1G:3", "0/16B3748", "0/16B3748:", "0/16B3748:x", "16B3748:3",
+                          "0/16B3748:-1", "0/16B3748:99999999999", ":3"}) {
+    absl::StatusOr<Position> cursor = ParseCursor(bad);
+    ASSERT_FALSE(cursor.ok()) << bad;
+    EXPECT_EQ(cursor.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(cursor.status().message(), HasSubstr("X/Y:seq"));
+  }
+}
+
+TEST(Position, OrdersByLsnThenSeq) {
+  EXPECT_LT((Position{1, 5}), (Position{2, 0}));
+  EXPECT_LT((Position{2, 0}), (Position{2, 1}));
+  EXPECT_EQ((Position{2, 1}), (Position{2, 1}));
+}
+
+TEST(Position, SuccessorIsTheNextPositionEvenAtTheEndOfASequence) {
+  EXPECT_EQ((Position{7, 2}.Successor()), (Position{7, 3}));
+  EXPECT_EQ((Position{7, std::numeric_limits<uint32_t>::max()}.Successor()), (Position{8, 0}));
+}
+
+}  // namespace
+}  // namespace walfeed

@@ -1,0 +1,309 @@
+#include "server/feed/change_feed_service.h"
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/feed/feed_server.h"
+#include "tests/support/process.h"
+#include "tests/support/transactions.h"
+#include "tests/support/walfeed_process.h"
+
+namespace walfeed {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::MakeTransaction;
+
+std::vector<std::string> Cursors(const std::vector<v1::Change>& changes) {
+  std::vector<std::string> out;
+  for (const v1::Change& change : changes) out.push_back(change.cursor());
+  return out;
+}
+
+class ChangeFeedServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("walfeed-feed");
+    ChangeLogOptions log_options;
+    log_options.path = dir_;
+    log_options.sync = false;
+    log_ = *ChangeLog::Open(log_options);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    server_.reset();
+    log_.reset();
+    testing::RemoveTree(dir_);
+  }
+
+  void StartServer(FeedOptions options = {}) {
+    options.listen_address = "127.0.0.1:0";
+    absl::StatusOr<std::unique_ptr<FeedServer>> server = FeedServer::Start(options, log_.get(), [] {
+      SourceStatus status;
+      status.database = "db";
+      status.slot = "walfeed";
+      status.publication = "walfeed";
+      status.tables = {"public.a", "public.b", "public.t"};
+      status.state = "streaming";
+      return status;
+    });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    stub_ = testing::NewStub(absl::StrCat("127.0.0.1:", server_->port()));
+  }
+
+  // Appends transactions of `per_txn` changes at LSNs 100, 200, ...
+  void AppendTransactions(int count, int per_txn, const std::string& table = "t") {
+    for (int i = 0; i < count; ++i) {
+      const uint64_t lsn = next_lsn_;
+      next_lsn_ += 100;
+      ASSERT_TRUE(log_->Append({MakeTransaction(lsn, per_txn, table)}, lsn + 50).ok());
+    }
+  }
+
+  std::vector<v1::Change> ReadToHead(v1::SubscribeRequest request = {}) {
+    absl::StatusOr<std::vector<v1::Change>> changes = testing::ReadToHead(*stub_, request);
+    EXPECT_TRUE(changes.ok()) << changes.status();
+    return changes.ok() ? *changes : std::vector<v1::Change>{};
+  }
+
+  grpc::Status SubscribeStatus(const v1::SubscribeRequest& request) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    auto reader = stub_->Subscribe(&context, request);
+    v1::SubscribeResponse response;
+    while (reader->Read(&response)) {
+    }
+    return reader->Finish();
+  }
+
+  std::string dir_;
+  std::unique_ptr<ChangeLog> log_;
+  std::unique_ptr<FeedServer> server_;
+  std::unique_ptr<v1::ChangeFeed::Stub> stub_;
+  uint64_t next_lsn_ = 100;
+};
+
+TEST_F(ChangeFeedServiceTest, ReadsEveryChangeInOrderFromZeroAndStopsAtHead) {
+  StartServer();
+  AppendTransactions(30, 3);
+  const std::vector<v1::Change> changes = ReadToHead();
+  ASSERT_EQ(changes.size(), 90u);
+  for (size_t i = 1; i < changes.size(); ++i) {
+    EXPECT_LT((Position{changes[i - 1].lsn(), changes[i - 1].seq()}),
+              (Position{changes[i].lsn(), changes[i].seq()}));
+  }
+  EXPECT_EQ(changes.front().cursor(), "0/64:0");
+}
+
+TEST_F(ChangeFeedServiceTest, StopAtHeadOnAnEmptyLogEndsAtOnce) {
+  StartServer();
+  EXPECT_TRUE(ReadToHead().empty());
+}
+
+TEST_F(ChangeFeedServiceTest, CursorResumesRightAfterTheChangeItNames) {
+  StartServer();
+  AppendTransactions(10, 4);
+  const std::vector<v1::Change> all = ReadToHead();
+  for (size_t k : {size_t{0}, size_t{3}, size_t{17}, all.size() - 1}) {
+    v1::SubscribeRequest request;
+    request.set_cursor(all[k].cursor());
+    const std::vector<v1::Change> rest = ReadToHead(request);
+    EXPECT_EQ(Cursors(rest), Cursors({all.begin() + k + 1, all.end()})) << "after " << all[k].cursor();
+  }
+}
+
+TEST_F(ChangeFeedServiceTest, FromLsnIsInclusive) {
+  StartServer();
+  AppendTransactions(5, 2);
+  v1::SubscribeRequest request;
+  request.set_from_lsn(300);
+  const std::vector<v1::Change> changes = ReadToHead(request);
+  ASSERT_EQ(changes.size(), 6u);
+  EXPECT_EQ(changes.front().lsn(), 300u);
+  EXPECT_EQ(changes.front().seq(), 0u);
+  request.set_from_lsn(301);
+  EXPECT_EQ(ReadToHead(request).front().lsn(), 400u);
+}
+
+TEST_F(ChangeFeedServiceTest, BadRequestsGetAStatusWithASentence) {
+  StartServer();
+  v1::SubscribeRequest request;
+  request.set_cursor("0/XYZ:1");
+  grpc::Status status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("'0/XYZ:1' is malformed"));
+
+  request.set_cursor("0/10:1");
+  request.set_from_lsn(5);
+  EXPECT_EQ(SubscribeStatus(request).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  request.Clear();
+  request.add_tables("public.missing");
+  status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("public.missing"));
+}
+
+TEST_F(ChangeFeedServiceTest, LiveSubscriberSeesANewCommitPromptly) {
+  StartServer();
+  AppendTransactions(2, 1);
+  grpc::ClientContext context;
+  v1::SubscribeRequest request;
+  request.set_from_head(true);
+  auto reader = stub_->Subscribe(&context, request);
+  absl::SleepFor(absl::Milliseconds(200));  // the subscriber is now waiting at the head
+  const absl::Time committed = absl::Now();
+  AppendTransactions(1, 2);
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  const absl::Duration latency = absl::Now() - committed;
+  ASSERT_EQ(response.changes_size(), 2);
+  EXPECT_EQ(response.changes(0).lsn(), 300u);
+  EXPECT_EQ(response.cursor(), "0/12C:1");
+  EXPECT_LT(latency, absl::Milliseconds(500));
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(ChangeFeedServiceTest, IdleSubscriberGetsProgressAtTheHead) {
+  FeedOptions options;
+  options.progress_interval = absl::Milliseconds(200);
+  StartServer(options);
+  AppendTransactions(3, 2);
+  grpc::ClientContext context;
+  auto reader = stub_->Subscribe(&context, v1::SubscribeRequest());
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.changes_size(), 6);
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.changes_size(), 0) << "a progress message";
+  EXPECT_EQ(response.cursor(), "0/12C:1");
+  EXPECT_EQ(response.head_cursor(), "0/12C:1");
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(ChangeFeedServiceTest, FilteredOutChangesStillAdvanceTheCursor) {
+  FeedOptions options;
+  options.progress_interval = absl::Milliseconds(200);
+  StartServer(options);
+  AppendTransactions(1, 1, "a");
+  AppendTransactions(50, 3, "b");
+  grpc::ClientContext context;
+  v1::SubscribeRequest request;
+  request.add_tables("a");
+  auto reader = stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  ASSERT_EQ(response.changes_size(), 1);
+  EXPECT_EQ(response.changes(0).table(), "a");
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.changes_size(), 0);
+  EXPECT_EQ(response.cursor(), FormatCursor(log_->Head())) << "resuming never re-scans table b";
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(ChangeFeedServiceTest, BatchesAreCutByBytesWellUnderTheDefaultMessageLimit) {
+  StartServer();
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t lsn = next_lsn_;
+    next_lsn_ += 100;
+    ASSERT_TRUE(log_->Append({MakeTransaction(lsn, 10, "t", v1::Change::INSERT, 0, 200 << 10)}, lsn + 1).ok());
+  }
+  grpc::ClientContext context;
+  v1::SubscribeRequest request;
+  request.set_stop_at_head(true);
+  auto reader = stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  int changes = 0;
+  while (reader->Read(&response)) {
+    EXPECT_LT(response.ByteSizeLong(), size_t{2} << 20);
+    changes += response.changes_size();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(changes, 40);
+}
+
+TEST_F(ChangeFeedServiceTest, ConcurrentSubscribersSeeIdenticalSequences) {
+  StartServer();
+  AppendTransactions(5, 2);
+  constexpr int kSubscribers = 20;
+  constexpr size_t kExpected = 5 * 2 + 40 * 3;
+  std::vector<std::vector<std::string>> seen(kSubscribers);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kSubscribers; ++i) {
+    readers.emplace_back([this, i, &seen] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      auto reader = stub_->Subscribe(&context, v1::SubscribeRequest());
+      v1::SubscribeResponse response;
+      while (seen[i].size() < kExpected && reader->Read(&response)) {
+        for (const v1::Change& change : response.changes()) seen[i].push_back(change.cursor());
+      }
+      context.TryCancel();
+      reader->Finish();
+    });
+  }
+  AppendTransactions(40, 3);
+  for (std::thread& reader : readers) reader.join();
+  for (int i = 0; i < kSubscribers; ++i) {
+    ASSERT_EQ(seen[i].size(), kExpected) << "subscriber " << i;
+    EXPECT_EQ(seen[i], seen[0]);
+  }
+}
+
+TEST_F(ChangeFeedServiceTest, FeedInfoDescribesTheLogAndCountsSubscribers) {
+  StartServer();
+  AppendTransactions(3, 2);
+  grpc::ClientContext stream_context;
+  v1::SubscribeRequest request;
+  request.set_from_head(true);
+  auto reader = stub_->Subscribe(&stream_context, request);
+  absl::SleepFor(absl::Milliseconds(200));
+
+  grpc::ClientContext context;
+  v1::FeedInfo info;
+  ASSERT_TRUE(stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok());
+  EXPECT_EQ(info.oldest_cursor(), "0/64:0");
+  EXPECT_EQ(info.newest_cursor(), "0/12C:1");
+  EXPECT_EQ(info.newest_lsn(), 300u);
+  EXPECT_EQ(info.slot(), "walfeed");
+  EXPECT_EQ(info.subscribers(), 1u);
+  EXPECT_THAT(info.tables(), ::testing::ElementsAre("public.a", "public.b", "public.t"));
+
+  stream_context.TryCancel();
+  reader->Finish();
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  uint32_t subscribers = 1;
+  while (subscribers != 0 && absl::Now() < deadline) {
+    grpc::ClientContext again;
+    ASSERT_TRUE(stub_->GetFeedInfo(&again, v1::GetFeedInfoRequest(), &info).ok());
+    subscribers = info.subscribers();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(subscribers, 0u) << "a cancelled subscriber is released";
+}
+
+TEST_F(ChangeFeedServiceTest, ShutdownEndsOpenStreamsWithUnavailable) {
+  StartServer();
+  AppendTransactions(1, 1);
+  grpc::ClientContext context;
+  auto reader = stub_->Subscribe(&context, v1::SubscribeRequest());
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  absl::SleepFor(absl::Milliseconds(100));
+  std::thread stopper([this] { server_->Shutdown(); });
+  while (reader->Read(&response)) {
+  }
+  grpc::Status status = reader->Finish();
+  stopper.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("resume from your last cursor"));
+}
+
+}  // namespace
+}  // namespace walfeed

@@ -1,0 +1,111 @@
+#include "server/feed/subscription_plan.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace walfeed {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::vector<std::string> kTables = {"public.a", "public.b", "shop.orders"};
+
+absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request, Position head = {500, 2}) {
+  return PlanSubscription(request, head, kTables, PlanLimits{});
+}
+
+TEST(SubscriptionPlan, DefaultStartsAtTheOldestChange) {
+  absl::StatusOr<SubscriptionPlan> plan = Plan(v1::SubscribeRequest());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->start, (Position{0, 0}));
+  EXPECT_FALSE(plan->stop_at.has_value());
+  EXPECT_EQ(plan->max_batch_changes, PlanLimits{}.default_batch_changes);
+}
+
+TEST(SubscriptionPlan, FromLsnIsInclusiveCursorExclusiveHeadAfterTheHead) {
+  v1::SubscribeRequest request;
+  request.set_from_lsn(300);
+  EXPECT_EQ(Plan(request)->start, (Position{300, 0}));
+  request.Clear();
+  request.set_cursor("0/12C:4");
+  EXPECT_EQ(Plan(request)->start, (Position{0x12C, 5}));
+  request.Clear();
+  request.set_from_head(true);
+  EXPECT_EQ(Plan(request)->start, (Position{500, 3}));
+}
+
+TEST(SubscriptionPlan, StopAtHeadStopsAtTheHeadWhenTheCallBegan) {
+  v1::SubscribeRequest request;
+  request.set_stop_at_head(true);
+  EXPECT_EQ(*Plan(request)->stop_at, (Position{500, 2}));
+}
+
+TEST(SubscriptionPlan, ConflictingStartFieldsAreInvalid) {
+  v1::SubscribeRequest request;
+  request.set_from_lsn(5);
+  request.set_cursor("0/5:0");
+  EXPECT_EQ(Plan(request).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Plan(request).status().message(), HasSubstr("at most one of"));
+  request.clear_cursor();
+  request.set_from_head(true);
+  EXPECT_EQ(Plan(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SubscriptionPlan, MalformedAndOverlongCursorsAreInvalid) {
+  v1::SubscribeRequest request;
+  request.set_cursor("0/1G:3");
+  EXPECT_THAT(Plan(request).status().message(), HasSubstr("'0/1G:3' is malformed"));
+  request.set_cursor(std::string(100000, '9'));
+  EXPECT_EQ(Plan(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SubscriptionPlan, TableFilterAcceptsQualifiedAndBareNames) {
+  v1::SubscribeRequest request;
+  request.add_tables("a");
+  request.add_tables("shop.orders");
+  absl::StatusOr<SubscriptionPlan> plan = Plan(request);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  v1::Change change;
+  change.set_schema("public");
+  change.set_table("a");
+  EXPECT_TRUE(plan->Accepts(change));
+  change.set_table("b");
+  EXPECT_FALSE(plan->Accepts(change));
+  change.set_schema("shop");
+  change.set_table("orders");
+  EXPECT_TRUE(plan->Accepts(change));
+}
+
+TEST(SubscriptionPlan, UnknownTableIsNotFoundAndListsThePublishedOnes) {
+  v1::SubscribeRequest request;
+  request.add_tables("public.nope");
+  absl::Status status = Plan(request).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("'public.nope'"));
+  EXPECT_THAT(status.message(), HasSubstr("public.a, public.b, shop.orders"));
+}
+
+TEST(SubscriptionPlan, OperationFilter) {
+  v1::SubscribeRequest request;
+  request.add_ops(v1::Change::DELETE);
+  absl::StatusOr<SubscriptionPlan> plan = Plan(request);
+  v1::Change change;
+  change.set_op(v1::Change::DELETE);
+  EXPECT_TRUE(plan->Accepts(change));
+  change.set_op(v1::Change::INSERT);
+  EXPECT_FALSE(plan->Accepts(change));
+  request.add_ops(static_cast<v1::Change::Op>(42));
+  EXPECT_THAT(Plan(request).status().message(), HasSubstr("42 is not an operation"));
+}
+
+TEST(SubscriptionPlan, HugeFilterListsAndBatchSizesAreBounded) {
+  v1::SubscribeRequest request;
+  for (int i = 0; i < 10001; ++i) request.add_tables("a");
+  EXPECT_EQ(Plan(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.Clear();
+  request.set_max_batch_changes(4000000000u);
+  EXPECT_EQ(Plan(request)->max_batch_changes, PlanLimits{}.max_batch_changes);
+}
+
+}  // namespace
+}  // namespace walfeed

@@ -1,0 +1,176 @@
+#include "server/log/change_log.h"
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/process.h"
+#include "tests/support/transactions.h"
+
+namespace walfeed {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::MakeTransaction;
+
+class ChangeLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::MakeTempDir("walfeed-log"); }
+  void TearDown() override { testing::RemoveTree(dir_); }
+
+  std::unique_ptr<ChangeLog> Open() {
+    ChangeLogOptions options;
+    options.path = dir_;
+    absl::StatusOr<std::unique_ptr<ChangeLog>> log = ChangeLog::Open(options);
+    EXPECT_TRUE(log.ok()) << log.status();
+    return log.ok() ? std::move(*log) : nullptr;
+  }
+
+  static std::vector<LogRecord> ReadAll(const ChangeLog& log, Position from = {}) {
+    std::vector<LogRecord> records;
+    EXPECT_TRUE(log.Read(from, 1 << 20, size_t{1} << 40, &records).ok());
+    return records;
+  }
+
+  static std::vector<Position> Positions(const std::vector<LogRecord>& records) {
+    std::vector<Position> out;
+    for (const LogRecord& record : records) out.push_back(record.position);
+    return out;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ChangeLogTest, EmptyLogHasZeroHeadAndResumePoint) {
+  std::unique_ptr<ChangeLog> log = Open();
+  EXPECT_TRUE(log->Head().IsZero());
+  EXPECT_TRUE(log->Oldest().IsZero());
+  EXPECT_EQ(log->ResumeLsn(), 0u);
+  EXPECT_TRUE(ReadAll(*log).empty());
+}
+
+TEST_F(ChangeLogTest, ReadsBackEveryChangeInPositionOrder) {
+  std::unique_ptr<ChangeLog> log = Open();
+  std::vector<Transaction> batch = {MakeTransaction(100, 3), MakeTransaction(200, 2)};
+  ASSERT_TRUE(log->Append(batch, 230).ok());
+  ASSERT_TRUE(log->Append({MakeTransaction(300, 1)}, 330).ok());
+
+  const std::vector<LogRecord> records = ReadAll(*log);
+  EXPECT_EQ(Positions(records), (std::vector<Position>{{100, 0}, {100, 1}, {100, 2}, {200, 0},
+                                                         {200, 1}, {300, 0}}));
+  v1::Change change;
+  ASSERT_TRUE(change.ParseFromString(records[4].change));
+  EXPECT_EQ(change.cursor(), FormatCursor({200, 1}));
+  EXPECT_EQ(change.after(0).int_(), 1);
+  EXPECT_EQ(log->Head(), (Position{300, 0}));
+  EXPECT_EQ(log->Oldest(), (Position{100, 0}));
+  EXPECT_EQ(log->ResumeLsn(), 330u);
+}
+
+TEST_F(ChangeLogTest, ReadStartsAtTheGivenPositionInclusive) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 3), MakeTransaction(200, 2)}, 230).ok());
+  EXPECT_EQ(Positions(ReadAll(*log, {100, 2})), (std::vector<Position>{{100, 2}, {200, 0}, {200, 1}}));
+  EXPECT_EQ(Positions(ReadAll(*log, {150, 0})), (std::vector<Position>{{200, 0}, {200, 1}}));
+  EXPECT_TRUE(ReadAll(*log, {200, 2}).empty());
+}
+
+TEST_F(ChangeLogTest, ReadStopsAtTheRecordAndByteLimits) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 10, "t", v1::Change::INSERT, 0, 1000)}, 130).ok());
+  std::vector<LogRecord> records;
+  ASSERT_TRUE(log->Read({}, 4, 1 << 20, &records).ok());
+  EXPECT_EQ(records.size(), 4u);
+  records.clear();
+  ASSERT_TRUE(log->Read({}, 100, 2500, &records).ok());
+  EXPECT_EQ(records.size(), 3u);  // stops once 2,500 bytes were read
+  records.clear();
+  ASSERT_TRUE(log->Read({}, 100, 1, &records).ok());
+  EXPECT_EQ(records.size(), 1u);  // always at least one
+}
+
+TEST_F(ChangeLogTest, ReopenSeesEveryCommittedTransactionAndTheResumePoint) {
+  {
+    std::unique_ptr<ChangeLog> log = Open();
+    ASSERT_TRUE(log->Append({MakeTransaction(100, 2), MakeTransaction(200, 1)}, 230).ok());
+  }
+  std::unique_ptr<ChangeLog> log = Open();
+  EXPECT_EQ(log->Head(), (Position{200, 0}));
+  EXPECT_EQ(log->Oldest(), (Position{100, 0}));
+  EXPECT_EQ(log->ResumeLsn(), 230u);
+  EXPECT_EQ(ReadAll(*log).size(), 3u);
+}
+
+TEST_F(ChangeLogTest, BatchWithAnOutOfOrderTransactionStoresNothing) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  absl::Status bad = log->Append({MakeTransaction(200, 1), MakeTransaction(150, 1)}, 230);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(bad.message(), HasSubstr("nothing was appended"));
+  EXPECT_EQ(ReadAll(*log).size(), 1u);
+  EXPECT_EQ(log->Head(), (Position{100, 0}));
+  EXPECT_EQ(log->ResumeLsn(), 130u);
+}
+
+TEST_F(ChangeLogTest, RejectsATransactionAtOrBeforeTheHead) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  EXPECT_FALSE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  EXPECT_FALSE(log->Append({MakeTransaction(99, 1)}, 130).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 1u);
+}
+
+TEST_F(ChangeLogTest, RejectsChangesWhosePositionDoesNotMatchTheirTransaction) {
+  std::unique_ptr<ChangeLog> log = Open();
+  Transaction txn = MakeTransaction(100, 2);
+  txn.changes[1].set_seq(5);
+  EXPECT_EQ(log->Append({txn}, 130).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ReadAll(*log).empty());
+}
+
+TEST_F(ChangeLogTest, EmptyAppendStoresOnlyTheResumePoint) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({}, 500).ok());
+  EXPECT_EQ(log->ResumeLsn(), 500u);
+  EXPECT_TRUE(log->Head().IsZero());
+}
+
+TEST_F(ChangeLogTest, HeadListenersHearEveryAppendThatMovesTheHead) {
+  std::unique_ptr<ChangeLog> log = Open();
+  std::vector<Position> heard;
+  log->AddHeadListener([&heard](const Position& head) { heard.push_back(head); });
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 2)}, 130).ok());
+  ASSERT_TRUE(log->Append({}, 140).ok());
+  ASSERT_TRUE(log->Append({MakeTransaction(200, 1), MakeTransaction(300, 3)}, 330).ok());
+  EXPECT_EQ(heard, (std::vector<Position>{{100, 1}, {300, 2}}));
+}
+
+TEST_F(ChangeLogTest, ReadersRunningDuringAppendsSeeOnlyWholeOrderedPrefixes) {
+  std::unique_ptr<ChangeLog> log = Open();
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (uint64_t lsn = 1; lsn <= 300; ++lsn) {
+      ASSERT_TRUE(log->Append({MakeTransaction(lsn * 100, 5)}, lsn * 100 + 50).ok());
+    }
+    done = true;
+  });
+  while (!done) {
+    const std::vector<LogRecord> records = ReadAll(*log);
+    ASSERT_EQ(records.size() % 5, 0u) << "a reader saw part of a transaction";
+    for (size_t i = 1; i < records.size(); ++i) ASSERT_LT(records[i - 1].position, records[i].position);
+  }
+  writer.join();
+  EXPECT_EQ(ReadAll(*log).size(), 1500u);
+}
+
+TEST_F(ChangeLogTest, SecondOpenOfTheSameDirectoryFailsClearly) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ChangeLogOptions options;
+  options.path = dir_;
+  absl::StatusOr<std::unique_ptr<ChangeLog>> second = ChangeLog::Open(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(second.status().message(), HasSubstr("another walfeed"));
+}
+
+}  // namespace
+}  // namespace walfeed

@@ -1,0 +1,98 @@
+#include "tests/support/postgres_cluster.h"
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "tests/support/process.h"
+
+namespace walfeed::testing {
+namespace {
+
+const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/pg-local.sh";
+
+struct Connection {
+  explicit Connection(const std::string& conninfo) : conn(PQconnectdb(conninfo.c_str())) {}
+  ~Connection() { PQfinish(conn); }
+  PGconn* conn;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(const std::string& extra_conf) {
+  const std::string dir = MakeTempDir("walfeed-pg");
+  if (dir.empty()) return absl::InternalError("cannot make a temp dir for PostgreSQL");
+  std::unique_ptr<PostgresCluster> cluster(new PostgresCluster(dir));
+  RunResult started = RunCommand({"bash", kScript, "start", dir}, absl::Seconds(120),
+                                 {absl::StrCat("WALFEED_PG_CONF=", extra_conf)});
+  if (started.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("cannot start PostgreSQL: ", started.output));
+  }
+  cluster->conninfo_base_ = std::string(absl::StripAsciiWhitespace(started.output));
+  // Keep only the last line: the conninfo.
+  if (const size_t newline = cluster->conninfo_base_.rfind('\n'); newline != std::string::npos) {
+    cluster->conninfo_base_ = cluster->conninfo_base_.substr(newline + 1);
+  }
+  return cluster;
+}
+
+PostgresCluster::~PostgresCluster() {
+  RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
+  RemoveTree(dir_);
+}
+
+std::string PostgresCluster::Conninfo(const std::string& database) const {
+  // The base ends with "dbname=postgres".
+  std::string base = conninfo_base_;
+  const size_t at = base.rfind("dbname=");
+  if (at != std::string::npos) base.resize(at);
+  return absl::StrCat(base, "dbname=", database);
+}
+
+absl::Status PostgresCluster::Exec(const std::string& database, const std::string& sql) const {
+  return Query(database, sql).status();
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> PostgresCluster::Query(
+    const std::string& database, const std::string& sql) const {
+  Connection connection(Conninfo(database));
+  if (PQstatus(connection.conn) != CONNECTION_OK) {
+    return absl::UnavailableError(PQerrorMessage(connection.conn));
+  }
+  PGresult* result = PQexec(connection.conn, sql.c_str());
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    const std::string error = PQresultErrorMessage(result);
+    PQclear(result);
+    return absl::FailedPreconditionError(absl::StrCat(error, " in: ", sql.substr(0, 200)));
+  }
+  std::vector<std::vector<std::string>> rows(PQntuples(result));
+  for (int r = 0; r < PQntuples(result); ++r) {
+    for (int c = 0; c < PQnfields(result); ++c) {
+      rows[r].push_back(PQgetisnull(result, r, c) ? "<null>" : PQgetvalue(result, r, c));
+    }
+  }
+  PQclear(result);
+  return rows;
+}
+
+absl::StatusOr<std::string> PostgresCluster::CreateDatabase(const std::string& prefix) {
+  std::string name = absl::AsciiStrToLower(absl::StrCat(prefix, "_", getpid(), "_", ++databases_made_));
+  for (char& c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) c = '_';
+  }
+  if (absl::Status s = Exec("postgres", absl::StrCat("CREATE DATABASE ", name)); !s.ok()) return s;
+  return name;
+}
+
+absl::Status PostgresCluster::Restart() {
+  RunResult stopped = RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
+  if (stopped.exit_code != 0) return absl::InternalError(stopped.output);
+  RunResult started = RunCommand({"bash", kScript, "start", dir_}, absl::Seconds(60));
+  if (started.exit_code != 0) return absl::InternalError(started.output);
+  return absl::OkStatus();
+}
+
+}  // namespace walfeed::testing

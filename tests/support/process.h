@@ -1,0 +1,56 @@
+// Test helpers for child processes: run a command to completion with a timeout, or start a
+// long-running one and stop it by process id. Every started process is stopped by its owner.
+#ifndef WALFEED_TESTS_SUPPORT_PROCESS_H_
+#define WALFEED_TESTS_SUPPORT_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace walfeed::testing {
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed by a signal or timed out
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv[0] with `argv`, waits at most `timeout` (then kills it).
+RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
+                     const std::vector<std::string>& env = {});
+
+// A child process whose stdout and stderr go to `log_path`.
+class ChildProcess {
+ public:
+  static absl::StatusOr<ChildProcess> Spawn(const std::vector<std::string>& argv,
+                                            const std::string& log_path);
+  ChildProcess() = default;
+  ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ~ChildProcess();
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Sends `signal`, waits up to `timeout`, then SIGKILL. Returns the exit code (-1: signalled).
+  int Stop(int signal, absl::Duration timeout = absl::Seconds(20));
+
+ private:
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+std::string ReadFile(const std::string& path);
+
+// A new empty directory under the system temp dir, removed by RemoveTree.
+std::string MakeTempDir(const std::string& prefix);
+void RemoveTree(const std::string& path);
+
+}  // namespace walfeed::testing
+
+#endif  // WALFEED_TESTS_SUPPORT_PROCESS_H_

@@ -1,0 +1,106 @@
+#include "tests/support/walfeed_process.h"
+
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace walfeed::testing {
+
+std::string WalfeedBinary() { return std::string(WALFEED_BIN_DIR) + "/walfeed"; }
+std::string WalfeedctlBinary() { return std::string(WALFEED_BIN_DIR) + "/walfeedctl"; }
+
+std::unique_ptr<v1::ChangeFeed::Stub> NewStub(const std::string& address) {
+  return v1::ChangeFeed::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOptions options) {
+  if (options.port == 0) options.port = FreePort();
+  std::unique_ptr<WalfeedProcess> process(new WalfeedProcess());
+  process->options_ = options;
+  process->log_path_ = options.data_dir + ".log";
+  std::vector<std::string> argv = {WalfeedBinary(),
+                                   "--pg", options.conninfo,
+                                   "--data-dir", options.data_dir,
+                                   "--slot", options.slot,
+                                   "--publication", options.publication,
+                                   "--listen", process->address()};
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(argv, process->log_path_);
+  if (!child.ok()) return child.status();
+  process->child_ = std::move(*child);
+
+  std::unique_ptr<v1::ChangeFeed::Stub> stub = process->NewStub();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    if (!process->child_.running()) {
+      return absl::FailedPreconditionError(absl::StrCat("walfeed exited: ", process->Log()));
+    }
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    v1::FeedInfo info;
+    if (stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok() &&
+        info.source_state() == "streaming") {
+      return process;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("walfeed did not become ready: ", process->Log()));
+}
+
+WalfeedProcess::~WalfeedProcess() { child_.Stop(SIGTERM); }
+
+std::unique_ptr<v1::ChangeFeed::Stub> WalfeedProcess::NewStub() const {
+  return testing::NewStub(address());
+}
+
+absl::StatusOr<std::vector<v1::Change>> ReadToHead(v1::ChangeFeed::Stub& stub,
+                                                   v1::SubscribeRequest request,
+                                                   absl::Duration timeout) {
+  request.set_stop_at_head(true);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
+  auto reader = stub.Subscribe(&context, request);
+  std::vector<v1::Change> changes;
+  v1::SubscribeResponse response;
+  while (reader->Read(&response)) {
+    for (const v1::Change& change : response.changes()) changes.push_back(change);
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  return changes;
+}
+
+absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(v1::ChangeFeed::Stub& stub,
+                                                        const v1::SubscribeRequest& request,
+                                                        const std::string& marker,
+                                                        absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
+  auto reader = stub.Subscribe(&context, request);
+  std::vector<v1::Change> changes;
+  v1::SubscribeResponse response;
+  while (reader->Read(&response)) {
+    for (const v1::Change& change : response.changes()) {
+      if (change.op() == v1::Change::MESSAGE && change.message().content() == marker) {
+        context.TryCancel();
+        reader->Finish();
+        return changes;
+      }
+      changes.push_back(change);
+    }
+  }
+  grpc::Status status = reader->Finish();
+  return absl::DeadlineExceededError(absl::StrCat("marker '", marker, "' never arrived (",
+                                                  changes.size(), " changes read, stream ended with ",
+                                                  status.error_message(), ")"));
+}
+
+std::string MarkerSql(const std::string& marker) {
+  return absl::StrCat("SELECT pg_logical_emit_message(true, 'walfeed-test', '", marker, "')");
+}
+
+}  // namespace walfeed::testing

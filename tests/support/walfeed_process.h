@@ -1,0 +1,76 @@
+// WalfeedProcess: the real walfeed binary started by a test on a free loopback port, ready
+// once its gRPC feed answers; stopped (SIGTERM, or SIGKILL for crash tests) by process id.
+// Also the gRPC client helpers integration tests use to read what it serves.
+#ifndef WALFEED_TESTS_SUPPORT_WALFEED_PROCESS_H_
+#define WALFEED_TESTS_SUPPORT_WALFEED_PROCESS_H_
+
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/support/process.h"
+#include "walfeed/v1/walfeed.grpc.pb.h"
+
+namespace walfeed::testing {
+
+std::string WalfeedBinary();
+std::string WalfeedctlBinary();
+
+struct WalfeedOptions {
+  std::string conninfo;
+  std::string data_dir;
+  std::string slot = "walfeed";
+  std::string publication = "walfeed";
+  int port = 0;  // 0: pick a free one
+  std::vector<std::string> extra_args;
+};
+
+class WalfeedProcess {
+ public:
+  // Starts walfeed and waits until GetFeedInfo answers; fails with walfeed's output if it exits.
+  static absl::StatusOr<std::unique_ptr<WalfeedProcess>> Start(WalfeedOptions options);
+  ~WalfeedProcess();
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(options_.port); }
+  const WalfeedOptions& options() const { return options_; }
+  std::string Log() const { return ReadFile(log_path_); }
+
+  // SIGTERM and wait; returns the exit code.
+  int Terminate() { return child_.Stop(SIGTERM); }
+  // SIGKILL: a crash.
+  void Kill() { child_.Stop(SIGKILL); }
+
+  std::unique_ptr<v1::ChangeFeed::Stub> NewStub() const;
+
+ private:
+  WalfeedProcess() = default;
+  WalfeedOptions options_;
+  std::string log_path_;
+  ChildProcess child_;
+};
+
+std::unique_ptr<v1::ChangeFeed::Stub> NewStub(const std::string& address);
+
+// Reads with stop_at_head set; fails on a non-OK end or after `timeout`.
+absl::StatusOr<std::vector<v1::Change>> ReadToHead(v1::ChangeFeed::Stub& stub,
+                                                   v1::SubscribeRequest request,
+                                                   absl::Duration timeout = absl::Seconds(30));
+
+// Reads until a MESSAGE change with content `marker` arrives; returns every change before it.
+absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(v1::ChangeFeed::Stub& stub,
+                                                        const v1::SubscribeRequest& request,
+                                                        const std::string& marker,
+                                                        absl::Duration timeout = absl::Seconds(30));
+
+// SQL that emits the marker ReadUntilMarker waits for.
+std::string MarkerSql(const std::string& marker);
+
+}  // namespace walfeed::testing
+
+#endif  // WALFEED_TESTS_SUPPORT_WALFEED_PROCESS_H_
