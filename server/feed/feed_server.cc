@@ -1,7 +1,6 @@
 #include "server/feed/feed_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,11 +26,12 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
   server->service_ = std::make_unique<ChangeFeedService>(log, server->hub_.get(), &server->options_,
                                                          std::move(source_status));
 
-  grpc::EnableDefaultHealthCheckService(true);
+  server->health_ = std::make_unique<HealthService>();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->health_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
@@ -55,8 +55,8 @@ void FeedServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   hub_->BeginShutdown();
+  health_->Shutdown();
   if (server_ != nullptr) {
-    server_->GetHealthCheckService()->Shutdown();
     const auto deadline = std::chrono::system_clock::now() +
                           std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.shutdown_grace));
     server_->Shutdown(deadline);

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "server/feed/change_feed_service.h"
 #include "server/feed/feed_options.h"
+#include "server/feed/health_service.h"
 #include "server/log/change_log.h"
 
 namespace grpc {
@@ -37,6 +38,7 @@ class FeedServer {
   FeedOptions options_;
   std::shared_ptr<SubscriberHub> hub_;
   std::unique_ptr<ChangeFeedService> service_;
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -1,0 +1,334 @@
+// The feed end to end: a real private PostgreSQL, the real walfeed binary, real gRPC.
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/position.h"
+#include "tests/integration/postgres_environment.h"
+
+namespace walfeed::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
+                             const std::string& name) {
+  for (const v1::Column& column : columns) {
+    if (column.name() == name) return &column;
+  }
+  return nullptr;
+}
+
+int64_t IdOf(const v1::Change& change) {
+  const v1::Column* id = FindColumn(change.key(), "id");
+  return id == nullptr ? -1 : id->int_();
+}
+
+uint64_t CurrentLsn(const std::string& db) {
+  absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+      SharedPostgres().Query(db, "SELECT pg_current_wal_lsn()");
+  return rows.ok() ? *ParseLsn((*rows)[0][0]) : 0;
+}
+
+void ExpectStrictlyIncreasingPositions(const std::vector<v1::Change>& changes) {
+  for (size_t i = 1; i < changes.size(); ++i) {
+    const Position before{changes[i - 1].lsn(), changes[i - 1].seq()};
+    const Position after{changes[i].lsn(), changes[i].seq()};
+    ASSERT_LT(before, after) << "at " << i;
+  }
+}
+
+class FeedEndToEnd : public WalfeedTest {};
+
+TEST_F(FeedEndToEnd, DmlOfSeveralKindsArrivesInCommitOrderWithExactValues) {
+  Sql("CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(20,6), tags jsonb, "
+      "created timestamptz, data bytea, flag bool, ratio float8, uid uuid, day date, small int2)");
+  Sql("CREATE TABLE other (id int PRIMARY KEY, v text)");
+  StartWalfeed();
+  const uint64_t before = CurrentLsn(db_);
+  Sql("INSERT INTO items VALUES (1, 'caf\xc3\xa9 \xf0\x9f\x98\x80', 12345678901234.123456, '{\"a\": [1, 2]}', "
+      "'2024-02-29 23:59:59.123456+00', '\\xdeadbeef', true, 'NaN', "
+      "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', -32768), "
+      "(2, '', 9223372036854.775807, 'null', '-infinity', '', false, -0.5, NULL, NULL, 7)");
+  const uint64_t after_first = CurrentLsn(db_);
+  Sql("UPDATE items SET name = NULL, ratio = 'Infinity' WHERE id = 1; INSERT INTO other VALUES (10, 'x')");
+  Sql("DELETE FROM items WHERE id = 2");
+  Sql("TRUNCATE other");
+  Sql(MarkerSql("done"));
+
+  auto stub = walfeed_->NewStub();
+  absl::StatusOr<std::vector<v1::Change>> read = ReadUntilMarker(*stub, {}, "done");
+  ASSERT_TRUE(read.ok()) << read.status() << walfeed_->Log();
+  const std::vector<v1::Change>& c = *read;
+  ASSERT_EQ(c.size(), 6u);
+  ExpectStrictlyIncreasingPositions(c);
+
+  // Transaction 1: two inserts with exact values.
+  EXPECT_GT(c[0].lsn(), before);
+  EXPECT_LE(c[0].lsn(), after_first);
+  EXPECT_EQ(c[0].op(), v1::Change::INSERT);
+  EXPECT_EQ(c[0].schema(), "public");
+  EXPECT_EQ(c[0].table(), "items");
+  EXPECT_EQ(c[0].seq(), 0u);
+  EXPECT_EQ(c[1].seq(), 1u);
+  EXPECT_EQ(c[1].lsn(), c[0].lsn());
+  EXPECT_FALSE(c[0].last_in_transaction());
+  EXPECT_TRUE(c[1].last_in_transaction());
+  EXPECT_EQ(c[0].cursor(), FormatCursor({c[0].lsn(), 0}));
+  EXPECT_EQ(c[0].xid(), c[1].xid());
+  EXPECT_NEAR(static_cast<double>(c[0].commit_time().seconds()), static_cast<double>(absl::ToUnixSeconds(absl::Now())), 60);
+  const auto& row = c[0].after();
+  EXPECT_EQ(FindColumn(row, "id")->int_(), 1);
+  EXPECT_EQ(FindColumn(row, "id")->type(), "int8");
+  EXPECT_EQ(FindColumn(row, "name")->text(), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+  EXPECT_EQ(FindColumn(row, "price")->numeric(), "12345678901234.123456");
+  EXPECT_EQ(FindColumn(row, "price")->type(), "numeric");
+  EXPECT_EQ(FindColumn(row, "tags")->json(), "{\"a\": [1, 2]}");
+  EXPECT_EQ(FindColumn(row, "created")->timestamp().seconds(), 1709251199);
+  EXPECT_EQ(FindColumn(row, "created")->timestamp().nanos(), 123456000);
+  EXPECT_EQ(FindColumn(row, "data")->bytes(), "\xde\xad\xbe\xef");
+  EXPECT_TRUE(FindColumn(row, "flag")->bool_());
+  EXPECT_TRUE(std::isnan(FindColumn(row, "ratio")->float_()));
+  EXPECT_EQ(FindColumn(row, "uid")->uuid(), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  EXPECT_EQ(FindColumn(row, "day")->date(), "2024-02-29");
+  EXPECT_EQ(FindColumn(row, "small")->int_(), -32768);
+  const auto& second = c[1].after();
+  EXPECT_EQ(FindColumn(second, "name")->value_case(), v1::Column::kText) << "empty, not NULL";
+  EXPECT_EQ(FindColumn(second, "name")->text(), "");
+  EXPECT_EQ(FindColumn(second, "price")->numeric(), "9223372036854.775807");
+  EXPECT_EQ(FindColumn(second, "created")->text(), "-infinity");
+  EXPECT_EQ(FindColumn(second, "data")->value_case(), v1::Column::kBytes);
+  EXPECT_EQ(FindColumn(second, "uid")->value_case(), v1::Column::kNull);
+
+  // Transaction 2: an update and an insert into another table.
+  EXPECT_EQ(c[2].op(), v1::Change::UPDATE);
+  EXPECT_EQ(IdOf(c[2]), 1);
+  EXPECT_EQ(FindColumn(c[2].after(), "name")->value_case(), v1::Column::kNull);
+  EXPECT_EQ(FindColumn(c[2].after(), "ratio")->float_(), INFINITY);
+  EXPECT_EQ(c[3].table(), "other");
+  EXPECT_EQ(c[3].lsn(), c[2].lsn());
+  EXPECT_GT(c[2].lsn(), c[1].lsn());
+
+  // Transaction 3 and 4.
+  EXPECT_EQ(c[4].op(), v1::Change::DELETE);
+  EXPECT_EQ(IdOf(c[4]), 2);
+  EXPECT_EQ(c[4].after_size(), 0);
+  EXPECT_EQ(c[5].op(), v1::Change::TRUNCATE);
+  EXPECT_EQ(c[5].table(), "other");
+}
+
+TEST_F(FeedEndToEnd, ResumeByCursorYieldsExactlyTheRest) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  for (int i = 0; i < 20; ++i) {
+    Sql(absl::StrCat("INSERT INTO t VALUES (", 3 * i, "), (", 3 * i + 1, "), (", 3 * i + 2, ")"));
+  }
+  Sql(MarkerSql("end"));
+  auto stub = walfeed_->NewStub();
+  absl::StatusOr<std::vector<v1::Change>> all = ReadUntilMarker(*stub, {}, "end");
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 60u);
+  for (size_t k : {size_t{0}, size_t{1}, size_t{2}, size_t{31}, size_t{59}}) {
+    v1::SubscribeRequest request;
+    request.set_cursor((*all)[k].cursor());
+    absl::StatusOr<std::vector<v1::Change>> rest = ReadUntilMarker(*stub, request, "end");
+    ASSERT_TRUE(rest.ok()) << rest.status();
+    ASSERT_EQ(rest->size(), 59 - k) << "after " << (*all)[k].cursor();
+    for (size_t i = 0; i < rest->size(); ++i) EXPECT_EQ((*rest)[i].cursor(), (*all)[k + 1 + i].cursor());
+  }
+}
+
+TEST_F(FeedEndToEnd, FromLsnTakesPostgresLsnsInclusively) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1)");
+  const uint64_t between = CurrentLsn(db_);
+  Sql("INSERT INTO t VALUES (2)");
+  Sql(MarkerSql("end"));
+  auto stub = walfeed_->NewStub();
+  v1::SubscribeRequest request;
+  request.set_from_lsn(between);
+  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*stub, request, "end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_EQ(IdOf((*changes)[0]), 2);
+  request.set_from_lsn((*changes)[0].lsn());
+  EXPECT_EQ(ReadUntilMarker(*stub, request, "end")->size(), 1u) << "from_lsn is inclusive";
+}
+
+TEST_F(FeedEndToEnd, ConcurrentSubscribersSeeIdenticalSequences) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed();
+  std::vector<std::vector<std::string>> seen(3);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 3; ++i) {
+    readers.emplace_back([this, i, &seen] {
+      auto stub = walfeed_->NewStub();
+      absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*stub, {}, "end", absl::Seconds(60));
+      ASSERT_TRUE(changes.ok()) << changes.status();
+      for (const v1::Change& change : *changes) seen[i].push_back(change.cursor());
+    });
+  }
+  for (int i = 0; i < 100; ++i) {
+    Sql(absl::StrCat("INSERT INTO t VALUES (", i, ", 'a'); UPDATE t SET v = 'b' WHERE id = ", i));
+  }
+  Sql(MarkerSql("end"));
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(seen[0].size(), 200u);
+  EXPECT_EQ(seen[1], seen[0]);
+  EXPECT_EQ(seen[2], seen[0]);
+}
+
+TEST_F(FeedEndToEnd, LiveSubscriberSeesANewCommitPromptly) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  auto stub = walfeed_->NewStub();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::SubscribeRequest request;
+  request.set_from_head(true);
+  auto reader = stub->Subscribe(&context, request);
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Time committed = absl::Now();
+  Sql("INSERT INTO t VALUES (42)");
+  v1::SubscribeResponse response;
+  while (reader->Read(&response) && response.changes().empty()) {
+  }
+  const absl::Duration latency = absl::Now() - committed;
+  ASSERT_EQ(response.changes_size(), 1);
+  EXPECT_EQ(IdOf(response.changes(0)), 42);
+  EXPECT_LT(latency, absl::Seconds(2)) << "a person would notice";
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(FeedEndToEnd, RestartLosesNothingAndDuplicatesNothing) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  for (int i = 1; i <= 30; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
+  Sql(MarkerSql("first"));
+  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "first").ok());
+  EXPECT_EQ(walfeed_->Terminate(), 0);
+  for (int i = 31; i <= 60; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));  // while down
+  StartWalfeed();
+  for (int i = 61; i <= 90; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
+  Sql(MarkerSql("second"));
+  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "second");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  std::vector<int64_t> ids;
+  for (const v1::Change& change : *changes) {
+    if (change.op() == v1::Change::INSERT) ids.push_back(IdOf(change));
+  }
+  std::vector<int64_t> expected;
+  for (int i = 1; i <= 90; ++i) expected.push_back(i);
+  EXPECT_EQ(ids, expected);
+  ExpectStrictlyIncreasingPositions(*changes);
+}
+
+TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  std::atomic<bool> writing{true};
+  std::atomic<int> committed{0};
+  std::thread writer([&] {
+    for (int i = 1; i <= 400; ++i) {
+      ASSERT_TRUE(SharedPostgres().Exec(db_, absl::StrCat("INSERT INTO t VALUES (", 2 * i, "), (", 2 * i + 1, ")")).ok());
+      committed = i;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    writing = false;
+  });
+  for (int kill = 0; kill < 3 && writing; ++kill) {
+    absl::SleepFor(absl::Milliseconds(250));
+    walfeed_->Kill();
+    absl::SleepFor(absl::Milliseconds(100));
+    StartWalfeed();
+  }
+  writer.join();
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(60));
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  std::vector<int64_t> ids;
+  for (const v1::Change& change : *changes) ids.push_back(IdOf(change));
+  std::vector<int64_t> expected;
+  for (int i = 1; i <= 400; ++i) {
+    expected.push_back(2 * i);
+    expected.push_back(2 * i + 1);
+  }
+  EXPECT_EQ(ids, expected) << "every committed change exactly once, in commit order";
+  ExpectStrictlyIncreasingPositions(*changes);
+}
+
+TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  for (int i = 1; i <= 10; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  ASSERT_TRUE(changes.ok());
+  const uint64_t last_commit = changes->back().lsn();
+  // Wait for the acknowledgement to reach the slot.
+  uint64_t confirmed = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (confirmed <= last_commit && absl::Now() < deadline) {
+    auto rows = Query(absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
+    ASSERT_EQ(rows.size(), 1u);
+    confirmed = *ParseLsn(rows[0][0]);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GT(confirmed, last_commit) << "the slot moves past what the log has made durable";
+
+  grpc::ClientContext context;
+  v1::FeedInfo info;
+  ASSERT_TRUE(walfeed_->NewStub()->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok());
+  EXPECT_EQ(info.database(), db_);
+  EXPECT_EQ(info.slot(), slot_);
+  EXPECT_EQ(info.publication(), "walfeed");
+  EXPECT_THAT(info.tables(), ::testing::Contains("public.t"));
+  EXPECT_EQ(info.source_state(), "streaming");
+  EXPECT_GE(*ParseLsn(info.confirmed_flush_lsn()), last_commit);
+  EXPECT_GT(info.newest_lsn(), last_commit) << "the marker message is the newest change";
+}
+
+TEST_F(FeedEndToEnd, TableFilterNamingAnUnknownTableIsNotFound) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::SubscribeRequest request;
+  request.add_tables("public.no_such_table");
+  auto reader = walfeed_->NewStub()->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  while (reader->Read(&response)) {
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("public.t"));
+}
+
+TEST_F(FeedEndToEnd, SigtermEndsStreamsWithUnavailableAndExitsCleanly) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1)");
+  auto stub = walfeed_->NewStub();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto reader = stub->Subscribe(&context, v1::SubscribeRequest());
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(walfeed_->Terminate(), 0);
+  while (reader->Read(&response)) {
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(walfeed_->Log(), HasSubstr("event=stopped"));
+}
+
+}  // namespace
+}  // namespace walfeed::testing

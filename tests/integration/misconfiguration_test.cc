@@ -1,0 +1,131 @@
+// Bad configuration and a misconfigured or unreachable PostgreSQL: walfeed exits non-zero with
+// a sentence that names the problem and the fix, and loses nothing already stored.
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/postgres_environment.h"
+
+namespace walfeed::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class Misconfiguration : public WalfeedTest {
+ protected:
+  RunResult RunWalfeed(std::vector<std::string> args) {
+    args.insert(args.begin(), WalfeedBinary());
+    return RunCommand(args, absl::Seconds(30));
+  }
+  std::vector<std::string> BaseArgs(const std::string& conninfo) {
+    return {"--pg", conninfo, "--data-dir", dir_ + "/data", "--slot", slot_,
+            "--listen", absl::StrCat("127.0.0.1:", FreePort())};
+  }
+};
+
+TEST_F(Misconfiguration, WalLevelOtherThanLogicalIsRejectedWithTheFix) {
+  absl::StatusOr<std::unique_ptr<PostgresCluster>> replica = PostgresCluster::Start("wal_level = replica");
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  RunResult result = RunWalfeed(BaseArgs((*replica)->Conninfo()));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("wal_level=replica"));
+  EXPECT_THAT(result.output, HasSubstr("ALTER SYSTEM SET wal_level = logical"));
+}
+
+TEST_F(Misconfiguration, RoleWithoutReplicationIsRejectedWithTheFix) {
+  Sql("DO $$ BEGIN CREATE ROLE walfeed_norepl LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+  std::string conninfo = SharedPostgres().Conninfo(db_);
+  conninfo.replace(conninfo.find("user=postgres"), 13, "user=walfeed_norepl");
+  RunResult result = RunWalfeed(BaseArgs(conninfo));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("REPLICATION"));
+}
+
+TEST_F(Misconfiguration, SlotInUseByAnotherProcessIsRejectedAndTheOwnerKeepsStreaming) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1)");
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+  args[3] = dir_ + "/second";
+  RunResult result = RunWalfeed(args);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("in use by another process"));
+  EXPECT_THAT(result.output, HasSubstr("--slot"));
+  // The first walfeed still has everything and still streams.
+  Sql("INSERT INTO t VALUES (2)");
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  EXPECT_EQ(changes->size(), 2u);
+}
+
+TEST_F(Misconfiguration, UnreachablePostgresIsAClearError) {
+  RunResult result = RunWalfeed(BaseArgs(absl::StrCat("host=127.0.0.1 port=", FreePort(),
+                                                      " user=postgres dbname=postgres connect_timeout=5")));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("cannot connect to PostgreSQL"));
+}
+
+TEST_F(Misconfiguration, PasswordNeverAppearsInTheOutput) {
+  RunResult result = RunWalfeed(BaseArgs(absl::StrCat("host=127.0.0.1 port=", FreePort(),
+                                                      " user=postgres password=s3cr3t-pw dbname=postgres")));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, ::testing::Not(HasSubstr("s3cr3t-pw")));
+}
+
+TEST_F(Misconfiguration, BadFlagsExitWithUsageErrors) {
+  RunResult missing = RunWalfeed({"--data-dir", dir_});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.output, HasSubstr("--pg"));
+
+  RunResult unknown = RunWalfeed({"--pg", "x", "--frobnicate", "1"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown flag --frobnicate"));
+
+  RunResult slot = RunWalfeed({"--pg", "x", "--slot", "Bad-Slot"});
+  EXPECT_EQ(slot.exit_code, 2);
+  EXPECT_THAT(slot.output, HasSubstr("slot name 'Bad-Slot' is invalid"));
+
+  RunResult duration = RunWalfeed({"--pg", "x", "--progress-interval", "-3s"});
+  EXPECT_EQ(duration.exit_code, 2);
+  EXPECT_THAT(duration.output, HasSubstr("positive duration"));
+
+  RunResult help = RunWalfeed({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* setting : {"--pg", "WALFEED_PG", "--listen", "127.0.0.1:50051", "--data-dir",
+                              "--slot", "--publication", "--progress-interval", "--log-level"}) {
+    EXPECT_THAT(help.output, HasSubstr(setting));
+  }
+}
+
+TEST_F(Misconfiguration, EnvironmentVariablesConfigureAndFlagsWin) {
+  RunResult bad_env = RunCommand({WalfeedBinary(), "--pg", "x"}, absl::Seconds(10),
+                                 {"WALFEED_PROGRESS_INTERVAL=soon"});
+  EXPECT_EQ(bad_env.exit_code, 2);
+  EXPECT_THAT(bad_env.output, HasSubstr("environment variable WALFEED_PROGRESS_INTERVAL"));
+
+  RunResult env_slot = RunCommand({WalfeedBinary(), "--pg", "x"}, absl::Seconds(10), {"WALFEED_SLOT=Bad-Slot"});
+  EXPECT_EQ(env_slot.exit_code, 2);
+  EXPECT_THAT(env_slot.output, HasSubstr("'Bad-Slot'"));
+
+  // The flag replaces the bad value from the environment, so walfeed gets as far as connecting.
+  RunResult flag_wins = RunCommand(
+      {WalfeedBinary(), "--slot", "good_slot", "--data-dir", dir_ + "/flag", "--listen",
+       absl::StrCat("127.0.0.1:", FreePort()), "--pg",
+       absl::StrCat("host=127.0.0.1 port=", FreePort(), " dbname=x connect_timeout=5")},
+      absl::Seconds(30), {"WALFEED_SLOT=Bad-Slot"});
+  EXPECT_EQ(flag_wins.exit_code, 1);
+  EXPECT_THAT(flag_wins.output, HasSubstr("cannot connect to PostgreSQL"));
+}
+
+TEST_F(Misconfiguration, DataDirectoryThatIsAFileIsAClearError) {
+  const std::string file = dir_ + "/not-a-dir";
+  ASSERT_EQ(RunCommand({"touch", file}, absl::Seconds(5)).exit_code, 0);
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+  args[3] = file;
+  RunResult result = RunWalfeed(args);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("cannot open the change log"));
+}
+
+}  // namespace
+}  // namespace walfeed::testing

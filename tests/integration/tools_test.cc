@@ -1,0 +1,138 @@
+// The tools a person uses on the feed: `buf curl` through server reflection (the grpcurl
+// equivalent) and walfeedctl.
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/position.h"
+#include "tests/integration/postgres_environment.h"
+
+namespace walfeed::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kBuf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
+
+class Tools : public WalfeedTest {
+ protected:
+  void SetUp() override {
+    WalfeedTest::SetUp();
+    Sql("CREATE TABLE accounts (id bigint PRIMARY KEY, owner text, balance numeric)");
+    StartWalfeed();
+    Sql("INSERT INTO accounts VALUES (1, 'ada', 100.25), (2, 'grace', 7)");
+    Sql("UPDATE accounts SET balance = 99.75 WHERE id = 1");
+    Sql(MarkerSql("ready"));
+    ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "ready").ok());
+  }
+
+  RunResult BufCurl(const std::string& method, const std::string& body) {
+    return RunCommand({kBuf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+                       absl::StrCat("http://", walfeed_->address(), "/", method), "-d", body},
+                      absl::Seconds(60));
+  }
+
+  RunResult Walfeedctl(std::vector<std::string> args) {
+    args.insert(args.begin(), WalfeedctlBinary());
+    return RunCommand(args, absl::Seconds(30));
+  }
+
+  std::vector<v1::Change> ParseLines(const std::string& output) {
+    std::vector<v1::Change> changes;
+    for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
+      v1::Change change;
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &change).ok()) << line;
+      changes.push_back(change);
+    }
+    return changes;
+  }
+};
+
+TEST_F(Tools, BufCurlReadsTheFeedThroughReflection) {
+  RunResult result = BufCurl("walfeed.v1.ChangeFeed/Subscribe", R"({"fromLsn":"0","stopAtHead":true})");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr(R"("op": "INSERT")"));
+  EXPECT_THAT(result.output, HasSubstr(R"("op": "UPDATE")"));
+  EXPECT_THAT(result.output, HasSubstr(R"("text": "grace")"));
+  EXPECT_THAT(result.output, HasSubstr(R"("numeric": "99.75")"));
+  EXPECT_THAT(result.output, HasSubstr(R"("cursor": ")"));
+}
+
+TEST_F(Tools, BufCurlGetsFeedInfoAndHealth) {
+  RunResult info = BufCurl("walfeed.v1.ChangeFeed/GetFeedInfo", "{}");
+  ASSERT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_THAT(info.output, HasSubstr(absl::StrCat(R"("slot": ")", slot_, "\"")));
+  EXPECT_THAT(info.output, HasSubstr("public.accounts"));
+
+  RunResult health = BufCurl("grpc.health.v1.Health/Check", "{}");
+  ASSERT_EQ(health.exit_code, 0) << health.output;
+  EXPECT_THAT(health.output, HasSubstr("SERVING"));
+}
+
+TEST_F(Tools, BufCurlShowsTheStatusOfABadRequest) {
+  RunResult result = BufCurl("walfeed.v1.ChangeFeed/Subscribe", R"({"cursor":"nonsense"})");
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_THAT(result.output, HasSubstr("invalid_argument"));
+  EXPECT_THAT(result.output, HasSubstr("cursor 'nonsense' is malformed"));
+}
+
+TEST_F(Tools, WalfeedctlPrintsOneJsonObjectPerChange) {
+  RunResult result = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const std::vector<v1::Change> changes = ParseLines(result.output);
+  ASSERT_EQ(changes.size(), 4u);  // two inserts, an update, the marker
+  EXPECT_EQ(changes[0].after(1).text(), "ada");
+  EXPECT_EQ(changes[2].op(), v1::Change::UPDATE);
+
+  RunResult resumed = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                  "--cursor", changes[1].cursor()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(ParseLines(resumed.output).size(), 2u);
+
+  RunResult from_lsn = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                   "--from-lsn", FormatLsn(changes[2].lsn())});
+  ASSERT_EQ(from_lsn.exit_code, 0) << from_lsn.output;
+  EXPECT_EQ(ParseLines(from_lsn.output).size(), 2u);
+
+  RunResult filtered = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                   "--table", "accounts", "--op", "update"});
+  ASSERT_EQ(filtered.exit_code, 0) << filtered.output;
+  EXPECT_EQ(ParseLines(filtered.output).size(), 1u);
+}
+
+TEST_F(Tools, WalfeedctlInfoPrintsTheFeedDescription) {
+  RunResult result = Walfeedctl({"info", "--server", walfeed_->address()});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\"newestCursor\""));
+  EXPECT_THAT(result.output, HasSubstr(db_));
+}
+
+TEST_F(Tools, WalfeedctlRejectsBadInputClearly) {
+  RunResult cursor = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--cursor", "12:3"});
+  EXPECT_EQ(cursor.exit_code, 2);
+  EXPECT_THAT(cursor.output, HasSubstr("cursor '12:3' is malformed"));
+
+  RunResult lsn = Walfeedctl({"subscribe", "--from-lsn", "0/XYZ"});
+  EXPECT_EQ(lsn.exit_code, 2);
+  EXPECT_THAT(lsn.output, HasSubstr("LSN '0/XYZ' is malformed"));
+
+  RunResult both = Walfeedctl({"subscribe", "--from-head", "--from-lsn", "0/1"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_THAT(both.output, HasSubstr("at most one of"));
+
+  RunResult command = Walfeedctl({"frobnicate"});
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_THAT(command.output, HasSubstr("unknown command"));
+
+  RunResult table = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--table", "nope"});
+  EXPECT_EQ(table.exit_code, 1);
+  EXPECT_THAT(table.output, HasSubstr("public.nope"));
+
+  RunResult down = Walfeedctl({"info", "--server", absl::StrCat("127.0.0.1:", FreePort())});
+  EXPECT_EQ(down.exit_code, 1);
+}
+
+}  // namespace
+}  // namespace walfeed::testing

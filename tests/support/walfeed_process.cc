@@ -29,12 +29,13 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
   if (!child.ok()) return child.status();
   process->child_ = std::move(*child);
 
-  std::unique_ptr<v1::ChangeFeed::Stub> stub = process->NewStub();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     if (!process->child_.running()) {
       return absl::FailedPreconditionError(absl::StrCat("walfeed exited: ", process->Log()));
     }
+    // A fresh channel each time: a channel that failed to connect backs off for seconds.
+    std::unique_ptr<v1::ChangeFeed::Stub> stub = process->NewStub();
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     v1::FeedInfo info;

@@ -1,0 +1,72 @@
+#include "tests/integration/postgres_environment.h"
+
+#include "absl/strings/str_cat.h"
+#include "tests/support/process.h"
+
+namespace walfeed::testing {
+namespace {
+
+std::unique_ptr<PostgresCluster>& Cluster() {
+  static auto* cluster = new std::unique_ptr<PostgresCluster>();
+  return *cluster;
+}
+
+class PostgresEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<PostgresCluster>> cluster = PostgresCluster::Start();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    Cluster() = std::move(*cluster);
+  }
+  void TearDown() override { Cluster().reset(); }
+};
+
+const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new PostgresEnvironment());
+
+}  // namespace
+
+PostgresCluster& SharedPostgres() { return *Cluster(); }
+
+void WalfeedTest::SetUp() {
+  ASSERT_NE(Cluster(), nullptr) << "the private PostgreSQL did not start";
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  absl::StatusOr<std::string> db = SharedPostgres().CreateDatabase(absl::StrCat("t_", info->name()).substr(0, 40));
+  ASSERT_TRUE(db.ok()) << db.status();
+  db_ = *db;
+  slot_ = db_;
+  dir_ = MakeTempDir("walfeed-it");
+}
+
+void WalfeedTest::TearDown() {
+  walfeed_.reset();
+  // Slots are cluster-wide and limited: give this one back.
+  (void)SharedPostgres().Exec(
+      "postgres", absl::StrCat("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                               "WHERE slot_name = '", slot_, "' AND NOT active"));
+  RemoveTree(dir_);
+}
+
+WalfeedOptions WalfeedTest::Options() const {
+  WalfeedOptions options;
+  options.conninfo = SharedPostgres().Conninfo(db_);
+  options.data_dir = dir_ + "/data";
+  options.slot = slot_;
+  return options;
+}
+
+void WalfeedTest::StartWalfeed(std::vector<std::string> extra_args) {
+  walfeed_.reset();
+  WalfeedOptions options = Options();
+  options.extra_args = std::move(extra_args);
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
+  ASSERT_TRUE(process.ok()) << process.status();
+  walfeed_ = std::move(*process);
+}
+
+std::vector<std::vector<std::string>> WalfeedTest::Query(const std::string& sql) {
+  absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(db_, sql);
+  EXPECT_TRUE(rows.ok()) << rows.status();
+  return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
+}
+
+}  // namespace walfeed::testing

@@ -1,0 +1,37 @@
+// The one private PostgreSQL shared by an integration test binary, started before the first
+// test and stopped after the last. Tests isolate themselves with a database and a slot each.
+#ifndef WALFEED_TESTS_INTEGRATION_POSTGRES_ENVIRONMENT_H_
+#define WALFEED_TESTS_INTEGRATION_POSTGRES_ENVIRONMENT_H_
+
+#include <memory>
+
+#include "gtest/gtest.h"
+#include "tests/support/postgres_cluster.h"
+#include "tests/support/walfeed_process.h"
+
+namespace walfeed::testing {
+
+PostgresCluster& SharedPostgres();
+
+// A test with its own database, slot, data directory and (on demand) walfeed process.
+class WalfeedTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts (or restarts) walfeed on this test's database and data directory.
+  void StartWalfeed(std::vector<std::string> extra_args = {});
+  WalfeedOptions Options() const;
+
+  void Sql(const std::string& sql) { ASSERT_TRUE(SharedPostgres().Exec(db_, sql).ok()) << sql; }
+  std::vector<std::vector<std::string>> Query(const std::string& sql);
+
+  std::string db_;
+  std::string slot_;
+  std::string dir_;
+  std::unique_ptr<WalfeedProcess> walfeed_;
+};
+
+}  // namespace walfeed::testing
+
+#endif  // WALFEED_TESTS_INTEGRATION_POSTGRES_ENVIRONMENT_H_
