@@ -7,8 +7,8 @@
 // `subscribe` prints one JSON object per change, one a line, on stdout (progress messages go
 // to stderr with --show-progress). `info` prints the feed description as JSON. Bad flags exit 2
 // with a message; a failed call exits 1 with the server's status.
-#include <grpcpp/grpcpp.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -25,7 +25,8 @@ namespace {
 constexpr char kUsage[] =
     "usage:\n"
     "  walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor CURSOR | --from-head]\n"
-    "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... [--show-progress]\n"
+    "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
+    "[--show-progress]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
     "LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or decimal; a cursor is X/Y:seq.\n"
     "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051.\n";
@@ -94,7 +95,8 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       walfeed::v1::Change::Op op;
       if (!walfeed::v1::Change::Op_Parse(absl::AsciiStrToUpper(value), &op) ||
           op == walfeed::v1::Change::OP_UNSPECIFIED) {
-        return absl::StrCat("--op '", value, "' is not INSERT, UPDATE, DELETE, TRUNCATE, READ or MESSAGE");
+        return absl::StrCat("--op '", value,
+                            "' is not INSERT, UPDATE, DELETE, TRUNCATE, READ or MESSAGE");
       }
       options->request.add_ops(op);
     } else {
@@ -131,7 +133,8 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
       std::cout << ToJson(change, false) << "\n";
     }
     if (response.changes().empty() && options.show_progress) {
-      std::cerr << "progress cursor=" << response.cursor() << " head=" << response.head_cursor() << "\n";
+      std::cerr << "progress cursor=" << response.cursor() << " head=" << response.head_cursor()
+                << "\n";
     }
     std::cout.flush();
   }

@@ -19,8 +19,9 @@ struct Setting {
 absl::Status SetDuration(const char* flag, const std::string& value, absl::Duration* out) {
   absl::Duration parsed;
   if (!absl::ParseDuration(value, &parsed) || parsed <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, "='", value, "' is not a positive duration; use a number with a unit, e.g. 5s or 250ms"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "='", value,
+                     "' is not a positive duration; use a number with a unit, e.g. 5s or 250ms"));
   }
   *out = parsed;
   return absl::OkStatus();
@@ -147,8 +148,8 @@ std::string ConfigHelp() {
       "Usage: walfeed --pg \"host=... dbname=... user=...\" [flags]\n\n"
       "Every flag can also be set by its environment variable; a flag wins over the variable.\n\n";
   for (const Setting& setting : Settings()) {
-    absl::StrAppend(&out, "  --", setting.flag, " (", setting.env, ", default ", setting.default_text,
-                    ")\n      ", setting.help, "\n");
+    absl::StrAppend(&out, "  --", setting.flag, " (", setting.env, ", default ",
+                    setting.default_text, ")\n      ", setting.help, "\n");
   }
   absl::StrAppend(&out, "  --help     this text\n  --version  the version\n");
   return out;

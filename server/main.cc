@@ -11,11 +11,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/config.h"
+#include "server/core/log_format.h"
 #include "server/feed/feed_server.h"
 #include "server/log/change_log.h"
 #include "server/source/source.h"
 #include "spdlog/sinks/stdout_sinks.h"
-#include "server/core/log_format.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
         return std::string(value);
       });
   if (!config.ok()) {
-    std::cerr << "walfeed: " << config.status().message() << "\nRun 'walfeed --help' for the settings.\n";
+    std::cerr << "walfeed: " << config.status().message()
+              << "\nRun 'walfeed --help' for the settings.\n";
     return 2;
   }
   if (config->show_help) {

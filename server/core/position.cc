@@ -55,15 +55,17 @@ absl::StatusOr<uint64_t> ParseLsn(absl::string_view text) {
   if (slash == absl::string_view::npos) {
     uint64_t value;
     if (AllDigits(text) && absl::SimpleAtoi(text, &value)) return value;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LSN '", text, "' is malformed: expected PostgreSQL's 'X/Y' form (hex, e.g. '0/16B3748') "
-        "or a decimal number"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LSN '", text,
+                     "' is malformed: expected PostgreSQL's 'X/Y' form (hex, e.g. '0/16B3748') "
+                     "or a decimal number"));
   }
   uint32_t high, low;
   if (!ParseHex32(text.substr(0, slash), &high) || !ParseHex32(text.substr(slash + 1), &low)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LSN '", text, "' is malformed: expected PostgreSQL's 'X/Y' form, two hex numbers of up "
-        "to 8 digits each, e.g. '0/16B3748'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LSN '", text,
+                     "' is malformed: expected PostgreSQL's 'X/Y' form, two hex numbers of up "
+                     "to 8 digits each, e.g. '0/16B3748'"));
   }
   return (static_cast<uint64_t>(high) << 32) | low;
 }
@@ -74,9 +76,9 @@ std::string FormatCursor(const Position& position) {
 
 absl::StatusOr<Position> ParseCursor(absl::string_view text) {
   const auto malformed = [text](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cursor '", text, "' is malformed: ", why,
-        "; a cursor is the 'X/Y:seq' text of a delivered change, e.g. '0/16B3748:3'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cursor '", text, "' is malformed: ", why,
+                     "; a cursor is the 'X/Y:seq' text of a delivered change, e.g. '0/16B3748:3'"));
   };
   const size_t colon = text.rfind(':');
   if (colon == absl::string_view::npos) return malformed("expected LSN 'X/Y' followed by ':seq'");

@@ -20,14 +20,15 @@ ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
 grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
     grpc::CallbackServerContext* /*context*/, const v1::SubscribeRequest* request) {
   if (hub_->shutting_down()) {
-    return new RejectedSubscribe(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                              "walfeed is shutting down; resume from your last cursor"));
+    return new RejectedSubscribe(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE, "walfeed is shutting down; resume from your last cursor"));
   }
   const SourceStatus source = source_status_();
   PlanLimits limits;
   limits.default_batch_changes = options_->default_batch_changes;
   limits.max_batch_changes = options_->max_batch_changes;
-  absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(*request, log_->Head(), source.tables, limits);
+  absl::StatusOr<SubscriptionPlan> plan =
+      PlanSubscription(*request, log_->Head(), source.tables, limits);
   if (!plan.ok()) return new RejectedSubscribe(ToGrpcStatus(plan.status()));
   return new SubscribeReactor(log_, hub_, options_, *std::move(plan));
 }

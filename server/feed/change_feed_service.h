@@ -6,9 +6,9 @@
 #ifndef WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 #define WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 
-#include <functional>
-
 #include <grpcpp/grpcpp.h>
+
+#include <functional>
 
 #include "server/core/source_status.h"
 #include "server/feed/feed_options.h"

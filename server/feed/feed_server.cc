@@ -12,8 +12,8 @@
 namespace walfeed {
 
 absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions& options,
-                                                             ChangeLog* log,
-                                                             SourceStatusFn source_status) {
+                                                              ChangeLog* log,
+                                                              SourceStatusFn source_status) {
   if (absl::Status valid = options.Validate(); !valid.ok()) return valid;
   std::unique_ptr<FeedServer> server(new FeedServer());
   server->options_ = options;
@@ -29,21 +29,24 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
   server->health_ = std::make_unique<HealthService>();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+                           &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->health_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                             static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
+  builder.AddChannelArgument(
+      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Accept clients' keepalive pings as often as every 10 s.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on '", options.listen_address,
-                                               "': the address is in use or invalid (use host:port)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on '", options.listen_address,
+                     "': the address is in use or invalid (use host:port)"));
   }
   spdlog::info("event=feed_listening address={} port={}", options.listen_address, server->port_);
   return server;
@@ -57,8 +60,9 @@ void FeedServer::Shutdown() {
   hub_->BeginShutdown();
   health_->Shutdown();
   if (server_ != nullptr) {
-    const auto deadline = std::chrono::system_clock::now() +
-                          std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.shutdown_grace));
+    const auto deadline =
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.shutdown_grace));
     server_->Shutdown(deadline);
     server_->Wait();
   }

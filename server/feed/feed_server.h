@@ -23,7 +23,8 @@ namespace walfeed {
 class FeedServer {
  public:
   // `log` must outlive the server.
-  static absl::StatusOr<std::unique_ptr<FeedServer>> Start(const FeedOptions& options, ChangeLog* log,
+  static absl::StatusOr<std::unique_ptr<FeedServer>> Start(const FeedOptions& options,
+                                                           ChangeLog* log,
                                                            SourceStatusFn source_status);
   ~FeedServer();
 

@@ -83,7 +83,8 @@ class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
 };
 
 HealthService::ServingStatus HealthService::StatusOf(const std::string& service) const {
-  if (!service.empty() && service != "walfeed.v1.ChangeFeed") return HealthCheckResponse::SERVICE_UNKNOWN;
+  if (!service.empty() && service != "walfeed.v1.ChangeFeed")
+    return HealthCheckResponse::SERVICE_UNKNOWN;
   return serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
 }
 

@@ -3,8 +3,8 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/position.h"
 #include "server/core/log_format.h"
+#include "server/core/position.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -82,7 +82,8 @@ void SubscribeReactor::WriteProgress() {
 bool SubscribeReactor::FillBatch() {
   response_.Clear();
   records_.clear();
-  absl::Status read = log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records_);
+  absl::Status read =
+      log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records_);
   if (!read.ok()) {
     spdlog::error("event=subscriber_read_failed error=\"{}\"", read.message());
     finished_ = true;
@@ -103,9 +104,9 @@ bool SubscribeReactor::FillBatch() {
     if (!change->ParseFromString(record.change)) {
       spdlog::error("event=corrupt_change position={}", FormatCursor(record.position));
       finished_ = true;
-      Finish(grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("the change at ", FormatCursor(record.position),
-                                       " cannot be decoded")));
+      Finish(grpc::Status(
+          grpc::StatusCode::DATA_LOSS,
+          absl::StrCat("the change at ", FormatCursor(record.position), " cannot be decoded")));
       return false;
     }
     last_read_ends_transaction_ = change->last_in_transaction();

@@ -9,10 +9,10 @@
 #ifndef WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_
 #define WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
 #include "server/feed/feed_options.h"

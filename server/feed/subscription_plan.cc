@@ -56,34 +56,39 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
 
   if (request.tables_size() > static_cast<int>(kMaxTableFilters)) {
     return absl::InvalidArgumentError(absl::StrCat("the table filter names ", request.tables_size(),
-                                                   " tables; at most ", kMaxTableFilters, " are allowed"));
+                                                   " tables; at most ", kMaxTableFilters,
+                                                   " are allowed"));
   }
   for (const std::string& name : request.tables()) {
     if (name.empty() || name.size() > kMaxNameBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "table filter entry '", name.substr(0, 64), "' must be 'schema.table', 1 to ",
-          kMaxNameBytes, " bytes"));
+      return absl::InvalidArgumentError(absl::StrCat("table filter entry '", name.substr(0, 64),
+                                                     "' must be 'schema.table', 1 to ",
+                                                     kMaxNameBytes, " bytes"));
     }
-    const std::string qualified = name.find('.') == std::string::npos ? absl::StrCat("public.", name) : name;
+    const std::string qualified =
+        name.find('.') == std::string::npos ? absl::StrCat("public.", name) : name;
     if (!std::binary_search(known_tables.begin(), known_tables.end(), qualified)) {
       return absl::NotFoundError(absl::StrCat("table '", qualified,
                                               "' in the table filter is not published; published "
-                                              "tables: ", ListSome(known_tables)));
+                                              "tables: ",
+                                              ListSome(known_tables)));
     }
     plan.tables.insert(qualified);
   }
 
   for (int op : request.ops()) {
     if (op <= v1::Change::OP_UNSPECIFIED || op > v1::Change::MESSAGE) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "operation filter value ", op, " is not an operation; use INSERT, UPDATE, DELETE, "
-          "TRUNCATE, READ or MESSAGE"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("operation filter value ", op,
+                       " is not an operation; use INSERT, UPDATE, DELETE, "
+                       "TRUNCATE, READ or MESSAGE"));
     }
     plan.op_mask |= 1u << op;
   }
 
   const size_t asked = request.max_batch_changes();
-  plan.max_batch_changes = asked == 0 ? limits.default_batch_changes : std::min(asked, limits.max_batch_changes);
+  plan.max_batch_changes =
+      asked == 0 ? limits.default_batch_changes : std::min(asked, limits.max_batch_changes);
   if (request.stop_at_head()) plan.stop_at = head;
   return plan;
 }

@@ -5,11 +5,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
-#include "rocksdb/cache.h"
 #include "server/log/position_key.h"
 
 namespace walfeed {
@@ -79,7 +79,8 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   };
   std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
   rocksdb::DB* raw_db = nullptr;
-  rocksdb::Status opened = rocksdb::DB::Open(db_options, options.path, families, &raw_handles, &raw_db);
+  rocksdb::Status opened =
+      rocksdb::DB::Open(db_options, options.path, families, &raw_handles, &raw_db);
   if (!opened.ok()) {
     return FromRocks(opened, absl::StrCat("cannot open the change log in '", options.path,
                                           "' (is another walfeed using it?)"));
@@ -102,7 +103,8 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
 
   Position head, oldest;
   {
-    std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(rocksdb::ReadOptions(), impl->changes));
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl->db->NewIterator(rocksdb::ReadOptions(), impl->changes));
     it->SeekToLast();
     if (it->Valid()) {
       absl::StatusOr<Position> last = DecodePositionKey(KeyOf(*it));
@@ -146,9 +148,9 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
             "change ", i, " of the transaction at ", FormatLsn(txn.commit_lsn), " says position ",
             FormatCursor({change.lsn(), change.seq()}), "; nothing was appended"));
       }
-      rocksdb::Status put = batch.Put(impl_->changes,
-                                      EncodePositionKey({txn.commit_lsn, static_cast<uint32_t>(i)}),
-                                      change.SerializeAsString());
+      rocksdb::Status put =
+          batch.Put(impl_->changes, EncodePositionKey({txn.commit_lsn, static_cast<uint32_t>(i)}),
+                    change.SerializeAsString());
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
     if (first_appended.IsZero()) first_appended = Position{txn.commit_lsn, 0};
@@ -190,8 +192,8 @@ absl::Status ChangeLog::Read(const Position& start, size_t max_records, size_t m
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->changes));
   size_t records = 0;
   size_t bytes = 0;
-  for (it->Seek(EncodePositionKey(start)); it->Valid() && records < max_records && bytes < max_bytes;
-       it->Next()) {
+  for (it->Seek(EncodePositionKey(start));
+       it->Valid() && records < max_records && bytes < max_bytes; it->Next()) {
     absl::StatusOr<Position> position = DecodePositionKey(KeyOf(*it));
     if (!position.ok()) return position.status();
     const rocksdb::Slice value = it->value();

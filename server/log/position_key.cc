@@ -43,7 +43,8 @@ std::string EncodeUint64(uint64_t value) {
 
 absl::StatusOr<uint64_t> DecodeUint64(absl::string_view bytes) {
   if (bytes.size() != 8) {
-    return absl::DataLossError(absl::StrCat("stored integer has ", bytes.size(), " bytes, expected 8"));
+    return absl::DataLossError(
+        absl::StrCat("stored integer has ", bytes.size(), " bytes, expected 8"));
   }
   return GetBigEndian(bytes);
 }

@@ -38,7 +38,7 @@ std::string PgErrorMessage(PGconn* conn) {
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
-                                                                     Mode mode) {
+                                                                    Mode mode) {
   // dbname comes first so that the keywords after it override what the conninfo says.
   std::vector<const char*> keywords = {"dbname", "options", "fallback_application_name"};
   std::vector<const char*> values = {conninfo.c_str(), kSessionOptions, "walfeed"};

@@ -29,7 +29,8 @@ class PgConnection {
  public:
   enum class Mode { kPlain, kReplication };
 
-  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo, Mode mode);
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
+                                                               Mode mode);
   ~PgConnection();
 
   PgConnection(const PgConnection&) = delete;

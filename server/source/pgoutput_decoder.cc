@@ -42,7 +42,8 @@ bool ReadTupleData(ByteReader& in, TupleData* tuple) {
         break;
       }
       default:
-        return in.Fail(absl::StrFormat("TupleData column kind 0x%02x is not one of n, u, t, b", kind));
+        return in.Fail(
+            absl::StrFormat("TupleData column kind 0x%02x is not one of n, u, t, b", kind));
     }
   }
   return true;
@@ -61,7 +62,8 @@ bool ReadOldTuple(ByteReader& in, char* old_kind, TupleData* tuple) {
 bool ExpectNewTuple(ByteReader& in, TupleData* tuple) {
   uint8_t marker;
   if (!in.ReadU8("new tuple marker", &marker)) return false;
-  if (marker != 'N') return in.Fail(absl::StrFormat("expected new tuple marker N, got 0x%02x", marker));
+  if (marker != 'N')
+    return in.Fail(absl::StrFormat("expected new tuple marker N, got 0x%02x", marker));
   return ReadTupleData(in, tuple);
 }
 
@@ -97,10 +99,11 @@ bool DecodeRelation(ByteReader& in, pgoutput::Relation* r) {
 bool DecodeTruncate(ByteReader& in, pgoutput::Truncate* t) {
   uint32_t count;
   uint8_t options;
-  if (!in.ReadU32("relation count", &count) || !in.ReadU8("truncate options", &options)) return false;
+  if (!in.ReadU32("relation count", &count) || !in.ReadU8("truncate options", &options))
+    return false;
   if (count > in.remaining() / 4) {
-    return in.Fail(absl::StrCat("Truncate names ", count, " relations but has room for ",
-                                in.remaining() / 4));
+    return in.Fail(
+        absl::StrCat("Truncate names ", count, " relations but has room for ", in.remaining() / 4));
   }
   t->cascade = (options & 1) != 0;
   t->restart_identity = (options & 2) != 0;
@@ -146,7 +149,8 @@ bool DecodeBody(char tag, ByteReader& in, pgoutput::Message* message) {
     }
     case 'O': {
       pgoutput::Origin o;
-      if (!in.ReadU64("origin commit LSN", &o.commit_lsn) || !in.ReadCString("origin name", &o.name)) {
+      if (!in.ReadU64("origin commit LSN", &o.commit_lsn) ||
+          !in.ReadCString("origin name", &o.name)) {
         return false;
       }
       *message = std::move(o);
@@ -169,7 +173,8 @@ bool DecodeBody(char tag, ByteReader& in, pgoutput::Message* message) {
     }
     case 'I': {
       pgoutput::Insert i;
-      if (!in.ReadU32("relation id", &i.relation_id) || !ExpectNewTuple(in, &i.new_tuple)) return false;
+      if (!in.ReadU32("relation id", &i.relation_id) || !ExpectNewTuple(in, &i.new_tuple))
+        return false;
       *message = std::move(i);
       return true;
     }
@@ -191,7 +196,8 @@ bool DecodeBody(char tag, ByteReader& in, pgoutput::Message* message) {
     }
     case 'D': {
       pgoutput::Delete d;
-      if (!in.ReadU32("relation id", &d.relation_id) || !ReadOldTuple(in, &d.old_kind, &d.old_tuple)) {
+      if (!in.ReadU32("relation id", &d.relation_id) ||
+          !ReadOldTuple(in, &d.old_kind, &d.old_tuple)) {
         return false;
       }
       *message = std::move(d);
@@ -222,14 +228,13 @@ absl::StatusOr<pgoutput::Message> DecodePgOutputMessage(absl::string_view bytes)
   ByteReader in(bytes.substr(1));
   pgoutput::Message message;
   if (!DecodeBody(tag, in, &message)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed pgoutput message '", absl::string_view(&tag, 1), "': ",
-                     in.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "malformed pgoutput message '", absl::string_view(&tag, 1), "': ", in.status().message()));
   }
   if (in.remaining() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed pgoutput message '",
-                                                   absl::string_view(&tag, 1), "': ", in.remaining(),
-                                                   " unexpected bytes after the message"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed pgoutput message '", absl::string_view(&tag, 1),
+                     "': ", in.remaining(), " unexpected bytes after the message"));
   }
   return message;
 }

@@ -19,8 +19,8 @@ struct TupleColumn {
 using TupleData = std::vector<TupleColumn>;
 
 struct Begin {
-  uint64_t final_lsn = 0;       // the commit LSN
-  int64_t commit_time = 0;      // microseconds since 2000-01-01 UTC
+  uint64_t final_lsn = 0;   // the commit LSN
+  int64_t commit_time = 0;  // microseconds since 2000-01-01 UTC
   uint32_t xid = 0;
 };
 

@@ -44,10 +44,12 @@ absl::StatusOr<ReplicationFrame> ParseReplicationFrame(absl::string_view bytes) 
       break;
     }
     default:
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "unknown CopyData message type 0x%02x (expected 'w' or 'k')", static_cast<uint8_t>(bytes[0])));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("unknown CopyData message type 0x%02x (expected 'w' or 'k')",
+                          static_cast<uint8_t>(bytes[0])));
   }
-  return absl::InvalidArgumentError(absl::StrCat("malformed CopyData message: ", in.status().message()));
+  return absl::InvalidArgumentError(
+      absl::StrCat("malformed CopyData message: ", in.status().message()));
 }
 
 std::string EncodeStandbyStatus(uint64_t flushed, int64_t now_pg_micros, bool reply_requested) {

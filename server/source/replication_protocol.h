@@ -15,9 +15,9 @@ namespace walfeed {
 struct ReplicationFrame {
   enum class Kind { kXLogData, kKeepalive };
   Kind kind = Kind::kKeepalive;
-  uint64_t wal_start = 0;  // XLogData: LSN of the data's start
-  uint64_t wal_end = 0;    // the server's current end of WAL
-  int64_t send_time = 0;   // microseconds since 2000-01-01
+  uint64_t wal_start = 0;        // XLogData: LSN of the data's start
+  uint64_t wal_end = 0;          // the server's current end of WAL
+  int64_t send_time = 0;         // microseconds since 2000-01-01
   bool reply_requested = false;  // keepalive: answer now or be disconnected
   absl::string_view payload;     // XLogData: one pgoutput message (points into the input)
 };

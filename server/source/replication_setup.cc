@@ -20,7 +20,8 @@ absl::StatusOr<SystemIdentity> IdentifySystem(PgConnection& conn) {
   SystemIdentity identity;
   identity.system_identifier = row[0];
   if (!absl::SimpleAtoi(row[1], &identity.timeline)) {
-    return absl::InternalError(absl::StrCat("IDENTIFY_SYSTEM timeline '", row[1], "' is not a number"));
+    return absl::InternalError(
+        absl::StrCat("IDENTIFY_SYSTEM timeline '", row[1], "' is not a number"));
   }
   absl::StatusOr<uint64_t> lsn = ParseLsn(row[2]);
   if (!lsn.ok()) return lsn.status();
@@ -47,27 +48,27 @@ absl::Status EnsurePublication(PgConnection& conn, const std::string& publicatio
       "SELECT 1 FROM pg_publication WHERE pubname = ", conn.QuoteLiteral(publication)));
   if (!found.ok()) return found.status();
   if (!found->rows.empty()) return absl::OkStatus();
-  absl::StatusOr<QueryRows> created = conn.Query(absl::StrCat(
-      "CREATE PUBLICATION ", conn.QuoteIdentifier(publication), " FOR ALL TABLES"));
+  absl::StatusOr<QueryRows> created = conn.Query(
+      absl::StrCat("CREATE PUBLICATION ", conn.QuoteIdentifier(publication), " FOR ALL TABLES"));
   if (!created.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "publication '", publication, "' does not exist and walfeed cannot create it: ",
-        created.status().message(),
-        " (create it yourself, e.g. CREATE PUBLICATION ", publication,
+        created.status().message(), " (create it yourself, e.g. CREATE PUBLICATION ", publication,
         " FOR TABLE ..., or let a superuser run walfeed once)"));
   }
   return absl::OkStatus();
 }
 
 absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
-  absl::StatusOr<QueryRows> found = conn.Query(absl::StrCat(
-      "SELECT plugin, slot_type, database, active, coalesce(active_pid::text, '') "
-      "FROM pg_replication_slots WHERE slot_name = ",
-      conn.QuoteLiteral(slot)));
+  absl::StatusOr<QueryRows> found = conn.Query(
+      absl::StrCat("SELECT plugin, slot_type, database, active, coalesce(active_pid::text, '') "
+                   "FROM pg_replication_slots WHERE slot_name = ",
+                   conn.QuoteLiteral(slot)));
   if (!found.ok()) return found.status();
   if (found->rows.empty()) {
-    absl::StatusOr<QueryRows> created = conn.Query(absl::StrCat(
-        "CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot), " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
+    absl::StatusOr<QueryRows> created =
+        conn.Query(absl::StrCat("CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot),
+                                " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
     if (!created.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot create replication slot '", slot, "': ", created.status().message(),
@@ -82,14 +83,14 @@ absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
         "'; walfeed needs a logical pgoutput slot: pass another --slot name or drop that slot"));
   }
   if (row[2] != conn.database()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "replication slot '", slot, "' belongs to database '", row[2], "', not '", conn.database(),
-        "': pass another --slot name"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("replication slot '", slot, "' belongs to database '", row[2], "', not '",
+                     conn.database(), "': pass another --slot name"));
   }
   if (row[3] == "t") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "replication slot '", slot, "' is in use by another process (pid ", row[4],
-        "): stop that consumer or pass another --slot name"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("replication slot '", slot, "' is in use by another process (pid ", row[4],
+                     "): stop that consumer or pass another --slot name"));
   }
   return absl::OkStatus();
 }
@@ -108,7 +109,8 @@ absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
 
 absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types) {
   absl::StatusOr<QueryRows> result = conn.Query(
-      "SELECT t.oid, n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace");
+      "SELECT t.oid, n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = "
+      "t.typnamespace");
   if (!result.ok()) return result.status();
   for (const std::vector<std::string>& row : result->rows) {
     uint32_t oid;

@@ -25,7 +25,8 @@ absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, Replication
   for (;;) {
     const int length = PQgetCopyData(conn, &buffer_, /*async=*/1);
     if (length > 0) {
-      absl::StatusOr<ReplicationFrame> parsed = ParseReplicationFrame(absl::string_view(buffer_, length));
+      absl::StatusOr<ReplicationFrame> parsed =
+          ParseReplicationFrame(absl::string_view(buffer_, length));
       if (!parsed.ok()) return parsed.status();
       *frame = *parsed;
       return true;
@@ -45,7 +46,8 @@ absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, Replication
     pollfd fd{PQsocket(conn), POLLIN, 0};
     const int ready = poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (ready < 0 && errno != EINTR) {
-      return absl::UnavailableError(absl::StrCat("poll on the replication socket: ", strerror(errno)));
+      return absl::UnavailableError(
+          absl::StrCat("poll on the replication socket: ", strerror(errno)));
     }
     if (ready > 0 && PQconsumeInput(conn) == 0) {
       return absl::UnavailableError(

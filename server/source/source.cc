@@ -5,13 +5,13 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/source/pg_connection.h"
 #include "server/source/pgoutput_decoder.h"
 #include "server/source/replication_setup.h"
 #include "server/source/replication_stream.h"
 #include "server/source/transaction_builder.h"
-#include "server/core/log_format.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -90,8 +90,8 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
       if (fresh.ok()) {
         conn = std::move(*fresh);
       } else {
-        spdlog::warn("event=source_reconnect_failed error=\"{}\" retry_in={}", fresh.status().message(),
-                     absl::FormatDuration(backoff));
+        spdlog::warn("event=source_reconnect_failed error=\"{}\" retry_in={}",
+                     fresh.status().message(), absl::FormatDuration(backoff));
       }
     }
     if (conn != nullptr) {
@@ -113,7 +113,8 @@ absl::Status Source::StreamSession(PgConnection& conn) {
   TransactionBuilder builder;
   if (absl::Status s = LoadTypes(conn, &builder.types()); !s.ok()) return s;
   const uint64_t start_lsn = sink_->ResumeLsn();
-  if (absl::Status s = StartReplication(conn, options_.slot, options_.publication, start_lsn); !s.ok()) {
+  if (absl::Status s = StartReplication(conn, options_.slot, options_.publication, start_lsn);
+      !s.ok()) {
     return s;
   }
   SetState("streaming");
@@ -126,7 +127,8 @@ absl::Status Source::StreamSession(PgConnection& conn) {
   while (!stop_.HasBeenNotified()) {
     ReplicationFrame frame;
     // Group commit: keep reading while data is ready; append once the socket runs dry.
-    const absl::Duration wait = batch.transactions.empty() ? absl::Milliseconds(100) : absl::ZeroDuration();
+    const absl::Duration wait =
+        batch.transactions.empty() ? absl::Milliseconds(100) : absl::ZeroDuration();
     absl::StatusOr<bool> got = stream.Next(wait, &frame);
     if (!got.ok()) {
       result = got.status();
@@ -155,7 +157,8 @@ absl::Status Source::StreamSession(PgConnection& conn) {
     }
     // Keepalive. With nothing open or pending, everything before the server's WAL end that
     // concerns us has arrived and is durable, so confirming it is safe and frees WAL.
-    if (!builder.in_transaction() && batch.transactions.empty() && frame.wal_end > batch.confirmed_lsn) {
+    if (!builder.in_transaction() && batch.transactions.empty() &&
+        frame.wal_end > batch.confirmed_lsn) {
       batch.confirmed_lsn = frame.wal_end;
     }
     if (frame.reply_requested) {
@@ -175,8 +178,8 @@ absl::Status Source::HandleXLogData(absl::string_view payload, int64_t send_time
   absl::StatusOr<pgoutput::Message> message = DecodePgOutputMessage(payload);
   if (!message.ok()) return message.status();
   if (auto* relation = std::get_if<pgoutput::Relation>(&*message)) {
-    const std::string name =
-        absl::StrCat(relation->schema.empty() ? "pg_catalog" : relation->schema, ".", relation->name);
+    const std::string name = absl::StrCat(
+        relation->schema.empty() ? "pg_catalog" : relation->schema, ".", relation->name);
     absl::MutexLock lock(&mu_);
     auto it = std::lower_bound(status_.tables.begin(), status_.tables.end(), name);
     if (it == status_.tables.end() || *it != name) status_.tables.insert(it, name);
@@ -203,9 +206,10 @@ absl::Status Source::FlushBatch(ReplicationStream& stream, Batch& batch) {
   const uint64_t end_lsn = batch.transactions.back().end_lsn;
   absl::Status appended = sink_->Append(batch.transactions, end_lsn);
   if (!appended.ok()) {
-    spdlog::error("event=append_failed transactions={} error=\"{}\" action=\"not confirming to "
-                  "PostgreSQL; will reconnect and retry\"",
-                  batch.transactions.size(), appended.message());
+    spdlog::error(
+        "event=append_failed transactions={} error=\"{}\" action=\"not confirming to "
+        "PostgreSQL; will reconnect and retry\"",
+        batch.transactions.size(), appended.message());
     return appended;
   }
   batch.transactions.clear();

@@ -19,11 +19,13 @@ bool IsValidSlotName(const std::string& name) {
 absl::Status SourceOptions::Validate() const {
   if (conninfo.empty()) {
     return absl::InvalidArgumentError(
-        "no PostgreSQL connection given: pass --pg \"host=... dbname=... user=...\" or set WALFEED_PG");
+        "no PostgreSQL connection given: pass --pg \"host=... dbname=... user=...\" or set "
+        "WALFEED_PG");
   }
   if (!IsValidSlotName(slot)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "slot name '", slot, "' is invalid: use 1 to 63 lower-case letters, digits or underscores"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("slot name '", slot,
+                     "' is invalid: use 1 to 63 lower-case letters, digits or underscores"));
   }
   if (publication.empty() || publication.size() > 63) {
     return absl::InvalidArgumentError(
@@ -31,7 +33,8 @@ absl::Status SourceOptions::Validate() const {
   }
   if (status_interval <= absl::ZeroDuration() || reconnect_min <= absl::ZeroDuration() ||
       reconnect_max < reconnect_min) {
-    return absl::InvalidArgumentError("source intervals must be positive, reconnect_max >= reconnect_min");
+    return absl::InvalidArgumentError(
+        "source intervals must be positive, reconnect_max >= reconnect_min");
   }
   if (max_batch_transactions == 0 || max_batch_bytes == 0) {
     return absl::InvalidArgumentError("source batch limits must be positive");

@@ -45,8 +45,8 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   if (relation_id != 0) {
     *relation = FindRelation(relation_id);
     if (*relation == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, " names relation id ", relation_id, " that no Relation message described"));
+      return absl::FailedPreconditionError(absl::StrCat(what, " names relation id ", relation_id,
+                                                        " that no Relation message described"));
     }
   }
   Transaction& txn = open_->transaction;
@@ -85,8 +85,9 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
   const pgoutput::Relation* relation = nullptr;
   if (auto* begin = std::get_if<pgoutput::Begin>(&message)) {
     if (open_) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "Begin of xid ", begin->xid, " arrived inside the transaction of xid ", open_->begin.xid));
+      return absl::FailedPreconditionError(absl::StrCat("Begin of xid ", begin->xid,
+                                                        " arrived inside the transaction of xid ",
+                                                        open_->begin.xid));
     }
     open_.emplace();
     open_->begin = *begin;
@@ -119,7 +120,8 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     FillColumns(*relation, update->new_tuple, /*key_only=*/true, (*change)->mutable_key());
     if (update->old_kind != 0) {
       // 'K' carries only the old key (the other columns come as NULL); 'O' the whole old row.
-      FillColumns(*relation, update->old_tuple, update->old_kind == 'K', (*change)->mutable_before());
+      FillColumns(*relation, update->old_tuple, update->old_kind == 'K',
+                  (*change)->mutable_before());
     }
     FillColumns(*relation, update->new_tuple, /*key_only=*/false, (*change)->mutable_after());
     return std::nullopt;
@@ -152,9 +154,9 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnCommit(
     const pgoutput::Commit& commit) {
   if (!open_) return absl::FailedPreconditionError("Commit arrived outside a transaction");
   if (commit.commit_lsn != open_->begin.final_lsn) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("Commit at ", FormatLsn(commit.commit_lsn), " does not match its Begin at ",
-                     FormatLsn(open_->begin.final_lsn)));
+    return absl::FailedPreconditionError(absl::StrCat("Commit at ", FormatLsn(commit.commit_lsn),
+                                                      " does not match its Begin at ",
+                                                      FormatLsn(open_->begin.final_lsn)));
   }
   Transaction txn = std::move(open_->transaction);
   open_.reset();

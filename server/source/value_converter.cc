@@ -103,8 +103,8 @@ bool ParsePgTimestamp(absl::string_view text, int64_t* seconds, int32_t* nanos) 
     if (!rest.empty()) return false;
     offset_seconds = sign * (oh * 3600 + om * 60 + os);
   }
-  *seconds = DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
-             offset_seconds;
+  *seconds =
+      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
   *nanos = micros * 1000;
   return true;
 }

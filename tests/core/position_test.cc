@@ -33,9 +33,9 @@ TEST(Lsn, RejectsMalformedTextWithTheValueInTheMessage) {
 }
 
 TEST(Cursor, RoundTripsEveryPosition) {
-  for (const Position p : {Position{0, 0}, Position{0x16B3748, 3},
-                           Position{std::numeric_limits<uint64_t>::max(),
-                                    std::numeric_limits<uint32_t>::max()}}) {
+  for (const Position p :
+       {Position{0, 0}, Position{0x16B3748, 3},
+        Position{std::numeric_limits<uint64_t>::max(), std::numeric_limits<uint32_t>::max()}}) {
     absl::StatusOr<Position> parsed = ParseCursor(FormatCursor(p));
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     EXPECT_EQ(*parsed, p);

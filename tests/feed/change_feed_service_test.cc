@@ -111,7 +111,8 @@ TEST_F(ChangeFeedServiceTest, CursorResumesRightAfterTheChangeItNames) {
     v1::SubscribeRequest request;
     request.set_cursor(all[k].cursor());
     const std::vector<v1::Change> rest = ReadToHead(request);
-    EXPECT_EQ(Cursors(rest), Cursors({all.begin() + k + 1, all.end()})) << "after " << all[k].cursor();
+    EXPECT_EQ(Cursors(rest), Cursors({all.begin() + k + 1, all.end()}))
+        << "after " << all[k].cursor();
   }
 }
 
@@ -212,7 +213,9 @@ TEST_F(ChangeFeedServiceTest, BatchesAreCutByBytesWellUnderTheDefaultMessageLimi
   for (int i = 0; i < 4; ++i) {
     const uint64_t lsn = next_lsn_;
     next_lsn_ += 100;
-    ASSERT_TRUE(log_->Append({MakeTransaction(lsn, 10, "t", v1::Change::INSERT, 0, 200 << 10)}, lsn + 1).ok());
+    ASSERT_TRUE(
+        log_->Append({MakeTransaction(lsn, 10, "t", v1::Change::INSERT, 0, 200 << 10)}, lsn + 1)
+            .ok());
   }
   grpc::ClientContext context;
   v1::SubscribeRequest request;

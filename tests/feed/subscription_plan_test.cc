@@ -10,7 +10,8 @@ using ::testing::HasSubstr;
 
 const std::vector<std::string> kTables = {"public.a", "public.b", "shop.orders"};
 
-absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request, Position head = {500, 2}) {
+absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request,
+                                      Position head = {500, 2}) {
   return PlanSubscription(request, head, kTables, PlanLimits{});
 }
 

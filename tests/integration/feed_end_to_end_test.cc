@@ -52,12 +52,14 @@ TEST_F(FeedEndToEnd, DmlOfSeveralKindsArrivesInCommitOrderWithExactValues) {
   Sql("CREATE TABLE other (id int PRIMARY KEY, v text)");
   StartWalfeed();
   const uint64_t before = CurrentLsn(db_);
-  Sql("INSERT INTO items VALUES (1, 'caf\xc3\xa9 \xf0\x9f\x98\x80', 12345678901234.123456, '{\"a\": [1, 2]}', "
+  Sql("INSERT INTO items VALUES (1, 'caf\xc3\xa9 \xf0\x9f\x98\x80', 12345678901234.123456, "
+      "'{\"a\": [1, 2]}', "
       "'2024-02-29 23:59:59.123456+00', '\\xdeadbeef', true, 'NaN', "
       "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', -32768), "
       "(2, '', 9223372036854.775807, 'null', '-infinity', '', false, -0.5, NULL, NULL, 7)");
   const uint64_t after_first = CurrentLsn(db_);
-  Sql("UPDATE items SET name = NULL, ratio = 'Infinity' WHERE id = 1; INSERT INTO other VALUES (10, 'x')");
+  Sql("UPDATE items SET name = NULL, ratio = 'Infinity' WHERE id = 1; INSERT INTO other VALUES "
+      "(10, 'x')");
   Sql("DELETE FROM items WHERE id = 2");
   Sql("TRUNCATE other");
   Sql(MarkerSql("done"));
@@ -82,7 +84,8 @@ TEST_F(FeedEndToEnd, DmlOfSeveralKindsArrivesInCommitOrderWithExactValues) {
   EXPECT_TRUE(c[1].last_in_transaction());
   EXPECT_EQ(c[0].cursor(), FormatCursor({c[0].lsn(), 0}));
   EXPECT_EQ(c[0].xid(), c[1].xid());
-  EXPECT_NEAR(static_cast<double>(c[0].commit_time().seconds()), static_cast<double>(absl::ToUnixSeconds(absl::Now())), 60);
+  EXPECT_NEAR(static_cast<double>(c[0].commit_time().seconds()),
+              static_cast<double>(absl::ToUnixSeconds(absl::Now())), 60);
   const auto& row = c[0].after();
   EXPECT_EQ(FindColumn(row, "id")->int_(), 1);
   EXPECT_EQ(FindColumn(row, "id")->type(), "int8");
@@ -140,7 +143,8 @@ TEST_F(FeedEndToEnd, ResumeByCursorYieldsExactlyTheRest) {
     absl::StatusOr<std::vector<v1::Change>> rest = ReadUntilMarker(*stub, request, "end");
     ASSERT_TRUE(rest.ok()) << rest.status();
     ASSERT_EQ(rest->size(), 59 - k) << "after " << (*all)[k].cursor();
-    for (size_t i = 0; i < rest->size(); ++i) EXPECT_EQ((*rest)[i].cursor(), (*all)[k + 1 + i].cursor());
+    for (size_t i = 0; i < rest->size(); ++i)
+      EXPECT_EQ((*rest)[i].cursor(), (*all)[k + 1 + i].cursor());
   }
 }
 
@@ -170,7 +174,8 @@ TEST_F(FeedEndToEnd, ConcurrentSubscribersSeeIdenticalSequences) {
   for (int i = 0; i < 3; ++i) {
     readers.emplace_back([this, i, &seen] {
       auto stub = walfeed_->NewStub();
-      absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*stub, {}, "end", absl::Seconds(60));
+      absl::StatusOr<std::vector<v1::Change>> changes =
+          ReadUntilMarker(*stub, {}, "end", absl::Seconds(60));
       ASSERT_TRUE(changes.ok()) << changes.status();
       for (const v1::Change& change : *changes) seen[i].push_back(change.cursor());
     });
@@ -219,7 +224,8 @@ TEST_F(FeedEndToEnd, RestartLosesNothingAndDuplicatesNothing) {
   StartWalfeed();
   for (int i = 61; i <= 90; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
   Sql(MarkerSql("second"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "second");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "second");
   ASSERT_TRUE(changes.ok()) << changes.status();
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) {
@@ -238,7 +244,10 @@ TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
   std::atomic<int> committed{0};
   std::thread writer([&] {
     for (int i = 1; i <= 400; ++i) {
-      ASSERT_TRUE(SharedPostgres().Exec(db_, absl::StrCat("INSERT INTO t VALUES (", 2 * i, "), (", 2 * i + 1, ")")).ok());
+      ASSERT_TRUE(
+          SharedPostgres()
+              .Exec(db_, absl::StrCat("INSERT INTO t VALUES (", 2 * i, "), (", 2 * i + 1, ")"))
+              .ok());
       committed = i;
       absl::SleepFor(absl::Milliseconds(2));
     }
@@ -252,7 +261,8 @@ TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
   }
   writer.join();
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(60));
   ASSERT_TRUE(changes.ok()) << changes.status();
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) ids.push_back(IdOf(change));
@@ -270,14 +280,16 @@ TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
   StartWalfeed();
   for (int i = 1; i <= 10; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
   ASSERT_TRUE(changes.ok());
   const uint64_t last_commit = changes->back().lsn();
   // Wait for the acknowledgement to reach the slot.
   uint64_t confirmed = 0;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (confirmed <= last_commit && absl::Now() < deadline) {
-    auto rows = Query(absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
+    auto rows = Query(absl::StrCat(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
     ASSERT_EQ(rows.size(), 1u);
     confirmed = *ParseLsn(rows[0][0]);
     absl::SleepFor(absl::Milliseconds(100));

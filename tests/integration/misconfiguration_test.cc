@@ -17,13 +17,14 @@ class Misconfiguration : public WalfeedTest {
     return RunCommand(args, absl::Seconds(30));
   }
   std::vector<std::string> BaseArgs(const std::string& conninfo) {
-    return {"--pg", conninfo, "--data-dir", dir_ + "/data", "--slot", slot_,
-            "--listen", absl::StrCat("127.0.0.1:", FreePort())};
+    return {"--pg",   conninfo, "--data-dir", dir_ + "/data",
+            "--slot", slot_,    "--listen",   absl::StrCat("127.0.0.1:", FreePort())};
   }
 };
 
 TEST_F(Misconfiguration, WalLevelOtherThanLogicalIsRejectedWithTheFix) {
-  absl::StatusOr<std::unique_ptr<PostgresCluster>> replica = PostgresCluster::Start("wal_level = replica");
+  absl::StatusOr<std::unique_ptr<PostgresCluster>> replica =
+      PostgresCluster::Start("wal_level = replica");
   ASSERT_TRUE(replica.ok()) << replica.status();
   RunResult result = RunWalfeed(BaseArgs((*replica)->Conninfo()));
   EXPECT_EQ(result.exit_code, 1);
@@ -32,7 +33,8 @@ TEST_F(Misconfiguration, WalLevelOtherThanLogicalIsRejectedWithTheFix) {
 }
 
 TEST_F(Misconfiguration, RoleWithoutReplicationIsRejectedWithTheFix) {
-  Sql("DO $$ BEGIN CREATE ROLE walfeed_norepl LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+  Sql("DO $$ BEGIN CREATE ROLE walfeed_norepl LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; "
+      "END $$");
   std::string conninfo = SharedPostgres().Conninfo(db_);
   conninfo.replace(conninfo.find("user=postgres"), 13, "user=walfeed_norepl");
   RunResult result = RunWalfeed(BaseArgs(conninfo));
@@ -53,21 +55,22 @@ TEST_F(Misconfiguration, SlotInUseByAnotherProcessIsRejectedAndTheOwnerKeepsStre
   // The first walfeed still has everything and still streams.
   Sql("INSERT INTO t VALUES (2)");
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   EXPECT_EQ(changes->size(), 2u);
 }
 
 TEST_F(Misconfiguration, UnreachablePostgresIsAClearError) {
-  RunResult result = RunWalfeed(BaseArgs(absl::StrCat("host=127.0.0.1 port=", FreePort(),
-                                                      " user=postgres dbname=postgres connect_timeout=5")));
+  RunResult result = RunWalfeed(BaseArgs(absl::StrCat(
+      "host=127.0.0.1 port=", FreePort(), " user=postgres dbname=postgres connect_timeout=5")));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("cannot connect to PostgreSQL"));
 }
 
 TEST_F(Misconfiguration, PasswordNeverAppearsInTheOutput) {
-  RunResult result = RunWalfeed(BaseArgs(absl::StrCat("host=127.0.0.1 port=", FreePort(),
-                                                      " user=postgres password=s3cr3t-pw dbname=postgres")));
+  RunResult result = RunWalfeed(BaseArgs(absl::StrCat(
+      "host=127.0.0.1 port=", FreePort(), " user=postgres password=s3cr3t-pw dbname=postgres")));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, ::testing::Not(HasSubstr("s3cr3t-pw")));
 }
@@ -103,16 +106,17 @@ TEST_F(Misconfiguration, EnvironmentVariablesConfigureAndFlagsWin) {
   EXPECT_EQ(bad_env.exit_code, 2);
   EXPECT_THAT(bad_env.output, HasSubstr("environment variable WALFEED_PROGRESS_INTERVAL"));
 
-  RunResult env_slot = RunCommand({WalfeedBinary(), "--pg", "x"}, absl::Seconds(10), {"WALFEED_SLOT=Bad-Slot"});
+  RunResult env_slot =
+      RunCommand({WalfeedBinary(), "--pg", "x"}, absl::Seconds(10), {"WALFEED_SLOT=Bad-Slot"});
   EXPECT_EQ(env_slot.exit_code, 2);
   EXPECT_THAT(env_slot.output, HasSubstr("'Bad-Slot'"));
 
   // The flag replaces the bad value from the environment, so walfeed gets as far as connecting.
-  RunResult flag_wins = RunCommand(
-      {WalfeedBinary(), "--slot", "good_slot", "--data-dir", dir_ + "/flag", "--listen",
-       absl::StrCat("127.0.0.1:", FreePort()), "--pg",
-       absl::StrCat("host=127.0.0.1 port=", FreePort(), " dbname=x connect_timeout=5")},
-      absl::Seconds(30), {"WALFEED_SLOT=Bad-Slot"});
+  RunResult flag_wins =
+      RunCommand({WalfeedBinary(), "--slot", "good_slot", "--data-dir", dir_ + "/flag", "--listen",
+                  absl::StrCat("127.0.0.1:", FreePort()), "--pg",
+                  absl::StrCat("host=127.0.0.1 port=", FreePort(), " dbname=x connect_timeout=5")},
+                 absl::Seconds(30), {"WALFEED_SLOT=Bad-Slot"});
   EXPECT_EQ(flag_wins.exit_code, 1);
   EXPECT_THAT(flag_wins.output, HasSubstr("cannot connect to PostgreSQL"));
 }

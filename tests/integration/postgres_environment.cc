@@ -30,7 +30,8 @@ PostgresCluster& SharedPostgres() { return *Cluster(); }
 void WalfeedTest::SetUp() {
   ASSERT_NE(Cluster(), nullptr) << "the private PostgreSQL did not start";
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  absl::StatusOr<std::string> db = SharedPostgres().CreateDatabase(absl::StrCat("t_", info->name()).substr(0, 40));
+  absl::StatusOr<std::string> db =
+      SharedPostgres().CreateDatabase(absl::StrCat("t_", info->name()).substr(0, 40));
   ASSERT_TRUE(db.ok()) << db.status();
   db_ = *db;
   slot_ = db_;
@@ -41,8 +42,10 @@ void WalfeedTest::TearDown() {
   walfeed_.reset();
   // Slots are cluster-wide and limited: give this one back.
   (void)SharedPostgres().Exec(
-      "postgres", absl::StrCat("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                               "WHERE slot_name = '", slot_, "' AND NOT active"));
+      "postgres",
+      absl::StrCat("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                   "WHERE slot_name = '",
+                   slot_, "' AND NOT active"));
   RemoveTree(dir_);
 }
 

@@ -43,7 +43,8 @@ class Tools : public WalfeedTest {
     std::vector<v1::Change> changes;
     for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
       v1::Change change;
-      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &change).ok()) << line;
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &change).ok())
+          << line;
       changes.push_back(change);
     }
     return changes;
@@ -51,7 +52,8 @@ class Tools : public WalfeedTest {
 };
 
 TEST_F(Tools, BufCurlReadsTheFeedThroughReflection) {
-  RunResult result = BufCurl("walfeed.v1.ChangeFeed/Subscribe", R"({"fromLsn":"0","stopAtHead":true})");
+  RunResult result =
+      BufCurl("walfeed.v1.ChangeFeed/Subscribe", R"({"fromLsn":"0","stopAtHead":true})");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr(R"("op": "INSERT")"));
   EXPECT_THAT(result.output, HasSubstr(R"("op": "UPDATE")"));

@@ -56,8 +56,8 @@ TEST_F(ChangeLogTest, ReadsBackEveryChangeInPositionOrder) {
   ASSERT_TRUE(log->Append({MakeTransaction(300, 1)}, 330).ok());
 
   const std::vector<LogRecord> records = ReadAll(*log);
-  EXPECT_EQ(Positions(records), (std::vector<Position>{{100, 0}, {100, 1}, {100, 2}, {200, 0},
-                                                         {200, 1}, {300, 0}}));
+  EXPECT_EQ(Positions(records),
+            (std::vector<Position>{{100, 0}, {100, 1}, {100, 2}, {200, 0}, {200, 1}, {300, 0}}));
   v1::Change change;
   ASSERT_TRUE(change.ParseFromString(records[4].change));
   EXPECT_EQ(change.cursor(), FormatCursor({200, 1}));
@@ -70,7 +70,8 @@ TEST_F(ChangeLogTest, ReadsBackEveryChangeInPositionOrder) {
 TEST_F(ChangeLogTest, ReadStartsAtTheGivenPositionInclusive) {
   std::unique_ptr<ChangeLog> log = Open();
   ASSERT_TRUE(log->Append({MakeTransaction(100, 3), MakeTransaction(200, 2)}, 230).ok());
-  EXPECT_EQ(Positions(ReadAll(*log, {100, 2})), (std::vector<Position>{{100, 2}, {200, 0}, {200, 1}}));
+  EXPECT_EQ(Positions(ReadAll(*log, {100, 2})),
+            (std::vector<Position>{{100, 2}, {200, 0}, {200, 1}}));
   EXPECT_EQ(Positions(ReadAll(*log, {150, 0})), (std::vector<Position>{{200, 0}, {200, 1}}));
   EXPECT_TRUE(ReadAll(*log, {200, 2}).empty());
 }
@@ -157,7 +158,8 @@ TEST_F(ChangeLogTest, ReadersRunningDuringAppendsSeeOnlyWholeOrderedPrefixes) {
   while (!done) {
     const std::vector<LogRecord> records = ReadAll(*log);
     ASSERT_EQ(records.size() % 5, 0u) << "a reader saw part of a transaction";
-    for (size_t i = 1; i < records.size(); ++i) ASSERT_LT(records[i - 1].position, records[i].position);
+    for (size_t i = 1; i < records.size(); ++i)
+      ASSERT_LT(records[i - 1].position, records[i].position);
   }
   writer.join();
   EXPECT_EQ(ReadAll(*log).size(), 1500u);

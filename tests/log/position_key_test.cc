@@ -17,8 +17,10 @@ TEST(PositionKey, RoundTrips) {
 TEST(PositionKey, ByteOrderIsFeedOrder) {
   std::mt19937_64 random(42);
   for (int i = 0; i < 10000; ++i) {
-    const Position a{random() >> (random() % 64), static_cast<uint32_t>(random() >> (random() % 64))};
-    const Position b{random() >> (random() % 64), static_cast<uint32_t>(random() >> (random() % 64))};
+    const Position a{random() >> (random() % 64),
+                     static_cast<uint32_t>(random() >> (random() % 64))};
+    const Position b{random() >> (random() % 64),
+                     static_cast<uint32_t>(random() >> (random() % 64))};
     EXPECT_EQ(a < b, EncodePositionKey(a) < EncodePositionKey(b));
   }
 }

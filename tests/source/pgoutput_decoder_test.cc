@@ -7,8 +7,8 @@
 namespace walfeed {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::FromHex;
+using ::testing::HasSubstr;
 using testing::WireBytes;
 
 template <typename T>
@@ -22,7 +22,8 @@ T DecodeAs(const std::string& bytes) {
 // The bytes PostgreSQL 15 sent for INSERT INTO t VALUES (1, 'one', 10) (see
 // POSTGRES-REPLICATION.md), as captured on this machine.
 TEST(PgOutputDecoder, DecodesRecordedBeginInsertCommit) {
-  const auto begin = DecodeAs<pgoutput::Begin>(FromHex("42 0000000001528780 000303f9e130b6e2 000002d6"));
+  const auto begin =
+      DecodeAs<pgoutput::Begin>(FromHex("42 0000000001528780 000303f9e130b6e2 000002d6"));
   EXPECT_EQ(begin.final_lsn, 0x1528780u);
   EXPECT_EQ(begin.commit_time, 0x000303f9e130b6e2);
   EXPECT_EQ(begin.xid, 0x2d6u);
@@ -153,10 +154,12 @@ TEST(PgOutputDecoder, RejectsMalformedMessagesWithAReason) {
       {"Z", "unknown message type 0x5a"},
       {WireBytes().Char('I').U32(1).Char('X').str(), "expected new tuple marker N"},
       {WireBytes().Char('I').U32(1).Char('N').U16(1).Char('q').str(), "column kind 0x71"},
-      {WireBytes().Char('I').U32(1).Char('N').U16(1).Char('t').U32(0xFFFFFFF0).str(), "TupleData value"},
+      {WireBytes().Char('I').U32(1).Char('N').U16(1).Char('t').U32(0xFFFFFFF0).str(),
+       "TupleData value"},
       {WireBytes().Char('I').U32(1).Char('N').U16(60000).str(), "more than PostgreSQL allows"},
       {WireBytes().Char('R').U32(1).CString("s").Bytes("no-nul").str(), "no terminating NUL"},
-      {WireBytes().Char('R').U32(1).CString("s").CString("t").U8('z').U16(0).str(), "replica identity"},
+      {WireBytes().Char('R').U32(1).CString("s").CString("t").U8('z').U16(0).str(),
+       "replica identity"},
       {WireBytes().Char('T').U32(1000000).U8(0).U32(1).str(), "room for"},
       {WireBytes().Char('B').U64(1).U64(2).U32(3).U8(0).str(), "unexpected bytes"},
       {WireBytes().Char('D').U32(1).Char('N').str(), "old tuple marker"},

@@ -141,11 +141,15 @@ TEST_F(TransactionBuilderTest, UnknownTypeIsNamedByItsOid) {
 TEST_F(TransactionBuilderTest, ProtocolViolationsAreErrors) {
   EXPECT_THAT(FeedError(pgoutput::Insert{16384, {Text("1"), Null()}}).message(),
               HasSubstr("outside a transaction"));
-  EXPECT_THAT(FeedError(pgoutput::Commit{0, 1, 2, 0}).message(), HasSubstr("outside a transaction"));
+  EXPECT_THAT(FeedError(pgoutput::Commit{0, 1, 2, 0}).message(),
+              HasSubstr("outside a transaction"));
   Feed(pgoutput::Begin{0x9000, 0, 1});
-  EXPECT_THAT(FeedError(pgoutput::Insert{777, {Text("1")}}).message(), HasSubstr("relation id 777"));
-  EXPECT_THAT(FeedError(pgoutput::Begin{0x9100, 0, 2}).message(), HasSubstr("inside the transaction"));
-  EXPECT_THAT(FeedError(pgoutput::Commit{0, 0x9999, 0x9A00, 0}).message(), HasSubstr("does not match"));
+  EXPECT_THAT(FeedError(pgoutput::Insert{777, {Text("1")}}).message(),
+              HasSubstr("relation id 777"));
+  EXPECT_THAT(FeedError(pgoutput::Begin{0x9100, 0, 2}).message(),
+              HasSubstr("inside the transaction"));
+  EXPECT_THAT(FeedError(pgoutput::Commit{0, 0x9999, 0x9A00, 0}).message(),
+              HasSubstr("does not match"));
 }
 
 TEST_F(TransactionBuilderTest, AbandonedTransactionLeavesNothingBehind) {

@@ -54,7 +54,8 @@ TEST(ValueConverter, FloatsIncludingNaNAndInfinity) {
 TEST(ValueConverter, BoolByteaJsonUuid) {
   EXPECT_TRUE(Convert(pg_oid::kBool, "t").bool_());
   EXPECT_FALSE(Convert(pg_oid::kBool, "f").bool_());
-  EXPECT_EQ(Convert(pg_oid::kBytea, "\\xdeadBEEF00").bytes(), std::string("\xde\xad\xbe\xef\x00", 5));
+  EXPECT_EQ(Convert(pg_oid::kBytea, "\\xdeadBEEF00").bytes(),
+            std::string("\xde\xad\xbe\xef\x00", 5));
   EXPECT_EQ(Convert(pg_oid::kBytea, "\\x").value_case(), v1::Column::kBytes);
   EXPECT_EQ(Convert(pg_oid::kJsonb, "{\"a\": [1, 2]}").json(), "{\"a\": [1, 2]}");
   EXPECT_EQ(Convert(pg_oid::kUuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").uuid(),
@@ -88,7 +89,8 @@ TEST(ValueConverter, ValuesATypedFieldCannotHoldTravelAsText) {
 TEST(ValueConverter, UnmappedTypesTravelAsTheirTextForm) {
   constexpr uint32_t kInet = 869;
   EXPECT_EQ(Convert(kInet, "192.168.0.1/24").text(), "192.168.0.1/24");
-  EXPECT_EQ(Convert(pg_oid::kVarchar, "h\xc3\xa9llo \xf0\x9f\x98\x80").text(), "h\xc3\xa9llo \xf0\x9f\x98\x80");
+  EXPECT_EQ(Convert(pg_oid::kVarchar, "h\xc3\xa9llo \xf0\x9f\x98\x80").text(),
+            "h\xc3\xa9llo \xf0\x9f\x98\x80");
 }
 
 }  // namespace

@@ -13,11 +13,23 @@ class WireBytes {
   WireBytes& U16(uint16_t v) { return Raw(v, 2); }
   WireBytes& U32(uint32_t v) { return Raw(v, 4); }
   WireBytes& U64(uint64_t v) { return Raw(v, 8); }
-  WireBytes& Char(char c) { bytes_.push_back(c); return *this; }
-  WireBytes& CString(const std::string& s) { bytes_ += s; bytes_.push_back('\0'); return *this; }
-  WireBytes& Bytes(const std::string& s) { bytes_ += s; return *this; }
+  WireBytes& Char(char c) {
+    bytes_.push_back(c);
+    return *this;
+  }
+  WireBytes& CString(const std::string& s) {
+    bytes_ += s;
+    bytes_.push_back('\0');
+    return *this;
+  }
+  WireBytes& Bytes(const std::string& s) {
+    bytes_ += s;
+    return *this;
+  }
   // A TupleData text column.
-  WireBytes& Text(const std::string& s) { return Char('t').U32(static_cast<uint32_t>(s.size())).Bytes(s); }
+  WireBytes& Text(const std::string& s) {
+    return Char('t').U32(static_cast<uint32_t>(s.size())).Bytes(s);
+  }
   const std::string& str() const { return bytes_; }
 
  private:

@@ -21,7 +21,8 @@ struct Connection {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(const std::string& extra_conf) {
+absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(
+    const std::string& extra_conf) {
   const std::string dir = MakeTempDir("walfeed-pg");
   if (dir.empty()) return absl::InternalError("cannot make a temp dir for PostgreSQL");
   std::unique_ptr<PostgresCluster> cluster(new PostgresCluster(dir));
@@ -79,7 +80,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> PostgresCluster::Query(
 }
 
 absl::StatusOr<std::string> PostgresCluster::CreateDatabase(const std::string& prefix) {
-  std::string name = absl::AsciiStrToLower(absl::StrCat(prefix, "_", getpid(), "_", ++databases_made_));
+  std::string name =
+      absl::AsciiStrToLower(absl::StrCat(prefix, "_", getpid(), "_", ++databases_made_));
   for (char& c : name) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) c = '_';
   }

@@ -18,12 +18,10 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
   std::unique_ptr<WalfeedProcess> process(new WalfeedProcess());
   process->options_ = options;
   process->log_path_ = options.data_dir + ".log";
-  std::vector<std::string> argv = {WalfeedBinary(),
-                                   "--pg", options.conninfo,
-                                   "--data-dir", options.data_dir,
-                                   "--slot", options.slot,
-                                   "--publication", options.publication,
-                                   "--listen", process->address()};
+  std::vector<std::string> argv = {
+      WalfeedBinary(),     "--pg",     options.conninfo,  "--data-dir",
+      options.data_dir,    "--slot",   options.slot,      "--publication",
+      options.publication, "--listen", process->address()};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(argv, process->log_path_);
   if (!child.ok()) return child.status();
@@ -45,7 +43,8 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(absl::StrCat("walfeed did not become ready: ", process->Log()));
+  return absl::DeadlineExceededError(
+      absl::StrCat("walfeed did not become ready: ", process->Log()));
 }
 
 WalfeedProcess::~WalfeedProcess() { child_.Stop(SIGTERM); }
@@ -95,9 +94,9 @@ absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(v1::ChangeFeed::Stub& st
     }
   }
   grpc::Status status = reader->Finish();
-  return absl::DeadlineExceededError(absl::StrCat("marker '", marker, "' never arrived (",
-                                                  changes.size(), " changes read, stream ended with ",
-                                                  status.error_message(), ")"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("marker '", marker, "' never arrived (", changes.size(),
+                   " changes read, stream ended with ", status.error_message(), ")"));
 }
 
 std::string MarkerSql(const std::string& marker) {

@@ -4,13 +4,12 @@
 #ifndef WALFEED_TESTS_SUPPORT_WALFEED_PROCESS_H_
 #define WALFEED_TESTS_SUPPORT_WALFEED_PROCESS_H_
 
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

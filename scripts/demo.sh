@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The README's first command: installs what is needed, builds, and shows walfeed working.
+#
+#   scripts/demo.sh                  start a private PostgreSQL, run walfeed on it, write demo
+#                                    rows for DEMO_SECONDS (default 20) and print the live feed
+#   scripts/demo.sh --pg "CONNINFO"  run walfeed on your own database and print its live feed
+#                                    until Ctrl-C (nothing is written to your database)
+#
+# Everything it starts (PostgreSQL, walfeed, the subscriber) is stopped on exit or Ctrl-C.
+# State lives in demo-data/ (delete it to start over).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+pg="${WALFEED_PG:-}"
+if [ "${1:-}" = "--pg" ]; then
+  [ $# -ge 2 ] || { echo "demo: --pg needs a libpq conninfo" >&2; exit 2; }
+  pg="$2"
+elif [ $# -gt 0 ]; then
+  echo "usage: scripts/demo.sh [--pg CONNINFO]" >&2
+  exit 2
+fi
+
+bash scripts/install-deps.sh
+echo "demo: building walfeed (first build takes a few minutes)"
+bash scripts/build.sh "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_BUILD_TESTS=OFF >/dev/null
+
+data="$here/demo-data"
+mkdir -p "$data"
+private_pg=0
+walfeed_pid=""
+subscriber_pid=""
+cleanup() {
+  set +e
+  [ -n "$subscriber_pid" ] && kill "$subscriber_pid" 2>/dev/null && wait "$subscriber_pid" 2>/dev/null
+  [ -n "$walfeed_pid" ] && kill -TERM "$walfeed_pid" 2>/dev/null && wait "$walfeed_pid" 2>/dev/null
+  [ "$private_pg" = 1 ] && bash scripts/pg-local.sh stop "$data/pg"
+  echo "demo: stopped (walfeed's log is in $data/walfeed.log)"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "$pg" ]; then
+  echo "demo: starting a private PostgreSQL in $data/pg"
+  pg="$(bash scripts/pg-local.sh start "$data/pg")"
+  private_pg=1
+fi
+
+port="$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+server="127.0.0.1:$port"
+if [ "$private_pg" = 1 ]; then
+  psql "$pg" -qX -c "CREATE TABLE IF NOT EXISTS demo_orders (
+      id bigserial PRIMARY KEY, customer text NOT NULL, amount numeric(12,2) NOT NULL,
+      status text NOT NULL DEFAULT 'new', placed_at timestamptz NOT NULL DEFAULT now())"
+fi
+
+echo "demo: starting walfeed on $server"
+build/bin/walfeed --pg "$pg" --data-dir "$data/walfeed" --listen "$server" >"$data/walfeed.log" 2>&1 &
+walfeed_pid=$!
+for _ in $(seq 1 100); do
+  build/bin/walfeedctl info --server "$server" >/dev/null 2>&1 && break
+  kill -0 "$walfeed_pid" 2>/dev/null || { cat "$data/walfeed.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+echo "demo: the live feed (one JSON object per change) follows. Try it yourself in another shell:"
+echo "  build/bin/walfeedctl subscribe --server $server --from-head"
+echo "  tools/node_modules/.bin/buf curl --protocol grpc --http2-prior-knowledge http://$server/walfeed.v1.ChangeFeed/Subscribe -d '{\"stopAtHead\":true}'"
+build/bin/walfeedctl subscribe --server "$server" --from-head &
+subscriber_pid=$!
+
+if [ "$private_pg" = 0 ]; then
+  echo "demo: watching your database; press Ctrl-C to stop"
+  wait "$subscriber_pid"
+  exit 0
+fi
+
+seconds="${DEMO_SECONDS:-20}"
+customers=(ada grace linus barbara ken margaret)
+for ((i = 0; i < seconds; i++)); do
+  customer="${customers[$((i % ${#customers[@]}))]}"
+  psql "$pg" -qX >/dev/null <<SQL
+BEGIN;
+INSERT INTO demo_orders (customer, amount) VALUES ('$customer', $((RANDOM % 500)).$((RANDOM % 100)));
+UPDATE demo_orders SET status = 'shipped' WHERE id = (SELECT min(id) FROM demo_orders WHERE status = 'new');
+COMMIT;
+SQL
+  if [ $((i % 5)) -eq 4 ]; then
+    psql "$pg" -qX -c "DELETE FROM demo_orders WHERE id = (SELECT min(id) FROM demo_orders)" >/dev/null
+  fi
+  sleep 1
+done
+sleep 1
+echo "demo: the feed now holds:"
+build/bin/walfeedctl info --server "$server"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds, and runs walfeed's whole test suite. This is the README's
+# test command and what CI runs (.ci/run).
+#
+# 1. GCC build, warnings as errors, every unit and integration test (real PostgreSQL, RocksDB,
+#    gRPC over loopback).
+# 2. Clang build with AddressSanitizer + UndefinedBehaviorSanitizer and -Wthread-safety as
+#    errors, the same tests again.
+# 3. clang-format check of every C++ file.
+# WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+bash scripts/install-deps.sh
+
+run_suite() {
+  local name="$1" dir="$2"
+  shift 2
+  echo "== $name: build"
+  bash scripts/build.sh "$dir" "$@"
+  echo "== $name: test"
+  (cd "$dir" && ctest --output-on-failure --parallel 2 --timeout 600)
+}
+
+run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR=ON
+
+if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp"
+  run_suite "clang asan+ubsan" "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALFEED_WERROR=ON \
+    -DWALFEED_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++-14
+fi
+
+echo "== clang-format"
+bash scripts/check-format.sh
+echo "== all walfeed tests passed"
