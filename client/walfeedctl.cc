@@ -4,9 +4,10 @@
 //                        [--stop-at-head] [--table schema.table]... [--op INSERT]...
 //   walfeedctl info [--server HOST:PORT]
 //
-// `subscribe` prints one JSON object per change, one a line, on stdout (progress messages go
-// to stderr with --show-progress). `info` prints the feed description as JSON. Bad flags exit 2
-// with a message; a failed call exits 1 with the server's status.
+// `subscribe` prints one JSON object per change, one a line, on stdout (or one line of text
+// with --format text; progress messages go to stderr with --show-progress). `info` prints the feed
+// description as JSON. Bad flags exit 2 with a message; a failed call exits 1 with the server's
+// status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -17,6 +18,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "client/change_text_format.h"
 #include "server/core/position.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
@@ -36,6 +38,7 @@ struct Options {
   std::string server;
   walfeed::v1::SubscribeRequest request;
   bool show_progress = false;
+  bool text = false;
 };
 
 int UsageError(const std::string& message) {
@@ -87,6 +90,10 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       options->request.set_stop_at_head(true);
     } else if (subscribe && flag == "--show-progress") {
       options->show_progress = true;
+    } else if (subscribe && flag == "--format") {
+      if (!take_value() || (value != "json" && value != "text"))
+        return "--format must be json or text";
+      options->text = value == "text";
     } else if (subscribe && flag == "--table") {
       if (!take_value()) return "--table needs SCHEMA.TABLE";
       options->request.add_tables(value);
@@ -130,7 +137,8 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
   walfeed::v1::SubscribeResponse response;
   while (reader->Read(&response)) {
     for (const walfeed::v1::Change& change : response.changes()) {
-      std::cout << ToJson(change, false) << "\n";
+      std::cout << (options.text ? walfeed::FormatChangeAsText(change) : ToJson(change, false))
+                << "\n";
     }
     if (response.changes().empty() && options.show_progress) {
       std::cerr << "progress cursor=" << response.cursor() << " head=" << response.head_cursor()

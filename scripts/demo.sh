@@ -23,7 +23,7 @@ fi
 
 bash scripts/install-deps.sh
 echo "demo: building walfeed (first build takes a few minutes)"
-bash scripts/build.sh "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_BUILD_TESTS=OFF >/dev/null
+WALFEED_BUILD_TARGETS="walfeed walfeedctl" bash scripts/build.sh "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
 data="$here/demo-data"
 mkdir -p "$data"
@@ -63,10 +63,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "demo: the live feed (one JSON object per change) follows. Try it yourself in another shell:"
+echo "demo: the live feed follows, one line per change. In another shell, try the JSON form:"
 echo "  build/bin/walfeedctl subscribe --server $server --from-head"
 echo "  tools/node_modules/.bin/buf curl --protocol grpc --http2-prior-knowledge http://$server/walfeed.v1.ChangeFeed/Subscribe -d '{\"stopAtHead\":true}'"
-build/bin/walfeedctl subscribe --server "$server" --from-head &
+build/bin/walfeedctl subscribe --server "$server" --from-head --format text &
 subscriber_pid=$!
 
 if [ "$private_pg" = 0 ]; then

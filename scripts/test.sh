@@ -23,14 +23,14 @@ run_suite() {
   (cd "$dir" && ctest --output-on-failure --parallel 2 --timeout 600)
 }
 
-run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR=ON
+run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR=ON -DWALFEED_BUILD_TESTS=ON
 
 if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp"
   run_suite "clang asan+ubsan" "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALFEED_WERROR=ON \
-    -DWALFEED_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++-14
+    -DWALFEED_SANITIZE=ON -DWALFEED_BUILD_TESTS=ON -DCMAKE_CXX_COMPILER=clang++-14
 fi
 
 echo "== clang-format"

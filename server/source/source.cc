@@ -139,9 +139,8 @@ absl::Status Source::StreamSession(PgConnection& conn) {
         result = FlushBatch(stream, batch);
         if (!result.ok()) break;
       } else if (absl::Now() - batch.last_status >= options_.status_interval) {
-        result = stream.SendStatus(batch.confirmed_lsn, false);
+        result = Confirm(stream, batch);
         if (!result.ok()) break;
-        batch.last_status = absl::Now();
       }
       continue;
     }
@@ -156,20 +155,21 @@ absl::Status Source::StreamSession(PgConnection& conn) {
       continue;
     }
     // Keepalive. With nothing open or pending, everything before the server's WAL end that
-    // concerns us has arrived and is durable, so confirming it is safe and frees WAL.
+    // concerns us has arrived and is durable, so confirming it is safe and frees WAL; do it at
+    // once, as PostgreSQL's own subscriber does, so an idle slot keeps up with a busy server.
+    bool advanced = false;
     if (!builder.in_transaction() && batch.transactions.empty() &&
         frame.wal_end > batch.confirmed_lsn) {
       batch.confirmed_lsn = frame.wal_end;
+      advanced = true;
     }
-    if (frame.reply_requested) {
-      result = batch.transactions.empty() ? stream.SendStatus(batch.confirmed_lsn, false)
-                                          : FlushBatch(stream, batch);
+    if (frame.reply_requested || advanced) {
+      result = batch.transactions.empty() ? Confirm(stream, batch) : FlushBatch(stream, batch);
       if (!result.ok()) break;
-      batch.last_status = absl::Now();
     }
   }
   if (result.ok() && !batch.transactions.empty()) result = FlushBatch(stream, batch);
-  if (result.ok()) result = stream.SendStatus(batch.confirmed_lsn, false);
+  if (result.ok()) result = Confirm(stream, batch);
   return result.ok() ? absl::CancelledError("source stopped") : result;
 }
 
@@ -215,12 +215,16 @@ absl::Status Source::FlushBatch(ReplicationStream& stream, Batch& batch) {
   batch.transactions.clear();
   batch.bytes = 0;
   batch.confirmed_lsn = std::max(batch.confirmed_lsn, end_lsn);
-  {
-    absl::MutexLock lock(&mu_);
-    status_.confirmed_flush_lsn = batch.confirmed_lsn;
-  }
+  return Confirm(stream, batch);
+}
+
+absl::Status Source::Confirm(ReplicationStream& stream, Batch& batch) {
+  absl::Status sent = stream.SendStatus(batch.confirmed_lsn, false);
+  if (!sent.ok()) return sent;
   batch.last_status = absl::Now();
-  return stream.SendStatus(batch.confirmed_lsn, false);
+  absl::MutexLock lock(&mu_);
+  status_.confirmed_flush_lsn = batch.confirmed_lsn;
+  return absl::OkStatus();
 }
 
 }  // namespace walfeed

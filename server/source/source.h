@@ -58,7 +58,10 @@ class Source {
   absl::Status StreamSession(PgConnection& conn);
   absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,
                               TransactionBuilder& builder, Batch& batch);
+  // Appends the batch durably, then confirms it.
   absl::Status FlushBatch(ReplicationStream& stream, Batch& batch);
+  // Reports batch.confirmed_lsn to PostgreSQL as flushed.
+  absl::Status Confirm(ReplicationStream& stream, Batch& batch);
   void SetState(const std::string& state);
 
   const SourceOptions options_;

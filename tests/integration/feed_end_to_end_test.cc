@@ -308,6 +308,33 @@ TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
   EXPECT_GT(info.newest_lsn(), last_commit) << "the marker message is the newest change";
 }
 
+TEST_F(FeedEndToEnd, IdleSlotKeepsUpWhileOtherDatabasesWrite) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  absl::StatusOr<std::string> busy = SharedPostgres().CreateDatabase("busy");
+  ASSERT_TRUE(busy.ok());
+  ASSERT_TRUE(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)").ok());
+  uint64_t target = 0;
+  uint64_t confirmed = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  // Our database stays idle; the other one keeps writing WAL that our slot must not hold back.
+  while (absl::Now() < deadline) {
+    ASSERT_TRUE(
+        SharedPostgres()
+            .Exec(*busy,
+                  "INSERT INTO noise SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g")
+            .ok());
+    if (target == 0) target = CurrentLsn(*busy);
+    auto rows = Query(absl::StrCat(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
+    ASSERT_EQ(rows.size(), 1u);
+    confirmed = *ParseLsn(rows[0][0]);
+    if (confirmed >= target) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_GE(confirmed, target) << "the idle slot's confirmed_flush_lsn followed the server's WAL";
+}
+
 TEST_F(FeedEndToEnd, TableFilterNamingAnUnknownTableIsNotFound) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();

@@ -104,6 +104,16 @@ TEST_F(Tools, WalfeedctlPrintsOneJsonObjectPerChange) {
   EXPECT_EQ(ParseLines(filtered.output).size(), 1u);
 }
 
+TEST_F(Tools, WalfeedctlTextFormatPrintsOneReadableLinePerChange) {
+  RunResult result = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                 "--format", "text", "--op", "INSERT"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const std::vector<std::string> lines = absl::StrSplit(result.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[0],
+              HasSubstr(R"(INSERT public.accounts [id=1] id=1 owner="ada" balance=100.25)"));
+}
+
 TEST_F(Tools, WalfeedctlInfoPrintsTheFeedDescription) {
   RunResult result = Walfeedctl({"info", "--server", walfeed_->address()});
   ASSERT_EQ(result.exit_code, 0) << result.output;
