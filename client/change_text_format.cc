@@ -9,7 +9,9 @@
 namespace walfeed {
 namespace {
 
-std::string Quoted(const std::string& text) { return absl::StrCat("\"", absl::CEscape(text), "\""); }
+std::string Quoted(const std::string& text) {
+  return absl::StrCat("\"", absl::CEscape(text), "\"");
+}
 
 std::string Columns(const google::protobuf::RepeatedPtrField<v1::Column>& columns) {
   return absl::StrJoin(columns, " ", [](std::string* out, const v1::Column& column) {

@@ -86,8 +86,11 @@ int main(int argc, char** argv) {
   (*feed)->Shutdown();
   source.Stop();
   const walfeed::SourceStatus final_status = source.status();
-  spdlog::info("event=stopped confirmed_flush_lsn={} head={}",
-               walfeed::FormatLsn(final_status.confirmed_flush_lsn),
-               walfeed::FormatCursor((*log)->Head()));
+  const walfeed::ChangeLogStats stats = (*log)->Stats();
+  spdlog::info(
+      "event=stopped confirmed_flush_lsn={} head={} changes_appended={} transactions_appended={} "
+      "appends={}",
+      walfeed::FormatLsn(final_status.confirmed_flush_lsn), walfeed::FormatCursor((*log)->Head()),
+      stats.changes_appended, stats.transactions_appended, stats.appends);
   return 0;
 }

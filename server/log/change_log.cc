@@ -171,6 +171,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
     impl_->resume_lsn = resume_lsn;
     impl_->stats.changes_appended += change_count;
     impl_->stats.transactions_appended += transactions.size();
+    impl_->stats.appends += 1;
     if (head != head_before) {
       if (impl_->head.IsZero()) impl_->oldest = first_appended;
       impl_->head = head;

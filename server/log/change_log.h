@@ -33,9 +33,13 @@ struct LogRecord {
   std::string change;
 };
 
+// Counters since the log was opened.
 struct ChangeLogStats {
   uint64_t changes_appended = 0;
   uint64_t transactions_appended = 0;
+  // Append() calls, each one synced WriteBatch: transactions_appended / appends is the
+  // group-commit factor.
+  uint64_t appends = 0;
 };
 
 class ChangeLog : public TransactionSink {

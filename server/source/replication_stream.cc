@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,7 +19,8 @@ void ReplicationStream::ReleaseBuffer() {
   buffer_ = nullptr;
 }
 
-absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, ReplicationFrame* frame) {
+absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, int wake_fd,
+                                             ReplicationFrame* frame) {
   ReleaseBuffer();
   PGconn* conn = conn_->raw();
   const absl::Time deadline = absl::Now() + timeout;
@@ -43,15 +45,23 @@ absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, Replication
     }
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return false;
-    pollfd fd{PQsocket(conn), POLLIN, 0};
-    const int ready = poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    pollfd fds[2] = {{PQsocket(conn), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int ready =
+        poll(fds, wake_fd >= 0 ? 2 : 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (ready < 0 && errno != EINTR) {
       return absl::UnavailableError(
           absl::StrCat("poll on the replication socket: ", strerror(errno)));
     }
-    if (ready > 0 && PQconsumeInput(conn) == 0) {
+    if (ready > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
+        PQconsumeInput(conn) == 0) {
       return absl::UnavailableError(
           absl::StrCat("replication connection failed: ", PgErrorMessage(conn)));
+    }
+    if (ready > 0 && wake_fd >= 0 && (fds[1].revents & POLLIN) != 0) {
+      uint64_t count;
+      while (read(wake_fd, &count, sizeof(count)) == sizeof(count)) {
+      }
+      return false;
     }
     if (ready == 0) return false;
   }

@@ -24,9 +24,10 @@ class ReplicationStream {
   ReplicationStream(const ReplicationStream&) = delete;
   ReplicationStream& operator=(const ReplicationStream&) = delete;
 
-  // True with `frame` filled when a message arrived within `timeout`, false when none did.
-  // Fails when the server ended the stream or the connection broke.
-  absl::StatusOr<bool> Next(absl::Duration timeout, ReplicationFrame* frame);
+  // True with `frame` filled when a message arrived within `timeout`, false when none did or
+  // `wake_fd` (an eventfd, or -1) became readable first. Fails when the server ended the stream
+  // or the connection broke.
+  absl::StatusOr<bool> Next(absl::Duration timeout, int wake_fd, ReplicationFrame* frame);
 
   // Reports `flushed` as the LSN up to which everything is durable.
   absl::Status SendStatus(uint64_t flushed, bool reply_requested);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
+#include "server/source/durable_appender.h"
 #include "server/source/pg_connection.h"
 #include "server/source/pgoutput_decoder.h"
 #include "server/source/replication_setup.h"
@@ -16,11 +17,16 @@
 
 namespace walfeed {
 
-// Transactions received but not yet durable, and the LSN PostgreSQL has been told is flushed.
-struct Source::Batch {
-  std::vector<Transaction> transactions;
-  size_t bytes = 0;
+// The state of one replication session.
+struct Source::Session {
+  // The log's resume point when the session started: PostgreSQL re-sends from before it.
+  uint64_t resume_lsn = 0;
+  // The LSN last reported to PostgreSQL as flushed.
   uint64_t confirmed_lsn = 0;
+  // The server's WAL end from the last keepalive that found everything durable.
+  uint64_t idle_lsn = 0;
+  // pgoutput bytes of the transaction being received (a size estimate for backpressure).
+  size_t transaction_bytes = 0;
   absl::Time last_status = absl::Now();
 };
 
@@ -112,118 +118,100 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
 absl::Status Source::StreamSession(PgConnection& conn) {
   TransactionBuilder builder;
   if (absl::Status s = LoadTypes(conn, &builder.types()); !s.ok()) return s;
-  const uint64_t start_lsn = sink_->ResumeLsn();
-  if (absl::Status s = StartReplication(conn, options_.slot, options_.publication, start_lsn);
+  Session session;
+  session.resume_lsn = sink_->ResumeLsn();
+  session.confirmed_lsn = session.resume_lsn;
+  if (absl::Status s =
+          StartReplication(conn, options_.slot, options_.publication, session.resume_lsn);
       !s.ok()) {
     return s;
   }
   SetState("streaming");
-  spdlog::info("event=streaming_started slot={} start_lsn={}", options_.slot, FormatLsn(start_lsn));
+  spdlog::info("event=streaming_started slot={} start_lsn={}", options_.slot,
+               FormatLsn(session.resume_lsn));
 
   ReplicationStream stream(&conn);
-  Batch batch;
-  batch.confirmed_lsn = start_lsn;
+  DurableAppender appender(sink_, options_.max_queued_bytes);
   absl::Status result;
-  while (!stop_.HasBeenNotified()) {
+  while (!stop_.HasBeenNotified() && result.ok()) {
     ReplicationFrame frame;
-    // Group commit: keep reading while data is ready; append once the socket runs dry.
-    const absl::Duration wait =
-        batch.transactions.empty() ? absl::Milliseconds(100) : absl::ZeroDuration();
-    absl::StatusOr<bool> got = stream.Next(wait, &frame);
+    absl::StatusOr<bool> got = stream.Next(absl::Milliseconds(100), appender.wake_fd(), &frame);
     if (!got.ok()) {
       result = got.status();
       break;
     }
-    if (!*got) {
-      if (!batch.transactions.empty()) {
-        result = FlushBatch(stream, batch);
-        if (!result.ok()) break;
-      } else if (absl::Now() - batch.last_status >= options_.status_interval) {
-        result = Confirm(stream, batch);
-        if (!result.ok()) break;
+    bool reply_now = false;
+    if (*got && frame.kind == ReplicationFrame::Kind::kXLogData) {
+      result = HandleXLogData(frame.payload, frame.send_time, builder, session, appender);
+    } else if (*got) {
+      // Keepalive. With no transaction open and everything received durable, everything
+      // before the server's WAL end that concerns us is in the log, so confirming it is safe
+      // and frees WAL; confirm at once, as PostgreSQL's own subscriber does, so an idle slot
+      // keeps up with a busy server.
+      if (!builder.in_transaction() && appender.idle() && frame.wal_end > session.confirmed_lsn) {
+        session.idle_lsn = frame.wal_end;
       }
-      continue;
+      reply_now = frame.reply_requested;
     }
-    if (frame.kind == ReplicationFrame::Kind::kXLogData) {
-      result = HandleXLogData(frame.payload, frame.send_time, builder, batch);
-      if (!result.ok()) break;
-      if (batch.transactions.size() >= options_.max_batch_transactions ||
-          batch.bytes >= options_.max_batch_bytes) {
-        result = FlushBatch(stream, batch);
-        if (!result.ok()) break;
-      }
-      continue;
-    }
-    // Keepalive. With nothing open or pending, everything before the server's WAL end that
-    // concerns us has arrived and is durable, so confirming it is safe and frees WAL; do it at
-    // once, as PostgreSQL's own subscriber does, so an idle slot keeps up with a busy server.
-    bool advanced = false;
-    if (!builder.in_transaction() && batch.transactions.empty() &&
-        frame.wal_end > batch.confirmed_lsn) {
-      batch.confirmed_lsn = frame.wal_end;
-      advanced = true;
-    }
-    if (frame.reply_requested || advanced) {
-      result = batch.transactions.empty() ? Confirm(stream, batch) : FlushBatch(stream, batch);
-      if (!result.ok()) break;
-    }
+    if (result.ok()) result = appender.error();
+    if (result.ok()) result = ConfirmDurable(stream, appender, session, reply_now);
   }
-  if (result.ok() && !batch.transactions.empty()) result = FlushBatch(stream, batch);
-  if (result.ok()) result = Confirm(stream, batch);
-  return result.ok() ? absl::CancelledError("source stopped") : result;
+  if (stop_.HasBeenNotified() && result.ok()) {
+    // Make what arrived durable and tell PostgreSQL before closing.
+    result = appender.Drain();
+    if (result.ok()) result = ConfirmDurable(stream, appender, session, /*force=*/true);
+    if (result.ok()) result = absl::CancelledError("source stopped");
+  }
+  return result;
 }
 
 absl::Status Source::HandleXLogData(absl::string_view payload, int64_t send_time,
-                                    TransactionBuilder& builder, Batch& batch) {
+                                    TransactionBuilder& builder, Session& session,
+                                    DurableAppender& appender) {
   absl::StatusOr<pgoutput::Message> message = DecodePgOutputMessage(payload);
   if (!message.ok()) return message.status();
-  if (auto* relation = std::get_if<pgoutput::Relation>(&*message)) {
-    const std::string name = absl::StrCat(
-        relation->schema.empty() ? "pg_catalog" : relation->schema, ".", relation->name);
-    absl::MutexLock lock(&mu_);
-    auto it = std::lower_bound(status_.tables.begin(), status_.tables.end(), name);
-    if (it == status_.tables.end() || *it != name) status_.tables.insert(it, name);
-  }
+  if (auto* relation = std::get_if<pgoutput::Relation>(&*message)) NotePublishedTable(*relation);
+  session.transaction_bytes += payload.size();
   absl::StatusOr<std::optional<Transaction>> done = builder.Consume(std::move(*message), send_time);
   if (!done.ok()) return done.status();
   if (!done->has_value()) return absl::OkStatus();
   Transaction& txn = **done;
-  // PostgreSQL re-sends whatever was not confirmed before a restart; the stored resume point
-  // tells what the log already holds.
-  const uint64_t resume_lsn = sink_->ResumeLsn();
-  if (txn.commit_lsn < resume_lsn) {
+  const size_t bytes = session.transaction_bytes;
+  session.transaction_bytes = 0;
+  // PostgreSQL re-sends whatever was not confirmed before a restart; the log's resume point
+  // says what it already holds.
+  if (txn.commit_lsn < session.resume_lsn) {
     spdlog::debug("event=skip_duplicate commit_lsn={} resume_lsn={}", FormatLsn(txn.commit_lsn),
-                  FormatLsn(resume_lsn));
+                  FormatLsn(session.resume_lsn));
     return absl::OkStatus();
   }
   if (txn.changes.empty()) return absl::OkStatus();
-  for (const v1::Change& change : txn.changes) batch.bytes += change.ByteSizeLong();
-  batch.transactions.push_back(std::move(txn));
+  if (!appender.Submit(std::move(txn), bytes)) return appender.error();
   return absl::OkStatus();
 }
 
-absl::Status Source::FlushBatch(ReplicationStream& stream, Batch& batch) {
-  const uint64_t end_lsn = batch.transactions.back().end_lsn;
-  absl::Status appended = sink_->Append(batch.transactions, end_lsn);
-  if (!appended.ok()) {
-    spdlog::error(
-        "event=append_failed transactions={} error=\"{}\" action=\"not confirming to "
-        "PostgreSQL; will reconnect and retry\"",
-        batch.transactions.size(), appended.message());
-    return appended;
-  }
-  batch.transactions.clear();
-  batch.bytes = 0;
-  batch.confirmed_lsn = std::max(batch.confirmed_lsn, end_lsn);
-  return Confirm(stream, batch);
+void Source::NotePublishedTable(const pgoutput::Relation& relation) {
+  const std::string name =
+      absl::StrCat(relation.schema.empty() ? "pg_catalog" : relation.schema, ".", relation.name);
+  absl::MutexLock lock(&mu_);
+  auto it = std::lower_bound(status_.tables.begin(), status_.tables.end(), name);
+  if (it == status_.tables.end() || *it != name) status_.tables.insert(it, name);
 }
 
-absl::Status Source::Confirm(ReplicationStream& stream, Batch& batch) {
-  absl::Status sent = stream.SendStatus(batch.confirmed_lsn, false);
+absl::Status Source::ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
+                                    Session& session, bool force) {
+  const uint64_t target =
+      std::max({session.confirmed_lsn, appender.durable_lsn(), session.idle_lsn});
+  if (target == session.confirmed_lsn && !force &&
+      absl::Now() - session.last_status < options_.status_interval) {
+    return absl::OkStatus();
+  }
+  absl::Status sent = stream.SendStatus(target, false);
   if (!sent.ok()) return sent;
-  batch.last_status = absl::Now();
+  session.confirmed_lsn = target;
+  session.last_status = absl::Now();
   absl::MutexLock lock(&mu_);
-  status_.confirmed_flush_lsn = batch.confirmed_lsn;
+  status_.confirmed_flush_lsn = target;
   return absl::OkStatus();
 }
 

@@ -25,10 +25,12 @@
 #include "absl/synchronization/notification.h"
 #include "server/core/source_status.h"
 #include "server/core/transaction_sink.h"
+#include "server/source/pgoutput_messages.h"
 #include "server/source/source_options.h"
 
 namespace walfeed {
 
+class DurableAppender;
 class PgConnection;
 class ReplicationStream;
 class TransactionBuilder;
@@ -50,18 +52,20 @@ class Source {
   SourceStatus status() const;
 
  private:
-  struct Batch;
+  struct Session;
 
   // Connects and runs every check and set-up step.
   absl::StatusOr<std::unique_ptr<PgConnection>> ConnectAndPrepare();
   void Run(std::unique_ptr<PgConnection> first_connection);
   absl::Status StreamSession(PgConnection& conn);
   absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,
-                              TransactionBuilder& builder, Batch& batch);
-  // Appends the batch durably, then confirms it.
-  absl::Status FlushBatch(ReplicationStream& stream, Batch& batch);
-  // Reports batch.confirmed_lsn to PostgreSQL as flushed.
-  absl::Status Confirm(ReplicationStream& stream, Batch& batch);
+                              TransactionBuilder& builder, Session& session,
+                              DurableAppender& appender);
+  void NotePublishedTable(const pgoutput::Relation& relation);
+  // Reports to PostgreSQL the newest LSN that is durable (or idle-confirmable): at once when it
+  // moved or `force`, otherwise on the status interval.
+  absl::Status ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
+                              Session& session, bool force);
   void SetState(const std::string& state);
 
   const SourceOptions options_;

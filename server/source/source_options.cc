@@ -36,9 +36,7 @@ absl::Status SourceOptions::Validate() const {
     return absl::InvalidArgumentError(
         "source intervals must be positive, reconnect_max >= reconnect_min");
   }
-  if (max_batch_transactions == 0 || max_batch_bytes == 0) {
-    return absl::InvalidArgumentError("source batch limits must be positive");
-  }
+  if (max_queued_bytes == 0) return absl::InvalidArgumentError("max_queued_bytes must be positive");
   return absl::OkStatus();
 }
 

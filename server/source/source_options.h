@@ -23,9 +23,9 @@ struct SourceOptions {
   // Reconnect backoff after a lost connection: doubles from min up to max.
   absl::Duration reconnect_min = absl::Milliseconds(500);
   absl::Duration reconnect_max = absl::Seconds(30);
-  // Group commit: transactions received together are appended with one sync, up to these.
-  size_t max_batch_transactions = 4096;
-  size_t max_batch_bytes = 32 << 20;
+  // Group commit: transactions wait here while the previous group is synced; decoding pauses
+  // when this many bytes are waiting (bounds memory).
+  size_t max_queued_bytes = 64 << 20;
 
   absl::Status Validate() const;
 };

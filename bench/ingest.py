@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""Ingest benchmark: how fast walfeed turns committed WAL into its durable log, next to
+pg_recvlogical (PostgreSQL's own decode-and-send limit) measured in the same run.
+
+A private PostgreSQL is started, replication slots are created for every consumer run, then a
+workload of mixed INSERT/UPDATE/DELETE in transactions of a given size is committed with no
+consumer running. Each consumer is then started on its own slot and timed until it has
+confirmed the final LSN: pg_recvlogical (pgoutput, writing to a file, --endpos) and walfeed
+(durable appends, acknowledged to PostgreSQL). Results go to bench/results/ingest.{json,md}.
+
+  bench/ingest.py [--changes N] [--txn-sizes 1,10,1000] [--runs R] [--quick]
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PG_BIN = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
+PG_RECVLOGICAL = f"/usr/lib/postgresql/{PG_BIN}/bin/pg_recvlogical"
+
+
+def run(args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout.strip()
+
+
+class Postgres:
+    def __init__(self, root):
+        self.dir = os.path.join(root, "pg")
+        self.conninfo = run(["bash", f"{ROOT}/scripts/pg-local.sh", "start", self.dir])
+
+    def sql(self, statement):
+        return run(["psql", self.conninfo, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", statement])
+
+    def stop(self):
+        subprocess.run(["bash", f"{ROOT}/scripts/pg-local.sh", "stop", self.dir], check=False)
+
+
+LOAD_PROCEDURE = """
+CREATE OR REPLACE PROCEDURE bench_load(transactions int, rows_per_txn int) LANGUAGE plpgsql AS $$
+DECLARE
+  base bigint;
+BEGIN
+  FOR i IN 0 .. transactions - 1 LOOP
+    base := i::bigint * rows_per_txn;
+    -- 60% inserts, 30% updates of the previous transaction's rows, 10% deletes of older rows.
+    INSERT INTO bench SELECT base + g, repeat(md5(g::text), 6), g
+      FROM generate_series(1, greatest(1, rows_per_txn * 6 / 10)) g;
+    UPDATE bench SET n = n + 1 WHERE id >= base - rows_per_txn AND id < base - rows_per_txn + rows_per_txn * 3 / 10;
+    DELETE FROM bench WHERE id >= base - 2 * rows_per_txn AND id < base - 2 * rows_per_txn + rows_per_txn / 10;
+    COMMIT;
+  END LOOP;
+END $$;
+"""
+
+
+def wait_for_confirmed(pg, slot, target_lsn, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = pg.sql(f"SELECT confirmed_flush_lsn >= '{target_lsn}' FROM pg_replication_slots "
+                      f"WHERE slot_name = '{slot}'")
+        if done == "t":
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def time_pg_recvlogical(pg, slot, end_lsn, out_dir):
+    out = os.path.join(out_dir, f"{slot}.out")
+    start = time.monotonic()
+    run([PG_RECVLOGICAL, "-d", pg.conninfo, "--slot", slot, "--start", "-E", end_lsn,
+         "-o", "proto_version=1", "-o", "publication_names=walfeed", "-f", out, "--no-loop"],
+        timeout=1800)
+    elapsed = time.monotonic() - start
+    return elapsed, os.path.getsize(out)
+
+
+def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=()):
+    """Seconds from walfeed's start until its slot confirms end_lsn; log bytes; changes stored."""
+    data = os.path.join(out_dir, f"{slot}.data")
+    log = open(os.path.join(out_dir, f"{slot}.log"), "w")
+    server = f"127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    proc = subprocess.Popen([*wrap, walfeed, "--pg", pg.conninfo, "--slot", slot, "--data-dir", data,
+                             "--listen", server], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not wait_for_confirmed(pg, slot, end_lsn, 1800):
+            raise RuntimeError(f"walfeed did not reach {end_lsn}; see {log.name}")
+        elapsed = time.monotonic() - start
+        ctl = os.path.join(os.path.dirname(walfeed), "walfeedctl")
+        info = json.loads(run([ctl, "info", "--server", server]))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    stopped = [line for line in open(log.name) if "event=stopped" in line]
+    appends = int(stopped[-1].split("appends=")[1].split()[0]) if stopped else 0
+    return elapsed, du(data), int(info.get("changesAppended", 0)), appends
+
+
+def du(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            total += os.path.getsize(os.path.join(dirpath, name))
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=1_000_000, help="row changes per transaction size")
+    parser.add_argument("--txn-sizes", default="1,10,1000")
+    parser.add_argument("--runs", type=int, default=2, help="timed runs of each consumer")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (CI)")
+    parser.add_argument("--walfeed", default=os.path.join(ROOT, "build", "bin", "walfeed"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--wrap", default="", help="command to run walfeed under, e.g. 'perf record -g -o /tmp/p.data --'")
+    args = parser.parse_args()
+    if args.quick:
+        args.changes, args.txn_sizes, args.runs = 20_000, "10", 1
+
+    root = tempfile.mkdtemp(prefix="walfeed-bench-")
+    os.chmod(root, 0o755)
+    pg = Postgres(root)
+    results = []
+    try:
+        pg.sql("CREATE TABLE bench (id bigint PRIMARY KEY, payload text, n int)")
+        pg.sql("CREATE PUBLICATION walfeed FOR ALL TABLES")
+        pg.sql(LOAD_PROCEDURE)
+        for size in [int(s) for s in args.txn_sizes.split(",")]:
+            pg.sql("TRUNCATE bench")
+            slots = [f"{kind}_{size}_{r}" for r in range(args.runs) for kind in ("ref", "wf")]
+            for slot in slots:
+                pg.sql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
+            # Each transaction makes about rows * (0.6 + 0.3 + 0.1) changes.
+            transactions = max(1, args.changes // size)
+            before = pg.sql("SELECT pg_current_wal_lsn()")
+            t0 = time.monotonic()
+            pg.sql(f"CALL bench_load({transactions}, {size})")
+            load_seconds = time.monotonic() - t0
+            end_lsn = pg.sql("SELECT pg_current_wal_lsn()")
+            wal_bytes = int(pg.sql(f"SELECT '{end_lsn}'::pg_lsn - '{before}'::pg_lsn"))
+            row = {"txn_size": size, "transactions": transactions, "wal_bytes": wal_bytes,
+                   "load_seconds": round(load_seconds, 2), "runs": []}
+            for r in range(args.runs):
+                ref_s, ref_bytes = time_pg_recvlogical(pg, f"ref_{size}_{r}", end_lsn, root)
+                wf_s, wf_bytes, wf_changes, wf_appends = time_walfeed(pg, f"wf_{size}_{r}", end_lsn, root, args.walfeed,
+                                                          args.wrap.split())
+                changes = wf_changes
+                row["runs"].append({"pg_recvlogical_seconds": round(ref_s, 3), "pgoutput_bytes": ref_bytes,
+                                    "walfeed_seconds": round(wf_s, 3), "walfeed_log_bytes": wf_bytes,
+                                    "walfeed_synced_appends": wf_appends})
+                print(f"txn_size={size} run={r} changes={changes} pg_recvlogical={ref_s:.2f}s "
+                      f"walfeed={wf_s:.2f}s synced_appends={wf_appends}", flush=True)
+            row["changes"] = changes
+            best_ref = min(x["pg_recvlogical_seconds"] for x in row["runs"])
+            best_wf = min(x["walfeed_seconds"] for x in row["runs"])
+            row["pg_recvlogical_changes_per_s"] = round(changes / best_ref)
+            row["walfeed_changes_per_s"] = round(changes / best_wf)
+            row["ratio"] = round(best_ref / best_wf, 2)
+            results.append(row)
+            for slot in slots:
+                pg.sql(f"SELECT pg_drop_replication_slot('{slot}')")
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    report = {
+        "benchmark": "ingest",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                    "kernel": platform.release(), "postgres": PG_BIN},
+        "method": "workload committed first; each consumer then timed from start until its slot's "
+                  "confirmed_flush_lsn reaches the final LSN (walfeed: process start included); "
+                  "best of the runs",
+        "quick": args.quick,
+        "results": results,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    name = "ingest-quick" if args.quick else "ingest"
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    lines = ["| transaction size | changes | pg_recvlogical changes/s | walfeed changes/s | ratio | target |",
+             "|---|---|---|---|---|---|"]
+    for row in results:
+        target = ">= 0.8" if row["txn_size"] >= 10 else "-"
+        lines.append(f"| {row['txn_size']} | {row['changes']} | {row['pg_recvlogical_changes_per_s']:,} | "
+                     f"{row['walfeed_changes_per_s']:,} | {row['ratio']} | {target} |")
+    table = "\n".join(lines)
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
+        f.write(f"# Ingest ({report['date']}, {report['machine']['cores']} cores, "
+                f"{report['machine']['memory_gib']} GiB, PostgreSQL {PG_BIN})\n\n{report['method']}.\n\n{table}\n")
+    print(table)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
