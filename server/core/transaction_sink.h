@@ -7,8 +7,10 @@
 #define WALFEED_SERVER_CORE_TRANSACTION_SINK_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "server/core/transaction.h"
 
@@ -25,6 +27,12 @@ class TransactionSink {
 
   // The resume point of the last successful Append (0 when nothing was ever appended).
   virtual uint64_t ResumeLsn() const = 0;
+
+  // Which source the stored transactions came from, as the source describes itself ("" until
+  // one is recorded). A source refuses to feed a sink that holds another source's changes.
+  virtual std::string SourceIdentity() const = 0;
+  // Records `identity` durably.
+  virtual absl::Status SetSourceIdentity(absl::string_view identity) = 0;
 };
 
 }  // namespace walfeed

@@ -26,7 +26,7 @@ class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&mu_);
     writing_ = false;
-    if (!ok) {
+    if (!ok || cancelled_) {
       FinishOnce(grpc::Status::OK);
     } else if (pending_) {
       pending_ = false;
@@ -40,6 +40,7 @@ class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
 
   void OnCancel() override {
     absl::MutexLock lock(&mu_);
+    cancelled_ = true;
     if (!writing_) FinishOnce(grpc::Status::CANCELLED);
   }
 
@@ -80,6 +81,7 @@ class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool final_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 HealthService::ServingStatus HealthService::StatusOf(const std::string& service) const {

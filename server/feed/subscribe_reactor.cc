@@ -30,37 +30,48 @@ Position SubscribeReactor::CaughtUpTo() const { return Predecessor(next_); }
 bool SubscribeReactor::ReachedStop() const { return plan_.stop_at && next_ > *plan_.stop_at; }
 
 void SubscribeReactor::Pump() {
-  if (finished_) return;
+  // Finish() may delete this reactor at once (OnDone on another thread): every path below
+  // calls it last, touching nothing afterwards.
   if (hub_->shutting_down()) {
-    finished_ = true;
     Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "walfeed is shutting down; resume from your last cursor"));
     return;
   }
   if (cancelled_.load()) {
-    finished_ = true;
     Finish(grpc::Status::CANCELLED);
     return;
   }
-  for (;;) {
-    if (FillBatch()) {
+  for (int reads = 1;; ++reads) {
+    grpc::Status failure;
+    const BatchResult result = FillBatch(&failure);
+    if (result == BatchResult::kWrite) {
       Write();
       return;
     }
-    if (finished_) return;
+    if (result == BatchResult::kFailed) {
+      Finish(failure);
+      return;
+    }
+    if (result == BatchResult::kStopped) {
+      Finish(grpc::Status::OK);
+      return;
+    }
     const bool progress_due = absl::Now() - last_write_ >= options_->progress_interval;
-    if (!records_.empty()) {
+    if (result == BatchResult::kFilteredOut) {
       // Everything read was filtered out. Tell the client how far it got, at a transaction
-      // boundary only, then read on.
+      // boundary only; read on, but give the thread back now and then.
       if (progress_due && last_read_ends_transaction_) {
         WriteProgress();
+        return;
+      }
+      if (reads >= kMaxReadsPerPump) {
+        hub_->Requeue(this);
         return;
       }
       continue;
     }
     // Caught up with the head, which is always a transaction boundary.
     if (ReachedStop() || (plan_.stop_at && plan_.stop_at->IsZero())) {
-      finished_ = true;
       Finish(grpc::Status::OK);
       return;
     }
@@ -69,6 +80,10 @@ void SubscribeReactor::Pump() {
       return;
     }
     if (hub_->AddWaiter(this, next_)) return;  // the hub drives us from here on
+    if (reads >= kMaxReadsPerPump) {
+      hub_->Requeue(this);
+      return;
+    }
   }
 }
 
@@ -79,23 +94,21 @@ void SubscribeReactor::WriteProgress() {
   Write();
 }
 
-bool SubscribeReactor::FillBatch() {
+SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure) {
   response_.Clear();
   records_.clear();
   absl::Status read =
       log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records_);
   if (!read.ok()) {
     spdlog::error("event=subscriber_read_failed error=\"{}\"", read.message());
-    finished_ = true;
-    Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        absl::StrCat("cannot read the change log: ", read.message(),
-                                     "; resume from your last cursor")));
-    records_.clear();
-    return false;
+    *failure = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            absl::StrCat("cannot read the change log: ", read.message(),
+                                         "; resume from your last cursor"));
+    return BatchResult::kFailed;
   }
+  if (records_.empty()) return BatchResult::kCaughtUp;
   for (LogRecord& record : records_) {
     if (plan_.stop_at && record.position > *plan_.stop_at) {
-      finish_after_write_ = true;
       next_ = plan_.stop_at->Successor();
       break;
     }
@@ -103,27 +116,21 @@ bool SubscribeReactor::FillBatch() {
     v1::Change* change = response_.add_changes();
     if (!change->ParseFromString(record.change)) {
       spdlog::error("event=corrupt_change position={}", FormatCursor(record.position));
-      finished_ = true;
-      Finish(grpc::Status(
+      *failure = grpc::Status(
           grpc::StatusCode::DATA_LOSS,
-          absl::StrCat("the change at ", FormatCursor(record.position), " cannot be decoded")));
-      return false;
+          absl::StrCat("the change at ", FormatCursor(record.position), " cannot be decoded"));
+      return BatchResult::kFailed;
     }
     last_read_ends_transaction_ = change->last_in_transaction();
     if (!plan_.Accepts(*change)) response_.mutable_changes()->RemoveLast();
   }
-  if (ReachedStop()) finish_after_write_ = true;
-  if (response_.changes_size() == 0) {
-    if (finish_after_write_) {
-      finished_ = true;
-      Finish(grpc::Status::OK);
-      records_.clear();
-    }
-    return false;
+  finish_after_write_ = ReachedStop();
+  if (response_.changes_size() > 0) {
+    response_.set_cursor(response_.changes(response_.changes_size() - 1).cursor());
+    response_.set_head_cursor(FormatCursor(log_->Head()));
+    return BatchResult::kWrite;
   }
-  response_.set_cursor(response_.changes(response_.changes_size() - 1).cursor());
-  response_.set_head_cursor(FormatCursor(log_->Head()));
-  return true;
+  return finish_after_write_ ? BatchResult::kStopped : BatchResult::kFilteredOut;
 }
 
 void SubscribeReactor::Write() {
@@ -133,12 +140,10 @@ void SubscribeReactor::Write() {
 
 void SubscribeReactor::OnWriteDone(bool ok) {
   if (!ok) {
-    finished_ = true;
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was closed"));
     return;
   }
   if (finish_after_write_) {
-    finished_ = true;
     Finish(grpc::Status::OK);
     return;
   }
@@ -151,7 +156,7 @@ void SubscribeReactor::OnCancel() {
 }
 
 void SubscribeReactor::OnDone() {
-  hub_->SubscriberEnded();
+  hub_->SubscriberEnded(this);
   delete this;
 }
 

@@ -36,8 +36,18 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   void OnDone() override;
 
  private:
-  // Reads and filters into response_; true when there is something to write.
-  bool FillBatch();
+  enum class BatchResult {
+    kWrite,        // response_ holds changes to send
+    kFilteredOut,  // records were read, none is for this subscriber
+    kCaughtUp,     // nothing to read: next_ is past the head
+    kStopped,      // stop_at_head reached with nothing left to send
+    kFailed,       // *failure says why
+  };
+  // Reads the next batch from next_ and filters it into response_. Never finishes the call.
+  BatchResult FillBatch(grpc::Status* failure);
+
+  // Reads per Pump() before the thread is given back to the hub.
+  static constexpr int kMaxReadsPerPump = 16;
   void Write();
   // A message with no changes: the cursor the client has caught up to, and the head.
   void WriteProgress();
@@ -55,7 +65,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   v1::SubscribeResponse response_;
   std::vector<LogRecord> records_;
   absl::Time last_write_ = absl::Now();
-  bool finished_ = false;
   bool finish_after_write_ = false;
   bool last_read_ends_transaction_ = false;
 

@@ -21,7 +21,7 @@ void SubscriberHub::OnHeadAdvanced(const Position& head) {
 bool SubscriberHub::AddWaiter(Pumpable* subscriber, const Position& next) {
   absl::MutexLock lock(&mu_);
   if (next <= head_ && !head_.IsZero()) return false;
-  if (shutting_down() || stopping_) {
+  if (woken_.erase(subscriber) > 0 || shutting_down() || stopping_) {
     ready_.push_back(subscriber);
   } else {
     waiting_[subscriber] = next;
@@ -31,7 +31,22 @@ bool SubscriberHub::AddWaiter(Pumpable* subscriber, const Position& next) {
 
 void SubscriberHub::Wake(Pumpable* subscriber) {
   absl::MutexLock lock(&mu_);
-  if (waiting_.erase(subscriber) > 0) ready_.push_back(subscriber);
+  if (waiting_.erase(subscriber) > 0) {
+    ready_.push_back(subscriber);
+  } else {
+    woken_.insert(subscriber);
+  }
+}
+
+void SubscriberHub::Requeue(Pumpable* subscriber) {
+  absl::MutexLock lock(&mu_);
+  ready_.push_back(subscriber);
+}
+
+void SubscriberHub::SubscriberEnded(Pumpable* subscriber) {
+  subscribers_.fetch_sub(1);
+  absl::MutexLock lock(&mu_);
+  woken_.erase(subscriber);
 }
 
 void SubscriberHub::BeginShutdown() {

@@ -17,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/position.h"
@@ -46,8 +47,12 @@ class SubscriberHub {
   // false, keeping nothing, when the head is already at or past `next`: read again.
   bool AddWaiter(Pumpable* subscriber, const Position& next);
 
-  // Hands a waiting subscriber back promptly (it was cancelled); no-op if it is not waiting.
+  // Hands a waiting subscriber back promptly (it was cancelled). If it is not waiting right now,
+  // its next AddWaiter() hands it back at once instead.
   void Wake(Pumpable* subscriber);
+
+  // Takes `subscriber` to pump it again soon: it did a bounded amount of work and has more.
+  void Requeue(Pumpable* subscriber);
 
   // From now on every subscriber is pumped at once so that it can end its stream.
   void BeginShutdown();
@@ -57,7 +62,8 @@ class SubscriberHub {
   void Stop();
 
   void SubscriberStarted() { subscribers_.fetch_add(1); }
-  void SubscriberEnded() { subscribers_.fetch_sub(1); }
+  // Called from the subscriber's OnDone: the hub forgets it.
+  void SubscriberEnded(Pumpable* subscriber);
   uint32_t subscribers() const { return subscribers_.load(); }
 
  private:
@@ -72,6 +78,8 @@ class SubscriberHub {
   Position head_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Pumpable*, Position> waiting_ ABSL_GUARDED_BY(mu_);
   std::vector<Pumpable*> ready_ ABSL_GUARDED_BY(mu_);
+  // Woken while not waiting: the next AddWaiter returns them to the ready queue.
+  absl::flat_hash_set<Pumpable*> woken_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool head_moved_ ABSL_GUARDED_BY(mu_) = false;
   std::thread dispatcher_;

@@ -17,6 +17,7 @@ namespace {
 
 constexpr char kChangesFamily[] = "changes";
 constexpr char kResumeLsnKey[] = "source/resume_lsn";
+constexpr char kSourceIdentityKey[] = "source/identity";
 
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
@@ -46,6 +47,7 @@ struct ChangeLog::Impl {
   Position head ABSL_GUARDED_BY(mu);
   Position oldest ABSL_GUARDED_BY(mu);
   uint64_t resume_lsn ABSL_GUARDED_BY(mu) = 0;
+  std::string source_identity ABSL_GUARDED_BY(mu);
   ChangeLogStats stats ABSL_GUARDED_BY(mu);
   std::vector<HeadListener> listeners ABSL_GUARDED_BY(mu);
 
@@ -101,6 +103,12 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
     return FromRocks(got, "cannot read the change log's resume point");
   }
 
+  std::string identity;
+  got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kSourceIdentityKey, &identity);
+  if (!got.ok() && !got.IsNotFound()) {
+    return FromRocks(got, "cannot read the change log's source identity");
+  }
+
   Position head, oldest;
   {
     std::unique_ptr<rocksdb::Iterator> it(
@@ -122,6 +130,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
     impl->head = head;
     impl->oldest = oldest;
     impl->resume_lsn = resume_lsn;
+    impl->source_identity = std::move(identity);
   }
   return std::unique_ptr<ChangeLog>(new ChangeLog(std::move(impl)));
 }
@@ -203,6 +212,22 @@ absl::Status ChangeLog::Read(const Position& start, size_t max_records, size_t m
     bytes += value.size();
   }
   return FromRocks(it->status(), "cannot read the change log");
+}
+
+std::string ChangeLog::SourceIdentity() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->source_identity;
+}
+
+absl::Status ChangeLog::SetSourceIdentity(absl::string_view identity) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = impl_->options.sync;
+  rocksdb::Status put = impl_->db->Put(write_options, impl_->meta, kSourceIdentityKey,
+                                       rocksdb::Slice(identity.data(), identity.size()));
+  if (!put.ok()) return FromRocks(put, "cannot record the change log's source");
+  absl::MutexLock lock(&impl_->mu);
+  impl_->source_identity = std::string(identity);
+  return absl::OkStatus();
 }
 
 Position ChangeLog::Head() const {

@@ -56,6 +56,8 @@ class ChangeLog : public TransactionSink {
   // head, or its changes' positions do not match it.
   absl::Status Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) override;
   uint64_t ResumeLsn() const override;
+  std::string SourceIdentity() const override;
+  absl::Status SetSourceIdentity(absl::string_view identity) override;
 
   // Appends to `out` the records whose position is >= `start`, in order, stopping after
   // `max_records` records or once `max_bytes` of change data were read (at least one record is

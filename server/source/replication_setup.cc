@@ -104,6 +104,8 @@ absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
   std::vector<std::string> tables;
   tables.reserve(result->rows.size());
   for (const std::vector<std::string>& row : result->rows) tables.push_back(row[0]);
+  // Byte order, not the database's collation: callers binary-search this list.
+  std::sort(tables.begin(), tables.end());
   return tables;
 }
 

@@ -36,7 +36,7 @@ absl::Status EnsurePublication(PgConnection& conn, const std::string& publicatio
 // on another database, or is in use by another process.
 absl::Status EnsureSlot(PgConnection& conn, const std::string& slot);
 
-// The publication's tables as "schema.table", sorted.
+// The publication's tables as "schema.table", sorted bytewise.
 absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
                                                          const std::string& publication);
 

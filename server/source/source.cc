@@ -72,6 +72,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   PgConnection& c = **conn;
   absl::StatusOr<SystemIdentity> identity = IdentifySystem(c);
   if (!identity.ok()) return identity.status();
+  // Before anything is created on the server: a refused start must leave no slot behind.
+  if (absl::Status s = CheckSourceIdentity(*identity); !s.ok()) return s;
   if (absl::Status s = CheckWalLevel(c); !s.ok()) return s;
   if (absl::Status s = EnsurePublication(c, options_.publication); !s.ok()) return s;
   if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
@@ -86,6 +88,21 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
                options_.slot, options_.publication, FormatLsn(identity->wal_flush_lsn));
   return conn;
+}
+
+absl::Status Source::CheckSourceIdentity(const SystemIdentity& system) {
+  const std::string identity = absl::StrCat("system ", system.system_identifier, ", database ",
+                                            system.database, ", slot ", options_.slot);
+  const std::string stored = sink_->SourceIdentity();
+  if (stored.empty()) return sink_->SetSourceIdentity(identity);
+  if (stored != identity) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the data directory holds the feed of (", stored,
+                     ") but walfeed is now pointed at (", identity,
+                     "); its changes cannot continue that feed: use a new --data-dir for another "
+                     "database or slot"));
+  }
+  return absl::OkStatus();
 }
 
 void Source::Run(std::unique_ptr<PgConnection> conn) {

@@ -31,6 +31,7 @@
 namespace walfeed {
 
 class DurableAppender;
+struct SystemIdentity;
 class PgConnection;
 class ReplicationStream;
 class TransactionBuilder;
@@ -56,6 +57,8 @@ class Source {
 
   // Connects and runs every check and set-up step.
   absl::StatusOr<std::unique_ptr<PgConnection>> ConnectAndPrepare();
+  // Fails when the sink holds the changes of another database or slot.
+  absl::Status CheckSourceIdentity(const SystemIdentity& system);
   void Run(std::unique_ptr<PgConnection> first_connection);
   absl::Status StreamSession(PgConnection& conn);
   absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,

@@ -36,18 +36,20 @@ const pgoutput::Relation* TransactionBuilder::FindRelation(uint32_t relation_id)
   return it == relations_.end() ? nullptr : &it->second;
 }
 
+absl::StatusOr<const pgoutput::Relation*> TransactionBuilder::RelationFor(
+    absl::string_view what, uint32_t relation_id) const {
+  const pgoutput::Relation* relation = FindRelation(relation_id);
+  if (relation == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " names relation id ", relation_id,
+                                                      " that no Relation message described"));
+  }
+  return relation;
+}
+
 absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view what,
-                                                            uint32_t relation_id,
-                                                            const pgoutput::Relation** relation) {
+                                                            const pgoutput::Relation* relation) {
   if (!open_) {
     return absl::FailedPreconditionError(absl::StrCat(what, " arrived outside a transaction"));
-  }
-  if (relation_id != 0) {
-    *relation = FindRelation(relation_id);
-    if (*relation == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(what, " names relation id ", relation_id,
-                                                        " that no Relation message described"));
-    }
   }
   Transaction& txn = open_->transaction;
   v1::Change& change = txn.changes.emplace_back();
@@ -58,9 +60,9 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   change.set_lsn_text(FormatLsn(position.lsn));
   change.set_xid(txn.xid);
   SetPgTimestamp(open_->begin.commit_time, change.mutable_commit_time());
-  if (*relation != nullptr) {
-    change.set_schema(SchemaName(**relation));
-    change.set_table((*relation)->name);
+  if (relation != nullptr) {
+    change.set_schema(SchemaName(*relation));
+    change.set_table(relation->name);
   }
   return &change;
 }
@@ -82,7 +84,6 @@ void TransactionBuilder::FillColumns(const pgoutput::Relation& relation,
 
 absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput::Message message,
                                                                        int64_t server_time) {
-  const pgoutput::Relation* relation = nullptr;
   if (auto* begin = std::get_if<pgoutput::Begin>(&message)) {
     if (open_) {
       return absl::FailedPreconditionError(absl::StrCat("Begin of xid ", begin->xid,
@@ -106,37 +107,45 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
   }
   if (std::holds_alternative<pgoutput::Origin>(message)) return std::nullopt;
   if (auto* insert = std::get_if<pgoutput::Insert>(&message)) {
-    absl::StatusOr<v1::Change*> change = StartChange("Insert", insert->relation_id, &relation);
+    absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Insert", insert->relation_id);
+    if (!relation.ok()) return relation.status();
+    absl::StatusOr<v1::Change*> change = StartChange("Insert", *relation);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::INSERT);
-    FillColumns(*relation, insert->new_tuple, /*key_only=*/true, (*change)->mutable_key());
-    FillColumns(*relation, insert->new_tuple, /*key_only=*/false, (*change)->mutable_after());
+    FillColumns(**relation, insert->new_tuple, /*key_only=*/true, (*change)->mutable_key());
+    FillColumns(**relation, insert->new_tuple, /*key_only=*/false, (*change)->mutable_after());
     return std::nullopt;
   }
   if (auto* update = std::get_if<pgoutput::Update>(&message)) {
-    absl::StatusOr<v1::Change*> change = StartChange("Update", update->relation_id, &relation);
+    absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Update", update->relation_id);
+    if (!relation.ok()) return relation.status();
+    absl::StatusOr<v1::Change*> change = StartChange("Update", *relation);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::UPDATE);
-    FillColumns(*relation, update->new_tuple, /*key_only=*/true, (*change)->mutable_key());
+    FillColumns(**relation, update->new_tuple, /*key_only=*/true, (*change)->mutable_key());
     if (update->old_kind != 0) {
       // 'K' carries only the old key (the other columns come as NULL); 'O' the whole old row.
-      FillColumns(*relation, update->old_tuple, update->old_kind == 'K',
+      FillColumns(**relation, update->old_tuple, update->old_kind == 'K',
                   (*change)->mutable_before());
     }
-    FillColumns(*relation, update->new_tuple, /*key_only=*/false, (*change)->mutable_after());
+    FillColumns(**relation, update->new_tuple, /*key_only=*/false, (*change)->mutable_after());
     return std::nullopt;
   }
   if (auto* del = std::get_if<pgoutput::Delete>(&message)) {
-    absl::StatusOr<v1::Change*> change = StartChange("Delete", del->relation_id, &relation);
+    absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Delete", del->relation_id);
+    if (!relation.ok()) return relation.status();
+    absl::StatusOr<v1::Change*> change = StartChange("Delete", *relation);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::DELETE);
-    FillColumns(*relation, del->old_tuple, /*key_only=*/true, (*change)->mutable_key());
-    FillColumns(*relation, del->old_tuple, del->old_kind == 'K', (*change)->mutable_before());
+    FillColumns(**relation, del->old_tuple, /*key_only=*/true, (*change)->mutable_key());
+    FillColumns(**relation, del->old_tuple, del->old_kind == 'K', (*change)->mutable_before());
     return std::nullopt;
   }
   if (auto* truncate = std::get_if<pgoutput::Truncate>(&message)) {
     for (uint32_t relation_id : truncate->relation_ids) {
-      absl::StatusOr<v1::Change*> change = StartChange("Truncate", relation_id, &relation);
+      absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Truncate", relation_id);
+      if (!relation.ok()) return relation.status();
+      absl::StatusOr<v1::Change*> change = StartChange("Truncate", *relation);
       if (!change.ok()) return change.status();
       (*change)->set_op(v1::Change::TRUNCATE);
       (*change)->mutable_truncate()->set_cascade(truncate->cascade);
@@ -167,9 +176,8 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnCommit(
 
 absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
     pgoutput::LogicalMessage message, int64_t server_time) {
-  const pgoutput::Relation* no_relation = nullptr;
   if (message.transactional) {
-    absl::StatusOr<v1::Change*> change = StartChange("transactional Message", 0, &no_relation);
+    absl::StatusOr<v1::Change*> change = StartChange("transactional Message", nullptr);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::MESSAGE);
     v1::LogicalMessage* out = (*change)->mutable_message();
@@ -181,12 +189,15 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
   if (open_) {
     return absl::FailedPreconditionError("non-transactional Message arrived inside a transaction");
   }
-  // Its own one-change transaction at the message's LSN; confirming lsn + 1 marks it done.
+  // Its own one-change transaction. pgoutput gives the LSN where the message record ends, which
+  // is where the next record (perhaps a commit) begins; so the message takes the position just
+  // before it, and confirming the end LSN marks the message done.
+  if (message.lsn == 0) return absl::InvalidArgumentError("non-transactional Message has LSN 0/0");
   open_.emplace();
-  open_->begin.final_lsn = message.lsn;
+  open_->begin.final_lsn = message.lsn - 1;
   open_->begin.commit_time = server_time;
-  open_->transaction.commit_lsn = message.lsn;
-  absl::StatusOr<v1::Change*> change = StartChange("Message", 0, &no_relation);
+  open_->transaction.commit_lsn = message.lsn - 1;
+  absl::StatusOr<v1::Change*> change = StartChange("Message", nullptr);
   if (!change.ok()) return change.status();
   (*change)->set_op(v1::Change::MESSAGE);
   v1::LogicalMessage* out = (*change)->mutable_message();
@@ -194,8 +205,8 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
   out->set_content(std::move(message.content));
   out->set_transactional(false);
   pgoutput::Commit commit;
-  commit.commit_lsn = message.lsn;
-  commit.end_lsn = message.lsn + 1;
+  commit.commit_lsn = message.lsn - 1;
+  commit.end_lsn = message.lsn;
   commit.commit_time = server_time;
   return OnCommit(commit);
 }

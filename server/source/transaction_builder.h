@@ -3,10 +3,10 @@
 // It keeps the relation cache (pgoutput's Relation messages) and the type catalog, opens a
 // transaction on Begin, turns each row message into a walfeed.v1.Change with its position,
 // and hands out the finished Transaction on Commit. A non-transactional logical message
-// becomes a transaction of its own at the message's LSN. Protocol violations (a change
-// outside a transaction, an unknown relation id, a Commit that does not match its Begin)
-// are errors; the caller reconnects and PostgreSQL re-sends the transaction whole.
-// Not thread-safe: it belongs to the source's streaming thread.
+// becomes a transaction of its own just before the LSN pgoutput gives it (its record's end).
+// Protocol violations (a change outside a transaction, an unknown relation id, a Commit that does
+// not match its Begin) are errors; the caller reconnects and PostgreSQL re-sends the transaction
+// whole. Not thread-safe: it belongs to the source's streaming thread.
 #ifndef WALFEED_SERVER_SOURCE_TRANSACTION_BUILDER_H_
 #define WALFEED_SERVER_SOURCE_TRANSACTION_BUILDER_H_
 
@@ -46,8 +46,11 @@ class TransactionBuilder {
     Transaction transaction;
   };
 
-  absl::StatusOr<v1::Change*> StartChange(absl::string_view what, uint32_t relation_id,
-                                          const pgoutput::Relation** relation);
+  absl::StatusOr<const pgoutput::Relation*> RelationFor(absl::string_view what,
+                                                        uint32_t relation_id) const;
+  // Appends a change with its position to the open transaction; `relation` may be null (messages).
+  absl::StatusOr<v1::Change*> StartChange(absl::string_view what,
+                                          const pgoutput::Relation* relation);
   void FillColumns(const pgoutput::Relation& relation, const pgoutput::TupleData& tuple,
                    bool key_only, google::protobuf::RepeatedPtrField<v1::Column>* out) const;
 

@@ -126,6 +126,40 @@ TEST_F(FeedEndToEnd, DmlOfSeveralKindsArrivesInCommitOrderWithExactValues) {
   EXPECT_EQ(c[5].table(), "other");
 }
 
+TEST_F(FeedEndToEnd, LogicalMessagesInsideAndOutsideTransactionsAreDeliveredInOrder) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  // The non-transactional message is decoded at once, before the transaction that contains it
+  // commits; the commit record may start exactly where the message record ends.
+  Sql("BEGIN; INSERT INTO t VALUES (1); SELECT pg_logical_emit_message(false, 'audit', 'now'); "
+      "SELECT pg_logical_emit_message(true, 'outbox', '{\"id\": 1}'); COMMIT;");
+  Sql("SELECT pg_logical_emit_message(false, 'audit', 'alone')");
+  Sql("INSERT INTO t VALUES (2)");
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  ASSERT_EQ(changes->size(), 5u);
+  ExpectStrictlyIncreasingPositions(*changes);
+  const std::vector<v1::Change>& c = *changes;
+  EXPECT_EQ(c[0].message().content(), "now");
+  EXPECT_FALSE(c[0].message().transactional());
+  EXPECT_EQ(IdOf(c[1]), 1);
+  EXPECT_EQ(c[2].message().prefix(), "outbox");
+  EXPECT_TRUE(c[2].message().transactional());
+  EXPECT_EQ(c[2].lsn(), c[1].lsn());
+  EXPECT_EQ(c[3].message().content(), "alone");
+  EXPECT_EQ(IdOf(c[4]), 2);
+  // And after a restart nothing comes twice.
+  walfeed_->Terminate();
+  StartWalfeed();
+  Sql(MarkerSql("again"));
+  absl::StatusOr<std::vector<v1::Change>> after =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "again");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->size(), 6u);  // the five above and the first marker
+}
+
 TEST_F(FeedEndToEnd, ResumeByCursorYieldsExactlyTheRest) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();

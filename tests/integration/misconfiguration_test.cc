@@ -61,6 +61,35 @@ TEST_F(Misconfiguration, SlotInUseByAnotherProcessIsRejectedAndTheOwnerKeepsStre
   EXPECT_EQ(changes->size(), 2u);
 }
 
+TEST_F(Misconfiguration, DataDirectoryOfAnotherDatabaseIsRefusedAndKept) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1)");
+  Sql(MarkerSql("end"));
+  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "end").ok());
+  EXPECT_EQ(walfeed_->Terminate(), 0);
+
+  absl::StatusOr<std::string> other = SharedPostgres().CreateDatabase("other");
+  ASSERT_TRUE(other.ok());
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(*other));
+  args[5] = *other;  // its own slot
+  RunResult result = RunWalfeed(args);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("use a new --data-dir"));
+  EXPECT_TRUE(
+      SharedPostgres()
+          .Query("postgres", absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '",
+                                          *other, "'"))
+          ->empty())
+      << "a refused start leaves no slot behind";
+
+  // The refused start changed nothing: the first feed is all there.
+  StartWalfeed();
+  absl::StatusOr<std::vector<v1::Change>> changes = ReadToHead(*walfeed_->NewStub(), {});
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  EXPECT_EQ(changes->size(), 2u);
+}
+
 TEST_F(Misconfiguration, UnreachablePostgresIsAClearError) {
   RunResult result = RunWalfeed(BaseArgs(absl::StrCat(
       "host=127.0.0.1 port=", FreePort(), " user=postgres dbname=postgres connect_timeout=5")));

@@ -165,6 +165,15 @@ TEST_F(ChangeLogTest, ReadersRunningDuringAppendsSeeOnlyWholeOrderedPrefixes) {
   EXPECT_EQ(ReadAll(*log).size(), 1500u);
 }
 
+TEST_F(ChangeLogTest, SourceIdentityIsDurable) {
+  {
+    std::unique_ptr<ChangeLog> log = Open();
+    EXPECT_EQ(log->SourceIdentity(), "");
+    ASSERT_TRUE(log->SetSourceIdentity("system 42, database shop, slot walfeed").ok());
+  }
+  EXPECT_EQ(Open()->SourceIdentity(), "system 42, database shop, slot walfeed");
+}
+
 TEST_F(ChangeLogTest, SecondOpenOfTheSameDirectoryFailsClearly) {
   std::unique_ptr<ChangeLog> log = Open();
   ChangeLogOptions options;

@@ -114,14 +114,26 @@ TEST_F(TransactionBuilderTest, FullReplicaIdentityKeepsTheWholeOldRow) {
 }
 
 TEST_F(TransactionBuilderTest, NonTransactionalMessageIsATransactionOfItsOwn) {
+  // pgoutput gives the LSN where the message record ends: the next record may start there.
   std::optional<Transaction> txn = Feed(pgoutput::LogicalMessage{false, 0x7000, "audit", "x"});
   ASSERT_TRUE(txn.has_value());
-  EXPECT_EQ(txn->commit_lsn, 0x7000u);
-  EXPECT_EQ(txn->end_lsn, 0x7001u);
+  EXPECT_EQ(txn->commit_lsn, 0x6FFFu);
+  EXPECT_EQ(txn->end_lsn, 0x7000u);
+  EXPECT_EQ(txn->changes[0].cursor(), "0/6FFF:0");
   ASSERT_EQ(txn->changes.size(), 1u);
   EXPECT_EQ(txn->changes[0].op(), v1::Change::MESSAGE);
   EXPECT_FALSE(txn->changes[0].message().transactional());
   EXPECT_TRUE(txn->changes[0].last_in_transaction());
+}
+
+TEST_F(TransactionBuilderTest, MessageAndATransactionCommittingRightAfterItKeepDistinctPositions) {
+  std::optional<Transaction> message = Feed(pgoutput::LogicalMessage{false, 0x7000, "audit", "x"});
+  Feed(pgoutput::Begin{0x7000, 0, 9});
+  Feed(pgoutput::Insert{16384, {Text("1"), Null()}});
+  std::optional<Transaction> txn = Feed(pgoutput::Commit{0, 0x7000, 0x7030, 0});
+  ASSERT_TRUE(message.has_value() && txn.has_value());
+  EXPECT_LT(message->commit_lsn, txn->commit_lsn);
+  EXPECT_LE(message->end_lsn, txn->commit_lsn) << "confirming the message must not skip the commit";
 }
 
 TEST_F(TransactionBuilderTest, UnknownTypeIsNamedByItsOid) {
