@@ -93,6 +93,7 @@ def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=()):
         if not wait_for_confirmed(pg, slot, end_lsn, 1800):
             raise RuntimeError(f"walfeed did not reach {end_lsn}; see {log.name}")
         elapsed = time.monotonic() - start
+        cpu = cpu_seconds(proc.pid)
         ctl = os.path.join(os.path.dirname(walfeed), "walfeedctl")
         info = json.loads(run([ctl, "info", "--server", server]))
     finally:
@@ -101,7 +102,13 @@ def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=()):
         log.close()
     stopped = [line for line in open(log.name) if "event=stopped" in line]
     appends = int(stopped[-1].split("appends=")[1].split()[0]) if stopped else 0
-    return elapsed, du(data), int(info.get("changesAppended", 0)), appends
+    return elapsed, du(data), int(info.get("changesAppended", 0)), appends, cpu
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process (all its threads) has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def du(path):
@@ -150,14 +157,15 @@ def main():
                    "load_seconds": round(load_seconds, 2), "runs": []}
             for r in range(args.runs):
                 ref_s, ref_bytes = time_pg_recvlogical(pg, f"ref_{size}_{r}", end_lsn, root)
-                wf_s, wf_bytes, wf_changes, wf_appends = time_walfeed(pg, f"wf_{size}_{r}", end_lsn, root, args.walfeed,
+                wf_s, wf_bytes, wf_changes, wf_appends, wf_cpu = time_walfeed(pg, f"wf_{size}_{r}", end_lsn, root, args.walfeed,
                                                           args.wrap.split())
                 changes = wf_changes
                 row["runs"].append({"pg_recvlogical_seconds": round(ref_s, 3), "pgoutput_bytes": ref_bytes,
                                     "walfeed_seconds": round(wf_s, 3), "walfeed_log_bytes": wf_bytes,
-                                    "walfeed_synced_appends": wf_appends})
+                                    "walfeed_synced_appends": wf_appends,
+                                    "walfeed_cpu_seconds": round(wf_cpu, 2)})
                 print(f"txn_size={size} run={r} changes={changes} pg_recvlogical={ref_s:.2f}s "
-                      f"walfeed={wf_s:.2f}s synced_appends={wf_appends}", flush=True)
+                      f"walfeed={wf_s:.2f}s walfeed_cpu={wf_cpu:.2f}s synced_appends={wf_appends}", flush=True)
             row["changes"] = changes
             best_ref = min(x["pg_recvlogical_seconds"] for x in row["runs"])
             best_wf = min(x["walfeed_seconds"] for x in row["runs"])

@@ -5,7 +5,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace walfeed {
 namespace {
@@ -46,8 +45,29 @@ Position Position::Successor() const {
   return Position{lsn, seq + 1};
 }
 
+namespace {
+
+// Upper-case hex without leading zeros, as PostgreSQL prints LSN halves.
+void AppendHex32(uint32_t value, std::string* out) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  char buffer[8];
+  int length = 0;
+  do {
+    buffer[length++] = kDigits[value & 0xF];
+    value >>= 4;
+  } while (value != 0);
+  while (length > 0) out->push_back(buffer[--length]);
+}
+
+}  // namespace
+
 std::string FormatLsn(uint64_t lsn) {
-  return absl::StrFormat("%X/%X", static_cast<uint32_t>(lsn >> 32), static_cast<uint32_t>(lsn));
+  std::string out;
+  out.reserve(17);
+  AppendHex32(static_cast<uint32_t>(lsn >> 32), &out);
+  out.push_back('/');
+  AppendHex32(static_cast<uint32_t>(lsn), &out);
+  return out;
 }
 
 absl::StatusOr<uint64_t> ParseLsn(absl::string_view text) {

@@ -141,6 +141,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   const Position head_before = head;
 
   rocksdb::WriteBatch batch;
+  std::string value;  // reused: one serialization buffer for the whole batch
   uint64_t change_count = 0;
   Position first_appended;
   for (const Transaction& txn : transactions) {
@@ -157,9 +158,10 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
             "change ", i, " of the transaction at ", FormatLsn(txn.commit_lsn), " says position ",
             FormatCursor({change.lsn(), change.seq()}), "; nothing was appended"));
       }
-      rocksdb::Status put =
-          batch.Put(impl_->changes, EncodePositionKey({txn.commit_lsn, static_cast<uint32_t>(i)}),
-                    change.SerializeAsString());
+      value.clear();
+      change.SerializeToString(&value);
+      rocksdb::Status put = batch.Put(
+          impl_->changes, EncodePositionKey({txn.commit_lsn, static_cast<uint32_t>(i)}), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
     if (first_appended.IsZero()) first_appended = Position{txn.commit_lsn, 0};

@@ -23,7 +23,7 @@ absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, int wake_fd
                                              ReplicationFrame* frame) {
   ReleaseBuffer();
   PGconn* conn = conn_->raw();
-  const absl::Time deadline = absl::Now() + timeout;
+  absl::Time deadline = absl::InfiniteFuture();  // set when we first have to wait
   for (;;) {
     const int length = PQgetCopyData(conn, &buffer_, /*async=*/1);
     if (length > 0) {
@@ -43,7 +43,9 @@ absl::StatusOr<bool> ReplicationStream::Next(absl::Duration timeout, int wake_fd
       return absl::UnavailableError(
           absl::StrCat("replication connection failed: ", PgErrorMessage(conn)));
     }
-    const absl::Duration left = deadline - absl::Now();
+    const absl::Time now = absl::Now();
+    if (deadline == absl::InfiniteFuture()) deadline = now + timeout;
+    const absl::Duration left = deadline - now;
     if (left <= absl::ZeroDuration()) return false;
     pollfd fds[2] = {{PQsocket(conn), POLLIN, 0}, {wake_fd, POLLIN, 0}};
     const int ready =

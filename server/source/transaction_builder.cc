@@ -56,8 +56,8 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   const Position position{txn.commit_lsn, static_cast<uint32_t>(txn.changes.size() - 1)};
   change.set_lsn(position.lsn);
   change.set_seq(position.seq);
-  change.set_cursor(FormatCursor(position));
-  change.set_lsn_text(FormatLsn(position.lsn));
+  change.set_cursor(absl::StrCat(open_->lsn_text, ":", position.seq));
+  change.set_lsn_text(open_->lsn_text);
   change.set_xid(txn.xid);
   SetPgTimestamp(open_->begin.commit_time, change.mutable_commit_time());
   if (relation != nullptr) {
@@ -67,18 +67,23 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   return &change;
 }
 
-void TransactionBuilder::FillColumns(const pgoutput::Relation& relation,
-                                     const pgoutput::TupleData& tuple, bool key_only,
+void TransactionBuilder::FillColumns(const pgoutput::Relation& relation, pgoutput::TupleData& tuple,
+                                     Columns which, Values take,
                                      google::protobuf::RepeatedPtrField<v1::Column>* out) const {
   const size_t count = std::min(tuple.size(), relation.columns.size());
+  out->Reserve(static_cast<int>(count));
   for (size_t i = 0; i < count; ++i) {
     const pgoutput::RelationColumn& meta = relation.columns[i];
-    if (key_only && !meta.is_key) continue;
+    if (which == Columns::kKey && !meta.is_key) continue;
     v1::Column* column = out->Add();
     column->set_name(meta.name);
     column->set_type(types_.NameOf(meta.type_oid));
     column->set_type_oid(meta.type_oid);
-    SetColumnValue(meta.type_oid, tuple[i], column);
+    if (take == Values::kMove) {
+      SetColumnValue(meta.type_oid, std::move(tuple[i]), column);
+    } else {
+      SetColumnValue(meta.type_oid, tuple[i], column);
+    }
   }
 }
 
@@ -93,6 +98,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     open_.emplace();
     open_->begin = *begin;
     open_->transaction.commit_lsn = begin->final_lsn;
+    open_->lsn_text = FormatLsn(begin->final_lsn);
     open_->transaction.xid = begin->xid;
     return std::nullopt;
   }
@@ -112,8 +118,10 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     absl::StatusOr<v1::Change*> change = StartChange("Insert", *relation);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::INSERT);
-    FillColumns(**relation, insert->new_tuple, /*key_only=*/true, (*change)->mutable_key());
-    FillColumns(**relation, insert->new_tuple, /*key_only=*/false, (*change)->mutable_after());
+    FillColumns(**relation, insert->new_tuple, Columns::kKey, Values::kCopy,
+                (*change)->mutable_key());
+    FillColumns(**relation, insert->new_tuple, Columns::kAll, Values::kMove,
+                (*change)->mutable_after());
     return std::nullopt;
   }
   if (auto* update = std::get_if<pgoutput::Update>(&message)) {
@@ -122,13 +130,16 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     absl::StatusOr<v1::Change*> change = StartChange("Update", *relation);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::UPDATE);
-    FillColumns(**relation, update->new_tuple, /*key_only=*/true, (*change)->mutable_key());
+    FillColumns(**relation, update->new_tuple, Columns::kKey, Values::kCopy,
+                (*change)->mutable_key());
     if (update->old_kind != 0) {
       // 'K' carries only the old key (the other columns come as NULL); 'O' the whole old row.
-      FillColumns(**relation, update->old_tuple, update->old_kind == 'K',
+      FillColumns(**relation, update->old_tuple,
+                  update->old_kind == 'K' ? Columns::kKey : Columns::kAll, Values::kMove,
                   (*change)->mutable_before());
     }
-    FillColumns(**relation, update->new_tuple, /*key_only=*/false, (*change)->mutable_after());
+    FillColumns(**relation, update->new_tuple, Columns::kAll, Values::kMove,
+                (*change)->mutable_after());
     return std::nullopt;
   }
   if (auto* del = std::get_if<pgoutput::Delete>(&message)) {
@@ -137,8 +148,9 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     absl::StatusOr<v1::Change*> change = StartChange("Delete", *relation);
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::DELETE);
-    FillColumns(**relation, del->old_tuple, /*key_only=*/true, (*change)->mutable_key());
-    FillColumns(**relation, del->old_tuple, del->old_kind == 'K', (*change)->mutable_before());
+    FillColumns(**relation, del->old_tuple, Columns::kKey, Values::kCopy, (*change)->mutable_key());
+    FillColumns(**relation, del->old_tuple, del->old_kind == 'K' ? Columns::kKey : Columns::kAll,
+                Values::kMove, (*change)->mutable_before());
     return std::nullopt;
   }
   if (auto* truncate = std::get_if<pgoutput::Truncate>(&message)) {
@@ -197,6 +209,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
   open_->begin.final_lsn = message.lsn - 1;
   open_->begin.commit_time = server_time;
   open_->transaction.commit_lsn = message.lsn - 1;
+  open_->lsn_text = FormatLsn(message.lsn - 1);
   absl::StatusOr<v1::Change*> change = StartChange("Message", nullptr);
   if (!change.ok()) return change.status();
   (*change)->set_op(v1::Change::MESSAGE);

@@ -44,15 +44,19 @@ class TransactionBuilder {
   struct OpenTransaction {
     pgoutput::Begin begin;
     Transaction transaction;
+    std::string lsn_text;  // FormatLsn(commit LSN), computed once per transaction
   };
+  enum class Columns { kKey, kAll };
+  // kMove when the tuple is not needed afterwards: its values move into the change.
+  enum class Values { kCopy, kMove };
 
   absl::StatusOr<const pgoutput::Relation*> RelationFor(absl::string_view what,
                                                         uint32_t relation_id) const;
   // Appends a change with its position to the open transaction; `relation` may be null (messages).
   absl::StatusOr<v1::Change*> StartChange(absl::string_view what,
                                           const pgoutput::Relation* relation);
-  void FillColumns(const pgoutput::Relation& relation, const pgoutput::TupleData& tuple,
-                   bool key_only, google::protobuf::RepeatedPtrField<v1::Column>* out) const;
+  void FillColumns(const pgoutput::Relation& relation, pgoutput::TupleData& tuple, Columns which,
+                   Values take, google::protobuf::RepeatedPtrField<v1::Column>* out) const;
 
   absl::StatusOr<std::optional<Transaction>> OnCommit(const pgoutput::Commit& commit);
   absl::StatusOr<std::optional<Transaction>> OnMessage(pgoutput::LogicalMessage message,

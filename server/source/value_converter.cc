@@ -1,6 +1,7 @@
 #include "server/source/value_converter.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -109,7 +110,7 @@ bool ParsePgTimestamp(absl::string_view text, int64_t* seconds, int32_t* nanos) 
   return true;
 }
 
-void SetColumnValue(uint32_t type_oid, const pgoutput::TupleColumn& value, v1::Column* column) {
+void SetColumnValue(uint32_t type_oid, pgoutput::TupleColumn value, v1::Column* column) {
   using Kind = pgoutput::TupleColumn::Kind;
   switch (value.kind) {
     case Kind::kNull:
@@ -120,12 +121,12 @@ void SetColumnValue(uint32_t type_oid, const pgoutput::TupleColumn& value, v1::C
       return;
     case Kind::kBinary:
       // walfeed asks for text form; binary would only come from a misconfigured stream.
-      column->set_bytes(value.data);
+      column->set_bytes(std::move(value.data));
       return;
     case Kind::kText:
       break;
   }
-  const std::string& text = value.data;
+  std::string& text = value.data;
   switch (type_oid) {
     case pg_oid::kInt2:
     case pg_oid::kInt4:
@@ -154,7 +155,7 @@ void SetColumnValue(uint32_t type_oid, const pgoutput::TupleColumn& value, v1::C
       break;
     }
     case pg_oid::kNumeric:
-      column->set_numeric(text);
+      column->set_numeric(std::move(text));
       return;
     case pg_oid::kBytea: {
       std::string bytes;
@@ -166,15 +167,15 @@ void SetColumnValue(uint32_t type_oid, const pgoutput::TupleColumn& value, v1::C
     }
     case pg_oid::kJson:
     case pg_oid::kJsonb:
-      column->set_json(text);
+      column->set_json(std::move(text));
       return;
     case pg_oid::kUuid:
-      column->set_uuid(text);
+      column->set_uuid(std::move(text));
       return;
     case pg_oid::kDate: {
       int year, month, day;
       if (text.size() == 10 && ParseIsoDate(text, &year, &month, &day)) {
-        column->set_date(text);
+        column->set_date(std::move(text));
         return;
       }
       break;
@@ -193,7 +194,7 @@ void SetColumnValue(uint32_t type_oid, const pgoutput::TupleColumn& value, v1::C
     default:
       break;
   }
-  column->set_text(text);
+  column->set_text(std::move(text));
 }
 
 }  // namespace walfeed

@@ -25,8 +25,9 @@ inline constexpr uint32_t kBool = 16, kBytea = 17, kChar = 18, kName = 19, kInt8
                           kJsonb = 3802;
 }  // namespace pg_oid
 
-// Sets the value oneof of `column` from `value` of a column of type `type_oid`.
-void SetColumnValue(uint32_t type_oid, const pgoutput::TupleColumn& value, v1::Column* column);
+// Sets the value oneof of `column` from `value` of a column of type `type_oid`. Takes `value`
+// by value so a caller done with it can move it in and spare a copy of the data.
+void SetColumnValue(uint32_t type_oid, pgoutput::TupleColumn value, v1::Column* column);
 
 // Parses "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]]" into seconds and nanoseconds since the
 // Unix epoch. False for anything else (including infinity and BC dates).
