@@ -61,6 +61,20 @@ const std::vector<Setting>& Settings() {
          c.source.publication = v;
          return absl::OkStatus();
        }},
+      {"snapshot", "WALFEED_SNAPSHOT", "initial",
+       "initial: on first start deliver the rows that already exist as READ changes before any "
+       "streamed change; never: stream only changes committed from now on",
+       [](const std::string& v, Config& c) {
+         if (v == "initial") {
+           c.source.snapshot = SnapshotMode::kInitial;
+         } else if (v == "never") {
+           c.source.snapshot = SnapshotMode::kNever;
+         } else {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--snapshot='", v, "' must be initial or never"));
+         }
+         return absl::OkStatus();
+       }},
       {"progress-interval", "WALFEED_PROGRESS_INTERVAL", "5s",
        "how often an idle subscriber gets a progress message",
        [](const std::string& v, Config& c) {

@@ -16,10 +16,16 @@ struct SourceStatus {
   std::string publication;
   // Published tables as "schema.table", sorted.
   std::vector<std::string> tables;
-  // "starting", "streaming", "reconnecting" or "stopped".
+  // "starting", "snapshotting", "streaming", "reconnecting" or "stopped".
   std::string state = "starting";
   // The LSN most recently confirmed to PostgreSQL as flushed.
   uint64_t confirmed_flush_lsn = 0;
+  // The initial snapshot: "running", "done", "skipped" (--snapshot=never, or the log already
+  // held changes) or "" before the source knows.
+  std::string snapshot_state;
+  uint32_t snapshot_tables_total = 0;
+  uint32_t snapshot_tables_copied = 0;
+  uint64_t snapshot_rows_copied = 0;
 };
 
 }  // namespace walfeed

@@ -2,7 +2,8 @@
 //
 // The contract the source relies on for exactly-once capture: Append() returns OK only once the
 // transactions and the resume point are durable together (atomically: all or nothing), and
-// ResumeLsn() then returns that resume point, also after a restart.
+// ResumeLsn() then returns that resume point, also after a restart. Staged changes become visible
+// only when committed.
 #ifndef WALFEED_SERVER_CORE_TRANSACTION_SINK_H_
 #define WALFEED_SERVER_CORE_TRANSACTION_SINK_H_
 
@@ -12,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/core/position.h"
 #include "server/core/transaction.h"
 
 namespace walfeed {
@@ -28,11 +30,21 @@ class TransactionSink {
   // The resume point of the last successful Append (0 when nothing was ever appended).
   virtual uint64_t ResumeLsn() const = 0;
 
-  // Which source the stored transactions came from, as the source describes itself ("" until
-  // one is recorded). A source refuses to feed a sink that holds another source's changes.
-  virtual std::string SourceIdentity() const = 0;
-  // Records `identity` durably.
-  virtual absl::Status SetSourceIdentity(absl::string_view identity) = 0;
+  // The newest committed position (zero when nothing is committed).
+  virtual Position Head() const = 0;
+
+  // Staged changes (the initial snapshot) are written ahead at their final positions, above the
+  // head, without a sync; readers do not see them. CommitStaged() makes everything up to `last`
+  // visible and durable together with `resume_lsn`; DiscardStaged() drops whatever is staged
+  // (also done when the sink reopens), so a crash never leaves a partial stage visible.
+  virtual absl::Status StageChanges(absl::Span<const v1::Change> changes) = 0;
+  virtual absl::Status CommitStaged(const Position& last, uint64_t resume_lsn) = 0;
+  virtual absl::Status DiscardStaged() = 0;
+
+  // Small durable facts the source keeps beside its changes ("" when `key` was never set):
+  // which database the changes come from, how far the snapshot got.
+  virtual std::string Metadata(absl::string_view key) const = 0;
+  virtual absl::Status SetMetadata(absl::string_view key, absl::string_view value) = 0;
 };
 
 }  // namespace walfeed

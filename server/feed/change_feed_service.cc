@@ -52,6 +52,10 @@ grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerCon
   for (const std::string& table : source.tables) response->add_tables(table);
   response->set_source_state(source.state);
   response->set_confirmed_flush_lsn(FormatLsn(source.confirmed_flush_lsn));
+  response->set_snapshot_state(source.snapshot_state);
+  response->set_snapshot_tables_total(source.snapshot_tables_total);
+  response->set_snapshot_tables_copied(source.snapshot_tables_copied);
+  response->set_snapshot_rows_copied(source.snapshot_rows_copied);
   response->set_subscribers(hub_->subscribers());
   const ChangeLogStats stats = log_->Stats();
   response->set_changes_appended(stats.changes_appended);

@@ -16,8 +16,12 @@ namespace walfeed {
 namespace {
 
 constexpr char kChangesFamily[] = "changes";
+// Keys of the default column family.
 constexpr char kResumeLsnKey[] = "source/resume_lsn";
-constexpr char kSourceIdentityKey[] = "source/identity";
+constexpr char kHeadKey[] = "log/head";
+constexpr char kMetadataPrefix[] = "meta/";
+// Sorts after every position key: the end of "everything above the head".
+const std::string kEndOfPositions(kPositionKeySize + 1, '\xff');
 
 absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
@@ -33,6 +37,13 @@ absl::string_view KeyOf(const rocksdb::Iterator& it) {
   return absl::string_view(key.data(), key.size());
 }
 
+rocksdb::Slice ToSlice(absl::string_view text) { return rocksdb::Slice(text.data(), text.size()); }
+
+// The first key above `head` (everything when the log is empty).
+std::string AboveHead(const Position& head) {
+  return head.IsZero() ? std::string() : EncodePositionKey(head.Successor());
+}
+
 }  // namespace
 
 struct ChangeLog::Impl {
@@ -42,18 +53,76 @@ struct ChangeLog::Impl {
   rocksdb::ColumnFamilyHandle* changes = nullptr;  // owned by `handles`
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
 
-  absl::Mutex append_mu;  // serializes appenders; taken before `mu`
+  absl::Mutex append_mu;  // serializes writers; taken before `mu`
   mutable absl::Mutex mu;
   Position head ABSL_GUARDED_BY(mu);
   Position oldest ABSL_GUARDED_BY(mu);
   uint64_t resume_lsn ABSL_GUARDED_BY(mu) = 0;
-  std::string source_identity ABSL_GUARDED_BY(mu);
   ChangeLogStats stats ABSL_GUARDED_BY(mu);
   std::vector<HeadListener> listeners ABSL_GUARDED_BY(mu);
 
   ~Impl() {
     handles.clear();  // column family handles must go before the DB
     db.reset();
+  }
+
+  // The first stored position at or after `from`, or zero.
+  absl::StatusOr<Position> FirstAtOrAfter(const std::string& from) const {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), changes));
+    it->Seek(from);
+    if (!it->status().ok()) return FromRocks(it->status(), "cannot scan the change log");
+    if (!it->Valid()) return Position{};
+    return DecodePositionKey(KeyOf(*it));
+  }
+
+  // Deletes everything above `head`, synced. No-op when nothing is there.
+  absl::Status DeleteAbove(const Position& head) {
+    const std::string start = AboveHead(head);
+    absl::StatusOr<Position> above = FirstAtOrAfter(start);
+    if (!above.ok()) return above.status();
+    if (above->IsZero()) return absl::OkStatus();
+    rocksdb::WriteOptions write_options;
+    write_options.sync = options.sync;
+    return FromRocks(db->DeleteRange(write_options, changes, start, kEndOfPositions),
+                     "cannot discard staged changes");
+  }
+
+  // Puts the head and resume point into `batch`.
+  absl::Status PutHead(rocksdb::WriteBatch& batch, const Position& new_head, uint64_t resume) {
+    rocksdb::Status put = batch.Put(meta, kResumeLsnKey, EncodeUint64(resume));
+    if (put.ok()) put = batch.Put(meta, kHeadKey, EncodePositionKey(new_head));
+    return FromRocks(put, "cannot build the append batch");
+  }
+
+  absl::Status WriteSynced(rocksdb::WriteBatch& batch) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = options.sync;
+    return FromRocks(db->Write(write_options, &batch), "cannot append to the change log");
+  }
+
+  // After a durable write: publish the new head and tell the listeners (outside the lock).
+  void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
+               uint64_t transactions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu) {
+    std::vector<HeadListener> to_call;
+    Position previous;
+    {
+      absl::MutexLock lock(&mu);
+      previous = head;
+      resume_lsn = resume;
+      stats.changes_appended += changes_count;
+      stats.transactions_appended += transactions;
+      stats.appends += 1;
+      if (new_head > head) {
+        head = new_head;
+        to_call = listeners;
+      }
+    }
+    if (previous.IsZero() && !new_head.IsZero()) {
+      absl::StatusOr<Position> first = FirstAtOrAfter(std::string());
+      absl::MutexLock lock(&mu);
+      if (first.ok()) oldest = *first;
+    }
+    for (const HeadListener& listener : to_call) listener(new_head);
   }
 };
 
@@ -92,45 +161,35 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   impl->meta = raw_handles[0];
   impl->changes = raw_handles[1];
 
-  std::string resume;
-  rocksdb::Status got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kResumeLsnKey, &resume);
   uint64_t resume_lsn = 0;
+  std::string stored;
+  rocksdb::Status got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kResumeLsnKey, &stored);
   if (got.ok()) {
-    absl::StatusOr<uint64_t> decoded = DecodeUint64(resume);
+    absl::StatusOr<uint64_t> decoded = DecodeUint64(stored);
     if (!decoded.ok()) return decoded.status();
     resume_lsn = *decoded;
   } else if (!got.IsNotFound()) {
     return FromRocks(got, "cannot read the change log's resume point");
   }
 
-  std::string identity;
-  got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kSourceIdentityKey, &identity);
-  if (!got.ok() && !got.IsNotFound()) {
-    return FromRocks(got, "cannot read the change log's source identity");
+  Position head;
+  got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kHeadKey, &stored);
+  if (got.ok()) {
+    absl::StatusOr<Position> decoded = DecodePositionKey(stored);
+    if (!decoded.ok()) return decoded.status();
+    head = *decoded;
+  } else if (!got.IsNotFound()) {
+    return FromRocks(got, "cannot read the change log's head");
   }
-
-  Position head, oldest;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(
-        impl->db->NewIterator(rocksdb::ReadOptions(), impl->changes));
-    it->SeekToLast();
-    if (it->Valid()) {
-      absl::StatusOr<Position> last = DecodePositionKey(KeyOf(*it));
-      if (!last.ok()) return last.status();
-      head = *last;
-      it->SeekToFirst();
-      absl::StatusOr<Position> first = DecodePositionKey(KeyOf(*it));
-      if (!first.ok()) return first.status();
-      oldest = *first;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "cannot scan the change log");
-  }
+  // A crash may have left staged changes above the head: they were never committed.
+  if (absl::Status discarded = impl->DeleteAbove(head); !discarded.ok()) return discarded;
+  absl::StatusOr<Position> oldest = impl->FirstAtOrAfter(std::string());
+  if (!oldest.ok()) return oldest.status();
   {
     absl::MutexLock lock(&impl->mu);
     impl->head = head;
-    impl->oldest = oldest;
+    impl->oldest = *oldest;
     impl->resume_lsn = resume_lsn;
-    impl->source_identity = std::move(identity);
   }
   return std::unique_ptr<ChangeLog>(new ChangeLog(std::move(impl)));
 }
@@ -138,12 +197,10 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
 absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) {
   absl::MutexLock append_lock(&impl_->append_mu);
   Position head = Head();
-  const Position head_before = head;
 
   rocksdb::WriteBatch batch;
   std::string value;  // reused: one serialization buffer for the whole batch
   uint64_t change_count = 0;
-  Position first_appended;
   for (const Transaction& txn : transactions) {
     if (txn.commit_lsn <= head.lsn) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -164,33 +221,70 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
           impl_->changes, EncodePositionKey({txn.commit_lsn, static_cast<uint32_t>(i)}), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
-    if (first_appended.IsZero()) first_appended = Position{txn.commit_lsn, 0};
     head = Position{txn.commit_lsn, static_cast<uint32_t>(txn.changes.size() - 1)};
     change_count += txn.changes.size();
   }
-  rocksdb::Status put = batch.Put(impl_->meta, kResumeLsnKey, EncodeUint64(resume_lsn));
-  if (!put.ok()) return FromRocks(put, "cannot build the append batch");
+  if (absl::Status s = impl_->PutHead(batch, head, resume_lsn); !s.ok()) return s;
+  if (absl::Status s = impl_->WriteSynced(batch); !s.ok()) return s;
+  impl_->Publish(head, resume_lsn, change_count, transactions.size());
+  return absl::OkStatus();
+}
 
+absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
+  absl::MutexLock append_lock(&impl_->append_mu);
+  Position last = Head();
+  rocksdb::WriteBatch batch;
+  std::string value;
+  for (const v1::Change& change : changes) {
+    const Position position{change.lsn(), change.seq()};
+    if (position <= last) {
+      return absl::FailedPreconditionError(absl::StrCat("staged change at ", FormatCursor(position),
+                                                        " is not after ", FormatCursor(last),
+                                                        "; nothing was staged"));
+    }
+    last = position;
+    value.clear();
+    change.SerializeToString(&value);
+    rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
+    if (!put.ok()) return FromRocks(put, "cannot build the staging batch");
+  }
+  // Not synced: CommitStaged()'s synced write makes the log durable up to here.
+  return FromRocks(impl_->db->Write(rocksdb::WriteOptions(), &batch), "cannot stage changes");
+}
+
+absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn) {
+  absl::MutexLock append_lock(&impl_->append_mu);
+  const Position head = Head();
+  if (last < head) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot commit staged changes up to ",
+                                                      FormatCursor(last), ", below the head ",
+                                                      FormatCursor(head)));
+  }
+  rocksdb::WriteBatch batch;
+  if (absl::Status s = impl_->PutHead(batch, last, resume_lsn); !s.ok()) return s;
+  if (absl::Status s = impl_->WriteSynced(batch); !s.ok()) return s;
+  impl_->Publish(last, resume_lsn, 0, 0);
+  return absl::OkStatus();
+}
+
+absl::Status ChangeLog::DiscardStaged() {
+  absl::MutexLock append_lock(&impl_->append_mu);
+  return impl_->DeleteAbove(Head());
+}
+
+std::string ChangeLog::Metadata(absl::string_view key) const {
+  std::string value;
+  rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->meta,
+                                       absl::StrCat(kMetadataPrefix, key), &value);
+  return got.ok() ? value : std::string();
+}
+
+absl::Status ChangeLog::SetMetadata(absl::string_view key, absl::string_view value) {
   rocksdb::WriteOptions write_options;
   write_options.sync = impl_->options.sync;
-  rocksdb::Status written = impl_->db->Write(write_options, &batch);
-  if (!written.ok()) return FromRocks(written, "cannot append to the change log");
-
-  std::vector<HeadListener> listeners;
-  {
-    absl::MutexLock lock(&impl_->mu);
-    impl_->resume_lsn = resume_lsn;
-    impl_->stats.changes_appended += change_count;
-    impl_->stats.transactions_appended += transactions.size();
-    impl_->stats.appends += 1;
-    if (head != head_before) {
-      if (impl_->head.IsZero()) impl_->oldest = first_appended;
-      impl_->head = head;
-      listeners = impl_->listeners;
-    }
-  }
-  for (const HeadListener& listener : listeners) listener(head);
-  return absl::OkStatus();
+  return FromRocks(impl_->db->Put(write_options, impl_->meta, absl::StrCat(kMetadataPrefix, key),
+                                  ToSlice(value)),
+                   absl::StrCat("cannot record '", key, "' in the change log"));
 }
 
 uint64_t ChangeLog::ResumeLsn() const {
@@ -200,7 +294,12 @@ uint64_t ChangeLog::ResumeLsn() const {
 
 absl::Status ChangeLog::Read(const Position& start, size_t max_records, size_t max_bytes,
                              std::vector<LogRecord>* out) const {
+  const Position head = Head();
+  if (head.IsZero() || start > head) return absl::OkStatus();
+  const std::string upper = EncodePositionKey(head.Successor());
+  const rocksdb::Slice upper_bound(upper);
   rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_bound;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->changes));
   size_t records = 0;
   size_t bytes = 0;
@@ -214,22 +313,6 @@ absl::Status ChangeLog::Read(const Position& start, size_t max_records, size_t m
     bytes += value.size();
   }
   return FromRocks(it->status(), "cannot read the change log");
-}
-
-std::string ChangeLog::SourceIdentity() const {
-  absl::MutexLock lock(&impl_->mu);
-  return impl_->source_identity;
-}
-
-absl::Status ChangeLog::SetSourceIdentity(absl::string_view identity) {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = impl_->options.sync;
-  rocksdb::Status put = impl_->db->Put(write_options, impl_->meta, kSourceIdentityKey,
-                                       rocksdb::Slice(identity.data(), identity.size()));
-  if (!put.ok()) return FromRocks(put, "cannot record the change log's source");
-  absl::MutexLock lock(&impl_->mu);
-  impl_->source_identity = std::string(identity);
-  return absl::OkStatus();
 }
 
 Position ChangeLog::Head() const {

@@ -1,9 +1,11 @@
 // ChangeLog: the durable, ordered change log, stored in RocksDB.
 //
 // Promises:
-// - Append() writes whole transactions and the source's resume point in one atomic, synced
-//   WriteBatch: after a crash either all of it is there or none of it.
+// - Append() writes whole transactions, the source's resume point and the new head in one
+//   atomic, synced WriteBatch: after a crash either all of it is there or none of it.
 // - Records are keyed by Position and read back in position order; positions only grow.
+// - Readers see nothing above the head: staged changes (the initial snapshot) stay invisible
+//   until CommitStaged(), and whatever is staged when the log reopens is discarded.
 // - Head listeners are called after every successful append, outside any lock, with the new
 //   head; they must be quick (signal a thread, do not read the log inline).
 // Thread-safe: one appender at a time (appends are serialized), any number of readers.
@@ -56,17 +58,21 @@ class ChangeLog : public TransactionSink {
   // head, or its changes' positions do not match it.
   absl::Status Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) override;
   uint64_t ResumeLsn() const override;
-  std::string SourceIdentity() const override;
-  absl::Status SetSourceIdentity(absl::string_view identity) override;
+  // Newest committed position; zero when the log is empty.
+  Position Head() const override;
+  absl::Status StageChanges(absl::Span<const v1::Change> changes) override;
+  absl::Status CommitStaged(const Position& last, uint64_t resume_lsn) override;
+  absl::Status DiscardStaged() override;
+  std::string Metadata(absl::string_view key) const override;
+  absl::Status SetMetadata(absl::string_view key, absl::string_view value) override;
 
-  // Appends to `out` the records whose position is >= `start`, in order, stopping after
-  // `max_records` records or once `max_bytes` of change data were read (at least one record is
-  // read when there is one).
+  // Appends to `out` the committed records whose position is >= `start`, in order, stopping
+  // after `max_records` records or once `max_bytes` of change data were read (at least one
+  // record is read when there is one).
   absl::Status Read(const Position& start, size_t max_records, size_t max_bytes,
                     std::vector<LogRecord>* out) const;
 
-  // Newest and oldest stored positions; zero positions when the log is empty.
-  Position Head() const;
+  // Oldest stored position; zero when the log is empty.
   Position Oldest() const;
 
   ChangeLogStats Stats() const;

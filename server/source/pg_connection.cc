@@ -75,10 +75,19 @@ absl::StatusOr<QueryRows> PgConnection::Query(absl::string_view sql) {
   QueryRows out;
   const int rows = PQntuples(result);
   const int columns = PQnfields(result);
+  for (int c = 0; c < columns; ++c) {
+    out.column_names.emplace_back(PQfname(result, c));
+    out.column_types.push_back(PQftype(result, c));
+  }
   out.rows.resize(rows);
+  out.nulls.resize(rows);
   for (int r = 0; r < rows; ++r) {
     out.rows[r].reserve(columns);
-    for (int c = 0; c < columns; ++c) out.rows[r].emplace_back(PQgetvalue(result, r, c));
+    out.nulls[r].reserve(columns);
+    for (int c = 0; c < columns; ++c) {
+      out.rows[r].emplace_back(PQgetvalue(result, r, c), PQgetlength(result, r, c));
+      out.nulls[r].push_back(PQgetisnull(result, r, c) != 0);
+    }
   }
   PQclear(result);
   return out;

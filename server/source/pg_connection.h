@@ -20,9 +20,13 @@ typedef struct pg_result PGresult;
 
 namespace walfeed {
 
-// The rows of a query, as text (NULL becomes "").
+// The rows of a query in text form (NULL becomes "" with its flag set in `nulls`), with the
+// result's column names and type OIDs.
 struct QueryRows {
+  std::vector<std::string> column_names;
+  std::vector<uint32_t> column_types;
   std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<bool>> nulls;
 };
 
 class PgConnection {

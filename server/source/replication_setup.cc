@@ -59,23 +59,13 @@ absl::Status EnsurePublication(PgConnection& conn, const std::string& publicatio
   return absl::OkStatus();
 }
 
-absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
+absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot) {
   absl::StatusOr<QueryRows> found = conn.Query(
       absl::StrCat("SELECT plugin, slot_type, database, active, coalesce(active_pid::text, '') "
                    "FROM pg_replication_slots WHERE slot_name = ",
                    conn.QuoteLiteral(slot)));
   if (!found.ok()) return found.status();
-  if (found->rows.empty()) {
-    absl::StatusOr<QueryRows> created =
-        conn.Query(absl::StrCat("CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot),
-                                " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
-    if (!created.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot create replication slot '", slot, "': ", created.status().message(),
-          " (check max_replication_slots and that the role has the REPLICATION attribute)"));
-    }
-    return absl::OkStatus();
-  }
+  if (found->rows.empty()) return false;
   const std::vector<std::string>& row = found->rows[0];
   if (row[1] != "logical" || row[0] != "pgoutput") {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -92,18 +82,73 @@ absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
         absl::StrCat("replication slot '", slot, "' is in use by another process (pid ", row[4],
                      "): stop that consumer or pass another --slot name"));
   }
-  return absl::OkStatus();
+  return true;
+}
+
+namespace {
+
+absl::StatusOr<QueryRows> CreateSlotCommand(PgConnection& conn, const std::string& slot,
+                                            absl::string_view snapshot_mode) {
+  absl::StatusOr<QueryRows> created =
+      conn.Query(absl::StrCat("CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot),
+                              " LOGICAL pgoutput (SNAPSHOT '", snapshot_mode, "')"));
+  if (!created.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create replication slot '", slot, "': ", created.status().message(),
+        " (check max_replication_slots and that the role has the REPLICATION attribute)"));
+  }
+  return created;
+}
+
+}  // namespace
+
+absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
+  absl::StatusOr<bool> exists = CheckSlot(conn, slot);
+  if (!exists.ok()) return exists.status();
+  if (*exists) return absl::OkStatus();
+  return CreateSlotCommand(conn, slot, "nothing").status();
+}
+
+absl::StatusOr<ExportedSnapshot> CreateSlotWithSnapshot(PgConnection& conn,
+                                                        const std::string& slot) {
+  absl::StatusOr<QueryRows> created = CreateSlotCommand(conn, slot, "export");
+  if (!created.ok()) return created.status();
+  // slot_name, consistent_point, snapshot_name, output_plugin
+  if (created->rows.size() != 1 || created->rows[0].size() < 3) {
+    return absl::InternalError("CREATE_REPLICATION_SLOT returned an unexpected result");
+  }
+  absl::StatusOr<uint64_t> consistent_point = ParseLsn(created->rows[0][1]);
+  if (!consistent_point.ok()) return consistent_point.status();
+  return ExportedSnapshot{*consistent_point, created->rows[0][2]};
+}
+
+absl::Status DropSlot(PgConnection& conn, const std::string& slot) {
+  return conn.Query(absl::StrCat("DROP_REPLICATION_SLOT ", conn.QuoteIdentifier(slot))).status();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PublishedRelations(
+    PgConnection& conn, const std::string& publication) {
+  absl::StatusOr<QueryRows> result = conn.Query(
+      absl::StrCat("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = ",
+                   conn.QuoteLiteral(publication)));
+  if (!result.ok()) return result.status();
+  std::vector<std::pair<std::string, std::string>> relations;
+  relations.reserve(result->rows.size());
+  for (std::vector<std::string>& row : result->rows) {
+    relations.emplace_back(std::move(row[0]), std::move(row[1]));
+  }
+  std::sort(relations.begin(), relations.end());
+  return relations;
 }
 
 absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
                                                          const std::string& publication) {
-  absl::StatusOr<QueryRows> result = conn.Query(absl::StrCat(
-      "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = ",
-      conn.QuoteLiteral(publication), " ORDER BY 1"));
-  if (!result.ok()) return result.status();
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
+      PublishedRelations(conn, publication);
+  if (!relations.ok()) return relations.status();
   std::vector<std::string> tables;
-  tables.reserve(result->rows.size());
-  for (const std::vector<std::string>& row : result->rows) tables.push_back(row[0]);
+  tables.reserve(relations->size());
+  for (const auto& [schema, table] : *relations) tables.push_back(absl::StrCat(schema, ".", table));
   // Byte order, not the database's collation: callers binary-search this list.
   std::sort(tables.begin(), tables.end());
   return tables;

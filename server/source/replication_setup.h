@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -32,9 +33,28 @@ absl::Status CheckWalLevel(PgConnection& conn);
 // Creates `publication` FOR ALL TABLES when it does not exist.
 absl::Status EnsurePublication(PgConnection& conn, const std::string& publication);
 
-// Creates the logical slot with pgoutput when missing; fails when it exists with another plugin,
-// on another database, or is in use by another process.
+// True when the slot exists and walfeed can use it, false when it does not exist; fails when it
+// exists with another plugin, on another database, or is in use by another process.
+absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot);
+
+// Creates the logical slot with pgoutput when missing (CheckSlot first).
 absl::Status EnsureSlot(PgConnection& conn, const std::string& slot);
+
+// A slot created with an exported snapshot: import `snapshot_name` in another connection's
+// REPEATABLE READ transaction before this connection runs another command; that transaction
+// then sees exactly what committed before `consistent_point`.
+struct ExportedSnapshot {
+  uint64_t consistent_point = 0;
+  std::string snapshot_name;
+};
+absl::StatusOr<ExportedSnapshot> CreateSlotWithSnapshot(PgConnection& conn,
+                                                        const std::string& slot);
+
+absl::Status DropSlot(PgConnection& conn, const std::string& slot);
+
+// The publication's tables as (schema, table) pairs, sorted.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PublishedRelations(
+    PgConnection& conn, const std::string& publication);
 
 // The publication's tables as "schema.table", sorted bytewise.
 absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,

@@ -12,10 +12,17 @@
 #include "server/source/pgoutput_decoder.h"
 #include "server/source/replication_setup.h"
 #include "server/source/replication_stream.h"
+#include "server/source/snapshot_copier.h"
 #include "server/source/transaction_builder.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
+namespace {
+
+constexpr char kSourceIdentityKey[] = "source/identity";
+constexpr char kSnapshotStateKey[] = "snapshot/state";
+
+}  // namespace
 
 // The state of one replication session.
 struct Source::Session {
@@ -76,7 +83,27 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   if (absl::Status s = CheckSourceIdentity(*identity); !s.ok()) return s;
   if (absl::Status s = CheckWalLevel(c); !s.ok()) return s;
   if (absl::Status s = EnsurePublication(c, options_.publication); !s.ok()) return s;
-  if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
+  absl::StatusOr<bool> slot_exists = CheckSlot(c, options_.slot);
+  if (!slot_exists.ok()) return slot_exists.status();
+  absl::StatusOr<bool> snapshot_pending = SnapshotPending();
+  if (!snapshot_pending.ok()) return snapshot_pending.status();
+  snapshot_pending_ = *snapshot_pending;
+  if (snapshot_pending_ && *slot_exists) {
+    if (sink_->Metadata(kSnapshotStateKey) != "running") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "replication slot '", options_.slot,
+          "' already exists but this data directory has no snapshot of the existing rows: "
+          "walfeed can read them consistently only through a slot it creates. Drop the slot "
+          "(SELECT pg_drop_replication_slot('",
+          options_.slot, "')), or start with --snapshot=never to stream from the slot as it is"));
+    }
+    // The slot of our own interrupted snapshot: that snapshot is gone, so start over.
+    spdlog::warn("event=snapshot_restart slot={} reason=\"the previous snapshot did not finish\"",
+                 options_.slot);
+    if (absl::Status s = DropSlot(c, options_.slot); !s.ok()) return s;
+  } else if (!snapshot_pending_ && !*slot_exists) {
+    if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
+  }
   absl::StatusOr<std::vector<std::string>> tables = PublishedTables(c, options_.publication);
   if (!tables.ok()) return tables.status();
   {
@@ -90,11 +117,89 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   return conn;
 }
 
+bool Source::SinkIsEmpty() const { return sink_->Head().IsZero() && sink_->ResumeLsn() == 0; }
+
+absl::StatusOr<bool> Source::SnapshotPending() {
+  std::string state = sink_->Metadata(kSnapshotStateKey);
+  if (state == "running" && !SinkIsEmpty()) {
+    // The snapshot was committed but the process stopped before it was marked done.
+    state = "done";
+    if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, state); !s.ok()) return s;
+  }
+  const bool pending = options_.snapshot == SnapshotMode::kInitial && SinkIsEmpty() &&
+                       (state.empty() || state == "running");
+  if (!pending && state.empty()) {
+    state = "skipped";
+    if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, state); !s.ok()) return s;
+  }
+  absl::MutexLock lock(&mu_);
+  status_.snapshot_state = pending ? "pending" : state;
+  return pending;
+}
+
+absl::Status Source::RunSnapshot(PgConnection& replication) {
+  const absl::Time started = absl::Now();
+  // Marked before the slot exists, so a crash from here on is recognized as ours to redo.
+  if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, "running"); !s.ok()) return s;
+  if (absl::Status s = sink_->DiscardStaged(); !s.ok()) return s;
+  {
+    absl::MutexLock lock(&mu_);
+    status_.snapshot_state = "running";
+    status_.state = "snapshotting";
+  }
+  absl::StatusOr<ExportedSnapshot> exported = CreateSlotWithSnapshot(replication, options_.slot);
+  if (!exported.ok()) return exported.status();
+  // Import the snapshot before the replication connection runs anything else.
+  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
+      PgConnection::Connect(options_.conninfo, PgConnection::Mode::kPlain);
+  if (!reader.ok()) return reader.status();
+  for (const std::string& statement :
+       {std::string("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        absl::StrCat("SET TRANSACTION SNAPSHOT ",
+                     (*reader)->QuoteLiteral(exported->snapshot_name))}) {
+    if (absl::Status s = (*reader)->Query(statement).status(); !s.ok()) return s;
+  }
+  TypeCatalog types;
+  if (absl::Status s = LoadTypes(**reader, &types); !s.ok()) return s;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
+      PublishedRelations(**reader, options_.publication);
+  if (!relations.ok()) return relations.status();
+  spdlog::info("event=snapshot_started consistent_point={} tables={}",
+               FormatLsn(exported->consistent_point), relations->size());
+
+  // Snapshot rows sort before every streamed change: a streamed commit may sit exactly at the
+  // consistent point.
+  SnapshotCopier copier(reader->get(), sink_, &types, exported->consistent_point - 1, &stop_,
+                        [this](const SnapshotProgress& progress) {
+                          absl::MutexLock lock(&mu_);
+                          status_.snapshot_tables_total = progress.tables_total;
+                          status_.snapshot_tables_copied = progress.tables_copied;
+                          status_.snapshot_rows_copied = progress.rows_copied;
+                        });
+  absl::StatusOr<Position> last = copier.CopyTables(*relations);
+  if (!last.ok()) return last.status();
+  if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
+  if (absl::Status s = sink_->CommitStaged(*last, exported->consistent_point); !s.ok()) return s;
+  if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, "done"); !s.ok()) return s;
+  uint64_t rows;
+  {
+    absl::MutexLock lock(&mu_);
+    status_.snapshot_state = "done";
+    rows = status_.snapshot_rows_copied;
+  }
+  spdlog::info("event=snapshot_done rows={} seconds={:.2f} resume_lsn={}", rows,
+               absl::ToDoubleSeconds(absl::Now() - started), FormatLsn(exported->consistent_point));
+  return absl::OkStatus();
+}
+
 absl::Status Source::CheckSourceIdentity(const SystemIdentity& system) {
   const std::string identity = absl::StrCat("system ", system.system_identifier, ", database ",
                                             system.database, ", slot ", options_.slot);
-  const std::string stored = sink_->SourceIdentity();
-  if (stored.empty()) return sink_->SetSourceIdentity(identity);
+  const std::string stored = sink_->Metadata(kSourceIdentityKey);
+  // An empty log may be re-pointed freely (say, after a first start that failed).
+  if (stored.empty() || (stored != identity && SinkIsEmpty())) {
+    return sink_->SetMetadata(kSourceIdentityKey, identity);
+  }
   if (stored != identity) {
     return absl::FailedPreconditionError(
         absl::StrCat("the data directory holds the feed of (", stored,
@@ -119,7 +224,12 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
     }
     if (conn != nullptr) {
       const absl::Time session_start = absl::Now();
-      absl::Status ended = StreamSession(*conn);
+      absl::Status ended;
+      if (snapshot_pending_) {
+        ended = RunSnapshot(*conn);
+        if (ended.ok()) snapshot_pending_ = false;
+      }
+      if (!snapshot_pending_) ended = StreamSession(*conn);
       conn.reset();
       if (stop_.HasBeenNotified()) break;
       if (absl::Now() - session_start > absl::Minutes(1)) backoff = options_.reconnect_min;

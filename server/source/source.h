@@ -1,7 +1,10 @@
 // Source: tails one PostgreSQL database through logical replication into a TransactionSink.
 //
 // Start() connects, checks the server (wal_level, privileges), creates the publication and the
-// slot when missing, and fails fast with a sentence naming the fix when it cannot. Then a
+// slot when missing, and fails fast with a sentence naming the fix when it cannot. On the first
+// start (empty log) it takes the initial snapshot: the slot is created with an exported snapshot,
+// the existing rows are staged as READ changes and committed before any streamed change; an
+// interrupted snapshot is redone from scratch on the next start. Then a
 // streaming thread decodes pgoutput into whole transactions, appends those that arrive together
 // with one durable Append (group commit), and only after that reports their end LSN to
 // PostgreSQL as flushed. It resumes from the sink's stored resume point and skips anything
@@ -59,6 +62,12 @@ class Source {
   absl::StatusOr<std::unique_ptr<PgConnection>> ConnectAndPrepare();
   // Fails when the sink holds the changes of another database or slot.
   absl::Status CheckSourceIdentity(const SystemIdentity& system);
+  bool SinkIsEmpty() const;
+  // Whether this start must take the initial snapshot (and records why not when it need not).
+  absl::StatusOr<bool> SnapshotPending();
+  // Creates the slot with an exported snapshot, copies the published tables under it into the
+  // sink, and commits them with the slot's consistent point as the resume point.
+  absl::Status RunSnapshot(PgConnection& replication);
   void Run(std::unique_ptr<PgConnection> first_connection);
   absl::Status StreamSession(PgConnection& conn);
   absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,
@@ -76,6 +85,8 @@ class Source {
   std::thread thread_;
   absl::Notification stop_;
   std::atomic<bool> started_{false};
+  // Set by ConnectAndPrepare(), which runs before the streaming thread or on it.
+  bool snapshot_pending_ = false;
 
   mutable absl::Mutex mu_;
   SourceStatus status_ ABSL_GUARDED_BY(mu_);

@@ -11,6 +11,9 @@
 
 namespace walfeed {
 
+// Whether the rows that exist when walfeed first starts are read into the feed.
+enum class SnapshotMode { kInitial, kNever };
+
 struct SourceOptions {
   // libpq conninfo ("host=... dbname=..." or a postgresql:// URI). Never logged.
   std::string conninfo;
@@ -18,6 +21,9 @@ struct SourceOptions {
   std::string slot = "walfeed";
   // Publication (created FOR ALL TABLES when missing).
   std::string publication = "walfeed";
+  // kInitial: on first start (empty log, new slot) deliver the existing rows as READ changes,
+  // consistent with the slot, before any streamed change.
+  SnapshotMode snapshot = SnapshotMode::kInitial;
   // How often a status update goes to PostgreSQL even when nothing asks for one.
   absl::Duration status_interval = absl::Seconds(10);
   // Reconnect backoff after a lost connection: doubles from min up to max.

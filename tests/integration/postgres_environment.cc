@@ -57,10 +57,11 @@ WalfeedOptions WalfeedTest::Options() const {
   return options;
 }
 
-void WalfeedTest::StartWalfeed(std::vector<std::string> extra_args) {
+void WalfeedTest::StartWalfeed(std::vector<std::string> extra_args, bool wait_for_streaming) {
   walfeed_.reset();
   WalfeedOptions options = Options();
   options.extra_args = std::move(extra_args);
+  options.wait_for_streaming = wait_for_streaming;
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
   ASSERT_TRUE(process.ok()) << process.status();
   walfeed_ = std::move(*process);
@@ -70,6 +71,15 @@ std::vector<std::vector<std::string>> WalfeedTest::Query(const std::string& sql)
   absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(db_, sql);
   EXPECT_TRUE(rows.ok()) << rows.status();
   return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
+}
+
+v1::FeedInfo WalfeedTest::FeedInfo() {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::FeedInfo info;
+  grpc::Status status = walfeed_->NewStub()->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return info;
 }
 
 }  // namespace walfeed::testing

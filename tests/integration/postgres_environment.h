@@ -20,11 +20,12 @@ class WalfeedTest : public ::testing::Test {
   void TearDown() override;
 
   // Starts (or restarts) walfeed on this test's database and data directory.
-  void StartWalfeed(std::vector<std::string> extra_args = {});
+  void StartWalfeed(std::vector<std::string> extra_args = {}, bool wait_for_streaming = true);
   WalfeedOptions Options() const;
 
   void Sql(const std::string& sql) { ASSERT_TRUE(SharedPostgres().Exec(db_, sql).ok()) << sql; }
   std::vector<std::vector<std::string>> Query(const std::string& sql);
+  v1::FeedInfo FeedInfo();
 
   std::string db_;
   std::string slot_;

@@ -165,13 +165,68 @@ TEST_F(ChangeLogTest, ReadersRunningDuringAppendsSeeOnlyWholeOrderedPrefixes) {
   EXPECT_EQ(ReadAll(*log).size(), 1500u);
 }
 
-TEST_F(ChangeLogTest, SourceIdentityIsDurable) {
+TEST_F(ChangeLogTest, MetadataIsDurable) {
   {
     std::unique_ptr<ChangeLog> log = Open();
-    EXPECT_EQ(log->SourceIdentity(), "");
-    ASSERT_TRUE(log->SetSourceIdentity("system 42, database shop, slot walfeed").ok());
+    EXPECT_EQ(log->Metadata("source/identity"), "");
+    ASSERT_TRUE(log->SetMetadata("source/identity", "system 42, database shop").ok());
   }
-  EXPECT_EQ(Open()->SourceIdentity(), "system 42, database shop, slot walfeed");
+  EXPECT_EQ(Open()->Metadata("source/identity"), "system 42, database shop");
+}
+
+std::vector<v1::Change> Staged(uint64_t lsn, int count) {
+  Transaction txn = MakeTransaction(lsn, count, "t", v1::Change::READ);
+  return txn.changes;
+}
+
+TEST_F(ChangeLogTest, StagedChangesAreInvisibleUntilCommitted) {
+  std::unique_ptr<ChangeLog> log = Open();
+  std::vector<Position> heard;
+  log->AddHeadListener([&heard](const Position& head) { heard.push_back(head); });
+  ASSERT_TRUE(log->StageChanges(Staged(99, 3)).ok());
+  EXPECT_TRUE(ReadAll(*log).empty());
+  EXPECT_TRUE(log->Head().IsZero());
+  ASSERT_TRUE(log->CommitStaged({99, 2}, 100).ok());
+  EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{99, 0}, {99, 1}, {99, 2}}));
+  EXPECT_EQ(log->Head(), (Position{99, 2}));
+  EXPECT_EQ(log->Oldest(), (Position{99, 0}));
+  EXPECT_EQ(log->ResumeLsn(), 100u);
+  EXPECT_EQ(heard, (std::vector<Position>{{99, 2}}));
+  // Streaming continues after the committed stage.
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 4u);
+}
+
+TEST_F(ChangeLogTest, StagedChangesLeftByACrashAreDiscardedOnReopen) {
+  {
+    std::unique_ptr<ChangeLog> log = Open();
+    ASSERT_TRUE(log->Append({MakeTransaction(50, 1)}, 60).ok());
+    ASSERT_TRUE(log->StageChanges(Staged(99, 5)).ok());
+  }
+  std::unique_ptr<ChangeLog> log = Open();
+  EXPECT_EQ(log->Head(), (Position{50, 0}));
+  EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{50, 0}}));
+  // Nothing above the head remains: committing now exposes no stale row.
+  ASSERT_TRUE(log->StageChanges(Staged(99, 2)).ok());
+  ASSERT_TRUE(log->CommitStaged({99, 1}, 100).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 3u);
+}
+
+TEST_F(ChangeLogTest, DiscardStagedDropsOnlyWhatIsAboveTheHead) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());
+  ASSERT_TRUE(log->StageChanges(Staged(99, 4)).ok());
+  ASSERT_TRUE(log->DiscardStaged().ok());
+  ASSERT_TRUE(log->CommitStaged({50, 1}, 60).ok());
+  std::vector<LogRecord> everything;
+  ASSERT_TRUE(log->Read({}, 100, 1 << 20, &everything).ok());
+  EXPECT_EQ(everything.size(), 2u);
+}
+
+TEST_F(ChangeLogTest, StagingAtOrBelowTheHeadIsRefused) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());
+  EXPECT_EQ(log->StageChanges(Staged(50, 1)).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ChangeLogTest, SecondOpenOfTheSameDirectoryFailsClearly) {

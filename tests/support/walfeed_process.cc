@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
   if (!child.ok()) return child.status();
   process->child_ = std::move(*child);
 
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < deadline) {
     if (!process->child_.running()) {
       return absl::FailedPreconditionError(absl::StrCat("walfeed exited: ", process->Log()));
@@ -38,7 +38,7 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     v1::FeedInfo info;
     if (stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok() &&
-        info.source_state() == "streaming") {
+        (!options.wait_for_streaming || info.source_state() == "streaming")) {
       return process;
     }
     absl::SleepFor(absl::Milliseconds(50));

@@ -27,12 +27,15 @@ struct WalfeedOptions {
   std::string slot = "walfeed";
   std::string publication = "walfeed";
   int port = 0;  // 0: pick a free one
+  // Start() returns once the source streams (true) or once the gRPC server answers (false).
+  bool wait_for_streaming = true;
   std::vector<std::string> extra_args;
 };
 
 class WalfeedProcess {
  public:
-  // Starts walfeed and waits until GetFeedInfo answers; fails with walfeed's output if it exits.
+  // Starts walfeed and waits until GetFeedInfo answers (and the source streams, unless
+  // options.wait_for_streaming is false); fails with walfeed's output if it exits.
   static absl::StatusOr<std::unique_ptr<WalfeedProcess>> Start(WalfeedOptions options);
   ~WalfeedProcess();
 

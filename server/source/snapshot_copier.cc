@@ -1,0 +1,150 @@
+#include "server/source/snapshot_copier.h"
+
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/core/log_format.h"
+#include "server/source/replication_protocol.h"
+#include "server/source/transaction_builder.h"
+#include "server/source/value_converter.h"
+#include "spdlog/spdlog.h"
+
+namespace walfeed {
+namespace {
+
+constexpr int kRowsPerFetch = 2000;
+
+}  // namespace
+
+SnapshotCopier::SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
+                               uint64_t snapshot_lsn, const absl::Notification* stop,
+                               std::function<void(const SnapshotProgress&)> on_progress)
+    : conn_(conn),
+      sink_(sink),
+      types_(types),
+      snapshot_lsn_(snapshot_lsn),
+      stop_(stop),
+      on_progress_(std::move(on_progress)),
+      lsn_text_(FormatLsn(snapshot_lsn)) {
+  SetPgTimestamp(PgNowMicros(), &read_time_);
+}
+
+absl::StatusOr<Position> SnapshotCopier::CopyTables(
+    const std::vector<std::pair<std::string, std::string>>& tables) {
+  progress_.tables_total = static_cast<uint32_t>(tables.size());
+  on_progress_(progress_);
+  for (const auto& [schema, table] : tables) {
+    if (absl::Status copied = CopyTable(schema, table); !copied.ok()) return copied;
+    ++progress_.tables_copied;
+    on_progress_(progress_);
+  }
+  if (absl::Status staged = StagePending(/*final=*/true); !staged.ok()) return staged;
+  if (next_seq_ == 0) return Position{};
+  return Position{snapshot_lsn_, next_seq_ - 1};
+}
+
+absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::string& schema,
+                                                                   const std::string& table) {
+  const std::string relation = conn_->QuoteLiteral(
+      absl::StrCat(conn_->QuoteIdentifier(schema), ".", conn_->QuoteIdentifier(table)));
+  // The columns pgoutput sends, in order, and which of them it marks as key: the replica
+  // identity index (the primary key by default), or every column under REPLICA IDENTITY FULL.
+  absl::StatusOr<QueryRows> rows = conn_->Query(absl::StrCat(
+      "SELECT a.attname, "
+      "  c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
+      "    AND a.attnum = ANY (i.indkey) AND ((c.relreplident = 'i' AND i.indisreplident) OR "
+      "    (c.relreplident = 'd' AND i.indisprimary))) "
+      "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+      "WHERE c.oid = ",
+      relation,
+      "::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+      "  AND a.attgenerated = '' ORDER BY a.attnum"));
+  if (!rows.ok()) return rows.status();
+  TableShape shape;
+  for (const std::vector<std::string>& row : rows->rows) {
+    shape.columns.push_back(row[0]);
+    shape.is_key.push_back(row[1] == "t");
+  }
+  return shape;
+}
+
+absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::string& table) {
+  absl::StatusOr<TableShape> shape = ShapeOf(schema, table);
+  if (!shape.ok()) return shape.status();
+  const std::string qualified =
+      absl::StrCat(conn_->QuoteIdentifier(schema), ".", conn_->QuoteIdentifier(table));
+  std::vector<std::string> quoted;
+  for (const std::string& column : shape->columns) quoted.push_back(conn_->QuoteIdentifier(column));
+  const std::string select_list = quoted.empty() ? "" : absl::StrJoin(quoted, ", ");
+  absl::StatusOr<QueryRows> declared =
+      conn_->Query(absl::StrCat("DECLARE walfeed_snapshot NO SCROLL CURSOR FOR SELECT ",
+                                select_list, " FROM ONLY ", qualified));
+  if (!declared.ok()) return declared.status();
+  uint64_t table_rows = 0;
+  for (;;) {
+    if (stop_->HasBeenNotified()) return absl::CancelledError("snapshot stopped");
+    absl::StatusOr<QueryRows> batch =
+        conn_->Query(absl::StrCat("FETCH FORWARD ", kRowsPerFetch, " FROM walfeed_snapshot"));
+    if (!batch.ok()) return batch.status();
+    if (batch->rows.empty()) break;
+    for (size_t r = 0; r < batch->rows.size(); ++r) {
+      if (next_seq_ == std::numeric_limits<uint32_t>::max()) {
+        return absl::ResourceExhaustedError("the snapshot has more than 4,294,967,295 rows");
+      }
+      v1::Change& change = pending_.emplace_back();
+      change.set_lsn(snapshot_lsn_);
+      change.set_seq(next_seq_);
+      change.set_cursor(absl::StrCat(lsn_text_, ":", next_seq_));
+      change.set_lsn_text(lsn_text_);
+      change.set_op(v1::Change::READ);
+      change.set_schema(schema);
+      change.set_table(table);
+      *change.mutable_commit_time() = read_time_;
+      ++next_seq_;
+      for (size_t c = 0; c < batch->column_names.size(); ++c) {
+        pgoutput::TupleColumn value;
+        value.kind = batch->nulls[r][c] ? pgoutput::TupleColumn::Kind::kNull
+                                        : pgoutput::TupleColumn::Kind::kText;
+        value.data = std::move(batch->rows[r][c]);
+        const uint32_t oid = batch->column_types[c];
+        v1::Column* column = change.add_after();
+        column->set_name(batch->column_names[c]);
+        column->set_type(types_->NameOf(oid));
+        column->set_type_oid(oid);
+        SetColumnValue(oid, std::move(value), column);
+        if (c < shape->is_key.size() && shape->is_key[c]) *change.add_key() = *column;
+      }
+    }
+    table_rows += batch->rows.size();
+    progress_.rows_copied += batch->rows.size();
+    if (absl::Status staged = StagePending(/*final=*/false); !staged.ok()) return staged;
+    on_progress_(progress_);
+  }
+  if (absl::Status closed = conn_->Query("CLOSE walfeed_snapshot").status(); !closed.ok()) {
+    return closed;
+  }
+  spdlog::info("event=snapshot_table_copied table={}.{} rows={} total_rows={}", schema, table,
+               table_rows, progress_.rows_copied);
+  return absl::OkStatus();
+}
+
+absl::Status SnapshotCopier::StagePending(bool final) {
+  if (pending_.empty()) return absl::OkStatus();
+  if (final) {
+    pending_.back().set_last_in_transaction(true);
+    absl::Status staged = sink_->StageChanges(pending_);
+    pending_.clear();
+    return staged;
+  }
+  if (pending_.size() < 2) return absl::OkStatus();
+  v1::Change held_back = std::move(pending_.back());
+  pending_.pop_back();
+  absl::Status staged = sink_->StageChanges(pending_);
+  pending_.clear();
+  pending_.push_back(std::move(held_back));
+  return staged;
+}
+
+}  // namespace walfeed
