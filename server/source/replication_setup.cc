@@ -43,11 +43,19 @@ absl::Status CheckWalLevel(PgConnection& conn) {
   return absl::OkStatus();
 }
 
-absl::Status EnsurePublication(PgConnection& conn, const std::string& publication) {
+absl::Status EnsurePublication(PgConnection& conn, const std::string& publication,
+                               bool create_if_missing) {
   absl::StatusOr<QueryRows> found = conn.Query(absl::StrCat(
       "SELECT 1 FROM pg_publication WHERE pubname = ", conn.QuoteLiteral(publication)));
   if (!found.ok()) return found.status();
   if (!found->rows.empty()) return absl::OkStatus();
+  if (!create_if_missing) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "publication '", publication, "' does not exist in database '", conn.database(),
+        "': create it (CREATE PUBLICATION ", conn.QuoteIdentifier(publication),
+        " FOR TABLE ...), or leave --publication unset and walfeed creates 'walfeed' FOR ALL "
+        "TABLES"));
+  }
   absl::StatusOr<QueryRows> created = conn.Query(
       absl::StrCat("CREATE PUBLICATION ", conn.QuoteIdentifier(publication), " FOR ALL TABLES"));
   if (!created.ok()) {
@@ -155,13 +163,19 @@ absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
 }
 
 absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types) {
+  // Arrays are named after their element type, "int4[]" rather than pg_type's "_int4".
   absl::StatusOr<QueryRows> result = conn.Query(
-      "SELECT t.oid, n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = "
-      "t.typnamespace");
+      "SELECT t.oid, n.nspname, CASE WHEN t.typcategory = 'A' AND e.oid IS NOT NULL "
+      "THEN e.typname || '[]' ELSE t.typname END, "
+      "t.typbasetype "
+      "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+      "LEFT JOIN pg_type e ON e.oid = t.typelem");
   if (!result.ok()) return result.status();
   for (const std::vector<std::string>& row : result->rows) {
-    uint32_t oid;
-    if (absl::SimpleAtoi(row[0], &oid)) types->Add(oid, row[1], row[2]);
+    uint32_t oid, base_oid;
+    if (absl::SimpleAtoi(row[0], &oid) && absl::SimpleAtoi(row[3], &base_oid)) {
+      types->Add(oid, row[1], row[2], base_oid);
+    }
   }
   return absl::OkStatus();
 }

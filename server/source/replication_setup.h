@@ -30,8 +30,10 @@ absl::StatusOr<SystemIdentity> IdentifySystem(PgConnection& conn);
 // Fails unless wal_level is logical.
 absl::Status CheckWalLevel(PgConnection& conn);
 
-// Creates `publication` FOR ALL TABLES when it does not exist.
-absl::Status EnsurePublication(PgConnection& conn, const std::string& publication);
+// Checks that `publication` exists; when it does not, creates it FOR ALL TABLES if
+// `create_if_missing`, and fails with the fix otherwise.
+absl::Status EnsurePublication(PgConnection& conn, const std::string& publication,
+                               bool create_if_missing);
 
 // True when the slot exists and walfeed can use it, false when it does not exist; fails when it
 // exists with another plugin, on another database, or is in use by another process.

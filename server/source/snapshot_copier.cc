@@ -3,6 +3,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/log_format.h"
@@ -52,7 +53,7 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
   // The columns pgoutput sends, in order, and which of them it marks as key: the replica
   // identity index (the primary key by default), or every column under REPLICA IDENTITY FULL.
   absl::StatusOr<QueryRows> rows = conn_->Query(absl::StrCat(
-      "SELECT a.attname, "
+      "SELECT a.attname, a.atttypid, "
       "  c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
       "    AND a.attnum = ANY (i.indkey) AND ((c.relreplident = 'i' AND i.indisreplident) OR "
       "    (c.relreplident = 'd' AND i.indisprimary))) "
@@ -64,8 +65,13 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
   if (!rows.ok()) return rows.status();
   TableShape shape;
   for (const std::vector<std::string>& row : rows->rows) {
+    uint32_t type_oid = 0;
+    if (!absl::SimpleAtoi(row[1], &type_oid)) {
+      return absl::InternalError(absl::StrCat("pg_attribute gave type '", row[1], "'"));
+    }
     shape.columns.push_back(row[0]);
-    shape.is_key.push_back(row[1] == "t");
+    shape.types.push_back(type_oid);
+    shape.is_key.push_back(row[2] == "t");
   }
   return shape;
 }
@@ -108,12 +114,14 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
         value.kind = batch->nulls[r][c] ? pgoutput::TupleColumn::Kind::kNull
                                         : pgoutput::TupleColumn::Kind::kText;
         value.data = std::move(batch->rows[r][c]);
-        const uint32_t oid = batch->column_types[c];
+        // The declared type, as pgoutput reports it: the result's own type would be a
+        // domain's base type.
+        const uint32_t oid = c < shape->types.size() ? shape->types[c] : batch->column_types[c];
         v1::Column* column = change.add_after();
         column->set_name(batch->column_names[c]);
         column->set_type(types_->NameOf(oid));
         column->set_type_oid(oid);
-        SetColumnValue(oid, std::move(value), column);
+        SetColumnValue(types_->BaseOf(oid), std::move(value), column);
         if (c < shape->is_key.size() && shape->is_key[c]) *change.add_key() = *column;
       }
     }

@@ -47,6 +47,7 @@ class SnapshotCopier {
  private:
   struct TableShape {
     std::vector<std::string> columns;
+    std::vector<uint32_t> types;  // declared type OIDs (a domain, not its base type)
     std::vector<bool> is_key;
   };
 

@@ -82,7 +82,12 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   // Before anything is created on the server: a refused start must leave no slot behind.
   if (absl::Status s = CheckSourceIdentity(*identity); !s.ok()) return s;
   if (absl::Status s = CheckWalLevel(c); !s.ok()) return s;
-  if (absl::Status s = EnsurePublication(c, options_.publication); !s.ok()) return s;
+  // Only walfeed's own default publication is created; a named one must exist.
+  if (absl::Status s = EnsurePublication(c, options_.publication,
+                                         options_.publication == SourceOptions().publication);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<bool> slot_exists = CheckSlot(c, options_.slot);
   if (!slot_exists.ok()) return slot_exists.status();
   absl::StatusOr<bool> snapshot_pending = SnapshotPending();

@@ -80,9 +80,9 @@ void TransactionBuilder::FillColumns(const pgoutput::Relation& relation, pgoutpu
     column->set_type(types_.NameOf(meta.type_oid));
     column->set_type_oid(meta.type_oid);
     if (take == Values::kMove) {
-      SetColumnValue(meta.type_oid, std::move(tuple[i]), column);
+      SetColumnValue(types_.BaseOf(meta.type_oid), std::move(tuple[i]), column);
     } else {
-      SetColumnValue(meta.type_oid, tuple[i], column);
+      SetColumnValue(types_.BaseOf(meta.type_oid), tuple[i], column);
     }
   }
 }
@@ -108,7 +108,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     return std::nullopt;
   }
   if (auto* type = std::get_if<pgoutput::Type>(&message)) {
-    types_.Add(type->type_oid, type->schema, type->name);
+    types_.AddIfUnknown(type->type_oid, type->schema, type->name);
     return std::nullopt;
   }
   if (std::holds_alternative<pgoutput::Origin>(message)) return std::nullopt;

@@ -4,7 +4,23 @@
 
 namespace walfeed {
 
-void TypeCatalog::Add(uint32_t oid, absl::string_view schema, absl::string_view name) {
+void TypeCatalog::AddIfUnknown(uint32_t oid, absl::string_view schema, absl::string_view name) {
+  if (!names_.contains(oid)) Add(oid, schema, name);
+}
+
+uint32_t TypeCatalog::BaseOf(uint32_t oid) const {
+  // A domain over a domain: follow the chain (bounded, in case of a cycle in bad input).
+  for (int depth = 0; depth < 16; ++depth) {
+    auto it = base_types_.find(oid);
+    if (it == base_types_.end()) break;
+    oid = it->second;
+  }
+  return oid;
+}
+
+void TypeCatalog::Add(uint32_t oid, absl::string_view schema, absl::string_view name,
+                      uint32_t base_oid) {
+  if (base_oid != 0) base_types_[oid] = base_oid;
   if (schema.empty() || schema == "pg_catalog") {
     names_[oid] = std::string(name);
   } else {

@@ -90,6 +90,32 @@ TEST_F(Misconfiguration, DataDirectoryOfAnotherDatabaseIsRefusedAndKept) {
   EXPECT_EQ(changes->size(), 2u);
 }
 
+TEST_F(Misconfiguration, NamedPublicationThatDoesNotExistIsAClearError) {
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+  args.push_back("--publication");
+  args.push_back("orders_only");
+  RunResult result = RunWalfeed(args);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("publication 'orders_only' does not exist"));
+  EXPECT_THAT(result.output, HasSubstr("CREATE PUBLICATION"));
+  EXPECT_TRUE(
+      Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot_, "'"))
+          .empty())
+      << "nothing was created";
+
+  // With the publication in place, only its table is streamed.
+  Sql("CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY)");
+  Sql("CREATE PUBLICATION orders_only FOR TABLE orders");
+  StartWalfeed({"--publication", "orders_only"});
+  Sql("INSERT INTO other VALUES (1); INSERT INTO orders VALUES (2)");
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_EQ((*changes)[0].table(), "orders");
+}
+
 TEST_F(Misconfiguration, UnreachablePostgresIsAClearError) {
   RunResult result = RunWalfeed(BaseArgs(absl::StrCat(
       "host=127.0.0.1 port=", FreePort(), " user=postgres dbname=postgres connect_timeout=5")));
