@@ -3,6 +3,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 
 namespace walfeed {
@@ -25,6 +27,16 @@ absl::Status SetDuration(const char* flag, const std::string& value, absl::Durat
   }
   *out = parsed;
   return absl::OkStatus();
+}
+
+// "a, b,c" -> {"a", "b", "c"}; empty entries are dropped.
+std::vector<std::string> SplitList(const std::string& value) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!part.empty()) out.emplace_back(part);
+  }
+  return out;
 }
 
 const std::vector<Setting>& Settings() {
@@ -73,6 +85,24 @@ const std::vector<Setting>& Settings() {
            return absl::InvalidArgumentError(
                absl::StrCat("--snapshot='", v, "' must be initial or never"));
          }
+         return absl::OkStatus();
+       }},
+      {"tables", "WALFEED_TABLES", "(all published tables)",
+       "comma-separated 'schema.table' names or globs (* and ?) of the tables to capture",
+       [](const std::string& v, Config& c) {
+         c.source.include_tables = SplitList(v);
+         return absl::OkStatus();
+       }},
+      {"exclude-tables", "WALFEED_EXCLUDE_TABLES", "(none)",
+       "comma-separated 'schema.table' names or globs of published tables never to capture",
+       [](const std::string& v, Config& c) {
+         c.source.exclude_tables = SplitList(v);
+         return absl::OkStatus();
+       }},
+      {"exclude-columns", "WALFEED_EXCLUDE_COLUMNS", "(none)",
+       "comma-separated 'schema.table.column' names of columns that never reach the log",
+       [](const std::string& v, Config& c) {
+         c.source.exclude_columns = SplitList(v);
          return absl::OkStatus();
        }},
       {"progress-interval", "WALFEED_PROGRESS_INTERVAL", "5s",

@@ -20,11 +20,13 @@ constexpr int kRowsPerFetch = 2000;
 }  // namespace
 
 SnapshotCopier::SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                               uint64_t snapshot_lsn, const absl::Notification* stop,
+                               const TableFilter* filter, uint64_t snapshot_lsn,
+                               const absl::Notification* stop,
                                std::function<void(const SnapshotProgress&)> on_progress)
     : conn_(conn),
       sink_(sink),
       types_(types),
+      filter_(filter),
       snapshot_lsn_(snapshot_lsn),
       stop_(stop),
       on_progress_(std::move(on_progress)),
@@ -69,6 +71,7 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
     if (!absl::SimpleAtoi(row[1], &type_oid)) {
       return absl::InternalError(absl::StrCat("pg_attribute gave type '", row[1], "'"));
     }
+    if (filter_->ExcludesColumn(schema, table, row[0])) continue;  // never read, never stored
     shape.columns.push_back(row[0]);
     shape.types.push_back(type_oid);
     shape.is_key.push_back(row[2] == "t");

@@ -7,8 +7,9 @@
 // `lsn` sorts before every change streamed after the snapshot; the last row is marked
 // last_in_transaction. Staged rows stay invisible until the caller commits them, so an
 // interrupted copy never looks complete. Columns are the ones pgoutput sends (no dropped or
-// generated columns) with the same key columns (primary key, replica identity index, or every
-// column under REPLICA IDENTITY FULL). Not thread-safe; progress is reported through a callback.
+// generated columns, none the filter excludes) with the same key columns (primary key, replica
+// identity index, or every column under REPLICA IDENTITY FULL). Not thread-safe; progress is
+// reported through a callback.
 #ifndef WALFEED_SERVER_SOURCE_SNAPSHOT_COPIER_H_
 #define WALFEED_SERVER_SOURCE_SNAPSHOT_COPIER_H_
 
@@ -22,6 +23,7 @@
 #include "server/core/position.h"
 #include "server/core/transaction_sink.h"
 #include "server/source/pg_connection.h"
+#include "server/source/table_filter.h"
 #include "server/source/type_catalog.h"
 
 namespace walfeed {
@@ -36,7 +38,7 @@ class SnapshotCopier {
  public:
   // `conn` is in the transaction that imported the snapshot. Everything must outlive the copier.
   SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                 uint64_t snapshot_lsn, const absl::Notification* stop,
+                 const TableFilter* filter, uint64_t snapshot_lsn, const absl::Notification* stop,
                  std::function<void(const SnapshotProgress&)> on_progress);
 
   // Copies every table ("schema.table"); returns the position of the last staged row, or a zero
@@ -59,6 +61,7 @@ class SnapshotCopier {
   PgConnection* const conn_;
   TransactionSink* const sink_;
   const TypeCatalog* const types_;
+  const TableFilter* const filter_;
   const uint64_t snapshot_lsn_;
   const absl::Notification* const stop_;
   const std::function<void(const SnapshotProgress&)> on_progress_;

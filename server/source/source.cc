@@ -48,6 +48,10 @@ Source::~Source() { Stop(); }
 
 absl::Status Source::Start() {
   if (absl::Status valid = options_.Validate(); !valid.ok()) return valid;
+  absl::StatusOr<TableFilter> filter = TableFilter::Create(
+      options_.include_tables, options_.exclude_tables, options_.exclude_columns);
+  if (!filter.ok()) return filter.status();
+  filter_ = std::move(*filter);
   absl::StatusOr<std::unique_ptr<PgConnection>> conn = ConnectAndPrepare();
   if (!conn.ok()) return conn.status();
   started_ = true;
@@ -109,13 +113,26 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   } else if (!snapshot_pending_ && !*slot_exists) {
     if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
   }
-  absl::StatusOr<std::vector<std::string>> tables = PublishedTables(c, options_.publication);
-  if (!tables.ok()) return tables.status();
+  if (absl::Status s = CheckExcludedColumns(c); !s.ok()) return s;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
+      PublishedRelations(c, options_.publication);
+  if (!relations.ok()) return relations.status();
+  std::vector<std::string> tables;
+  for (const auto& [schema, table] : *relations) {
+    if (filter_.IncludesTable(schema, table)) tables.push_back(absl::StrCat(schema, ".", table));
+  }
+  std::sort(tables.begin(), tables.end());
+  if (tables.empty() && !relations->empty()) {
+    spdlog::warn(
+        "event=no_table_captured published={} reason=\"--tables/--exclude-tables leave "
+        "none of the published tables\"",
+        relations->size());
+  }
   {
     absl::MutexLock lock(&mu_);
     status_.database = identity->database;
     status_.system_identifier = identity->system_identifier;
-    status_.tables = std::move(*tables);
+    status_.tables = std::move(tables);
   }
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
                options_.slot, options_.publication, FormatLsn(identity->wal_flush_lsn));
@@ -169,19 +186,23 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
       PublishedRelations(**reader, options_.publication);
   if (!relations.ok()) return relations.status();
-  spdlog::info("event=snapshot_started consistent_point={} tables={}",
-               FormatLsn(exported->consistent_point), relations->size());
 
   // Snapshot rows sort before every streamed change: a streamed commit may sit exactly at the
   // consistent point.
-  SnapshotCopier copier(reader->get(), sink_, &types, exported->consistent_point - 1, &stop_,
-                        [this](const SnapshotProgress& progress) {
+  std::vector<std::pair<std::string, std::string>> captured;
+  for (auto& [schema, table] : *relations) {
+    if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
+  }
+  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, exported->consistent_point - 1,
+                        &stop_, [this](const SnapshotProgress& progress) {
                           absl::MutexLock lock(&mu_);
                           status_.snapshot_tables_total = progress.tables_total;
                           status_.snapshot_tables_copied = progress.tables_copied;
                           status_.snapshot_rows_copied = progress.rows_copied;
                         });
-  absl::StatusOr<Position> last = copier.CopyTables(*relations);
+  spdlog::info("event=snapshot_started consistent_point={} tables={}",
+               FormatLsn(exported->consistent_point), captured.size());
+  absl::StatusOr<Position> last = copier.CopyTables(captured);
   if (!last.ok()) return last.status();
   if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
   if (absl::Status s = sink_->CommitStaged(*last, exported->consistent_point); !s.ok()) return s;
@@ -249,6 +270,7 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
 
 absl::Status Source::StreamSession(PgConnection& conn) {
   TransactionBuilder builder;
+  builder.set_filter(&filter_);
   if (absl::Status s = LoadTypes(conn, &builder.types()); !s.ok()) return s;
   Session session;
   session.resume_lsn = sink_->ResumeLsn();
@@ -322,7 +344,29 @@ absl::Status Source::HandleXLogData(absl::string_view payload, int64_t send_time
   return absl::OkStatus();
 }
 
+absl::Status Source::CheckExcludedColumns(PgConnection& conn) const {
+  for (const std::vector<std::string>& entry : filter_.ExcludedColumns()) {
+    const std::string relation =
+        absl::StrCat(conn.QuoteIdentifier(entry[0]), ".", conn.QuoteIdentifier(entry[1]));
+    absl::StatusOr<QueryRows> found = conn.Query(absl::StrCat(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(", conn.QuoteLiteral(relation),
+        ") AND attname = ", conn.QuoteLiteral(entry[2]), " AND attnum > 0 AND NOT attisdropped"));
+    if (!found.ok()) return found.status();
+    if (found->rows.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--exclude-columns names ", entry[0], ".", entry[1], ".", entry[2],
+          ", but that table has no such column (or does not exist): fix the name so the column "
+          "you mean to keep out is really kept out"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void Source::NotePublishedTable(const pgoutput::Relation& relation) {
+  if (!filter_.IncludesTable(relation.schema.empty() ? "pg_catalog" : relation.schema,
+                             relation.name)) {
+    return;
+  }
   const std::string name =
       absl::StrCat(relation.schema.empty() ? "pg_catalog" : relation.schema, ".", relation.name);
   absl::MutexLock lock(&mu_);

@@ -30,6 +30,7 @@
 #include "server/core/transaction_sink.h"
 #include "server/source/pgoutput_messages.h"
 #include "server/source/source_options.h"
+#include "server/source/table_filter.h"
 
 namespace walfeed {
 
@@ -74,6 +75,8 @@ class Source {
                               TransactionBuilder& builder, Session& session,
                               DurableAppender& appender);
   void NotePublishedTable(const pgoutput::Relation& relation);
+  // Fails when an --exclude-columns entry names a column that does not exist.
+  absl::Status CheckExcludedColumns(PgConnection& conn) const;
   // Reports to PostgreSQL the newest LSN that is durable (or idle-confirmable): at once when it
   // moved or `force`, otherwise on the status interval.
   absl::Status ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
@@ -82,6 +85,7 @@ class Source {
 
   const SourceOptions options_;
   TransactionSink* const sink_;
+  TableFilter filter_;  // from options_, set in Start()
   std::thread thread_;
   absl::Notification stop_;
   std::atomic<bool> started_{false};

@@ -1,6 +1,7 @@
 #include "server/source/source_options.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/source/table_filter.h"
 
 namespace walfeed {
 namespace {
@@ -35,6 +36,11 @@ absl::Status SourceOptions::Validate() const {
       reconnect_max < reconnect_min) {
     return absl::InvalidArgumentError(
         "source intervals must be positive, reconnect_max >= reconnect_min");
+  }
+  if (absl::Status filter =
+          TableFilter::Create(include_tables, exclude_tables, exclude_columns).status();
+      !filter.ok()) {
+    return filter;
   }
   if (max_queued_bytes == 0) return absl::InvalidArgumentError("max_queued_bytes must be positive");
   return absl::OkStatus();

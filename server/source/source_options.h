@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -24,6 +25,11 @@ struct SourceOptions {
   // kInitial: on first start (empty log, new slot) deliver the existing rows as READ changes,
   // consistent with the slot, before any streamed change.
   SnapshotMode snapshot = SnapshotMode::kInitial;
+  // Which published tables reach the log ("schema.table" globs; empty include means all) and
+  // which columns never do ("schema.table.column"). See TableFilter.
+  std::vector<std::string> include_tables;
+  std::vector<std::string> exclude_tables;
+  std::vector<std::string> exclude_columns;
   // How often a status update goes to PostgreSQL even when nothing asks for one.
   absl::Duration status_interval = absl::Seconds(10);
   // Reconnect backoff after a lost connection: doubles from min up to max.

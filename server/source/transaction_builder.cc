@@ -20,6 +20,13 @@ std::string SchemaName(const pgoutput::Relation& relation) {
 
 }  // namespace
 
+const TableFilter TransactionBuilder::kNoFilter;
+
+bool TransactionBuilder::Included(uint32_t relation_id) const {
+  auto it = relation_filters_.find(relation_id);
+  return it == relation_filters_.end() || it->second.included;
+}
+
 void SetPgTimestamp(int64_t pg_micros, google::protobuf::Timestamp* out) {
   int64_t seconds = pg_micros / 1000000;
   int64_t micros = pg_micros % 1000000;
@@ -71,10 +78,16 @@ void TransactionBuilder::FillColumns(const pgoutput::Relation& relation, pgoutpu
                                      Columns which, Values take,
                                      google::protobuf::RepeatedPtrField<v1::Column>* out) const {
   const size_t count = std::min(tuple.size(), relation.columns.size());
+  const std::vector<bool>* excluded = nullptr;
+  if (auto it = relation_filters_.find(relation.relation_id);
+      it != relation_filters_.end() && !it->second.excluded_columns.empty()) {
+    excluded = &it->second.excluded_columns;
+  }
   out->Reserve(static_cast<int>(count));
   for (size_t i = 0; i < count; ++i) {
     const pgoutput::RelationColumn& meta = relation.columns[i];
     if (which == Columns::kKey && !meta.is_key) continue;
+    if (excluded != nullptr && (*excluded)[i]) continue;
     v1::Column* column = out->Add();
     column->set_name(meta.name);
     column->set_type(types_.NameOf(meta.type_oid));
@@ -104,6 +117,19 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
   }
   if (auto* commit = std::get_if<pgoutput::Commit>(&message)) return OnCommit(*commit);
   if (auto* r = std::get_if<pgoutput::Relation>(&message)) {
+    const std::string schema = SchemaName(*r);
+    RelationFilter& verdict = relation_filters_[r->relation_id];
+    verdict.included = filter_->IncludesTable(schema, r->name);
+    verdict.excluded_columns.clear();
+    if (filter_->excludes_columns()) {
+      bool any = false;
+      std::vector<bool> mask(r->columns.size());
+      for (size_t i = 0; i < r->columns.size(); ++i) {
+        mask[i] = filter_->ExcludesColumn(schema, r->name, r->columns[i].name);
+        any = any || mask[i];
+      }
+      if (any) verdict.excluded_columns = std::move(mask);
+    }
     relations_[r->relation_id] = std::move(*r);
     return std::nullopt;
   }
@@ -113,6 +139,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
   }
   if (std::holds_alternative<pgoutput::Origin>(message)) return std::nullopt;
   if (auto* insert = std::get_if<pgoutput::Insert>(&message)) {
+    if (!Included(insert->relation_id)) return std::nullopt;
     absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Insert", insert->relation_id);
     if (!relation.ok()) return relation.status();
     absl::StatusOr<v1::Change*> change = StartChange("Insert", *relation);
@@ -125,6 +152,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     return std::nullopt;
   }
   if (auto* update = std::get_if<pgoutput::Update>(&message)) {
+    if (!Included(update->relation_id)) return std::nullopt;
     absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Update", update->relation_id);
     if (!relation.ok()) return relation.status();
     absl::StatusOr<v1::Change*> change = StartChange("Update", *relation);
@@ -143,6 +171,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     return std::nullopt;
   }
   if (auto* del = std::get_if<pgoutput::Delete>(&message)) {
+    if (!Included(del->relation_id)) return std::nullopt;
     absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Delete", del->relation_id);
     if (!relation.ok()) return relation.status();
     absl::StatusOr<v1::Change*> change = StartChange("Delete", *relation);
@@ -155,6 +184,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
   }
   if (auto* truncate = std::get_if<pgoutput::Truncate>(&message)) {
     for (uint32_t relation_id : truncate->relation_ids) {
+      if (!Included(relation_id)) continue;
       absl::StatusOr<const pgoutput::Relation*> relation = RelationFor("Truncate", relation_id);
       if (!relation.ok()) return relation.status();
       absl::StatusOr<v1::Change*> change = StartChange("Truncate", *relation);

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "server/core/transaction.h"
 #include "server/source/pgoutput_messages.h"
+#include "server/source/table_filter.h"
 #include "server/source/type_catalog.h"
 
 namespace walfeed {
@@ -36,6 +37,10 @@ class TransactionBuilder {
   void AbandonTransaction() { open_.reset(); }
 
   TypeCatalog& types() { return types_; }
+
+  // Changes of tables the filter excludes are dropped, and so are excluded columns. `filter`
+  // must outlive the builder; the default lets everything through.
+  void set_filter(const TableFilter* filter) { filter_ = filter; }
 
   // The relation a change names, or nullptr when no Relation message described it.
   const pgoutput::Relation* FindRelation(uint32_t relation_id) const;
@@ -57,13 +62,24 @@ class TransactionBuilder {
                                           const pgoutput::Relation* relation);
   void FillColumns(const pgoutput::Relation& relation, pgoutput::TupleData& tuple, Columns which,
                    Values take, google::protobuf::RepeatedPtrField<v1::Column>* out) const;
+  // False when the filter drops the changes of this relation.
+  bool Included(uint32_t relation_id) const;
 
   absl::StatusOr<std::optional<Transaction>> OnCommit(const pgoutput::Commit& commit);
   absl::StatusOr<std::optional<Transaction>> OnMessage(pgoutput::LogicalMessage message,
                                                        int64_t server_time);
 
+  // What the filter says of one relation, worked out once per Relation message.
+  struct RelationFilter {
+    bool included = true;
+    std::vector<bool> excluded_columns;  // empty when none is excluded
+  };
+
   TypeCatalog types_;
+  const TableFilter* filter_ = &kNoFilter;
+  static const TableFilter kNoFilter;
   absl::flat_hash_map<uint32_t, pgoutput::Relation> relations_;
+  absl::flat_hash_map<uint32_t, RelationFilter> relation_filters_;
   std::optional<OpenTransaction> open_;
 };
 

@@ -79,7 +79,8 @@ TEST_F(Values, EveryTypeFamilyArrivesExactOrAsItsTextForm) {
   StartWalfeed();
   Sql(absl::StrCat("INSERT INTO v VALUES ", Row(2)));  // streamed
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 2u);
   const v1::Change& read = (*changes)[0];
@@ -100,7 +101,8 @@ TEST_F(Values, EveryTypeFamilyArrivesExactOrAsItsTextForm) {
     EXPECT_EQ(Col(c, "f8").float_(), 1.7976931348623157e308);
     EXPECT_TRUE(std::isnan(Col(c, "f8_nan").float_()));
     EXPECT_EQ(Col(c, "f8_inf").float_(), -INFINITY);
-    EXPECT_EQ(Col(c, "t").text(), "z\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 e\xcc\x81 \"q\" \\ tab\there");
+    EXPECT_EQ(Col(c, "t").text(),
+              "z\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 e\xcc\x81 \"q\" \\ tab\there");
     EXPECT_EQ(Col(c, "t_empty").value_case(), v1::Column::kText);
     EXPECT_EQ(Col(c, "t_empty").text(), "");
     EXPECT_EQ(Col(c, "t_null").value_case(), v1::Column::kNull);
@@ -130,8 +132,8 @@ TEST_F(Values, EveryTypeFamilyArrivesExactOrAsItsTextForm) {
   }
   // Types without their own field travel exactly as PostgreSQL prints them.
   const std::map<std::string, std::string> text = TextForms(2);
-  for (const char* name : {"m", "tm", "tmtz", "iv", "ai", "at", "e", "comp", "net", "mac",
-                           "r", "x", "d_bc"}) {
+  for (const char* name :
+       {"m", "tm", "tmtz", "iv", "ai", "at", "e", "comp", "net", "mac", "r", "x", "d_bc"}) {
     EXPECT_EQ(Col(insert, name).text(), text.at(name)) << name;
     EXPECT_EQ(Col(read, name).text(), text.at(name)) << name << " (snapshot)";
   }
@@ -157,7 +159,8 @@ TEST_F(Values, SchemaChangesMidStreamAreFollowed) {
   Sql("INSERT INTO t VALUES (5, 11.5)");
   Sql("UPDATE t SET c = 12 WHERE id = 1");
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 6u);
   const std::vector<v1::Change>& c = *changes;
@@ -185,7 +188,8 @@ TEST_F(Values, ReplicaIdentityDecidesKeyAndBefore) {
   Sql("INSERT INTO i VALUES (1, 'k1', 'a'); UPDATE i SET code = 'k2'; DELETE FROM i");
   Sql("INSERT INTO n VALUES (1, 'a')");
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   ASSERT_EQ(changes->size(), 11u);
   const std::vector<v1::Change>& c = *changes;
