@@ -2,16 +2,13 @@
 
 #include <utility>
 
+#include "server/core/error_reason.h"
 #include "server/core/position.h"
+#include "server/feed/grpc_status.h"
 #include "server/feed/subscribe_reactor.h"
 #include "server/feed/subscription_plan.h"
 
 namespace walfeed {
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
                                      const FeedOptions* options, SourceStatusFn source_status)

@@ -40,9 +40,6 @@ class ChangeFeedService final : public v1::ChangeFeed::CallbackService {
   const SourceStatusFn source_status_;
 };
 
-// absl::Status -> grpc::Status with the same code and message.
-grpc::Status ToGrpcStatus(const absl::Status& status);
-
 }  // namespace walfeed
 
 #endif  // WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_

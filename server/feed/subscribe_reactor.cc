@@ -3,8 +3,10 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/error_reason.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
+#include "server/feed/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -33,8 +35,9 @@ void SubscribeReactor::Pump() {
   // Finish() may delete this reactor at once (OnDone on another thread): every path below
   // calls it last, touching nothing afterwards.
   if (hub_->shutting_down()) {
-    Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "walfeed is shutting down; resume from your last cursor"));
+    Finish(GrpcError(grpc::StatusCode::UNAVAILABLE,
+                     "walfeed is shutting down; resume from your last cursor",
+                     reason::kShuttingDown));
     return;
   }
   if (cancelled_.load()) {
@@ -101,9 +104,10 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
       log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records_);
   if (!read.ok()) {
     spdlog::error("event=subscriber_read_failed error=\"{}\"", read.message());
-    *failure = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            absl::StrCat("cannot read the change log: ", read.message(),
-                                         "; resume from your last cursor"));
+    *failure = GrpcError(grpc::StatusCode::UNAVAILABLE,
+                         absl::StrCat("cannot read the change log: ", read.message(),
+                                      "; resume from your last cursor"),
+                         reason::kLogUnreadable);
     return BatchResult::kFailed;
   }
   if (records_.empty()) return BatchResult::kCaughtUp;
@@ -116,9 +120,10 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     v1::Change* change = response_.add_changes();
     if (!change->ParseFromString(record.change)) {
       spdlog::error("event=corrupt_change position={}", FormatCursor(record.position));
-      *failure = grpc::Status(
+      *failure = GrpcError(
           grpc::StatusCode::DATA_LOSS,
-          absl::StrCat("the change at ", FormatCursor(record.position), " cannot be decoded"));
+          absl::StrCat("the change at ", FormatCursor(record.position), " cannot be decoded"),
+          reason::kLogUnreadable, {{"position", FormatCursor(record.position)}});
       return BatchResult::kFailed;
     }
     last_read_ends_transaction_ = change->last_in_transaction();

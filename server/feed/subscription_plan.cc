@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/core/error_reason.h"
 
 namespace walfeed {
 namespace {
@@ -37,16 +38,19 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
   SubscriptionPlan plan;
   const int starts = (request.from_lsn() != 0) + !request.cursor().empty() + request.from_head();
   if (starts > 1) {
-    return absl::InvalidArgumentError(
-        "set at most one of from_lsn, cursor and from_head: they name different starting points");
+    return WithReason(absl::InvalidArgumentError("set at most one of from_lsn, cursor and "
+                                                 "from_head: they name different starting points"),
+                      reason::kStartConflict);
   }
   if (!request.cursor().empty()) {
     if (request.cursor().size() > kMaxNameBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cursor is ", request.cursor().size(), " bytes long; a cursor looks like '0/16B3748:3'"));
+      return WithReason(absl::InvalidArgumentError(
+                            absl::StrCat("cursor is ", request.cursor().size(),
+                                         " bytes long; a cursor looks like '0/16B3748:3'")),
+                        reason::kCursorMalformed);
     }
     absl::StatusOr<Position> cursor = ParseCursor(request.cursor());
-    if (!cursor.ok()) return cursor.status();
+    if (!cursor.ok()) return WithReason(cursor.status(), reason::kCursorMalformed);
     plan.start = cursor->Successor();
   } else if (request.from_head()) {
     plan.start = head.Successor();
@@ -55,33 +59,37 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
   }
 
   if (request.tables_size() > static_cast<int>(kMaxTableFilters)) {
-    return absl::InvalidArgumentError(absl::StrCat("the table filter names ", request.tables_size(),
-                                                   " tables; at most ", kMaxTableFilters,
-                                                   " are allowed"));
+    return WithReason(absl::InvalidArgumentError(
+                          absl::StrCat("the table filter names ", request.tables_size(),
+                                       " tables; at most ", kMaxTableFilters, " are allowed")),
+                      reason::kFilterInvalid);
   }
   for (const std::string& name : request.tables()) {
     if (name.empty() || name.size() > kMaxNameBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("table filter entry '", name.substr(0, 64),
-                                                     "' must be 'schema.table', 1 to ",
-                                                     kMaxNameBytes, " bytes"));
+      return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                            "table filter entry '", name.substr(0, 64),
+                            "' must be 'schema.table', 1 to ", kMaxNameBytes, " bytes")),
+                        reason::kFilterInvalid);
     }
     const std::string qualified =
         name.find('.') == std::string::npos ? absl::StrCat("public.", name) : name;
     if (!std::binary_search(known_tables.begin(), known_tables.end(), qualified)) {
-      return absl::NotFoundError(absl::StrCat("table '", qualified,
-                                              "' in the table filter is not published; published "
-                                              "tables: ",
-                                              ListSome(known_tables)));
+      return WithReason(
+          absl::NotFoundError(absl::StrCat(
+              "table '", qualified, "' in the table filter is not published; published tables: ",
+              ListSome(known_tables))),
+          reason::kTableNotFound);
     }
     plan.tables.insert(qualified);
   }
 
   for (int op : request.ops()) {
     if (op <= v1::Change::OP_UNSPECIFIED || op > v1::Change::MESSAGE) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("operation filter value ", op,
-                       " is not an operation; use INSERT, UPDATE, DELETE, "
-                       "TRUNCATE, READ or MESSAGE"));
+      return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                            "operation filter value ", op,
+                            " is not an operation; use INSERT, UPDATE, DELETE, TRUNCATE, READ or "
+                            "MESSAGE")),
+                        reason::kFilterInvalid);
     }
     plan.op_mask |= 1u << op;
   }

@@ -11,8 +11,9 @@ namespace {
 absl::StatusOr<std::string> QualifiedTable(absl::string_view flag, absl::string_view entry) {
   const std::vector<absl::string_view> parts = absl::StrSplit(entry, '.');
   if (entry.empty() || parts.size() > 2 || parts.front().empty() || parts.back().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, " entry '", entry, "' must be 'schema.table' or 'table' (wildcards * and ? allowed)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " entry '", entry,
+                     "' must be 'schema.table' or 'table' (wildcards * and ? allowed)"));
   }
   return parts.size() == 1 ? absl::StrCat("public.", entry) : std::string(entry);
 }
@@ -59,9 +60,9 @@ absl::StatusOr<TableFilter> TableFilter::Create(const std::vector<std::string>& 
     if (parts.size() == 2) parts.insert(parts.begin(), "public");
     if (parts.size() != 3 || parts[0].empty() || parts[1].empty() || parts[2].empty() ||
         entry.find_first_of("*?") != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--exclude-columns entry '", entry,
-          "' must be 'schema.table.column' or 'table.column', without wildcards"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--exclude-columns entry '", entry,
+                       "' must be 'schema.table.column' or 'table.column', without wildcards"));
     }
     filter.excluded_columns_.insert(absl::StrCat(parts[0], ".", parts[1], ".", parts[2]));
   }

@@ -3,6 +3,8 @@
 #include <thread>
 
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "server/feed/feed_server.h"
 #include "tests/support/process.h"
@@ -14,6 +16,20 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::MakeTransaction;
+
+// The google.rpc.ErrorInfo reason in a status's details (AIP-193), "" when there is none.
+std::string ReasonOf(const grpc::Status& status) {
+  google::rpc::Status details;
+  if (!details.ParseFromString(status.error_details())) return "";
+  for (const google::protobuf::Any& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) {
+      EXPECT_EQ(info.domain(), "walfeed.v1");
+      return info.reason();
+    }
+  }
+  return "";
+}
 
 std::vector<std::string> Cursors(const std::vector<v1::Change>& changes) {
   std::vector<std::string> out;
@@ -137,15 +153,20 @@ TEST_F(ChangeFeedServiceTest, BadRequestsGetAStatusWithASentence) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("'0/XYZ:1' is malformed"));
 
+  EXPECT_EQ(ReasonOf(status), "CURSOR_MALFORMED");
+
   request.set_cursor("0/10:1");
   request.set_from_lsn(5);
-  EXPECT_EQ(SubscribeStatus(request).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ReasonOf(status), "START_CONFLICT");
 
   request.Clear();
   request.add_tables("public.missing");
   status = SubscribeStatus(request);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("public.missing"));
+  EXPECT_EQ(ReasonOf(status), "TABLE_NOT_FOUND");
 }
 
 TEST_F(ChangeFeedServiceTest, LiveSubscriberSeesANewCommitPromptly) {
@@ -306,6 +327,7 @@ TEST_F(ChangeFeedServiceTest, ShutdownEndsOpenStreamsWithUnavailable) {
   stopper.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(status.error_message(), HasSubstr("resume from your last cursor"));
+  EXPECT_EQ(ReasonOf(status), "SHUTTING_DOWN");
 }
 
 }  // namespace

@@ -29,20 +29,21 @@ TEST_F(Filters, ExcludedTablesAndColumnsNeverReachTheLog) {
   Sql("INSERT INTO public.other VALUES (1)");
   Sql("TRUNCATE shop.audit_log, shop.orders");
   Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   std::vector<std::string> seen;
   for (const v1::Change& change : *changes) {
-    seen.push_back(absl::StrCat(v1::Change::Op_Name(change.op()), " ", change.schema(), ".",
-                                change.table()));
+    seen.push_back(
+        absl::StrCat(v1::Change::Op_Name(change.op()), " ", change.schema(), ".", change.table()));
     const std::string bytes = change.SerializeAsString();
     EXPECT_EQ(bytes.find("SECRET"), std::string::npos) << "an excluded column's value leaked";
     EXPECT_EQ(bytes.find("ssn"), std::string::npos) << "an excluded column's name leaked";
     EXPECT_EQ(bytes.find("AUDIT"), std::string::npos) << "an excluded table's row leaked";
   }
-  EXPECT_THAT(seen, ::testing::ElementsAre("READ shop.users", "INSERT shop.users",
-                                           "UPDATE shop.users", "INSERT shop.orders",
-                                           "TRUNCATE shop.orders"));
+  EXPECT_THAT(seen,
+              ::testing::ElementsAre("READ shop.users", "INSERT shop.users", "UPDATE shop.users",
+                                     "INSERT shop.orders", "TRUNCATE shop.orders"));
   // The feed describes only the captured tables, and a subscriber cannot filter on the others.
   const v1::FeedInfo info = FeedInfo();
   EXPECT_THAT(info.tables(), ::testing::ElementsAre("shop.orders", "shop.users"));
@@ -68,7 +69,8 @@ TEST_F(Filters, ExcludingAColumnThatDoesNotExistIsAClearError) {
   EXPECT_THAT(result.output, HasSubstr("public.users.ssn"));
   EXPECT_THAT(result.output, HasSubstr("no such column"));
 
-  RunResult malformed = RunCommand({WalfeedBinary(), "--pg", "x", "--tables", "a.b.c"}, absl::Seconds(10));
+  RunResult malformed =
+      RunCommand({WalfeedBinary(), "--pg", "x", "--tables", "a.b.c"}, absl::Seconds(10));
   EXPECT_EQ(malformed.exit_code, 2);
   EXPECT_THAT(malformed.output, HasSubstr("'a.b.c'"));
 }

@@ -78,6 +78,7 @@ TEST_F(Tools, BufCurlShowsTheStatusOfABadRequest) {
   EXPECT_NE(result.exit_code, 0);
   EXPECT_THAT(result.output, HasSubstr("invalid_argument"));
   EXPECT_THAT(result.output, HasSubstr("cursor 'nonsense' is malformed"));
+  EXPECT_THAT(result.output, HasSubstr("google.rpc.ErrorInfo")) << "AIP-193 details ride along";
 }
 
 TEST_F(Tools, WalfeedctlPrintsOneJsonObjectPerChange) {

@@ -176,6 +176,26 @@ TEST_F(Values, SchemaChangesMidStreamAreFollowed) {
   EXPECT_EQ(Col(c[5], "c").numeric(), "12");
 }
 
+TEST_F(Values, ATableDroppedMidStreamDoesNotStopTheStream) {
+  Sql("CREATE TABLE gone (id int PRIMARY KEY); CREATE TABLE stays (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO gone VALUES (1)");
+  Sql("DROP TABLE gone");
+  Sql("INSERT INTO stays VALUES (2)");
+  Sql("CREATE TABLE gone (id text PRIMARY KEY, extra int)");  // same name, new relation
+  Sql("INSERT INTO gone VALUES ('again', 3)");
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  ASSERT_EQ(changes->size(), 3u);
+  EXPECT_EQ((*changes)[0].after(0).int_(), 1);
+  EXPECT_EQ((*changes)[1].table(), "stays");
+  EXPECT_EQ((*changes)[2].table(), "gone");
+  EXPECT_EQ((*changes)[2].after(0).text(), "again");
+  EXPECT_THAT(Names((*changes)[2]), ElementsAre("id", "extra"));
+}
+
 TEST_F(Values, ReplicaIdentityDecidesKeyAndBefore) {
   Sql("CREATE TABLE d (id int PRIMARY KEY, v text)");
   Sql("CREATE TABLE f (id int PRIMARY KEY, v text); ALTER TABLE f REPLICA IDENTITY FULL");

@@ -41,7 +41,8 @@ TEST(TableFilter, BareNamesMeanPublicAndNoIncludeMeansEverything) {
 
 TEST(TableFilter, MalformedEntriesAreRejectedByName) {
   EXPECT_THAT(TableFilter::Create({"a.b.c"}, {}, {}).status().message(), HasSubstr("'a.b.c'"));
-  EXPECT_THAT(TableFilter::Create({}, {".x"}, {}).status().message(), HasSubstr("--exclude-tables"));
+  EXPECT_THAT(TableFilter::Create({}, {".x"}, {}).status().message(),
+              HasSubstr("--exclude-tables"));
   EXPECT_THAT(TableFilter::Create({}, {}, {"ssn"}).status().message(), HasSubstr("'ssn'"));
   EXPECT_THAT(TableFilter::Create({}, {}, {"public.*.ssn"}).status().message(),
               HasSubstr("without wildcards"));

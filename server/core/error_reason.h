@@ -1,0 +1,32 @@
+// Machine-readable reasons for errors that reach a client, carried inside absl::Status as a
+// payload so that the room that detects an error names it and feed/ turns it into a
+// google.rpc.ErrorInfo (AIP-193) without guessing from the message text.
+#ifndef WALFEED_SERVER_CORE_ERROR_REASON_H_
+#define WALFEED_SERVER_CORE_ERROR_REASON_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace walfeed {
+
+// The reasons walfeed uses, stable across versions (clients may switch on them).
+namespace reason {
+inline constexpr char kCursorMalformed[] = "CURSOR_MALFORMED";
+inline constexpr char kStartConflict[] = "START_CONFLICT";
+inline constexpr char kTableNotFound[] = "TABLE_NOT_FOUND";
+inline constexpr char kFilterInvalid[] = "FILTER_INVALID";
+inline constexpr char kShuttingDown[] = "SHUTTING_DOWN";
+inline constexpr char kLogUnreadable[] = "LOG_UNREADABLE";
+}  // namespace reason
+
+// `status` with `reason` attached (a no-op for OK).
+absl::Status WithReason(absl::Status status, absl::string_view reason);
+
+// The reason attached to `status`, or "" when none is.
+std::string ReasonOf(const absl::Status& status);
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_CORE_ERROR_REASON_H_

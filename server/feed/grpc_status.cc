@@ -1,0 +1,31 @@
+#include "server/feed/grpc_status.h"
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "server/core/error_reason.h"
+
+namespace walfeed {
+
+grpc::Status GrpcError(grpc::StatusCode code, const std::string& message, absl::string_view reason,
+                       const std::map<std::string, std::string>& metadata) {
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(code));
+  details.set_message(message);
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(reason));
+  info.set_domain("walfeed.v1");
+  for (const auto& [key, value] : metadata) (*info.mutable_metadata())[key] = value;
+  details.add_details()->PackFrom(info);
+  return grpc::Status(code, message, details.SerializeAsString());
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  const std::string message(status.message());
+  const std::string reason = ReasonOf(status);
+  if (reason.empty()) return grpc::Status(code, message);
+  return GrpcError(code, message, reason);
+}
+
+}  // namespace walfeed

@@ -1,0 +1,25 @@
+// The one place absl::Status becomes grpc::Status. Errors carry their sentence and, when the
+// error has a reason (see core/error_reason.h), a google.rpc.ErrorInfo in the standard
+// grpc-status-details-bin trailer (AIP-193), domain "walfeed.v1".
+#ifndef WALFEED_SERVER_FEED_GRPC_STATUS_H_
+#define WALFEED_SERVER_FEED_GRPC_STATUS_H_
+
+#include <map>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace walfeed {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// An error with a reason and optional ErrorInfo metadata.
+grpc::Status GrpcError(grpc::StatusCode code, const std::string& message, absl::string_view reason,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_FEED_GRPC_STATUS_H_
