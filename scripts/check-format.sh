@@ -5,7 +5,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 format="$(command -v clang-format-14 || command -v clang-format)"
-mapfile -t files < <(git ls-files '*.cc' '*.h')
+# Tracked and new (not ignored) files alike.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 if [ "${1:-}" = "--fix" ]; then
   "$format" -i "${files[@]}"
   exit 0
