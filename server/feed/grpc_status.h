@@ -4,10 +4,10 @@
 #ifndef WALFEED_SERVER_FEED_GRPC_STATUS_H_
 #define WALFEED_SERVER_FEED_GRPC_STATUS_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
