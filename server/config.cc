@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -27,6 +28,25 @@ absl::Status SetDuration(const char* flag, const std::string& value, absl::Durat
   }
   *out = parsed;
   return absl::OkStatus();
+}
+
+absl::Status SetBytes(const char* flag, const std::string& value, size_t* out) {
+  static const std::pair<absl::string_view, size_t> kUnits[] = {
+      {"GiB", size_t{1} << 30}, {"MiB", size_t{1} << 20}, {"KiB", size_t{1} << 10}, {"", 1}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (!absl::EndsWith(value, suffix)) continue;
+    uint64_t number;
+    if (absl::SimpleAtoi(absl::string_view(value).substr(0, value.size() - suffix.size()),
+                         &number) &&
+        number > 0 && number <= (uint64_t{1} << 40) / scale) {
+      *out = number * scale;
+      return absl::OkStatus();
+    }
+    break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, "='", value,
+                                                 "' is not a positive size; use bytes or a number "
+                                                 "with KiB, MiB or GiB"));
 }
 
 // "a, b,c" -> {"a", "b", "c"}; empty entries are dropped.
@@ -104,6 +124,12 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          c.source.exclude_columns = SplitList(v);
          return absl::OkStatus();
+       }},
+      {"max-transaction-memory", "WALFEED_MAX_TRANSACTION_MEMORY", "16MiB",
+       "a transaction bigger than this is staged in the log in parts instead of held in memory "
+       "(bytes, or with a KiB, MiB or GiB suffix)",
+       [](const std::string& v, Config& c) {
+         return SetBytes("max-transaction-memory", v, &c.source.max_transaction_bytes);
        }},
       {"progress-interval", "WALFEED_PROGRESS_INTERVAL", "5s",
        "how often an idle subscriber gets a progress message",

@@ -2,7 +2,9 @@
 //
 // Its changes are complete `walfeed.v1.Change` messages in commit order: each already carries
 // its position (lsn = commit_lsn, seq = index), cursor, xid and commit time, and the last one
-// is marked last_in_transaction. A Transaction is a plain value; it promises nothing by itself.
+// is marked last_in_transaction. A transaction too large to hold arrives in parts: the earlier
+// changes were staged (TransactionSink::StageChanges) and `changes` starts at a later seq. A
+// Transaction is a plain value; it promises nothing by itself.
 #ifndef WALFEED_SERVER_CORE_TRANSACTION_H_
 #define WALFEED_SERVER_CORE_TRANSACTION_H_
 

@@ -208,20 +208,22 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
           " is not after the log's head ", FormatCursor(head), "; nothing was appended"));
     }
     if (txn.changes.empty()) continue;
+    // A transaction too large to hold was staged in parts; this is its last part.
+    const uint32_t first_seq = txn.changes.front().seq();
     for (size_t i = 0; i < txn.changes.size(); ++i) {
       const v1::Change& change = txn.changes[i];
-      if (change.lsn() != txn.commit_lsn || change.seq() != i) {
+      if (change.lsn() != txn.commit_lsn || change.seq() != first_seq + i) {
         return absl::InvalidArgumentError(absl::StrCat(
             "change ", i, " of the transaction at ", FormatLsn(txn.commit_lsn), " says position ",
             FormatCursor({change.lsn(), change.seq()}), "; nothing was appended"));
       }
       value.clear();
       change.SerializeToString(&value);
-      rocksdb::Status put = batch.Put(
-          impl_->changes, EncodePositionKey({txn.commit_lsn, static_cast<uint32_t>(i)}), value);
+      rocksdb::Status put =
+          batch.Put(impl_->changes, EncodePositionKey({txn.commit_lsn, change.seq()}), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
-    head = Position{txn.commit_lsn, static_cast<uint32_t>(txn.changes.size() - 1)};
+    head = Position{txn.commit_lsn, txn.changes.back().seq()};
     change_count += txn.changes.size();
   }
   if (absl::Status s = impl_->PutHead(batch, head, resume_lsn); !s.ok()) return s;

@@ -29,6 +29,17 @@ DurableAppender::~DurableAppender() {
 }
 
 bool DurableAppender::Submit(Transaction transaction, size_t bytes) {
+  return Enqueue(Item{std::move(transaction), /*staged=*/false}, bytes);
+}
+
+bool DurableAppender::SubmitStaged(std::vector<v1::Change> changes, size_t bytes) {
+  Item item;
+  item.transaction.changes = std::move(changes);
+  item.staged = true;
+  return Enqueue(std::move(item), bytes);
+}
+
+bool DurableAppender::Enqueue(Item item, size_t bytes) {
   absl::MutexLock lock(&mu_);
   // Backpressure: wait while too much is queued (always admit into an empty queue).
   const auto has_room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -36,9 +47,30 @@ bool DurableAppender::Submit(Transaction transaction, size_t bytes) {
   };
   mu_.Await(absl::Condition(&has_room));
   if (!error_.ok() || stopping_) return false;
-  queue_.push_back(std::move(transaction));
+  queue_.push_back(std::move(item));
   queued_bytes_ += bytes;
   return true;
+}
+
+absl::Status DurableAppender::Write(std::vector<Item>& items, uint64_t* appended_end_lsn) {
+  std::vector<Transaction> run;
+  const auto flush_run = [&]() -> absl::Status {
+    if (run.empty()) return absl::OkStatus();
+    const uint64_t end_lsn = run.back().end_lsn;
+    absl::Status appended = sink_->Append(run, end_lsn);
+    if (appended.ok()) *appended_end_lsn = end_lsn;
+    run.clear();
+    return appended;
+  };
+  for (Item& item : items) {
+    if (!item.staged) {
+      run.push_back(std::move(item.transaction));
+      continue;
+    }
+    if (absl::Status s = flush_run(); !s.ok()) return s;
+    if (absl::Status s = sink_->StageChanges(item.transaction.changes); !s.ok()) return s;
+  }
+  return flush_run();
 }
 
 absl::Status DurableAppender::Drain() {
@@ -66,7 +98,7 @@ bool DurableAppender::HasWorkOrStop() const {
 
 void DurableAppender::Run() {
   for (;;) {
-    std::vector<Transaction> group;
+    std::vector<Item> group;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &DurableAppender::HasWorkOrStop));
@@ -75,21 +107,20 @@ void DurableAppender::Run() {
       queued_bytes_ = 0;
       appending_ = true;
     }
-    const uint64_t end_lsn = group.back().end_lsn;
-    absl::Status appended = sink_->Append(group, end_lsn);
+    uint64_t end_lsn = 0;
+    absl::Status written = Write(group, &end_lsn);
     {
       absl::MutexLock lock(&mu_);
       appending_ = false;
-      if (!appended.ok()) {
+      if (end_lsn != 0) durable_lsn_.store(end_lsn, std::memory_order_release);
+      if (!written.ok()) {
         spdlog::error(
-            "event=append_failed transactions={} error=\"{}\" action=\"not confirming to "
-            "PostgreSQL; the source reconnects and PostgreSQL sends them again\"",
-            group.size(), appended.message());
-        error_ = appended;
+            "event=append_failed items={} error=\"{}\" action=\"not confirming to PostgreSQL; the "
+            "source reconnects and PostgreSQL sends them again\"",
+            group.size(), written.message());
+        error_ = written;
         queue_.clear();
         queued_bytes_ = 0;
-      } else {
-        durable_lsn_.store(end_lsn, std::memory_order_release);
       }
     }
     const uint64_t one = 1;

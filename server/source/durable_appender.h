@@ -4,10 +4,12 @@
 // Submit() queues a committed transaction and returns at once (it blocks only while more than
 // `max_queued_bytes` wait, which bounds memory). The writer thread takes everything queued, appends
 // it with one durable TransactionSink::Append() whose resume point is the last transaction's end
-// LSN, then publishes that LSN as durable_lsn() and wakes whoever polls wake_fd(). After a failed
-// append it stops, keeps the error in error(), and drops the queue: nothing was confirmed, so
-// PostgreSQL sends those transactions again. The destructor appends what is still queued (unless
-// an append failed) before it returns. One appender serves one replication session. Thread-safe.
+// LSN, then publishes that LSN as durable_lsn() and wakes whoever polls wake_fd(). Parts of a
+// transaction too large to hold (SubmitStaged) are staged in queue order, before its last part.
+// After a failed append it stops, keeps the error in error(), and drops the queue: nothing was
+// confirmed, so PostgreSQL sends those transactions again. The destructor appends what is still
+// queued (unless an append failed) before it returns. One appender serves one replication session.
+// Thread-safe.
 #ifndef WALFEED_SERVER_SOURCE_DURABLE_APPENDER_H_
 #define WALFEED_SERVER_SOURCE_DURABLE_APPENDER_H_
 
@@ -34,6 +36,10 @@ class DurableAppender {
   // Queues `transaction` (`bytes` is its size estimate). False after an append failed.
   bool Submit(Transaction transaction, size_t bytes);
 
+  // Queues the early changes of a transaction too large to hold, to be staged (written at their
+  // final positions, invisible) before the transaction's last part is appended.
+  bool SubmitStaged(std::vector<v1::Change> changes, size_t bytes);
+
   // Waits until everything submitted is durable or an append failed; returns error().
   absl::Status Drain();
 
@@ -58,7 +64,16 @@ class DurableAppender {
   std::atomic<uint64_t> durable_lsn_{0};
 
   mutable absl::Mutex mu_;
-  std::vector<Transaction> queue_ ABSL_GUARDED_BY(mu_);
+  // A queued transaction, or (staged) early changes of a large one.
+  struct Item {
+    Transaction transaction;
+    bool staged = false;
+  };
+  bool Enqueue(Item item, size_t bytes);
+  // Writes `items` in order: staged changes as they are, runs of transactions as one Append.
+  absl::Status Write(std::vector<Item>& items, uint64_t* appended_end_lsn);
+
+  std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool appending_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -284,6 +284,9 @@ absl::Status Source::StreamSession(PgConnection& conn) {
   spdlog::info("event=streaming_started slot={} start_lsn={}", options_.slot,
                FormatLsn(session.resume_lsn));
 
+  // Parts of a large transaction the previous session staged but never committed: PostgreSQL
+  // sends that transaction again whole.
+  if (absl::Status s = sink_->DiscardStaged(); !s.ok()) return s;
   ReplicationStream stream(&conn);
   DurableAppender appender(sink_, options_.max_queued_bytes);
   absl::Status result;
@@ -328,7 +331,12 @@ absl::Status Source::HandleXLogData(absl::string_view payload, int64_t send_time
   session.transaction_bytes += payload.size();
   absl::StatusOr<std::optional<Transaction>> done = builder.Consume(std::move(*message), send_time);
   if (!done.ok()) return done.status();
-  if (!done->has_value()) return absl::OkStatus();
+  if (!done->has_value()) {
+    if (session.transaction_bytes > options_.max_transaction_bytes) {
+      return SpillOpenTransaction(builder, session, appender);
+    }
+    return absl::OkStatus();
+  }
   Transaction& txn = **done;
   const size_t bytes = session.transaction_bytes;
   session.transaction_bytes = 0;
@@ -359,6 +367,19 @@ absl::Status Source::CheckExcludedColumns(PgConnection& conn) const {
           "you mean to keep out is really kept out"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Source::SpillOpenTransaction(TransactionBuilder& builder, Session& session,
+                                          DurableAppender& appender) {
+  std::vector<v1::Change> early = builder.TakeOpenChanges();
+  const size_t bytes = session.transaction_bytes;
+  session.transaction_bytes = 0;
+  // A transaction the log already holds is being sent again: nothing of it is stored twice.
+  if (early.empty() || builder.open_commit_lsn() < session.resume_lsn) return absl::OkStatus();
+  spdlog::debug("event=large_transaction_staged commit_lsn={} changes={}",
+                FormatLsn(builder.open_commit_lsn()), early.size());
+  if (!appender.SubmitStaged(std::move(early), bytes)) return appender.error();
   return absl::OkStatus();
 }
 

@@ -74,6 +74,9 @@ class Source {
   absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,
                               TransactionBuilder& builder, Session& session,
                               DurableAppender& appender);
+  // Hands the open transaction's changes so far to the appender to stage, freeing memory.
+  absl::Status SpillOpenTransaction(TransactionBuilder& builder, Session& session,
+                                    DurableAppender& appender);
   void NotePublishedTable(const pgoutput::Relation& relation);
   // Fails when an --exclude-columns entry names a column that does not exist.
   absl::Status CheckExcludedColumns(PgConnection& conn) const;

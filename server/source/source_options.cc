@@ -42,6 +42,9 @@ absl::Status SourceOptions::Validate() const {
       !filter.ok()) {
     return filter;
   }
+  if (max_transaction_bytes == 0) {
+    return absl::InvalidArgumentError("max_transaction_bytes must be positive");
+  }
   if (max_queued_bytes == 0) return absl::InvalidArgumentError("max_queued_bytes must be positive");
   return absl::OkStatus();
 }

@@ -38,6 +38,9 @@ struct SourceOptions {
   // Group commit: transactions wait here while the previous group is synced; decoding pauses
   // when this many bytes are waiting (bounds memory).
   size_t max_queued_bytes = 64 << 20;
+  // A transaction bigger than this (in pgoutput bytes) is not held whole: its changes so far are
+  // staged in the log (invisible until its commit) and memory is freed.
+  size_t max_transaction_bytes = 16 << 20;
 
   absl::Status Validate() const;
 };

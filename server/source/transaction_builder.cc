@@ -22,6 +22,17 @@ std::string SchemaName(const pgoutput::Relation& relation) {
 
 const TableFilter TransactionBuilder::kNoFilter;
 
+std::vector<v1::Change> TransactionBuilder::TakeOpenChanges() {
+  std::vector<v1::Change> taken;
+  if (!open_ || open_->transaction.changes.size() < 2) return taken;
+  std::vector<v1::Change>& changes = open_->transaction.changes;
+  v1::Change newest = std::move(changes.back());
+  changes.pop_back();
+  taken.swap(changes);
+  changes.push_back(std::move(newest));
+  return taken;
+}
+
 bool TransactionBuilder::Included(uint32_t relation_id) const {
   auto it = relation_filters_.find(relation_id);
   return it == relation_filters_.end() || it->second.included;
@@ -60,7 +71,7 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   }
   Transaction& txn = open_->transaction;
   v1::Change& change = txn.changes.emplace_back();
-  const Position position{txn.commit_lsn, static_cast<uint32_t>(txn.changes.size() - 1)};
+  const Position position{txn.commit_lsn, open_->next_seq++};
   change.set_lsn(position.lsn);
   change.set_seq(position.seq);
   change.set_cursor(absl::StrCat(open_->lsn_text, ":", position.seq));

@@ -36,6 +36,14 @@ class TransactionBuilder {
   // Drops a half-received transaction (after a lost connection; PostgreSQL sends it again).
   void AbandonTransaction() { open_.reset(); }
 
+  // For transactions too large to hold: hands out the changes of the open transaction received
+  // so far, all but the newest (which stays, so that the commit always has a change to mark
+  // last_in_transaction). Their positions are final; the Transaction returned at commit holds
+  // only what came after, starting at the next seq. Empty when fewer than two are held.
+  std::vector<v1::Change> TakeOpenChanges();
+  // The commit LSN of the open transaction (0 when none is open).
+  uint64_t open_commit_lsn() const { return open_ ? open_->transaction.commit_lsn : 0; }
+
   TypeCatalog& types() { return types_; }
 
   // Changes of tables the filter excludes are dropped, and so are excluded columns. `filter`
@@ -49,7 +57,8 @@ class TransactionBuilder {
   struct OpenTransaction {
     pgoutput::Begin begin;
     Transaction transaction;
-    std::string lsn_text;  // FormatLsn(commit LSN), computed once per transaction
+    std::string lsn_text;   // FormatLsn(commit LSN), computed once per transaction
+    uint32_t next_seq = 0;  // changes handed out by TakeOpenChanges() keep their seqs
   };
   enum class Columns { kKey, kAll };
   // kMove when the tuple is not needed afterwards: its values move into the change.

@@ -309,6 +309,41 @@ TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
   ExpectStrictlyIncreasingPositions(*changes);
 }
 
+TEST_F(FeedEndToEnd, TransactionLargerThanItsMemoryBudgetArrivesWholeAndInOrder) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+  StartWalfeed({"--max-transaction-memory", "64KiB"});
+  Sql("INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 20000) g");
+  Sql("INSERT INTO t VALUES (0, 'after')");
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(60));
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  ASSERT_EQ(changes->size(), 20001u);
+  for (uint32_t i = 0; i < 20000; ++i) {
+    ASSERT_EQ((*changes)[i].seq(), i);
+    ASSERT_EQ(IdOf((*changes)[i]), i + 1);
+    ASSERT_EQ((*changes)[i].last_in_transaction(), i == 19999);
+  }
+  EXPECT_EQ(IdOf((*changes)[20000]), 0);
+}
+
+TEST_F(FeedEndToEnd, KillWhileALargeTransactionIsStagedLosesAndDuplicatesNothing) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+  StartWalfeed({"--max-transaction-memory", "64KiB"});
+  Sql("INSERT INTO t SELECT g, repeat('p', 200) FROM generate_series(1, 150000) g");
+  absl::SleepFor(absl::Milliseconds(300));  // part of it is staged by now
+  walfeed_->Kill();
+  Sql("INSERT INTO t VALUES (0, 'after')");
+  StartWalfeed({"--max-transaction-memory", "64KiB"});
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(120));
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_EQ(changes->size(), 150001u);
+  ExpectStrictlyIncreasingPositions(*changes);
+  for (uint32_t i = 0; i < 150000; ++i) ASSERT_EQ(IdOf((*changes)[i]), i + 1);
+}
+
 TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();

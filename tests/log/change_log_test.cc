@@ -223,6 +223,21 @@ TEST_F(ChangeLogTest, DiscardStagedDropsOnlyWhatIsAboveTheHead) {
   EXPECT_EQ(everything.size(), 2u);
 }
 
+TEST_F(ChangeLogTest, LargeTransactionStagedInPartsBecomesVisibleWithItsLastPart) {
+  std::unique_ptr<ChangeLog> log = Open();
+  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  Transaction large = MakeTransaction(200, 5);
+  std::vector<v1::Change> early(large.changes.begin(), large.changes.begin() + 3);
+  large.changes.erase(large.changes.begin(), large.changes.begin() + 3);
+  ASSERT_TRUE(log->StageChanges(early).ok());
+  EXPECT_EQ(ReadAll(*log).size(), 1u) << "staged parts are invisible";
+  ASSERT_TRUE(log->Append({large, MakeTransaction(300, 1)}, 330).ok());
+  EXPECT_EQ(Positions(ReadAll(*log)),
+            (std::vector<Position>{
+                {100, 0}, {200, 0}, {200, 1}, {200, 2}, {200, 3}, {200, 4}, {300, 0}}));
+  EXPECT_EQ(log->Head(), (Position{300, 0}));
+}
+
 TEST_F(ChangeLogTest, StagingAtOrBelowTheHeadIsRefused) {
   std::unique_ptr<ChangeLog> log = Open();
   ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());

@@ -164,6 +164,25 @@ TEST_F(TransactionBuilderTest, ProtocolViolationsAreErrors) {
               HasSubstr("does not match"));
 }
 
+TEST_F(TransactionBuilderTest, LargeTransactionHandsOutItsChangesInPartsWithFinalPositions) {
+  Feed(pgoutput::Begin{0xB000, 0, 1});
+  EXPECT_TRUE(builder_.TakeOpenChanges().empty());
+  for (int i = 0; i < 5; ++i) Feed(pgoutput::Insert{16384, {Text(std::to_string(i)), Null()}});
+  EXPECT_EQ(builder_.open_commit_lsn(), 0xB000u);
+  std::vector<v1::Change> first = builder_.TakeOpenChanges();
+  ASSERT_EQ(first.size(), 4u) << "the newest change stays";
+  EXPECT_EQ(first[3].seq(), 3u);
+  EXPECT_FALSE(first[3].last_in_transaction());
+  Feed(pgoutput::Insert{16384, {Text("5"), Null()}});
+  std::optional<Transaction> txn = Feed(pgoutput::Commit{0, 0xB000, 0xB030, 0});
+  ASSERT_TRUE(txn.has_value());
+  ASSERT_EQ(txn->changes.size(), 2u);
+  EXPECT_EQ(txn->changes[0].seq(), 4u);
+  EXPECT_EQ(txn->changes[1].seq(), 5u);
+  EXPECT_EQ(txn->changes[1].cursor(), "0/B000:5");
+  EXPECT_TRUE(txn->changes[1].last_in_transaction());
+}
+
 TEST_F(TransactionBuilderTest, AbandonedTransactionLeavesNothingBehind) {
   Feed(pgoutput::Begin{0xA000, 0, 1});
   Feed(pgoutput::Insert{16384, {Text("1"), Null()}});
