@@ -17,8 +17,9 @@ ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
 grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
     grpc::CallbackServerContext* /*context*/, const v1::SubscribeRequest* request) {
   if (hub_->shutting_down()) {
-    return new RejectedSubscribe(grpc::Status(
-        grpc::StatusCode::UNAVAILABLE, "walfeed is shutting down; resume from your last cursor"));
+    return new RejectedSubscribe(GrpcError(grpc::StatusCode::UNAVAILABLE,
+                                           "walfeed is shutting down; resume from your last cursor",
+                                           reason::kShuttingDown));
   }
   const SourceStatus source = source_status_();
   PlanLimits limits;

@@ -1,5 +1,6 @@
 #include "server/feed/grpc_status.h"
 
+#include "absl/strings/ascii.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/core/error_reason.h"
@@ -13,7 +14,7 @@ grpc::Status GrpcError(grpc::StatusCode code, const std::string& message, absl::
   details.set_message(message);
   google::rpc::ErrorInfo info;
   info.set_reason(std::string(reason));
-  info.set_domain("walfeed.v1");
+  info.set_domain("walfeed");
   for (const auto& [key, value] : metadata) (*info.mutable_metadata())[key] = value;
   details.add_details()->PackFrom(info);
   return grpc::Status(code, message, details.SerializeAsString());
@@ -23,8 +24,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
   const std::string message(status.message());
-  const std::string reason = ReasonOf(status);
-  if (reason.empty()) return grpc::Status(code, message);
+  std::string reason = ReasonOf(status);
+  // Every error carries an ErrorInfo (AIP-193); without a specific reason, the code's name.
+  if (reason.empty()) reason = absl::AsciiStrToUpper(absl::StatusCodeToString(status.code()));
   return GrpcError(code, message, reason);
 }
 

@@ -1,6 +1,6 @@
-// The one place absl::Status becomes grpc::Status. Errors carry their sentence and, when the
-// error has a reason (see core/error_reason.h), a google.rpc.ErrorInfo in the standard
-// grpc-status-details-bin trailer (AIP-193), domain "walfeed.v1".
+// The one place absl::Status becomes grpc::Status. Every error carries its sentence and a
+// google.rpc.ErrorInfo in the standard grpc-status-details-bin trailer (AIP-193), domain
+// "walfeed", with the error's reason (see core/error_reason.h) or else its code's name.
 #ifndef WALFEED_SERVER_FEED_GRPC_STATUS_H_
 #define WALFEED_SERVER_FEED_GRPC_STATUS_H_
 

@@ -178,11 +178,27 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
     absl::StatusOr<Position> decoded = DecodePositionKey(stored);
     if (!decoded.ok()) return decoded.status();
     head = *decoded;
-  } else if (!got.IsNotFound()) {
+    // A crash may have left staged changes above the head: they were never committed.
+    if (absl::Status discarded = impl->DeleteAbove(head); !discarded.ok()) return discarded;
+  } else if (got.IsNotFound()) {
+    // No head recorded: a new log, or one written before the head was recorded (nothing was
+    // ever staged in those), whose head is its last change. Record it now, before anything can
+    // be staged, so that staged changes are never taken for committed ones.
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl->db->NewIterator(rocksdb::ReadOptions(), impl->changes));
+    it->SeekToLast();
+    if (!it->status().ok()) return FromRocks(it->status(), "cannot scan the change log");
+    if (it->Valid()) {
+      absl::StatusOr<Position> last = DecodePositionKey(KeyOf(*it));
+      if (!last.ok()) return last.status();
+      head = *last;
+    }
+    rocksdb::WriteBatch batch;
+    if (absl::Status s = impl->PutHead(batch, head, resume_lsn); !s.ok()) return s;
+    if (absl::Status s = impl->WriteSynced(batch); !s.ok()) return s;
+  } else {
     return FromRocks(got, "cannot read the change log's head");
   }
-  // A crash may have left staged changes above the head: they were never committed.
-  if (absl::Status discarded = impl->DeleteAbove(head); !discarded.ok()) return discarded;
   absl::StatusOr<Position> oldest = impl->FirstAtOrAfter(std::string());
   if (!oldest.ok()) return oldest.status();
   {
@@ -208,8 +224,20 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
           " is not after the log's head ", FormatCursor(head), "; nothing was appended"));
     }
     if (txn.changes.empty()) continue;
-    // A transaction too large to hold was staged in parts; this is its last part.
+    // A transaction too large to hold was staged in parts; this is its last part, and the part
+    // before it must be there.
     const uint32_t first_seq = txn.changes.front().seq();
+    if (first_seq > 0) {
+      std::string previous;
+      rocksdb::Status found =
+          impl_->db->Get(rocksdb::ReadOptions(), impl_->changes,
+                         EncodePositionKey({txn.commit_lsn, first_seq - 1}), &previous);
+      if (!found.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the transaction at ", FormatLsn(txn.commit_lsn), " continues at seq ", first_seq,
+            " but its staged part before that is missing; nothing was appended"));
+      }
+    }
     for (size_t i = 0; i < txn.changes.size(); ++i) {
       const v1::Change& change = txn.changes[i];
       if (change.lsn() != txn.commit_lsn || change.seq() != first_seq + i) {

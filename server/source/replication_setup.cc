@@ -93,6 +93,18 @@ absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot) {
   return true;
 }
 
+absl::StatusOr<uint64_t> SlotConfirmedFlushLsn(PgConnection& conn, const std::string& slot) {
+  absl::StatusOr<QueryRows> found = conn.Query(
+      absl::StrCat("SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots "
+                   "WHERE slot_name = ",
+                   conn.QuoteLiteral(slot)));
+  if (!found.ok()) return found.status();
+  if (found->rows.empty()) {
+    return absl::NotFoundError(absl::StrCat("replication slot '", slot, "' does not exist"));
+  }
+  return ParseLsn(found->rows[0][0]);
+}
+
 namespace {
 
 absl::StatusOr<QueryRows> CreateSlotCommand(PgConnection& conn, const std::string& slot,

@@ -39,6 +39,9 @@ absl::Status EnsurePublication(PgConnection& conn, const std::string& publicatio
 // exists with another plugin, on another database, or is in use by another process.
 absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot);
 
+// The slot's confirmed_flush_lsn (0 when it has none yet).
+absl::StatusOr<uint64_t> SlotConfirmedFlushLsn(PgConnection& conn, const std::string& slot);
+
 // Creates the logical slot with pgoutput when missing (CheckSlot first).
 absl::Status EnsureSlot(PgConnection& conn, const std::string& slot);
 

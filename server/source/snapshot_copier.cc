@@ -3,6 +3,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,13 +21,14 @@ constexpr int kRowsPerFetch = 2000;
 }  // namespace
 
 SnapshotCopier::SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                               const TableFilter* filter, uint64_t snapshot_lsn,
-                               const absl::Notification* stop,
+                               const TableFilter* filter, std::string publication,
+                               uint64_t snapshot_lsn, const absl::Notification* stop,
                                std::function<void(const SnapshotProgress&)> on_progress)
     : conn_(conn),
       sink_(sink),
       types_(types),
       filter_(filter),
+      publication_(std::move(publication)),
       snapshot_lsn_(snapshot_lsn),
       stop_(stop),
       on_progress_(std::move(on_progress)),
@@ -66,12 +68,37 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
       "  AND a.attgenerated = '' ORDER BY a.attnum"));
   if (!rows.ok()) return rows.status();
   TableShape shape;
+  // What the publication sends of this table (PostgreSQL 15+): its column list and row filter.
+  // A partitioned table published through its root is read whole, partitions included.
+  absl::flat_hash_set<std::string> published_columns;
+  absl::StatusOr<QueryRows> publication = conn_->Query(
+      absl::StrCat("SELECT c.relkind, current_setting('server_version_num')::int >= 150000 "
+                   "FROM pg_class c WHERE c.oid = ",
+                   relation, "::regclass"));
+  if (!publication.ok()) return publication.status();
+  if (publication->rows.empty())
+    return absl::NotFoundError(absl::StrCat("table ", relation, " is gone"));
+  shape.partitioned = publication->rows[0][0] == "p";
+  if (publication->rows[0][1] == "t") {
+    const std::string which = absl::StrCat(
+        " FROM pg_publication_tables WHERE pubname = ", conn_->QuoteLiteral(publication_),
+        " AND schemaname = ", conn_->QuoteLiteral(schema),
+        " AND tablename = ", conn_->QuoteLiteral(table));
+    absl::StatusOr<QueryRows> columns =
+        conn_->Query(absl::StrCat("SELECT unnest(attnames)", which));
+    if (!columns.ok()) return columns.status();
+    for (const std::vector<std::string>& row : columns->rows) published_columns.insert(row[0]);
+    absl::StatusOr<QueryRows> filter = conn_->Query(absl::StrCat("SELECT rowfilter", which));
+    if (!filter.ok()) return filter.status();
+    if (!filter->rows.empty() && !filter->nulls[0][0]) shape.row_filter = filter->rows[0][0];
+  }
   for (const std::vector<std::string>& row : rows->rows) {
     uint32_t type_oid = 0;
     if (!absl::SimpleAtoi(row[1], &type_oid)) {
       return absl::InternalError(absl::StrCat("pg_attribute gave type '", row[1], "'"));
     }
     if (filter_->ExcludesColumn(schema, table, row[0])) continue;  // never read, never stored
+    if (!published_columns.empty() && !published_columns.contains(row[0])) continue;
     shape.columns.push_back(row[0]);
     shape.types.push_back(type_oid);
     shape.is_key.push_back(row[2] == "t");
@@ -87,9 +114,11 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
   std::vector<std::string> quoted;
   for (const std::string& column : shape->columns) quoted.push_back(conn_->QuoteIdentifier(column));
   const std::string select_list = quoted.empty() ? "" : absl::StrJoin(quoted, ", ");
-  absl::StatusOr<QueryRows> declared =
-      conn_->Query(absl::StrCat("DECLARE walfeed_snapshot NO SCROLL CURSOR FOR SELECT ",
-                                select_list, " FROM ONLY ", qualified));
+  const std::string where =
+      shape->row_filter.empty() ? "" : absl::StrCat(" WHERE (", shape->row_filter, ")");
+  absl::StatusOr<QueryRows> declared = conn_->Query(
+      absl::StrCat("DECLARE walfeed_snapshot NO SCROLL CURSOR FOR SELECT ", select_list, " FROM ",
+                   shape->partitioned ? "" : "ONLY ", qualified, where));
   if (!declared.ok()) return declared.status();
   uint64_t table_rows = 0;
   for (;;) {

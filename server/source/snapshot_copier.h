@@ -7,8 +7,10 @@
 // `lsn` sorts before every change streamed after the snapshot; the last row is marked
 // last_in_transaction. Staged rows stay invisible until the caller commits them, so an
 // interrupted copy never looks complete. Columns are the ones pgoutput sends (no dropped or
-// generated columns, none the filter excludes) with the same key columns (primary key, replica
-// identity index, or every column under REPLICA IDENTITY FULL). Not thread-safe; progress is
+// generated columns, none the filter excludes, only the publication's column list) and rows
+// (the publication's row filter; a partitioned table published through its root whole) with
+// the same key columns (primary key, replica identity index, or every column under REPLICA
+// IDENTITY FULL). Not thread-safe; progress is
 // reported through a callback.
 #ifndef WALFEED_SERVER_SOURCE_SNAPSHOT_COPIER_H_
 #define WALFEED_SERVER_SOURCE_SNAPSHOT_COPIER_H_
@@ -38,7 +40,8 @@ class SnapshotCopier {
  public:
   // `conn` is in the transaction that imported the snapshot. Everything must outlive the copier.
   SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                 const TableFilter* filter, uint64_t snapshot_lsn, const absl::Notification* stop,
+                 const TableFilter* filter, std::string publication, uint64_t snapshot_lsn,
+                 const absl::Notification* stop,
                  std::function<void(const SnapshotProgress&)> on_progress);
 
   // Copies every table ("schema.table"); returns the position of the last staged row, or a zero
@@ -51,6 +54,8 @@ class SnapshotCopier {
     std::vector<std::string> columns;
     std::vector<uint32_t> types;  // declared type OIDs (a domain, not its base type)
     std::vector<bool> is_key;
+    bool partitioned = false;  // published through its root: read with its partitions
+    std::string row_filter;    // the publication's row filter, "" when none
   };
 
   absl::StatusOr<TableShape> ShapeOf(const std::string& schema, const std::string& table);
@@ -62,6 +67,7 @@ class SnapshotCopier {
   TransactionSink* const sink_;
   const TypeCatalog* const types_;
   const TableFilter* const filter_;
+  const std::string publication_;
   const uint64_t snapshot_lsn_;
   const absl::Notification* const stop_;
   const std::function<void(const SnapshotProgress&)> on_progress_;

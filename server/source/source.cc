@@ -21,6 +21,9 @@ namespace {
 
 constexpr char kSourceIdentityKey[] = "source/identity";
 constexpr char kSnapshotStateKey[] = "snapshot/state";
+// The consistent point of the slot the running snapshot created: proof that a slot found later
+// is that one (its confirmed_flush_lsn stays there until streaming starts).
+constexpr char kSnapshotSlotKey[] = "snapshot/slot_consistent_point";
 
 }  // namespace
 
@@ -98,7 +101,11 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   if (!snapshot_pending.ok()) return snapshot_pending.status();
   snapshot_pending_ = *snapshot_pending;
   if (snapshot_pending_ && *slot_exists) {
-    if (sink_->Metadata(kSnapshotStateKey) != "running") {
+    // Only the slot of our own interrupted snapshot may be dropped: never another consumer's.
+    absl::StatusOr<uint64_t> confirmed = SlotConfirmedFlushLsn(c, options_.slot);
+    if (!confirmed.ok()) return confirmed.status();
+    if (sink_->Metadata(kSnapshotStateKey) != "running" ||
+        sink_->Metadata(kSnapshotSlotKey) != FormatLsn(*confirmed)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "replication slot '", options_.slot,
           "' already exists but this data directory has no snapshot of the existing rows: "
@@ -110,7 +117,19 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     spdlog::warn("event=snapshot_restart slot={} reason=\"the previous snapshot did not finish\"",
                  options_.slot);
     if (absl::Status s = DropSlot(c, options_.slot); !s.ok()) return s;
-  } else if (!snapshot_pending_ && !*slot_exists) {
+  } else if (!*slot_exists && !snapshot_pending_) {
+    if (!SinkIsEmpty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "replication slot '", options_.slot,
+          "' does not exist, but this data directory holds "
+          "changes up to LSN ",
+          FormatLsn(sink_->ResumeLsn()),
+          ": a new slot would start at the server's current WAL position and every change in "
+          "between would be lost without a trace. Start over with a new --data-dir (the initial "
+          "snapshot then reads the current rows), or, to accept that gap, create the slot "
+          "yourself: SELECT pg_create_logical_replication_slot('",
+          options_.slot, "', 'pgoutput')"));
+    }
     if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
   }
   if (absl::Status s = CheckExcludedColumns(c); !s.ok()) return s;
@@ -161,7 +180,9 @@ absl::StatusOr<bool> Source::SnapshotPending() {
 
 absl::Status Source::RunSnapshot(PgConnection& replication) {
   const absl::Time started = absl::Now();
-  // Marked before the slot exists, so a crash from here on is recognized as ours to redo.
+  // Marked before the slot exists; the slot's consistent point, recorded once it exists, is what
+  // lets a later start recognize that slot as ours to drop and redo.
+  if (absl::Status s = sink_->SetMetadata(kSnapshotSlotKey, ""); !s.ok()) return s;
   if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, "running"); !s.ok()) return s;
   if (absl::Status s = sink_->DiscardStaged(); !s.ok()) return s;
   {
@@ -171,6 +192,10 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   }
   absl::StatusOr<ExportedSnapshot> exported = CreateSlotWithSnapshot(replication, options_.slot);
   if (!exported.ok()) return exported.status();
+  if (absl::Status s = sink_->SetMetadata(kSnapshotSlotKey, FormatLsn(exported->consistent_point));
+      !s.ok()) {
+    return s;
+  }
   // Import the snapshot before the replication connection runs anything else.
   absl::StatusOr<std::unique_ptr<PgConnection>> reader =
       PgConnection::Connect(options_.conninfo, PgConnection::Mode::kPlain);
@@ -193,8 +218,9 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   for (auto& [schema, table] : *relations) {
     if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
   }
-  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, exported->consistent_point - 1,
-                        &stop_, [this](const SnapshotProgress& progress) {
+  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication,
+                        exported->consistent_point - 1, &stop_,
+                        [this](const SnapshotProgress& progress) {
                           absl::MutexLock lock(&mu_);
                           status_.snapshot_tables_total = progress.tables_total;
                           status_.snapshot_tables_copied = progress.tables_copied;
@@ -222,8 +248,12 @@ absl::Status Source::CheckSourceIdentity(const SystemIdentity& system) {
   const std::string identity = absl::StrCat("system ", system.system_identifier, ", database ",
                                             system.database, ", slot ", options_.slot);
   const std::string stored = sink_->Metadata(kSourceIdentityKey);
-  // An empty log may be re-pointed freely (say, after a first start that failed).
+  // An empty log may be re-pointed freely (say, after a first start that failed); whatever it
+  // recorded about the old source's snapshot no longer applies.
   if (stored.empty() || (stored != identity && SinkIsEmpty())) {
+    for (const char* key : {kSnapshotStateKey, kSnapshotSlotKey}) {
+      if (absl::Status s = sink_->SetMetadata(key, ""); !s.ok()) return s;
+    }
     return sink_->SetMetadata(kSourceIdentityKey, identity);
   }
   if (stored != identity) {
@@ -357,14 +387,25 @@ absl::Status Source::CheckExcludedColumns(PgConnection& conn) const {
     const std::string relation =
         absl::StrCat(conn.QuoteIdentifier(entry[0]), ".", conn.QuoteIdentifier(entry[1]));
     absl::StatusOr<QueryRows> found = conn.Query(absl::StrCat(
-        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(", conn.QuoteLiteral(relation),
-        ") AND attname = ", conn.QuoteLiteral(entry[2]), " AND attnum > 0 AND NOT attisdropped"));
+        "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "  WHERE i.indrelid = a.attrelid AND a.attnum = ANY (i.indkey) AND "
+        "  ((c.relreplident = 'i' AND i.indisreplident) OR "
+        "   (c.relreplident = 'd' AND i.indisprimary))) "
+        "FROM pg_attribute a WHERE a.attrelid = to_regclass(",
+        conn.QuoteLiteral(relation), ") AND a.attname = ", conn.QuoteLiteral(entry[2]),
+        " AND a.attnum > 0 AND NOT a.attisdropped"));
     if (!found.ok()) return found.status();
     if (found->rows.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--exclude-columns names ", entry[0], ".", entry[1], ".", entry[2],
           ", but that table has no such column (or does not exist): fix the name so the column "
           "you mean to keep out is really kept out"));
+    }
+    if (found->rows[0][0] == "t") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--exclude-columns names ", entry[0], ".", entry[1], ".", entry[2],
+          ", a column of the table's key (primary key or replica identity): changes without it "
+          "cannot say which row they are about"));
     }
   }
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 #include "server/source/table_filter.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -94,6 +95,16 @@ bool TableFilter::ExcludesColumn(absl::string_view schema, absl::string_view tab
 std::vector<std::vector<std::string>> TableFilter::ExcludedColumns() const {
   std::vector<std::vector<std::string>> out;
   for (const std::string& entry : excluded_columns_) out.push_back(absl::StrSplit(entry, '.'));
+  return out;
+}
+
+std::vector<std::string> TableFilter::ExcludedColumnsOf(absl::string_view schema,
+                                                        absl::string_view table) const {
+  std::vector<std::string> out;
+  const std::string prefix = absl::StrCat(schema, ".", table, ".");
+  for (const std::string& entry : excluded_columns_) {
+    if (absl::StartsWith(entry, prefix)) out.push_back(entry.substr(prefix.size()));
+  }
   return out;
 }
 

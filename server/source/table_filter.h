@@ -35,6 +35,9 @@ class TableFilter {
 
   // The excluded columns as (schema, table, column), for checking that they exist.
   std::vector<std::vector<std::string>> ExcludedColumns() const;
+  // The excluded column names of one table.
+  std::vector<std::string> ExcludedColumnsOf(absl::string_view schema,
+                                             absl::string_view table) const;
 
  private:
   std::vector<std::string> include_;

@@ -133,6 +133,18 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
     verdict.included = filter_->IncludesTable(schema, r->name);
     verdict.excluded_columns.clear();
     if (filter_->excludes_columns()) {
+      // Fail closed: an excluded column that vanished was probably renamed, and its values
+      // would now be stored under the new name.
+      for (const std::string& column : filter_->ExcludedColumnsOf(schema, r->name)) {
+        bool present = false;
+        for (const pgoutput::RelationColumn& c : r->columns) present = present || c.name == column;
+        if (!present) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "--exclude-columns names ", schema, ".", r->name, ".", column,
+              " but the table no longer has that column (renamed or dropped?); walfeed stops "
+              "rather than risk storing it: update --exclude-columns and restart"));
+        }
+      }
       bool any = false;
       std::vector<bool> mask(r->columns.size());
       for (size_t i = 0; i < r->columns.size(); ++i) {

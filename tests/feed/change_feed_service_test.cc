@@ -24,7 +24,7 @@ std::string ReasonOf(const grpc::Status& status) {
   for (const google::protobuf::Any& any : details.details()) {
     google::rpc::ErrorInfo info;
     if (any.UnpackTo(&info)) {
-      EXPECT_EQ(info.domain(), "walfeed.v1");
+      EXPECT_EQ(info.domain(), "walfeed");
       return info.reason();
     }
   }

@@ -58,6 +58,38 @@ TEST_F(Filters, ExcludedTablesAndColumnsNeverReachTheLog) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(Filters, RenamingAnExcludedColumnStopsTheStreamInsteadOfLeakingIt) {
+  Sql("CREATE TABLE users (id int PRIMARY KEY, name text, ssn text)");
+  StartWalfeed({"--exclude-columns", "users.ssn"});
+  Sql("INSERT INTO users VALUES (1, 'ada', 'SECRET-1')");
+  Sql(MarkerSql("first"));
+  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "first").ok());
+  Sql("ALTER TABLE users RENAME COLUMN ssn TO national_id");
+  Sql("INSERT INTO users VALUES (2, 'grace', 'SECRET-2')");
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline &&
+         walfeed_->Log().find("renamed or dropped") == std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT(walfeed_->Log(), HasSubstr("update --exclude-columns"));
+  absl::StatusOr<std::vector<v1::Change>> stored = ReadToHead(*walfeed_->NewStub(), {});
+  ASSERT_TRUE(stored.ok());
+  for (const v1::Change& change : *stored) {
+    EXPECT_EQ(change.SerializeAsString().find("SECRET"), std::string::npos);
+  }
+}
+
+TEST_F(Filters, ExcludingAKeyColumnIsRefused) {
+  Sql("CREATE TABLE users (id int PRIMARY KEY, name text)");
+  WalfeedOptions options = Options();
+  RunResult result = RunCommand(
+      {WalfeedBinary(), "--pg", options.conninfo, "--data-dir", options.data_dir, "--slot", slot_,
+       "--listen", absl::StrCat("127.0.0.1:", FreePort()), "--exclude-columns", "users.id"},
+      absl::Seconds(30));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("a column of the table's key"));
+}
+
 TEST_F(Filters, ExcludingAColumnThatDoesNotExistIsAClearError) {
   Sql("CREATE TABLE users (id int PRIMARY KEY, name text)");
   WalfeedOptions options = Options();

@@ -116,6 +116,24 @@ TEST_F(Misconfiguration, NamedPublicationThatDoesNotExistIsAClearError) {
   EXPECT_EQ((*changes)[0].table(), "orders");
 }
 
+TEST_F(Misconfiguration, SlotDroppedUnderANonEmptyLogIsRefusedNotSilentlyRecreated) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1)");
+  Sql(MarkerSql("end"));
+  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "end").ok());
+  EXPECT_EQ(walfeed_->Terminate(), 0);
+  Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
+  Sql("INSERT INTO t VALUES (2)");  // would be lost to a new slot
+  RunResult result = RunWalfeed(BaseArgs(SharedPostgres().Conninfo(db_)));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("does not exist, but this data directory holds changes"));
+  EXPECT_TRUE(
+      Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot_, "'"))
+          .empty())
+      << "no slot was created behind the user's back";
+}
+
 TEST_F(Misconfiguration, UnreachablePostgresIsAClearError) {
   RunResult result = RunWalfeed(BaseArgs(absl::StrCat(
       "host=127.0.0.1 port=", FreePort(), " user=postgres dbname=postgres connect_timeout=5")));

@@ -1,5 +1,6 @@
 // The initial snapshot: rows that exist when walfeed first starts reach the feed as READ
 // changes, consistent with the stream that follows, even while writers are busy.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -182,6 +183,62 @@ TEST_F(Snapshot, InterruptedSnapshotIsRedoneFromScratch) {
   EXPECT_EQ(from_feed.size(), 300000u);
   EXPECT_EQ(from_feed.at(1), "changed");
   EXPECT_THAT(walfeed_->Log(), HasSubstr("event=snapshot_restart"));
+}
+
+TEST_F(Snapshot, AnotherSlotUnderTheSameNameIsNeverDroppedForARedo) {
+  Sql("CREATE TABLE t (id bigint PRIMARY KEY, v text)");
+  Sql("INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g");
+  StartWalfeed({}, /*wait_for_streaming=*/false);
+  WaitForSnapshotState("running", 10000);
+  walfeed_->Kill();
+  // Someone else takes the slot name meanwhile.
+  Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
+  Sql("INSERT INTO t VALUES (0, 'moves the WAL on')");
+  Sql(absl::StrCat("SELECT pg_create_logical_replication_slot('", slot_, "', 'pgoutput')"));
+  WalfeedOptions options = Options();
+  RunResult refused =
+      RunCommand({WalfeedBinary(), "--pg", options.conninfo, "--data-dir", options.data_dir,
+                  "--slot", slot_, "--listen", absl::StrCat("127.0.0.1:", FreePort())},
+                 absl::Seconds(30));
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("already exists"));
+  EXPECT_EQ(
+      Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot_, "'"))
+          .size(),
+      1u)
+      << "the other slot is still there";
+}
+
+TEST_F(Snapshot, FollowsThePublicationsRowFilterColumnListAndPartitionRoot) {
+  Sql("CREATE TABLE orders (id int PRIMARY KEY, region text, secret text)");
+  Sql("INSERT INTO orders VALUES (1, 'eu', 'a'), (2, 'us', 'b'), (3, 'eu', 'c')");
+  Sql("CREATE TABLE events (id int, day date, PRIMARY KEY (id, day)) PARTITION BY RANGE (day)");
+  Sql("CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO "
+      "('2025-01-01')");
+  Sql("CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO "
+      "('2026-01-01')");
+  Sql("INSERT INTO events VALUES (1, '2024-05-01'), (2, '2025-05-01')");
+  Sql("CREATE PUBLICATION shop FOR TABLE orders (id, region) WHERE (region = 'eu'), events "
+      "WITH (publish_via_partition_root = true)");
+  StartWalfeed({"--publication", "shop"});
+  Sql("INSERT INTO orders VALUES (4, 'eu', 'd'), (5, 'us', 'e')");
+  Sql("INSERT INTO events VALUES (3, '2025-06-01')");
+  Sql(MarkerSql("end"));
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  std::vector<std::string> seen;
+  for (const v1::Change& change : *changes) {
+    std::string columns;
+    for (const v1::Column& column : change.after()) absl::StrAppend(&columns, column.name(), ",");
+    seen.push_back(absl::StrCat(v1::Change::Op_Name(change.op()), " ", change.table(), " ",
+                                change.key(0).int_(), " ", columns));
+  }
+  std::sort(seen.begin(), seen.begin() + 4);  // snapshot rows come in no particular order
+  EXPECT_THAT(seen,
+              ::testing::ElementsAre("READ events 1 id,day,", "READ events 2 id,day,",
+                                     "READ orders 1 id,region,", "READ orders 3 id,region,",
+                                     "INSERT orders 4 id,region,", "INSERT events 3 id,day,"));
 }
 
 TEST_F(Snapshot, ExistingSlotWithAnEmptyLogIsRefusedWithTheWayOut) {

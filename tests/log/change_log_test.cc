@@ -212,6 +212,16 @@ TEST_F(ChangeLogTest, StagedChangesLeftByACrashAreDiscardedOnReopen) {
   EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
 
+TEST_F(ChangeLogTest, NewLogWithOnlyStagedChangesReopensEmpty) {
+  {
+    std::unique_ptr<ChangeLog> log = Open();
+    ASSERT_TRUE(log->StageChanges(Staged(99, 5)).ok());
+  }
+  std::unique_ptr<ChangeLog> log = Open();
+  EXPECT_TRUE(log->Head().IsZero());
+  EXPECT_TRUE(ReadAll(*log).empty());
+}
+
 TEST_F(ChangeLogTest, DiscardStagedDropsOnlyWhatIsAboveTheHead) {
   std::unique_ptr<ChangeLog> log = Open();
   ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());
@@ -236,6 +246,14 @@ TEST_F(ChangeLogTest, LargeTransactionStagedInPartsBecomesVisibleWithItsLastPart
             (std::vector<Position>{
                 {100, 0}, {200, 0}, {200, 1}, {200, 2}, {200, 3}, {200, 4}, {300, 0}}));
   EXPECT_EQ(log->Head(), (Position{300, 0}));
+}
+
+TEST_F(ChangeLogTest, LastPartWithoutItsStagedPartIsRefused) {
+  std::unique_ptr<ChangeLog> log = Open();
+  Transaction large = MakeTransaction(200, 5);
+  large.changes.erase(large.changes.begin(), large.changes.begin() + 3);
+  EXPECT_EQ(log->Append({large}, 230).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ReadAll(*log).empty());
 }
 
 TEST_F(ChangeLogTest, StagingAtOrBelowTheHeadIsRefused) {

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""Large-transaction memory benchmark: walfeed's peak RSS while it ingests one transaction of
+many rows, with the default --max-transaction-memory (the transaction is staged in parts) and
+with a budget larger than the transaction (held whole, as before staging existed).
+
+  bench/large_transaction.py [--rows N] [--quick]
+
+Writes bench/results/large_transaction.{json,md}.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ingest import Postgres, ROOT, HERE, free_port, run, wait_for_confirmed  # noqa: E402
+
+import subprocess  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+
+def peak_rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def ingest(pg, slot, end_lsn, root, walfeed, budget):
+    data = os.path.join(root, f"{slot}.data")
+    log = open(os.path.join(root, f"{slot}.log"), "w")
+    start = time.monotonic()
+    proc = subprocess.Popen([walfeed, "--pg", pg.conninfo, "--slot", slot, "--data-dir", data,
+                             "--listen", f"127.0.0.1:{free_port()}", "--max-transaction-memory",
+                             budget], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not wait_for_confirmed(pg, slot, end_lsn, 1800):
+            raise RuntimeError(f"walfeed did not reach {end_lsn}; see {log.name}")
+        return time.monotonic() - start, peak_rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--walfeed", default=os.path.join(ROOT, "build", "bin", "walfeed"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    if args.quick:
+        args.rows = 50_000
+    root = tempfile.mkdtemp(prefix="walfeed-bench-")
+    os.chmod(root, 0o755)
+    pg = Postgres(root)
+    results = []
+    try:
+        pg.sql("CREATE TABLE big (id bigint PRIMARY KEY, payload text)")
+        pg.sql("CREATE PUBLICATION walfeed FOR ALL TABLES")
+        budgets = [("16MiB", "staged in parts (default)"), ("64GiB", "held whole")]
+        for i, _ in enumerate(budgets):
+            pg.sql(f"SELECT pg_create_logical_replication_slot('big_{i}', 'pgoutput')")
+        pg.sql(f"INSERT INTO big SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {args.rows}) g")
+        end_lsn = pg.sql("SELECT pg_current_wal_lsn()")
+        for i, (budget, label) in enumerate(budgets):
+            seconds, rss = ingest(pg, f"big_{i}", end_lsn, root, args.walfeed, budget)
+            print(f"budget={budget} rows={args.rows} seconds={seconds:.2f} peak_rss_mib={rss:.0f}",
+                  flush=True)
+            results.append({"max_transaction_memory": budget, "mode": label, "rows": args.rows,
+                            "seconds": round(seconds, 2), "peak_rss_mib": round(rss)})
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report = {"benchmark": "large_transaction", "date": time.strftime("%Y-%m-%d"),
+              "machine": {"cores": os.cpu_count()}, "quick": args.quick,
+              "method": "one INSERT of N rows of ~200 bytes committed first; walfeed then started on "
+                        "its own slot and timed until the slot confirms the final LSN; peak RSS "
+                        "is VmHWM", "results": results}
+    os.makedirs(args.out, exist_ok=True)
+    name = "large_transaction-quick" if args.quick else "large_transaction"
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    lines = ["| --max-transaction-memory | mode | rows in one transaction | seconds | walfeed peak RSS |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['max_transaction_memory']} | {r['mode']} | {r['rows']:,} | "
+                     f"{r['seconds']} | {r['peak_rss_mib']} MiB |")
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
+        f.write(f"# Large transaction ({report['date']})\n\n{report['method']}.\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
