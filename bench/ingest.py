@@ -60,9 +60,12 @@ END $$;
 """
 
 
-def wait_for_confirmed(pg, slot, target_lsn, timeout):
+def wait_for_confirmed(pg, slot, target_lsn, timeout, proc=None):
+    """True once the slot confirms target_lsn; False on timeout or when `proc` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         done = pg.sql(f"SELECT confirmed_flush_lsn >= '{target_lsn}' FROM pg_replication_slots "
                       f"WHERE slot_name = '{slot}'")
         if done == "t":
@@ -88,9 +91,10 @@ def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=()):
     server = f"127.0.0.1:{free_port()}"
     start = time.monotonic()
     proc = subprocess.Popen([*wrap, walfeed, "--pg", pg.conninfo, "--slot", slot, "--data-dir", data,
-                             "--listen", server], stdout=log, stderr=subprocess.STDOUT)
+                             "--listen", server, "--snapshot", "never"],
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not wait_for_confirmed(pg, slot, end_lsn, 1800):
+        if not wait_for_confirmed(pg, slot, end_lsn, 1800, proc):
             raise RuntimeError(f"walfeed did not reach {end_lsn}; see {log.name}")
         elapsed = time.monotonic() - start
         cpu = cpu_seconds(proc.pid)

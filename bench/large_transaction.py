@@ -34,9 +34,9 @@ def ingest(pg, slot, end_lsn, root, walfeed, budget):
     start = time.monotonic()
     proc = subprocess.Popen([walfeed, "--pg", pg.conninfo, "--slot", slot, "--data-dir", data,
                              "--listen", f"127.0.0.1:{free_port()}", "--max-transaction-memory",
-                             budget], stdout=log, stderr=subprocess.STDOUT)
+                             budget, "--snapshot", "never"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not wait_for_confirmed(pg, slot, end_lsn, 1800):
+        if not wait_for_confirmed(pg, slot, end_lsn, 1800, proc):
             raise RuntimeError(f"walfeed did not reach {end_lsn}; see {log.name}")
         return time.monotonic() - start, peak_rss_mib(proc.pid)
     finally:

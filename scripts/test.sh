@@ -6,7 +6,7 @@
 #    gRPC over loopback).
 # 2. Clang build with AddressSanitizer + UndefinedBehaviorSanitizer and -Wthread-safety as
 #    errors, the same tests again.
-# 3. clang-format check of every C++ file.
+# 3. A quick run of each benchmark (they must keep working), and a clang-format check.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +24,15 @@ run_suite() {
 }
 
 run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR=ON -DWALFEED_BUILD_TESTS=ON
+
+# The benchmarks must keep working: a quick run of each checks that they run, not how fast.
+echo "== benchmark smoke (--quick)"
+bench_out="$(mktemp -d)"
+/usr/bin/python3 bench/ingest.py --quick --out "$bench_out" >"$bench_out/ingest.log" 2>&1 ||
+  { cat "$bench_out/ingest.log"; exit 1; }
+/usr/bin/python3 bench/large_transaction.py --quick --out "$bench_out" >"$bench_out/large.log" 2>&1 ||
+  { cat "$bench_out/large.log"; exit 1; }
+rm -rf "$bench_out"
 
 if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
