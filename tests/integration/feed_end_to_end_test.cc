@@ -11,19 +11,12 @@
 #include "gtest/gtest.h"
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/change_helpers.h"
 
 namespace walfeed::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
-                             const std::string& name) {
-  for (const v1::Column& column : columns) {
-    if (column.name() == name) return &column;
-  }
-  return nullptr;
-}
 
 int64_t IdOf(const v1::Change& change) {
   const v1::Column* id = FindColumn(change.key(), "id");

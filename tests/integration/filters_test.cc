@@ -81,22 +81,18 @@ TEST_F(Filters, RenamingAnExcludedColumnStopsTheStreamInsteadOfLeakingIt) {
 
 TEST_F(Filters, ExcludingAKeyColumnIsRefused) {
   Sql("CREATE TABLE users (id int PRIMARY KEY, name text)");
-  WalfeedOptions options = Options();
-  RunResult result = RunCommand(
-      {WalfeedBinary(), "--pg", options.conninfo, "--data-dir", options.data_dir, "--slot", slot_,
-       "--listen", absl::StrCat("127.0.0.1:", FreePort()), "--exclude-columns", "users.id"},
-      absl::Seconds(30));
+  std::vector<std::string> args = BaseArgs(Options().conninfo);
+  for (const char* extra : {"--exclude-columns", "users.id"}) args.push_back(extra);
+  RunResult result = RunWalfeed(args);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("a column of the table's key"));
 }
 
 TEST_F(Filters, ExcludingAColumnThatDoesNotExistIsAClearError) {
   Sql("CREATE TABLE users (id int PRIMARY KEY, name text)");
-  WalfeedOptions options = Options();
-  RunResult result = RunCommand(
-      {WalfeedBinary(), "--pg", options.conninfo, "--data-dir", options.data_dir, "--slot", slot_,
-       "--listen", absl::StrCat("127.0.0.1:", FreePort()), "--exclude-columns", "users.ssn"},
-      absl::Seconds(30));
+  std::vector<std::string> args = BaseArgs(Options().conninfo);
+  for (const char* extra : {"--exclude-columns", "users.ssn"}) args.push_back(extra);
+  RunResult result = RunWalfeed(args);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("public.users.ssn"));
   EXPECT_THAT(result.output, HasSubstr("no such column"));

@@ -10,17 +10,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class Misconfiguration : public WalfeedTest {
- protected:
-  RunResult RunWalfeed(std::vector<std::string> args) {
-    args.insert(args.begin(), WalfeedBinary());
-    return RunCommand(args, absl::Seconds(30));
-  }
-  std::vector<std::string> BaseArgs(const std::string& conninfo) {
-    return {"--pg",   conninfo, "--data-dir", dir_ + "/data",
-            "--slot", slot_,    "--listen",   absl::StrCat("127.0.0.1:", FreePort())};
-  }
-};
+class Misconfiguration : public WalfeedTest {};
 
 TEST_F(Misconfiguration, WalLevelOtherThanLogicalIsRejectedWithTheFix) {
   absl::StatusOr<std::unique_ptr<PostgresCluster>> replica =
@@ -76,12 +66,7 @@ TEST_F(Misconfiguration, DataDirectoryOfAnotherDatabaseIsRefusedAndKept) {
   RunResult result = RunWalfeed(args);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("use a new --data-dir"));
-  EXPECT_TRUE(
-      SharedPostgres()
-          .Query("postgres", absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '",
-                                          *other, "'"))
-          ->empty())
-      << "a refused start leaves no slot behind";
+  EXPECT_FALSE(SlotExists(*other)) << "a refused start leaves no slot behind";
 
   // The refused start changed nothing: the first feed is all there.
   StartWalfeed();
@@ -98,10 +83,7 @@ TEST_F(Misconfiguration, NamedPublicationThatDoesNotExistIsAClearError) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("publication 'orders_only' does not exist"));
   EXPECT_THAT(result.output, HasSubstr("CREATE PUBLICATION"));
-  EXPECT_TRUE(
-      Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot_, "'"))
-          .empty())
-      << "nothing was created";
+  EXPECT_FALSE(SlotExists(slot_)) << "nothing was created";
 
   // With the publication in place, only its table is streamed.
   Sql("CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY)");
@@ -128,10 +110,7 @@ TEST_F(Misconfiguration, SlotDroppedUnderANonEmptyLogIsRefusedNotSilentlyRecreat
   RunResult result = RunWalfeed(BaseArgs(SharedPostgres().Conninfo(db_)));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("does not exist, but this data directory holds changes"));
-  EXPECT_TRUE(
-      Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot_, "'"))
-          .empty())
-      << "no slot was created behind the user's back";
+  EXPECT_FALSE(SlotExists(slot_)) << "no slot was created behind the user's back";
 }
 
 TEST_F(Misconfiguration, UnreachablePostgresIsAClearError) {

@@ -73,6 +73,24 @@ std::vector<std::vector<std::string>> WalfeedTest::Query(const std::string& sql)
   return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
 }
 
+std::vector<std::string> WalfeedTest::BaseArgs(const std::string& conninfo) {
+  return {"--pg",   conninfo, "--data-dir", dir_ + "/data",
+          "--slot", slot_,    "--listen",   absl::StrCat("127.0.0.1:", FreePort())};
+}
+
+RunResult WalfeedTest::RunWalfeed(std::vector<std::string> args) {
+  args.insert(args.begin(), WalfeedBinary());
+  return RunCommand(args, absl::Seconds(30));
+}
+
+bool WalfeedTest::SlotExists(const std::string& slot) {
+  absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
+      "postgres",
+      absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot, "'"));
+  EXPECT_TRUE(rows.ok()) << rows.status();
+  return rows.ok() && !rows->empty();
+}
+
 v1::FeedInfo WalfeedTest::FeedInfo() {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

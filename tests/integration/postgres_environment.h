@@ -27,6 +27,12 @@ class WalfeedTest : public ::testing::Test {
   std::vector<std::vector<std::string>> Query(const std::string& sql);
   v1::FeedInfo FeedInfo();
 
+  // walfeed's flags for this test's data directory and slot on `conninfo`, on a free port.
+  std::vector<std::string> BaseArgs(const std::string& conninfo);
+  // Runs walfeed with `args` until it exits (for starts that must fail).
+  RunResult RunWalfeed(std::vector<std::string> args);
+  bool SlotExists(const std::string& slot);
+
   std::string db_;
   std::string slot_;
   std::string dir_;

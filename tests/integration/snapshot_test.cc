@@ -10,19 +10,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/change_helpers.h"
 
 namespace walfeed::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-const v1::Column* Find(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
-                       const std::string& name) {
-  for (const v1::Column& column : columns) {
-    if (column.name() == name) return &column;
-  }
-  return nullptr;
-}
 
 // Applies a feed to a map id -> v, as a consumer rebuilding the table would.
 std::map<int64_t, std::string> Apply(const std::vector<v1::Change>& changes) {
@@ -30,11 +23,11 @@ std::map<int64_t, std::string> Apply(const std::vector<v1::Change>& changes) {
   for (const v1::Change& change : changes) {
     if (change.op() == v1::Change::TRUNCATE) rows.clear();
     if (change.op() == v1::Change::MESSAGE || change.op() == v1::Change::TRUNCATE) continue;
-    const int64_t id = Find(change.key(), "id")->int_();
+    const int64_t id = FindColumn(change.key(), "id")->int_();
     if (change.op() == v1::Change::DELETE) {
       rows.erase(id);
     } else {
-      rows[id] = Find(change.after(), "v")->text();
+      rows[id] = FindColumn(change.after(), "v")->text();
     }
   }
   return rows;
@@ -88,12 +81,12 @@ TEST_F(Snapshot, ExistingRowsArriveAsReadBeforeStreamedChanges) {
     EXPECT_EQ(change.key(0).name(), "id");
     ids.insert(change.key(0).int_());
     if (change.key(0).int_() == 7) {
-      EXPECT_EQ(Find(change.after(), "v")->text(), "row 7");
-      EXPECT_EQ(Find(change.after(), "n")->numeric(), "10.5");
-      EXPECT_EQ(Find(change.after(), "n")->type(), "numeric");
+      EXPECT_EQ(FindColumn(change.after(), "v")->text(), "row 7");
+      EXPECT_EQ(FindColumn(change.after(), "n")->numeric(), "10.5");
+      EXPECT_EQ(FindColumn(change.after(), "n")->type(), "numeric");
     }
     if (change.key(0).int_() == 0) {
-      EXPECT_EQ(Find(change.after(), "v")->value_case(), v1::Column::kNull);
+      EXPECT_EQ(FindColumn(change.after(), "v")->value_case(), v1::Column::kNull);
     }
   }
   EXPECT_EQ(ids.size(), 5001u);
@@ -195,18 +188,10 @@ TEST_F(Snapshot, AnotherSlotUnderTheSameNameIsNeverDroppedForARedo) {
   Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
   Sql("INSERT INTO t VALUES (0, 'moves the WAL on')");
   Sql(absl::StrCat("SELECT pg_create_logical_replication_slot('", slot_, "', 'pgoutput')"));
-  WalfeedOptions options = Options();
-  RunResult refused =
-      RunCommand({WalfeedBinary(), "--pg", options.conninfo, "--data-dir", options.data_dir,
-                  "--slot", slot_, "--listen", absl::StrCat("127.0.0.1:", FreePort())},
-                 absl::Seconds(30));
+  RunResult refused = RunWalfeed(BaseArgs(Options().conninfo));
   EXPECT_EQ(refused.exit_code, 1) << refused.output;
   EXPECT_THAT(refused.output, HasSubstr("already exists"));
-  EXPECT_EQ(
-      Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot_, "'"))
-          .size(),
-      1u)
-      << "the other slot is still there";
+  EXPECT_TRUE(SlotExists(slot_)) << "the other slot is still there";
 }
 
 TEST_F(Snapshot, FollowsThePublicationsRowFilterColumnListAndPartitionRoot) {
@@ -247,11 +232,7 @@ TEST_F(Snapshot, ExistingSlotWithAnEmptyLogIsRefusedWithTheWayOut) {
                   .Exec(db_, absl::StrCat("SELECT pg_create_logical_replication_slot('", slot_,
                                           "', 'pgoutput')"))
                   .ok());
-  WalfeedOptions options = Options();
-  RunResult refused =
-      RunCommand({WalfeedBinary(), "--pg", options.conninfo, "--data-dir", options.data_dir,
-                  "--slot", slot_, "--listen", absl::StrCat("127.0.0.1:", FreePort())},
-                 absl::Seconds(30));
+  RunResult refused = RunWalfeed(BaseArgs(Options().conninfo));
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_THAT(refused.output, HasSubstr("already exists"));
   EXPECT_THAT(refused.output, HasSubstr("--snapshot=never"));

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/change_helpers.h"
 
 namespace walfeed::testing {
 namespace {
@@ -16,12 +17,10 @@ namespace {
 using ::testing::ElementsAre;
 
 const v1::Column& Col(const v1::Change& change, const std::string& name) {
-  for (const v1::Column& column : change.after()) {
-    if (column.name() == name) return column;
-  }
   static const v1::Column missing;
-  ADD_FAILURE() << "no column " << name;
-  return missing;
+  const v1::Column* column = FindColumn(change.after(), name);
+  if (column == nullptr) ADD_FAILURE() << "no column " << name;
+  return column == nullptr ? missing : *column;
 }
 
 std::vector<std::string> Names(const v1::Change& change) {
