@@ -57,8 +57,10 @@ class TransactionBuilder {
   struct OpenTransaction {
     pgoutput::Begin begin;
     Transaction transaction;
-    std::string lsn_text;   // FormatLsn(commit LSN), computed once per transaction
-    uint32_t next_seq = 0;  // changes handed out by TakeOpenChanges() keep their seqs
+    std::string lsn_text;  // FormatLsn(commit LSN), computed once per transaction
+    // Value-initialized (zero) by optional::emplace(); no default member initializer, which
+    // clang rejects in a nested struct used inside its enclosing class.
+    uint32_t next_seq;  // changes handed out by TakeOpenChanges() keep their seqs
   };
   enum class Columns { kKey, kAll };
   // kMove when the tuple is not needed afterwards: its values move into the change.
