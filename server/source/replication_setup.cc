@@ -161,19 +161,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PublishedRelati
   return relations;
 }
 
-absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
-                                                         const std::string& publication) {
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
-      PublishedRelations(conn, publication);
-  if (!relations.ok()) return relations.status();
-  std::vector<std::string> tables;
-  tables.reserve(relations->size());
-  for (const auto& [schema, table] : *relations) tables.push_back(absl::StrCat(schema, ".", table));
-  // Byte order, not the database's collation: callers binary-search this list.
-  std::sort(tables.begin(), tables.end());
-  return tables;
-}
-
 absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types) {
   // Arrays are named after their element type, "int4[]" rather than pg_type's "_int4".
   absl::StatusOr<QueryRows> result = conn.Query(

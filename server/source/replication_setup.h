@@ -61,10 +61,6 @@ absl::Status DropSlot(PgConnection& conn, const std::string& slot);
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PublishedRelations(
     PgConnection& conn, const std::string& publication);
 
-// The publication's tables as "schema.table", sorted bytewise.
-absl::StatusOr<std::vector<std::string>> PublishedTables(PgConnection& conn,
-                                                         const std::string& publication);
-
 // Every type in pg_type, for type names in changes.
 absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types);
 

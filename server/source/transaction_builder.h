@@ -33,9 +33,6 @@ class TransactionBuilder {
   // True between a Begin and its Commit.
   bool in_transaction() const { return open_.has_value(); }
 
-  // Drops a half-received transaction (after a lost connection; PostgreSQL sends it again).
-  void AbandonTransaction() { open_.reset(); }
-
   // For transactions too large to hold: hands out the changes of the open transaction received
   // so far, all but the newest (which stays, so that the commit always has a change to mark
   // last_in_transaction). Their positions are final; the Transaction returned at commit holds

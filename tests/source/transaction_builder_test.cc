@@ -183,16 +183,5 @@ TEST_F(TransactionBuilderTest, LargeTransactionHandsOutItsChangesInPartsWithFina
   EXPECT_TRUE(txn->changes[1].last_in_transaction());
 }
 
-TEST_F(TransactionBuilderTest, AbandonedTransactionLeavesNothingBehind) {
-  Feed(pgoutput::Begin{0xA000, 0, 1});
-  Feed(pgoutput::Insert{16384, {Text("1"), Null()}});
-  builder_.AbandonTransaction();
-  EXPECT_FALSE(builder_.in_transaction());
-  Feed(pgoutput::Begin{0xA000, 0, 1});
-  std::optional<Transaction> txn = Feed(pgoutput::Commit{0, 0xA000, 0xA030, 0});
-  ASSERT_TRUE(txn.has_value());
-  EXPECT_TRUE(txn->changes.empty());
-}
-
 }  // namespace
 }  // namespace walfeed
