@@ -128,9 +128,7 @@ TEST_F(FeedEndToEnd, LogicalMessagesInsideAndOutsideTransactionsAreDeliveredInOr
       "SELECT pg_logical_emit_message(true, 'outbox', '{\"id\": 1}'); COMMIT;");
   Sql("SELECT pg_logical_emit_message(false, 'audit', 'alone')");
   Sql("INSERT INTO t VALUES (2)");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 5u);
   ExpectStrictlyIncreasingPositions(*changes);
@@ -146,9 +144,7 @@ TEST_F(FeedEndToEnd, LogicalMessagesInsideAndOutsideTransactionsAreDeliveredInOr
   // And after a restart nothing comes twice.
   walfeed_->Terminate();
   StartWalfeed();
-  Sql(MarkerSql("again"));
-  absl::StatusOr<std::vector<v1::Change>> after =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "again");
+  absl::StatusOr<std::vector<v1::Change>> after = CommitMarkerAndRead("again");
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->size(), 6u);  // the five above and the first marker
 }
@@ -250,9 +246,7 @@ TEST_F(FeedEndToEnd, RestartLosesNothingAndDuplicatesNothing) {
   for (int i = 31; i <= 60; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));  // while down
   StartWalfeed();
   for (int i = 61; i <= 90; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
-  Sql(MarkerSql("second"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "second");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("second");
   ASSERT_TRUE(changes.ok()) << changes.status();
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) {
@@ -287,9 +281,8 @@ TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
     StartWalfeed();
   }
   writer.join();
-  Sql(MarkerSql("end"));
   absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(60));
+      CommitMarkerAndRead("end", {}, absl::Seconds(60));
   ASSERT_TRUE(changes.ok()) << changes.status();
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) ids.push_back(IdOf(change));
@@ -307,9 +300,8 @@ TEST_F(FeedEndToEnd, TransactionLargerThanItsMemoryBudgetArrivesWholeAndInOrder)
   StartWalfeed({"--max-transaction-memory", "64KiB"});
   Sql("INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 20000) g");
   Sql("INSERT INTO t VALUES (0, 'after')");
-  Sql(MarkerSql("end"));
   absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(60));
+      CommitMarkerAndRead("end", {}, absl::Seconds(60));
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 20001u);
   for (uint32_t i = 0; i < 20000; ++i) {
@@ -328,9 +320,8 @@ TEST_F(FeedEndToEnd, KillWhileALargeTransactionIsStagedLosesAndDuplicatesNothing
   walfeed_->Kill();
   Sql("INSERT INTO t VALUES (0, 'after')");
   StartWalfeed({"--max-transaction-memory", "64KiB"});
-  Sql(MarkerSql("end"));
   absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(120));
+      CommitMarkerAndRead("end", {}, absl::Seconds(120));
   ASSERT_TRUE(changes.ok()) << changes.status();
   ASSERT_EQ(changes->size(), 150001u);
   ExpectStrictlyIncreasingPositions(*changes);
@@ -341,9 +332,7 @@ TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
   for (int i = 1; i <= 10; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok());
   const uint64_t last_commit = changes->back().lsn();
   // Wait for the acknowledgement to reach the slot.

@@ -28,9 +28,7 @@ TEST_F(Filters, ExcludedTablesAndColumnsNeverReachTheLog) {
   Sql("INSERT INTO shop.audit_log VALUES (2, 'AUDIT-STREAM')");
   Sql("INSERT INTO public.other VALUES (1)");
   Sql("TRUNCATE shop.audit_log, shop.orders");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   std::vector<std::string> seen;
   for (const v1::Change& change : *changes) {

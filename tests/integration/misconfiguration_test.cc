@@ -44,9 +44,7 @@ TEST_F(Misconfiguration, SlotInUseByAnotherProcessIsRejectedAndTheOwnerKeepsStre
   EXPECT_THAT(result.output, HasSubstr("--slot"));
   // The first walfeed still has everything and still streams.
   Sql("INSERT INTO t VALUES (2)");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   EXPECT_EQ(changes->size(), 2u);
 }
@@ -90,9 +88,7 @@ TEST_F(Misconfiguration, NamedPublicationThatDoesNotExistIsAClearError) {
   Sql("CREATE PUBLICATION orders_only FOR TABLE orders");
   StartWalfeed({"--publication", "orders_only"});
   Sql("INSERT INTO other VALUES (1); INSERT INTO orders VALUES (2)");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_EQ((*changes)[0].table(), "orders");

@@ -91,6 +91,12 @@ bool WalfeedTest::SlotExists(const std::string& slot) {
   return rows.ok() && !rows->empty();
 }
 
+absl::StatusOr<std::vector<v1::Change>> WalfeedTest::CommitMarkerAndRead(
+    const std::string& marker, const v1::SubscribeRequest& request, absl::Duration timeout) {
+  if (absl::Status s = SharedPostgres().Exec(db_, MarkerSql(marker)); !s.ok()) return s;
+  return ReadUntilMarker(*walfeed_->NewStub(), request, marker, timeout);
+}
+
 v1::FeedInfo WalfeedTest::FeedInfo() {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

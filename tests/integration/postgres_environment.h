@@ -32,6 +32,10 @@ class WalfeedTest : public ::testing::Test {
   // Runs walfeed with `args` until it exits (for starts that must fail).
   RunResult RunWalfeed(std::vector<std::string> args);
   bool SlotExists(const std::string& slot);
+  // Commits a marker message, then reads from `request` until it arrives: the changes before it.
+  absl::StatusOr<std::vector<v1::Change>> CommitMarkerAndRead(
+      const std::string& marker, const v1::SubscribeRequest& request = {},
+      absl::Duration timeout = absl::Seconds(30));
 
   std::string db_;
   std::string slot_;

@@ -65,9 +65,7 @@ TEST_F(Snapshot, ExistingRowsArriveAsReadBeforeStreamedChanges) {
   Sql("INSERT INTO t VALUES (0, NULL, NULL)");
   StartWalfeed();
   Sql("INSERT INTO t VALUES (6000, 'streamed', 1)");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 5002u);
   std::set<int64_t> ids;
@@ -102,9 +100,7 @@ TEST_F(Snapshot, ExistingRowsArriveAsReadBeforeStreamedChanges) {
   // A restart neither repeats the snapshot nor loses it.
   walfeed_->Terminate();
   StartWalfeed();
-  Sql(MarkerSql("again"));
-  absl::StatusOr<std::vector<v1::Change>> after =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "again");
+  absl::StatusOr<std::vector<v1::Change>> after = CommitMarkerAndRead("again");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->size(), 5003u);
 }
@@ -133,9 +129,8 @@ TEST_F(Snapshot, SnapshotUnderConcurrentWritesMatchesTheTable) {
   while (rounds < at_done + 30) absl::SleepFor(absl::Milliseconds(5));
   stop = true;
   writer.join();
-  Sql(MarkerSql("end"));
   absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(120));
+      CommitMarkerAndRead("end", {}, absl::Seconds(120));
   ASSERT_TRUE(changes.ok()) << changes.status();
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
   const std::map<int64_t, std::string> in_table = TableContents();
@@ -148,9 +143,7 @@ TEST_F(Snapshot, NeverStreamsOnlyNewChanges) {
   Sql("INSERT INTO t VALUES (1, 'old')");
   StartWalfeed({"--snapshot", "never"});
   Sql("INSERT INTO t VALUES (2, 'new')");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok());
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_EQ((*changes)[0].op(), v1::Change::INSERT);
@@ -167,9 +160,8 @@ TEST_F(Snapshot, InterruptedSnapshotIsRedoneFromScratch) {
   Sql("UPDATE t SET v = 'changed' WHERE id = 1");
   StartWalfeed({}, /*wait_for_streaming=*/false);
   WaitForSnapshotState("done");
-  Sql(MarkerSql("end"));
   absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(120));
+      CommitMarkerAndRead("end", {}, absl::Seconds(120));
   ASSERT_TRUE(changes.ok()) << changes.status();
   EXPECT_EQ(changes->size(), 300000u);
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
@@ -208,9 +200,7 @@ TEST_F(Snapshot, FollowsThePublicationsRowFilterColumnListAndPartitionRoot) {
   StartWalfeed({"--publication", "shop"});
   Sql("INSERT INTO orders VALUES (4, 'eu', 'd'), (5, 'us', 'e')");
   Sql("INSERT INTO events VALUES (3, '2025-06-01')");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   std::vector<std::string> seen;
   for (const v1::Change& change : *changes) {

@@ -77,9 +77,7 @@ TEST_F(Values, EveryTypeFamilyArrivesExactOrAsItsTextForm) {
   Sql(absl::StrCat("INSERT INTO v VALUES ", Row(1)));  // read by the snapshot
   StartWalfeed();
   Sql(absl::StrCat("INSERT INTO v VALUES ", Row(2)));  // streamed
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 2u);
   const v1::Change& read = (*changes)[0];
@@ -157,9 +155,7 @@ TEST_F(Values, SchemaChangesMidStreamAreFollowed) {
   Sql("ALTER TABLE t ALTER COLUMN c TYPE numeric");
   Sql("INSERT INTO t VALUES (5, 11.5)");
   Sql("UPDATE t SET c = 12 WHERE id = 1");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 6u);
   const std::vector<v1::Change>& c = *changes;
@@ -183,9 +179,7 @@ TEST_F(Values, ATableDroppedMidStreamDoesNotStopTheStream) {
   Sql("INSERT INTO stays VALUES (2)");
   Sql("CREATE TABLE gone (id text PRIMARY KEY, extra int)");  // same name, new relation
   Sql("INSERT INTO gone VALUES ('again', 3)");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 3u);
   EXPECT_EQ((*changes)[0].after(0).int_(), 1);
@@ -206,9 +200,7 @@ TEST_F(Values, ReplicaIdentityDecidesKeyAndBefore) {
   Sql("INSERT INTO f VALUES (1, 'a'); UPDATE f SET v = 'b'; DELETE FROM f");
   Sql("INSERT INTO i VALUES (1, 'k1', 'a'); UPDATE i SET code = 'k2'; DELETE FROM i");
   Sql("INSERT INTO n VALUES (1, 'a')");
-  Sql(MarkerSql("end"));
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      ReadUntilMarker(*walfeed_->NewStub(), {}, "end");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   ASSERT_EQ(changes->size(), 11u);
   const std::vector<v1::Change>& c = *changes;
