@@ -2,42 +2,29 @@
 
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
 
 namespace walfeed {
 namespace {
 
-constexpr char kChangesFamily[] = "changes";
-// Keys of the default column family.
-constexpr char kResumeLsnKey[] = "source/resume_lsn";
-constexpr char kHeadKey[] = "log/head";
-constexpr char kMetadataPrefix[] = "meta/";
+using log_internal::FromRocks;
+using log_internal::kChangesFamily;
+using log_internal::KeyOf;
+using log_internal::kHeadKey;
+using log_internal::kKeysFamily;
+using log_internal::kMetadataPrefix;
+using log_internal::kResumeLsnKey;
+using log_internal::ToSlice;
+
 // Sorts after every position key: the end of "everything above the head".
 const std::string kEndOfPositions(kPositionKeySize + 1, '\xff');
-
-absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
-  if (status.ok()) return absl::OkStatus();
-  const std::string message = absl::StrCat(what, ": ", status.ToString());
-  if (status.IsCorruption()) return absl::DataLossError(message);
-  if (status.IsIOError() || status.IsNoSpace()) return absl::UnavailableError(message);
-  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
-  return absl::InternalError(message);
-}
-
-absl::string_view KeyOf(const rocksdb::Iterator& it) {
-  const rocksdb::Slice key = it.key();
-  return absl::string_view(key.data(), key.size());
-}
-
-rocksdb::Slice ToSlice(absl::string_view text) { return rocksdb::Slice(text.data(), text.size()); }
 
 // The first key above `head` (everything when the log is empty).
 std::string AboveHead(const Position& head) {
@@ -46,85 +33,85 @@ std::string AboveHead(const Position& head) {
 
 }  // namespace
 
-struct ChangeLog::Impl {
-  ChangeLogOptions options;
-  std::unique_ptr<rocksdb::DB> db;
-  rocksdb::ColumnFamilyHandle* meta = nullptr;     // owned by `handles`
-  rocksdb::ColumnFamilyHandle* changes = nullptr;  // owned by `handles`
-  std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
+absl::StatusOr<Position> ChangeLog::Impl::FirstAtOrAfter(const std::string& from) const {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), changes));
+  it->Seek(from);
+  if (!it->status().ok()) return FromRocks(it->status(), "cannot scan the change log");
+  if (!it->Valid()) return Position{};
+  return DecodePositionKey(KeyOf(*it));
+}
 
-  absl::Mutex append_mu;  // serializes writers; taken before `mu`
-  mutable absl::Mutex mu;
-  Position head ABSL_GUARDED_BY(mu);
-  Position oldest ABSL_GUARDED_BY(mu);
-  uint64_t resume_lsn ABSL_GUARDED_BY(mu) = 0;
-  ChangeLogStats stats ABSL_GUARDED_BY(mu);
-  std::vector<HeadListener> listeners ABSL_GUARDED_BY(mu);
+void ChangeLog::Impl::RefreshOldest() {
+  absl::StatusOr<Position> first = FirstAtOrAfter(std::string());
+  absl::MutexLock lock(&mu);
+  if (first.ok()) oldest = *first;
+}
 
-  ~Impl() {
-    handles.clear();  // column family handles must go before the DB
-    db.reset();
-  }
+absl::Status ChangeLog::Impl::DeleteAbove(const Position& above_this) {
+  const std::string start = AboveHead(above_this);
+  absl::StatusOr<Position> above = FirstAtOrAfter(start);
+  if (!above.ok()) return above.status();
+  if (above->IsZero()) return absl::OkStatus();
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options.sync;
+  return FromRocks(db->DeleteRange(write_options, changes, start, kEndOfPositions),
+                   "cannot discard staged changes");
+}
 
-  // The first stored position at or after `from`, or zero.
-  absl::StatusOr<Position> FirstAtOrAfter(const std::string& from) const {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), changes));
-    it->Seek(from);
-    if (!it->status().ok()) return FromRocks(it->status(), "cannot scan the change log");
-    if (!it->Valid()) return Position{};
-    return DecodePositionKey(KeyOf(*it));
-  }
+absl::Status ChangeLog::Impl::PutHead(rocksdb::WriteBatch& batch, const Position& new_head,
+                                      uint64_t resume) {
+  rocksdb::Status put = batch.Put(meta, log_internal::kResumeLsnKey, EncodeUint64(resume));
+  if (put.ok()) put = batch.Put(meta, log_internal::kHeadKey, EncodePositionKey(new_head));
+  return FromRocks(put, "cannot build the append batch");
+}
 
-  // Deletes everything above `head`, synced. No-op when nothing is there.
-  absl::Status DeleteAbove(const Position& head) {
-    const std::string start = AboveHead(head);
-    absl::StatusOr<Position> above = FirstAtOrAfter(start);
-    if (!above.ok()) return above.status();
-    if (above->IsZero()) return absl::OkStatus();
-    rocksdb::WriteOptions write_options;
-    write_options.sync = options.sync;
-    return FromRocks(db->DeleteRange(write_options, changes, start, kEndOfPositions),
-                     "cannot discard staged changes");
-  }
+absl::Status ChangeLog::Impl::WriteSynced(rocksdb::WriteBatch& batch, absl::string_view what) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options.sync;
+  return FromRocks(db->Write(write_options, &batch), what);
+}
 
-  // Puts the head and resume point into `batch`.
-  absl::Status PutHead(rocksdb::WriteBatch& batch, const Position& new_head, uint64_t resume) {
-    rocksdb::Status put = batch.Put(meta, kResumeLsnKey, EncodeUint64(resume));
-    if (put.ok()) put = batch.Put(meta, kHeadKey, EncodePositionKey(new_head));
-    return FromRocks(put, "cannot build the append batch");
-  }
+absl::StatusOr<Position> ChangeLog::Impl::ReadPosition(absl::string_view key) const {
+  std::string stored;
+  rocksdb::Status got = db->Get(rocksdb::ReadOptions(), meta, ToSlice(key), &stored);
+  if (got.IsNotFound()) return Position{};
+  if (!got.ok()) return FromRocks(got, absl::StrCat("cannot read '", key, "' from the change log"));
+  return DecodePositionKey(stored);
+}
 
-  absl::Status WriteSynced(rocksdb::WriteBatch& batch) {
-    rocksdb::WriteOptions write_options;
-    write_options.sync = options.sync;
-    return FromRocks(db->Write(write_options, &batch), "cannot append to the change log");
-  }
-
-  // After a durable write: publish the new head and tell the listeners (outside the lock).
-  void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
-               uint64_t transactions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu) {
-    std::vector<HeadListener> to_call;
-    Position previous;
-    {
-      absl::MutexLock lock(&mu);
-      previous = head;
-      resume_lsn = resume;
-      stats.changes_appended += changes_count;
-      stats.transactions_appended += transactions;
-      stats.appends += 1;
-      if (new_head > head) {
-        head = new_head;
-        to_call = listeners;
-      }
+uint64_t ChangeLog::Impl::DiskBytes() const {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* family : {changes, keys}) {
+    uint64_t value = 0;
+    if (db->GetIntProperty(family, rocksdb::DB::Properties::kLiveSstFilesSize, &value)) {
+      total += value;
     }
-    if (previous.IsZero() && !new_head.IsZero()) {
-      absl::StatusOr<Position> first = FirstAtOrAfter(std::string());
-      absl::MutexLock lock(&mu);
-      if (first.ok()) oldest = *first;
+    if (db->GetIntProperty(family, rocksdb::DB::Properties::kCurSizeAllMemTables, &value)) {
+      total += value;
     }
-    for (const HeadListener& listener : to_call) listener(new_head);
   }
-};
+  return total;
+}
+
+void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
+                              uint64_t transactions) {
+  std::vector<HeadListener> to_call;
+  Position previous;
+  {
+    absl::MutexLock lock(&mu);
+    previous = head;
+    resume_lsn = resume;
+    stats.changes_appended += changes_count;
+    stats.transactions_appended += transactions;
+    stats.appends += 1;
+    if (new_head > head) {
+      head = new_head;
+      to_call = listeners;
+    }
+  }
+  if (previous.IsZero() && !new_head.IsZero()) RefreshOldest();
+  for (const HeadListener& listener : to_call) listener(new_head);
+}
 
 ChangeLog::ChangeLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ChangeLog::~ChangeLog() = default;
@@ -147,6 +134,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kChangesFamily, changes_options},
+      {kKeysFamily, rocksdb::ColumnFamilyOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
   rocksdb::DB* raw_db = nullptr;
@@ -160,6 +148,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   for (rocksdb::ColumnFamilyHandle* handle : raw_handles) impl->handles.emplace_back(handle);
   impl->meta = raw_handles[0];
   impl->changes = raw_handles[1];
+  impl->keys = raw_handles[2];
 
   uint64_t resume_lsn = 0;
   std::string stored;
@@ -195,17 +184,29 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
     }
     rocksdb::WriteBatch batch;
     if (absl::Status s = impl->PutHead(batch, head, resume_lsn); !s.ok()) return s;
-    if (absl::Status s = impl->WriteSynced(batch); !s.ok()) return s;
+    if (absl::Status s = impl->WriteSynced(batch, "cannot append to the change log"); !s.ok())
+      return s;
   } else {
     return FromRocks(got, "cannot read the change log's head");
   }
   absl::StatusOr<Position> oldest = impl->FirstAtOrAfter(std::string());
   if (!oldest.ok()) return oldest.status();
+  absl::StatusOr<Position> purge_point = impl->ReadPosition(log_internal::kPurgePointKey);
+  if (!purge_point.ok()) return purge_point.status();
+  std::optional<v1::CompactionResult> last_compaction;
+  got =
+      impl->db->Get(rocksdb::ReadOptions(), impl->meta, log_internal::kLastCompactionKey, &stored);
+  if (got.ok()) {
+    last_compaction.emplace();
+    if (!last_compaction->ParseFromString(stored)) last_compaction.reset();
+  }
   {
     absl::MutexLock lock(&impl->mu);
     impl->head = head;
     impl->oldest = *oldest;
+    impl->purge_point = *purge_point;
     impl->resume_lsn = resume_lsn;
+    impl->last_compaction = std::move(last_compaction);
   }
   return std::unique_ptr<ChangeLog>(new ChangeLog(std::move(impl)));
 }
@@ -255,7 +256,8 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
     change_count += txn.changes.size();
   }
   if (absl::Status s = impl_->PutHead(batch, head, resume_lsn); !s.ok()) return s;
-  if (absl::Status s = impl_->WriteSynced(batch); !s.ok()) return s;
+  if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
+    return s;
   impl_->Publish(head, resume_lsn, change_count, transactions.size());
   return absl::OkStatus();
 }
@@ -292,7 +294,8 @@ absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn) 
   }
   rocksdb::WriteBatch batch;
   if (absl::Status s = impl_->PutHead(batch, last, resume_lsn); !s.ok()) return s;
-  if (absl::Status s = impl_->WriteSynced(batch); !s.ok()) return s;
+  if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
+    return s;
   impl_->Publish(last, resume_lsn, 0, 0);
   return absl::OkStatus();
 }
@@ -354,6 +357,18 @@ Position ChangeLog::Oldest() const {
   absl::MutexLock lock(&impl_->mu);
   return impl_->oldest;
 }
+
+Position ChangeLog::PurgePoint() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->purge_point;
+}
+
+std::optional<v1::CompactionResult> ChangeLog::LastCompaction() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->last_compaction;
+}
+
+uint64_t ChangeLog::DiskBytes() const { return impl_->DiskBytes(); }
 
 ChangeLogStats ChangeLog::Stats() const {
   absl::MutexLock lock(&impl_->mu);

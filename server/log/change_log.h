@@ -8,7 +8,11 @@
 //   until CommitStaged(), and whatever is staged when the log reopens is discarded.
 // - Head listeners are called after every successful append, outside any lock, with the new
 //   head; they must be quick (signal a thread, do not read the log inline).
-// Thread-safe: one appender at a time (appends are serialized), any number of readers.
+// - Compact() only removes changes, never moves one: positions and order stay. It removes what
+//   CompactionPolicy allows and records the purge point, the newest removed change that a
+//   resuming reader could not do without (a tombstone, or a change that is never merged).
+// Thread-safe: one appender at a time (appends are serialized), one compaction pass at a time,
+// any number of readers, all concurrently.
 // It knows nothing of PostgreSQL's wire formats or of gRPC; a change is stored as the serialized
 // `walfeed.v1.Change` so a reader can send it on as stored.
 #ifndef WALFEED_SERVER_LOG_CHANGE_LOG_H_
@@ -17,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +31,8 @@
 #include "server/core/position.h"
 #include "server/core/transaction_sink.h"
 #include "server/log/change_log_options.h"
+#include "server/log/compaction_policy.h"
+#include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
 
@@ -75,12 +82,30 @@ class ChangeLog : public TransactionSink {
   // Oldest stored position; zero when the log is empty.
   Position Oldest() const;
 
+  // Runs one compaction pass as of `now` (see CompactionPolicy) and returns what it did. Only
+  // removes changes below the head; appends and reads go on meanwhile. Fails with
+  // FailedPrecondition while another pass runs. Interrupted (by a crash, say), it leaves a
+  // consistent log and the next pass finishes the work.
+  absl::StatusOr<v1::CompactionResult> Compact(const CompactionPolicy& policy, absl::Time now);
+
+  // The newest position whose removal a resuming reader would miss (zero when none was ever
+  // removed). A reader that holds state and has not yet read past it must start again from 0.
+  Position PurgePoint() const;
+
+  // The last compaction pass, also from before a restart.
+  std::optional<v1::CompactionResult> LastCompaction() const;
+
+  // Bytes the log takes on disk (changes and index), as RocksDB reports them.
+  uint64_t DiskBytes() const;
+
   ChangeLogStats Stats() const;
 
   void AddHeadListener(HeadListener listener);
 
- private:
+  // The internals, shared by the files that implement the log (server/log/change_log_state.h).
   struct Impl;
+
+ private:
   explicit ChangeLog(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,5 +1,6 @@
 #include "server/source/snapshot_copier.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/log_format.h"
+#include "server/source/key_kind.h"
 #include "server/source/replication_protocol.h"
 #include "server/source/transaction_builder.h"
 #include "server/source/value_converter.h"
@@ -60,7 +62,7 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
       "SELECT a.attname, a.atttypid, "
       "  c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
       "    AND a.attnum = ANY (i.indkey) AND ((c.relreplident = 'i' AND i.indisreplident) OR "
-      "    (c.relreplident = 'd' AND i.indisprimary))) "
+      "    (c.relreplident = 'd' AND i.indisprimary))), c.relreplident "
       "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
       "WHERE c.oid = ",
       relation,
@@ -102,7 +104,11 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
     shape.columns.push_back(row[0]);
     shape.types.push_back(type_oid);
     shape.is_key.push_back(row[2] == "t");
+    shape.replica_identity = row[3].empty() ? 'd' : row[3][0];
   }
+  const bool has_key_columns =
+      std::find(shape.is_key.begin(), shape.is_key.end(), true) != shape.is_key.end();
+  shape.key_kind = KeyKindOf(shape.replica_identity, has_key_columns);
   return shape;
 }
 
@@ -140,6 +146,7 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
       change.set_schema(schema);
       change.set_table(table);
       *change.mutable_commit_time() = read_time_;
+      change.set_key_kind(shape->key_kind);
       ++next_seq_;
       for (size_t c = 0; c < batch->column_names.size(); ++c) {
         pgoutput::TupleColumn value;

@@ -27,6 +27,7 @@
 #include "server/source/pg_connection.h"
 #include "server/source/table_filter.h"
 #include "server/source/type_catalog.h"
+#include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
 
@@ -56,6 +57,8 @@ class SnapshotCopier {
     std::vector<bool> is_key;
     bool partitioned = false;  // published through its root: read with its partitions
     std::string row_filter;    // the publication's row filter, "" when none
+    char replica_identity = 'd';
+    v1::Change::KeyKind key_kind = v1::Change::NONE;
   };
 
   absl::StatusOr<TableShape> ShapeOf(const std::string& schema, const std::string& table);

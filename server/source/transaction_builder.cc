@@ -1,11 +1,13 @@
 #include "server/source/transaction_builder.h"
 
+#include <algorithm>
 #include <utility>
 #include <variant>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/position.h"
+#include "server/source/key_kind.h"
 #include "server/source/value_converter.h"
 
 namespace walfeed {
@@ -81,6 +83,10 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   if (relation != nullptr) {
     change.set_schema(SchemaName(*relation));
     change.set_table(relation->name);
+    const bool has_key_columns =
+        std::any_of(relation->columns.begin(), relation->columns.end(),
+                    [](const pgoutput::RelationColumn& column) { return column.is_key; });
+    change.set_key_kind(KeyKindOf(relation->replica_identity, has_key_columns));
   }
   return &change;
 }

@@ -1,0 +1,111 @@
+// ChangeLog's internals, shared by the translation units that implement it (change_log.cc for
+// appends and reads, log_compaction.cc for compaction). Not for use outside server/log/.
+//
+// Column families: "default" holds small records (head, resume point, metadata, compaction
+// state), "changes" the changes keyed by position, "keys" the per-key index that compaction
+// builds: row key -> newest position of that row (+ whether it was deleted), table key ->
+// position of the table's newest TRUNCATE.
+#ifndef WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
+#define WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "server/log/change_log.h"
+#include "server/log/position_key.h"
+
+namespace walfeed {
+namespace log_internal {
+
+inline constexpr char kChangesFamily[] = "changes";
+inline constexpr char kKeysFamily[] = "keys";
+// Keys of the default column family.
+inline constexpr char kResumeLsnKey[] = "source/resume_lsn";
+inline constexpr char kHeadKey[] = "log/head";
+inline constexpr char kMetadataPrefix[] = "meta/";
+inline constexpr char kIndexedUpToKey[] = "compaction/indexed_up_to";
+inline constexpr char kPurgePointKey[] = "compaction/purge_point";
+inline constexpr char kLastCompactionKey[] = "compaction/last";
+
+inline absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  const std::string message = absl::StrCat(what, ": ", status.ToString());
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsIOError() || status.IsNoSpace()) return absl::UnavailableError(message);
+  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  return absl::InternalError(message);
+}
+
+inline absl::string_view KeyOf(const rocksdb::Iterator& it) {
+  const rocksdb::Slice key = it.key();
+  return absl::string_view(key.data(), key.size());
+}
+
+inline absl::string_view ValueOf(const rocksdb::Iterator& it) {
+  const rocksdb::Slice value = it.value();
+  return absl::string_view(value.data(), value.size());
+}
+
+inline rocksdb::Slice ToSlice(absl::string_view text) {
+  return rocksdb::Slice(text.data(), text.size());
+}
+
+}  // namespace log_internal
+
+struct ChangeLog::Impl {
+  ChangeLogOptions options;
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;     // owned by `handles`
+  rocksdb::ColumnFamilyHandle* changes = nullptr;  // owned by `handles`
+  rocksdb::ColumnFamilyHandle* keys = nullptr;     // owned by `handles`
+  std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
+
+  absl::Mutex append_mu;  // serializes writers; taken before `mu`
+  // Held by a compaction pass from start to end; TryLock tells a second caller to wait.
+  absl::Mutex compaction_mu;
+  mutable absl::Mutex mu;
+  Position head ABSL_GUARDED_BY(mu);
+  Position oldest ABSL_GUARDED_BY(mu);
+  // Raised before the deletes it covers are written, so that a reader that saw them sees it.
+  Position purge_point ABSL_GUARDED_BY(mu);
+  uint64_t resume_lsn ABSL_GUARDED_BY(mu) = 0;
+  ChangeLogStats stats ABSL_GUARDED_BY(mu);
+  std::optional<v1::CompactionResult> last_compaction ABSL_GUARDED_BY(mu);
+  std::vector<HeadListener> listeners ABSL_GUARDED_BY(mu);
+
+  ~Impl() {
+    handles.clear();  // column family handles must go before the DB
+    db.reset();
+  }
+
+  // The first stored position at or after `from`, or zero.
+  absl::StatusOr<Position> FirstAtOrAfter(const std::string& from) const;
+  // Re-reads the oldest stored position into `oldest`.
+  void RefreshOldest();
+  // Deletes everything above `head`, synced. No-op when nothing is there.
+  absl::Status DeleteAbove(const Position& head);
+  // Puts the head and resume point into `batch`.
+  absl::Status PutHead(rocksdb::WriteBatch& batch, const Position& new_head, uint64_t resume);
+  absl::Status WriteSynced(rocksdb::WriteBatch& batch, absl::string_view what);
+  // A position stored in the default column family under `key` (zero when absent).
+  absl::StatusOr<Position> ReadPosition(absl::string_view key) const;
+  Position ReadPurgePoint() const;
+  // The size of the stored changes and index on disk (SST files plus memtables).
+  uint64_t DiskBytes() const;
+  // After a durable write: publish the new head and tell the listeners (outside the lock).
+  void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
+               uint64_t transactions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_

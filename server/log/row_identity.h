@@ -1,0 +1,45 @@
+// RowIdentity: how compaction sees one stored change.
+//
+// A change either sets the newest state of one or more rows (kRow: an INSERT, UPDATE, DELETE
+// or snapshot READ of a table whose key is a primary key or unique index), ends a whole table
+// (kTruncate), or is never merged (kUnmerged: messages, and tables keyed by every column or by
+// nothing, whose rows cannot be told apart). Row and table keys are opaque byte strings, equal
+// exactly when they name the same row or table, and never equal to each other.
+#ifndef WALFEED_SERVER_LOG_ROW_IDENTITY_H_
+#define WALFEED_SERVER_LOG_ROW_IDENTITY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "walfeed/v1/walfeed.pb.h"
+
+namespace walfeed {
+
+struct RowEffect {
+  std::string row_key;
+  // The row no longer exists after this change (a DELETE, or the old key of an UPDATE that
+  // changed the key).
+  bool deleted = false;
+};
+
+struct RowIdentity {
+  enum class Kind { kRow, kTruncate, kUnmerged };
+  Kind kind = Kind::kUnmerged;
+  // The change's table ("" for messages).
+  std::string table_key;
+  // For kRow: the rows whose newest state this change sets.
+  std::vector<RowEffect> effects;
+};
+
+RowIdentity IdentityOf(const v1::Change& change);
+
+// The table key of the table a row key belongs to ("" when `row_key` is not one).
+std::string TableKeyOfRow(absl::string_view row_key);
+
+// Whether `key` (from the index) is a row key rather than a table key.
+bool IsRowKey(absl::string_view key);
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_LOG_ROW_IDENTITY_H_
