@@ -3,11 +3,13 @@
 //   walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor C | --from-head]
 //                        [--stop-at-head] [--table schema.table]... [--op INSERT]...
 //   walfeedctl info [--server HOST:PORT]
+//   walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] [--delete-retention D]
 //
 // `subscribe` prints one JSON object per change, one a line, on stdout (or one line of text
 // with --format text; progress messages go to stderr with --show-progress). `info` prints the feed
-// description as JSON. Bad flags exit 2 with a message; a failed call exits 1 with the server's
-// status.
+// description as JSON. `compact` runs a full compaction pass, waits for it, and prints what it
+// removed as JSON (the durations override the server's settings for this pass). Bad flags exit 2
+// with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -18,6 +20,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "client/change_text_format.h"
 #include "server/core/position.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
@@ -30,13 +33,17 @@ constexpr char kUsage[] =
     "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
     "[--show-progress]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
-    "LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or decimal; a cursor is X/Y:seq.\n"
+    "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
+    "[--delete-retention DURATION]\n"
+    "Durations are like 0s, 90s, 30m, 24h. LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or "
+    "decimal; a cursor is X/Y:seq.\n"
     "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051.\n";
 
 struct Options {
   std::string command;
   std::string server;
   walfeed::v1::SubscribeRequest request;
+  walfeed::v1::CompactRequest compact;
   bool show_progress = false;
   bool text = false;
 };
@@ -50,12 +57,14 @@ int UsageError(const std::string& message) {
 std::string ParseArgs(int argc, char** argv, Options* options) {
   if (argc < 2) return "missing command";
   options->command = argv[1];
-  if (options->command != "subscribe" && options->command != "info") {
+  if (options->command != "subscribe" && options->command != "info" &&
+      options->command != "compact") {
     return absl::StrCat("unknown command '", options->command, "'");
   }
   const char* env_server = std::getenv("WALFEED_SERVER");
   options->server = env_server ? env_server : "127.0.0.1:50051";
   const bool subscribe = options->command == "subscribe";
+  const bool compact = options->command == "compact";
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -106,6 +115,17 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
                             "' is not INSERT, UPDATE, DELETE, TRUNCATE, READ or MESSAGE");
       }
       options->request.add_ops(op);
+    } else if (compact && (flag == "--compaction-lag" || flag == "--delete-retention")) {
+      absl::Duration duration;
+      if (!take_value() || !absl::ParseDuration(value, &duration) ||
+          duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
+        return absl::StrCat(flag, " needs a duration of zero or more, such as 0s, 90s or 24h");
+      }
+      google::protobuf::Duration* out = flag == "--compaction-lag"
+                                            ? options->compact.mutable_compaction_lag()
+                                            : options->compact.mutable_delete_retention();
+      out->set_seconds(absl::IDivDuration(duration, absl::Seconds(1), &duration));
+      out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
     } else {
       return absl::StrCat("unknown flag '", flag, "' for ", options->command);
     }
@@ -160,6 +180,16 @@ int Info(walfeed::v1::ChangeFeed::Stub& stub) {
   return 0;
 }
 
+int Compact(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
+  walfeed::v1::Admin::Stub stub(channel);
+  grpc::ClientContext context;
+  walfeed::v1::CompactionResult result;
+  grpc::Status status = stub.Compact(&context, options.compact, &result);
+  if (!status.ok()) return RpcFailed(status);
+  std::cout << ToJson(result, true) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +201,7 @@ int main(int argc, char** argv) {
   if (std::string error = ParseArgs(argc, argv, &options); !error.empty()) return UsageError(error);
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  if (options.command == "compact") return Compact(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);
   return options.command == "subscribe" ? Subscribe(stub, options) : Info(stub);
 }

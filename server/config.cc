@@ -30,6 +30,28 @@ absl::Status SetDuration(const char* flag, const std::string& value, absl::Durat
   return absl::OkStatus();
 }
 
+// Zero allowed; `forever` (when `forever_allowed`) means InfiniteDuration.
+absl::Status SetDurationOrZero(const char* flag, const std::string& value, bool forever_allowed,
+                               absl::Duration* out) {
+  absl::Duration parsed;
+  if (forever_allowed && (value == "forever" || value == "off")) {
+    *out = absl::InfiniteDuration();
+    return absl::OkStatus();
+  }
+  if (value == "0") {
+    *out = absl::ZeroDuration();
+    return absl::OkStatus();
+  }
+  if (!absl::ParseDuration(value, &parsed) || parsed < absl::ZeroDuration() ||
+      parsed == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "='", value, "' is not a duration of zero or more; use a number with a unit, ",
+        "e.g. 0s, 90s, 30m or 24h", forever_allowed ? ", or 'forever'" : ""));
+  }
+  *out = parsed;
+  return absl::OkStatus();
+}
+
 absl::Status SetBytes(const char* flag, const std::string& value, size_t* out) {
   static const std::pair<absl::string_view, size_t> kUnits[] = {
       {"GiB", size_t{1} << 30}, {"MiB", size_t{1} << 20}, {"KiB", size_t{1} << 10}, {"", 1}};
@@ -135,6 +157,62 @@ const std::vector<Setting>& Settings() {
        "how often an idle subscriber gets a progress message",
        [](const std::string& v, Config& c) {
          return SetDuration("progress-interval", v, &c.feed.progress_interval);
+       }},
+      {"compaction-lag", "WALFEED_COMPACTION_LAG", "1h",
+       "changes younger than this (by commit time) are never compacted away, so a consumer near "
+       "the head sees every change",
+       [](const std::string& v, Config& c) {
+         return SetDurationOrZero("compaction-lag", v, false, &c.compaction.lag);
+       }},
+      {"compaction-lag-changes", "WALFEED_COMPACTION_LAG_CHANGES", "0",
+       "also keep every one of the newest N changes, whatever their age",
+       [](const std::string& v, Config& c) {
+         if (!absl::SimpleAtoi(v, &c.compaction.lag_changes)) {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--compaction-lag-changes='", v, "' is not a whole number of changes (0 or more)"));
+         }
+         return absl::OkStatus();
+       }},
+      {"delete-retention", "WALFEED_DELETE_RETENTION", "24h",
+       "how long a delete (or truncate) stays in the log as a tombstone before compaction purges "
+       "it; a consumer whose cursor is older than a purged tombstone must re-read from 0",
+       [](const std::string& v, Config& c) {
+         return SetDurationOrZero("delete-retention", v, false, &c.compaction.delete_retention);
+       }},
+      {"retention", "WALFEED_RETENTION", "forever",
+       "how long changes that are never merged (tables without a primary key or unique replica "
+       "identity index, and messages) are kept",
+       [](const std::string& v, Config& c) {
+         return SetDurationOrZero("retention", v, true, &c.compaction.retention);
+       }},
+      {"retention-bytes", "WALFEED_RETENTION_BYTES", "0 (no limit)",
+       "when the log is larger than this, the oldest never-merged changes are removed first "
+       "(bytes, or with a KiB, MiB or GiB suffix)",
+       [](const std::string& v, Config& c) {
+         if (v == "0") {
+           c.compaction.retention_bytes = 0;
+           return absl::OkStatus();
+         }
+         size_t bytes = 0;
+         if (absl::Status s = SetBytes("retention-bytes", v, &bytes); !s.ok()) return s;
+         c.compaction.retention_bytes = bytes;
+         return absl::OkStatus();
+       }},
+      {"compaction-interval", "WALFEED_COMPACTION_INTERVAL", "10m",
+       "how often a compaction pass runs in the background ('off': only on 'walfeedctl compact')",
+       [](const std::string& v, Config& c) {
+         absl::Duration interval;
+         if (absl::Status s = SetDurationOrZero("compaction-interval", v, true, &interval);
+             !s.ok()) {
+           return s;
+         }
+         if (interval == absl::ZeroDuration()) {
+           return absl::InvalidArgumentError(
+               "--compaction-interval=0 would compact without pause; use a positive duration or "
+               "'off'");
+         }
+         c.compaction_interval = interval;
+         return absl::OkStatus();
        }},
       {"log-level", "WALFEED_LOG_LEVEL", "info", "trace, debug, info, warn or error",
        [](const std::string& v, Config& c) {

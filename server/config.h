@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "server/feed/feed_options.h"
 #include "server/log/change_log_options.h"
+#include "server/log/compaction_policy.h"
 #include "server/source/source_options.h"
 
 namespace walfeed {
@@ -22,6 +23,9 @@ struct Config {
   SourceOptions source;
   ChangeLogOptions log;
   FeedOptions feed;
+  CompactionPolicy compaction;
+  // How often a background compaction pass runs; InfiniteDuration: only when asked.
+  absl::Duration compaction_interval = absl::Minutes(10);
   std::string log_level = "info";
   bool show_help = false;
   bool show_version = false;

@@ -1,6 +1,7 @@
 // walfeed's entry point: reads the configuration, opens the change log, starts the gRPC feed
-// and the PostgreSQL source, and on SIGINT/SIGTERM shuts them down in order: streams end with
-// UNAVAILABLE, the source appends and confirms what it has, the log closes.
+// the background compactor and the PostgreSQL source, and on SIGINT/SIGTERM shuts them down in
+// order: a running compaction pass stops between batches, streams end with UNAVAILABLE, the source
+// appends and confirms what it has, the log closes.
 #include <pthread.h>
 #include <signal.h>
 
@@ -14,6 +15,7 @@
 #include "server/core/log_format.h"
 #include "server/feed/feed_server.h"
 #include "server/log/change_log.h"
+#include "server/log/compactor.h"
 #include "server/source/source.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -71,10 +73,13 @@ int main(int argc, char** argv) {
                walfeed::FormatCursor((*log)->Head()), walfeed::FormatLsn((*log)->ResumeLsn()));
 
   walfeed::Source source(config->source, log->get());
-  absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed =
-      walfeed::FeedServer::Start(config->feed, log->get(), [&source] { return source.status(); });
+  walfeed::Compactor compactor(log->get(), config->compaction, config->compaction_interval);
+  absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
+      config->feed, log->get(), &compactor, [&source] { return source.status(); });
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
+  compactor.Start();
   if (absl::Status started = source.Start(); !started.ok()) {
+    compactor.Stop();
     (*feed)->Shutdown();
     return Fail("starting the PostgreSQL source", started);
   }
@@ -83,6 +88,7 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("event=shutdown_requested signal={}", signal_number);
+  compactor.Stop();
   (*feed)->Shutdown();
   source.Stop();
   const walfeed::SourceStatus final_status = source.status();

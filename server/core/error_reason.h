@@ -19,6 +19,8 @@ inline constexpr char kTableNotFound[] = "TABLE_NOT_FOUND";
 inline constexpr char kFilterInvalid[] = "FILTER_INVALID";
 inline constexpr char kShuttingDown[] = "SHUTTING_DOWN";
 inline constexpr char kLogUnreadable[] = "LOG_UNREADABLE";
+inline constexpr char kCursorPurged[] = "CURSOR_PURGED";
+inline constexpr char kCompactionRunning[] = "COMPACTION_RUNNING";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

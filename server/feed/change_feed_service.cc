@@ -26,7 +26,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
   limits.default_batch_changes = options_->default_batch_changes;
   limits.max_batch_changes = options_->max_batch_changes;
   absl::StatusOr<SubscriptionPlan> plan =
-      PlanSubscription(*request, log_->Head(), source.tables, limits);
+      PlanSubscription(*request, log_->Head(), log_->PurgePoint(), source.tables, limits);
   if (!plan.ok()) return new RejectedSubscribe(ToGrpcStatus(plan.status()));
   return new SubscribeReactor(log_, hub_, options_, *std::move(plan));
 }
@@ -58,6 +58,13 @@ grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerCon
   const ChangeLogStats stats = log_->Stats();
   response->set_changes_appended(stats.changes_appended);
   response->set_transactions_appended(stats.transactions_appended);
+  const Position purge_point = log_->PurgePoint();
+  if (!purge_point.IsZero()) response->set_purge_cursor(FormatCursor(purge_point));
+  response->set_log_bytes(log_->DiskBytes());
+  if (std::optional<v1::CompactionResult> last = log_->LastCompaction()) {
+    response->set_live_keys(last->live_keys());
+    *response->mutable_last_compaction() = *std::move(last);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

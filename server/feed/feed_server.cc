@@ -12,7 +12,7 @@
 namespace walfeed {
 
 absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions& options,
-                                                              ChangeLog* log,
+                                                              ChangeLog* log, Compactor* compactor,
                                                               SourceStatusFn source_status) {
   if (absl::Status valid = options.Validate(); !valid.ok()) return valid;
   std::unique_ptr<FeedServer> server(new FeedServer());
@@ -26,12 +26,14 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
   server->service_ = std::make_unique<ChangeFeedService>(log, server->hub_.get(), &server->options_,
                                                          std::move(source_status));
 
+  server->admin_ = std::make_unique<AdminService>(compactor);
   server->health_ = std::make_unique<HealthService>();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->admin_.get());
   builder.RegisterService(server->health_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));

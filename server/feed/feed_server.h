@@ -1,4 +1,4 @@
-// FeedServer: the gRPC server walfeed runs: ChangeFeed, server reflection and the standard
+// FeedServer: the gRPC server walfeed runs: ChangeFeed, Admin, server reflection and the standard
 // grpc.health.v1.Health service, with keepalive settings fit for long-lived streams.
 //
 // Start() binds and serves; Shutdown() ends every stream with UNAVAILABLE ("resume from your
@@ -9,10 +9,12 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "server/feed/admin_service.h"
 #include "server/feed/change_feed_service.h"
 #include "server/feed/feed_options.h"
 #include "server/feed/health_service.h"
 #include "server/log/change_log.h"
+#include "server/log/compactor.h"
 
 namespace grpc {
 class Server;
@@ -22,9 +24,10 @@ namespace walfeed {
 
 class FeedServer {
  public:
-  // `log` must outlive the server.
+  // `log` and `compactor` must outlive the server; stop the compactor before Shutdown() so
+  // that no Compact call is left unanswered.
   static absl::StatusOr<std::unique_ptr<FeedServer>> Start(const FeedOptions& options,
-                                                           ChangeLog* log,
+                                                           ChangeLog* log, Compactor* compactor,
                                                            SourceStatusFn source_status);
   ~FeedServer();
 
@@ -39,6 +42,7 @@ class FeedServer {
   FeedOptions options_;
   std::shared_ptr<SubscriberHub> hub_;
   std::unique_ptr<ChangeFeedService> service_;
+  std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

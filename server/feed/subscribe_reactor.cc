@@ -7,6 +7,7 @@
 #include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/feed/grpc_status.h"
+#include "server/feed/subscription_plan.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -22,7 +23,12 @@ Position Predecessor(const Position& position) {
 
 SubscribeReactor::SubscribeReactor(const ChangeLog* log, SubscriberHub* hub,
                                    const FeedOptions* options, SubscriptionPlan plan)
-    : log_(log), hub_(hub), options_(options), plan_(std::move(plan)), next_(plan_.start) {
+    : log_(log),
+      hub_(hub),
+      options_(options),
+      plan_(std::move(plan)),
+      next_(plan_.start),
+      purge_baseline_(plan_.purge_point) {
   hub_->SubscriberStarted();
   Pump();
 }
@@ -100,6 +106,8 @@ void SubscribeReactor::WriteProgress() {
 SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure) {
   response_.Clear();
   records_.clear();
+  const Position head = log_->Head();
+  const Position purge_before_read = log_->PurgePoint();
   absl::Status read =
       log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records_);
   if (!read.ok()) {
@@ -110,7 +118,21 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
                          reason::kLogUnreadable);
     return BatchResult::kFailed;
   }
-  if (records_.empty()) return BatchResult::kCaughtUp;
+  // A subscriber holding state fails once compaction purged, since its state began, something
+  // it has not read yet. Checked after the read: compaction raises the purge point before it
+  // removes anything, so a read that missed a purged change sees the raised point here.
+  if (plan_.holds_state || delivered_any_) {
+    const Position purge_point = log_->PurgePoint();
+    if (purge_point > purge_baseline_ && next_ <= purge_point) {
+      *failure = ToGrpcStatus(PurgedError(next_, purge_point));
+      return BatchResult::kFailed;
+    }
+  }
+  if (records_.empty()) {
+    // Nothing up to `head` is left to read (compaction may have removed the rest).
+    if (!head.IsZero() && next_ <= head) next_ = head.Successor();
+    return BatchResult::kCaughtUp;
+  }
   for (LogRecord& record : records_) {
     if (plan_.stop_at && record.position > *plan_.stop_at) {
       next_ = plan_.stop_at->Successor();
@@ -131,6 +153,9 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   }
   finish_after_write_ = ReachedStop();
   if (response_.changes_size() > 0) {
+    // A subscriber from 0 holds state from this read on; purges it saw before are harmless.
+    if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
+    delivered_any_ = true;
     response_.set_cursor(response_.changes(response_.changes_size() - 1).cursor());
     response_.set_head_cursor(FormatCursor(log_->Head()));
     return BatchResult::kWrite;

@@ -67,6 +67,10 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   absl::Time last_write_ = absl::Now();
   bool finish_after_write_ = false;
   bool last_read_ends_transaction_ = false;
+  // A change was sent: from here on the subscriber holds state a purge could invalidate.
+  bool delivered_any_ = false;
+  // The purge point the subscriber's state already accounts for.
+  Position purge_baseline_;
 
   std::atomic<bool> cancelled_{false};
 };

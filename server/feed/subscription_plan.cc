@@ -31,8 +31,17 @@ bool SubscriptionPlan::Accepts(const v1::Change& change) const {
   return tables.contains(absl::StrCat(change.schema(), ".", change.table()));
 }
 
+absl::Status PurgedError(const Position& next, const Position& purge_point) {
+  return WithReason(
+      absl::OutOfRangeError(absl::StrCat(
+          "compaction has removed deletes or expired changes up to ", FormatCursor(purge_point),
+          ", so reading on from ", FormatCursor(next),
+          " could miss them; re-read the whole feed from from_lsn=0 and rebuild your state")),
+      reason::kCursorPurged);
+}
+
 absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
-                                                  const Position& head,
+                                                  const Position& head, const Position& purge_point,
                                                   const std::vector<std::string>& known_tables,
                                                   const PlanLimits& limits) {
   SubscriptionPlan plan;
@@ -56,6 +65,11 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
     plan.start = head.Successor();
   } else {
     plan.start = Position{request.from_lsn(), 0};
+  }
+  plan.holds_state = starts > 0;
+  plan.purge_point = purge_point;
+  if (plan.holds_state && !purge_point.IsZero() && plan.start <= purge_point) {
+    return PurgedError(plan.start, purge_point);
   }
 
   if (request.tables_size() > static_cast<int>(kMaxTableFilters)) {

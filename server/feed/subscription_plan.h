@@ -22,6 +22,12 @@ namespace walfeed {
 struct SubscriptionPlan {
   // The first position to read (inclusive).
   Position start;
+  // The subscriber already holds state from before `start` (it resumes from a cursor or an LSN,
+  // or starts at the head): a purge of what lies after it makes it fail. A subscriber from
+  // from_lsn=0 holds none until it is sent a change.
+  bool holds_state = false;
+  // The log's purge point when the plan was made (start is above it when holds_state).
+  Position purge_point;
   // Only these "schema.table" names; empty means every table. MESSAGE changes have no table and
   // pass a table filter only when no table filter is set.
   absl::flat_hash_set<std::string> tables;
@@ -39,10 +45,15 @@ struct PlanLimits {
   size_t max_batch_changes = 1000;
 };
 
+// `purge_point`: the log's (ChangeLog::PurgePoint); a start at or before it is OutOfRange.
 absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
-                                                  const Position& head,
+                                                  const Position& head, const Position& purge_point,
                                                   const std::vector<std::string>& known_tables,
                                                   const PlanLimits& limits);
+
+// The OutOfRange error (reason CURSOR_PURGED) for a subscriber that would read on from
+// `next` although compaction removed deletes or aged-out changes up to `purge_point`.
+absl::Status PurgedError(const Position& next, const Position& purge_point);
 
 }  // namespace walfeed
 

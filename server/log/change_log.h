@@ -18,6 +18,7 @@
 #ifndef WALFEED_SERVER_LOG_CHANGE_LOG_H_
 #define WALFEED_SERVER_LOG_CHANGE_LOG_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -86,7 +87,9 @@ class ChangeLog : public TransactionSink {
   // removes changes below the head; appends and reads go on meanwhile. Fails with
   // FailedPrecondition while another pass runs. Interrupted (by a crash, say), it leaves a
   // consistent log and the next pass finishes the work.
-  absl::StatusOr<v1::CompactionResult> Compact(const CompactionPolicy& policy, absl::Time now);
+  // `cancel`, when given and set, stops the pass between batches (with Cancelled).
+  absl::StatusOr<v1::CompactionResult> Compact(const CompactionPolicy& policy, absl::Time now,
+                                               const std::atomic<bool>* cancel = nullptr);
 
   // The newest position whose removal a resuming reader would miss (zero when none was ever
   // removed). A reader that holds state and has not yet read past it must start again from 0.

@@ -77,8 +77,9 @@ void SetDuration(absl::Duration duration, google::protobuf::Duration* out) {
 // One compaction pass over the log of `impl`.
 class Pass {
  public:
-  Pass(ChangeLog::Impl* impl, const CompactionPolicy& policy, absl::Time now)
-      : impl_(impl), policy_(policy), now_(now) {}
+  Pass(ChangeLog::Impl* impl, const CompactionPolicy& policy, absl::Time now,
+       const std::atomic<bool>* cancel)
+      : impl_(impl), policy_(policy), now_(now), cancel_(cancel) {}
 
   absl::StatusOr<v1::CompactionResult> Run() {
     const absl::Time started = absl::Now();
@@ -152,12 +153,15 @@ class Pass {
       if (++in_batch == kRecordsPerBatch) {
         if (absl::Status s = WriteIndexBatch(batch, last); !s.ok()) return s;
         in_batch = 0;
+        if (Cancelled()) return absl::CancelledError("the compaction pass was stopped");
       }
     }
     if (!it->status().ok()) return FromRocks(it->status(), "cannot read the change log");
     if (absl::Status s = WriteIndexBatch(batch, head); !s.ok()) return s;
     return head;
   }
+
+  bool Cancelled() const { return cancel_ != nullptr && cancel_->load(); }
 
   // The index is derived data: its batches need no sync of their own (the next synced write
   // syncs them), only the position they cover written with them.
@@ -279,6 +283,9 @@ class Pass {
         break;
       }
       result_.set_changes_examined(result_.changes_examined() + 1);
+      if (result_.changes_examined() % kRecordsPerBatch == 0 && Cancelled()) {
+        return absl::CancelledError("the compaction pass was stopped");
+      }
       own_entries.clear();
       absl::StatusOr<Verdict> verdict = Judge(*position, change, &own_entries);
       if (!verdict.ok()) return verdict.status();
@@ -309,6 +316,7 @@ class Pass {
         if (absl::Status s = WriteRemovals(batch, batch_purge); !s.ok()) return s;
         in_batch = 0;
         batch_purge = Position{};
+        if (Cancelled()) return absl::CancelledError("the compaction pass was stopped");
       }
     }
     if (!it->status().ok()) return FromRocks(it->status(), "cannot read the change log");
@@ -370,6 +378,7 @@ class Pass {
   ChangeLog::Impl* const impl_;
   const CompactionPolicy policy_;
   const absl::Time now_;
+  const std::atomic<bool>* const cancel_;
   v1::CompactionResult result_;
   absl::flat_hash_map<std::string, Position> truncated_at_;
   int64_t excess_bytes_ = 0;
@@ -384,13 +393,14 @@ Position ChangeLog::Impl::ReadPurgePoint() const {
 }
 
 absl::StatusOr<v1::CompactionResult> ChangeLog::Compact(const CompactionPolicy& policy,
-                                                        absl::Time now) {
+                                                        absl::Time now,
+                                                        const std::atomic<bool>* cancel) {
   if (absl::Status valid = policy.Validate(); !valid.ok()) return valid;
   if (!impl_->compaction_mu.TryLock()) {
     return absl::FailedPreconditionError(
         "a compaction pass is already running; try again when it has finished");
   }
-  absl::StatusOr<v1::CompactionResult> result = Pass(impl_.get(), policy, now).Run();
+  absl::StatusOr<v1::CompactionResult> result = Pass(impl_.get(), policy, now, cancel).Run();
   if (result.ok()) {
     absl::MutexLock lock(&impl_->mu);
     impl_->last_compaction = *result;

@@ -48,6 +48,7 @@ class ChangeFeedServiceTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (compactor_) compactor_->Stop();
     if (server_) server_->Shutdown();
     server_.reset();
     log_.reset();
@@ -56,18 +57,32 @@ class ChangeFeedServiceTest : public ::testing::Test {
 
   void StartServer(FeedOptions options = {}) {
     options.listen_address = "127.0.0.1:0";
-    absl::StatusOr<std::unique_ptr<FeedServer>> server = FeedServer::Start(options, log_.get(), [] {
-      SourceStatus status;
-      status.database = "db";
-      status.slot = "walfeed";
-      status.publication = "walfeed";
-      status.tables = {"public.a", "public.b", "public.t"};
-      status.state = "streaming";
-      return status;
-    });
+    CompactionPolicy policy;
+    policy.lag = absl::ZeroDuration();
+    policy.delete_retention = absl::ZeroDuration();
+    compactor_ = std::make_unique<Compactor>(log_.get(), policy, absl::InfiniteDuration());
+    compactor_->Start();
+    absl::StatusOr<std::unique_ptr<FeedServer>> server =
+        FeedServer::Start(options, log_.get(), compactor_.get(), [] {
+          SourceStatus status;
+          status.database = "db";
+          status.slot = "walfeed";
+          status.publication = "walfeed";
+          status.tables = {"public.a", "public.b", "public.t"};
+          status.state = "streaming";
+          return status;
+        });
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     stub_ = testing::NewStub(absl::StrCat("127.0.0.1:", server_->port()));
+    admin_ = v1::Admin::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                                    grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status Compact(v1::CompactionResult* result, v1::CompactRequest request = {}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return admin_->Compact(&context, request, result);
   }
 
   // Appends transactions of `per_txn` changes at LSNs 100, 200, ...
@@ -97,8 +112,10 @@ class ChangeFeedServiceTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<ChangeLog> log_;
+  std::unique_ptr<Compactor> compactor_;
   std::unique_ptr<FeedServer> server_;
   std::unique_ptr<v1::ChangeFeed::Stub> stub_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
   uint64_t next_lsn_ = 100;
 };
 
@@ -310,6 +327,102 @@ TEST_F(ChangeFeedServiceTest, FeedInfoDescribesTheLogAndCountsSubscribers) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_EQ(subscribers, 0u) << "a cancelled subscriber is released";
+}
+
+TEST_F(ChangeFeedServiceTest, CompactCallRemovesSupersededChangesAndReportsCounts) {
+  StartServer();
+  for (int i = 0; i < 20; ++i) AppendTransactions(1, 5);  // ids 0..4, twenty times over
+  v1::CompactionResult result;
+  const grpc::Status status = Compact(&result);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(result.changes_examined(), 100u);
+  EXPECT_EQ(result.superseded_removed(), 95u);
+  EXPECT_EQ(result.live_keys(), 5u);
+  const std::vector<v1::Change> changes = ReadToHead();
+  ASSERT_EQ(changes.size(), 5u);
+  EXPECT_EQ(changes.front().lsn(), next_lsn_ - 100);
+
+  grpc::ClientContext context;
+  v1::FeedInfo info;
+  ASSERT_TRUE(stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok());
+  EXPECT_EQ(info.live_keys(), 5u);
+  EXPECT_EQ(info.last_compaction().superseded_removed(), 95u);
+  EXPECT_GT(info.log_bytes(), 0u);
+  EXPECT_EQ(info.oldest_cursor(), changes.front().cursor());
+}
+
+TEST_F(ChangeFeedServiceTest, CompactRejectsNegativeDurations) {
+  StartServer();
+  v1::CompactRequest request;
+  request.mutable_compaction_lag()->set_seconds(-5);
+  v1::CompactionResult result;
+  const grpc::Status status = Compact(&result, request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("compaction_lag"));
+}
+
+TEST_F(ChangeFeedServiceTest, CursorOlderThanAPurgedTombstoneIsOutOfRange) {
+  StartServer();
+  AppendTransactions(1, 3);  // ids 0, 1, 2
+  const std::vector<v1::Change> before_delete = ReadToHead();
+  ASSERT_TRUE(log_->Append({MakeTransaction(next_lsn_, 1, "t", v1::Change::DELETE, 1)},
+                           next_lsn_ + 50)
+                  .ok());  // delete id 1
+  next_lsn_ += 100;
+  v1::CompactionResult result;
+  ASSERT_TRUE(Compact(&result).ok());
+  ASSERT_EQ(result.tombstones_purged(), 1u);
+  ASSERT_FALSE(result.purge_cursor().empty());
+
+  v1::SubscribeRequest request;
+  request.set_cursor(before_delete.back().cursor());
+  const grpc::Status status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(status.error_message(), HasSubstr("from_lsn=0"));
+  EXPECT_EQ(ReasonOf(status), "CURSOR_PURGED");
+
+  // From 0 a consumer rebuilds the state without the deleted row; from the purge point on,
+  // resuming is fine.
+  const std::vector<v1::Change> rebuilt = ReadToHead();
+  ASSERT_EQ(rebuilt.size(), 2u);
+  EXPECT_EQ(rebuilt[0].key(0).int_(), 0);
+  EXPECT_EQ(rebuilt[1].key(0).int_(), 2);
+  request.set_cursor(result.purge_cursor());
+  EXPECT_TRUE(ReadToHead(request).empty());
+}
+
+TEST_F(ChangeFeedServiceTest, StreamBehindAPurgeEndsWithOutOfRangeInsteadOfMissingADelete) {
+  StartServer();
+  AppendTransactions(1, 20000);  // far more than gRPC's flow-control window lets through unread
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::SubscribeRequest request;
+  request.set_from_lsn(1);  // a resuming consumer: it holds state
+  request.set_max_batch_changes(1);
+  auto reader = stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+
+  // While the consumer is stalled, row 19990 is deleted and its tombstone purged.
+  ASSERT_TRUE(
+      log_->Append({MakeTransaction(next_lsn_, 1, "t", v1::Change::DELETE, 19990)}, next_lsn_ + 50)
+          .ok());
+  v1::CompactionResult result;
+  ASSERT_TRUE(Compact(&result).ok());
+  ASSERT_EQ(result.tombstones_purged(), 1u);
+
+  size_t received = 0;
+  bool saw_deleted_row = false;
+  while (reader->Read(&response)) {
+    for (const v1::Change& change : response.changes()) {
+      ++received;
+      saw_deleted_row = saw_deleted_row || change.key(0).int_() == 19990;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE) << status.error_message();
+  EXPECT_LT(received, 20000u);
+  EXPECT_FALSE(saw_deleted_row);
 }
 
 TEST_F(ChangeFeedServiceTest, ShutdownEndsOpenStreamsWithUnavailable) {

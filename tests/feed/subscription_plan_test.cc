@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/error_reason.h"
 
 namespace walfeed {
 namespace {
@@ -12,7 +13,7 @@ const std::vector<std::string> kTables = {"public.a", "public.b", "shop.orders"}
 
 absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request,
                                       Position head = {500, 2}) {
-  return PlanSubscription(request, head, kTables, PlanLimits{});
+  return PlanSubscription(request, head, Position{}, kTables, PlanLimits{});
 }
 
 TEST(SubscriptionPlan, DefaultStartsAtTheOldestChange) {
@@ -33,6 +34,33 @@ TEST(SubscriptionPlan, FromLsnIsInclusiveCursorExclusiveHeadAfterTheHead) {
   request.Clear();
   request.set_from_head(true);
   EXPECT_EQ(Plan(request)->start, (Position{500, 3}));
+}
+
+TEST(SubscriptionPlan, StartAtOrBeforeThePurgePointIsOutOfRangeExceptFromZero) {
+  const Position purged{0x200, 1};
+  auto plan = [&](const v1::SubscribeRequest& request) {
+    return PlanSubscription(request, Position{0x500, 0}, purged, kTables, PlanLimits{});
+  };
+  v1::SubscribeRequest request;
+  ASSERT_TRUE(plan(request).ok()) << "from_lsn=0 is always valid";
+  EXPECT_FALSE(plan(request)->holds_state);
+
+  request.set_cursor("0/200:0");
+  absl::StatusOr<SubscriptionPlan> rejected = plan(request);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(rejected.status().message(), HasSubstr("from_lsn=0"));
+  EXPECT_EQ(ReasonOf(rejected.status()), reason::kCursorPurged);
+
+  request.set_cursor("0/200:1");  // has read the purged change itself: nothing missed
+  ASSERT_TRUE(plan(request).ok());
+  EXPECT_TRUE(plan(request)->holds_state);
+
+  request.Clear();
+  request.set_from_lsn(0x200);
+  EXPECT_EQ(plan(request).status().code(), absl::StatusCode::kOutOfRange);
+  request.set_from_lsn(0x201);
+  EXPECT_TRUE(plan(request).ok());
 }
 
 TEST(SubscriptionPlan, StopAtHeadStopsAtTheHeadWhenTheCallBegan) {

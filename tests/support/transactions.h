@@ -12,7 +12,7 @@
 namespace walfeed::testing {
 
 // A transaction at `commit_lsn` with `count` changes to `schema.table`; change i sets column
-// "id" to `first_id + i`.
+// "id", the table's primary key, to `first_id + i`.
 inline Transaction MakeTransaction(uint64_t commit_lsn, int count, const std::string& table = "t",
                                    v1::Change::Op op = v1::Change::INSERT, int64_t first_id = 0,
                                    size_t payload_bytes = 0) {
@@ -33,6 +33,8 @@ inline Transaction MakeTransaction(uint64_t commit_lsn, int count, const std::st
     id->set_name("id");
     id->set_type("int8");
     id->set_int_(first_id + i);
+    change.set_key_kind(v1::Change::PRIMARY_KEY);
+    *change.add_key() = *id;
     if (payload_bytes > 0) {
       v1::Column* payload = change.add_after();
       payload->set_name("payload");

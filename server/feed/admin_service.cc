@@ -1,0 +1,67 @@
+#include "server/feed/admin_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/core/error_reason.h"
+#include "server/feed/grpc_status.h"
+
+namespace walfeed {
+namespace {
+
+// A request's duration field as an absl::Duration; InvalidArgument when it is malformed.
+absl::StatusOr<absl::Duration> DurationField(const char* name,
+                                             const google::protobuf::Duration& value) {
+  const bool well_formed = value.nanos() > -1000000000 && value.nanos() < 1000000000 &&
+                           !(value.seconds() > 0 && value.nanos() < 0) &&
+                           !(value.seconds() < 0 && value.nanos() > 0);
+  if (!well_formed || value.seconds() < 0 || value.nanos() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " is ", value.seconds(), "s ", value.nanos(),
+                     "ns; it must be a duration of zero or more (seconds >= 0, 0 <= nanos < 1e9)"));
+  }
+  return absl::Seconds(value.seconds()) + absl::Nanoseconds(value.nanos());
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminService::Compact(grpc::CallbackServerContext* context,
+                                                const v1::CompactRequest* request,
+                                                v1::CompactionResult* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  CompactionPolicy policy = compactor_->policy();
+  if (request->has_compaction_lag()) {
+    absl::StatusOr<absl::Duration> lag = DurationField("compaction_lag", request->compaction_lag());
+    if (!lag.ok()) {
+      reactor->Finish(ToGrpcStatus(lag.status()));
+      return reactor;
+    }
+    policy.lag = *lag;
+  }
+  if (request->has_delete_retention()) {
+    absl::StatusOr<absl::Duration> retention =
+        DurationField("delete_retention", request->delete_retention());
+    if (!retention.ok()) {
+      reactor->Finish(ToGrpcStatus(retention.status()));
+      return reactor;
+    }
+    policy.delete_retention = *retention;
+  }
+  absl::Status requested =
+      compactor_->Request(policy, [reactor, response](absl::StatusOr<v1::CompactionResult> result) {
+        if (!result.ok()) {
+          reactor->Finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        *response = *std::move(result);
+        reactor->Finish(grpc::Status::OK);
+      });
+  if (!requested.ok()) {
+    reactor->Finish(ToGrpcStatus(requested.code() == absl::StatusCode::kFailedPrecondition
+                                     ? WithReason(requested, reason::kCompactionRunning)
+                                     : requested));
+  }
+  return reactor;
+}
+
+}  // namespace walfeed

@@ -1,0 +1,93 @@
+#include "server/log/compactor.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "server/core/log_format.h"
+#include "spdlog/spdlog.h"
+
+namespace walfeed {
+
+Compactor::Compactor(ChangeLog* log, CompactionPolicy policy, absl::Duration interval)
+    : log_(log), policy_(policy), interval_(interval) {}
+
+Compactor::~Compactor() { Stop(); }
+
+void Compactor::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+absl::Status Compactor::Request(const CompactionPolicy& policy, Done done) {
+  if (absl::Status valid = policy.Validate(); !valid.ok()) return valid;
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("walfeed is shutting down; no compaction now");
+  if (running_ || pending_) {
+    return absl::FailedPreconditionError(
+        "a compaction pass is already running; try again when it has finished");
+  }
+  pending_ = Pending{policy, std::move(done)};
+  return absl::OkStatus();
+}
+
+void Compactor::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  stop_requested_.store(true);
+  if (thread_.joinable()) thread_.join();
+  std::optional<Pending> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    pending.swap(pending_);
+  }
+  if (pending) pending->done(absl::UnavailableError("walfeed is shutting down; no compaction now"));
+}
+
+void Compactor::Loop() {
+  absl::Time next_scheduled = absl::Now() + interval_;
+  for (;;) {
+    std::optional<Pending> request;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || pending_.has_value();
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&ready), next_scheduled);
+      if (stopping_) return;
+      request.swap(pending_);
+      running_ = true;
+    }
+    if (request) {
+      RunPass(request->policy, request->done);
+    } else {
+      RunPass(policy_, nullptr);
+      next_scheduled = absl::Now() + interval_;
+    }
+    absl::MutexLock lock(&mu_);
+    running_ = false;
+  }
+}
+
+void Compactor::RunPass(const CompactionPolicy& policy, const Done& done) {
+  absl::StatusOr<v1::CompactionResult> result =
+      log_->Compact(policy, absl::Now(), &stop_requested_);
+  if (result.ok()) {
+    spdlog::info(
+        "event=compaction_done examined={} superseded_removed={} tombstones_purged={} "
+        "retention_removed={} live_keys={} bytes_before={} bytes_after={} purge_cursor={} "
+        "took_ms={}",
+        result->changes_examined(), result->superseded_removed(), result->tombstones_purged(),
+        result->retention_removed(), result->live_keys(), result->log_bytes_before(),
+        result->log_bytes_after(), result->purge_cursor().empty() ? "-" : result->purge_cursor(),
+        result->took().seconds() * 1000 + result->took().nanos() / 1000000);
+  } else if (stop_requested_.load()) {
+    result = absl::UnavailableError("walfeed is shutting down; the compaction pass was stopped");
+  } else {
+    spdlog::error("event=compaction_failed error=\"{}\"", result.status().message());
+  }
+  if (done) done(std::move(result));
+}
+
+}  // namespace walfeed

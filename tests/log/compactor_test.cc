@@ -1,0 +1,95 @@
+// The Compactor: one pass at a time, requests answered exactly once, also at shutdown.
+#include "server/log/compactor.h"
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/process.h"
+#include "tests/support/transactions.h"
+
+namespace walfeed {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CompactorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("walfeed-compactor");
+    ChangeLogOptions options;
+    options.path = dir_;
+    options.sync = false;
+    log_ = *ChangeLog::Open(options);
+    policy_.lag = absl::ZeroDuration();
+  }
+  void TearDown() override {
+    log_.reset();
+    testing::RemoveTree(dir_);
+  }
+
+  std::string dir_;
+  std::unique_ptr<ChangeLog> log_;
+  CompactionPolicy policy_;
+};
+
+TEST_F(CompactorTest, SecondRequestWhileOneIsPendingIsRefused) {
+  for (uint64_t lsn = 100; lsn <= 1000; lsn += 100) {
+    ASSERT_TRUE(log_->Append({testing::MakeTransaction(lsn, 2)}, lsn + 50).ok());
+  }
+  Compactor compactor(log_.get(), policy_, absl::InfiniteDuration());
+  absl::Notification done;
+  absl::StatusOr<v1::CompactionResult> first;
+  ASSERT_TRUE(compactor
+                  .Request(policy_,
+                           [&](absl::StatusOr<v1::CompactionResult> result) {
+                             first = std::move(result);
+                             done.Notify();
+                           })
+                  .ok());
+  const absl::Status second = compactor.Request(policy_, [](auto) { FAIL() << "not accepted"; });
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.message(), HasSubstr("already running"));
+
+  compactor.Start();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->superseded_removed(), 18u);
+  // Free again once the pass is done.
+  absl::Notification again;
+  ASSERT_TRUE(compactor.Request(policy_, [&](auto) { again.Notify(); }).ok());
+  ASSERT_TRUE(again.WaitForNotificationWithTimeout(absl::Seconds(30)));
+}
+
+TEST_F(CompactorTest, StopAnswersAPendingRequest) {
+  Compactor compactor(log_.get(), policy_, absl::InfiniteDuration());
+  absl::StatusOr<v1::CompactionResult> answer;
+  bool answered = false;
+  ASSERT_TRUE(compactor
+                  .Request(policy_,
+                           [&](absl::StatusOr<v1::CompactionResult> result) {
+                             answer = std::move(result);
+                             answered = true;
+                           })
+                  .ok());
+  compactor.Stop();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answer.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(compactor.Request(policy_, [](auto) {}).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(CompactorTest, RunsOnItsIntervalInTheBackground) {
+  ASSERT_TRUE(log_->Append({testing::MakeTransaction(100, 1)}, 150).ok());
+  ASSERT_TRUE(log_->Append({testing::MakeTransaction(200, 1)}, 250).ok());
+  Compactor compactor(log_.get(), policy_, absl::Milliseconds(50));
+  compactor.Start();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!log_->LastCompaction().has_value() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(log_->LastCompaction().has_value());
+  compactor.Stop();
+  EXPECT_EQ(log_->Oldest(), (Position{200, 0}));
+}
+
+}  // namespace
+}  // namespace walfeed
