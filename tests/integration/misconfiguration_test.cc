@@ -140,6 +140,13 @@ TEST_F(Misconfiguration, BadFlagsExitWithUsageErrors) {
   EXPECT_EQ(duration.exit_code, 2);
   EXPECT_THAT(duration.output, HasSubstr("positive duration"));
 
+  RunResult lag = RunWalfeed({"--pg", "x", "--compaction-lag", "-1s"});
+  EXPECT_EQ(lag.exit_code, 2);
+  EXPECT_THAT(lag.output, HasSubstr("--compaction-lag='-1s' is not a duration of zero or more"));
+  RunResult retention = RunWalfeed({"--pg", "x", "--delete-retention", "soon"});
+  EXPECT_EQ(retention.exit_code, 2);
+  EXPECT_THAT(retention.output, HasSubstr("--delete-retention='soon'"));
+
   RunResult help = RunWalfeed({"--help"});
   EXPECT_EQ(help.exit_code, 0);
   for (const char* setting : {"--pg", "WALFEED_PG", "--listen", "127.0.0.1:50051", "--data-dir",
