@@ -32,6 +32,8 @@ bench_out="$(mktemp -d)"
   { cat "$bench_out/ingest.log"; exit 1; }
 /usr/bin/python3 bench/large_transaction.py --quick --out "$bench_out" >"$bench_out/large.log" 2>&1 ||
   { cat "$bench_out/large.log"; exit 1; }
+/usr/bin/python3 bench/compaction.py --quick --out "$bench_out" >"$bench_out/compaction.log" 2>&1 ||
+  { cat "$bench_out/compaction.log"; exit 1; }
 rm -rf "$bench_out"
 
 if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then

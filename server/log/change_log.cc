@@ -125,6 +125,9 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
+  // Bounds the write-ahead log: past this, RocksDB flushes the column families that pin old WAL
+  // files (the small default family is written with every append but rarely fills a memtable).
+  db_options.max_total_wal_size = 256 << 20;
 
   rocksdb::ColumnFamilyOptions changes_options;
   rocksdb::BlockBasedTableOptions table_options;

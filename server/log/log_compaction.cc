@@ -38,8 +38,12 @@ using log_internal::KeyOf;
 using log_internal::ToSlice;
 using log_internal::ValueOf;
 
-// Changes read, or removed, per WriteBatch.
+// Changes removed per WriteBatch.
 constexpr size_t kRecordsPerBatch = 10000;
+// Changes indexed per WriteBatch.
+constexpr size_t kIndexRecordsPerBatch = 100000;
+// Index lookups a pass remembers (the index does not change under the pass's reads).
+constexpr size_t kLookupCacheEntries = 200000;
 constexpr char kLiveRow = 'L';
 constexpr char kDeletedRow = 'D';
 
@@ -89,6 +93,8 @@ class Pass {
     if (!indexed.ok()) return indexed.status();
     if (absl::Status cleaned = Clean(*indexed); !cleaned.ok()) return cleaned;
     if (absl::Status reclaimed = Reclaim(); !reclaimed.ok()) return reclaimed;
+    // After Reclaim: a seek from the start no longer walks over the removed changes.
+    impl_->RefreshOldest();
     absl::StatusOr<uint64_t> live = CountLiveKeys();
     if (!live.ok()) return live.status();
     result_.set_live_keys(*live);
@@ -125,7 +131,9 @@ class Pass {
     read_options.iterate_upper_bound = &upper_bound;
     read_options.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->changes));
-    rocksdb::WriteBatch batch;
+    // Newest entry per key for the changes read since the last write: a hot row updated many
+    // times costs one index write per batch, not one per change.
+    absl::flat_hash_map<std::string, std::string> pending;
     size_t in_batch = 0;
     Position last = *indexed;
     v1::Change change;
@@ -139,25 +147,21 @@ class Pass {
                       FormatCursor(*position));
         continue;
       }
-      const RowIdentity identity = IdentityOf(change);
-      rocksdb::Status put;
+      RowIdentity identity = IdentityOf(change);
       if (identity.kind == RowIdentity::Kind::kTruncate) {
-        put = batch.Put(impl_->keys, identity.table_key, EncodePositionKey(*position));
+        pending[std::move(identity.table_key)] = EncodePositionKey(*position);
       }
-      for (const RowEffect& effect : identity.effects) {
-        if (put.ok()) {
-          put = batch.Put(impl_->keys, effect.row_key, EncodeRowEntry(*position, effect.deleted));
-        }
+      for (RowEffect& effect : identity.effects) {
+        pending[std::move(effect.row_key)] = EncodeRowEntry(*position, effect.deleted);
       }
-      if (!put.ok()) return FromRocks(put, "cannot build the index batch");
-      if (++in_batch == kRecordsPerBatch) {
-        if (absl::Status s = WriteIndexBatch(batch, last); !s.ok()) return s;
+      if (++in_batch == kIndexRecordsPerBatch) {
+        if (absl::Status s = WriteIndexBatch(pending, last); !s.ok()) return s;
         in_batch = 0;
         if (Cancelled()) return absl::CancelledError("the compaction pass was stopped");
       }
     }
     if (!it->status().ok()) return FromRocks(it->status(), "cannot read the change log");
-    if (absl::Status s = WriteIndexBatch(batch, head); !s.ok()) return s;
+    if (absl::Status s = WriteIndexBatch(pending, head); !s.ok()) return s;
     return head;
   }
 
@@ -165,11 +169,19 @@ class Pass {
 
   // The index is derived data: its batches need no sync of their own (the next synced write
   // syncs them), only the position they cover written with them.
-  absl::Status WriteIndexBatch(rocksdb::WriteBatch& batch, const Position& covered) {
-    rocksdb::Status put =
-        batch.Put(impl_->meta, log_internal::kIndexedUpToKey, EncodePositionKey(covered));
+  absl::Status WriteIndexBatch(absl::flat_hash_map<std::string, std::string>& pending,
+                               const Position& covered) {
+    rocksdb::WriteBatch batch;
+    rocksdb::Status put;
+    for (const auto& [key, value] : pending) {
+      put = batch.Put(impl_->keys, key, value);
+      if (!put.ok()) break;
+    }
+    pending.clear();
+    if (put.ok()) {
+      put = batch.Put(impl_->meta, log_internal::kIndexedUpToKey, EncodePositionKey(covered));
+    }
     if (put.ok()) put = impl_->db->Write(rocksdb::WriteOptions(), &batch);
-    batch.Clear();
     return FromRocks(put, "cannot update the change log's index");
   }
 
@@ -187,6 +199,15 @@ class Pass {
   }
 
   absl::StatusOr<std::optional<IndexEntry>> Lookup(const std::string& key) {
+    if (auto cached = lookups_.find(key); cached != lookups_.end()) return cached->second;
+    absl::StatusOr<std::optional<IndexEntry>> found = LookupStored(key);
+    if (!found.ok()) return found;
+    if (lookups_.size() >= kLookupCacheEntries) lookups_.clear();
+    lookups_.emplace(key, *found);
+    return found;
+  }
+
+  absl::StatusOr<std::optional<IndexEntry>> LookupStored(const std::string& key) {
     std::string value;
     rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->keys, key, &value);
     if (got.IsNotFound()) return std::optional<IndexEntry>();
@@ -339,7 +360,6 @@ class Pass {
     }
     absl::Status written = impl_->WriteSynced(batch, "cannot write a compaction batch");
     batch.Clear();
-    if (written.ok()) impl_->RefreshOldest();
     return written;
   }
 
@@ -353,6 +373,9 @@ class Pass {
     rocksdb::Status compacted =
         impl_->db->CompactRange(options, impl_->changes, nullptr, &end_slice);
     if (compacted.ok()) compacted = impl_->db->CompactRange(options, impl_->keys, nullptr, nullptr);
+    // The small records of the default family pin old write-ahead log files until it is
+    // flushed too: without this the space of the removed changes stays on disk in the WAL.
+    if (compacted.ok()) compacted = impl_->db->Flush(rocksdb::FlushOptions(), impl_->meta);
     return FromRocks(compacted, "cannot compact the change log's files");
   }
 
@@ -381,6 +404,7 @@ class Pass {
   const std::atomic<bool>* const cancel_;
   v1::CompactionResult result_;
   absl::flat_hash_map<std::string, Position> truncated_at_;
+  absl::flat_hash_map<std::string, std::optional<IndexEntry>> lookups_;
   int64_t excess_bytes_ = 0;
   Position last_removed_;
 };

@@ -1,0 +1,181 @@
+// compaction_bench: the change log's size before and after compaction, against the size of a
+// log that holds only the live rows, and how long a pass takes.
+//
+//   compaction_bench --dir DIR --updates N --keys K [--row-bytes 200]
+//
+// Fills a ChangeLog in DIR with N row changes spread round-robin over K primary keys (the first
+// K are inserts), rows of about --row-bytes, in transactions of 100 changes, then runs one
+// compaction pass with no lag. The reference is a second log holding just the K newest rows,
+// compacted the same way: what the log would be if it only ever stored the current state.
+// Prints one JSON object on stdout.
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/log/change_log.h"
+
+namespace {
+
+// The size of every file under `dir`.
+uint64_t DirectoryBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) total += entry.file_size();
+  }
+  return total;
+}
+
+walfeed::v1::Change RowChange(uint64_t lsn, uint32_t seq, int64_t id, uint64_t version,
+                              size_t row_bytes, absl::Time committed) {
+  walfeed::v1::Change change;
+  change.set_lsn(lsn);
+  change.set_seq(seq);
+  change.set_cursor(walfeed::FormatCursor({lsn, seq}));
+  change.set_lsn_text(walfeed::FormatLsn(lsn));
+  change.set_op(version == 0 ? walfeed::v1::Change::INSERT : walfeed::v1::Change::UPDATE);
+  change.set_schema("public");
+  change.set_table("accounts");
+  change.set_key_kind(walfeed::v1::Change::PRIMARY_KEY);
+  change.set_xid(static_cast<uint32_t>(lsn));
+  change.mutable_commit_time()->set_seconds(absl::ToUnixSeconds(committed));
+  walfeed::v1::Column* key = change.add_key();
+  key->set_name("id");
+  key->set_type("int8");
+  key->set_int_(id);
+  *change.add_after() = *key;
+  walfeed::v1::Column* version_column = change.add_after();
+  version_column->set_name("version");
+  version_column->set_type("int8");
+  version_column->set_int_(static_cast<int64_t>(version));
+  walfeed::v1::Column* payload = change.add_after();
+  payload->set_name("payload");
+  payload->set_type("text");
+  // Varies per row so that compression does not make every row free.
+  std::string text;
+  uint64_t x = static_cast<uint64_t>(id) * 0x9E3779B97F4A7C15ull + version;
+  while (text.size() < row_bytes) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    text.push_back(static_cast<char>('a' + x % 26));
+  }
+  payload->set_text(text);
+  return change;
+}
+
+// Appends `count` changes over `keys` keys starting at version `first_version` per key.
+absl::Status Fill(walfeed::ChangeLog& log, uint64_t count, uint64_t keys, uint64_t first_round,
+                  size_t row_bytes, absl::Time committed) {
+  constexpr uint32_t kPerTransaction = 100;
+  uint64_t lsn = log.Head().lsn + 0x1000;
+  for (uint64_t done = 0; done < count; lsn += 0x1000) {
+    walfeed::Transaction txn;
+    txn.commit_lsn = lsn;
+    txn.end_lsn = lsn + 0x30;
+    for (uint32_t seq = 0; seq < kPerTransaction && done < count; ++seq, ++done) {
+      const uint64_t n = done + first_round * keys;
+      txn.changes.push_back(
+          RowChange(lsn, seq, static_cast<int64_t>(n % keys), n / keys, row_bytes, committed));
+    }
+    txn.changes.back().set_last_in_transaction(true);
+    if (absl::Status s = log.Append({txn}, lsn + 0x30); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> OpenLog(const std::string& path) {
+  walfeed::ChangeLogOptions options;
+  options.path = path;
+  options.sync = false;  // the pass's cost, not fsync's, is what is measured
+  return walfeed::ChangeLog::Open(options);
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "compaction_bench: " << status << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir;
+  uint64_t updates = 1'000'000;
+  uint64_t keys = 10'000;
+  uint64_t row_bytes = 200;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const std::string value = argv[i + 1];
+    bool ok = true;
+    if (flag == "--dir") {
+      dir = value;
+    } else if (flag == "--updates") {
+      ok = absl::SimpleAtoi(value, &updates);
+    } else if (flag == "--keys") {
+      ok = absl::SimpleAtoi(value, &keys);
+    } else if (flag == "--row-bytes") {
+      ok = absl::SimpleAtoi(value, &row_bytes);
+    } else {
+      ok = false;
+    }
+    if (!ok) {
+      std::cerr << "compaction_bench: bad flag " << flag << " " << value << "\n";
+      return 2;
+    }
+  }
+  if (dir.empty() || keys == 0 || updates < keys) {
+    std::cerr << "usage: compaction_bench --dir DIR --updates N --keys K [--row-bytes B] "
+                 "(N >= K > 0)\n";
+    return 2;
+  }
+  const absl::Time committed = absl::Now() - absl::Hours(1);
+  walfeed::CompactionPolicy policy;
+  policy.lag = absl::ZeroDuration();
+
+  const std::string full_dir = dir + "/full";
+  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = OpenLog(full_dir);
+  if (!log.ok()) return Fail(log.status());
+  const absl::Time fill_start = absl::Now();
+  if (absl::Status s = Fill(**log, updates, keys, 0, row_bytes, committed); !s.ok()) return Fail(s);
+  const absl::Duration fill_time = absl::Now() - fill_start;
+  const uint64_t dir_before = DirectoryBytes(full_dir);
+  absl::StatusOr<walfeed::v1::CompactionResult> result = (*log)->Compact(policy, absl::Now());
+  if (!result.ok()) return Fail(result.status());
+  log->reset();  // closed and reopened: what stays on disk, WAL replayed and flushed
+  log = OpenLog(full_dir);
+  if (!log.ok()) return Fail(log.status());
+  const uint64_t dir_after = DirectoryBytes(full_dir);
+
+  // The reference: only the K newest rows, written and compacted the same way.
+  const std::string live_dir = dir + "/live";
+  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> live = OpenLog(live_dir);
+  if (!live.ok()) return Fail(live.status());
+  if (absl::Status s = Fill(**live, keys, keys, (updates - 1) / keys, row_bytes, committed);
+      !s.ok()) {
+    return Fail(s);
+  }
+  absl::StatusOr<walfeed::v1::CompactionResult> reference = (*live)->Compact(policy, absl::Now());
+  if (!reference.ok()) return Fail(reference.status());
+  live->reset();
+  live = OpenLog(live_dir);
+  if (!live.ok()) return Fail(live.status());
+  const uint64_t live_dir_bytes = DirectoryBytes(live_dir);
+
+  const double took = static_cast<double>(result->took().seconds()) +
+                      static_cast<double>(result->took().nanos()) / 1e9;
+  std::cout << "{\"updates\": " << updates << ", \"keys\": " << keys
+            << ", \"row_bytes\": " << row_bytes
+            << ", \"fill_seconds\": " << absl::ToDoubleSeconds(fill_time)
+            << ", \"compaction_seconds\": " << took
+            << ", \"changes_per_second\": " << (took > 0 ? updates / took : 0)
+            << ", \"superseded_removed\": " << result->superseded_removed()
+            << ", \"live_keys\": " << result->live_keys()
+            << ", \"log_bytes_before\": " << result->log_bytes_before()
+            << ", \"log_bytes_after\": " << result->log_bytes_after()
+            << ", \"dir_bytes_before\": " << dir_before << ", \"dir_bytes_after\": " << dir_after
+            << ", \"live_rows_dir_bytes\": " << live_dir_bytes << "}\n";
+  return 0;
+}
