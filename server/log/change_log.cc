@@ -1,15 +1,20 @@
 #include "server/log/change_log.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
+#include "server/log/toast_fill.h"
 
 namespace walfeed {
 namespace {
@@ -29,6 +34,17 @@ const std::string kEndOfPositions(kPositionKeySize + 1, '\xff');
 // The first key above `head` (everything when the log is empty).
 std::string AboveHead(const Position& head) {
   return head.IsZero() ? std::string() : EncodePositionKey(head.Successor());
+}
+
+// The per-key index is written with every append, in row-key order (random), many times per
+// hot row: a hash of skiplists, one per key, makes each insert a hash lookup plus a tiny
+// skiplist insert instead of a search of one big skiplist (ingest CPU measured in
+// bench/results/ingest.md). Full scans of it need ReadOptions::total_order_seek.
+rocksdb::ColumnFamilyOptions KeysFamilyOptions() {
+  rocksdb::ColumnFamilyOptions options;
+  options.prefix_extractor.reset(rocksdb::NewNoopTransform());
+  options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
+  return options;
 }
 
 }  // namespace
@@ -125,6 +141,8 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
+  // The index family's hash memtable takes one writer at a time (appends are serialized anyway).
+  db_options.allow_concurrent_memtable_write = false;
   // Bounds the write-ahead log: past this, RocksDB flushes the column families that pin old WAL
   // files (the small default family is written with every append but rarely fills a memtable).
   db_options.max_total_wal_size = 256 << 20;
@@ -137,7 +155,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kChangesFamily, changes_options},
-      {kKeysFamily, rocksdb::ColumnFamilyOptions()},
+      {kKeysFamily, KeysFamilyOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
   rocksdb::DB* raw_db = nullptr;
@@ -196,12 +214,18 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   if (!oldest.ok()) return oldest.status();
   absl::StatusOr<Position> purge_point = impl->ReadPosition(log_internal::kPurgePointKey);
   if (!purge_point.ok()) return purge_point.status();
+  absl::StatusOr<Position> indexed_up_to = impl->ReadPosition(log_internal::kIndexedUpToKey);
+  if (!indexed_up_to.ok()) return indexed_up_to.status();
   std::optional<v1::CompactionResult> last_compaction;
   got =
       impl->db->Get(rocksdb::ReadOptions(), impl->meta, log_internal::kLastCompactionKey, &stored);
   if (got.ok()) {
     last_compaction.emplace();
     if (!last_compaction->ParseFromString(stored)) last_compaction.reset();
+  }
+  {
+    absl::MutexLock append_lock(&impl->append_mu);
+    impl->indexed_up_to = std::min(*indexed_up_to, head);
   }
   {
     absl::MutexLock lock(&impl->mu);
@@ -216,8 +240,32 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
 
 absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) {
   absl::MutexLock append_lock(&impl_->append_mu);
-  Position head = Head();
+  const Position old_head = Head();
+  // Values left out of UPDATEs are filled in, and the per-key index kept current, for
+  // transactions held whole; one staged in parts is indexed later by CatchUpIndex() and keeps
+  // its unchanged_toast markers (its earlier parts are not indexed yet).
+  bool staged_parts = false;
+  bool needs_fill = false;
+  for (const Transaction& txn : transactions) {
+    if (txn.changes.empty()) continue;
+    staged_parts = staged_parts || txn.changes.front().seq() > 0;
+    for (const v1::Change& change : txn.changes) {
+      needs_fill = needs_fill || ToastFiller::NeedsFill(change);
+    }
+  }
+  const bool fill = needs_fill && !staged_parts;
+  if (fill) {
+    for (;;) {  // the filler reads the index: bring it up to the head first
+      absl::StatusOr<bool> current = impl_->CatchUpIndexStep(kIndexStepRecords);
+      if (!current.ok()) return current.status();
+      if (*current) break;
+    }
+  }
+  const bool index = !staged_parts && impl_->indexed_up_to >= old_head;
+  std::optional<ToastFiller> filler;
+  if (fill) filler.emplace(impl_.get());
 
+  Position head = old_head;
   rocksdb::WriteBatch batch;
   std::string value;  // reused: one serialization buffer for the whole batch
   uint64_t change_count = 0;
@@ -249,18 +297,31 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
             "change ", i, " of the transaction at ", FormatLsn(txn.commit_lsn), " says position ",
             FormatCursor({change.lsn(), change.seq()}), "; nothing was appended"));
       }
+      const v1::Change* stored = &change;
+      if (filler) {
+        absl::StatusOr<const v1::Change*> processed = filler->Process(change);
+        if (!processed.ok()) return processed.status();
+        stored = *processed;
+      }
+      const Position position{txn.commit_lsn, change.seq()};
+      if (index) {
+        if (absl::Status s = impl_->IndexInto(batch, *stored, position); !s.ok()) return s;
+      }
       value.clear();
-      change.SerializeToString(&value);
-      rocksdb::Status put =
-          batch.Put(impl_->changes, EncodePositionKey({txn.commit_lsn, change.seq()}), value);
+      stored->SerializeToString(&value);
+      rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
     head = Position{txn.commit_lsn, txn.changes.back().seq()};
     change_count += txn.changes.size();
   }
+  if (index) {
+    if (absl::Status s = impl_->PutIndexEntries(batch, {}, head); !s.ok()) return s;
+  }
   if (absl::Status s = impl_->PutHead(batch, head, resume_lsn); !s.ok()) return s;
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
     return s;
+  if (index) impl_->indexed_up_to = head;
   impl_->Publish(head, resume_lsn, change_count, transactions.size());
   return absl::OkStatus();
 }

@@ -91,6 +91,14 @@ class ChangeLog : public TransactionSink {
   absl::StatusOr<v1::CompactionResult> Compact(const CompactionPolicy& policy, absl::Time now,
                                                const std::atomic<bool>* cancel = nullptr);
 
+  // Brings the per-key index up to the head, in short steps that let appends through between
+  // them. Appends keep a current index current themselves; a staged snapshot or a transaction
+  // staged in parts leaves it behind until this runs (the Compactor calls it every second).
+  absl::Status CatchUpIndex();
+  bool IndexIsCurrent() const;
+  // Changes indexed per step of CatchUpIndex().
+  static constexpr size_t kIndexStepRecords = 50000;
+
   // The newest position whose removal a resuming reader would miss (zero when none was ever
   // removed). A reader that holds state and has not yet read past it must start again from 0.
   Position PurgePoint() const;

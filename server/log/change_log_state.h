@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 #include "server/log/change_log.h"
+#include "server/log/key_index.h"
 #include "server/log/position_key.h"
 
 namespace walfeed {
@@ -70,6 +72,8 @@ struct ChangeLog::Impl {
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
 
   absl::Mutex append_mu;  // serializes writers; taken before `mu`
+  // The per-key index is complete up to here; it is current while this equals the head.
+  Position indexed_up_to ABSL_GUARDED_BY(append_mu);
   // Held by a compaction pass from start to end; TryLock tells a second caller to wait.
   absl::Mutex compaction_mu;
   mutable absl::Mutex mu;
@@ -101,6 +105,23 @@ struct ChangeLog::Impl {
   Position ReadPurgePoint() const;
   // The size of the stored changes and index on disk (SST files plus memtables).
   uint64_t DiskBytes() const;
+  // The per-key index (key_index.cc). Adds the index entries `change` at `position` makes to
+  // `out` (newest wins: later calls overwrite earlier ones for the same key).
+  static void CollectIndexEntries(const v1::Change& change, const Position& position,
+                                  absl::flat_hash_map<std::string, std::string>* out);
+  // Puts the index entries `change` at `position` makes into `batch` (the append path).
+  absl::Status IndexInto(rocksdb::WriteBatch& batch, const v1::Change& change,
+                         const Position& position);
+  // Puts `entries` and the position the index then covers into `batch`.
+  absl::Status PutIndexEntries(rocksdb::WriteBatch& batch,
+                               const absl::flat_hash_map<std::string, std::string>& entries,
+                               const Position& covered);
+  // Indexes up to `max_records` changes past indexed_up_to; returns whether the index is now
+  // current. Holding append_mu keeps appends out while it reads up to the head.
+  absl::StatusOr<bool> CatchUpIndexStep(size_t max_records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
+  absl::StatusOr<std::optional<IndexEntry>> LookupIndex(const std::string& key) const;
+
   // After a durable write: publish the new head and tell the listeners (outside the lock).
   void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
                uint64_t transactions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);

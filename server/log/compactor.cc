@@ -1,5 +1,6 @@
 #include "server/log/compactor.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -49,28 +50,43 @@ void Compactor::Loop() {
   absl::Time next_scheduled = absl::Now() + interval_;
   for (;;) {
     std::optional<Pending> request;
+    bool scheduled = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || pending_.has_value();
       };
-      mu_.AwaitWithDeadline(absl::Condition(&ready), next_scheduled);
+      mu_.AwaitWithDeadline(absl::Condition(&ready),
+                            std::min(next_scheduled, absl::Now() + kIndexCheckInterval));
       if (stopping_) return;
       request.swap(pending_);
-      running_ = true;
+      scheduled = absl::Now() >= next_scheduled;
+      running_ = request.has_value() || scheduled;
     }
     if (request) {
-      RunPass(request->policy, request->done);
-    } else {
-      RunPass(policy_, nullptr);
+      absl::StatusOr<v1::CompactionResult> result = RunPass(request->policy);
+      {
+        absl::MutexLock lock(&mu_);
+        running_ = false;  // before answering: the caller may ask again at once
+      }
+      request->done(std::move(result));
+      continue;
+    }
+    if (scheduled) {
+      (void)RunPass(policy_);
       next_scheduled = absl::Now() + interval_;
+    } else if (!log_->IndexIsCurrent()) {
+      // After a snapshot or a transaction staged in parts: index what they added.
+      if (absl::Status indexed = log_->CatchUpIndex(); !indexed.ok()) {
+        spdlog::error("event=index_catch_up_failed error=\"{}\"", indexed.message());
+      }
     }
     absl::MutexLock lock(&mu_);
     running_ = false;
   }
 }
 
-void Compactor::RunPass(const CompactionPolicy& policy, const Done& done) {
+absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& policy) {
   absl::StatusOr<v1::CompactionResult> result =
       log_->Compact(policy, absl::Now(), &stop_requested_);
   if (result.ok()) {
@@ -87,7 +103,7 @@ void Compactor::RunPass(const CompactionPolicy& policy, const Done& done) {
   } else {
     spdlog::error("event=compaction_failed error=\"{}\"", result.status().message());
   }
-  if (done) done(std::move(result));
+  return result;
 }
 
 }  // namespace walfeed

@@ -1,5 +1,6 @@
 // Compactor: runs compaction passes over a ChangeLog on its own thread, off the append and read
-// paths: one every `interval` (none when it is InfiniteDuration), and one on request.
+// paths: one every `interval` (none when it is InfiniteDuration), and one on request. In between
+// it brings the per-key index up to date when a snapshot or a staged transaction left it behind.
 //
 // Promises: at most one pass runs at a time; a request made while a pass runs or is pending is
 // refused at once (FailedPrecondition) instead of queueing; every accepted request's `done` is
@@ -49,8 +50,11 @@ class Compactor {
     Done done;
   };
 
+  static constexpr absl::Duration kIndexCheckInterval = absl::Seconds(1);
+
   void Loop();
-  void RunPass(const CompactionPolicy& policy, const Done& done);
+  // Runs one pass and logs its outcome.
+  absl::StatusOr<v1::CompactionResult> RunPass(const CompactionPolicy& policy);
 
   ChangeLog* const log_;
   const CompactionPolicy policy_;

@@ -40,34 +40,8 @@ using log_internal::ValueOf;
 
 // Changes removed per WriteBatch.
 constexpr size_t kRecordsPerBatch = 10000;
-// Changes indexed per WriteBatch.
-constexpr size_t kIndexRecordsPerBatch = 100000;
 // Index lookups a pass remembers (the index does not change under the pass's reads).
 constexpr size_t kLookupCacheEntries = 200000;
-constexpr char kLiveRow = 'L';
-constexpr char kDeletedRow = 'D';
-
-struct IndexEntry {
-  Position position;
-  bool deleted = false;
-};
-
-std::string EncodeRowEntry(const Position& position, bool deleted) {
-  std::string value = EncodePositionKey(position);
-  value.push_back(deleted ? kDeletedRow : kLiveRow);
-  return value;
-}
-
-absl::StatusOr<IndexEntry> DecodeEntry(absl::string_view value) {
-  if (value.size() != kPositionKeySize && value.size() != kPositionKeySize + 1) {
-    return absl::DataLossError(
-        absl::StrCat("an index entry of the change log is ", value.size(), " bytes long"));
-  }
-  absl::StatusOr<Position> position = DecodePositionKey(value.substr(0, kPositionKeySize));
-  if (!position.ok()) return position.status();
-  return IndexEntry{*position, value.size() > kPositionKeySize && value.back() == kDeletedRow};
-}
-
 absl::Time CommitTimeOf(const v1::Change& change) {
   return absl::FromUnixSeconds(change.commit_time().seconds()) +
          absl::Nanoseconds(change.commit_time().nanos());
@@ -114,55 +88,16 @@ class Pass {
   }
 
  private:
-  // Step 1: indexes the changes above the last indexed position, up to the head; returns the
-  // position the index now covers.
+  // Step 1: brings the index up to the head (appends keep it there from then on); returns the
+  // position it covered when it became current.
   absl::StatusOr<Position> IndexUpToHead() {
-    absl::StatusOr<Position> indexed = impl_->ReadPosition(log_internal::kIndexedUpToKey);
-    if (!indexed.ok()) return indexed.status();
-    Position head;
-    {
-      absl::MutexLock lock(&impl_->mu);
-      head = impl_->head;
+    for (;;) {
+      absl::MutexLock append_lock(&impl_->append_mu);
+      absl::StatusOr<bool> current = impl_->CatchUpIndexStep(ChangeLog::kIndexStepRecords);
+      if (!current.ok()) return current.status();
+      if (*current) return impl_->indexed_up_to;
+      if (Cancelled()) return absl::CancelledError("the compaction pass was stopped");
     }
-    if (head.IsZero() || *indexed >= head) return *indexed;
-    const std::string upper = EncodePositionKey(head.Successor());
-    const rocksdb::Slice upper_bound(upper);
-    rocksdb::ReadOptions read_options;
-    read_options.iterate_upper_bound = &upper_bound;
-    read_options.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->changes));
-    // Newest entry per key for the changes read since the last write: a hot row updated many
-    // times costs one index write per batch, not one per change.
-    absl::flat_hash_map<std::string, std::string> pending;
-    size_t in_batch = 0;
-    Position last = *indexed;
-    v1::Change change;
-    for (it->Seek(indexed->IsZero() ? std::string() : EncodePositionKey(indexed->Successor()));
-         it->Valid(); it->Next()) {
-      absl::StatusOr<Position> position = DecodePositionKey(KeyOf(*it));
-      if (!position.ok()) return position.status();
-      last = *position;
-      if (!change.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        spdlog::error("event=compaction_skipped_corrupt_change position={}",
-                      FormatCursor(*position));
-        continue;
-      }
-      RowIdentity identity = IdentityOf(change);
-      if (identity.kind == RowIdentity::Kind::kTruncate) {
-        pending[std::move(identity.table_key)] = EncodePositionKey(*position);
-      }
-      for (RowEffect& effect : identity.effects) {
-        pending[std::move(effect.row_key)] = EncodeRowEntry(*position, effect.deleted);
-      }
-      if (++in_batch == kIndexRecordsPerBatch) {
-        if (absl::Status s = WriteIndexBatch(pending, last); !s.ok()) return s;
-        in_batch = 0;
-        if (Cancelled()) return absl::CancelledError("the compaction pass was stopped");
-      }
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "cannot read the change log");
-    if (absl::Status s = WriteIndexBatch(pending, head); !s.ok()) return s;
-    return head;
   }
 
   bool Cancelled() const { return cancel_ != nullptr && cancel_->load(); }
@@ -200,21 +135,11 @@ class Pass {
 
   absl::StatusOr<std::optional<IndexEntry>> Lookup(const std::string& key) {
     if (auto cached = lookups_.find(key); cached != lookups_.end()) return cached->second;
-    absl::StatusOr<std::optional<IndexEntry>> found = LookupStored(key);
+    absl::StatusOr<std::optional<IndexEntry>> found = impl_->LookupIndex(key);
     if (!found.ok()) return found;
     if (lookups_.size() >= kLookupCacheEntries) lookups_.clear();
     lookups_.emplace(key, *found);
     return found;
-  }
-
-  absl::StatusOr<std::optional<IndexEntry>> LookupStored(const std::string& key) {
-    std::string value;
-    rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->keys, key, &value);
-    if (got.IsNotFound()) return std::optional<IndexEntry>();
-    if (!got.ok()) return FromRocks(got, "cannot read the change log's index");
-    absl::StatusOr<IndexEntry> entry = DecodeEntry(value);
-    if (!entry.ok()) return entry.status();
-    return std::optional<IndexEntry>(*entry);
   }
 
   // The position of the newest TRUNCATE of a table (zero when none), cached for the pass.
@@ -328,10 +253,9 @@ class Pass {
       }
       excess_bytes_ -= static_cast<int64_t>(it->key().size() + it->value().size());
       rocksdb::Status deleted = batch.Delete(impl_->changes, it->key());
-      for (const std::string& entry : own_entries) {
-        if (deleted.ok()) deleted = batch.Delete(impl_->keys, entry);
-      }
       if (!deleted.ok()) return FromRocks(deleted, "cannot build the compaction batch");
+      for (std::string& entry : own_entries)
+        ended_entries_.emplace_back(std::move(entry), *position);
       last_removed_ = *position;
       if (++in_batch == kRecordsPerBatch) {
         if (absl::Status s = WriteRemovals(batch, batch_purge); !s.ok()) return s;
@@ -346,9 +270,20 @@ class Pass {
   }
 
   // Writes one batch of removals, synced, with the purge point it raises (if any). The
-  // in-memory purge point is raised first: a reader that sees a removal sees the point.
+  // in-memory purge point is raised first: a reader that sees a removal sees the point. Index
+  // entries of removed changes go in the same batch, under the append lock and only if no
+  // append has pointed them at a newer change since the pass looked.
   absl::Status WriteRemovals(rocksdb::WriteBatch& batch, const Position& purge) {
     if (batch.Count() == 0) return absl::OkStatus();
+    absl::MutexLock append_lock(&impl_->append_mu);
+    for (const auto& [key, position] : ended_entries_) {
+      absl::StatusOr<std::optional<IndexEntry>> entry = impl_->LookupIndex(key);
+      if (!entry.ok()) return entry.status();
+      if (!entry->has_value() || (*entry)->position != position) continue;
+      rocksdb::Status deleted = batch.Delete(impl_->keys, key);
+      if (!deleted.ok()) return FromRocks(deleted, "cannot build the compaction batch");
+    }
+    ended_entries_.clear();
     if (!purge.IsZero()) {
       {
         absl::MutexLock lock(&impl_->mu);
@@ -381,12 +316,13 @@ class Pass {
 
   // Rows whose newest change is not a delete and not older than a TRUNCATE of their table.
   absl::StatusOr<uint64_t> CountLiveKeys() {
-    std::unique_ptr<rocksdb::Iterator> it(
-        impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->keys));
+    rocksdb::ReadOptions read_options;
+    read_options.total_order_seek = true;  // the index family hashes its memtable by key
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->keys));
     uint64_t live = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (!IsRowKey(KeyOf(*it))) continue;
-      absl::StatusOr<IndexEntry> entry = DecodeEntry(ValueOf(*it));
+      absl::StatusOr<IndexEntry> entry = DecodeIndexEntry(ValueOf(*it));
       if (!entry.ok()) return entry.status();
       if (entry->deleted) continue;
       absl::StatusOr<Position> truncated = TruncatedAt(TableKeyOfRow(KeyOf(*it)));
@@ -405,6 +341,8 @@ class Pass {
   v1::CompactionResult result_;
   absl::flat_hash_map<std::string, Position> truncated_at_;
   absl::flat_hash_map<std::string, std::optional<IndexEntry>> lookups_;
+  // Index entries that pointed at changes removed in the current batch.
+  std::vector<std::pair<std::string, Position>> ended_entries_;
   int64_t excess_bytes_ = 0;
   Position last_removed_;
 };

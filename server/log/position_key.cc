@@ -18,6 +18,11 @@ uint64_t GetBigEndian(absl::string_view bytes) {
 
 }  // namespace
 
+void EncodePositionKeyTo(const Position& position, char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(position.lsn >> (56 - 8 * i));
+  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<char>(position.seq >> (24 - 8 * i));
+}
+
 std::string EncodePositionKey(const Position& position) {
   std::string key;
   key.reserve(kPositionKeySize);

@@ -14,6 +14,8 @@ namespace walfeed {
 inline constexpr size_t kPositionKeySize = 12;
 
 std::string EncodePositionKey(const Position& position);
+// The same into `out`, which has room for kPositionKeySize bytes (no allocation).
+void EncodePositionKeyTo(const Position& position, char* out);
 
 // Fails unless `key` is exactly kPositionKeySize bytes.
 absl::StatusOr<Position> DecodePositionKey(absl::string_view key);

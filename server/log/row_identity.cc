@@ -1,5 +1,7 @@
 #include "server/log/row_identity.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -23,32 +25,97 @@ std::string TableKey(const v1::Change& change) {
   return key;
 }
 
-// The key columns' names and values (not their types: a key column whose type widens, say int4
-// to int8, still names the same row).
-std::string RowKey(const v1::Change& change,
-                   const google::protobuf::RepeatedPtrField<v1::Column>& key_columns) {
-  std::string key(1, kRowTag);
-  AppendPart(change.schema(), &key);
-  AppendPart(change.table(), &key);
-  v1::Column value_only;
-  std::string value;
-  for (const v1::Column& column : key_columns) {
-    AppendPart(column.name(), &key);
-    value_only = column;
-    value_only.clear_name();
-    value_only.clear_type();
-    value_only.clear_type_oid();
-    value.clear();
-    value_only.SerializeToString(&value);
-    AppendPart(value, &key);
+// Appends `value` big-endian.
+void AppendFixed(uint64_t value, int bytes, std::string* out) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>(value >> shift));
   }
+}
+
+// One key column's value, length-prefixed: which field holds it, then its bytes (not its type:
+// a key column whose type widens, say int4 to int8, still names the same row). Written in
+// place, without a temporary: this runs for every appended change.
+void AppendValue(const v1::Column& column, std::string* out) {
+  const size_t length_at = out->size();
+  out->append(4, '\0');
+  out->push_back(static_cast<char>(column.value_case()));
+  switch (column.value_case()) {
+    case v1::Column::kInt:
+      AppendFixed(static_cast<uint64_t>(column.int_()), 8, out);
+      break;
+    case v1::Column::kFloat: {
+      uint64_t bits;
+      const double number = column.float_();
+      static_assert(sizeof(bits) == sizeof(number));
+      std::memcpy(&bits, &number, sizeof(bits));
+      AppendFixed(bits, 8, out);
+      break;
+    }
+    case v1::Column::kBool:
+      out->push_back(column.bool_() ? 1 : 0);
+      break;
+    case v1::Column::kText:
+      out->append(column.text());
+      break;
+    case v1::Column::kNumeric:
+      out->append(column.numeric());
+      break;
+    case v1::Column::kBytes:
+      out->append(column.bytes());
+      break;
+    case v1::Column::kJson:
+      out->append(column.json());
+      break;
+    case v1::Column::kTimestamp:
+      AppendFixed(static_cast<uint64_t>(column.timestamp().seconds()), 8, out);
+      AppendFixed(static_cast<uint32_t>(column.timestamp().nanos()), 4, out);
+      break;
+    case v1::Column::kDate:
+      out->append(column.date());
+      break;
+    case v1::Column::kUuid:
+      out->append(column.uuid());
+      break;
+    default:  // null, unchanged_toast, unset: the tag says it all
+      break;
+  }
+  const uint32_t length = static_cast<uint32_t>(out->size() - length_at - 4);
+  for (int i = 0; i < 4; ++i) (*out)[length_at + i] = static_cast<char>(length >> (24 - 8 * i));
+}
+
+// The key columns' names and values, appended to `key`.
+template <typename Columns, typename Deref>
+void AppendRowKey(const v1::Change& change, const Columns& key_columns, Deref deref,
+                  std::string* key) {
+  key->push_back(kRowTag);
+  AppendPart(change.schema(), key);
+  AppendPart(change.table(), key);
+  for (const auto& item : key_columns) {
+    const v1::Column& column = deref(item);
+    AppendPart(column.name(), key);
+    AppendValue(column, key);
+  }
+}
+
+const v1::Column& Self(const v1::Column& column) { return column; }
+const v1::Column& Pointee(const v1::Column* column) { return *column; }
+
+std::string RowKey(const v1::Change& change) {
+  std::string key;
+  AppendRowKey(change, change.key(), Self, &key);
   return key;
+}
+
+bool Mergeable(const v1::Change& change) {
+  return (change.key_kind() == v1::Change::PRIMARY_KEY ||
+          change.key_kind() == v1::Change::UNIQUE_INDEX) &&
+         !change.key().empty() && !change.table().empty();
 }
 
 // The old key of an UPDATE, from `before`, when PostgreSQL sent one: the key columns of the old
 // row, in the order of `key`. Empty when `before` lacks one of them.
-google::protobuf::RepeatedPtrField<v1::Column> OldKeyColumns(const v1::Change& change) {
-  google::protobuf::RepeatedPtrField<v1::Column> old_key;
+std::vector<const v1::Column*> OldKeyColumns(const v1::Change& change) {
+  std::vector<const v1::Column*> old_key;
   for (const v1::Column& key_column : change.key()) {
     const v1::Column* found = nullptr;
     for (const v1::Column& column : change.before()) {
@@ -58,7 +125,7 @@ google::protobuf::RepeatedPtrField<v1::Column> OldKeyColumns(const v1::Change& c
       }
     }
     if (found == nullptr) return {};
-    *old_key.Add() = *found;
+    old_key.push_back(found);
   }
   return old_key;
 }
@@ -88,6 +155,28 @@ std::string TableKeyOfRow(absl::string_view row_key) {
 
 bool IsRowKey(absl::string_view key) { return !key.empty() && key[0] == kRowTag; }
 
+bool SingleRowKey(const v1::Change& change, std::string* out, bool* deleted) {
+  if (!Mergeable(change)) return false;
+  switch (change.op()) {
+    case v1::Change::INSERT:
+    case v1::Change::READ:
+      *deleted = false;
+      break;
+    case v1::Change::DELETE:
+      *deleted = true;
+      break;
+    case v1::Change::UPDATE:
+      if (change.before_size() > 0) return false;  // the key may have changed
+      *deleted = false;
+      break;
+    default:
+      return false;
+  }
+  out->clear();
+  AppendRowKey(change, change.key(), Self, out);
+  return true;
+}
+
 RowIdentity IdentityOf(const v1::Change& change) {
   RowIdentity identity;
   if (change.op() == v1::Change::MESSAGE || change.table().empty()) return identity;
@@ -96,24 +185,23 @@ RowIdentity IdentityOf(const v1::Change& change) {
     identity.kind = RowIdentity::Kind::kTruncate;
     return identity;
   }
-  const bool mergeable =
-      change.key_kind() == v1::Change::PRIMARY_KEY || change.key_kind() == v1::Change::UNIQUE_INDEX;
-  if (!mergeable || change.key().empty()) return identity;
+  if (!Mergeable(change)) return identity;
   identity.kind = RowIdentity::Kind::kRow;
   switch (change.op()) {
     case v1::Change::INSERT:
     case v1::Change::READ:
-      identity.effects.push_back({RowKey(change, change.key()), false});
+      identity.effects.push_back({RowKey(change), false});
       break;
     case v1::Change::DELETE:
-      identity.effects.push_back({RowKey(change, change.key()), true});
+      identity.effects.push_back({RowKey(change), true});
       break;
     case v1::Change::UPDATE: {
-      std::string new_key = RowKey(change, change.key());
+      std::string new_key = RowKey(change);
       if (change.before_size() > 0) {
-        const google::protobuf::RepeatedPtrField<v1::Column> old_columns = OldKeyColumns(change);
+        const std::vector<const v1::Column*> old_columns = OldKeyColumns(change);
         if (!old_columns.empty()) {
-          std::string old_key = RowKey(change, old_columns);
+          std::string old_key;
+          AppendRowKey(change, old_columns, Pointee, &old_key);
           if (old_key != new_key) identity.effects.push_back({std::move(old_key), true});
         }
       }

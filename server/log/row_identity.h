@@ -34,6 +34,11 @@ struct RowIdentity {
 
 RowIdentity IdentityOf(const v1::Change& change);
 
+// The allocation-free common case, for the append path: when `change` sets exactly one row
+// (INSERT, READ, DELETE, or an UPDATE that sent no old key) of a mergeable table, writes that
+// row's key (as IdentityOf would) into `out`, sets `deleted`, and returns true.
+bool SingleRowKey(const v1::Change& change, std::string* out, bool* deleted);
+
 // The table key of the table a row key belongs to ("" when `row_key` is not one).
 std::string TableKeyOfRow(absl::string_view row_key);
 

@@ -1,0 +1,50 @@
+// ToastFiller: fills in the unchanged TOASTed values of UPDATEs as they are appended (internal
+// to server/log/).
+//
+// PostgreSQL leaves a large value out of an UPDATE that did not change it. The filler takes the
+// value from the newest image of that row the log holds: the UPDATE's own old row (REPLICA
+// IDENTITY FULL), an earlier change in the same append, or the row's newest stored change found
+// through the per-key index (which must be current). A value stays marked unchanged_toast only
+// when no earlier image has it: the row was never seen, was deleted or truncated since, or the
+// column's type changed.
+#ifndef WALFEED_SERVER_LOG_TOAST_FILL_H_
+#define WALFEED_SERVER_LOG_TOAST_FILL_H_
+
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "server/log/change_log_state.h"
+
+namespace walfeed {
+
+class ToastFiller {
+ public:
+  explicit ToastFiller(const ChangeLog::Impl* impl) : impl_(impl) {}
+
+  // Whether `change` is an UPDATE with a value left out.
+  static bool NeedsFill(const v1::Change& change);
+
+  // The change to store in place of `change`: `change` itself, or a filled copy owned by the
+  // filler. Call for every change of an append, in order.
+  absl::StatusOr<const v1::Change*> Process(const v1::Change& change);
+
+ private:
+  absl::Status FillFrom(const v1::Change& image, v1::Change* change) const;
+  // The newest stored image of `row_key` in `table_key`, or nullopt.
+  absl::StatusOr<std::optional<v1::Change>> StoredImage(const std::string& row_key,
+                                                        const std::string& table_key) const;
+
+  const ChangeLog::Impl* const impl_;
+  std::deque<v1::Change> filled_;
+  // Earlier changes of this append by row key (nullptr: the row was deleted).
+  absl::flat_hash_map<std::string, const v1::Change*> recent_;
+  absl::flat_hash_set<std::string> truncated_tables_;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_LOG_TOAST_FILL_H_

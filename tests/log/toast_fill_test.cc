@@ -1,0 +1,180 @@
+// Unchanged TOASTed values are filled in from the newest image of the row the log holds, and
+// stay marked only when there is none.
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/log/change_log.h"
+#include "tests/support/process.h"
+
+namespace walfeed {
+namespace {
+
+constexpr uint32_t kTextOid = 25;
+
+v1::Column IntColumn(const std::string& name, int64_t value) {
+  v1::Column column;
+  column.set_name(name);
+  column.set_type("int4");
+  column.set_type_oid(23);
+  column.set_int_(value);
+  return column;
+}
+
+v1::Column DocColumn(const std::string& text) {
+  v1::Column column;
+  column.set_name("doc");
+  column.set_type("text");
+  column.set_type_oid(kTextOid);
+  if (text.empty()) {
+    column.set_unchanged_toast(true);
+  } else {
+    column.set_text(text);
+  }
+  return column;
+}
+
+// A change of row `id` of public.docs; `doc` "" means "left out" (unchanged TOAST).
+v1::Change RowChange(v1::Change::Op op, int64_t id, int64_t version, const std::string& doc) {
+  v1::Change change;
+  change.set_op(op);
+  change.set_schema("public");
+  change.set_table("docs");
+  change.set_key_kind(v1::Change::PRIMARY_KEY);
+  *change.add_key() = IntColumn("id", id);
+  if (op == v1::Change::DELETE) {
+    *change.add_before() = IntColumn("id", id);
+    return change;
+  }
+  *change.add_after() = IntColumn("id", id);
+  *change.add_after() = IntColumn("version", version);
+  *change.add_after() = DocColumn(doc);
+  return change;
+}
+
+class ToastFillTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("walfeed-toast");
+    ChangeLogOptions options;
+    options.path = dir_;
+    options.sync = false;
+    log_ = *ChangeLog::Open(options);
+  }
+  void TearDown() override {
+    log_.reset();
+    testing::RemoveTree(dir_);
+  }
+
+  // Appends one transaction of `changes` at the next LSN.
+  void Append(std::vector<v1::Change> changes) {
+    next_lsn_ += 0x100;
+    Transaction txn;
+    txn.commit_lsn = next_lsn_;
+    txn.end_lsn = next_lsn_ + 0x30;
+    for (size_t i = 0; i < changes.size(); ++i) {
+      changes[i].set_lsn(next_lsn_);
+      changes[i].set_seq(static_cast<uint32_t>(i));
+      txn.changes.push_back(changes[i]);
+    }
+    ASSERT_TRUE(log_->Append({txn}, next_lsn_ + 0x30).ok());
+  }
+
+  // The stored doc column of the newest change.
+  v1::Column LastDoc() {
+    std::vector<LogRecord> records;
+    EXPECT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 30, &records).ok());
+    v1::Change change;
+    EXPECT_TRUE(change.ParseFromString(records.back().change));
+    for (const v1::Column& column : change.after()) {
+      if (column.name() == "doc") return column;
+    }
+    return v1::Column();
+  }
+
+  std::string dir_;
+  std::unique_ptr<ChangeLog> log_;
+  uint64_t next_lsn_ = 0x1000;
+};
+
+TEST_F(ToastFillTest, FilledFromTheRowsNewestStoredChange) {
+  const std::string big(5000, 'x');
+  Append({RowChange(v1::Change::INSERT, 1, 0, big)});
+  Append({RowChange(v1::Change::UPDATE, 1, 1, "")});
+  EXPECT_EQ(LastDoc().text(), big);
+  EXPECT_EQ(LastDoc().type_oid(), kTextOid);
+  // And again, from that (filled) update.
+  Append({RowChange(v1::Change::UPDATE, 1, 2, "")});
+  EXPECT_EQ(LastDoc().text(), big);
+}
+
+TEST_F(ToastFillTest, FilledFromAnEarlierChangeOfTheSameAppend) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "first"),
+          RowChange(v1::Change::UPDATE, 1, 1, "second"), RowChange(v1::Change::UPDATE, 1, 2, "")});
+  EXPECT_EQ(LastDoc().text(), "second");
+}
+
+TEST_F(ToastFillTest, StaysMarkedWithoutAnEarlierImage) {
+  Append({RowChange(v1::Change::UPDATE, 7, 1, "")});  // never seen before
+  EXPECT_TRUE(LastDoc().unchanged_toast());
+  Append({RowChange(v1::Change::INSERT, 8, 0, "old"), RowChange(v1::Change::DELETE, 8, 0, "")});
+  Append({RowChange(v1::Change::UPDATE, 8, 1, "")});  // deleted since
+  EXPECT_TRUE(LastDoc().unchanged_toast());
+  v1::Change truncate;
+  truncate.set_op(v1::Change::TRUNCATE);
+  truncate.set_schema("public");
+  truncate.set_table("docs");
+  Append({RowChange(v1::Change::INSERT, 9, 0, "before truncate")});
+  Append({truncate});
+  Append({RowChange(v1::Change::UPDATE, 9, 1, "")});  // truncated since
+  EXPECT_TRUE(LastDoc().unchanged_toast());
+}
+
+TEST_F(ToastFillTest, FilledFromTheOldRowUnderReplicaIdentityFull) {
+  v1::Change update = RowChange(v1::Change::UPDATE, 1, 1, "");
+  update.set_key_kind(v1::Change::FULL_ROW);
+  *update.add_before() = DocColumn("from the old row");
+  Append({update});
+  EXPECT_EQ(LastDoc().text(), "from the old row");
+}
+
+TEST_F(ToastFillTest, FilledAfterASnapshotLeftTheIndexBehindAndAfterCompaction) {
+  v1::Change read = RowChange(v1::Change::READ, 1, 0, "snapshot image");
+  read.set_lsn(0x500);
+  read.set_seq(0);
+  read.set_last_in_transaction(true);
+  ASSERT_TRUE(log_->StageChanges({read}).ok());
+  ASSERT_TRUE(log_->CommitStaged({0x500, 0}, 0x500).ok());
+  EXPECT_FALSE(log_->IndexIsCurrent());
+  Append({RowChange(v1::Change::UPDATE, 1, 1, "")});
+  EXPECT_EQ(LastDoc().text(), "snapshot image");
+  EXPECT_TRUE(log_->IndexIsCurrent());
+
+  CompactionPolicy policy;
+  policy.lag = absl::ZeroDuration();
+  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  Append({RowChange(v1::Change::UPDATE, 1, 2, "")});
+  EXPECT_EQ(LastDoc().text(), "snapshot image");
+}
+
+TEST_F(ToastFillTest, TransactionStagedInPartsKeepsItsMarkers) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "image")});
+  const uint64_t lsn = next_lsn_ + 0x100;
+  v1::Change first = RowChange(v1::Change::UPDATE, 2, 1, "x");
+  first.set_lsn(lsn);
+  first.set_seq(0);
+  ASSERT_TRUE(log_->StageChanges({first}).ok());
+  v1::Change last = RowChange(v1::Change::UPDATE, 1, 1, "");
+  last.set_lsn(lsn);
+  last.set_seq(1);
+  Transaction txn;
+  txn.commit_lsn = lsn;
+  txn.end_lsn = lsn + 0x30;
+  txn.changes.push_back(last);
+  ASSERT_TRUE(log_->Append({txn}, lsn + 0x30).ok());
+  EXPECT_TRUE(LastDoc().unchanged_toast());
+  EXPECT_FALSE(log_->IndexIsCurrent());
+  ASSERT_TRUE(log_->CatchUpIndex().ok());
+  EXPECT_TRUE(log_->IndexIsCurrent());
+}
+
+}  // namespace
+}  // namespace walfeed
