@@ -14,12 +14,16 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/change_text_format.h"
 #include "server/core/position.h"
@@ -35,6 +39,8 @@ constexpr char kUsage[] =
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
+    "Every command also takes [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] (TLS, mutual TLS)\n"
+    "and [--token-file FILE] (a bearer token; or set $WALFEED_TOKEN).\n"
     "Durations are like 0s, 90s, 30m, 24h. LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or "
     "decimal; a cursor is X/Y:seq.\n"
     "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051.\n";
@@ -44,9 +50,22 @@ struct Options {
   std::string server;
   walfeed::v1::SubscribeRequest request;
   walfeed::v1::CompactRequest compact;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string token;
   bool show_progress = false;
   bool text = false;
 };
+
+bool ReadWholeFile(const std::string& path, std::string* out) {
+  std::ifstream file(path);
+  if (!file) return false;
+  std::stringstream contents;
+  contents << file.rdbuf();
+  *out = contents.str();
+  return true;
+}
 
 int UsageError(const std::string& message) {
   std::cerr << "walfeedctl: " << message << "\n" << kUsage;
@@ -61,6 +80,7 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       options->command != "compact") {
     return absl::StrCat("unknown command '", options->command, "'");
   }
+  if (const char* token = std::getenv("WALFEED_TOKEN")) options->token = token;
   const char* env_server = std::getenv("WALFEED_SERVER");
   options->server = env_server ? env_server : "127.0.0.1:50051";
   const bool subscribe = options->command == "subscribe";
@@ -83,6 +103,30 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
     if (flag == "--server") {
       if (!take_value()) return "--server needs HOST:PORT";
       options->server = value;
+    } else if (flag == "--tls-ca" || flag == "--tls-cert" || flag == "--tls-key") {
+      if (!take_value()) return absl::StrCat(flag, " needs a PEM file");
+      std::string contents;
+      if (!ReadWholeFile(value, &contents)) {
+        return absl::StrCat("cannot read ", flag, " file '", value, "'");
+      }
+      (flag == "--tls-ca"     ? options->tls_ca
+       : flag == "--tls-cert" ? options->tls_cert
+                              : options->tls_key) = contents;
+    } else if (flag == "--token-file") {
+      if (!take_value()) return "--token-file needs a file holding the token";
+      std::string contents;
+      if (!ReadWholeFile(value, &contents))
+        return absl::StrCat("cannot read token file '", value, "'");
+      // The first non-blank line, as walfeed reads its own token file.
+      options->token.clear();
+      for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+        line = absl::StripAsciiWhitespace(line);
+        if (!line.empty()) {
+          options->token = std::string(line);
+          break;
+        }
+      }
+      if (options->token.empty()) return absl::StrCat("token file '", value, "' holds no token");
     } else if (subscribe && flag == "--from-lsn") {
       if (!take_value()) return "--from-lsn needs an LSN";
       absl::StatusOr<uint64_t> lsn = walfeed::ParseLsn(value);
@@ -130,6 +174,12 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       return absl::StrCat("unknown flag '", flag, "' for ", options->command);
     }
   }
+  if (options->tls_cert.empty() != options->tls_key.empty()) {
+    return "--tls-cert and --tls-key go together";
+  }
+  if (!options->tls_cert.empty() && options->tls_ca.empty()) {
+    return "--tls-cert needs --tls-ca: client certificates are sent over TLS only";
+  }
   const walfeed::v1::SubscribeRequest& r = options->request;
   if ((r.from_lsn() != 0) + !r.cursor().empty() + r.from_head() > 1) {
     return "use at most one of --from-lsn, --cursor and --from-head";
@@ -150,8 +200,14 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty) {
   return out;
 }
 
+// Every call carries the bearer token, when there is one.
+void Authorize(const Options& options, grpc::ClientContext* context) {
+  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
+}
+
 int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
   grpc::ClientContext context;
+  Authorize(options, &context);
   std::unique_ptr<grpc::ClientReader<walfeed::v1::SubscribeResponse>> reader =
       stub.Subscribe(&context, options.request);
   walfeed::v1::SubscribeResponse response;
@@ -170,8 +226,9 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
   return status.ok() ? 0 : RpcFailed(status);
 }
 
-int Info(walfeed::v1::ChangeFeed::Stub& stub) {
+int Info(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
   grpc::ClientContext context;
+  Authorize(options, &context);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   walfeed::v1::FeedInfo info;
   grpc::Status status = stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), &info);
@@ -183,6 +240,7 @@ int Info(walfeed::v1::ChangeFeed::Stub& stub) {
 int Compact(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
   walfeed::v1::Admin::Stub stub(channel);
   grpc::ClientContext context;
+  Authorize(options, &context);
   walfeed::v1::CompactionResult result;
   grpc::Status status = stub.Compact(&context, options.compact, &result);
   if (!status.ok()) return RpcFailed(status);
@@ -199,9 +257,16 @@ int main(int argc, char** argv) {
   }
   Options options;
   if (std::string error = ParseArgs(argc, argv, &options); !error.empty()) return UsageError(error);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.tls_ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_ca;
+    ssl.pem_cert_chain = options.tls_cert;
+    ssl.pem_private_key = options.tls_key;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(options.server, credentials);
   if (options.command == "compact") return Compact(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);
-  return options.command == "subscribe" ? Subscribe(stub, options) : Info(stub);
+  return options.command == "subscribe" ? Subscribe(stub, options) : Info(stub, options);
 }

@@ -158,6 +158,30 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetDuration("progress-interval", v, &c.feed.progress_interval);
        }},
+      {"tls-cert", "WALFEED_TLS_CERT", "(none: plaintext)",
+       "PEM certificate chain for the gRPC listener; with --tls-key, the feed is served over TLS",
+       [](const std::string& v, Config& c) {
+         c.feed.tls_cert_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-key", "WALFEED_TLS_KEY", "(none)", "PEM private key of --tls-cert",
+       [](const std::string& v, Config& c) {
+         c.feed.tls_key_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-client-ca", "WALFEED_TLS_CLIENT_CA", "(none)",
+       "PEM CA certificates: clients must present a certificate signed by one (mutual TLS)",
+       [](const std::string& v, Config& c) {
+         c.feed.tls_client_ca_file = v;
+         return absl::OkStatus();
+       }},
+      {"auth-token-file", "WALFEED_AUTH_TOKEN_FILE", "(none: no token needed)",
+       "file of bearer tokens, one per line; every call except health checks and reflection must "
+       "send 'authorization: Bearer <token>' with one of them",
+       [](const std::string& v, Config& c) {
+         c.feed.auth_token_file = v;
+         return absl::OkStatus();
+       }},
       {"compaction-lag", "WALFEED_COMPACTION_LAG", "1h",
        "changes younger than this (by commit time) are never compacted away, so a consumer near "
        "the head sees every change",

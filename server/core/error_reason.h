@@ -21,6 +21,7 @@ inline constexpr char kShuttingDown[] = "SHUTTING_DOWN";
 inline constexpr char kLogUnreadable[] = "LOG_UNREADABLE";
 inline constexpr char kCursorPurged[] = "CURSOR_PURGED";
 inline constexpr char kCompactionRunning[] = "COMPACTION_RUNNING";
+inline constexpr char kUnauthenticated[] = "UNAUTHENTICATED";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

@@ -29,6 +29,10 @@ grpc::ServerUnaryReactor* AdminService::Compact(grpc::CallbackServerContext* con
                                                 const v1::CompactRequest* request,
                                                 v1::CompactionResult* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
   CompactionPolicy policy = compactor_->policy();
   if (request->has_compaction_lag()) {
     absl::StatusOr<absl::Duration> lag = DurationField("compaction_lag", request->compaction_lag());

@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "server/feed/authenticator.h"
 #include "server/log/compactor.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
@@ -16,7 +17,8 @@ namespace walfeed {
 class AdminService final : public v1::Admin::CallbackService {
  public:
   // `compactor` must outlive the service, and be stopped before the server waits for its calls.
-  explicit AdminService(Compactor* compactor) : compactor_(compactor) {}
+  AdminService(Compactor* compactor, const Authenticator* auth)
+      : compactor_(compactor), auth_(auth) {}
 
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* context,
                                     const v1::CompactRequest* request,
@@ -24,6 +26,7 @@ class AdminService final : public v1::Admin::CallbackService {
 
  private:
   Compactor* const compactor_;
+  const Authenticator* const auth_;
 };
 
 }  // namespace walfeed

@@ -11,11 +11,19 @@
 namespace walfeed {
 
 ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
-                                     const FeedOptions* options, SourceStatusFn source_status)
-    : log_(log), hub_(hub), options_(options), source_status_(std::move(source_status)) {}
+                                     const FeedOptions* options, const Authenticator* auth,
+                                     SourceStatusFn source_status)
+    : log_(log),
+      hub_(hub),
+      options_(options),
+      auth_(auth),
+      source_status_(std::move(source_status)) {}
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
-    grpc::CallbackServerContext* /*context*/, const v1::SubscribeRequest* request) {
+    grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) {
+  if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
+    return new RejectedSubscribe(allowed);
+  }
   if (hub_->shutting_down()) {
     return new RejectedSubscribe(GrpcError(grpc::StatusCode::UNAVAILABLE,
                                            "walfeed is shutting down; resume from your last cursor",
@@ -34,6 +42,11 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
 grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerContext* context,
                                                          const v1::GetFeedInfoRequest* /*request*/,
                                                          v1::FeedInfo* response) {
+  if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(allowed);
+    return reactor;
+  }
   const Position oldest = log_->Oldest();
   const Position head = log_->Head();
   if (!head.IsZero()) {

@@ -1,8 +1,9 @@
 // ChangeFeedService: the walfeed.v1.ChangeFeed gRPC service (callback API).
 //
-// Subscribe validates the request (SubscriptionPlan) and starts a SubscribeReactor, or fails
-// at once with INVALID_ARGUMENT / NOT_FOUND and a sentence; GetFeedInfo describes the log,
-// the source and the subscribers. Converts absl::Status to gRPC status only here, in feed/.
+// Both calls first check the caller's token (Authenticator). Subscribe validates the request
+// (SubscriptionPlan) and starts a SubscribeReactor, or fails at once with INVALID_ARGUMENT /
+// NOT_FOUND and a sentence; GetFeedInfo describes the log, the source and the subscribers. Converts
+// absl::Status to gRPC status only here, in feed/.
 #ifndef WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 #define WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 
@@ -11,6 +12,7 @@
 #include <functional>
 
 #include "server/core/source_status.h"
+#include "server/feed/authenticator.h"
 #include "server/feed/feed_options.h"
 #include "server/feed/subscriber_hub.h"
 #include "server/log/change_log.h"
@@ -24,7 +26,7 @@ class ChangeFeedService final : public v1::ChangeFeed::CallbackService {
  public:
   // Every pointer must outlive the service.
   ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
-                    SourceStatusFn source_status);
+                    const Authenticator* auth, SourceStatusFn source_status);
 
   grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
@@ -37,6 +39,7 @@ class ChangeFeedService final : public v1::ChangeFeed::CallbackService {
   const ChangeLog* const log_;
   SubscriberHub* const hub_;
   const FeedOptions* const options_;
+  const Authenticator* const auth_;
   const SourceStatusFn source_status_;
 };
 

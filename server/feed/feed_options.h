@@ -26,6 +26,13 @@ struct FeedOptions {
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // How long shutdown waits for streams to end before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(2);
+  // TLS, from PEM files: plaintext when tls_cert_file is empty. With tls_client_ca_file set,
+  // clients must present a certificate signed by that CA (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // Bearer tokens, one per line; empty: calls need no token.
+  std::string auth_token_file;
 
   absl::Status Validate() const {
     if (listen_address.empty()) return absl::InvalidArgumentError("--listen must be host:port");
@@ -34,6 +41,15 @@ struct FeedOptions {
     }
     if (max_batch_changes == 0 || default_batch_changes == 0 || max_batch_bytes == 0) {
       return absl::InvalidArgumentError("feed batch limits must be positive");
+    }
+    if (tls_cert_file.empty() != tls_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-cert and --tls-key go together: give both (TLS) or neither (plaintext)");
+    }
+    if (!tls_client_ca_file.empty() && tls_cert_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked over "
+          "TLS only");
     }
     return absl::OkStatus();
   }

@@ -4,19 +4,61 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/log_format.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const char* flag, const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream contents;
+  if (file) contents << file.rdbuf();
+  if (!file || contents.str().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the ", flag, " file '", path, "' (a PEM file)"));
+  }
+  return contents.str();
+}
+
+// Plaintext, TLS, or TLS that requires and verifies a client certificate.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const FeedOptions& options) {
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert = ReadPem("--tls-cert", options.tls_cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem("--tls-key", options.tls_key_file);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!options.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem("--tls-client-ca", options.tls_client_ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions& options,
                                                               ChangeLog* log, Compactor* compactor,
                                                               SourceStatusFn source_status) {
   if (absl::Status valid = options.Validate(); !valid.ok()) return valid;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials(options);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<FeedServer> server(new FeedServer());
   server->options_ = options;
+  if (!options.auth_token_file.empty()) {
+    absl::StatusOr<Authenticator> auth = Authenticator::FromFile(options.auth_token_file);
+    if (!auth.ok()) return auth.status();
+    server->auth_ = *std::move(auth);
+  }
   const absl::Duration tick = std::min(options.progress_interval, absl::Seconds(1));
   server->hub_ = std::make_shared<SubscriberHub>(log->Head(), tick);
   std::weak_ptr<SubscriberHub> hub = server->hub_;
@@ -24,14 +66,13 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
     if (std::shared_ptr<SubscriberHub> alive = hub.lock()) alive->OnHeadAdvanced(head);
   });
   server->service_ = std::make_unique<ChangeFeedService>(log, server->hub_.get(), &server->options_,
-                                                         std::move(source_status));
+                                                         &server->auth_, std::move(source_status));
 
-  server->admin_ = std::make_unique<AdminService>(compactor);
+  server->admin_ = std::make_unique<AdminService>(compactor, &server->auth_);
   server->health_ = std::make_unique<HealthService>();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->admin_.get());
   builder.RegisterService(server->health_.get());
@@ -50,7 +91,9 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
         absl::StrCat("cannot listen on '", options.listen_address,
                      "': the address is in use or invalid (use host:port)"));
   }
-  spdlog::info("event=feed_listening address={} port={}", options.listen_address, server->port_);
+  spdlog::info("event=feed_listening address={} port={} tls={} client_certificates={} tokens={}",
+               options.listen_address, server->port_, !options.tls_cert_file.empty(),
+               !options.tls_client_ca_file.empty(), server->auth_.enabled());
   return server;
 }
 
@@ -59,8 +102,9 @@ FeedServer::~FeedServer() { Shutdown(); }
 void FeedServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (hub_ == nullptr) return;  // Start() failed before anything ran
   hub_->BeginShutdown();
-  health_->Shutdown();
+  if (health_ != nullptr) health_->Shutdown();
   if (server_ != nullptr) {
     const auto deadline =
         std::chrono::system_clock::now() +

@@ -1,5 +1,6 @@
 // FeedServer: the gRPC server walfeed runs: ChangeFeed, Admin, server reflection and the standard
-// grpc.health.v1.Health service, with keepalive settings fit for long-lived streams.
+// grpc.health.v1.Health service, with keepalive settings fit for long-lived streams, over
+// plaintext, TLS or mutual TLS, with optional bearer tokens (see Authenticator).
 //
 // Start() binds and serves; Shutdown() ends every stream with UNAVAILABLE ("resume from your
 // cursor"), waits up to the grace period, and stops. Thread-safe.
@@ -10,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/feed/admin_service.h"
+#include "server/feed/authenticator.h"
 #include "server/feed/change_feed_service.h"
 #include "server/feed/feed_options.h"
 #include "server/feed/health_service.h"
@@ -40,6 +42,7 @@ class FeedServer {
   FeedServer() = default;
 
   FeedOptions options_;
+  Authenticator auth_;
   std::shared_ptr<SubscriberHub> hub_;
   std::unique_ptr<ChangeFeedService> service_;
   std::unique_ptr<AdminService> admin_;

@@ -15,6 +15,7 @@
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
 #include "server/log/toast_fill.h"
+#include "spdlog/spdlog.h"
 
 namespace walfeed {
 namespace {
@@ -26,6 +27,9 @@ using log_internal::kHeadKey;
 using log_internal::kKeysFamily;
 using log_internal::kMetadataPrefix;
 using log_internal::kResumeLsnKey;
+
+// Index catch-up steps an append may take before filling in left-out values (see Append).
+constexpr int kMaxCatchUpStepsOnAppend = 4;
 using log_internal::ToSlice;
 
 // Sorts after every position key: the end of "everything above the head".
@@ -253,12 +257,21 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
       needs_fill = needs_fill || ToastFiller::NeedsFill(change);
     }
   }
-  const bool fill = needs_fill && !staged_parts;
-  if (fill) {
-    for (;;) {  // the filler reads the index: bring it up to the head first
-      absl::StatusOr<bool> current = impl_->CatchUpIndexStep(kIndexStepRecords);
-      if (!current.ok()) return current.status();
-      if (*current) break;
+  bool fill = needs_fill && !staged_parts;
+  if (fill && impl_->indexed_up_to < old_head) {
+    // The filler reads the index: bring it up to the head first, but only so far: a long
+    // catch-up here would stall ingest (the Compactor catches up in the background within a
+    // second of a snapshot or staged transaction).
+    bool current = false;
+    for (int step = 0; step < kMaxCatchUpStepsOnAppend && !current; ++step) {
+      absl::StatusOr<bool> caught_up = impl_->CatchUpIndexStep(kIndexStepRecords);
+      if (!caught_up.ok()) return caught_up.status();
+      current = *caught_up;
+    }
+    if (!current) {
+      fill = false;
+      spdlog::warn("event=toast_fill_skipped reason=index_behind indexed_up_to={} head={}",
+                   FormatCursor(impl_->indexed_up_to), FormatCursor(old_head));
     }
   }
   const bool index = !staged_parts && impl_->indexed_up_to >= old_head;

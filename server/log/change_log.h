@@ -94,7 +94,8 @@ class ChangeLog : public TransactionSink {
   // Brings the per-key index up to the head, in short steps that let appends through between
   // them. Appends keep a current index current themselves; a staged snapshot or a transaction
   // staged in parts leaves it behind until this runs (the Compactor calls it every second).
-  absl::Status CatchUpIndex();
+  // `cancel`, when given and set, stops it between steps (with Cancelled).
+  absl::Status CatchUpIndex(const std::atomic<bool>* cancel = nullptr);
   bool IndexIsCurrent() const;
   // Changes indexed per step of CatchUpIndex().
   static constexpr size_t kIndexStepRecords = 50000;

@@ -94,7 +94,7 @@ struct ChangeLog::Impl {
   // The first stored position at or after `from`, or zero.
   absl::StatusOr<Position> FirstAtOrAfter(const std::string& from) const;
   // Re-reads the oldest stored position into `oldest`.
-  void RefreshOldest();
+  void RefreshOldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
   // Deletes everything above `head`, synced. No-op when nothing is there.
   absl::Status DeleteAbove(const Position& head);
   // Puts the head and resume point into `batch`.

@@ -31,9 +31,9 @@ absl::Status Compactor::Request(const CompactionPolicy& policy, Done done) {
 }
 
 void Compactor::Stop() {
+  absl::MutexLock stop_lock(&stop_mu_);  // one Stop() at a time: the thread is joined once
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
   stop_requested_.store(true);
@@ -77,7 +77,8 @@ void Compactor::Loop() {
       next_scheduled = absl::Now() + interval_;
     } else if (!log_->IndexIsCurrent()) {
       // After a snapshot or a transaction staged in parts: index what they added.
-      if (absl::Status indexed = log_->CatchUpIndex(); !indexed.ok()) {
+      if (absl::Status indexed = log_->CatchUpIndex(&stop_requested_);
+          !indexed.ok() && !stop_requested_.load()) {
         spdlog::error("event=index_catch_up_failed error=\"{}\"", indexed.message());
       }
     }

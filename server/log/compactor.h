@@ -60,6 +60,7 @@ class Compactor {
   const CompactionPolicy policy_;
   const absl::Duration interval_;
   std::atomic<bool> stop_requested_{false};
+  absl::Mutex stop_mu_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool running_ ABSL_GUARDED_BY(mu_) = false;

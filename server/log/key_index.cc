@@ -41,6 +41,8 @@ void ChangeLog::Impl::CollectIndexEntries(const v1::Change& change, const Positi
   RowIdentity identity = IdentityOf(change);
   if (identity.kind == RowIdentity::Kind::kTruncate) {
     (*out)[std::move(identity.table_key)] = EncodePositionKey(position);
+  } else if (identity.kind == RowIdentity::Kind::kUnmerged && !identity.table_key.empty()) {
+    (*out)[UnmergedMarkerKey(identity.table_key)] = EncodePositionKey(position);
   }
   for (RowEffect& effect : identity.effects) {
     (*out)[std::move(effect.row_key)] = EncodeRowEntry(position, effect.deleted);
@@ -62,6 +64,8 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
   rocksdb::Status put;
   if (identity.kind == RowIdentity::Kind::kTruncate) {
     put = batch.Put(keys, identity.table_key, EncodePositionKey(position));
+  } else if (identity.kind == RowIdentity::Kind::kUnmerged && !identity.table_key.empty()) {
+    put = batch.Put(keys, UnmergedMarkerKey(identity.table_key), EncodePositionKey(position));
   }
   for (const RowEffect& effect : identity.effects) {
     if (put.ok()) put = batch.Put(keys, effect.row_key, EncodeRowEntry(position, effect.deleted));
@@ -135,8 +139,9 @@ absl::StatusOr<std::optional<IndexEntry>> ChangeLog::Impl::LookupIndex(
   return std::optional<IndexEntry>(*entry);
 }
 
-absl::Status ChangeLog::CatchUpIndex() {
+absl::Status ChangeLog::CatchUpIndex(const std::atomic<bool>* cancel) {
   for (;;) {
+    if (cancel != nullptr && cancel->load()) return absl::CancelledError("index catch-up stopped");
     absl::MutexLock append_lock(&impl_->append_mu);
     absl::StatusOr<bool> current = impl_->CatchUpIndexStep(kIndexStepRecords);
     if (!current.ok()) return current.status();

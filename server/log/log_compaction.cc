@@ -40,7 +40,9 @@ using log_internal::ValueOf;
 
 // Changes removed per WriteBatch.
 constexpr size_t kRecordsPerBatch = 10000;
-// Index lookups a pass remembers (the index does not change under the pass's reads).
+// Index lookups a pass remembers. Appends move entries meanwhile, but only to newer positions:
+// a stale cached entry can only make the pass keep more, and WriteRemovals re-checks the
+// entries it deletes under the append lock.
 constexpr size_t kLookupCacheEntries = 200000;
 absl::Time CommitTimeOf(const v1::Change& change) {
   return absl::FromUnixSeconds(change.commit_time().seconds()) +
@@ -67,8 +69,12 @@ class Pass {
     if (!indexed.ok()) return indexed.status();
     if (absl::Status cleaned = Clean(*indexed); !cleaned.ok()) return cleaned;
     if (absl::Status reclaimed = Reclaim(); !reclaimed.ok()) return reclaimed;
-    // After Reclaim: a seek from the start no longer walks over the removed changes.
-    impl_->RefreshOldest();
+    // After Reclaim: a seek from the start no longer walks over the removed changes. Under the
+    // append lock, so that it cannot overwrite what the first append to an empty log sets.
+    {
+      absl::MutexLock append_lock(&impl_->append_mu);
+      impl_->RefreshOldest();
+    }
     absl::StatusOr<uint64_t> live = CountLiveKeys();
     if (!live.ok()) return live.status();
     result_.set_live_keys(*live);
@@ -101,24 +107,6 @@ class Pass {
   }
 
   bool Cancelled() const { return cancel_ != nullptr && cancel_->load(); }
-
-  // The index is derived data: its batches need no sync of their own (the next synced write
-  // syncs them), only the position they cover written with them.
-  absl::Status WriteIndexBatch(absl::flat_hash_map<std::string, std::string>& pending,
-                               const Position& covered) {
-    rocksdb::WriteBatch batch;
-    rocksdb::Status put;
-    for (const auto& [key, value] : pending) {
-      put = batch.Put(impl_->keys, key, value);
-      if (!put.ok()) break;
-    }
-    pending.clear();
-    if (put.ok()) {
-      put = batch.Put(impl_->meta, log_internal::kIndexedUpToKey, EncodePositionKey(covered));
-    }
-    if (put.ok()) put = impl_->db->Write(rocksdb::WriteOptions(), &batch);
-    return FromRocks(put, "cannot update the change log's index");
-  }
 
   // The first position inside the count part of the lag window (the head's successor when
   // there is none).
@@ -285,12 +273,15 @@ class Pass {
     }
     ended_entries_.clear();
     if (!purge.IsZero()) {
+      Position raised;
       {
         absl::MutexLock lock(&impl_->mu);
         impl_->purge_point = std::max(impl_->purge_point, purge);
+        raised = impl_->purge_point;
       }
+      // Never lower than what is stored: a later pass may purge below an earlier one.
       rocksdb::Status put =
-          batch.Put(impl_->meta, log_internal::kPurgePointKey, EncodePositionKey(purge));
+          batch.Put(impl_->meta, log_internal::kPurgePointKey, EncodePositionKey(raised));
       if (!put.ok()) return FromRocks(put, "cannot build the compaction batch");
     }
     absl::Status written = impl_->WriteSynced(batch, "cannot write a compaction batch");

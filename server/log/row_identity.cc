@@ -10,6 +10,7 @@ namespace {
 
 constexpr char kRowTag = 'r';
 constexpr char kTableTag = 't';
+constexpr char kUnmergedTag = 'u';
 
 // Appends `text` length-prefixed, so that no two sequences of parts encode alike.
 void AppendPart(absl::string_view text, std::string* out) {
@@ -112,19 +113,43 @@ bool Mergeable(const v1::Change& change) {
          !change.key().empty() && !change.table().empty();
 }
 
+const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
+                             const std::string& name) {
+  for (const v1::Column& column : columns) {
+    if (column.name() == name) return &column;
+  }
+  return nullptr;
+}
+
+bool HasLeftOutKeyValue(const v1::Change& change) {
+  for (const v1::Column& column : change.key()) {
+    if (column.value_case() == v1::Column::kUnchangedToast) return true;
+  }
+  return false;
+}
+
+// The key columns of an UPDATE's new row, a left-out value taken from the old key; empty when
+// one is left out and not in `before` either.
+std::vector<const v1::Column*> NewKeyColumns(const v1::Change& change) {
+  std::vector<const v1::Column*> columns;
+  for (const v1::Column& column : change.key()) {
+    const v1::Column* value = &column;
+    if (column.value_case() == v1::Column::kUnchangedToast) {
+      value = FindColumn(change.before(), column.name());
+      if (value == nullptr || value->value_case() == v1::Column::kUnchangedToast) return {};
+    }
+    columns.push_back(value);
+  }
+  return columns;
+}
+
 // The old key of an UPDATE, from `before`, when PostgreSQL sent one: the key columns of the old
 // row, in the order of `key`. Empty when `before` lacks one of them.
 std::vector<const v1::Column*> OldKeyColumns(const v1::Change& change) {
   std::vector<const v1::Column*> old_key;
   for (const v1::Column& key_column : change.key()) {
-    const v1::Column* found = nullptr;
-    for (const v1::Column& column : change.before()) {
-      if (column.name() == key_column.name()) {
-        found = &column;
-        break;
-      }
-    }
-    if (found == nullptr) return {};
+    const v1::Column* found = FindColumn(change.before(), key_column.name());
+    if (found == nullptr || found->value_case() == v1::Column::kUnchangedToast) return {};
     old_key.push_back(found);
   }
   return old_key;
@@ -155,8 +180,15 @@ std::string TableKeyOfRow(absl::string_view row_key) {
 
 bool IsRowKey(absl::string_view key) { return !key.empty() && key[0] == kRowTag; }
 
+std::string UnmergedMarkerKey(absl::string_view table_key) {
+  if (table_key.empty()) return std::string();
+  std::string key(table_key);
+  key[0] = kUnmergedTag;
+  return key;
+}
+
 bool SingleRowKey(const v1::Change& change, std::string* out, bool* deleted) {
-  if (!Mergeable(change)) return false;
+  if (!Mergeable(change) || HasLeftOutKeyValue(change)) return false;
   switch (change.op()) {
     case v1::Change::INSERT:
     case v1::Change::READ:
@@ -190,13 +222,23 @@ RowIdentity IdentityOf(const v1::Change& change) {
   switch (change.op()) {
     case v1::Change::INSERT:
     case v1::Change::READ:
-      identity.effects.push_back({RowKey(change), false});
-      break;
     case v1::Change::DELETE:
-      identity.effects.push_back({RowKey(change), true});
+      if (HasLeftOutKeyValue(change)) {
+        identity.kind = RowIdentity::Kind::kUnmerged;
+        return identity;
+      }
+      identity.effects.push_back({RowKey(change), change.op() == v1::Change::DELETE});
       break;
     case v1::Change::UPDATE: {
-      std::string new_key = RowKey(change);
+      // A key value PostgreSQL left out (a huge TOASTed key that did not change) comes from the
+      // old key it sent along; without one the row cannot be named.
+      std::vector<const v1::Column*> new_columns = NewKeyColumns(change);
+      if (new_columns.empty()) {
+        identity.kind = RowIdentity::Kind::kUnmerged;
+        return identity;
+      }
+      std::string new_key;
+      AppendRowKey(change, new_columns, Pointee, &new_key);
       if (change.before_size() > 0) {
         const std::vector<const v1::Column*> old_columns = OldKeyColumns(change);
         if (!old_columns.empty()) {

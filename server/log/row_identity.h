@@ -2,9 +2,10 @@
 //
 // A change either sets the newest state of one or more rows (kRow: an INSERT, UPDATE, DELETE
 // or snapshot READ of a table whose key is a primary key or unique index), ends a whole table
-// (kTruncate), or is never merged (kUnmerged: messages, and tables keyed by every column or by
-// nothing, whose rows cannot be told apart). Row and table keys are opaque byte strings, equal
-// exactly when they name the same row or table, and never equal to each other.
+// (kTruncate), or is never merged (kUnmerged: messages, tables keyed by every column or by
+// nothing, whose rows cannot be told apart, and a change whose key value PostgreSQL left out). Row
+// and table keys are opaque byte strings, equal exactly when they name the same row or table, and
+// never equal to each other.
 #ifndef WALFEED_SERVER_LOG_ROW_IDENTITY_H_
 #define WALFEED_SERVER_LOG_ROW_IDENTITY_H_
 
@@ -41,6 +42,11 @@ bool SingleRowKey(const v1::Change& change, std::string* out, bool* deleted);
 
 // The table key of the table a row key belongs to ("" when `row_key` is not one).
 std::string TableKeyOfRow(absl::string_view row_key);
+
+// The index key under which the newest never-merged change of a table is recorded: a row's
+// newest merged image older than that may be stale (say the table switched to REPLICA IDENTITY
+// FULL meanwhile), so it is not used to fill in left-out values.
+std::string UnmergedMarkerKey(absl::string_view table_key);
 
 // Whether `key` (from the index) is a row key rather than a table key.
 bool IsRowKey(absl::string_view key);

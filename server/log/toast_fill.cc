@@ -54,10 +54,14 @@ absl::StatusOr<std::optional<v1::Change>> ToastFiller::StoredImage(
   absl::StatusOr<std::optional<IndexEntry>> entry = impl_->LookupIndex(row_key);
   if (!entry.ok()) return entry.status();
   if (!entry->has_value() || (*entry)->deleted) return std::optional<v1::Change>();
-  absl::StatusOr<std::optional<IndexEntry>> truncated = impl_->LookupIndex(table_key);
-  if (!truncated.ok()) return truncated.status();
-  if (truncated->has_value() && (*truncated)->position > (*entry)->position) {
-    return std::optional<v1::Change>();
+  // Truncated since, or changed since in a way the index does not follow (the table switched
+  // to REPLICA IDENTITY FULL, say): the image may be stale.
+  for (const std::string& marker : {table_key, UnmergedMarkerKey(table_key)}) {
+    absl::StatusOr<std::optional<IndexEntry>> since = impl_->LookupIndex(marker);
+    if (!since.ok()) return since.status();
+    if (since->has_value() && (*since)->position > (*entry)->position) {
+      return std::optional<v1::Change>();
+    }
   }
   std::string stored;
   rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->changes,
@@ -76,15 +80,19 @@ absl::StatusOr<const v1::Change*> ToastFiller::Process(const v1::Change& change)
     v1::Change& filled = filled_.emplace_back(change);
     // REPLICA IDENTITY FULL: the old row came with the update.
     if (absl::Status s = FillFrom(filled, &filled); !s.ok()) return s;
+    // The row's previous image is under its old key when the update changed the key.
+    const RowEffect* previous = nullptr;
     for (const RowEffect& effect : identity.effects) {
-      if (effect.deleted || !NeedsFill(filled)) continue;
-      if (auto it = recent_.find(effect.row_key); it != recent_.end()) {
+      if (previous == nullptr || effect.deleted) previous = &effect;
+    }
+    if (previous != nullptr && NeedsFill(filled)) {
+      if (auto it = recent_.find(previous->row_key); it != recent_.end()) {
         if (it->second != nullptr) {
           if (absl::Status s = FillFrom(*it->second, &filled); !s.ok()) return s;
         }
-      } else if (!truncated_tables_.contains(identity.table_key)) {
+      } else if (!ended_tables_.contains(identity.table_key)) {
         absl::StatusOr<std::optional<v1::Change>> image =
-            StoredImage(effect.row_key, identity.table_key);
+            StoredImage(previous->row_key, identity.table_key);
         if (!image.ok()) return image.status();
         if (image->has_value()) {
           if (absl::Status s = FillFrom(**image, &filled); !s.ok()) return s;
@@ -93,8 +101,11 @@ absl::StatusOr<const v1::Change*> ToastFiller::Process(const v1::Change& change)
     }
     stored = &filled;
   }
-  if (identity.kind == RowIdentity::Kind::kTruncate) {
-    truncated_tables_.insert(identity.table_key);
+  const bool ends_images =
+      identity.kind == RowIdentity::Kind::kTruncate ||
+      (identity.kind == RowIdentity::Kind::kUnmerged && !identity.table_key.empty());
+  if (ends_images) {
+    ended_tables_.insert(identity.table_key);
     for (auto it = recent_.begin(); it != recent_.end();) {
       if (TableKeyOfRow(it->first) == identity.table_key) {
         recent_.erase(it++);

@@ -4,9 +4,11 @@
 // PostgreSQL leaves a large value out of an UPDATE that did not change it. The filler takes the
 // value from the newest image of that row the log holds: the UPDATE's own old row (REPLICA
 // IDENTITY FULL), an earlier change in the same append, or the row's newest stored change found
-// through the per-key index (which must be current). A value stays marked unchanged_toast only
-// when no earlier image has it: the row was never seen, was deleted or truncated since, or the
-// column's type changed.
+// through the per-key index (which must be current: use it with the append lock held). A value
+// stays marked unchanged_toast only when no earlier image has it: the row was never seen, was
+// deleted or truncated since, the table had changes the index does not follow since (REPLICA
+// IDENTITY FULL or NOTHING), or the column's type changed. After a key-changing UPDATE the image
+// is looked up under the old key.
 #ifndef WALFEED_SERVER_LOG_TOAST_FILL_H_
 #define WALFEED_SERVER_LOG_TOAST_FILL_H_
 
@@ -42,7 +44,8 @@ class ToastFiller {
   std::deque<v1::Change> filled_;
   // Earlier changes of this append by row key (nullptr: the row was deleted).
   absl::flat_hash_map<std::string, const v1::Change*> recent_;
-  absl::flat_hash_set<std::string> truncated_tables_;
+  // Tables truncated, or changed in a way the index does not follow, earlier in this append.
+  absl::flat_hash_set<std::string> ended_tables_;
 };
 
 }  // namespace walfeed

@@ -81,6 +81,17 @@ TEST_F(Tools, BufCurlShowsTheStatusOfABadRequest) {
   EXPECT_THAT(result.output, HasSubstr("google.rpc.ErrorInfo")) << "AIP-193 details ride along";
 }
 
+TEST_F(Tools, BufCurlCompactsThroughTheAdminServiceAndGetsClearErrors) {
+  RunResult compacted = BufCurl("walfeed.v1.Admin/Compact", R"({"compactionLag":"0s"})");
+  ASSERT_EQ(compacted.exit_code, 0) << compacted.output;
+  EXPECT_THAT(compacted.output, HasSubstr(R"("supersededRemoved": "1")"));  // the first update
+
+  RunResult negative = BufCurl("walfeed.v1.Admin/Compact", R"({"deleteRetention":"-5s"})");
+  EXPECT_NE(negative.exit_code, 0);
+  EXPECT_THAT(negative.output, HasSubstr("invalid_argument"));
+  EXPECT_THAT(negative.output, HasSubstr("delete_retention"));
+}
+
 TEST_F(Tools, WalfeedctlPrintsOneJsonObjectPerChange) {
   RunResult result = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
@@ -134,6 +145,10 @@ TEST_F(Tools, WalfeedctlRejectsBadInputClearly) {
   RunResult both = Walfeedctl({"subscribe", "--from-head", "--from-lsn", "0/1"});
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_THAT(both.output, HasSubstr("at most one of"));
+
+  RunResult duration = Walfeedctl({"compact", "--delete-retention", "soon"});
+  EXPECT_EQ(duration.exit_code, 2);
+  EXPECT_THAT(duration.output, HasSubstr("--delete-retention needs a duration"));
 
   RunResult command = Walfeedctl({"frobnicate"});
   EXPECT_EQ(command.exit_code, 2);

@@ -299,6 +299,43 @@ TEST_F(LogCompactionTest, UnmergedChangesAgeOutByRetentionOnly) {
   EXPECT_EQ(log_->PurgePoint(), (Position{last.lsn - 0x100, 0}));
 }
 
+TEST_F(LogCompactionTest, PurgePointNeverGoesBackEvenWhenALaterPassPurgesBelowIt) {
+  Add(v1::Change::MESSAGE);  // never merged: aged out by retention only
+  Add(v1::Change::INSERT, 1, "a");
+  const Position deleted = Add(v1::Change::DELETE, 1);
+  Compact(Policy(absl::ZeroDuration(), absl::ZeroDuration()), kT0 + absl::Hours(1));
+  ASSERT_EQ(log_->PurgePoint(), deleted);
+
+  CompactionPolicy policy = Policy(absl::ZeroDuration(), absl::ZeroDuration());
+  policy.retention = absl::Minutes(1);
+  EXPECT_EQ(Compact(policy, kT0 + absl::Hours(1)).retention_removed(), 1u);  // below `deleted`
+  EXPECT_EQ(log_->PurgePoint(), deleted);
+  Reopen();
+  EXPECT_EQ(log_->PurgePoint(), deleted);
+}
+
+TEST_F(LogCompactionTest, KeyValueLeftOutByPostgresIsTakenFromTheOldKeyOrNeverMerged) {
+  Add(v1::Change::INSERT, 1, "a");
+  Add(v1::Change::INSERT, 2, "b");
+  // Updates of rows 1 and 2 whose (huge) key PostgreSQL left out: row 1's old key came along.
+  RowSpec with_old_key = Spec(v1::Change::UPDATE, 0, "a2");
+  with_old_key.old_id = 1;
+  Transaction first = Row(next_lsn_ + 0x100, with_old_key);
+  first.changes[0].mutable_key(0)->set_unchanged_toast(true);
+  ASSERT_TRUE(log_->Append({first}, next_lsn_ + 0x130).ok());
+  next_lsn_ += 0x100;
+  Transaction second = Row(next_lsn_ + 0x100, Spec(v1::Change::UPDATE, 0, "b2"));
+  second.changes[0].mutable_key(0)->set_unchanged_toast(true);
+  ASSERT_TRUE(log_->Append({second}, next_lsn_ + 0x130).ok());
+  next_lsn_ += 0x100;
+
+  const v1::CompactionResult result =
+      Compact(Policy(absl::ZeroDuration(), absl::ZeroDuration()), kT0 + absl::Hours(1));
+  EXPECT_EQ(result.superseded_removed(), 1u);  // row 1's insert; row 2's stays, nothing merged
+  EXPECT_EQ(result.tombstones_purged(), 0u);
+  EXPECT_EQ(ReadAll().size(), 3u);
+}
+
 TEST_F(LogCompactionTest, IndexFollowsAppendsAcrossPassesAndRestarts) {
   Add(v1::Change::INSERT, 1, "a");
   Compact(Policy(absl::ZeroDuration(), absl::Hours(1)), kT0 + absl::Hours(1));

@@ -128,6 +128,25 @@ TEST_F(ToastFillTest, StaysMarkedWithoutAnEarlierImage) {
   EXPECT_TRUE(LastDoc().unchanged_toast());
 }
 
+TEST_F(ToastFillTest, KeyChangingUpdateIsFilledFromTheOldKeysImage) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "of row 1")});
+  Append({RowChange(v1::Change::INSERT, 2, 0, "of row 2")});
+  Append({RowChange(v1::Change::DELETE, 2, 0, "")});
+  v1::Change moved = RowChange(v1::Change::UPDATE, 2, 1, "");  // id 1 -> 2
+  *moved.add_before() = IntColumn("id", 1);
+  Append({moved});
+  EXPECT_EQ(LastDoc().text(), "of row 1");
+}
+
+TEST_F(ToastFillTest, ImageOlderThanAChangeTheIndexDoesNotFollowIsNotUsed) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "stale")});
+  v1::Change full = RowChange(v1::Change::UPDATE, 1, 1, "newer");  // table switched to FULL
+  full.set_key_kind(v1::Change::FULL_ROW);
+  Append({full});
+  Append({RowChange(v1::Change::UPDATE, 1, 2, "")});  // back to DEFAULT
+  EXPECT_TRUE(LastDoc().unchanged_toast());
+}
+
 TEST_F(ToastFillTest, FilledFromTheOldRowUnderReplicaIdentityFull) {
   v1::Change update = RowChange(v1::Change::UPDATE, 1, 1, "");
   update.set_key_kind(v1::Change::FULL_ROW);

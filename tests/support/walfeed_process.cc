@@ -33,8 +33,9 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
       return absl::FailedPreconditionError(absl::StrCat("walfeed exited: ", process->Log()));
     }
     // A fresh channel each time: a channel that failed to connect backs off for seconds.
-    std::unique_ptr<v1::ChangeFeed::Stub> stub = process->NewStub();
+    std::unique_ptr<v1::ChangeFeed::Stub> stub = v1::ChangeFeed::NewStub(process->NewChannel());
     grpc::ClientContext context;
+    if (!options.token.empty()) context.AddMetadata("authorization", "Bearer " + options.token);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     v1::FeedInfo info;
     if (stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok() &&
@@ -48,6 +49,11 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
 }
 
 WalfeedProcess::~WalfeedProcess() { child_.Stop(SIGTERM); }
+
+std::shared_ptr<grpc::Channel> WalfeedProcess::NewChannel() const {
+  return grpc::CreateChannel(
+      address(), options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials());
+}
 
 std::unique_ptr<v1::ChangeFeed::Stub> WalfeedProcess::NewStub() const {
   return testing::NewStub(address());

@@ -30,6 +30,9 @@ struct WalfeedOptions {
   // Start() returns once the source streams (true) or once the gRPC server answers (false).
   bool wait_for_streaming = true;
   std::vector<std::string> extra_args;
+  // How to reach it: plaintext when unset; a bearer token sent with every call when set.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string token;
 };
 
 class WalfeedProcess {
@@ -49,6 +52,8 @@ class WalfeedProcess {
   void Kill() { child_.Stop(SIGKILL); }
 
   std::unique_ptr<v1::ChangeFeed::Stub> NewStub() const;
+  // A channel with options().credentials (plaintext when unset).
+  std::shared_ptr<grpc::Channel> NewChannel() const;
 
  private:
   WalfeedProcess() = default;

@@ -1,0 +1,179 @@
+// TLS, mutual TLS and bearer tokens on the gRPC listener, over real loopback connections, with
+// certificates made by openssl for each test.
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/postgres_environment.h"
+#include "walfeed/v1/walfeed.grpc.pb.h"
+
+namespace walfeed::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class Security : public WalfeedTest {
+ protected:
+  void SetUp() override {
+    WalfeedTest::SetUp();
+    Sql("CREATE TABLE t (id int PRIMARY KEY)");
+    certs_ = dir_ + "/certs";
+    const std::string script = absl::StrCat("set -e; mkdir -p ", certs_, "; cd ", certs_, R"(
+        key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
+        ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1"; }
+        signed() {  # name, CA, extensions
+          key "$1.key"; openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1"
+          printf '%s\n' "$3" > "$1.ext"
+          openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 \
+            -out "$1.pem" -extfile "$1.ext" 2>/dev/null
+        }
+        ca ca; ca other-ca
+        signed server ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
+        signed client ca "extendedKeyUsage=clientAuth"
+        signed stranger other-ca "extendedKeyUsage=clientAuth"
+        printf 'old-token\n\n  s3cret-token  \n' > tokens
+      )");
+    const RunResult made = RunCommand({"bash", "-c", script}, absl::Seconds(60));
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+  }
+
+  std::string Pem(const std::string& name) { return ReadFile(certs_ + "/" + name + ".pem"); }
+  std::string Key(const std::string& name) { return ReadFile(certs_ + "/" + name + ".key"); }
+
+  // Trusts `ca`; presents `client` ("" for none).
+  std::shared_ptr<grpc::ChannelCredentials> Tls(const std::string& ca,
+                                                const std::string& client = "") {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = Pem(ca);
+    if (!client.empty()) {
+      ssl.pem_cert_chain = Pem(client);
+      ssl.pem_private_key = Key(client);
+    }
+    return grpc::SslCredentials(ssl);
+  }
+
+  void StartSecured(std::vector<std::string> args, std::shared_ptr<grpc::ChannelCredentials> creds,
+                    const std::string& token = "") {
+    walfeed_.reset();
+    WalfeedOptions options = Options();
+    options.extra_args = std::move(args);
+    options.credentials = std::move(creds);
+    options.token = token;
+    absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
+    ASSERT_TRUE(process.ok()) << process.status();
+    walfeed_ = std::move(*process);
+  }
+
+  grpc::Status Info(std::shared_ptr<grpc::ChannelCredentials> creds,
+                    const std::string& token = "") {
+    auto stub = v1::ChangeFeed::NewStub(grpc::CreateChannel(walfeed_->address(), creds));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    v1::FeedInfo info;
+    return stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info);
+  }
+
+  grpc::Status SubscribeStatus(const std::string& token) {
+    auto stub = v1::ChangeFeed::NewStub(
+        grpc::CreateChannel(walfeed_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    v1::SubscribeRequest request;
+    request.set_stop_at_head(true);
+    auto reader = stub->Subscribe(&context, request);
+    v1::SubscribeResponse response;
+    size_t changes = 0;
+    while (reader->Read(&response)) changes += response.changes_size();
+    grpc::Status status = reader->Finish();
+    if (status.ok() && changes == 0) return grpc::Status(grpc::StatusCode::INTERNAL, "no changes");
+    return status;
+  }
+
+  std::string certs_;
+};
+
+TEST_F(Security, TlsServesClientsThatTrustItsCaOnly) {
+  StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key"},
+               Tls("ca"));
+  EXPECT_TRUE(Info(Tls("ca")).ok());
+  EXPECT_EQ(Info(Tls("other-ca")).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(Info(grpc::InsecureChannelCredentials()).ok());
+}
+
+TEST_F(Security, MutualTlsRequiresAClientCertificateFromTheConfiguredCa) {
+  StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key",
+                "--tls-client-ca", certs_ + "/ca.pem"},
+               Tls("ca", "client"));
+  EXPECT_TRUE(Info(Tls("ca", "client")).ok());
+  EXPECT_FALSE(Info(Tls("ca")).ok()) << "no client certificate";
+  EXPECT_FALSE(Info(Tls("ca", "stranger")).ok()) << "a certificate from another CA";
+}
+
+TEST_F(Security, BearerTokenIsRequiredForDataButNotForHealth) {
+  StartSecured({"--auth-token-file", certs_ + "/tokens"}, nullptr, "s3cret-token");
+  Sql("INSERT INTO t VALUES (1)");
+  Sql(MarkerSql("written"));
+
+  const grpc::Status missing = Info(grpc::InsecureChannelCredentials());
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(missing.error_message(), HasSubstr("authorization: Bearer"));
+  EXPECT_EQ(Info(grpc::InsecureChannelCredentials(), "guess").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SubscribeStatus("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SubscribeStatus("guess").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  EXPECT_TRUE(Info(grpc::InsecureChannelCredentials(), "s3cret-token").ok());
+  EXPECT_TRUE(Info(grpc::InsecureChannelCredentials(), "old-token").ok()) << "rotation";
+  const grpc::Status read = SubscribeStatus("s3cret-token");
+  EXPECT_TRUE(read.ok()) << read.error_message();
+
+  // Health checks stay open, so probes need no secret.
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(walfeed_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext health_context;
+  grpc::health::v1::HealthCheckResponse serving;
+  const grpc::Status checked =
+      health->Check(&health_context, grpc::health::v1::HealthCheckRequest(), &serving);
+  EXPECT_TRUE(checked.ok()) << checked.error_message();
+  EXPECT_EQ(serving.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  const RunResult refused =
+      RunCommand({WalfeedctlBinary(), "info", "--server", walfeed_->address()}, absl::Seconds(30));
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("bearer token"));
+  const RunResult with_token = RunCommand({WalfeedctlBinary(), "info", "--server",
+                                           walfeed_->address(), "--token-file", certs_ + "/tokens"},
+                                          absl::Seconds(30));
+  EXPECT_EQ(with_token.exit_code, 0) << with_token.output;
+}
+
+TEST_F(Security, WalfeedctlSpeaksTlsAndMutualTls) {
+  StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key",
+                "--tls-client-ca", certs_ + "/ca.pem"},
+               Tls("ca", "client"));
+  const RunResult info = RunCommand(
+      {WalfeedctlBinary(), "info", "--server", walfeed_->address(), "--tls-ca", certs_ + "/ca.pem",
+       "--tls-cert", certs_ + "/client.pem", "--tls-key", certs_ + "/client.key"},
+      absl::Seconds(30));
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_THAT(info.output, HasSubstr(db_));
+}
+
+TEST_F(Security, BadTlsAndTokenSettingsAreRejectedAtStart) {
+  RunResult half = RunWalfeed({"--pg", "x", "--tls-cert", certs_ + "/server.pem"});
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_THAT(half.output, HasSubstr("--tls-cert and --tls-key go together"));
+
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+  args.insert(args.end(), {"--auth-token-file", certs_ + "/missing"});
+  RunResult token = RunWalfeed(args);
+  EXPECT_EQ(token.exit_code, 1);
+  EXPECT_THAT(token.output, HasSubstr("cannot read the token file"));
+}
+
+}  // namespace
+}  // namespace walfeed::testing
