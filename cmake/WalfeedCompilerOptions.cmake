@@ -11,3 +11,7 @@ if(WALFEED_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+if(WALFEED_FUZZ)
+  # Coverage instrumentation for libFuzzer in every target; the fuzz targets link libFuzzer.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

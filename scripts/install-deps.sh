@@ -13,7 +13,7 @@ packages=(
   librocksdb-dev libabsl-dev libpq-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql postgresql-contrib
-  clang-14 libclang-rt-14-dev clang-format
+  clang-14 libclang-rt-14-dev clang-format openssl
 )
 # Some images ship Node.js with its own npm; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

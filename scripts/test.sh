@@ -6,6 +6,8 @@
 #    gRPC over loopback).
 # 2. Clang build with AddressSanitizer + UndefinedBehaviorSanitizer and -Wthread-safety as
 #    errors, the same tests again.
+#    Then a short libFuzzer run of the pgoutput decoding path, the value converter and the cursor
+#    parsers on their corpus (fuzz/corpus/).
 # 3. A quick run of each benchmark (they must keep working), and a clang-format check.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
 set -euo pipefail
@@ -41,7 +43,9 @@ if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp"
   run_suite "clang asan+ubsan" "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALFEED_WERROR=ON \
-    -DWALFEED_SANITIZE=ON -DWALFEED_BUILD_TESTS=ON -DCMAKE_CXX_COMPILER=clang++-14
+    -DWALFEED_SANITIZE=ON -DWALFEED_BUILD_TESTS=ON -DWALFEED_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14
+  # A short fuzz run of the decoder, value converter and cursor parser on their corpus.
+  bash scripts/fuzz.sh "$here/build-asan" "${WALFEED_FUZZ_SECONDS:-20}"
 fi
 
 echo "== clang-format"

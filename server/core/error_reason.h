@@ -22,6 +22,7 @@ inline constexpr char kLogUnreadable[] = "LOG_UNREADABLE";
 inline constexpr char kCursorPurged[] = "CURSOR_PURGED";
 inline constexpr char kCompactionRunning[] = "COMPACTION_RUNNING";
 inline constexpr char kUnauthenticated[] = "UNAUTHENTICATED";
+inline constexpr char kRequestMalformed[] = "REQUEST_MALFORMED";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

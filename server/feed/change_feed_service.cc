@@ -19,8 +19,8 @@ ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
       auth_(auth),
       source_status_(std::move(source_status)) {}
 
-grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
-    grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
   if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
     return new RejectedSubscribe(allowed);
   }
@@ -28,6 +28,14 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* ChangeFeedService::Subscribe(
     return new RejectedSubscribe(GrpcError(grpc::StatusCode::UNAVAILABLE,
                                            "walfeed is shutting down; resume from your last cursor",
                                            reason::kShuttingDown));
+  }
+  v1::SubscribeRequest parsed;
+  const v1::SubscribeRequest* request = &parsed;
+  grpc::ByteBuffer request_bytes(*raw_request);  // shares the slices; parsing consumes it
+  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_bytes, &parsed).ok()) {
+    return new RejectedSubscribe(GrpcError(grpc::StatusCode::INVALID_ARGUMENT,
+                                           "the request is not a walfeed.v1.SubscribeRequest",
+                                           reason::kRequestMalformed));
   }
   const SourceStatus source = source_status_();
   PlanLimits limits;

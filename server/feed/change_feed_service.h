@@ -22,14 +22,18 @@ namespace walfeed {
 
 using SourceStatusFn = std::function<SourceStatus()>;
 
-class ChangeFeedService final : public v1::ChangeFeed::CallbackService {
+// Subscribe is registered raw (ByteBuffer in and out) so that stored changes go out without
+// being parsed and re-serialized; on the wire it is the ordinary walfeed.v1 method.
+class ChangeFeedService final
+    : public v1::ChangeFeed::WithRawCallbackMethod_Subscribe<
+          v1::ChangeFeed::WithCallbackMethod_GetFeedInfo<v1::ChangeFeed::Service>> {
  public:
   // Every pointer must outlive the service.
   ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
                     const Authenticator* auth, SourceStatusFn source_status);
 
-  grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
-      grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override;
 
   grpc::ServerUnaryReactor* GetFeedInfo(grpc::CallbackServerContext* context,
                                         const v1::GetFeedInfoRequest* request,

@@ -97,19 +97,17 @@ void SubscribeReactor::Pump() {
 }
 
 void SubscribeReactor::WriteProgress() {
-  response_.Clear();
-  response_.set_cursor(FormatCursor(CaughtUpTo()));
-  response_.set_head_cursor(FormatCursor(log_->Head()));
+  response_ = builder_.Finish(FormatCursor(CaughtUpTo()), FormatCursor(log_->Head()));
   Write();
 }
 
 SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure) {
-  response_.Clear();
-  records_.clear();
+  // Local: a subscriber holds no records between reads (a thousand idle streams hold nothing).
+  std::vector<LogRecord> records;
   const Position head = log_->Head();
   const Position purge_before_read = log_->PurgePoint();
   absl::Status read =
-      log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records_);
+      log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records);
   if (!read.ok()) {
     spdlog::error("event=subscriber_read_failed error=\"{}\"", read.message());
     *failure = GrpcError(grpc::StatusCode::UNAVAILABLE,
@@ -128,19 +126,20 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
       return BatchResult::kFailed;
     }
   }
-  if (records_.empty()) {
+  if (records.empty()) {
     // Nothing up to `head` is left to read (compaction may have removed the rest).
     if (!head.IsZero() && next_ <= head) next_ = head.Successor();
     return BatchResult::kCaughtUp;
   }
-  for (LogRecord& record : records_) {
+  Position last_sent;
+  for (const LogRecord& record : records) {
     if (plan_.stop_at && record.position > *plan_.stop_at) {
       next_ = plan_.stop_at->Successor();
       break;
     }
     next_ = record.position.Successor();
-    v1::Change* change = response_.add_changes();
-    if (!change->ParseFromString(record.change)) {
+    ChangeSummary summary;
+    if (!SummarizeChange(record.change, &summary)) {
       spdlog::error("event=corrupt_change position={}", FormatCursor(record.position));
       *failure = GrpcError(
           grpc::StatusCode::DATA_LOSS,
@@ -148,16 +147,17 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
           reason::kLogUnreadable, {{"position", FormatCursor(record.position)}});
       return BatchResult::kFailed;
     }
-    last_read_ends_transaction_ = change->last_in_transaction();
-    if (!plan_.Accepts(*change)) response_.mutable_changes()->RemoveLast();
+    last_read_ends_transaction_ = summary.last_in_transaction;
+    if (!plan_.Accepts(summary.op, summary.schema, summary.table)) continue;
+    builder_.AddChange(record.change);  // sent as stored
+    last_sent = record.position;
   }
   finish_after_write_ = ReachedStop();
-  if (response_.changes_size() > 0) {
+  if (builder_.changes() > 0) {
     // A subscriber from 0 holds state from this read on; purges it saw before are harmless.
     if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
     delivered_any_ = true;
-    response_.set_cursor(response_.changes(response_.changes_size() - 1).cursor());
-    response_.set_head_cursor(FormatCursor(log_->Head()));
+    response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
     return BatchResult::kWrite;
   }
   return finish_after_write_ ? BatchResult::kStopped : BatchResult::kFilteredOut;
@@ -169,6 +169,8 @@ void SubscribeReactor::Write() {
 }
 
 void SubscribeReactor::OnWriteDone(bool ok) {
+  // Written: give the batch's memory back rather than keep it per stream.
+  response_.Clear();
   if (!ok) {
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was closed"));
     return;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "server/feed/change_wire.h"
 #include "server/feed/feed_options.h"
 #include "server/feed/subscriber_hub.h"
 #include "server/feed/subscription_plan.h"
@@ -23,8 +24,9 @@
 
 namespace walfeed {
 
-class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResponse>,
-                               public Pumpable {
+// Writes serialized walfeed.v1.SubscribeResponse messages built around the stored change bytes
+// (see change_wire.h): the service registers Subscribe as a raw (ByteBuffer) method.
+class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, public Pumpable {
  public:
   SubscribeReactor(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
                    SubscriptionPlan plan);
@@ -37,13 +39,13 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
  private:
   enum class BatchResult {
-    kWrite,        // response_ holds changes to send
+    kWrite,        // builder_ holds changes to send
     kFilteredOut,  // records were read, none is for this subscriber
     kCaughtUp,     // nothing to read: next_ is past the head
     kStopped,      // stop_at_head reached with nothing left to send
     kFailed,       // *failure says why
   };
-  // Reads the next batch from next_ and filters it into response_. Never finishes the call.
+  // Reads the next batch from next_ and filters it into builder_. Never finishes the call.
   BatchResult FillBatch(grpc::Status* failure);
 
   // Reads per Pump() before the thread is given back to the hub.
@@ -62,8 +64,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 
   // Touched only by whoever drives the reactor (see SubscriberHub), one party at a time.
   Position next_;
-  v1::SubscribeResponse response_;
-  std::vector<LogRecord> records_;
+  ResponseBuilder builder_;
+  // The message being written (gRPC reads it until OnWriteDone).
+  grpc::ByteBuffer response_;
   absl::Time last_write_ = absl::Now();
   bool finish_after_write_ = false;
   bool last_read_ends_transaction_ = false;
@@ -76,7 +79,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
 };
 
 // A Subscribe call rejected before it started: finishes at once with `status`.
-class RejectedSubscribe final : public grpc::ServerWriteReactor<v1::SubscribeResponse> {
+class RejectedSubscribe final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit RejectedSubscribe(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }

@@ -26,9 +26,17 @@ std::string ListSome(const std::vector<std::string>& names) {
 }  // namespace
 
 bool SubscriptionPlan::Accepts(const v1::Change& change) const {
-  if (op_mask != 0 && (op_mask & (1u << change.op())) == 0) return false;
+  return Accepts(change.op(), change.schema(), change.table());
+}
+
+bool SubscriptionPlan::Accepts(int op, absl::string_view schema, absl::string_view table) const {
+  if (op_mask != 0 && (op < 0 || op >= 32 || (op_mask & (1u << op)) == 0)) return false;
   if (tables.empty()) return true;
-  return tables.contains(absl::StrCat(change.schema(), ".", change.table()));
+  thread_local std::string qualified;
+  qualified.assign(schema.data(), schema.size());
+  qualified.push_back('.');
+  qualified.append(table.data(), table.size());
+  return tables.contains(qualified);
 }
 
 absl::Status PurgedError(const Position& next, const Position& purge_point) {

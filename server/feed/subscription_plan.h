@@ -38,6 +38,7 @@ struct SubscriptionPlan {
   size_t max_batch_changes = 0;
 
   bool Accepts(const v1::Change& change) const;
+  bool Accepts(int op, absl::string_view schema, absl::string_view table) const;
 };
 
 struct PlanLimits {

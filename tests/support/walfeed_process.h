@@ -50,6 +50,7 @@ class WalfeedProcess {
   int Terminate() { return child_.Stop(SIGTERM); }
   // SIGKILL: a crash.
   void Kill() { child_.Stop(SIGKILL); }
+  pid_t pid() const { return child_.pid(); }
 
   std::unique_ptr<v1::ChangeFeed::Stub> NewStub() const;
   // A channel with options().credentials (plaintext when unset).
