@@ -23,6 +23,7 @@ inline constexpr char kCursorPurged[] = "CURSOR_PURGED";
 inline constexpr char kCompactionRunning[] = "COMPACTION_RUNNING";
 inline constexpr char kUnauthenticated[] = "UNAUTHENTICATED";
 inline constexpr char kRequestMalformed[] = "REQUEST_MALFORMED";
+inline constexpr char kStartBeyondWal[] = "START_BEYOND_WAL";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

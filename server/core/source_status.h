@@ -20,6 +20,9 @@ struct SourceStatus {
   std::string state = "starting";
   // The LSN most recently confirmed to PostgreSQL as flushed.
   uint64_t confirmed_flush_lsn = 0;
+  // The end of PostgreSQL's WAL as last heard from the server (0 before the first contact): no
+  // change can have a commit LSN beyond it.
+  uint64_t server_wal_end = 0;
   // The initial snapshot: "running", "done", "skipped" (--snapshot=never, or the log already
   // held changes) or "" before the source knows.
   std::string snapshot_state;

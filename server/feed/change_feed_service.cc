@@ -41,8 +41,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
   PlanLimits limits;
   limits.default_batch_changes = options_->default_batch_changes;
   limits.max_batch_changes = options_->max_batch_changes;
-  absl::StatusOr<SubscriptionPlan> plan =
-      PlanSubscription(*request, log_->Head(), log_->PurgePoint(), source.tables, limits);
+  absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(
+      *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end}, source.tables,
+      limits);
   if (!plan.ok()) return new RejectedSubscribe(ToGrpcStatus(plan.status()));
   return new SubscribeReactor(log_, hub_, options_, *std::move(plan));
 }

@@ -49,7 +49,7 @@ absl::Status PurgedError(const Position& next, const Position& purge_point) {
 }
 
 absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
-                                                  const Position& head, const Position& purge_point,
+                                                  const FeedBounds& bounds,
                                                   const std::vector<std::string>& known_tables,
                                                   const PlanLimits& limits) {
   SubscriptionPlan plan;
@@ -70,14 +70,25 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
     if (!cursor.ok()) return WithReason(cursor.status(), reason::kCursorMalformed);
     plan.start = cursor->Successor();
   } else if (request.from_head()) {
-    plan.start = head.Successor();
+    plan.start = bounds.head.Successor();
   } else {
     plan.start = Position{request.from_lsn(), 0};
   }
   plan.holds_state = starts > 0;
-  plan.purge_point = purge_point;
-  if (plan.holds_state && !purge_point.IsZero() && plan.start <= purge_point) {
-    return PurgedError(plan.start, purge_point);
+  plan.purge_point = bounds.purge_point;
+  if (plan.holds_state && !bounds.purge_point.IsZero() && plan.start <= bounds.purge_point) {
+    return PurgedError(plan.start, bounds.purge_point);
+  }
+  const uint64_t newest_lsn = std::max(bounds.server_wal_end, bounds.head.lsn);
+  if (!request.from_head() && bounds.server_wal_end != 0 && plan.start.lsn > newest_lsn) {
+    return WithReason(
+        absl::OutOfRangeError(absl::StrCat(
+            request.cursor().empty() ? "from_lsn " : "cursor ",
+            request.cursor().empty() ? FormatLsn(request.from_lsn()) : request.cursor(),
+            " is beyond the end of PostgreSQL's WAL (", FormatLsn(newest_lsn),
+            "): no change has that position. Resume with a cursor this feed sent, or use "
+            "from_head")),
+        reason::kStartBeyondWal);
   }
 
   if (request.tables_size() > static_cast<int>(kMaxTableFilters)) {
@@ -119,7 +130,7 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
   const size_t asked = request.max_batch_changes();
   plan.max_batch_changes =
       asked == 0 ? limits.default_batch_changes : std::min(asked, limits.max_batch_changes);
-  if (request.stop_at_head()) plan.stop_at = head;
+  if (request.stop_at_head()) plan.stop_at = bounds.head;
   return plan;
 }
 

@@ -46,9 +46,18 @@ struct PlanLimits {
   size_t max_batch_changes = 1000;
 };
 
-// `purge_point`: the log's (ChangeLog::PurgePoint); a start at or before it is OutOfRange.
+// What the log and the source know when a Subscribe arrives.
+struct FeedBounds {
+  Position head;
+  // The log's purge point (ChangeLog::PurgePoint): a start at or before it is OutOfRange.
+  Position purge_point;
+  // The end of PostgreSQL's WAL (0 when not known yet): a start beyond it, and beyond the head,
+  // names a position that cannot exist and is OutOfRange.
+  uint64_t server_wal_end = 0;
+};
+
 absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
-                                                  const Position& head, const Position& purge_point,
+                                                  const FeedBounds& bounds,
                                                   const std::vector<std::string>& known_tables,
                                                   const PlanLimits& limits);
 

@@ -71,7 +71,16 @@ void Source::Stop() {
 
 SourceStatus Source::status() const {
   absl::MutexLock lock(&mu_);
-  return status_;
+  SourceStatus status = status_;
+  status.server_wal_end = server_wal_end_.load(std::memory_order_relaxed);
+  return status;
+}
+
+void Source::RaiseServerWalEnd(uint64_t lsn) {
+  uint64_t known = server_wal_end_.load(std::memory_order_relaxed);
+  while (lsn > known &&
+         !server_wal_end_.compare_exchange_weak(known, lsn, std::memory_order_relaxed)) {
+  }
 }
 
 void Source::SetState(const std::string& state) {
@@ -153,6 +162,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     status_.system_identifier = identity->system_identifier;
     status_.tables = std::move(tables);
   }
+  RaiseServerWalEnd(identity->wal_flush_lsn);
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
                options_.slot, options_.publication, FormatLsn(identity->wal_flush_lsn));
   return conn;
@@ -328,6 +338,7 @@ absl::Status Source::StreamSession(PgConnection& conn) {
       break;
     }
     bool reply_now = false;
+    if (*got) RaiseServerWalEnd(frame.wal_end);
     if (*got && frame.kind == ReplicationFrame::Kind::kXLogData) {
       result = HandleXLogData(frame.payload, frame.send_time, builder, session, appender);
     } else if (*got) {

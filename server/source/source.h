@@ -85,6 +85,7 @@ class Source {
   absl::Status ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
                               Session& session, bool force);
   void SetState(const std::string& state);
+  void RaiseServerWalEnd(uint64_t lsn);
 
   const SourceOptions options_;
   TransactionSink* const sink_;
@@ -97,6 +98,8 @@ class Source {
 
   mutable absl::Mutex mu_;
   SourceStatus status_ ABSL_GUARDED_BY(mu_);
+  // Updated with every frame, so kept out of `mu_`.
+  std::atomic<uint64_t> server_wal_end_{0};
 };
 
 }  // namespace walfeed

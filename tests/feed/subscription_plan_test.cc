@@ -13,7 +13,7 @@ const std::vector<std::string> kTables = {"public.a", "public.b", "shop.orders"}
 
 absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request,
                                       Position head = {500, 2}) {
-  return PlanSubscription(request, head, Position{}, kTables, PlanLimits{});
+  return PlanSubscription(request, FeedBounds{head, {}, 0}, kTables, PlanLimits{});
 }
 
 TEST(SubscriptionPlan, DefaultStartsAtTheOldestChange) {
@@ -39,7 +39,7 @@ TEST(SubscriptionPlan, FromLsnIsInclusiveCursorExclusiveHeadAfterTheHead) {
 TEST(SubscriptionPlan, StartAtOrBeforeThePurgePointIsOutOfRangeExceptFromZero) {
   const Position purged{0x200, 1};
   auto plan = [&](const v1::SubscribeRequest& request) {
-    return PlanSubscription(request, Position{0x500, 0}, purged, kTables, PlanLimits{});
+    return PlanSubscription(request, FeedBounds{{0x500, 0}, purged, 0}, kTables, PlanLimits{});
   };
   v1::SubscribeRequest request;
   ASSERT_TRUE(plan(request).ok()) << "from_lsn=0 is always valid";
@@ -61,6 +61,24 @@ TEST(SubscriptionPlan, StartAtOrBeforeThePurgePointIsOutOfRangeExceptFromZero) {
   EXPECT_EQ(plan(request).status().code(), absl::StatusCode::kOutOfRange);
   request.set_from_lsn(0x201);
   EXPECT_TRUE(plan(request).ok());
+}
+
+TEST(SubscriptionPlan, StartBeyondTheEndOfTheWalIsOutOfRange) {
+  auto plan = [](const v1::SubscribeRequest& request, uint64_t wal_end) {
+    return PlanSubscription(request, FeedBounds{{0x500, 0}, {}, wal_end}, kTables, PlanLimits{});
+  };
+  v1::SubscribeRequest request;
+  request.set_from_lsn(0x9000);
+  absl::StatusOr<SubscriptionPlan> beyond = plan(request, 0x800);
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(beyond.status().message(), HasSubstr("beyond the end of PostgreSQL's WAL (0/800)"));
+  EXPECT_EQ(ReasonOf(beyond.status()), reason::kStartBeyondWal);
+  EXPECT_TRUE(plan(request, 0x9000).ok()) << "up to the WAL end is fine";
+  EXPECT_TRUE(plan(request, 0).ok()) << "WAL end not known yet: no check";
+  request.Clear();
+  request.set_cursor("5/0:0");
+  EXPECT_EQ(plan(request, 0x800).status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST(SubscriptionPlan, StopAtHeadStopsAtTheHeadWhenTheCallBegan) {

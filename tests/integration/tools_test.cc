@@ -146,6 +146,11 @@ TEST_F(Tools, WalfeedctlRejectsBadInputClearly) {
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_THAT(both.output, HasSubstr("at most one of"));
 
+  RunResult future = Walfeedctl(
+      {"subscribe", "--server", walfeed_->address(), "--from-lsn", "FFFF/0", "--stop-at-head"});
+  EXPECT_EQ(future.exit_code, 1);
+  EXPECT_THAT(future.output, HasSubstr("beyond the end of PostgreSQL's WAL"));
+
   RunResult duration = Walfeedctl({"compact", "--delete-retention", "soon"});
   EXPECT_EQ(duration.exit_code, 2);
   EXPECT_THAT(duration.output, HasSubstr("--delete-retention needs a duration"));
