@@ -108,10 +108,11 @@ absl::StatusOr<uint64_t> SlotConfirmedFlushLsn(PgConnection& conn, const std::st
 namespace {
 
 absl::StatusOr<QueryRows> CreateSlotCommand(PgConnection& conn, const std::string& slot,
-                                            absl::string_view snapshot_mode) {
-  absl::StatusOr<QueryRows> created =
-      conn.Query(absl::StrCat("CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot),
-                              " LOGICAL pgoutput (SNAPSHOT '", snapshot_mode, "')"));
+                                            absl::string_view snapshot_mode,
+                                            bool temporary = false) {
+  absl::StatusOr<QueryRows> created = conn.Query(absl::StrCat(
+      "CREATE_REPLICATION_SLOT ", conn.QuoteIdentifier(slot), temporary ? " TEMPORARY" : "",
+      " LOGICAL pgoutput (SNAPSHOT '", snapshot_mode, "')"));
   if (!created.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot create replication slot '", slot, "': ", created.status().message(),
@@ -129,9 +130,9 @@ absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
   return CreateSlotCommand(conn, slot, "nothing").status();
 }
 
-absl::StatusOr<ExportedSnapshot> CreateSlotWithSnapshot(PgConnection& conn,
-                                                        const std::string& slot) {
-  absl::StatusOr<QueryRows> created = CreateSlotCommand(conn, slot, "export");
+absl::StatusOr<ExportedSnapshot> CreateSlotWithSnapshot(PgConnection& conn, const std::string& slot,
+                                                        bool temporary) {
+  absl::StatusOr<QueryRows> created = CreateSlotCommand(conn, slot, "export", temporary);
   if (!created.ok()) return created.status();
   // slot_name, consistent_point, snapshot_name, output_plugin
   if (created->rows.size() != 1 || created->rows[0].size() < 3) {

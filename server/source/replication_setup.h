@@ -52,8 +52,9 @@ struct ExportedSnapshot {
   uint64_t consistent_point = 0;
   std::string snapshot_name;
 };
-absl::StatusOr<ExportedSnapshot> CreateSlotWithSnapshot(PgConnection& conn,
-                                                        const std::string& slot);
+// `temporary`: the slot goes away with the connection (it only serves to export a snapshot).
+absl::StatusOr<ExportedSnapshot> CreateSlotWithSnapshot(PgConnection& conn, const std::string& slot,
+                                                        bool temporary = false);
 
 absl::Status DropSlot(PgConnection& conn, const std::string& slot);
 

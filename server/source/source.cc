@@ -5,6 +5,8 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/source/durable_appender.h"
@@ -24,6 +26,9 @@ constexpr char kSnapshotStateKey[] = "snapshot/state";
 // The consistent point of the slot the running snapshot created: proof that a slot found later
 // is that one (its confirmed_flush_lsn stays there until streaming starts).
 constexpr char kSnapshotSlotKey[] = "snapshot/slot_consistent_point";
+// The captured tables whose existing rows are in the log (or need not be: --snapshot=never), one
+// "schema.table" per line; a published table missing here is new and gets its rows read.
+constexpr char kCapturedTablesKey[] = "snapshot/captured_tables";
 
 }  // namespace
 
@@ -150,6 +155,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     if (filter_.IncludesTable(schema, table)) tables.push_back(absl::StrCat(schema, ".", table));
   }
   std::sort(tables.begin(), tables.end());
+  if (absl::Status s = NoteCapturedTables(tables); !s.ok()) return s;
   if (tables.empty() && !relations->empty()) {
     spdlog::warn(
         "event=no_table_captured published={} reason=\"--tables/--exclude-tables leave "
@@ -207,17 +213,10 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
     return s;
   }
   // Import the snapshot before the replication connection runs anything else.
-  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
-      PgConnection::Connect(options_.conninfo, PgConnection::Mode::kPlain);
-  if (!reader.ok()) return reader.status();
-  for (const std::string& statement :
-       {std::string("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
-        absl::StrCat("SET TRANSACTION SNAPSHOT ",
-                     (*reader)->QuoteLiteral(exported->snapshot_name))}) {
-    if (absl::Status s = (*reader)->Query(statement).status(); !s.ok()) return s;
-  }
   TypeCatalog types;
-  if (absl::Status s = LoadTypes(**reader, &types); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
+      OpenSnapshotReader(exported->snapshot_name, &types);
+  if (!reader.ok()) return reader.status();
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
       PublishedRelations(**reader, options_.publication);
   if (!relations.ok()) return relations.status();
@@ -243,6 +242,9 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
   if (absl::Status s = sink_->CommitStaged(*last, exported->consistent_point); !s.ok()) return s;
   if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, "done"); !s.ok()) return s;
+  for (const auto& [schema, table] : captured)
+    captured_tables_.insert(absl::StrCat(schema, ".", table));
+  if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
   uint64_t rows;
   {
     absl::MutexLock lock(&mu_);
@@ -251,6 +253,92 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   }
   spdlog::info("event=snapshot_done rows={} seconds={:.2f} resume_lsn={}", rows,
                absl::ToDoubleSeconds(absl::Now() - started), FormatLsn(exported->consistent_point));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> Source::OpenSnapshotReader(
+    const std::string& snapshot_name, TypeCatalog* types) {
+  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
+      PgConnection::Connect(options_.conninfo, PgConnection::Mode::kPlain);
+  if (!reader.ok()) return reader.status();
+  for (const std::string& statement :
+       {std::string("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+        absl::StrCat("SET TRANSACTION SNAPSHOT ", (*reader)->QuoteLiteral(snapshot_name))}) {
+    if (absl::Status s = (*reader)->Query(statement).status(); !s.ok()) return s;
+  }
+  if (absl::Status s = LoadTypes(**reader, types); !s.ok()) return s;
+  return reader;
+}
+
+absl::Status Source::NoteCapturedTables(const std::vector<std::string>& tables) {
+  added_tables_.clear();
+  captured_tables_.clear();
+  const std::string stored = sink_->Metadata(kCapturedTablesKey);
+  for (absl::string_view name : absl::StrSplit(stored, '\n', absl::SkipEmpty())) {
+    captured_tables_.insert(std::string(name));
+  }
+  // The initial snapshot reads them all (and records them); a log from before this record
+  // existed, or one that never wanted a snapshot, takes the tables as they are now.
+  if (snapshot_pending_) return absl::OkStatus();
+  const bool first_record = stored.empty();
+  for (const std::string& name : tables) {
+    if (captured_tables_.contains(name)) continue;
+    if (first_record || options_.snapshot == SnapshotMode::kNever) {
+      captured_tables_.insert(name);
+      continue;
+    }
+    const size_t dot = name.find('.');
+    added_tables_.emplace_back(name.substr(0, dot), name.substr(dot + 1));
+  }
+  return StoreCapturedTables();
+}
+
+absl::Status Source::StoreCapturedTables() {
+  std::vector<std::string> names(captured_tables_.begin(), captured_tables_.end());
+  std::sort(names.begin(), names.end());
+  return sink_->SetMetadata(kCapturedTablesKey, absl::StrJoin(names, "\n"));
+}
+
+absl::Status Source::SnapshotAddedTables() {
+  // A temporary slot on a replication connection of its own exports a snapshot (the slot goes
+  // with the connection). The rows read under it are placed right after the log's head, before
+  // anything streamed from the main slot's resume point; the changes committed between that
+  // point and the snapshot stream in after them, so a consumer ends at the same state.
+  const absl::Time started = absl::Now();
+  absl::StatusOr<std::unique_ptr<PgConnection>> exporter =
+      PgConnection::Connect(options_.conninfo, PgConnection::Mode::kReplication);
+  if (!exporter.ok()) return exporter.status();
+  std::string temporary_slot = absl::StrCat(options_.slot, "_new_tables");
+  if (temporary_slot.size() > 63)
+    temporary_slot = temporary_slot.substr(temporary_slot.size() - 63);
+  absl::StatusOr<ExportedSnapshot> exported =
+      CreateSlotWithSnapshot(**exporter, temporary_slot, /*temporary=*/true);
+  if (!exported.ok()) return exported.status();
+  TypeCatalog types;
+  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
+      OpenSnapshotReader(exported->snapshot_name, &types);
+  if (!reader.ok()) return reader.status();
+  if (absl::Status s = sink_->DiscardStaged(); !s.ok()) return s;
+  const Position head = sink_->Head();
+  const uint64_t lsn = head.IsZero() ? std::max<uint64_t>(sink_->ResumeLsn(), 2) - 1 : head.lsn + 1;
+  SetState("snapshotting");
+  spdlog::info("event=added_tables_snapshot_started tables={} snapshot_lsn={} placed_at={}",
+               added_tables_.size(), FormatLsn(exported->consistent_point), FormatLsn(lsn));
+  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication, lsn, &stop_,
+                        [](const SnapshotProgress&) {});
+  absl::StatusOr<Position> last = copier.CopyTables(added_tables_);
+  if (!last.ok()) return last.status();
+  if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
+  if (!last->IsZero()) {
+    if (absl::Status s = sink_->CommitStaged(*last, sink_->ResumeLsn()); !s.ok()) return s;
+  }
+  for (const auto& [schema, table] : added_tables_) {
+    captured_tables_.insert(absl::StrCat(schema, ".", table));
+  }
+  if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
+  spdlog::info("event=added_tables_snapshot_done tables={} rows={} seconds={:.2f}",
+               added_tables_.size(), last->IsZero() ? 0 : last->seq + 1,
+               absl::ToDoubleSeconds(absl::Now() - started));
   return absl::OkStatus();
 }
 
@@ -295,9 +383,20 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
         ended = RunSnapshot(*conn);
         if (ended.ok()) snapshot_pending_ = false;
       }
-      if (!snapshot_pending_) ended = StreamSession(*conn);
+      if (!snapshot_pending_ && !added_tables_.empty()) {
+        ended = SnapshotAddedTables();
+        if (ended.ok()) added_tables_.clear();
+      }
+      if (!snapshot_pending_ && added_tables_.empty()) ended = StreamSession(*conn);
       conn.reset();
       if (stop_.HasBeenNotified()) break;
+      if (table_added_) {
+        // Not a failure: reconnect at once; ConnectAndPrepare() finds the table and the next
+        // round reads its rows before streaming on.
+        table_added_ = false;
+        spdlog::info("event=published_table_added reason=\"{}\"", ended.message());
+        continue;
+      }
       if (absl::Now() - session_start > absl::Minutes(1)) backoff = options_.reconnect_min;
       spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}", ended.message(),
                    absl::FormatDuration(backoff));
@@ -369,6 +468,7 @@ absl::Status Source::HandleXLogData(absl::string_view payload, int64_t send_time
   absl::StatusOr<pgoutput::Message> message = DecodePgOutputMessage(payload);
   if (!message.ok()) return message.status();
   if (auto* relation = std::get_if<pgoutput::Relation>(&*message)) NotePublishedTable(*relation);
+  if (absl::Status s = CheckCaptured(*message, builder); !s.ok()) return s;
   session.transaction_bytes += payload.size();
   absl::StatusOr<std::optional<Transaction>> done = builder.Consume(std::move(*message), send_time);
   if (!done.ok()) return done.status();
@@ -436,15 +536,42 @@ absl::Status Source::SpillOpenTransaction(TransactionBuilder& builder, Session& 
 }
 
 void Source::NotePublishedTable(const pgoutput::Relation& relation) {
-  if (!filter_.IncludesTable(relation.schema.empty() ? "pg_catalog" : relation.schema,
-                             relation.name)) {
-    return;
-  }
-  const std::string name =
-      absl::StrCat(relation.schema.empty() ? "pg_catalog" : relation.schema, ".", relation.name);
+  const std::string schema = relation.schema.empty() ? "pg_catalog" : relation.schema;
+  if (!filter_.IncludesTable(schema, relation.name)) return;
+  const std::string name = absl::StrCat(schema, ".", relation.name);
   absl::MutexLock lock(&mu_);
   auto it = std::lower_bound(status_.tables.begin(), status_.tables.end(), name);
   if (it == status_.tables.end() || *it != name) status_.tables.insert(it, name);
+}
+
+absl::Status Source::CheckCaptured(const pgoutput::Message& message,
+                                   const TransactionBuilder& builder) {
+  std::vector<uint32_t> relation_ids;
+  if (auto* insert = std::get_if<pgoutput::Insert>(&message)) relation_ids = {insert->relation_id};
+  if (auto* update = std::get_if<pgoutput::Update>(&message)) relation_ids = {update->relation_id};
+  if (auto* del = std::get_if<pgoutput::Delete>(&message)) relation_ids = {del->relation_id};
+  if (auto* truncate = std::get_if<pgoutput::Truncate>(&message)) {
+    relation_ids = truncate->relation_ids;
+  }
+  for (uint32_t relation_id : relation_ids) {
+    const pgoutput::Relation* relation = builder.FindRelation(relation_id);
+    if (relation == nullptr) continue;  // the builder reports it
+    const std::string schema = relation->schema.empty() ? "pg_catalog" : relation->schema;
+    if (!filter_.IncludesTable(schema, relation->name)) continue;
+    const std::string name = absl::StrCat(schema, ".", relation->name);
+    if (captured_tables_.contains(name)) continue;
+    // Seen once already, and the publication does not list it: stream it rather than loop.
+    if (options_.snapshot == SnapshotMode::kNever || !unlisted_tables_.insert(name).second) {
+      captured_tables_.insert(name);
+      if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
+      continue;
+    }
+    // A table added to the publication while streaming: its existing rows are read (at the
+    // next connection, before streaming resumes from the confirmed point) before its changes.
+    table_added_ = true;
+    return absl::AbortedError(absl::StrCat("table ", name, " was added to the publication"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Source::ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -31,6 +32,7 @@
 #include "server/source/pgoutput_messages.h"
 #include "server/source/source_options.h"
 #include "server/source/table_filter.h"
+#include "server/source/type_catalog.h"
 
 namespace walfeed {
 
@@ -78,6 +80,18 @@ class Source {
   absl::Status SpillOpenTransaction(TransactionBuilder& builder, Session& session,
                                     DurableAppender& appender);
   void NotePublishedTable(const pgoutput::Relation& relation);
+  // Aborted (and table_added_) when `message` changes an included table whose existing rows
+  // are not in the log yet.
+  absl::Status CheckCaptured(const pgoutput::Message& message, const TransactionBuilder& builder);
+  // A plain connection inside a transaction that imported `snapshot_name`, with the types.
+  absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotReader(const std::string& snapshot_name,
+                                                                   TypeCatalog* types);
+  // Loads the captured-table record and sets added_tables_ to the included tables missing from
+  // it (when --snapshot=initial).
+  absl::Status NoteCapturedTables(const std::vector<std::string>& tables);
+  absl::Status StoreCapturedTables();
+  // Reads the existing rows of added_tables_ into the log, right after its head.
+  absl::Status SnapshotAddedTables();
   // Fails when an --exclude-columns entry names a column that does not exist.
   absl::Status CheckExcludedColumns(PgConnection& conn) const;
   // Reports to PostgreSQL the newest LSN that is durable (or idle-confirmable): at once when it
@@ -95,6 +109,12 @@ class Source {
   std::atomic<bool> started_{false};
   // Set by ConnectAndPrepare(), which runs before the streaming thread or on it.
   bool snapshot_pending_ = false;
+  // Touched only by the thread that runs the source (ConnectAndPrepare and the stream).
+  absl::flat_hash_set<std::string> captured_tables_;
+  std::vector<std::pair<std::string, std::string>> added_tables_;
+  bool table_added_ = false;
+  // Tables that ended a session as "added" once; a second time they are streamed as they are.
+  absl::flat_hash_set<std::string> unlisted_tables_;
 
   mutable absl::Mutex mu_;
   SourceStatus status_ ABSL_GUARDED_BY(mu_);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 
@@ -228,6 +229,91 @@ TEST_F(Snapshot, ExistingSlotWithAnEmptyLogIsRefusedWithTheWayOut) {
   EXPECT_THAT(refused.output, HasSubstr("--snapshot=never"));
   StartWalfeed({"--snapshot", "never"});
   EXPECT_EQ(FeedInfo().snapshot_state(), "skipped");
+}
+
+}  // namespace
+}  // namespace walfeed::testing
+
+namespace walfeed::testing {
+namespace {
+
+// Tables added to the publication after walfeed started: their existing rows are read as READ
+// changes (with --snapshot=initial) before their streamed changes, whether the table is added
+// while walfeed streams or while it is stopped.
+class AddedTableSnapshot : public WalfeedTest {
+ protected:
+  void SetUp() override {
+    WalfeedTest::SetUp();
+    Sql("CREATE TABLE a (id int PRIMARY KEY, v text)");
+    Sql("CREATE TABLE b (id int PRIMARY KEY, v text)");
+    Sql("CREATE PUBLICATION only_a FOR TABLE a");
+    Sql("INSERT INTO b VALUES (1, 'old 1'), (2, 'old 2'), (3, 'old 3')");
+  }
+
+  std::vector<v1::Change> ChangesOf(const std::vector<v1::Change>& changes,
+                                    const std::string& table) {
+    std::vector<v1::Change> out;
+    for (const v1::Change& change : changes) {
+      if (change.table() == table) out.push_back(change);
+    }
+    return out;
+  }
+};
+
+TEST_F(AddedTableSnapshot, TableAddedWhileStreamingHasItsExistingRowsReadOnce) {
+  StartWalfeed({"--publication", "only_a"});
+  Sql("INSERT INTO a VALUES (1, 'a1')");
+  Sql("ALTER PUBLICATION only_a ADD TABLE b");
+  Sql("INSERT INTO b VALUES (4, 'new 4')");
+  Sql("INSERT INTO a VALUES (2, 'a2')");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  const std::vector<v1::Change> b = ChangesOf(*changes, "b");
+  std::map<int64_t, int> reads;
+  for (const v1::Change& change : b) {
+    if (change.op() == v1::Change::READ) ++reads[FindColumn(change.key(), "id")->int_()];
+  }
+  EXPECT_EQ(reads[1], 1);
+  EXPECT_EQ(reads[2], 1);
+  EXPECT_EQ(reads[3], 1);
+  ASSERT_FALSE(b.empty());
+  EXPECT_EQ(b.back().op(), v1::Change::INSERT) << "the streamed insert follows the rows read";
+  const std::map<int64_t, std::string> state = Apply(b);
+  EXPECT_EQ(state, (std::map<int64_t, std::string>{
+                       {1, "old 1"}, {2, "old 2"}, {3, "old 3"}, {4, "new 4"}}));
+  EXPECT_EQ(Apply(ChangesOf(*changes, "a")),
+            (std::map<int64_t, std::string>{{1, "a1"}, {2, "a2"}}));
+  for (size_t i = 1; i < changes->size(); ++i) {
+    ASSERT_LT((walfeed::Position{(*changes)[i - 1].lsn(), (*changes)[i - 1].seq()}),
+              (walfeed::Position{(*changes)[i].lsn(), (*changes)[i].seq()}));
+  }
+  EXPECT_FALSE(SlotExists(slot_ + "_new_tables")) << "the temporary slot went with its session";
+}
+
+TEST_F(AddedTableSnapshot, TableAddedWhileStoppedIsReadAtTheNextStart) {
+  StartWalfeed({"--publication", "only_a"});
+  Sql("INSERT INTO a VALUES (1, 'a1')");
+  ASSERT_TRUE(CommitMarkerAndRead("first").ok());
+  walfeed_->Terminate();
+  Sql("ALTER PUBLICATION only_a ADD TABLE b");
+  StartWalfeed({"--publication", "only_a"});
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  const std::vector<v1::Change> b = ChangesOf(*changes, "b");
+  ASSERT_EQ(b.size(), 3u);
+  for (const v1::Change& change : b) EXPECT_EQ(change.op(), v1::Change::READ);
+}
+
+TEST_F(AddedTableSnapshot, NeverStreamsTheAddedTableFromNowOnWithoutReadingIt) {
+  StartWalfeed({"--publication", "only_a", "--snapshot", "never"});
+  Sql("ALTER PUBLICATION only_a ADD TABLE b");
+  Sql("INSERT INTO b VALUES (4, 'new 4')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  const std::vector<v1::Change> b = ChangesOf(*changes, "b");
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].op(), v1::Change::INSERT);
 }
 
 }  // namespace
