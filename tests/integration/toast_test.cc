@@ -9,9 +9,9 @@
 namespace walfeed::testing {
 namespace {
 
-// Random hex, too long to stay inline: PostgreSQL stores it out of line (TOAST).
+// 1 MiB of random hex, far too long to stay inline: PostgreSQL stores it out of line (TOAST).
 constexpr char kBigValue[] =
-    "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 400))";
+    "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 32768))";
 
 class ToastFill : public WalfeedTest {
  protected:
