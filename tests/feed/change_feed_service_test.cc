@@ -394,12 +394,18 @@ TEST_F(ChangeFeedServiceTest, CursorOlderThanAPurgedTombstoneIsOutOfRange) {
 TEST_F(ChangeFeedServiceTest, StreamBehindAPurgeEndsWithOutOfRangeInsteadOfMissingADelete) {
   StartServer();
   AppendTransactions(1, 20000);  // far more than gRPC's flow-control window lets through unread
+  // A fixed, small window (no BDP probing, which would grow it while the client is idle).
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  auto stalled_stub = v1::ChangeFeed::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   v1::SubscribeRequest request;
   request.set_from_lsn(1);  // a resuming consumer: it holds state
   request.set_max_batch_changes(1);
-  auto reader = stub_->Subscribe(&context, request);
+  auto reader = stalled_stub->Subscribe(&context, request);
   v1::SubscribeResponse response;
   ASSERT_TRUE(reader->Read(&response));
 
