@@ -72,10 +72,10 @@ absl::Status ChangeLog::Impl::DeleteAbove(const Position& above_this) {
   absl::StatusOr<Position> above = FirstAtOrAfter(start);
   if (!above.ok()) return above.status();
   if (above->IsZero()) return absl::OkStatus();
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options.sync;
-  return FromRocks(db->DeleteRange(write_options, changes, start, kEndOfPositions),
-                   "cannot discard staged changes");
+  rocksdb::WriteBatch batch;
+  rocksdb::Status deleted = batch.DeleteRange(changes, start, kEndOfPositions);
+  if (!deleted.ok()) return FromRocks(deleted, "cannot discard staged changes");
+  return WriteSynced(batch, "cannot discard staged changes");
 }
 
 absl::Status ChangeLog::Impl::PutHead(rocksdb::WriteBatch& batch, const Position& new_head,
@@ -86,9 +86,29 @@ absl::Status ChangeLog::Impl::PutHead(rocksdb::WriteBatch& batch, const Position
 }
 
 absl::Status ChangeLog::Impl::WriteSynced(rocksdb::WriteBatch& batch, absl::string_view what) {
+  return Write(batch, options.sync, what);
+}
+
+absl::Status ChangeLog::Impl::Write(rocksdb::WriteBatch& batch, bool sync, absl::string_view what) {
+  if (write_failed.load()) {
+    // RocksDB refuses writes after a failed one (a full disk, say) until resumed; resuming
+    // fails for as long as the cause remains, and nothing is written meanwhile.
+    rocksdb::Status resumed = db->Resume();
+    if (!resumed.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          what, ": the change log cannot write (is the disk full?): ", resumed.ToString()));
+    }
+    write_failed.store(false);
+    spdlog::warn("event=log_writes_resumed");
+  }
   rocksdb::WriteOptions write_options;
-  write_options.sync = options.sync;
-  return FromRocks(db->Write(write_options, &batch), what);
+  write_options.sync = sync;
+  const rocksdb::Status written = db->Write(write_options, &batch);
+  if (!written.ok() && (written.IsIOError() || written.IsNoSpace())) {
+    write_failed.store(true);
+    spdlog::error("event=log_write_failed error=\"{}\"", written.ToString());
+  }
+  return FromRocks(written, what);
 }
 
 absl::StatusOr<Position> ChangeLog::Impl::ReadPosition(absl::string_view key) const {
@@ -358,7 +378,7 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
     if (!put.ok()) return FromRocks(put, "cannot build the staging batch");
   }
   // Not synced: CommitStaged()'s synced write makes the log durable up to here.
-  return FromRocks(impl_->db->Write(rocksdb::WriteOptions(), &batch), "cannot stage changes");
+  return impl_->Write(batch, /*sync=*/false, "cannot stage changes");
 }
 
 absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn) {
@@ -390,11 +410,11 @@ std::string ChangeLog::Metadata(absl::string_view key) const {
 }
 
 absl::Status ChangeLog::SetMetadata(absl::string_view key, absl::string_view value) {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = impl_->options.sync;
-  return FromRocks(impl_->db->Put(write_options, impl_->meta, absl::StrCat(kMetadataPrefix, key),
-                                  ToSlice(value)),
-                   absl::StrCat("cannot record '", key, "' in the change log"));
+  const std::string what = absl::StrCat("cannot record '", key, "' in the change log");
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put = batch.Put(impl_->meta, absl::StrCat(kMetadataPrefix, key), ToSlice(value));
+  if (!put.ok()) return FromRocks(put, what);
+  return impl_->WriteSynced(batch, what);
 }
 
 uint64_t ChangeLog::ResumeLsn() const {

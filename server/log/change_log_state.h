@@ -8,6 +8,7 @@
 #ifndef WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
 #define WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,6 +101,10 @@ struct ChangeLog::Impl {
   // Puts the head and resume point into `batch`.
   absl::Status PutHead(rocksdb::WriteBatch& batch, const Position& new_head, uint64_t resume);
   absl::Status WriteSynced(rocksdb::WriteBatch& batch, absl::string_view what);
+  // Every write goes through here: after a failed write (a full disk) RocksDB stops accepting
+  // writes, so the next one first tries to resume it.
+  absl::Status Write(rocksdb::WriteBatch& batch, bool sync, absl::string_view what);
+  std::atomic<bool> write_failed{false};
   // A position stored in the default column family under `key` (zero when absent).
   absl::StatusOr<Position> ReadPosition(absl::string_view key) const;
   Position ReadPurgePoint() const;

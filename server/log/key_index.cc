@@ -122,8 +122,10 @@ absl::StatusOr<bool> ChangeLog::Impl::CatchUpIndexStep(size_t max_records) {
   if (absl::Status s = PutIndexEntries(batch, entries, covered); !s.ok()) return s;
   // Derived data: no sync of its own (the next synced append syncs it), and the position it
   // covers is written with it.
-  rocksdb::Status written = db->Write(rocksdb::WriteOptions(), &batch);
-  if (!written.ok()) return FromRocks(written, "cannot update the change log's index");
+  if (absl::Status s = Write(batch, /*sync=*/false, "cannot update the change log's index");
+      !s.ok()) {
+    return s;
+  }
   indexed_up_to = covered;
   return reached_head;
 }

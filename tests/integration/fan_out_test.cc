@@ -3,6 +3,7 @@
 // the source must keep its pace, and walfeed's memory must stay bounded.
 #include <atomic>
 #include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "absl/strings/match.h"

@@ -2,6 +2,7 @@
 // write load, the replication connection cut under an open subscriber, PostgreSQL restarted.
 // Every test checks that each committed change is in the feed exactly once, in commit order.
 #include <atomic>
+#include <iostream>
 #include <random>
 #include <thread>
 
@@ -85,6 +86,8 @@ TEST_F(Faults, TwentyKillsDuringSteadyWritesLoseAndDuplicateNothing) {
   ASSERT_TRUE(changes.ok()) << changes.status();
   EXPECT_EQ(Ids(*changes), OneTo(committed)) << "every committed row exactly once, in order";
   RecordProperty("committed", committed);
+  std::cout << "faults: 20 kill -9 under steady writes; " << committed << " rows committed, "
+            << Ids(*changes).size() << " delivered\n";
 }
 
 TEST_F(Faults, CutReplicationConnectionsResumeWhileSubscribersStayOpen) {
@@ -107,6 +110,8 @@ TEST_F(Faults, CutReplicationConnectionsResumeWhileSubscribersStayOpen) {
   ASSERT_TRUE(streamed.ok()) << streamed.status();
   EXPECT_EQ(Ids(*streamed), OneTo(committed));
   EXPECT_THAT(walfeed_->Log(), ::testing::HasSubstr("event=source_disconnected"));
+  std::cout << "faults: walsender terminated 3 times; " << committed << " rows committed, "
+            << Ids(*streamed).size() << " delivered on one open stream\n";
 }
 
 TEST_F(Faults, PostgresRestartedUnderLoadIsFollowedWithoutLossOrDuplicates) {
@@ -128,6 +133,8 @@ TEST_F(Faults, PostgresRestartedUnderLoadIsFollowedWithoutLossOrDuplicates) {
   subscriber.join();
   ASSERT_TRUE(streamed.ok()) << streamed.status();
   EXPECT_EQ(Ids(*streamed), OneTo(committed));
+  std::cout << "faults: PostgreSQL restarted; " << committed << " rows committed, "
+            << Ids(*streamed).size() << " delivered on one open stream\n";
 }
 
 }  // namespace
