@@ -14,6 +14,7 @@
 #include "rocksdb/write_batch.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
+#include "server/log/rocksdb_event_logger.h"
 #include "server/log/toast_fill.h"
 #include "spdlog/spdlog.h"
 
@@ -167,6 +168,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   db_options.IncreaseParallelism(2);
   // The index family's hash memtable takes one writer at a time (appends are serialized anyway).
   db_options.allow_concurrent_memtable_write = false;
+  db_options.listeners.push_back(std::make_shared<RocksDbEventLogger>());
   // Bounds the write-ahead log: past this, RocksDB flushes the column families that pin old WAL
   // files (the small default family is written with every append but rarely fills a memtable).
   db_options.max_total_wal_size = 256 << 20;

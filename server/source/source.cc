@@ -281,16 +281,19 @@ absl::Status Source::NoteCapturedTables(const std::vector<std::string>& tables) 
   // existed, or one that never wanted a snapshot, takes the tables as they are now.
   if (snapshot_pending_) return absl::OkStatus();
   const bool first_record = stored.empty();
+  bool changed = first_record;
   for (const std::string& name : tables) {
     if (captured_tables_.contains(name)) continue;
     if (first_record || options_.snapshot == SnapshotMode::kNever) {
       captured_tables_.insert(name);
+      changed = true;
       continue;
     }
     const size_t dot = name.find('.');
     added_tables_.emplace_back(name.substr(0, dot), name.substr(dot + 1));
   }
-  return StoreCapturedTables();
+  // Written only when it changed: a reconnect writes nothing (say, to a full disk).
+  return changed ? StoreCapturedTables() : absl::OkStatus();
 }
 
 absl::Status Source::StoreCapturedTables() {
