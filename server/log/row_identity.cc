@@ -113,14 +113,6 @@ bool Mergeable(const v1::Change& change) {
          !change.key().empty() && !change.table().empty();
 }
 
-const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
-                             const std::string& name) {
-  for (const v1::Column& column : columns) {
-    if (column.name() == name) return &column;
-  }
-  return nullptr;
-}
-
 bool HasLeftOutKeyValue(const v1::Change& change) {
   for (const v1::Column& column : change.key()) {
     if (column.value_case() == v1::Column::kUnchangedToast) return true;
@@ -165,6 +157,14 @@ size_t PartLength(absl::string_view text) {
 }
 
 }  // namespace
+
+const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
+                             absl::string_view name) {
+  for (const v1::Column& column : columns) {
+    if (column.name() == name) return &column;
+  }
+  return nullptr;
+}
 
 std::string TableKeyOfRow(absl::string_view row_key) {
   if (!IsRowKey(row_key)) return std::string();

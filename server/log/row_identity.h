@@ -40,6 +40,10 @@ RowIdentity IdentityOf(const v1::Change& change);
 // row's key (as IdentityOf would) into `out`, sets `deleted`, and returns true.
 bool SingleRowKey(const v1::Change& change, std::string* out, bool* deleted);
 
+// The column called `name` in `columns`, or nullptr.
+const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
+                             absl::string_view name);
+
 // The table key of the table a row key belongs to ("" when `row_key` is not one).
 std::string TableKeyOfRow(absl::string_view row_key);
 

@@ -11,14 +11,6 @@ bool HasImage(const v1::Change& change) {
          change.op() == v1::Change::READ;
 }
 
-const v1::Column* Find(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
-                       const std::string& name) {
-  for (const v1::Column& column : columns) {
-    if (column.name() == name) return &column;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 bool ToastFiller::NeedsFill(const v1::Change& change) {
@@ -33,8 +25,8 @@ absl::Status ToastFiller::FillFrom(const v1::Change& image, v1::Change* change) 
   for (v1::Column& column : *change->mutable_after()) {
     if (column.value_case() != v1::Column::kUnchangedToast) continue;
     // From the change itself: its old row (REPLICA IDENTITY FULL sends it whole).
-    const v1::Column* source =
-        &image == change ? Find(image.before(), column.name()) : Find(image.after(), column.name());
+    const v1::Column* source = &image == change ? FindColumn(image.before(), column.name())
+                                                : FindColumn(image.after(), column.name());
     if (source == nullptr || source->type_oid() != column.type_oid() ||
         source->value_case() == v1::Column::kUnchangedToast ||
         source->value_case() == v1::Column::VALUE_NOT_SET) {
