@@ -2,6 +2,7 @@
 // write load, the replication connection cut under an open subscriber, PostgreSQL restarted.
 // Every test checks that each committed change is in the feed exactly once, in commit order.
 #include <atomic>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -90,51 +91,52 @@ TEST_F(Faults, TwentyKillsDuringSteadyWritesLoseAndDuplicateNothing) {
             << Ids(*changes).size() << " delivered\n";
 }
 
-TEST_F(Faults, CutReplicationConnectionsResumeWhileSubscribersStayOpen) {
-  Sql("CREATE TABLE t (id int PRIMARY KEY)");
-  StartWalfeed();
-  // One stream opened before the faults and read to the end without reconnecting.
+// Opens one stream, runs `fault` while a steady writer commits, then checks that the same stream
+// (never reconnected) delivered every committed row exactly once, in order.
+void ExpectOneStreamSurvives(WalfeedProcess& walfeed, const std::string& db,
+                             const std::string& fault_name,
+                             const std::function<void(const SteadyWriter&)>& fault) {
   absl::StatusOr<std::vector<v1::Change>> streamed;
   std::thread subscriber(
-      [&] { streamed = ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(120)); });
-  SteadyWriter writer(db_, absl::Milliseconds(3));
-  for (int cut = 0; cut < 3; ++cut) {
-    absl::SleepFor(absl::Milliseconds(400));
-    Sql(absl::StrCat("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots ",
-                     "WHERE slot_name = '", slot_, "' AND active_pid IS NOT NULL"));
-  }
-  absl::SleepFor(absl::Milliseconds(300));
+      [&] { streamed = ReadUntilMarker(*walfeed.NewStub(), {}, "end", absl::Seconds(120)); });
+  SteadyWriter writer(db, absl::Milliseconds(3));
+  fault(writer);
   const int committed = writer.Stop();
-  Sql(MarkerSql("end"));
+  ASSERT_TRUE(SharedPostgres().Exec(db, MarkerSql("end")).ok());
   subscriber.join();
   ASSERT_TRUE(streamed.ok()) << streamed.status();
   EXPECT_EQ(Ids(*streamed), OneTo(committed));
-  EXPECT_THAT(walfeed_->Log(), ::testing::HasSubstr("event=source_disconnected"));
-  std::cout << "faults: walsender terminated 3 times; " << committed << " rows committed, "
+  std::cout << "faults: " << fault_name << "; " << committed << " rows committed, "
             << Ids(*streamed).size() << " delivered on one open stream\n";
+}
+
+TEST_F(Faults, CutReplicationConnectionsResumeWhileSubscribersStayOpen) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  ExpectOneStreamSurvives(*walfeed_, db_, "walsender terminated 3 times", [&](const SteadyWriter&) {
+    for (int cut = 0; cut < 3; ++cut) {
+      absl::SleepFor(absl::Milliseconds(400));
+      Sql(absl::StrCat("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots ",
+                       "WHERE slot_name = '", slot_, "' AND active_pid IS NOT NULL"));
+    }
+    absl::SleepFor(absl::Milliseconds(300));
+  });
+  EXPECT_THAT(walfeed_->Log(), ::testing::HasSubstr("event=source_disconnected"));
 }
 
 TEST_F(Faults, PostgresRestartedUnderLoadIsFollowedWithoutLossOrDuplicates) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
-  absl::StatusOr<std::vector<v1::Change>> streamed;
-  std::thread subscriber(
-      [&] { streamed = ReadUntilMarker(*walfeed_->NewStub(), {}, "end", absl::Seconds(120)); });
-  SteadyWriter writer(db_, absl::Milliseconds(3));
-  absl::SleepFor(absl::Milliseconds(500));
-  ASSERT_TRUE(SharedPostgres().Restart().ok());
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  const int before = writer.committed();
-  while (writer.committed() < before + 50 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  const int committed = writer.Stop();
-  Sql(MarkerSql("end"));
-  subscriber.join();
-  ASSERT_TRUE(streamed.ok()) << streamed.status();
-  EXPECT_EQ(Ids(*streamed), OneTo(committed));
-  std::cout << "faults: PostgreSQL restarted; " << committed << " rows committed, "
-            << Ids(*streamed).size() << " delivered on one open stream\n";
+  ExpectOneStreamSurvives(*walfeed_, db_, "PostgreSQL restarted", [](const SteadyWriter& writer) {
+    absl::SleepFor(absl::Milliseconds(500));
+    ASSERT_TRUE(SharedPostgres().Restart().ok());
+    // Go on until the writer has committed 50 more rows after the restart.
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    const int before = writer.committed();
+    while (writer.committed() < before + 50 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  });
 }
 
 }  // namespace
