@@ -4,12 +4,14 @@
 //                        [--stop-at-head] [--table schema.table]... [--op INSERT]...
 //   walfeedctl info [--server HOST:PORT]
 //   walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] [--delete-retention D]
+//   walfeedctl health [--server HOST:PORT]
 //
 // `subscribe` prints one JSON object per change, one a line, on stdout (or one line of text
 // with --format text; progress messages go to stderr with --show-progress). `info` prints the feed
 // description as JSON. `compact` runs a full compaction pass, waits for it, and prints what it
-// removed as JSON (the durations override the server's settings for this pass). Bad flags exit 2
-// with a message; a failed call exits 1 with the server's status.
+// removed as JSON (the durations override the server's settings for this pass). `health` asks the
+// standard grpc.health.v1 service and exits 0 when walfeed is SERVING (a container health check).
+// Bad flags exit 2 with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -26,6 +28,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/change_text_format.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/position.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
@@ -39,6 +42,7 @@ constexpr char kUsage[] =
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
+    "  walfeedctl health [--server HOST:PORT]\n"
     "Every command also takes [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] (TLS, mutual TLS)\n"
     "and [--token-file FILE] (a bearer token; or set $WALFEED_TOKEN).\n"
     "Durations are like 0s, 90s, 30m, 24h. LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or "
@@ -77,7 +81,7 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
   if (argc < 2) return "missing command";
   options->command = argv[1];
   if (options->command != "subscribe" && options->command != "info" &&
-      options->command != "compact") {
+      options->command != "compact" && options->command != "health") {
     return absl::StrCat("unknown command '", options->command, "'");
   }
   if (const char* token = std::getenv("WALFEED_TOKEN")) options->token = token;
@@ -248,6 +252,19 @@ int Compact(const std::shared_ptr<grpc::Channel>& channel, const Options& option
   return 0;
 }
 
+// Exits 0 when the server answers SERVING within five seconds.
+int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
+  grpc::health::v1::Health::Stub stub(channel);
+  grpc::ClientContext context;
+  Authorize(options, &context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub.Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  if (!status.ok()) return RpcFailed(status);
+  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -267,6 +284,7 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(options.server, credentials);
   if (options.command == "compact") return Compact(channel, options);
+  if (options.command == "health") return Health(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);
   return options.command == "subscribe" ? Subscribe(stub, options) : Info(stub, options);
 }

@@ -133,6 +133,16 @@ TEST_F(Tools, WalfeedctlInfoPrintsTheFeedDescription) {
   EXPECT_THAT(result.output, HasSubstr(db_));
 }
 
+TEST_F(Tools, WalfeedctlHealthSaysServingAndFailsWhenNothingListens) {
+  RunResult serving = Walfeedctl({"health", "--server", walfeed_->address()});
+  ASSERT_EQ(serving.exit_code, 0) << serving.output;
+  EXPECT_THAT(serving.output, HasSubstr("SERVING"));
+
+  RunResult down = Walfeedctl({"health", "--server", absl::StrCat("127.0.0.1:", FreePort())});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_THAT(down.output, HasSubstr("walfeedctl: "));
+}
+
 TEST_F(Tools, WalfeedctlRejectsBadInputClearly) {
   RunResult cursor = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--cursor", "12:3"});
   EXPECT_EQ(cursor.exit_code, 2);
