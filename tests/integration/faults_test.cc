@@ -1,7 +1,11 @@
 // Faults walfeed must survive with a real PostgreSQL: kill -9 at many moments under a steady
 // write load, the replication connection cut under an open subscriber, PostgreSQL restarted.
 // Every test checks that each committed change is in the feed exactly once, in commit order.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <iostream>
 #include <random>
@@ -16,18 +20,24 @@
 namespace walfeed::testing {
 namespace {
 
-// Commits single-row inserts of 1, 2, 3, ... until stopped; knows how many committed.
+// Commits single-row inserts of 1, 2, 3, ... until stopped; knows how many committed. With
+// `pad_bytes`, each row also carries that many random (incompressible) bytes in column `pad`.
 class SteadyWriter {
  public:
-  SteadyWriter(std::string db, absl::Duration pause) : db_(std::move(db)), pause_(pause) {
-    thread_ = std::thread([this] {
+  SteadyWriter(std::string db, absl::Duration pause, int pad_bytes = 0)
+      : db_(std::move(db)), pause_(pause) {
+    const std::string pad = pad_bytes == 0
+                                ? ""
+                                : absl::StrCat(", (SELECT string_agg(md5(random()::text), '') ",
+                                               "FROM generate_series(1, ", pad_bytes / 32, "))");
+    thread_ = std::thread([this, pad] {
       for (int i = 1; !stop_.load(); ++i) {
         // A write may fail while PostgreSQL restarts (perhaps after committing): retry the same
         // row, idempotently, until it is known to be in.
-        while (
-            !SharedPostgres()
-                 .Exec(db_, absl::StrCat("INSERT INTO t VALUES (", i, ") ON CONFLICT DO NOTHING"))
-                 .ok()) {
+        while (!SharedPostgres()
+                    .Exec(db_, absl::StrCat("INSERT INTO t VALUES (", i, pad,
+                                            ") ON CONFLICT DO NOTHING"))
+                    .ok()) {
           if (stop_.load()) return;
           absl::SleepFor(absl::Milliseconds(100));
         }
@@ -95,11 +105,12 @@ TEST_F(Faults, TwentyKillsDuringSteadyWritesLoseAndDuplicateNothing) {
 // (never reconnected) delivered every committed row exactly once, in order.
 void ExpectOneStreamSurvives(WalfeedProcess& walfeed, const std::string& db,
                              const std::string& fault_name,
-                             const std::function<void(const SteadyWriter&)>& fault) {
+                             const std::function<void(const SteadyWriter&)>& fault,
+                             int pad_bytes = 0) {
   absl::StatusOr<std::vector<v1::Change>> streamed;
   std::thread subscriber(
       [&] { streamed = ReadUntilMarker(*walfeed.NewStub(), {}, "end", absl::Seconds(120)); });
-  SteadyWriter writer(db, absl::Milliseconds(3));
+  SteadyWriter writer(db, absl::Milliseconds(3), pad_bytes);
   fault(writer);
   const int committed = writer.Stop();
   ASSERT_TRUE(SharedPostgres().Exec(db, MarkerSql("end")).ok());
@@ -137,6 +148,135 @@ TEST_F(Faults, PostgresRestartedUnderLoadIsFollowedWithoutLossOrDuplicates) {
       absl::SleepFor(absl::Milliseconds(50));
     }
   });
+}
+
+// A fixture whose data directory is a small tmpfs (mounting needs root: skipped otherwise) and
+// that can fill it up and free it again.
+class DiskFull : public WalfeedTest {
+ protected:
+  void SetUp() override {
+    WalfeedTest::SetUp();
+    mount_point_ = dir_ + "/data";
+    ASSERT_EQ(mkdir(mount_point_.c_str(), 0700), 0);
+    RunResult mounted =
+        RunCommand({"mount", "-t", "tmpfs", "-o", "size=256m", "walfeed-disk-full", mount_point_},
+                   absl::Seconds(10));
+    if (mounted.exit_code != 0) {
+      mount_point_.clear();
+      GTEST_SKIP() << "mounting a tmpfs needs root: " << mounted.output;
+    }
+    Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+  }
+  void TearDown() override {
+    walfeed_.reset();
+    if (!mount_point_.empty()) {
+      RunResult unmounted = RunCommand({"umount", mount_point_}, absl::Seconds(10));
+      EXPECT_EQ(unmounted.exit_code, 0) << unmounted.output;
+    }
+    WalfeedTest::TearDown();
+  }
+
+  // Fills the filesystem with 1 MiB files until a write fails, then frees `leave_mib` of them.
+  void FillDisk(int leave_mib) {
+    const std::string chunk(1 << 20, 'x');
+    for (int i = 0;; ++i) {
+      const std::string path = absl::StrCat(mount_point_, "/filler-", i);
+      FILE* file = fopen(path.c_str(), "w");
+      ASSERT_NE(file, nullptr);
+      const bool whole = fwrite(chunk.data(), 1, chunk.size(), file) == chunk.size();
+      const bool closed = fclose(file) == 0;
+      fillers_.push_back(path);
+      if (!whole || !closed) break;
+    }
+    for (int i = 0; i < leave_mib + 1 && !fillers_.empty(); ++i) FreeOneFiller();
+  }
+  void FreeDisk() {
+    while (!fillers_.empty()) FreeOneFiller();
+  }
+  void FreeOneFiller() {
+    ASSERT_EQ(unlink(fillers_.back().c_str()), 0);
+    fillers_.pop_back();
+  }
+
+  // Commits bulk transactions of 13 MB (table `big`, keyed by `n`, which the checks of `t`
+  // ignore) until walfeed reports a failed write to its log: RocksDB preallocates its WAL, so
+  // only a memtable flush finds the disk full.
+  void FillLogUntilWriteFails() {
+    Sql("CREATE TABLE IF NOT EXISTS big (n int PRIMARY KEY, pad text)");
+    const absl::Time deadline = absl::Now() + absl::Seconds(90);
+    for (int batch = 0; walfeed_->Log().find("event=log_write_failed") == std::string::npos;
+         ++batch) {
+      ASSERT_LT(absl::Now(), deadline) << "walfeed never reported the full disk:\n"
+                                       << walfeed_->Log();
+      if (batch < 40) {
+        Sql(absl::StrCat("INSERT INTO big SELECT g, (SELECT string_agg(md5(random()::text), ",
+                         "'') FROM generate_series(1, 40 + 0 * g)) FROM generate_series(",
+                         batch * 10000 + 1, ", ", (batch + 1) * 10000, ") g"));
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+
+  std::string ConfirmedFlushLsn() {
+    std::vector<std::vector<std::string>> rows =
+        Query(absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots ",
+                           "WHERE slot_name = '", slot_, "'"));
+    return rows.empty() ? "" : rows[0][0];
+  }
+
+  // While the disk is full and the writer commits: PostgreSQL's slot does not move.
+  void ExpectSlotHeldWhileFull() {
+    const std::string held = ConfirmedFlushLsn();
+    absl::SleepFor(absl::Seconds(3));
+    EXPECT_EQ(ConfirmedFlushLsn(), held) << "walfeed confirmed changes it could not store";
+  }
+
+  std::string mount_point_;
+  std::vector<std::string> fillers_;
+};
+
+TEST_F(DiskFull, WritesStopLoudlyAndResumeWhenSpaceReturns) {
+  StartWalfeed();
+  ExpectOneStreamSurvives(
+      *walfeed_, db_, "disk full, then space freed",
+      [&](const SteadyWriter& w) {
+        absl::SleepFor(absl::Milliseconds(300));
+        FillDisk(4);
+        FillLogUntilWriteFails();
+        ExpectSlotHeldWhileFull();
+        FreeDisk();
+        const absl::Time deadline = absl::Now() + absl::Seconds(60);
+        while (walfeed_->Log().find("event=log_writes_resumed") == std::string::npos) {
+          ASSERT_LT(absl::Now(), deadline) << "walfeed did not resume writing:\n"
+                                           << walfeed_->Log();
+          absl::SleepFor(absl::Milliseconds(100));
+        }
+        const int after = w.committed();
+        while (w.committed() < after + 50 && absl::Now() < deadline) {
+          absl::SleepFor(absl::Milliseconds(50));
+        }
+      },
+      /*pad_bytes=*/1280);
+}
+
+TEST_F(DiskFull, KilledWhileTheDiskIsFullRestartsWithoutLoss) {
+  StartWalfeed();
+  SteadyWriter writer(db_, absl::Milliseconds(3), /*pad_bytes=*/1280);
+  absl::SleepFor(absl::Milliseconds(300));
+  FillDisk(4);
+  FillLogUntilWriteFails();
+  ExpectSlotHeldWhileFull();
+  walfeed_->Kill();
+  FreeDisk();
+  StartWalfeed();
+  absl::SleepFor(absl::Milliseconds(500));
+  const int committed = writer.Stop();
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      CommitMarkerAndRead("end", {}, absl::Seconds(120));
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  EXPECT_EQ(Ids(*changes), OneTo(committed)) << "every committed row exactly once, in order";
+  std::cout << "faults: killed while the disk was full; " << committed << " rows committed, "
+            << Ids(*changes).size() << " delivered\n";
 }
 
 }  // namespace

@@ -23,7 +23,10 @@ class WalfeedTest : public ::testing::Test {
   void StartWalfeed(std::vector<std::string> extra_args = {}, bool wait_for_streaming = true);
   WalfeedOptions Options() const;
 
-  void Sql(const std::string& sql) { ASSERT_TRUE(SharedPostgres().Exec(db_, sql).ok()) << sql; }
+  void Sql(const std::string& sql) {
+    absl::Status done = SharedPostgres().Exec(db_, sql);
+    ASSERT_TRUE(done.ok()) << sql << ": " << done;
+  }
   std::vector<std::vector<std::string>> Query(const std::string& sql);
   v1::FeedInfo FeedInfo();
 
