@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql postgresql-contrib
   clang-14 libclang-rt-14-dev clang-format openssl
+  # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv
+  python3-yaml systemd dash shellcheck binutils util-linux
 )
 # Some images ship Node.js with its own npm; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
