@@ -45,7 +45,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
       *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end}, source.tables,
       limits);
   if (!plan.ok()) return new RejectedSubscribe(ToGrpcStatus(plan.status()));
-  return new SubscribeReactor(log_, hub_, options_, *std::move(plan));
+  return new SubscribeReactor(log_, hub_, &shared_batches_, options_, *std::move(plan));
 }
 
 grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerContext* context,

@@ -14,6 +14,7 @@
 #include "server/core/source_status.h"
 #include "server/feed/authenticator.h"
 #include "server/feed/feed_options.h"
+#include "server/feed/shared_batch_cache.h"
 #include "server/feed/subscriber_hub.h"
 #include "server/log/change_log.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
@@ -42,6 +43,8 @@ class ChangeFeedService final
  private:
   const ChangeLog* const log_;
   SubscriberHub* const hub_;
+  // Batches built for one unfiltered follower, reused by the others at the same position.
+  SharedBatchCache shared_batches_;
   const FeedOptions* const options_;
   const Authenticator* const auth_;
   const SourceStatusFn source_status_;

@@ -22,9 +22,11 @@ Position Predecessor(const Position& position) {
 }  // namespace
 
 SubscribeReactor::SubscribeReactor(const ChangeLog* log, SubscriberHub* hub,
-                                   const FeedOptions* options, SubscriptionPlan plan)
+                                   SharedBatchCache* shared_batches, const FeedOptions* options,
+                                   SubscriptionPlan plan)
     : log_(log),
       hub_(hub),
+      shared_batches_(shared_batches),
       options_(options),
       plan_(std::move(plan)),
       next_(plan_.start),
@@ -101,11 +103,38 @@ void SubscribeReactor::WriteProgress() {
   Write();
 }
 
+bool SubscribeReactor::SharesBatches() const {
+  return plan_.tables.empty() && plan_.op_mask == 0 && !plan_.stop_at;
+}
+
+bool SubscribeReactor::Purged(const Position& purge_point, grpc::Status* failure) const {
+  // A subscriber holding state fails once compaction purged, since its state began, something
+  // it has not read yet.
+  if ((plan_.holds_state || delivered_any_) && purge_point > purge_baseline_ &&
+      next_ <= purge_point) {
+    *failure = ToGrpcStatus(PurgedError(next_, purge_point));
+    return true;
+  }
+  return false;
+}
+
 SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure) {
+  const Position purge_before_read = log_->PurgePoint();
+  const bool shares = SharesBatches();
+  SharedBatch shared;
+  if (shares && shared_batches_->Find(next_, plan_.max_batch_changes, purge_before_read, &shared)) {
+    if (Purged(purge_before_read, failure)) return BatchResult::kFailed;
+    if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
+    delivered_any_ = true;
+    next_ = shared.next;
+    last_read_ends_transaction_ = shared.ends_transaction;
+    response_ = std::move(shared.response);
+    return BatchResult::kWrite;
+  }
   // Local: a subscriber holds no records between reads (a thousand idle streams hold nothing).
   std::vector<LogRecord> records;
   const Position head = log_->Head();
-  const Position purge_before_read = log_->PurgePoint();
+  const Position start = next_;
   absl::Status read =
       log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records);
   if (!read.ok()) {
@@ -116,16 +145,9 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
                          reason::kLogUnreadable);
     return BatchResult::kFailed;
   }
-  // A subscriber holding state fails once compaction purged, since its state began, something
-  // it has not read yet. Checked after the read: compaction raises the purge point before it
-  // removes anything, so a read that missed a purged change sees the raised point here.
-  if (plan_.holds_state || delivered_any_) {
-    const Position purge_point = log_->PurgePoint();
-    if (purge_point > purge_baseline_ && next_ <= purge_point) {
-      *failure = ToGrpcStatus(PurgedError(next_, purge_point));
-      return BatchResult::kFailed;
-    }
-  }
+  // Checked after the read: compaction raises the purge point before it removes anything, so a
+  // read that missed a purged change sees the raised point here.
+  if (Purged(log_->PurgePoint(), failure)) return BatchResult::kFailed;
   if (records.empty()) {
     // Nothing up to `head` is left to read (compaction may have removed the rest).
     if (!head.IsZero() && next_ <= head) next_ = head.Successor();
@@ -158,6 +180,10 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
     delivered_any_ = true;
     response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
+    if (shares) {
+      shared_batches_->Add(SharedBatch{start, plan_.max_batch_changes, purge_before_read, next_,
+                                       last_read_ends_transaction_, response_});
+    }
     return BatchResult::kWrite;
   }
   return finish_after_write_ ? BatchResult::kStopped : BatchResult::kFilteredOut;

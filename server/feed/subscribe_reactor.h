@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "server/feed/change_wire.h"
 #include "server/feed/feed_options.h"
+#include "server/feed/shared_batch_cache.h"
 #include "server/feed/subscriber_hub.h"
 #include "server/feed/subscription_plan.h"
 #include "server/log/change_log.h"
@@ -28,8 +29,8 @@ namespace walfeed {
 // (see change_wire.h): the service registers Subscribe as a raw (ByteBuffer) method.
 class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, public Pumpable {
  public:
-  SubscribeReactor(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
-                   SubscriptionPlan plan);
+  SubscribeReactor(const ChangeLog* log, SubscriberHub* hub, SharedBatchCache* shared_batches,
+                   const FeedOptions* options, SubscriptionPlan plan);
 
   void Pump() override;
 
@@ -45,8 +46,14 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     kStopped,      // stop_at_head reached with nothing left to send
     kFailed,       // *failure says why
   };
-  // Reads the next batch from next_ and filters it into builder_. Never finishes the call.
+  // Reads the next batch from next_ and filters it into response_ (or takes it from the shared
+  // batches). Never finishes the call.
   BatchResult FillBatch(grpc::Status* failure);
+  // Fails the subscriber when compaction purged what it has not read yet (see FillBatch).
+  bool Purged(const Position& purge_point, grpc::Status* failure) const;
+  // Every change goes to this subscriber, and it follows the log without end: the batches it
+  // reads are the same for every such subscriber at the same position.
+  bool SharesBatches() const;
 
   // Reads per Pump() before the thread is given back to the hub.
   static constexpr int kMaxReadsPerPump = 16;
@@ -59,6 +66,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
   const ChangeLog* const log_;
   SubscriberHub* const hub_;
+  SharedBatchCache* const shared_batches_;
   const FeedOptions* const options_;
   const SubscriptionPlan plan_;
 
