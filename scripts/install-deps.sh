@@ -16,6 +16,8 @@ packages=(
   clang-14 libclang-rt-14-dev clang-format openssl
   # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv
   python3-yaml systemd dash shellcheck binutils util-linux
+  # examples/python: gRPC for Python (stubs are generated with protoc's grpc_python_plugin)
+  python3-grpcio python3-protobuf
 )
 # Some images ship Node.js with its own npm; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -38,5 +40,10 @@ fi
 if [ ! -x "$here/tools/node_modules/.bin/buf" ]; then
   echo "install-deps: installing @bufbuild/buf into tools/"
   (cd "$here/tools" && npm install --no-audit --no-fund --silent >/dev/null)
+fi
+# The Node.js example consumer's gRPC packages, from its lockfile.
+if [ ! -d "$here/examples/node/node_modules/@grpc/grpc-js" ]; then
+  echo "install-deps: installing the Node.js example's packages into examples/node/"
+  (cd "$here/examples/node" && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
 echo "install-deps: ready"

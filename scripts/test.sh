@@ -8,7 +8,7 @@
 #    errors, the same tests again.
 #    Then a short libFuzzer run of the pgoutput decoding path, the value converter and the cursor
 #    parsers on their corpus (fuzz/corpus/).
-# 3. The deployment checks (scripts/check-deploy.sh), a quick run of each benchmark (they must
+# 3. The example consumers (examples/), the deployment checks (scripts/check-deploy.sh), a quick run of each benchmark (they must
 #    keep working), and a clang-format check.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
 set -euo pipefail
@@ -27,6 +27,10 @@ run_suite() {
 }
 
 run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR=ON -DWALFEED_BUILD_TESTS=ON
+
+# The Python and Node.js example consumers against a real walfeed and PostgreSQL.
+echo "== example consumers"
+/usr/bin/python3 examples/run_examples_test.py "$here/build"
 
 # The deployment files (deploy/), as far as a machine without a container engine can check them.
 echo "== deployment checks"

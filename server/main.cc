@@ -89,8 +89,9 @@ int main(int argc, char** argv) {
   sigwait(&signals, &signal_number);
   spdlog::info("event=shutdown_requested signal={}", signal_number);
   compactor.Stop();
-  (*feed)->Shutdown();
+  (*feed)->BeginShutdown();
   source.Stop();
+  (*feed)->Shutdown();
   const walfeed::SourceStatus final_status = source.status();
   const walfeed::ChangeLogStats stats = (*log)->Stats();
   spdlog::info(

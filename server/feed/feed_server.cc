@@ -2,12 +2,12 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 
-#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/core/log_format.h"
 #include "spdlog/spdlog.h"
 
@@ -99,13 +99,25 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
 
 FeedServer::~FeedServer() { Shutdown(); }
 
+void FeedServer::BeginShutdown() {
+  if (hub_ == nullptr || shutdown_begun_) return;
+  shutdown_begun_ = true;
+  hub_->BeginShutdown();
+  if (health_ != nullptr) health_->Shutdown();
+}
+
 void FeedServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (hub_ == nullptr) return;  // Start() failed before anything ran
-  hub_->BeginShutdown();
-  if (health_ != nullptr) health_->Shutdown();
+  BeginShutdown();
   if (server_ != nullptr) {
+    // Wait for the open streams to end with walfeed's own UNAVAILABLE before gRPC's shutdown
+    // cancels what is left (and answers calls arriving from then on with a bare CANCELLED).
+    const absl::Time drain_deadline = absl::Now() + options_.shutdown_grace;
+    while (hub_->subscribers() > 0 && absl::Now() < drain_deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
     const auto deadline =
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(absl::ToInt64Milliseconds(options_.shutdown_grace));

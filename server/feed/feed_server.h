@@ -2,8 +2,8 @@
 // grpc.health.v1.Health service, with keepalive settings fit for long-lived streams, over
 // plaintext, TLS or mutual TLS, with optional bearer tokens (see Authenticator).
 //
-// Start() binds and serves; Shutdown() ends every stream with UNAVAILABLE ("resume from your
-// cursor"), waits up to the grace period, and stops. Thread-safe.
+// Start() binds and serves; BeginShutdown() ends every stream with UNAVAILABLE ("resume from your
+// cursor"); Shutdown() then waits up to the grace period and stops. Call both from one thread.
 #ifndef WALFEED_SERVER_FEED_FEED_SERVER_H_
 #define WALFEED_SERVER_FEED_FEED_SERVER_H_
 
@@ -36,6 +36,11 @@ class FeedServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // Ends every stream with UNAVAILABLE ("resume from your cursor") and answers new calls the
+  // same way, while the server still listens: call it first, stop the rest of walfeed, then
+  // Shutdown(), so a client reconnecting at once meets that answer or a closed port, never
+  // gRPC's bare CANCELLED for a call that reaches a server shutting down.
+  void BeginShutdown();
   void Shutdown();
 
  private:
@@ -49,6 +54,7 @@ class FeedServer {
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  bool shutdown_begun_ = false;
   bool shut_down_ = false;
 };
 
