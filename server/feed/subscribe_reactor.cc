@@ -30,6 +30,7 @@ SubscribeReactor::SubscribeReactor(const ChangeLog* log, SubscriberHub* hub,
       options_(options),
       plan_(std::move(plan)),
       next_(plan_.start),
+      reported_(Predecessor(plan_.start)),
       purge_baseline_(plan_.purge_point) {
   hub_->SubscriberStarted();
   Pump();
@@ -64,7 +65,7 @@ void SubscribeReactor::Pump() {
       return;
     }
     if (result == BatchResult::kStopped) {
-      Finish(grpc::Status::OK);
+      FinishAtStop();
       return;
     }
     const bool progress_due = absl::Now() - last_write_ >= options_->progress_interval;
@@ -83,7 +84,7 @@ void SubscribeReactor::Pump() {
     }
     // Caught up with the head, which is always a transaction boundary.
     if (ReachedStop() || (plan_.stop_at && plan_.stop_at->IsZero())) {
-      Finish(grpc::Status::OK);
+      FinishAtStop();
       return;
     }
     if (progress_due) {
@@ -99,8 +100,20 @@ void SubscribeReactor::Pump() {
 }
 
 void SubscribeReactor::WriteProgress() {
-  response_ = builder_.Finish(FormatCursor(CaughtUpTo()), FormatCursor(log_->Head()));
+  reported_ = CaughtUpTo();
+  response_ = builder_.Finish(FormatCursor(reported_), FormatCursor(log_->Head()));
   Write();
+}
+
+void SubscribeReactor::FinishAtStop() {
+  // Changes filtered out since the last message moved the position on: say so once more, so
+  // that a client saving its cursor does not read them again next time.
+  if (CaughtUpTo() > reported_) {
+    finish_after_write_ = true;
+    WriteProgress();
+    return;
+  }
+  Finish(grpc::Status::OK);
 }
 
 bool SubscribeReactor::SharesBatches() const {
@@ -129,6 +142,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     next_ = shared.next;
     last_read_ends_transaction_ = shared.ends_transaction;
     response_ = std::move(shared.response);
+    reported_ = Predecessor(next_);  // an unfiltered batch ends with the change before next_
     return BatchResult::kWrite;
   }
   // Local: a subscriber holds no records between reads (a thousand idle streams hold nothing).
@@ -180,6 +194,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
     delivered_any_ = true;
     response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
+    reported_ = last_sent;
     if (shares) {
       shared_batches_->Add(SharedBatch{start, plan_.max_batch_changes, purge_before_read, next_,
                                        last_read_ends_transaction_, response_});
@@ -202,7 +217,7 @@ void SubscribeReactor::OnWriteDone(bool ok) {
     return;
   }
   if (finish_after_write_) {
-    Finish(grpc::Status::OK);
+    FinishAtStop();
     return;
   }
   Pump();

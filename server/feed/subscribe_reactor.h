@@ -60,6 +60,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   void Write();
   // A message with no changes: the cursor the client has caught up to, and the head.
   void WriteProgress();
+  // stop_at_head reached: ends the stream, after a last progress message when changes were
+  // filtered out since the last message.
+  void FinishAtStop();
   // The position just before next_: everything up to it is delivered or filtered out.
   Position CaughtUpTo() const;
   bool ReachedStop() const;
@@ -72,6 +75,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
   // Touched only by whoever drives the reactor (see SubscriberHub), one party at a time.
   Position next_;
+  // The cursor of the last message sent (a change's, or progress's); at first, the start's.
+  Position reported_;
   ResponseBuilder builder_;
   // The message being written (gRPC reads it until OnWriteDone).
   grpc::ByteBuffer response_;

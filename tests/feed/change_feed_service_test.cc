@@ -246,6 +246,46 @@ TEST_F(ChangeFeedServiceTest, FilteredOutChangesStillAdvanceTheCursor) {
   reader->Finish();
 }
 
+TEST_F(ChangeFeedServiceTest, StopAtHeadWithFiltersEndsWithTheStopPointAsProgress) {
+  StartServer();
+  AppendTransactions(1, 1, "a");
+  AppendTransactions(5, 3, "b");
+  const std::string head = FormatCursor(log_->Head());
+  for (const bool ops_filter : {false, true}) {
+    grpc::ClientContext context;
+    v1::SubscribeRequest request;
+    request.set_stop_at_head(true);
+    if (ops_filter) {
+      request.add_ops(v1::Change::DELETE);  // matches nothing
+    } else {
+      request.add_tables("a");
+    }
+    auto reader = stub_->Subscribe(&context, request);
+    std::vector<v1::SubscribeResponse> responses;
+    v1::SubscribeResponse response;
+    while (reader->Read(&response)) responses.push_back(response);
+    ASSERT_TRUE(reader->Finish().ok());
+    ASSERT_FALSE(responses.empty());
+    EXPECT_EQ(responses.back().changes_size(), 0) << "a last progress message";
+    EXPECT_EQ(responses.back().cursor(), head) << "resuming never re-scans table b";
+    int changes = 0;
+    for (const v1::SubscribeResponse& r : responses) changes += r.changes_size();
+    EXPECT_EQ(changes, ops_filter ? 0 : 1);
+  }
+  // Unfiltered, the last change is the stop point: no extra message.
+  grpc::ClientContext context;
+  v1::SubscribeRequest request;
+  request.set_stop_at_head(true);
+  auto reader = stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  std::vector<v1::SubscribeResponse> responses;
+  while (reader->Read(&response)) responses.push_back(response);
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_FALSE(responses.empty());
+  EXPECT_GT(responses.back().changes_size(), 0);
+  EXPECT_EQ(responses.back().cursor(), head);
+}
+
 TEST_F(ChangeFeedServiceTest, BatchesAreCutByBytesWellUnderTheDefaultMessageLimit) {
   StartServer();
   for (int i = 0; i < 4; ++i) {
