@@ -6,12 +6,13 @@
 //   walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] [--delete-retention D]
 //   walfeedctl health [--server HOST:PORT]
 //
-// `subscribe` prints one JSON object per change, one a line, on stdout (or one line of text
-// with --format text; progress messages go to stderr with --show-progress). `info` prints the feed
-// description as JSON. `compact` runs a full compaction pass, waits for it, and prints what it
-// removed as JSON (the durations override the server's settings for this pass). `health` asks the
-// standard grpc.health.v1 service and exits 0 when walfeed is SERVING (a container health check).
-// Bad flags exit 2 with a message; a failed call exits 1 with the server's status.
+// `subscribe` prints one JSON object per change, one a line, on stdout (walfeed's Change as
+// JSON; Debezium's envelope with --format debezium; one line of text with --format text; progress
+// messages go to stderr with --show-progress). `info` prints the feed description as JSON.
+// `compact` runs a full compaction pass, waits for it, and prints what it removed as JSON (the
+// durations override the server's settings for this pass). `health` asks the standard
+// grpc.health.v1 service and exits 0 when walfeed is SERVING (a container health check). Bad flags
+// exit 2 with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -26,8 +27,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/change_text_format.h"
+#include "client/debezium_format.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/position.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
@@ -39,6 +42,7 @@ constexpr char kUsage[] =
     "  walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor CURSOR | --from-head]\n"
     "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
     "[--show-progress]\n"
+    "                       [--format json|text|debezium]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
@@ -59,7 +63,7 @@ struct Options {
   std::string tls_key;
   std::string token;
   bool show_progress = false;
-  bool text = false;
+  std::string format = "json";  // json, text or debezium
 };
 
 bool ReadWholeFile(const std::string& path, std::string* out) {
@@ -148,9 +152,9 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
     } else if (subscribe && flag == "--show-progress") {
       options->show_progress = true;
     } else if (subscribe && flag == "--format") {
-      if (!take_value() || (value != "json" && value != "text"))
-        return "--format must be json or text";
-      options->text = value == "text";
+      if (!take_value() || (value != "json" && value != "text" && value != "debezium"))
+        return "--format must be json, text or debezium";
+      options->format = value;
     } else if (subscribe && flag == "--table") {
       if (!take_value()) return "--table needs SCHEMA.TABLE";
       options->request.add_tables(value);
@@ -210,6 +214,17 @@ void Authorize(const Options& options, grpc::ClientContext* context) {
 }
 
 int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
+  // Debezium's envelope names the database: ask the feed once.
+  walfeed::DebeziumSource debezium;
+  if (options.format == "debezium") {
+    grpc::ClientContext context;
+    Authorize(options, &context);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    walfeed::v1::FeedInfo info;
+    grpc::Status status = stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), &info);
+    if (!status.ok()) return RpcFailed(status);
+    debezium.database = info.database();
+  }
   grpc::ClientContext context;
   Authorize(options, &context);
   std::unique_ptr<grpc::ClientReader<walfeed::v1::SubscribeResponse>> reader =
@@ -217,8 +232,13 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
   walfeed::v1::SubscribeResponse response;
   while (reader->Read(&response)) {
     for (const walfeed::v1::Change& change : response.changes()) {
-      std::cout << (options.text ? walfeed::FormatChangeAsText(change) : ToJson(change, false))
-                << "\n";
+      if (options.format == "text") {
+        std::cout << walfeed::FormatChangeAsText(change) << "\n";
+      } else if (options.format == "debezium") {
+        std::cout << walfeed::FormatChangeAsDebezium(change, debezium, absl::Now()) << "\n";
+      } else {
+        std::cout << ToJson(change, false) << "\n";
+      }
     }
     if (response.changes().empty() && options.show_progress) {
       std::cerr << "progress cursor=" << response.cursor() << " head=" << response.head_cursor()

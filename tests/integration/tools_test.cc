@@ -1,5 +1,6 @@
 // The tools a person uses on the feed: `buf curl` through server reflection (the grpcurl
 // equivalent) and walfeedctl.
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
@@ -124,6 +125,36 @@ TEST_F(Tools, WalfeedctlTextFormatPrintsOneReadableLinePerChange) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_THAT(lines[0],
               HasSubstr(R"(INSERT public.accounts [id=1] id=1 owner="ada" balance=100.25)"));
+}
+
+TEST_F(Tools, WalfeedctlDebeziumFormatPrintsDebeziumEnvelopes) {
+  Sql("DELETE FROM accounts WHERE id = 2");
+  Sql(MarkerSql("deleted"));
+  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "deleted").ok());
+  RunResult result = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                 "--format", "debezium", "--table", "accounts"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<google::protobuf::Struct> events;
+  for (absl::string_view line : absl::StrSplit(result.output, '\n', absl::SkipEmpty())) {
+    google::protobuf::Struct event;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &event).ok())
+        << line;
+    events.push_back(event);
+  }
+  ASSERT_EQ(events.size(), 4u);  // two inserts, an update, a delete
+  std::vector<std::string> ops;
+  for (const auto& event : events) ops.push_back(event.fields().at("op").string_value());
+  EXPECT_EQ(ops, (std::vector<std::string>{"c", "c", "u", "d"}));
+  const auto& first = events[0].fields();
+  EXPECT_EQ(first.at("after").struct_value().fields().at("owner").string_value(), "ada");
+  EXPECT_EQ(first.at("after").struct_value().fields().at("balance").string_value(), "100.25");
+  const auto& source = first.at("source").struct_value().fields();
+  EXPECT_EQ(source.at("db").string_value(), db_);
+  EXPECT_EQ(source.at("table").string_value(), "accounts");
+  EXPECT_GT(source.at("lsn").number_value(), 0);
+  EXPECT_GT(source.at("txId").number_value(), 0);
+  EXPECT_EQ(events[3].fields().at("before").struct_value().fields().at("id").number_value(), 2);
+  EXPECT_TRUE(events[3].fields().at("after").has_null_value());
 }
 
 TEST_F(Tools, WalfeedctlInfoPrintsTheFeedDescription) {
