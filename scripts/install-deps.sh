@@ -11,7 +11,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libabsl-dev libpq-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev prometheus-cpp-dev
   postgresql postgresql-contrib
   clang-14 libclang-rt-14-dev clang-format openssl
   # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv

@@ -182,6 +182,16 @@ const std::vector<Setting>& Settings() {
          c.feed.auth_token_file = v;
          return absl::OkStatus();
        }},
+      {"metrics-listen", "WALFEED_METRICS_LISTEN", "(none: no metrics endpoint)",
+       "host:port to serve Prometheus metrics on, at /metrics (e.g. 127.0.0.1:9187)",
+       [](const std::string& v, Config& c) {
+         if (v.find(':') == std::string::npos) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--metrics-listen='", v, "' is not host:port, e.g. 127.0.0.1:9187"));
+         }
+         c.metrics_listen = v;
+         return absl::OkStatus();
+       }},
       {"compaction-lag", "WALFEED_COMPACTION_LAG", "1h",
        "changes younger than this (by commit time) are never compacted away, so a consumer near "
        "the head sees every change",

@@ -27,6 +27,8 @@ struct Config {
   // How often a background compaction pass runs; InfiniteDuration: only when asked.
   absl::Duration compaction_interval = absl::Minutes(10);
   std::string log_level = "info";
+  // host:port of the Prometheus metrics endpoint; empty: none.
+  std::string metrics_listen;
   bool show_help = false;
   bool show_version = false;
 };

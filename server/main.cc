@@ -11,11 +11,14 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "prometheus/exposer.h"
 #include "server/config.h"
 #include "server/core/log_format.h"
 #include "server/feed/feed_server.h"
 #include "server/log/change_log.h"
 #include "server/log/compactor.h"
+#include "server/metrics/metrics_collector.h"
+#include "server/source/slot_monitor.h"
 #include "server/source/source.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -78,6 +81,37 @@ int main(int argc, char** argv) {
       config->feed, log->get(), &compactor, [&source] { return source.status(); });
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
   compactor.Start();
+
+  // The Prometheus endpoint, read at each scrape from what the feed, log and slot keep.
+  walfeed::SlotMonitor slot_monitor(config->source.conninfo, config->source.slot);
+  std::unique_ptr<prometheus::Exposer> metrics_exposer;
+  std::shared_ptr<walfeed::MetricsCollector> metrics;
+  if (!config->metrics_listen.empty()) {
+    walfeed::FeedServer* server = feed->get();
+    walfeed::ChangeLog* change_log = log->get();
+    metrics = std::make_shared<walfeed::MetricsCollector>(walfeed::MetricsInputs{
+        [server] { return server->Describe(); }, [server] { return server->changes_sent(); },
+        [server] { return server->SlowestSubscriber(); },
+        [change_log] {
+          const walfeed::ChangeLogStats stats = change_log->Stats();
+          return std::make_pair(stats.newest_commit_time, stats.newest_append_time);
+        },
+        [&slot_monitor] { return slot_monitor.Read(); }});
+    try {
+      metrics_exposer = std::make_unique<prometheus::Exposer>(config->metrics_listen);
+    } catch (const std::exception& error) {
+      compactor.Stop();
+      (*feed)->Shutdown();
+      return Fail("starting the metrics endpoint",
+                  absl::UnavailableError(absl::StrCat("cannot listen on ", config->metrics_listen,
+                                                      ": ", error.what())));
+    }
+    metrics_exposer->RegisterCollectable(metrics);
+    const std::vector<int> ports = metrics_exposer->GetListeningPorts();
+    spdlog::info("event=metrics_listening address={} port={}", config->metrics_listen,
+                 ports.empty() ? 0 : ports[0]);
+  }
+
   if (absl::Status started = source.Start(); !started.ok()) {
     compactor.Stop();
     (*feed)->Shutdown();
@@ -88,6 +122,7 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("event=shutdown_requested signal={}", signal_number);
+  metrics_exposer.reset();  // no scrape may outlive what it reads
   compactor.Stop();
   (*feed)->BeginShutdown();
   source.Stop();

@@ -56,40 +56,46 @@ grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerCon
     reactor->Finish(allowed);
     return reactor;
   }
-  const Position oldest = log_->Oldest();
-  const Position head = log_->Head();
-  if (!head.IsZero()) {
-    response->set_oldest_cursor(FormatCursor(oldest));
-    response->set_newest_cursor(FormatCursor(head));
-    response->set_oldest_lsn(oldest.lsn);
-    response->set_newest_lsn(head.lsn);
-  }
-  const SourceStatus source = source_status_();
-  response->set_database(source.database);
-  response->set_system_identifier(source.system_identifier);
-  response->set_slot(source.slot);
-  response->set_publication(source.publication);
-  for (const std::string& table : source.tables) response->add_tables(table);
-  response->set_source_state(source.state);
-  response->set_confirmed_flush_lsn(FormatLsn(source.confirmed_flush_lsn));
-  response->set_snapshot_state(source.snapshot_state);
-  response->set_snapshot_tables_total(source.snapshot_tables_total);
-  response->set_snapshot_tables_copied(source.snapshot_tables_copied);
-  response->set_snapshot_rows_copied(source.snapshot_rows_copied);
-  response->set_subscribers(hub_->subscribers());
-  const ChangeLogStats stats = log_->Stats();
-  response->set_changes_appended(stats.changes_appended);
-  response->set_transactions_appended(stats.transactions_appended);
-  const Position purge_point = log_->PurgePoint();
-  if (!purge_point.IsZero()) response->set_purge_cursor(FormatCursor(purge_point));
-  response->set_log_bytes(log_->DiskBytes());
-  if (std::optional<v1::CompactionResult> last = log_->LastCompaction()) {
-    response->set_live_keys(last->live_keys());
-    *response->mutable_last_compaction() = *std::move(last);
-  }
+  *response = Describe();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+v1::FeedInfo ChangeFeedService::Describe() const {
+  v1::FeedInfo info;
+  const Position oldest = log_->Oldest();
+  const Position head = log_->Head();
+  if (!head.IsZero()) {
+    info.set_oldest_cursor(FormatCursor(oldest));
+    info.set_newest_cursor(FormatCursor(head));
+    info.set_oldest_lsn(oldest.lsn);
+    info.set_newest_lsn(head.lsn);
+  }
+  const SourceStatus source = source_status_();
+  info.set_database(source.database);
+  info.set_system_identifier(source.system_identifier);
+  info.set_slot(source.slot);
+  info.set_publication(source.publication);
+  for (const std::string& table : source.tables) info.add_tables(table);
+  info.set_source_state(source.state);
+  info.set_confirmed_flush_lsn(FormatLsn(source.confirmed_flush_lsn));
+  info.set_snapshot_state(source.snapshot_state);
+  info.set_snapshot_tables_total(source.snapshot_tables_total);
+  info.set_snapshot_tables_copied(source.snapshot_tables_copied);
+  info.set_snapshot_rows_copied(source.snapshot_rows_copied);
+  info.set_subscribers(hub_->subscribers());
+  const ChangeLogStats stats = log_->Stats();
+  info.set_changes_appended(stats.changes_appended);
+  info.set_transactions_appended(stats.transactions_appended);
+  const Position purge_point = log_->PurgePoint();
+  if (!purge_point.IsZero()) info.set_purge_cursor(FormatCursor(purge_point));
+  info.set_log_bytes(log_->DiskBytes());
+  if (std::optional<v1::CompactionResult> last = log_->LastCompaction()) {
+    info.set_live_keys(last->live_keys());
+    *info.mutable_last_compaction() = *std::move(last);
+  }
+  return info;
 }
 
 }  // namespace walfeed

@@ -36,6 +36,9 @@ class ChangeFeedService final
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
 
+  // What GetFeedInfo answers: the log, the source and the subscribers right now.
+  v1::FeedInfo Describe() const;
+
   grpc::ServerUnaryReactor* GetFeedInfo(grpc::CallbackServerContext* context,
                                         const v1::GetFeedInfoRequest* request,
                                         v1::FeedInfo* response) override;

@@ -99,6 +99,10 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
 
 FeedServer::~FeedServer() { Shutdown(); }
 
+v1::FeedInfo FeedServer::Describe() const { return service_->Describe(); }
+uint64_t FeedServer::changes_sent() const { return hub_->changes_sent(); }
+Position FeedServer::SlowestSubscriber() const { return hub_->SlowestPosition(); }
+
 void FeedServer::BeginShutdown() {
   if (hub_ == nullptr || shutdown_begun_) return;
   shutdown_begun_ = true;

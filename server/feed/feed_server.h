@@ -36,6 +36,12 @@ class FeedServer {
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
 
+  // For the metrics endpoint: what GetFeedInfo answers, changes sent to subscribers since
+  // start, and where the slowest subscriber reads on from (zero: none has been sent anything).
+  v1::FeedInfo Describe() const;
+  uint64_t changes_sent() const;
+  Position SlowestSubscriber() const;
+
   // Ends every stream with UNAVAILABLE ("resume from your cursor") and answers new calls the
   // same way, while the server still listens: call it first, stop the rest of walfeed, then
   // Shutdown(), so a client reconnecting at once meets that answer or a closed port, never

@@ -1,14 +1,17 @@
 #include "server/feed/grpc_status.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/core/error_reason.h"
+#include "server/core/event_counters.h"
 
 namespace walfeed {
 
 grpc::Status GrpcError(grpc::StatusCode code, const std::string& message, absl::string_view reason,
                        const std::map<std::string, std::string>& metadata) {
+  CountEvent(absl::StrCat("call_", absl::AsciiStrToLower(reason)));
   google::rpc::Status details;
   details.set_code(static_cast<int>(code));
   details.set_message(message);

@@ -27,6 +27,7 @@ struct SharedBatch {
   Position purge_point;    // the log's purge point before the read
   Position next;           // where the reader goes on from
   bool ends_transaction = false;
+  size_t changes = 0;         // how many changes the response holds
   grpc::ByteBuffer response;  // the framed SubscribeResponse
 };
 

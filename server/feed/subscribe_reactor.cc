@@ -142,6 +142,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     next_ = shared.next;
     last_read_ends_transaction_ = shared.ends_transaction;
     response_ = std::move(shared.response);
+    response_changes_ = shared.changes;
     reported_ = Predecessor(next_);  // an unfiltered batch ends with the change before next_
     return BatchResult::kWrite;
   }
@@ -193,11 +194,12 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     // A subscriber from 0 holds state from this read on; purges it saw before are harmless.
     if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
     delivered_any_ = true;
+    response_changes_ = builder_.changes();
     response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
     reported_ = last_sent;
     if (shares) {
       shared_batches_->Add(SharedBatch{start, plan_.max_batch_changes, purge_before_read, next_,
-                                       last_read_ends_transaction_, response_});
+                                       last_read_ends_transaction_, response_changes_, response_});
     }
     return BatchResult::kWrite;
   }
@@ -206,6 +208,8 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
 
 void SubscribeReactor::Write() {
   last_write_ = absl::Now();
+  hub_->Sent(this, response_changes_, next_);
+  response_changes_ = 0;
   StartWrite(&response_);
 }
 

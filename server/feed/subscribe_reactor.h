@@ -78,8 +78,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // The cursor of the last message sent (a change's, or progress's); at first, the start's.
   Position reported_;
   ResponseBuilder builder_;
-  // The message being written (gRPC reads it until OnWriteDone).
+  // The message being written (gRPC reads it until OnWriteDone), and how many changes it holds.
   grpc::ByteBuffer response_;
+  size_t response_changes_ = 0;
   absl::Time last_write_ = absl::Now();
   bool finish_after_write_ = false;
   bool last_read_ends_transaction_ = false;

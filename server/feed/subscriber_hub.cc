@@ -47,6 +47,22 @@ void SubscriberHub::SubscriberEnded(Pumpable* subscriber) {
   subscribers_.fetch_sub(1);
   absl::MutexLock lock(&mu_);
   woken_.erase(subscriber);
+  positions_.erase(subscriber);
+}
+
+void SubscriberHub::Sent(Pumpable* subscriber, uint64_t changes, const Position& next) {
+  changes_sent_.fetch_add(changes, std::memory_order_relaxed);
+  absl::MutexLock lock(&mu_);
+  positions_[subscriber] = next;
+}
+
+Position SubscriberHub::SlowestPosition() const {
+  absl::MutexLock lock(&mu_);
+  Position slowest;
+  for (const auto& [subscriber, next] : positions_) {
+    if (slowest.IsZero() || next < slowest) slowest = next;
+  }
+  return slowest;
 }
 
 void SubscriberHub::BeginShutdown() {

@@ -62,6 +62,13 @@ class SubscriberHub {
   void Stop();
 
   void SubscriberStarted() { subscribers_.fetch_add(1); }
+  // A subscriber wrote a message of `changes` changes and reads on from `next` (for metrics:
+  // changes sent, and how far behind the slowest subscriber is).
+  void Sent(Pumpable* subscriber, uint64_t changes, const Position& next);
+  uint64_t changes_sent() const { return changes_sent_.load(); }
+  // The position the slowest subscriber that has written a message reads on from; zero when
+  // there is none.
+  Position SlowestPosition() const;
   // Called from the subscriber's OnDone: the hub forgets it.
   void SubscriberEnded(Pumpable* subscriber);
   uint32_t subscribers() const { return subscribers_.load(); }
@@ -73,6 +80,7 @@ class SubscriberHub {
   const absl::Duration tick_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<uint32_t> subscribers_{0};
+  std::atomic<uint64_t> changes_sent_{0};
 
   mutable absl::Mutex mu_;
   Position head_ ABSL_GUARDED_BY(mu_);
@@ -80,6 +88,7 @@ class SubscriberHub {
   std::vector<Pumpable*> ready_ ABSL_GUARDED_BY(mu_);
   // Woken while not waiting: the next AddWaiter returns them to the ready queue.
   absl::flat_hash_set<Pumpable*> woken_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Pumpable*, Position> positions_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool head_moved_ ABSL_GUARDED_BY(mu_) = false;
   std::thread dispatcher_;

@@ -12,6 +12,7 @@
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "server/core/event_counters.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
 #include "server/log/rocksdb_event_logger.h"
@@ -108,6 +109,7 @@ absl::Status ChangeLog::Impl::Write(rocksdb::WriteBatch& batch, bool sync, absl:
   if (!written.ok() && (written.IsIOError() || written.IsNoSpace())) {
     write_failed.store(true);
     spdlog::error("event=log_write_failed error=\"{}\"", written.ToString());
+    CountEvent("log_write_failed");
   }
   return FromRocks(written, what);
 }
@@ -135,7 +137,7 @@ uint64_t ChangeLog::Impl::DiskBytes() const {
 }
 
 void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
-                              uint64_t transactions) {
+                              uint64_t transactions, std::optional<absl::Time> commit_time) {
   std::vector<HeadListener> to_call;
   Position previous;
   {
@@ -145,6 +147,10 @@ void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_
     stats.changes_appended += changes_count;
     stats.transactions_appended += transactions;
     stats.appends += 1;
+    if (commit_time) {
+      stats.newest_commit_time = *commit_time;
+      stats.newest_append_time = absl::Now();
+    }
     if (new_head > head) {
       head = new_head;
       to_call = listeners;
@@ -272,6 +278,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   // its unchanged_toast markers (its earlier parts are not indexed yet).
   bool staged_parts = false;
   bool needs_fill = false;
+  std::optional<absl::Time> newest_commit;  // of the last transaction with changes
   for (const Transaction& txn : transactions) {
     if (txn.changes.empty()) continue;
     staged_parts = staged_parts || txn.changes.front().seq() > 0;
@@ -349,6 +356,9 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
     }
     head = Position{txn.commit_lsn, txn.changes.back().seq()};
     change_count += txn.changes.size();
+    const google::protobuf::Timestamp& committed = txn.changes.back().commit_time();
+    newest_commit =
+        absl::FromUnixSeconds(committed.seconds()) + absl::Nanoseconds(committed.nanos());
   }
   if (index) {
     if (absl::Status s = impl_->PutIndexEntries(batch, {}, head); !s.ok()) return s;
@@ -357,7 +367,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
     return s;
   if (index) impl_->indexed_up_to = head;
-  impl_->Publish(head, resume_lsn, change_count, transactions.size());
+  impl_->Publish(head, resume_lsn, change_count, transactions.size(), newest_commit);
   return absl::OkStatus();
 }
 
@@ -395,7 +405,7 @@ absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn) 
   if (absl::Status s = impl_->PutHead(batch, last, resume_lsn); !s.ok()) return s;
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
     return s;
-  impl_->Publish(last, resume_lsn, 0, 0);
+  impl_->Publish(last, resume_lsn, 0, 0, std::nullopt);
   return absl::OkStatus();
 }
 

@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "server/core/position.h"
 #include "server/core/transaction_sink.h"
@@ -50,6 +51,10 @@ struct ChangeLogStats {
   // Append() calls, each one synced WriteBatch: transactions_appended / appends is the
   // group-commit factor.
   uint64_t appends = 0;
+  // The newest appended transaction's commit time, and when it was appended (InfinitePast before
+  // the first append): the difference is how far behind PostgreSQL the log was then.
+  absl::Time newest_commit_time = absl::InfinitePast();
+  absl::Time newest_append_time = absl::InfinitePast();
 };
 
 class ChangeLog : public TransactionSink {

@@ -128,8 +128,10 @@ struct ChangeLog::Impl {
   absl::StatusOr<std::optional<IndexEntry>> LookupIndex(const std::string& key) const;
 
   // After a durable write: publish the new head and tell the listeners (outside the lock).
+  // `commit_time`: the newest appended transaction's, when this append had one.
   void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
-               uint64_t transactions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
+               uint64_t transactions, std::optional<absl::Time> commit_time)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
 };
 
 }  // namespace walfeed

@@ -1,5 +1,6 @@
 #include "server/log/rocksdb_event_logger.h"
 
+#include "server/core/event_counters.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -41,6 +42,7 @@ const char* StallName(rocksdb::WriteStallCondition condition) {
 
 void RocksDbEventLogger::OnBackgroundError(rocksdb::BackgroundErrorReason reason,
                                            rocksdb::Status* error) {
+  CountEvent("log_background_error");
   spdlog::error(
       "event=log_background_error during={} error=\"{}\" effect=\"the change log takes no writes "
       "until this is resolved (is the disk full?); nothing new is acknowledged to PostgreSQL\"",
@@ -62,6 +64,7 @@ void RocksDbEventLogger::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecove
 }
 
 void RocksDbEventLogger::OnStallConditionsChanged(const rocksdb::WriteStallInfo& info) {
+  CountEvent("log_write_stall");
   spdlog::warn("event=log_write_stall family={} from={} to={}", info.cf_name,
                StallName(info.condition.prev), StallName(info.condition.cur));
 }

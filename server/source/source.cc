@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "server/core/event_counters.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/source/durable_appender.h"
@@ -375,6 +376,7 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
       if (fresh.ok()) {
         conn = std::move(*fresh);
       } else {
+        CountEvent("source_reconnect_failed");
         spdlog::warn("event=source_reconnect_failed error=\"{}\" retry_in={}",
                      fresh.status().message(), absl::FormatDuration(backoff));
       }
@@ -401,6 +403,7 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
         continue;
       }
       if (absl::Now() - session_start > absl::Minutes(1)) backoff = options_.reconnect_min;
+      CountEvent("source_disconnected");
       spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}", ended.message(),
                    absl::FormatDuration(backoff));
     }

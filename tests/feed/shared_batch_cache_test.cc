@@ -24,8 +24,13 @@ std::string Text(const grpc::ByteBuffer& buffer) {
 }
 
 SharedBatch Batch(uint64_t start_lsn, const std::string& bytes, Position purge_point = {}) {
-  return SharedBatch{Position{start_lsn, 0},      500,  purge_point,
-                     Position{start_lsn + 10, 0}, true, Bytes(bytes)};
+  return SharedBatch{Position{start_lsn, 0},
+                     500,
+                     purge_point,
+                     Position{start_lsn + 10, 0},
+                     true,
+                     10,
+                     Bytes(bytes)};
 }
 
 TEST(SharedBatchCache, FindsABatchByStartBatchSizeAndPurgePoint) {

@@ -1,0 +1,133 @@
+#include "server/metrics/metrics_collector.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "server/core/event_counters.h"
+
+namespace walfeed {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Family(std::string name, std::string help, MetricType type) {
+  MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = type;
+  return family;
+}
+
+void AddSample(MetricFamily& family, double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  if (family.type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+}
+
+MetricFamily One(std::string name, std::string help, MetricType type, double value) {
+  MetricFamily family = Family(std::move(name), std::move(help), type);
+  AddSample(family, value);
+  return family;
+}
+
+double Seconds(const google::protobuf::Duration& duration) {
+  return static_cast<double>(duration.seconds()) + static_cast<double>(duration.nanos()) / 1e9;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  const v1::FeedInfo info = inputs_.describe();
+  std::vector<MetricFamily> families;
+  const auto counter = [&](std::string name, std::string help, double value) {
+    families.push_back(One(std::move(name), std::move(help), MetricType::Counter, value));
+  };
+  const auto gauge = [&](std::string name, std::string help, double value) {
+    families.push_back(One(std::move(name), std::move(help), MetricType::Gauge, value));
+  };
+
+  // Ingest.
+  counter("walfeed_changes_ingested_total", "Changes appended to the log since start.",
+          static_cast<double>(info.changes_appended()));
+  counter("walfeed_transactions_ingested_total", "Transactions appended to the log since start.",
+          static_cast<double>(info.transactions_appended()));
+  MetricFamily state = Family("walfeed_source_state",
+                              "1 for the source's current state (starting, snapshotting, "
+                              "streaming, reconnecting, stopped).",
+                              MetricType::Gauge);
+  AddSample(state, 1, {{"state", info.source_state()}});
+  families.push_back(std::move(state));
+  const auto [commit_time, append_time] = inputs_.newest_append();
+  if (commit_time != absl::InfinitePast()) {
+    gauge("walfeed_source_lag_seconds",
+          "How long after its commit the newest appended transaction reached the log.",
+          absl::ToDoubleSeconds(append_time - commit_time));
+    gauge("walfeed_newest_change_age_seconds",
+          "Time since the newest appended transaction was committed.",
+          absl::ToDoubleSeconds(absl::Now() - commit_time));
+  }
+  if (absl::StatusOr<SlotWal> slot = inputs_.slot(); slot.ok()) {
+    gauge("walfeed_source_lag_bytes",
+          "PostgreSQL's current WAL position minus what walfeed has confirmed durable.",
+          static_cast<double>(slot->LagBytes()));
+    gauge("walfeed_slot_retained_wal_bytes",
+          "WAL PostgreSQL keeps for walfeed's slot (current WAL position minus restart_lsn).",
+          static_cast<double>(slot->RetainedBytes()));
+  }
+  gauge("walfeed_snapshot_tables_total", "Tables the initial snapshot reads.",
+        info.snapshot_tables_total());
+  gauge("walfeed_snapshot_tables_copied", "Tables the initial snapshot has read.",
+        info.snapshot_tables_copied());
+  gauge("walfeed_snapshot_rows_copied", "Rows the initial snapshot has read.",
+        static_cast<double>(info.snapshot_rows_copied()));
+
+  // Subscribers.
+  gauge("walfeed_subscribers", "Subscribe streams open now.", info.subscribers());
+  counter("walfeed_changes_sent_total", "Changes written to subscribers since start.",
+          static_cast<double>(inputs_.changes_sent()));
+  const Position slowest = inputs_.slowest_subscriber();
+  gauge("walfeed_slowest_subscriber_lag_bytes",
+        "WAL bytes between the log's head and the slowest subscriber's position.",
+        slowest.IsZero() || info.newest_lsn() < slowest.lsn
+            ? 0
+            : static_cast<double>(info.newest_lsn() - slowest.lsn));
+
+  // The log and compaction.
+  gauge("walfeed_log_bytes", "Size of the change log on disk.",
+        static_cast<double>(info.log_bytes()));
+  if (info.has_last_compaction()) {
+    const v1::CompactionResult& last = info.last_compaction();
+    gauge("walfeed_live_keys", "Rows the log holds a newest change for (at the last compaction).",
+          static_cast<double>(last.live_keys()));
+    gauge("walfeed_compaction_last_duration_seconds", "How long the last compaction pass took.",
+          Seconds(last.took()));
+    MetricFamily removed =
+        Family("walfeed_compaction_last_removed_changes",
+               "Changes the last compaction pass removed, by why.", MetricType::Gauge);
+    AddSample(removed, static_cast<double>(last.superseded_removed()), {{"why", "superseded"}});
+    AddSample(removed, static_cast<double>(last.tombstones_purged()), {{"why", "tombstone"}});
+    AddSample(removed, static_cast<double>(last.retention_removed()), {{"why", "retention"}});
+    families.push_back(std::move(removed));
+  }
+
+  // Trouble, by kind.
+  MetricFamily errors = Family("walfeed_errors_total",
+                               "Errors since start by kind: source_disconnected, "
+                               "log_write_failed, call_<reason> for refused calls, ...",
+                               MetricType::Counter);
+  for (const auto& [kind, count] : EventCounts()) {
+    AddSample(errors, static_cast<double>(count), {{"kind", kind}});
+  }
+  families.push_back(std::move(errors));
+  return families;
+}
+
+}  // namespace walfeed

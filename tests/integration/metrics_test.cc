@@ -1,0 +1,113 @@
+// The Prometheus endpoint (--metrics-listen): it answers, and its counters move with real
+// changes, subscribers and errors.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/postgres_environment.h"
+
+namespace walfeed::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// GET http://127.0.0.1:port/metrics over a plain socket; the body, or "" when nothing answers.
+std::string Scrape(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[8192];
+      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of the first sample whose line starts with `series` (name and labels), or -1.
+double Sample(const std::string& metrics, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (!absl::StartsWith(line, series + " ")) continue;
+    double value = -1;
+    if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
+  }
+  return -1;
+}
+
+class Metrics : public WalfeedTest {};
+
+TEST_F(Metrics, EndpointAnswersAndCountersMove) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, note text)");
+  const int port = FreePort();
+  StartWalfeed({"--metrics-listen", absl::StrCat("127.0.0.1:", port)});
+  const std::string before = Scrape(port);
+  ASSERT_THAT(before, HasSubstr("# TYPE walfeed_changes_ingested_total counter"));
+  EXPECT_EQ(Sample(before, "walfeed_source_state{state=\"streaming\"}"), 1);
+  EXPECT_GE(Sample(before, "walfeed_slot_retained_wal_bytes"), 0);
+  const double ingested_before = Sample(before, "walfeed_changes_ingested_total");
+
+  Sql("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 50) g");
+  Sql("UPDATE t SET note = 'changed' WHERE id <= 10");
+  absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("counted");
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 60u);
+
+  // A refused call is counted by its reason.
+  grpc::ClientContext context;
+  v1::SubscribeRequest bad;
+  bad.set_cursor("not-a-cursor");
+  v1::SubscribeResponse response;
+  auto reader = walfeed_->NewStub()->Subscribe(&context, bad);
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  const std::string after = Scrape(port);
+  EXPECT_GE(Sample(after, "walfeed_changes_ingested_total"), ingested_before + 61)
+      << "60 row changes and the marker";
+  EXPECT_GE(Sample(after, "walfeed_transactions_ingested_total"), 3);
+  EXPECT_GE(Sample(after, "walfeed_changes_sent_total"), 61);
+  EXPECT_GE(Sample(after, "walfeed_source_lag_seconds"), 0);
+  EXPECT_GE(Sample(after, "walfeed_source_lag_bytes"), 0);
+  EXPECT_GT(Sample(after, "walfeed_log_bytes"), 0);
+  EXPECT_EQ(Sample(after, "walfeed_errors_total{kind=\"call_cursor_malformed\"}"), 1) << after;
+  EXPECT_THAT(after, HasSubstr("walfeed_subscribers"));
+  EXPECT_THAT(after, HasSubstr("walfeed_slowest_subscriber_lag_bytes"));
+}
+
+TEST_F(Metrics, ABadOrTakenAddressIsRefusedAtStart) {
+  RunResult bad = RunWalfeed([&] {
+    std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+    args.insert(args.end(), {"--metrics-listen", "nowhere"});
+    return args;
+  }());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("--metrics-listen='nowhere' is not host:port"));
+
+  // A port something already listens on: walfeed's own gRPC port.
+  StartWalfeed();
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+  args[3] = dir_ + "/other";  // its own data directory
+  args.insert(args.end(), {"--metrics-listen", walfeed_->address()});
+  RunResult taken = RunWalfeed(args);
+  EXPECT_EQ(taken.exit_code, 1);
+  EXPECT_THAT(taken.output, HasSubstr("starting the metrics endpoint"));
+}
+
+}  // namespace
+}  // namespace walfeed::testing
