@@ -9,90 +9,21 @@
 // compacted the same way: what the log would be if it only ever stored the current state.
 // Prints one JSON object on stdout.
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/synthetic_log.h"
 #include "server/log/change_log.h"
 
 namespace {
 
-// The size of every file under `dir`.
-uint64_t DirectoryBytes(const std::string& dir) {
-  uint64_t total = 0;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) total += entry.file_size();
-  }
-  return total;
-}
-
-walfeed::v1::Change RowChange(uint64_t lsn, uint32_t seq, int64_t id, uint64_t version,
-                              size_t row_bytes, absl::Time committed) {
-  walfeed::v1::Change change;
-  change.set_lsn(lsn);
-  change.set_seq(seq);
-  change.set_cursor(walfeed::FormatCursor({lsn, seq}));
-  change.set_lsn_text(walfeed::FormatLsn(lsn));
-  change.set_op(version == 0 ? walfeed::v1::Change::INSERT : walfeed::v1::Change::UPDATE);
-  change.set_schema("public");
-  change.set_table("accounts");
-  change.set_key_kind(walfeed::v1::Change::PRIMARY_KEY);
-  change.set_xid(static_cast<uint32_t>(lsn));
-  change.mutable_commit_time()->set_seconds(absl::ToUnixSeconds(committed));
-  walfeed::v1::Column* key = change.add_key();
-  key->set_name("id");
-  key->set_type("int8");
-  key->set_int_(id);
-  *change.add_after() = *key;
-  walfeed::v1::Column* version_column = change.add_after();
-  version_column->set_name("version");
-  version_column->set_type("int8");
-  version_column->set_int_(static_cast<int64_t>(version));
-  walfeed::v1::Column* payload = change.add_after();
-  payload->set_name("payload");
-  payload->set_type("text");
-  // Varies per row so that compression does not make every row free.
-  std::string text;
-  uint64_t x = static_cast<uint64_t>(id) * 0x9E3779B97F4A7C15ull + version;
-  while (text.size() < row_bytes) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    text.push_back(static_cast<char>('a' + x % 26));
-  }
-  payload->set_text(text);
-  return change;
-}
-
-// Appends `count` changes over `keys` keys starting at version `first_version` per key.
-absl::Status Fill(walfeed::ChangeLog& log, uint64_t count, uint64_t keys, uint64_t first_round,
-                  size_t row_bytes, absl::Time committed) {
-  constexpr uint32_t kPerTransaction = 100;
-  uint64_t lsn = log.Head().lsn + 0x1000;
-  for (uint64_t done = 0; done < count; lsn += 0x1000) {
-    walfeed::Transaction txn;
-    txn.commit_lsn = lsn;
-    txn.end_lsn = lsn + 0x30;
-    for (uint32_t seq = 0; seq < kPerTransaction && done < count; ++seq, ++done) {
-      const uint64_t n = done + first_round * keys;
-      txn.changes.push_back(
-          RowChange(lsn, seq, static_cast<int64_t>(n % keys), n / keys, row_bytes, committed));
-    }
-    txn.changes.back().set_last_in_transaction(true);
-    if (absl::Status s = log.Append({txn}, lsn + 0x30); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> OpenLog(const std::string& path) {
-  walfeed::ChangeLogOptions options;
-  options.path = path;
-  options.sync = false;  // the pass's cost, not fsync's, is what is measured
-  return walfeed::ChangeLog::Open(options);
-}
+using walfeed::bench::DirectoryBytes;
+using walfeed::bench::Fill;
+// Appends are not fsynced: the pass's cost, not fsync's, is what is measured.
+using walfeed::bench::OpenUnsyncedLog;
 
 int Fail(const absl::Status& status) {
   std::cerr << "compaction_bench: " << status << "\n";
@@ -136,7 +67,7 @@ int main(int argc, char** argv) {
   policy.lag = absl::ZeroDuration();
 
   const std::string full_dir = dir + "/full";
-  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = OpenLog(full_dir);
+  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = OpenUnsyncedLog(full_dir);
   if (!log.ok()) return Fail(log.status());
   const absl::Time fill_start = absl::Now();
   if (absl::Status s = Fill(**log, updates, keys, 0, row_bytes, committed); !s.ok()) return Fail(s);
@@ -145,13 +76,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<walfeed::v1::CompactionResult> result = (*log)->Compact(policy, absl::Now());
   if (!result.ok()) return Fail(result.status());
   log->reset();  // closed and reopened: what stays on disk, WAL replayed and flushed
-  log = OpenLog(full_dir);
+  log = OpenUnsyncedLog(full_dir);
   if (!log.ok()) return Fail(log.status());
   const uint64_t dir_after = DirectoryBytes(full_dir);
 
   // The reference: only the K newest rows, written and compacted the same way.
   const std::string live_dir = dir + "/live";
-  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> live = OpenLog(live_dir);
+  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> live = OpenUnsyncedLog(live_dir);
   if (!live.ok()) return Fail(live.status());
   if (absl::Status s = Fill(**live, keys, keys, (updates - 1) / keys, row_bytes, committed);
       !s.ok()) {
@@ -160,7 +91,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<walfeed::v1::CompactionResult> reference = (*live)->Compact(policy, absl::Now());
   if (!reference.ok()) return Fail(reference.status());
   live->reset();
-  live = OpenLog(live_dir);
+  live = OpenUnsyncedLog(live_dir);
   if (!live.ok()) return Fail(live.status());
   const uint64_t live_dir_bytes = DirectoryBytes(live_dir);
 

@@ -13,33 +13,17 @@ confirmed the final LSN: pg_recvlogical (pgoutput, writing to a file, --endpos) 
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-PG_BIN = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
-PG_RECVLOGICAL = f"/usr/lib/postgresql/{PG_BIN}/bin/pg_recvlogical"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, cpu_seconds, du, free_port,  # noqa: E402
+                      machine, run, wait_for_confirmed, write_results)
 
-
-def run(args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout.strip()
-
-
-class Postgres:
-    def __init__(self, root):
-        self.dir = os.path.join(root, "pg")
-        self.conninfo = run(["bash", f"{ROOT}/scripts/pg-local.sh", "start", self.dir])
-
-    def sql(self, statement):
-        return run(["psql", self.conninfo, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", statement])
-
-    def stop(self):
-        subprocess.run(["bash", f"{ROOT}/scripts/pg-local.sh", "stop", self.dir], check=False)
+PG_RECVLOGICAL = f"{PG_BIN_DIR}/pg_recvlogical"
 
 
 LOAD_PROCEDURE = """
@@ -58,20 +42,6 @@ BEGIN
   END LOOP;
 END $$;
 """
-
-
-def wait_for_confirmed(pg, slot, target_lsn, timeout, proc=None):
-    """True once the slot confirms target_lsn; False on timeout or when `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        done = pg.sql(f"SELECT confirmed_flush_lsn >= '{target_lsn}' FROM pg_replication_slots "
-                      f"WHERE slot_name = '{slot}'")
-        if done == "t":
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def time_pg_recvlogical(pg, slot, end_lsn, out_dir):
@@ -107,20 +77,6 @@ def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=()):
     stopped = [line for line in open(log.name) if "event=stopped" in line]
     appends = int(stopped[-1].split("appends=")[1].split()[0]) if stopped else 0
     return elapsed, du(data), int(info.get("changesAppended", 0)), appends, cpu
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds a process (all its threads) has used so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def du(path):
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            total += os.path.getsize(os.path.join(dirpath, name))
-    return total
 
 
 def main():
@@ -186,36 +142,21 @@ def main():
     report = {
         "benchmark": "ingest",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "kernel": platform.release(), "postgres": PG_BIN},
+        "machine": machine(),
         "method": "workload committed first; each consumer then timed from start until its slot's "
                   "confirmed_flush_lsn reaches the final LSN (walfeed: process start included); "
                   "best of the runs",
         "quick": args.quick,
         "results": results,
     }
-    os.makedirs(args.out, exist_ok=True)
-    name = "ingest-quick" if args.quick else "ingest"
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(report, f, indent=2)
     lines = ["| transaction size | changes | pg_recvlogical changes/s | walfeed changes/s | ratio | target |",
              "|---|---|---|---|---|---|"]
     for row in results:
         target = ">= 0.8" if row["txn_size"] >= 10 else "-"
         lines.append(f"| {row['txn_size']} | {row['changes']} | {row['pg_recvlogical_changes_per_s']:,} | "
                      f"{row['walfeed_changes_per_s']:,} | {row['ratio']} | {target} |")
-    table = "\n".join(lines)
-    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
-        f.write(f"# Ingest ({report['date']}, {report['machine']['cores']} cores, "
-                f"{report['machine']['memory_gib']} GiB, PostgreSQL {PG_BIN})\n\n{report['method']}.\n\n{table}\n")
-    print(table)
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    write_results(args.out, "ingest-quick" if args.quick else "ingest", report,
+                  f"Ingest, PostgreSQL {PG_BIN}", "\n".join(lines))
 
 
 if __name__ == "__main__":

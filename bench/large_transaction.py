@@ -8,24 +8,17 @@ with a budget larger than the transaction (held whole, as before staging existed
 Writes bench/results/large_transaction.{json,md}.
 """
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ingest import Postgres, ROOT, HERE, free_port, run, wait_for_confirmed  # noqa: E402
+from benchlib import (HERE, ROOT, Postgres, free_port, machine, peak_rss_mib,  # noqa: E402
+                      wait_for_confirmed, write_results)
 
 import subprocess  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
-
-
-def peak_rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def ingest(pg, slot, end_lsn, root, walfeed, budget):
@@ -76,22 +69,17 @@ def main():
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
     report = {"benchmark": "large_transaction", "date": time.strftime("%Y-%m-%d"),
-              "machine": {"cores": os.cpu_count()}, "quick": args.quick,
+              "machine": machine(), "quick": args.quick,
               "method": "one INSERT of N rows of ~200 bytes committed first; walfeed then started on "
                         "its own slot and timed until the slot confirms the final LSN; peak RSS "
                         "is VmHWM", "results": results}
-    os.makedirs(args.out, exist_ok=True)
-    name = "large_transaction-quick" if args.quick else "large_transaction"
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(report, f, indent=2)
     lines = ["| --max-transaction-memory | mode | rows in one transaction | seconds | walfeed peak RSS |",
              "|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['max_transaction_memory']} | {r['mode']} | {r['rows']:,} | "
                      f"{r['seconds']} | {r['peak_rss_mib']} MiB |")
-    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
-        f.write(f"# Large transaction ({report['date']})\n\n{report['method']}.\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, "large_transaction-quick" if args.quick else "large_transaction", report,
+                  "Large transaction", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ packages=(
   python3-yaml systemd dash shellcheck binutils util-linux
   # examples/python: gRPC for Python (stubs are generated with protoc's grpc_python_plugin)
   python3-grpcio python3-protobuf
+  # bench/run_all.py's plot
+  python3-matplotlib
 )
 # Some images ship Node.js with its own npm; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

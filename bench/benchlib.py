@@ -1,0 +1,109 @@
+"""What walfeed's benchmark scripts share: a private PostgreSQL (scripts/pg-local.sh), starting
+walfeed on it, reading a process's CPU time and peak memory, the machine's description, and
+writing a results pair (JSON and a Markdown table) under bench/results/."""
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PG_BIN = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
+PG_BIN_DIR = f"/usr/lib/postgresql/{PG_BIN}/bin"
+BUILD_BIN = os.path.join(ROOT, "build", "bin")
+
+
+def run(args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout.strip()
+
+
+class Postgres:
+    """A private PostgreSQL under `root` (wal_level=logical, 127.0.0.1 on a free port)."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, "pg")
+        self.conninfo = run(["bash", f"{ROOT}/scripts/pg-local.sh", "start", self.dir])
+
+    def sql(self, statement, db=None):
+        conninfo = self.conninfo if db is None else self.conninfo_for(db)
+        return run(["psql", conninfo, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", statement])
+
+    def conninfo_for(self, db):
+        return " ".join(p for p in self.conninfo.split() if not p.startswith("dbname=")) + f" dbname={db}"
+
+    def stop(self):
+        subprocess.run(["bash", f"{ROOT}/scripts/pg-local.sh", "stop", self.dir], check=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_confirmed(pg, slot, target_lsn, timeout, proc=None):
+    """True once the slot confirms target_lsn; False on timeout or when `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        done = pg.sql(f"SELECT confirmed_flush_lsn >= '{target_lsn}' FROM pg_replication_slots "
+                      f"WHERE slot_name = '{slot}'")
+        if done == "t":
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_for_health(server, timeout=60, proc=None):
+    """Waits until walfeed at `server` answers its health check."""
+    deadline = time.monotonic() + timeout
+    ctl = os.path.join(BUILD_BIN, "walfeedctl")
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("walfeed exited before it was ready")
+        if subprocess.run([ctl, "health", "--server", server], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"walfeed at {server} never became healthy")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process (all its threads) has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def du(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            total += os.path.getsize(os.path.join(dirpath, name))
+    return total
+
+
+def machine():
+    return {"cores": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "kernel": platform.release(), "postgres": PG_BIN}
+
+
+def write_results(out_dir, name, report, title, table):
+    """Writes out_dir/name.json (the report) and name.md (title, method, table)."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    m = report["machine"]
+    with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
+        f.write(f"# {title} ({report['date']}, {m['cores']} cores, {m['memory_gib']} GiB)\n\n"
+                f"{report['method']}.\n\n{table}\n")
+    print(table)

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""Live-feed benchmarks: commit-to-consumer latency and fan-out, with a steady write rate.
+
+For each scenario a fresh database, slot and walfeed are started on a private PostgreSQL;
+build/bin/feed_followers opens N subscribers (C++, gRPC callback API) from the start of the feed;
+pgbench commits transactions of 10 rows (~200 bytes each) at a fixed rate for the scenario's
+duration. Latency is each change's receipt time minus its transaction's commit timestamp (same
+machine clock), over every change every subscriber received; walfeed's CPU and peak RSS are read
+from /proc. A scenario passes its check only if every subscriber received every committed
+change, in order.
+
+  bench/live.py [--quick] [--seconds S]
+
+Scenarios: latency with 1 subscriber at 1,000 and 10,000 changes/s (target at 10,000: p50 < 5 ms,
+p99 < 20 ms); fan-out with 100 and 1,000 subscribers at 5,000 changes/s (target: all keep up,
+RSS < 300 MB). Writes bench/results/live.{json,md} (live-quick.* with --quick).
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import json
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (BUILD_BIN, HERE, PG_BIN_DIR, Postgres, cpu_seconds, free_port,  # noqa: E402
+                      machine, peak_rss_mib, wait_for_health, write_results)
+
+ROWS_PER_TXN = 10
+FULL = [("latency", 1, 1_000), ("latency", 1, 10_000), ("fan-out", 100, 5_000), ("fan-out", 1_000, 5_000)]
+QUICK = [("latency", 1, 1_000), ("fan-out", 20, 1_000)]
+
+
+def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wrap):
+    db = f"live_{index}"
+    pg.sql(f"CREATE DATABASE {db}")
+    pg.sql("CREATE TABLE live (id bigserial PRIMARY KEY, payload text)", db=db)
+    script = os.path.join(root, f"{db}.sql")
+    with open(script, "w") as f:
+        f.write(f"INSERT INTO live (payload) SELECT repeat(md5(random()::text), 6) "
+                f"FROM generate_series(1, {ROWS_PER_TXN});\n")
+    server = f"127.0.0.1:{free_port()}"
+    log = open(os.path.join(root, f"{db}.walfeed.log"), "w")
+    proc = subprocess.Popen([*wrap, walfeed, "--pg", pg.conninfo_for(db), "--slot", db, "--data-dir",
+                             os.path.join(root, f"{db}.data"), "--listen", server],
+                            stdout=log, stderr=subprocess.STDOUT)
+    followers = None
+    try:
+        wait_for_health(server, proc=proc)
+        time.sleep(1)  # the snapshot of the empty table, then streaming
+        followers = subprocess.Popen([os.path.join(BUILD_BIN, "feed_followers"), "--server", server,
+                                      "--subscribers", str(subscribers)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if followers.stdout.readline().strip() != "ready":
+            raise RuntimeError("feed_followers did not start")
+        cpu_before = cpu_seconds(proc.pid)
+        start = time.monotonic()
+        tps = rate // ROWS_PER_TXN
+        subprocess.run([os.path.join(PG_BIN_DIR, "pgbench"), "-n", "-c", "4", "-j", "2", "-R", str(tps),
+                        "-T", str(seconds), "-f", script, pg.conninfo_for(db)],
+                       check=True, capture_output=True, text=True)
+        write_seconds = time.monotonic() - start
+        committed = int(pg.sql("SELECT count(*) FROM live", db=db))
+        out, _ = followers.communicate(f"expect {committed}\n", timeout=600)
+        elapsed = time.monotonic() - start
+        cpu = cpu_seconds(proc.pid) - cpu_before
+        result = json.loads(out.strip().splitlines()[-1])
+        result.update({
+            "scenario": kind, "target_changes_per_s": rate, "seconds": round(write_seconds, 1),
+            "committed": committed, "achieved_changes_per_s": round(committed / write_seconds),
+            "walfeed_cpu_percent": round(100 * cpu / elapsed, 1),
+            "walfeed_peak_rss_mib": round(peak_rss_mib(proc.pid), 1),
+            "complete": followers.returncode == 0,
+        })
+        return result
+    finally:
+        if followers is not None and followers.poll() is None:
+            followers.kill()
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+        pg.sql(f"SELECT pg_drop_replication_slot('{db}')")
+
+
+def verdict(r):
+    if r["scenario"] == "latency" and r["target_changes_per_s"] >= 10_000:
+        met = r["latency_ms"]["p50"] < 5 and r["latency_ms"]["p99"] < 20
+        return "p50 < 5 ms, p99 < 20 ms", met
+    if r["scenario"] == "fan-out" and r["subscribers"] >= 1_000:
+        return "all keep up, RSS < 300 MB", r["complete"] and r["walfeed_peak_rss_mib"] * 2**20 < 300e6
+    return "every change to every subscriber", r["complete"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=int, default=20, help="how long each scenario writes")
+    parser.add_argument("--only", type=int, action="append",
+                        help="run only the scenario with this index (0-based; repeatable)")
+    parser.add_argument("--wrap", default="", help="command to run walfeed under, e.g. 'perf record -g -o /tmp/p.data --'")
+    parser.add_argument("--walfeed", default=os.path.join(BUILD_BIN, "walfeed"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    scenarios = QUICK if args.quick else FULL
+    seconds = 3 if args.quick else args.seconds
+    root = tempfile.mkdtemp(prefix="walfeed-live-")
+    os.chmod(root, 0o755)
+    pg = Postgres(root)
+    results = []
+    try:
+        for index, (kind, subscribers, rate) in enumerate(scenarios):
+            if args.only and index not in args.only:
+                continue
+            r = run_scenario(pg, root, index, kind, subscribers, rate, seconds, args.walfeed,
+                             args.wrap.split())
+            r["target"], r["target_met"] = verdict(r)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report = {
+        "benchmark": "live", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "method": f"pgbench commits {ROWS_PER_TXN}-row transactions at a fixed rate for {seconds} s "
+                  "while feed_followers (C++, callback API) subscribers read from the start of a "
+                  "fresh feed; latency = receipt time - commit timestamp over every change each "
+                  "subscriber received; PostgreSQL, walfeed and the subscribers share the machine",
+        "quick": args.quick, "results": results,
+    }
+    lines = ["| scenario | subscribers | changes/s (achieved) | latency p50 / p99 / p999 / max | "
+             "every change to every subscriber | walfeed CPU | walfeed peak RSS | target | met |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lat = r["latency_ms"]
+        lines.append(f"| {r['scenario']} | {r['subscribers']:,} | {r['target_changes_per_s']:,} "
+                     f"({r['achieved_changes_per_s']:,}) | {lat['p50']:.2f} / {lat['p99']:.2f} / "
+                     f"{lat['p999']:.2f} / {lat['max']:.0f} ms | {'yes' if r['complete'] else 'NO'} | "
+                     f"{r['walfeed_cpu_percent']} % | {r['walfeed_peak_rss_mib']:.0f} MiB | "
+                     f"{r['target']} | {'yes' if r['target_met'] else 'no'} |")
+    write_results(args.out, "live-quick" if args.quick else "live", report, "Live feed: latency and fan-out",
+                  "\n".join(lines))
+    return 0 if all(r["complete"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

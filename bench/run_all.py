@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""walfeed's benchmark suite in one command: every scenario, each against its reference measured
+in the same run, then one summary (JSON, a Markdown table, a PNG plot) under bench/results/.
+
+  bench/run_all.py [--quick]
+
+Runs, in order: ingest.py (walfeed vs pg_recvlogical), live.py (commit-to-consumer latency at
+1,000 and 10,000 changes/s; fan-out to 100 and 1,000 subscribers at 5,000 changes/s), catchup.py
+(a 10M-change log read from 0 vs a raw RocksDB scan), compaction.py (N updates over K keys vs the
+live rows alone) and large_transaction.py (peak memory for one 1M-row transaction). Each writes
+its own bench/results/<name>.{json,md}; this script then writes bench/results/summary.{json,md}
+and summary.png. --quick runs each in its smoke size (CI checks that they run, not how fast).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import HERE, machine  # noqa: E402
+
+SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction"]
+
+
+def load(out, name, quick):
+    path = os.path.join(out, f"{name}-quick.json" if quick else f"{name}.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def summarize(out, quick):
+    """One row per scenario: walfeed's figure, the reference, the ratio, the target, met or not."""
+    rows = []
+    ingest = load(out, "ingest", quick)
+    for r in ingest["results"]:
+        target = 0.8 if r["txn_size"] >= 10 else None
+        rows.append({"scenario": f"ingest, {r['txn_size']}-row transactions",
+                     "walfeed": f"{r['walfeed_changes_per_s']:,} changes/s",
+                     "reference": f"pg_recvlogical {r['pg_recvlogical_changes_per_s']:,} changes/s",
+                     "ratio": r["ratio"], "target": ">= 0.8 x" if target else "-",
+                     "met": None if target is None else r["ratio"] >= target})
+    for r in load(out, "live", quick)["results"]:
+        lat = r["latency_ms"]
+        rows.append({"scenario": f"{r['scenario']}, {r['subscribers']:,} subscriber(s) at "
+                                 f"{r['target_changes_per_s']:,} changes/s",
+                     "walfeed": f"p50 {lat['p50']:.1f} / p99 {lat['p99']:.1f} / p999 {lat['p999']:.1f} ms; "
+                                f"CPU {r['walfeed_cpu_percent']} %, RSS {r['walfeed_peak_rss_mib']:.0f} MiB",
+                     "reference": "-", "ratio": None, "target": r["target"], "met": r["target_met"]})
+    catchup = load(out, "catchup", quick)
+    c = catchup["result"]
+    rows.append({"scenario": f"catch-up read of {c['changes']:,} changes",
+                 "walfeed": f"{c['feed_changes_per_second']:,} changes/s",
+                 "reference": f"raw RocksDB scan {c['raw_scan_changes_per_second']:,} changes/s",
+                 "ratio": round(c["ratio"], 2), "target": ">= 1,000,000/s and >= 0.5 x",
+                 "met": all(catchup["targets_met"].values())})
+    for r in load(out, "compaction", quick)["results"]:
+        rows.append({"scenario": f"compaction, {r['updates']:,} updates over {r['keys']:,} keys",
+                     "walfeed": f"{r['dir_bytes_after'] / 2**20:.2f} MiB after "
+                                f"({r['dir_bytes_before'] / 2**20:.0f} MiB before), {r['compaction_seconds']:.1f} s",
+                     "reference": f"live rows alone {r['live_rows_dir_bytes'] / 2**20:.2f} MiB",
+                     "ratio": r["size_ratio"], "target": "close to 1", "met": r["size_ratio"] < 1.2})
+    for r in load(out, "large_transaction", quick)["results"]:
+        rows.append({"scenario": f"one {r['rows']:,}-row transaction, {r['mode']}",
+                     "walfeed": f"peak RSS {r['peak_rss_mib']} MiB, {r['seconds']} s",
+                     "reference": "-", "ratio": None, "target": "-", "met": None})
+    return rows
+
+
+def plot(out, name, quick):
+    """Ratios to reference (bars) and latency percentiles (bars), side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ingest = load(out, "ingest", quick)["results"]
+    catchup = load(out, "catchup", quick)["result"]
+    live = load(out, "live", quick)["results"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = [f"ingest {r['txn_size']}-row" for r in ingest] + ["catch-up read"]
+    ratios = [r["ratio"] for r in ingest] + [catchup["ratio"]]
+    left.bar(labels, ratios, color="#4477aa")
+    left.axhline(0.8, color="#cc6677", linestyle="--", label="ingest target 0.8")
+    left.axhline(0.5, color="#999933", linestyle=":", label="catch-up target 0.5")
+    left.set_ylabel("walfeed / reference (higher is better)")
+    left.set_title("Throughput against the reference in the same run")
+    left.legend(fontsize=8)
+    left.tick_params(axis="x", labelsize=8)
+    names = [f"{r['subscribers']} sub @ {r['target_changes_per_s'] // 1000}k/s" for r in live]
+    x = range(len(live))
+    for offset, key, color in ((-0.25, "p50", "#117733"), (0, "p99", "#ddcc77"), (0.25, "p999", "#882255")):
+        right.bar([i + offset for i in x], [r["latency_ms"][key] for r in live], width=0.25,
+                  label=key, color=color)
+    right.set_xticks(list(x))
+    right.set_xticklabels(names, fontsize=8)
+    right.set_yscale("log")
+    right.set_ylabel("commit-to-consumer latency, ms (log scale)")
+    right.set_title("Live feed latency")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, f"{name}.png")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--skip", action="append", default=[], choices=SCRIPTS,
+                        help="reuse this scenario's existing results instead of running it")
+    args = parser.parse_args()
+    started = time.monotonic()
+    timings = {}
+    for script in SCRIPTS:
+        if script in args.skip:
+            continue
+        t0 = time.monotonic()
+        command = ["/usr/bin/python3", os.path.join(HERE, f"{script}.py"), "--out", args.out]
+        if args.quick:
+            command.append("--quick")
+        print(f"== {script}", flush=True)
+        subprocess.run(command, check=True)
+        timings[script] = round(time.monotonic() - t0, 1)
+    rows = summarize(args.out, args.quick)
+    name = "summary-quick" if args.quick else "summary"
+    report = {"benchmark": "summary", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+              "quick": args.quick, "seconds": round(time.monotonic() - started, 1),
+              "seconds_per_script": timings, "results": rows}
+    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    lines = ["| scenario | walfeed | reference | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        ratio = "-" if r["ratio"] is None else r["ratio"]
+        lines.append(f"| {r['scenario']} | {r['walfeed']} | {r['reference']} | {ratio} | {r['target']} | {met} |")
+    m = report["machine"]
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
+        f.write(f"# walfeed benchmarks ({report['date']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+                f"PostgreSQL {m['postgres']})\n\nEvery reference measured in the same run; details in "
+                f"each scenario's own results file. Plot: {name}.png.\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"plot: {plot(args.out, name, args.quick)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
