@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "client/change_text_format.h"
 #include "client/debezium_format.h"
+#include "client/subscriber.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/position.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
@@ -42,7 +43,7 @@ constexpr char kUsage[] =
     "  walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor CURSOR | --from-head]\n"
     "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
     "[--show-progress]\n"
-    "                       [--format json|text|debezium]\n"
+    "                       [--format json|text|debezium] [--cursor-file FILE]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
@@ -64,6 +65,7 @@ struct Options {
   std::string token;
   bool show_progress = false;
   std::string format = "json";  // json, text or debezium
+  std::string cursor_file;
 };
 
 bool ReadWholeFile(const std::string& path, std::string* out) {
@@ -149,6 +151,9 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       options->request.set_from_head(true);
     } else if (subscribe && flag == "--stop-at-head") {
       options->request.set_stop_at_head(true);
+    } else if (subscribe && flag == "--cursor-file") {
+      if (!take_value()) return "--cursor-file needs a file to keep the cursor in";
+      options->cursor_file = value;
     } else if (subscribe && flag == "--show-progress") {
       options->show_progress = true;
     } else if (subscribe && flag == "--format") {
@@ -213,7 +218,11 @@ void Authorize(const Options& options, grpc::ClientContext* context) {
   if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
 }
 
-int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
+// Prints the feed through walfeed::Subscriber: reconnects with backoff after transport errors
+// (saying so on stderr) and resumes after the last change printed, saved in --cursor-file.
+int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
+              const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+              const Options& options) {
   // Debezium's envelope names the database: ask the feed once.
   walfeed::DebeziumSource debezium;
   if (options.format == "debezium") {
@@ -225,29 +234,43 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
     if (!status.ok()) return RpcFailed(status);
     debezium.database = info.database();
   }
-  grpc::ClientContext context;
-  Authorize(options, &context);
-  std::unique_ptr<grpc::ClientReader<walfeed::v1::SubscribeResponse>> reader =
-      stub.Subscribe(&context, options.request);
-  walfeed::v1::SubscribeResponse response;
-  while (reader->Read(&response)) {
-    for (const walfeed::v1::Change& change : response.changes()) {
-      if (options.format == "text") {
-        std::cout << walfeed::FormatChangeAsText(change) << "\n";
-      } else if (options.format == "debezium") {
-        std::cout << walfeed::FormatChangeAsDebezium(change, debezium, absl::Now()) << "\n";
-      } else {
-        std::cout << ToJson(change, false) << "\n";
-      }
-    }
-    if (response.changes().empty() && options.show_progress) {
-      std::cerr << "progress cursor=" << response.cursor() << " head=" << response.head_cursor()
-                << "\n";
-    }
-    std::cout.flush();
+  std::unique_ptr<walfeed::FileCursorStore> store;
+  if (!options.cursor_file.empty()) {
+    store = std::make_unique<walfeed::FileCursorStore>(options.cursor_file);
   }
-  grpc::Status status = reader->Finish();
-  return status.ok() ? 0 : RpcFailed(status);
+  walfeed::SubscriberOptions subscriber_options;
+  subscriber_options.server = options.server;
+  subscriber_options.credentials = credentials;
+  subscriber_options.token = options.token;
+  subscriber_options.request = options.request;
+  subscriber_options.store = store.get();
+  walfeed::Subscriber subscriber(subscriber_options);
+  const absl::Status ended = subscriber.Run(
+      [&](const walfeed::v1::Change& change) {
+        if (options.format == "text") {
+          std::cout << walfeed::FormatChangeAsText(change) << "\n";
+        } else if (options.format == "debezium") {
+          std::cout << walfeed::FormatChangeAsDebezium(change, debezium, absl::Now()) << "\n";
+        } else {
+          std::cout << ToJson(change, false) << "\n";
+        }
+        std::cout.flush();
+        return std::cout ? absl::OkStatus() : absl::DataLossError("stdout is closed");
+      },
+      [&](const std::string& cursor, const std::string& head_cursor) {
+        if (options.show_progress) {
+          std::cerr << "progress cursor=" << cursor << " head=" << head_cursor << "\n";
+        }
+      },
+      [](const absl::Status& error, absl::Duration backoff) {
+        std::cerr << "walfeedctl: " << error.message() << "; retrying in "
+                  << absl::FormatDuration(backoff) << "\n";
+      });
+  if (!ended.ok()) {
+    std::cerr << "walfeedctl: " << static_cast<int>(ended.code()) << " " << ended.message() << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 int Info(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
@@ -306,5 +329,6 @@ int main(int argc, char** argv) {
   if (options.command == "compact") return Compact(channel, options);
   if (options.command == "health") return Health(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);
-  return options.command == "subscribe" ? Subscribe(stub, options) : Info(stub, options);
+  return options.command == "subscribe" ? Subscribe(stub, credentials, options)
+                                        : Info(stub, options);
 }

@@ -1,0 +1,162 @@
+#include "client/subscriber.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace walfeed {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+// Errors a new call may not meet: walfeed restarting or out of reach, a connection cut, a
+// call cancelled by a server shutting down (Run() tells its own cancellations apart).
+bool Retryable(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status Errno(const std::string& what) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FileCursorStore::Load() {
+  std::ifstream file(path_);
+  if (!file) {
+    if (errno == ENOENT) return std::string();
+    return Errno(absl::StrCat("cannot read the cursor file '", path_, "'"));
+  }
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return std::string(absl::StripAsciiWhitespace(contents.str()));
+}
+
+absl::Status FileCursorStore::Save(const std::string& cursor) {
+  const std::string temporary = path_ + ".tmp";
+  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno(absl::StrCat("cannot write the cursor file '", temporary, "'"));
+  const std::string line = cursor + "\n";
+  const bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  const bool synced = written && fsync(fd) == 0;
+  close(fd);
+  if (!synced) return Errno(absl::StrCat("cannot write the cursor file '", temporary, "'"));
+  if (rename(temporary.c_str(), path_.c_str()) != 0) {
+    return Errno(absl::StrCat("cannot replace the cursor file '", path_, "'"));
+  }
+  return absl::OkStatus();
+}
+
+Subscriber::Subscriber(SubscriberOptions options) : options_(std::move(options)) {
+  stub_ = v1::ChangeFeed::NewStub(grpc::CreateChannel(
+      options_.server,
+      options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials()));
+}
+
+std::string Subscriber::cursor() const {
+  absl::MutexLock lock(&mu_);
+  return cursor_;
+}
+
+void Subscriber::Stop() {
+  if (stopping_.exchange(true)) return;
+  stopped_.Notify();
+  absl::MutexLock lock(&mu_);
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+absl::Status Subscriber::Advance(const std::string& cursor) {
+  {
+    absl::MutexLock lock(&mu_);
+    cursor_ = cursor;
+  }
+  return options_.store != nullptr ? options_.store->Save(cursor) : absl::OkStatus();
+}
+
+absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandler& on_progress,
+                             const RetryHandler& on_retry) {
+  if (options_.store != nullptr) {
+    absl::StatusOr<std::string> saved = options_.store->Load();
+    if (!saved.ok()) return saved.status();
+    if (!saved->empty()) {
+      absl::MutexLock lock(&mu_);
+      cursor_ = *saved;
+    }
+  }
+  absl::Duration backoff = options_.min_backoff;
+  while (!stopping_.load()) {
+    absl::Status handler_error;
+    bool delivered = false;
+    const grpc::Status status = StreamOnce(on_change, on_progress, &handler_error, &delivered);
+    if (!handler_error.ok()) return handler_error;
+    if (stopping_.load() || status.ok()) return absl::OkStatus();
+    if (!Retryable(status.error_code())) return FromGrpc(status);
+    if (delivered) backoff = options_.min_backoff;
+    if (on_retry) on_retry(FromGrpc(status), backoff);
+    if (stopped_.WaitForNotificationWithTimeout(backoff)) return absl::OkStatus();
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
+                                    const ProgressHandler& on_progress, absl::Status* handler_error,
+                                    bool* delivered) {
+  grpc::ClientContext context;
+  if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
+  v1::SubscribeRequest request = options_.request;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_.load()) return grpc::Status::CANCELLED;
+    context_ = &context;
+    if (!cursor_.empty()) {  // resume right after what was handed over
+      request.clear_from_lsn();
+      request.clear_from_head();
+      request.set_cursor(cursor_);
+    }
+  }
+  std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader =
+      stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  while (handler_error->ok() && reader->Read(&response)) {
+    for (const v1::Change& change : response.changes()) {
+      *handler_error = on_change(change);
+      if (handler_error->ok()) *handler_error = Advance(change.cursor());
+      if (!handler_error->ok()) break;
+      *delivered = true;
+    }
+    if (handler_error->ok() && response.changes().empty() && !response.cursor().empty()) {
+      *handler_error = Advance(response.cursor());
+      *delivered = true;
+      if (on_progress) on_progress(response.cursor(), response.head_cursor());
+    }
+  }
+  if (!handler_error->ok()) context.TryCancel();
+  grpc::Status status = reader->Finish();
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+  return status;
+}
+
+}  // namespace walfeed
