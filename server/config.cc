@@ -1,5 +1,9 @@
 #include "server/config.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -182,6 +186,10 @@ const std::vector<Setting>& Settings() {
          c.feed.auth_token_file = v;
          return absl::OkStatus();
        }},
+      {"config", "WALFEED_CONFIG", "(none)",
+       "a file of settings, one 'name = value' a line, names as the flags' without '--' and '#' "
+       "for comments; a flag wins over an environment variable, which wins over the file",
+       [](const std::string&, Config&) { return absl::OkStatus(); }},  // read before the rest
       {"metrics-listen", "WALFEED_METRICS_LISTEN", "(none: no metrics endpoint)",
        "host:port to serve Prometheus metrics on, at /metrics (e.g. 127.0.0.1:9187)",
        [](const std::string& v, Config& c) {
@@ -270,11 +278,64 @@ const Setting* FindSetting(absl::string_view flag) {
   return nullptr;
 }
 
+// The --config file named in `args` (or by WALFEED_CONFIG); "" when none.
+std::string ConfigFilePath(const std::vector<std::string>& args, const EnvLookup& env) {
+  std::string path;
+  if (std::optional<std::string> value = env("WALFEED_CONFIG")) path = *value;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) path = args[i + 1];
+    if (absl::StartsWith(args[i], "--config=")) path = args[i].substr(9);
+  }
+  return path;
+}
+
+// Applies a config file: one `name = value` a line (names as the flags', without "--"; the value
+// may be in double quotes), blank lines and `#` comments ignored.
+absl::Status ApplyConfigFile(const std::string& path, Config& config) {
+  std::ifstream file(path);
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the config file '", path, "': ", std::strerror(errno)));
+  }
+  std::string line;
+  for (int number = 1; std::getline(file, line); ++number) {
+    absl::string_view text = line;
+    if (const size_t hash = text.find('#'); hash != absl::string_view::npos) {
+      text = text.substr(0, hash);
+    }
+    text = absl::StripAsciiWhitespace(text);
+    if (text.empty()) continue;
+    const std::string where = absl::StrCat("config file '", path, "' line ", number, ": ");
+    const size_t eq = text.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "expected name = value"));
+    }
+    const std::string name(absl::StripAsciiWhitespace(text.substr(0, eq)));
+    absl::string_view value = absl::StripAsciiWhitespace(text.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    const Setting* setting = FindSetting(name);
+    if (setting == nullptr || name == "config") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "unknown setting '", name, "' (see walfeed --help)"));
+    }
+    if (absl::Status applied = setting->apply(std::string(value), config); !applied.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, applied.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env) {
   Config config;
   config.log.path = "./walfeed-data";
+  // Precedence, lowest first: defaults, the config file, environment variables, flags.
+  if (const std::string path = ConfigFilePath(args, env); !path.empty()) {
+    if (absl::Status applied = ApplyConfigFile(path, config); !applied.ok()) return applied;
+  }
   for (const Setting& setting : Settings()) {
     if (std::optional<std::string> value = env(setting.env)) {
       if (absl::Status applied = setting.apply(*value, config); !applied.ok()) {
@@ -328,7 +389,9 @@ std::string ConfigHelp() {
   std::string out =
       "walfeed: PostgreSQL change data capture over gRPC.\n\n"
       "Usage: walfeed --pg \"host=... dbname=... user=...\" [flags]\n\n"
-      "Every flag can also be set by its environment variable; a flag wins over the variable.\n\n";
+      "Every flag can also be set by its environment variable or in the --config file. A flag\n"
+      "wins over the environment variable, which wins over the config file, which wins over the\n"
+      "default.\n\n";
   for (const Setting& setting : Settings()) {
     absl::StrAppend(&out, "  --", setting.flag, " (", setting.env, ", default ",
                     setting.default_text, ")\n      ", setting.help, "\n");

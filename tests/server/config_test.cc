@@ -1,0 +1,87 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <map>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/process.h"
+
+namespace walfeed {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup Env(std::map<std::string, std::string> values) {
+  return [values](const std::string& name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+class ConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::MakeTempDir("walfeed-config"); }
+  void TearDown() override { testing::RemoveTree(dir_); }
+  std::string Write(const std::string& text) {
+    const std::string path = dir_ + "/walfeed.conf";
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigFile, SettingsComeFromTheFileAndFlagsThenVariablesWin) {
+  const std::string path = Write(
+      "# walfeed settings\n"
+      "pg = \"host=db dbname=shop\"\n"
+      "listen = 127.0.0.1:6000   # trailing comment\n"
+      "slot = from_file\n"
+      "publication = from_file\n"
+      "\n"
+      "progress-interval = 2s\n");
+  absl::StatusOr<Config> config =
+      ParseConfig({"--config", path, "--slot", "from_flag"},
+                  Env({{"WALFEED_SLOT", "from_env"}, {"WALFEED_PUBLICATION", "from_env"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->source.conninfo, "host=db dbname=shop");
+  EXPECT_EQ(config->feed.listen_address, "127.0.0.1:6000");
+  EXPECT_EQ(config->feed.progress_interval, absl::Seconds(2));
+  EXPECT_EQ(config->source.slot, "from_flag") << "a flag wins over everything";
+  EXPECT_EQ(config->source.publication, "from_env") << "a variable wins over the file";
+
+  absl::StatusOr<Config> by_env = ParseConfig({}, Env({{"WALFEED_CONFIG", path}}));
+  ASSERT_TRUE(by_env.ok()) << by_env.status();
+  EXPECT_EQ(by_env->source.slot, "from_file");
+}
+
+TEST_F(ConfigFile, BadFilesAreRefusedWithTheLine) {
+  absl::StatusOr<Config> missing = ParseConfig({"--config", dir_ + "/nope.conf"}, Env({}));
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("cannot read the config file"));
+
+  absl::StatusOr<Config> unknown =
+      ParseConfig({"--config", Write("pg = x\nslto = typo\n")}, Env({}));
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("line 2: unknown setting 'slto'"));
+
+  absl::StatusOr<Config> bad_value =
+      ParseConfig({"--config", Write("pg = x\nprogress-interval = soon\n")}, Env({}));
+  EXPECT_THAT(std::string(bad_value.status().message()),
+              HasSubstr("line 2: --progress-interval='soon' is not a positive duration"));
+
+  absl::StatusOr<Config> no_equals = ParseConfig({"--config", Write("pg x\n")}, Env({}));
+  EXPECT_THAT(std::string(no_equals.status().message()),
+              HasSubstr("line 1: expected name = value"));
+}
+
+TEST(ConfigHelp, ListsEverySettingWithItsDefaultAndThePrecedence) {
+  const std::string help = ConfigHelp();
+  for (const char* flag :
+       {"--pg", "--listen", "--config", "--metrics-listen", "--compaction-lag"}) {
+    EXPECT_THAT(help, HasSubstr(flag));
+  }
+  EXPECT_THAT(help, HasSubstr("wins over the environment variable"));
+}
+
+}  // namespace
+}  // namespace walfeed
