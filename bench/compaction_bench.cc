@@ -17,6 +17,8 @@
 #include "absl/time/clock.h"
 #include "bench/synthetic_log.h"
 #include "server/log/change_log.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace {
 
@@ -33,6 +35,8 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // stdout carries the JSON result only: RocksDB's warnings (a write stall, say) go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("compaction_bench"));
   std::string dir;
   uint64_t updates = 1'000'000;
   uint64_t keys = 10'000;
