@@ -218,6 +218,15 @@ void Authorize(const Options& options, grpc::ClientContext* context) {
   if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
 }
 
+// One GetFeedInfo call, with the token and a ten-second deadline.
+grpc::Status GetFeedInfo(walfeed::v1::ChangeFeed::Stub& stub, const Options& options,
+                         walfeed::v1::FeedInfo* info) {
+  grpc::ClientContext context;
+  Authorize(options, &context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), info);
+}
+
 // Prints the feed through walfeed::Subscriber: reconnects with backoff after transport errors
 // (saying so on stderr) and resumes after the last change printed, saved in --cursor-file.
 int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
@@ -226,12 +235,10 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
   // Debezium's envelope names the database: ask the feed once.
   walfeed::DebeziumSource debezium;
   if (options.format == "debezium") {
-    grpc::ClientContext context;
-    Authorize(options, &context);
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     walfeed::v1::FeedInfo info;
-    grpc::Status status = stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), &info);
-    if (!status.ok()) return RpcFailed(status);
+    if (grpc::Status status = GetFeedInfo(stub, options, &info); !status.ok()) {
+      return RpcFailed(status);
+    }
     debezium.database = info.database();
   }
   std::unique_ptr<walfeed::FileCursorStore> store;
@@ -274,12 +281,10 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
 }
 
 int Info(walfeed::v1::ChangeFeed::Stub& stub, const Options& options) {
-  grpc::ClientContext context;
-  Authorize(options, &context);
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   walfeed::v1::FeedInfo info;
-  grpc::Status status = stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), &info);
-  if (!status.ok()) return RpcFailed(status);
+  if (grpc::Status status = GetFeedInfo(stub, options, &info); !status.ok()) {
+    return RpcFailed(status);
+  }
   std::cout << ToJson(info, true) << "\n";
   return 0;
 }
