@@ -17,7 +17,7 @@ struct FeedOptions {
   // A subscriber with nothing to receive gets a progress message this often.
   absl::Duration progress_interval = absl::Seconds(5);
   // Batches per stream message: at most this many changes (the request may ask for fewer) ...
-  size_t max_batch_changes = 1000;
+  size_t max_batch_changes = 4000;
   size_t default_batch_changes = 500;
   // ... and about this many bytes, well under gRPC's default 4 MiB receive limit.
   size_t max_batch_bytes = 1 << 20;

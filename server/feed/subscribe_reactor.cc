@@ -1,6 +1,7 @@
 #include "server/feed/subscribe_reactor.h"
 
 #include <limits>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/error_reason.h"
@@ -146,12 +147,33 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     reported_ = Predecessor(next_);  // an unfiltered batch ends with the change before next_
     return BatchResult::kWrite;
   }
-  // Local: a subscriber holds no records between reads (a thousand idle streams hold nothing).
-  std::vector<LogRecord> records;
+  // The changes go from RocksDB's buffers straight into the response being built (a subscriber
+  // holds no records between reads: a thousand idle streams hold nothing).
   const Position head = log_->Head();
   const Position start = next_;
-  absl::Status read =
-      log_->Read(next_, plan_.max_batch_changes, options_->max_batch_bytes, &records);
+  size_t visited = 0;
+  Position last_sent;
+  std::optional<Position> corrupt;
+  absl::Status read = log_->Visit(next_, plan_.max_batch_changes, options_->max_batch_bytes,
+                                  [&](const Position& position, absl::string_view change) {
+                                    ++visited;
+                                    if (plan_.stop_at && position > *plan_.stop_at) {
+                                      next_ = plan_.stop_at->Successor();
+                                      return false;
+                                    }
+                                    next_ = position.Successor();
+                                    ChangeSummary summary;
+                                    if (!SummarizeChange(change, &summary)) {
+                                      corrupt = position;
+                                      return false;
+                                    }
+                                    last_read_ends_transaction_ = summary.last_in_transaction;
+                                    if (plan_.Accepts(summary.op, summary.schema, summary.table)) {
+                                      builder_.AddChange(change);  // sent as stored
+                                      last_sent = position;
+                                    }
+                                    return true;
+                                  });
   if (!read.ok()) {
     spdlog::error("event=subscriber_read_failed error=\"{}\"", read.message());
     *failure = GrpcError(grpc::StatusCode::UNAVAILABLE,
@@ -160,34 +182,21 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
                          reason::kLogUnreadable);
     return BatchResult::kFailed;
   }
+  if (corrupt) {
+    spdlog::error("event=corrupt_change position={}", FormatCursor(*corrupt));
+    *failure =
+        GrpcError(grpc::StatusCode::DATA_LOSS,
+                  absl::StrCat("the change at ", FormatCursor(*corrupt), " cannot be decoded"),
+                  reason::kLogUnreadable, {{"position", FormatCursor(*corrupt)}});
+    return BatchResult::kFailed;
+  }
   // Checked after the read: compaction raises the purge point before it removes anything, so a
   // read that missed a purged change sees the raised point here.
   if (Purged(log_->PurgePoint(), failure)) return BatchResult::kFailed;
-  if (records.empty()) {
+  if (visited == 0) {
     // Nothing up to `head` is left to read (compaction may have removed the rest).
     if (!head.IsZero() && next_ <= head) next_ = head.Successor();
     return BatchResult::kCaughtUp;
-  }
-  Position last_sent;
-  for (const LogRecord& record : records) {
-    if (plan_.stop_at && record.position > *plan_.stop_at) {
-      next_ = plan_.stop_at->Successor();
-      break;
-    }
-    next_ = record.position.Successor();
-    ChangeSummary summary;
-    if (!SummarizeChange(record.change, &summary)) {
-      spdlog::error("event=corrupt_change position={}", FormatCursor(record.position));
-      *failure = GrpcError(
-          grpc::StatusCode::DATA_LOSS,
-          absl::StrCat("the change at ", FormatCursor(record.position), " cannot be decoded"),
-          reason::kLogUnreadable, {{"position", FormatCursor(record.position)}});
-      return BatchResult::kFailed;
-    }
-    last_read_ends_transaction_ = summary.last_in_transaction;
-    if (!plan_.Accepts(summary.op, summary.schema, summary.table)) continue;
-    builder_.AddChange(record.change);  // sent as stored
-    last_sent = record.position;
   }
   finish_after_write_ = ReachedStop();
   if (builder_.changes() > 0) {

@@ -22,6 +22,9 @@
 namespace walfeed {
 namespace {
 
+// Reads starting more than this many WAL bytes behind the head do not fill the block cache.
+constexpr uint64_t kCacheFillWindow = uint64_t{64} << 20;
+
 using log_internal::FromRocks;
 using log_internal::kChangesFamily;
 using log_internal::KeyOf;
@@ -182,6 +185,9 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   rocksdb::ColumnFamilyOptions changes_options;
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // Changes are read in order: 32 KiB blocks cost far less per change to fetch, decompress and
+  // cache than the 4 KiB default (a raw scan took 0.49 instead of 0.72 us a change).
+  table_options.block_size = 32 << 10;
   changes_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
@@ -436,12 +442,25 @@ uint64_t ChangeLog::ResumeLsn() const {
 
 absl::Status ChangeLog::Read(const Position& start, size_t max_records, size_t max_bytes,
                              std::vector<LogRecord>* out) const {
+  return Visit(start, max_records, max_bytes,
+               [out](const Position& position, absl::string_view change) {
+                 out->push_back(LogRecord{position, std::string(change)});
+                 return true;
+               });
+}
+
+absl::Status ChangeLog::Visit(const Position& start, size_t max_records, size_t max_bytes,
+                              const RecordVisitor& visit) const {
   const Position head = Head();
   if (head.IsZero() || start > head) return absl::OkStatus();
   const std::string upper = EncodePositionKey(head.Successor());
   const rocksdb::Slice upper_bound(upper);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper_bound;
+  // A reader far behind the head (catching up from the start, say) reads blocks no one reads
+  // again soon: keeping them out of the block cache spares its insert and evict work and the
+  // blocks the followers of the head share (bench/catchup.py).
+  read_options.fill_cache = head.lsn - std::min(head.lsn, start.lsn) < kCacheFillWindow;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->changes));
   size_t records = 0;
   size_t bytes = 0;
@@ -450,9 +469,9 @@ absl::Status ChangeLog::Read(const Position& start, size_t max_records, size_t m
     absl::StatusOr<Position> position = DecodePositionKey(KeyOf(*it));
     if (!position.ok()) return position.status();
     const rocksdb::Slice value = it->value();
-    out->push_back(LogRecord{*position, std::string(value.data(), value.size())});
     ++records;
     bytes += value.size();
+    if (!visit(*position, absl::string_view(value.data(), value.size()))) break;
   }
   return FromRocks(it->status(), "cannot read the change log");
 }

@@ -84,6 +84,11 @@ class ChangeLog : public TransactionSink {
   // record is read when there is one).
   absl::Status Read(const Position& start, size_t max_records, size_t max_bytes,
                     std::vector<LogRecord>* out) const;
+  // The same records handed to `visit` one at a time as views of RocksDB's buffers (valid only
+  // during the call), without copying them; `visit` returns false to stop early.
+  using RecordVisitor = std::function<bool(const Position& position, absl::string_view change)>;
+  absl::Status Visit(const Position& start, size_t max_records, size_t max_bytes,
+                     const RecordVisitor& visit) const;
 
   // Oldest stored position; zero when the log is empty.
   Position Oldest() const;
