@@ -70,6 +70,24 @@ def wait_for_health(server, timeout=60, proc=None):
     raise RuntimeError(f"walfeed at {server} never became healthy")
 
 
+def run_in_fresh_dir(binary, prefix, args):
+    """Runs a benchmark program with --dir set to a fresh temporary directory (removed after);
+    returns the JSON object it prints on stdout, or exits with its stderr when it fails."""
+    import shutil
+    import sys
+    import tempfile
+    root = tempfile.mkdtemp(prefix=prefix)
+    try:
+        done = subprocess.run([binary, "--dir", root, *[str(a) for a in args]],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(f"{os.path.basename(binary)} failed with exit code {done.returncode}")
+        return json.loads(done.stdout)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds a process (all its threads) has used so far."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()

@@ -17,14 +17,11 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import HERE, ROOT, run_in_fresh_dir  # noqa: E402
 
 FULL = 10_000_000
 QUICK = 200_000
@@ -33,16 +30,7 @@ TARGET_RATIO = 0.5
 
 
 def measure(binary, changes, row_bytes):
-    root = tempfile.mkdtemp(prefix="walfeed-catchup-")
-    try:
-        done = subprocess.run([binary, "--dir", root, "--changes", str(changes),
-                               "--row-bytes", str(row_bytes)], capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.stderr.write(done.stderr)
-            raise SystemExit(f"catchup_bench failed with exit code {done.returncode}")
-        return json.loads(done.stdout)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return run_in_fresh_dir(binary, "walfeed-catchup-", ["--changes", changes, "--row-bytes", row_bytes])
 
 
 def main():

@@ -36,10 +36,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_flags.h"
 #include "bench/synthetic_log.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
@@ -243,23 +243,9 @@ int main(int argc, char** argv) {
   std::string dir;
   uint64_t changes = 0;
   uint64_t row_bytes = 200;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    bool ok = true;
-    if (flag == "--dir") {
-      dir = value;
-    } else if (flag == "--changes") {
-      ok = absl::SimpleAtoi(value, &changes);
-    } else if (flag == "--row-bytes") {
-      ok = absl::SimpleAtoi(value, &row_bytes);
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      std::cerr << "catchup_bench: bad flag " << flag << " " << value << "\n";
-      return 2;
-    }
+  if (!walfeed::bench::ParseBenchFlags(argc, argv, "catchup_bench", {{"--dir", &dir}},
+                                       {{"--changes", &changes}, {"--row-bytes", &row_bytes}})) {
+    return 2;
   }
   if (dir.empty() || changes == 0 || argc % 2 == 0) {
     std::cerr << "usage: catchup_bench --dir DIR --changes N [--row-bytes B] (N > 0)\n";

@@ -14,27 +14,18 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import HERE, ROOT, run_in_fresh_dir  # noqa: E402
 
 FULL = [(1_000_000, 10_000), (1_000_000, 100_000)]
 QUICK = [(50_000, 1_000)]
 
 
 def measure(binary, updates, keys):
-    root = tempfile.mkdtemp(prefix="walfeed-compaction-")
-    try:
-        out = subprocess.run([binary, "--dir", root, "--updates", str(updates), "--keys", str(keys)],
-                             check=True, capture_output=True, text=True).stdout
-        return json.loads(out)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return run_in_fresh_dir(binary, "walfeed-compaction-", ["--updates", updates, "--keys", keys])
 
 
 def main():

@@ -12,9 +12,9 @@
 #include <iostream>
 #include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/bench_flags.h"
 #include "bench/synthetic_log.h"
 #include "server/log/change_log.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -41,25 +41,10 @@ int main(int argc, char** argv) {
   uint64_t updates = 1'000'000;
   uint64_t keys = 10'000;
   uint64_t row_bytes = 200;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    bool ok = true;
-    if (flag == "--dir") {
-      dir = value;
-    } else if (flag == "--updates") {
-      ok = absl::SimpleAtoi(value, &updates);
-    } else if (flag == "--keys") {
-      ok = absl::SimpleAtoi(value, &keys);
-    } else if (flag == "--row-bytes") {
-      ok = absl::SimpleAtoi(value, &row_bytes);
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      std::cerr << "compaction_bench: bad flag " << flag << " " << value << "\n";
-      return 2;
-    }
+  if (!walfeed::bench::ParseBenchFlags(
+          argc, argv, "compaction_bench", {{"--dir", &dir}},
+          {{"--updates", &updates}, {"--keys", &keys}, {"--row-bytes", &row_bytes}})) {
+    return 2;
   }
   if (dir.empty() || keys == 0 || updates < keys) {
     std::cerr << "usage: compaction_bench --dir DIR --updates N --keys K [--row-bytes B] "

@@ -3,14 +3,15 @@
 // gets every change. The client side of the latency and fan-out benchmarks (bench/live.py).
 //
 //   feed_followers --server HOST:PORT --subscribers N [--channels C] [--timeout 300s]
+//                  [--from-head]
 //
 // Every subscriber reads from from_lsn 0 (the benchmark starts walfeed on an empty table, so
-// that is every change of the run) with gRPC's callback API (one process, no thread per stream),
-// decoding from each change only its position and commit time (see ChangeStamp). With more than
-// one subscriber, only each message's first and last change are decoded (the rest are counted):
-// every change of a message is given the latency of its first, oldest change, an upper bound,
-// and order is checked message by message. This keeps 1,000 subscribers' decoding from taking
-// the core walfeed needs on a 2-core machine.
+// that is every change of the run; with --from-head, every change committed after it started) with
+// gRPC's callback API (one process, no thread per stream), decoding from each change only its
+// position and commit time (see ChangeStamp). With more than one subscriber, only each message's
+// first and last change are decoded (the rest are counted): every change of a message is given the
+// latency of its first, oldest change, an upper bound, and order is checked message by message.
+// This keeps 1,000 subscribers' decoding from taking the core walfeed needs on a 2-core machine.
 // Prints "ready" once every stream is open. Then reads one line "expect M" on stdin (the number
 // of changes the writer committed), waits until every subscriber has received M changes (or the
 // timeout passes), and prints one JSON object: latency percentiles over every change received
@@ -127,10 +128,14 @@ bool ReadChangeStamp(google::protobuf::io::CodedInputStream& in, ChangeStamp* st
 // checking order and counting.
 class Follower : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  Follower(grpc::GenericStub* stub, Totals* totals, bool every_change)
+  Follower(grpc::GenericStub* stub, Totals* totals, bool every_change, bool from_head)
       : totals_(totals), every_change_(every_change) {
     walfeed::v1::SubscribeRequest request;
-    request.set_from_lsn(0);
+    if (from_head) {
+      request.set_from_head(true);
+    } else {
+      request.set_from_lsn(0);
+    }
     const std::string bytes = request.SerializeAsString();
     grpc::Slice slice(bytes);
     request_ = grpc::ByteBuffer(&slice, 1);
@@ -244,9 +249,15 @@ class Follower : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuff
 };
 
 bool ParseFlags(int argc, char** argv, std::string* server, int* subscribers, int* channels,
-                absl::Duration* timeout) {
-  for (int i = 1; i + 1 < argc; i += 2) {
+                absl::Duration* timeout, bool* from_head) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--from-head") {
+      *from_head = true;
+      --i;  // takes no value
+      continue;
+    }
+    if (i + 1 >= argc) return false;
     const std::string value = argv[i + 1];
     bool ok = true;
     if (flag == "--server") {
@@ -275,9 +286,10 @@ int main(int argc, char** argv) {
   int subscribers = 1;
   int channels = 0;
   absl::Duration timeout = absl::Seconds(300);
-  if (!ParseFlags(argc, argv, &server, &subscribers, &channels, &timeout)) {
+  bool from_head = false;
+  if (!ParseFlags(argc, argv, &server, &subscribers, &channels, &timeout, &from_head)) {
     std::cerr << "usage: feed_followers --server HOST:PORT --subscribers N [--channels C] "
-                 "[--timeout 300s]\n";
+                 "[--timeout 300s] [--from-head]\n";
     return 2;
   }
   // Many subscribers: decode only the first and last change of each message (see the header).
@@ -294,7 +306,8 @@ int main(int argc, char** argv) {
   Totals totals;
   std::vector<std::unique_ptr<Follower>> followers;
   for (int i = 0; i < subscribers; ++i) {
-    followers.push_back(std::make_unique<Follower>(stubs[i % channels].get(), &totals, !sampled));
+    followers.push_back(
+        std::make_unique<Follower>(stubs[i % channels].get(), &totals, !sampled, from_head));
   }
   std::cout << "ready" << std::endl;
 
