@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "server/core/proto_time.h"
 
 namespace walfeed {
 namespace {
@@ -40,8 +41,7 @@ std::string FormatValueAsText(const v1::Column& column) {
     case v1::Column::kJson:
       return column.json();
     case v1::Column::kTimestamp: {
-      const absl::Time time = absl::FromUnixSeconds(column.timestamp().seconds()) +
-                              absl::Nanoseconds(column.timestamp().nanos());
+      const absl::Time time = FromProtoTimestamp(column.timestamp());
       return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone());
     }
     case v1::Column::kDate:

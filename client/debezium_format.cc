@@ -5,6 +5,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/core/proto_time.h"
 
 namespace walfeed {
 namespace {
@@ -42,10 +43,6 @@ std::string JsonString(absl::string_view text) {
   return out;
 }
 
-absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
-}
-
 std::string Value(const v1::Column& column) {
   switch (column.value_case()) {
     case v1::Column::kNull:
@@ -70,7 +67,7 @@ std::string Value(const v1::Column& column) {
     case v1::Column::kJson:
       return JsonString(column.json());
     case v1::Column::kTimestamp: {
-      const absl::Time time = ToTime(column.timestamp());
+      const absl::Time time = FromProtoTimestamp(column.timestamp());
       if (column.type() == "timestamp") {
         return absl::StrCat(absl::ToUnixMicros(time));  // io.debezium.time.MicroTimestamp
       }
@@ -134,7 +131,7 @@ std::string FormatChangeAsDebezium(const v1::Change& change, const DebeziumSourc
   std::string out = absl::StrCat(
       "{\"before\":", before, ",\"after\":", after, ",\"source\":{\"version\":\"walfeed\",",
       "\"connector\":\"postgresql\",\"name\":", JsonString(source.server_name),
-      ",\"ts_ms\":", absl::ToUnixMillis(ToTime(change.commit_time())),
+      ",\"ts_ms\":", absl::ToUnixMillis(FromProtoTimestamp(change.commit_time())),
       ",\"snapshot\":", change.op() == v1::Change::READ ? "\"true\"" : "\"false\"",
       ",\"db\":", JsonString(source.database), ",\"schema\":", JsonString(change.schema()),
       ",\"table\":", JsonString(change.table()), ",\"txId\":", change.xid(),

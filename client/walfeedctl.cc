@@ -34,6 +34,7 @@
 #include "client/subscriber.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/position.h"
+#include "server/core/proto_time.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
 namespace {
@@ -181,8 +182,7 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       google::protobuf::Duration* out = flag == "--compaction-lag"
                                             ? options->compact.mutable_compaction_lag()
                                             : options->compact.mutable_delete_retention();
-      out->set_seconds(absl::IDivDuration(duration, absl::Seconds(1), &duration));
-      out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
+      walfeed::ToProtoDuration(duration, out);
     } else {
       return absl::StrCat("unknown flag '", flag, "' for ", options->command);
     }

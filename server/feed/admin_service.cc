@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/error_reason.h"
+#include "server/core/proto_time.h"
 #include "server/feed/grpc_status.h"
 
 namespace walfeed {
@@ -20,7 +21,7 @@ absl::StatusOr<absl::Duration> DurationField(const char* name,
         absl::StrCat(name, " is ", value.seconds(), "s ", value.nanos(),
                      "ns; it must be a duration of zero or more (seconds >= 0, 0 <= nanos < 1e9)"));
   }
-  return absl::Seconds(value.seconds()) + absl::Nanoseconds(value.nanos());
+  return FromProtoDuration(value);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "server/core/event_counters.h"
+#include "server/core/proto_time.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
 #include "server/log/rocksdb_event_logger.h"
@@ -362,9 +363,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
     }
     head = Position{txn.commit_lsn, txn.changes.back().seq()};
     change_count += txn.changes.size();
-    const google::protobuf::Timestamp& committed = txn.changes.back().commit_time();
-    newest_commit =
-        absl::FromUnixSeconds(committed.seconds()) + absl::Nanoseconds(committed.nanos());
+    newest_commit = FromProtoTimestamp(txn.changes.back().commit_time());
   }
   if (index) {
     if (absl::Status s = impl_->PutIndexEntries(batch, {}, head); !s.ok()) return s;

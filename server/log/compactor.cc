@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "server/core/log_format.h"
+#include "server/core/proto_time.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -98,7 +99,7 @@ absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& 
         result->changes_examined(), result->superseded_removed(), result->tombstones_purged(),
         result->retention_removed(), result->live_keys(), result->log_bytes_before(),
         result->log_bytes_after(), result->purge_cursor().empty() ? "-" : result->purge_cursor(),
-        result->took().seconds() * 1000 + result->took().nanos() / 1000000);
+        absl::ToInt64Milliseconds(FromProtoDuration(result->took())));
   } else if (stop_requested_.load()) {
     result = absl::UnavailableError("walfeed is shutting down; the compaction pass was stopped");
   } else {

@@ -24,6 +24,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "rocksdb/options.h"
 #include "server/core/log_format.h"
+#include "server/core/proto_time.h"
 #include "server/log/change_log.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
@@ -44,15 +45,6 @@ constexpr size_t kRecordsPerBatch = 10000;
 // a stale cached entry can only make the pass keep more, and WriteRemovals re-checks the
 // entries it deletes under the append lock.
 constexpr size_t kLookupCacheEntries = 200000;
-absl::Time CommitTimeOf(const v1::Change& change) {
-  return absl::FromUnixSeconds(change.commit_time().seconds()) +
-         absl::Nanoseconds(change.commit_time().nanos());
-}
-
-void SetDuration(absl::Duration duration, google::protobuf::Duration* out) {
-  out->set_seconds(absl::IDivDuration(duration, absl::Seconds(1), &duration));
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
-}
 
 // One compaction pass over the log of `impl`.
 class Pass {
@@ -79,7 +71,7 @@ class Pass {
     if (!live.ok()) return live.status();
     result_.set_live_keys(*live);
     result_.set_log_bytes_after(impl_->DiskBytes());
-    SetDuration(absl::Now() - started, result_.mutable_took());
+    ToProtoDuration(absl::Now() - started, result_.mutable_took());
     const Position purge_point = impl_->ReadPurgePoint();
     if (!purge_point.IsZero()) result_.set_purge_cursor(FormatCursor(purge_point));
     rocksdb::WriteBatch batch;
@@ -147,7 +139,7 @@ class Pass {
   absl::StatusOr<Verdict> Judge(const Position& position, const v1::Change& change,
                                 std::vector<std::string>* own_entries) {
     const RowIdentity identity = IdentityOf(change);
-    const absl::Time committed = CommitTimeOf(change);
+    const absl::Time committed = FromProtoTimestamp(change.commit_time());
     if (!identity.table_key.empty()) {
       absl::StatusOr<Position> truncated = TruncatedAt(identity.table_key);
       if (!truncated.ok()) return truncated.status();
@@ -211,7 +203,7 @@ class Pass {
       if (!change.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
         continue;  // kept; IndexUpToHead logged it
       }
-      if (CommitTimeOf(change) > now_ - policy_.lag) {
+      if (FromProtoTimestamp(change.commit_time()) > now_ - policy_.lag) {
         result_.set_lag_cursor(FormatCursor(*position));
         window_reached = true;
         break;

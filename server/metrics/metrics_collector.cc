@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "server/core/event_counters.h"
+#include "server/core/proto_time.h"
 
 namespace walfeed {
 namespace {
@@ -36,10 +37,6 @@ MetricFamily One(std::string name, std::string help, MetricType type, double val
   MetricFamily family = Family(std::move(name), std::move(help), type);
   AddSample(family, value);
   return family;
-}
-
-double Seconds(const google::protobuf::Duration& duration) {
-  return static_cast<double>(duration.seconds()) + static_cast<double>(duration.nanos()) / 1e9;
 }
 
 }  // namespace
@@ -108,7 +105,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     gauge("walfeed_live_keys", "Rows the log holds a newest change for (at the last compaction).",
           static_cast<double>(last.live_keys()));
     gauge("walfeed_compaction_last_duration_seconds", "How long the last compaction pass took.",
-          Seconds(last.took()));
+          absl::ToDoubleSeconds(FromProtoDuration(last.took())));
     MetricFamily removed =
         Family("walfeed_compaction_last_removed_changes",
                "Changes the last compaction pass removed, by why.", MetricType::Gauge);
