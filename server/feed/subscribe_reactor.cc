@@ -132,14 +132,19 @@ bool SubscribeReactor::Purged(const Position& purge_point, grpc::Status* failure
   return false;
 }
 
+void SubscribeReactor::NoteDelivery(const Position& purge_before_read) {
+  // A subscriber from 0 holds state from this read on; purges it saw before are harmless.
+  if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
+  delivered_any_ = true;
+}
+
 SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure) {
   const Position purge_before_read = log_->PurgePoint();
   const bool shares = SharesBatches();
   SharedBatch shared;
   if (shares && shared_batches_->Find(next_, plan_.max_batch_changes, purge_before_read, &shared)) {
     if (Purged(purge_before_read, failure)) return BatchResult::kFailed;
-    if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
-    delivered_any_ = true;
+    NoteDelivery(purge_before_read);
     next_ = shared.next;
     last_read_ends_transaction_ = shared.ends_transaction;
     response_ = std::move(shared.response);
@@ -200,9 +205,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   }
   finish_after_write_ = ReachedStop();
   if (builder_.changes() > 0) {
-    // A subscriber from 0 holds state from this read on; purges it saw before are harmless.
-    if (!plan_.holds_state && !delivered_any_) purge_baseline_ = purge_before_read;
-    delivered_any_ = true;
+    NoteDelivery(purge_before_read);
     response_changes_ = builder_.changes();
     response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
     reported_ = last_sent;

@@ -49,6 +49,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // Reads the next batch from next_ and filters it into response_ (or takes it from the shared
   // batches). Never finishes the call.
   BatchResult FillBatch(grpc::Status* failure);
+  // A batch read with the purge point at `purge_before_read` is about to be sent.
+  void NoteDelivery(const Position& purge_before_read);
   // Fails the subscriber when compaction purged what it has not read yet (see FillBatch).
   bool Purged(const Position& purge_point, grpc::Status* failure) const;
   // Every change goes to this subscriber, and it follows the log without end: the batches it
