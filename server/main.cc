@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
+#include "server/core/table_name.h"
 #include "server/config.h"
 #include "server/core/log_format.h"
 #include "server/feed/feed_server.h"
@@ -26,7 +27,8 @@
 namespace {
 
 int Fail(absl::string_view what, const absl::Status& status) {
-  spdlog::error("event=startup_failed step={} error=\"{}\"", what, status.message());
+  spdlog::error("event=startup_failed step={} error=\"{}\"", what,
+                walfeed::EscapeForLog(status.message()));
   std::cerr << "walfeed: " << what << ": " << status.message() << "\n";
   return 1;
 }

@@ -1,5 +1,6 @@
 #include "server/core/position.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "absl/status/status.h"
@@ -88,6 +89,21 @@ absl::StatusOr<uint64_t> ParseLsn(absl::string_view text) {
                      "to 8 digits each, e.g. '0/16B3748'"));
   }
   return (static_cast<uint64_t>(high) << 32) | low;
+}
+
+absl::StatusOr<Position> FirstSyntheticPosition(const Position& head, uint64_t resume_lsn) {
+  if (head.IsZero()) return Position{std::max<uint64_t>(resume_lsn, 2) - 1, 0};
+  if (head.lsn >= resume_lsn) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the log's head ", FormatCursor(head), " is not below its resume LSN ",
+                     FormatLsn(resume_lsn), ": no position is free for synthetic changes"));
+  }
+  if (head.lsn + 1 < resume_lsn) return Position{head.lsn + 1, 0};
+  if (head.seq == std::numeric_limits<uint32_t>::max()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the log's head ", FormatCursor(head), " leaves no free position for synthetic changes"));
+  }
+  return Position{head.lsn, head.seq + 1};
 }
 
 std::string FormatCursor(const Position& position) {

@@ -121,12 +121,14 @@ bool SubscribeReactor::SharesBatches() const {
   return plan_.tables.empty() && plan_.op_mask == 0 && !plan_.stop_at;
 }
 
-bool SubscribeReactor::Purged(const Position& purge_point, grpc::Status* failure) const {
+bool SubscribeReactor::Purged(const Position& read_from, const Position& purge_point,
+                              grpc::Status* failure) const {
   // A subscriber holding state fails once compaction purged, since its state began, something
-  // it has not read yet.
+  // it has not read yet: anything from where this read started on. (Not from where the read
+  // ended: a batch that spans the purge point has already skipped what was purged in it.)
   if ((plan_.holds_state || delivered_any_) && purge_point > purge_baseline_ &&
-      next_ <= purge_point) {
-    *failure = ToGrpcStatus(PurgedError(next_, purge_point));
+      read_from <= purge_point) {
+    *failure = ToGrpcStatus(PurgedError(read_from, purge_point));
     return true;
   }
   return false;
@@ -143,7 +145,9 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   const bool shares = SharesBatches();
   SharedBatch shared;
   if (shares && shared_batches_->Find(next_, plan_.max_batch_changes, purge_before_read, &shared)) {
-    if (Purged(purge_before_read, failure)) return BatchResult::kFailed;
+    // The batch was read under `purge_before_read`, but a pass may have run since this
+    // subscriber looked: judge it by the point as it is now.
+    if (Purged(next_, log_->PurgePoint(), failure)) return BatchResult::kFailed;
     NoteDelivery(purge_before_read);
     next_ = shared.next;
     last_read_ends_transaction_ = shared.ends_transaction;
@@ -197,7 +201,8 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   }
   // Checked after the read: compaction raises the purge point before it removes anything, so a
   // read that missed a purged change sees the raised point here.
-  if (Purged(log_->PurgePoint(), failure)) return BatchResult::kFailed;
+  const Position purge_after_read = log_->PurgePoint();
+  if (Purged(start, purge_after_read, failure)) return BatchResult::kFailed;
   if (visited == 0) {
     // Nothing up to `head` is left to read (compaction may have removed the rest).
     if (!head.IsZero() && next_ <= head) next_ = head.Successor();
@@ -209,7 +214,8 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     response_changes_ = builder_.changes();
     response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
     reported_ = last_sent;
-    if (shares) {
+    // Shared only when no pass ran during the read: its key must say what the batch missed.
+    if (shares && purge_after_read == purge_before_read) {
       shared_batches_->Add(SharedBatch{start, plan_.max_batch_changes, purge_before_read, next_,
                                        last_read_ends_transaction_, response_changes_, response_});
     }

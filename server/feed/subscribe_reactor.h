@@ -51,8 +51,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   BatchResult FillBatch(grpc::Status* failure);
   // A batch read with the purge point at `purge_before_read` is about to be sent.
   void NoteDelivery(const Position& purge_before_read);
-  // Fails the subscriber when compaction purged what it has not read yet (see FillBatch).
-  bool Purged(const Position& purge_point, grpc::Status* failure) const;
+  // Fails the subscriber when compaction purged, at `purge_point`, what it had not read yet when
+  // its read started at `read_from` (see FillBatch).
+  bool Purged(const Position& read_from, const Position& purge_point, grpc::Status* failure) const;
   // Every change goes to this subscriber, and it follows the log without end: the batches it
   // reads are the same for every such subscriber at the same position.
   bool SharesBatches() const;

@@ -1,11 +1,13 @@
 #include "server/feed/subscription_plan.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/error_reason.h"
+#include "server/core/table_name.h"
 
 namespace walfeed {
 namespace {
@@ -32,11 +34,11 @@ bool SubscriptionPlan::Accepts(const v1::Change& change) const {
 bool SubscriptionPlan::Accepts(int op, absl::string_view schema, absl::string_view table) const {
   if (op_mask != 0 && (op < 0 || op >= 32 || (op_mask & (1u << op)) == 0)) return false;
   if (tables.empty()) return true;
-  thread_local std::string qualified;
-  qualified.assign(schema.data(), schema.size());
-  qualified.push_back('.');
-  qualified.append(table.data(), table.size());
-  return tables.contains(qualified);
+  thread_local std::string key;
+  key.assign(schema.data(), schema.size());
+  key.push_back('\0');
+  key.append(table.data(), table.size());
+  return tables.contains(key);
 }
 
 absl::Status PurgedError(const Position& next, const Position& purge_point) {
@@ -68,6 +70,14 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
     }
     absl::StatusOr<Position> cursor = ParseCursor(request.cursor());
     if (!cursor.ok()) return WithReason(cursor.status(), reason::kCursorMalformed);
+    if (*cursor == Position{std::numeric_limits<uint64_t>::max(),
+                            std::numeric_limits<uint32_t>::max()}) {
+      return WithReason(absl::OutOfRangeError(absl::StrCat(
+                            "cursor '", request.cursor(),
+                            "' is the last position there can be: no change comes after it. "
+                            "Resume with a cursor this feed sent, or use from_head")),
+                        reason::kStartBeyondWal);
+    }
     plan.start = cursor->Successor();
   } else if (request.from_head()) {
     plan.start = bounds.head.Successor();
@@ -104,8 +114,9 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
                             "' must be 'schema.table', 1 to ", kMaxNameBytes, " bytes")),
                         reason::kFilterInvalid);
     }
-    const std::string qualified =
-        name.find('.') == std::string::npos ? absl::StrCat("public.", name) : name;
+    absl::StatusOr<TableName> parsed = ParseTableName("table filter entry", name);
+    if (!parsed.ok()) return WithReason(parsed.status(), reason::kFilterInvalid);
+    const std::string qualified = FormatTableName(*parsed);
     if (!std::binary_search(known_tables.begin(), known_tables.end(), qualified)) {
       return WithReason(
           absl::NotFoundError(absl::StrCat(
@@ -113,7 +124,7 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
               ListSome(known_tables))),
           reason::kTableNotFound);
     }
-    plan.tables.insert(qualified);
+    plan.tables.insert(TableKey(parsed->schema, parsed->table));
   }
 
   for (int op : request.ops()) {

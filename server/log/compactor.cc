@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "server/core/log_format.h"
 #include "server/core/proto_time.h"
+#include "server/core/table_name.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -80,7 +81,7 @@ void Compactor::Loop() {
       // After a snapshot or a transaction staged in parts: index what they added.
       if (absl::Status indexed = log_->CatchUpIndex(&stop_requested_);
           !indexed.ok() && !stop_requested_.load()) {
-        spdlog::error("event=index_catch_up_failed error=\"{}\"", indexed.message());
+        spdlog::error("event=index_catch_up_failed error=\"{}\"", EscapeForLog(indexed.message()));
       }
     }
     absl::MutexLock lock(&mu_);
@@ -103,7 +104,7 @@ absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& 
   } else if (stop_requested_.load()) {
     result = absl::UnavailableError("walfeed is shutting down; the compaction pass was stopped");
   } else {
-    spdlog::error("event=compaction_failed error=\"{}\"", result.status().message());
+    spdlog::error("event=compaction_failed error=\"{}\"", EscapeForLog(result.status().message()));
   }
   return result;
 }

@@ -7,6 +7,7 @@
 
 #include "server/core/log_format.h"
 #include "server/core/position.h"
+#include "server/core/table_name.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -117,7 +118,7 @@ void DurableAppender::Run() {
         spdlog::error(
             "event=append_failed items={} error=\"{}\" action=\"not confirming to PostgreSQL; the "
             "source reconnects and PostgreSQL sends them again\"",
-            group.size(), written.message());
+            group.size(), EscapeForLog(written.message()));
         error_ = written;
         queue_.clear();
         queued_bytes_ = 0;

@@ -24,17 +24,18 @@ constexpr int kRowsPerFetch = 2000;
 
 SnapshotCopier::SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
                                const TableFilter* filter, std::string publication,
-                               uint64_t snapshot_lsn, const absl::Notification* stop,
+                               Position first, const absl::Notification* stop,
                                std::function<void(const SnapshotProgress&)> on_progress)
     : conn_(conn),
       sink_(sink),
       types_(types),
       filter_(filter),
       publication_(std::move(publication)),
-      snapshot_lsn_(snapshot_lsn),
+      first_(first),
       stop_(stop),
       on_progress_(std::move(on_progress)),
-      lsn_text_(FormatLsn(snapshot_lsn)) {
+      lsn_text_(FormatLsn(first.lsn)),
+      next_seq_(first.seq) {
   SetPgTimestamp(PgNowMicros(), &read_time_);
 }
 
@@ -48,8 +49,8 @@ absl::StatusOr<Position> SnapshotCopier::CopyTables(
     on_progress_(progress_);
   }
   if (absl::Status staged = StagePending(/*final=*/true); !staged.ok()) return staged;
-  if (next_seq_ == 0) return Position{};
-  return Position{snapshot_lsn_, next_seq_ - 1};
+  if (next_seq_ == first_.seq) return Position{};
+  return Position{first_.lsn, next_seq_ - 1};
 }
 
 absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::string& schema,
@@ -138,7 +139,7 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
         return absl::ResourceExhaustedError("the snapshot has more than 4,294,967,295 rows");
       }
       v1::Change& change = pending_.emplace_back();
-      change.set_lsn(snapshot_lsn_);
+      change.set_lsn(first_.lsn);
       change.set_seq(next_seq_);
       change.set_cursor(absl::StrCat(lsn_text_, ":", next_seq_));
       change.set_lsn_text(lsn_text_);

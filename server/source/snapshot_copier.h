@@ -3,8 +3,9 @@
 // changes.
 //
 // Rows are fetched through a cursor a few thousand at a time and staged as they come, so memory
-// stays constant whatever the table size. They take positions (lsn, 0), (lsn, 1), ... where
-// `lsn` sorts before every change streamed after the snapshot; the last row is marked
+// stays constant whatever the table size. They take positions `first`, (first.lsn,
+// first.seq + 1), ..., where `first` sorts before every change streamed after the snapshot (see
+// FirstSyntheticPosition for rows read mid-stream); the last row is marked
 // last_in_transaction. Staged rows stay invisible until the caller commits them, so an
 // interrupted copy never looks complete. Columns are the ones pgoutput sends (no dropped or
 // generated columns, none the filter excludes, only the publication's column list) and rows
@@ -41,7 +42,7 @@ class SnapshotCopier {
  public:
   // `conn` is in the transaction that imported the snapshot. Everything must outlive the copier.
   SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                 const TableFilter* filter, std::string publication, uint64_t snapshot_lsn,
+                 const TableFilter* filter, std::string publication, Position first,
                  const absl::Notification* stop,
                  std::function<void(const SnapshotProgress&)> on_progress);
 
@@ -71,7 +72,7 @@ class SnapshotCopier {
   const TypeCatalog* const types_;
   const TableFilter* const filter_;
   const std::string publication_;
-  const uint64_t snapshot_lsn_;
+  const Position first_;
   const absl::Notification* const stop_;
   const std::function<void(const SnapshotProgress&)> on_progress_;
   const std::string lsn_text_;
@@ -79,7 +80,7 @@ class SnapshotCopier {
 
   SnapshotProgress progress_;
   std::vector<v1::Change> pending_;
-  uint32_t next_seq_ = 0;
+  uint32_t next_seq_;
 };
 
 }  // namespace walfeed

@@ -5,8 +5,6 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "server/core/event_counters.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
@@ -27,8 +25,8 @@ constexpr char kSnapshotStateKey[] = "snapshot/state";
 // The consistent point of the slot the running snapshot created: proof that a slot found later
 // is that one (its confirmed_flush_lsn stays there until streaming starts).
 constexpr char kSnapshotSlotKey[] = "snapshot/slot_consistent_point";
-// The captured tables whose existing rows are in the log (or need not be: --snapshot=never), one
-// "schema.table" per line; a published table missing here is new and gets its rows read.
+// The captured tables whose existing rows are in the log (or need not be: --snapshot=never), in
+// CapturedTables' stored form; a published table missing here is new and gets its rows read.
 constexpr char kCapturedTablesKey[] = "snapshot/captured_tables";
 
 }  // namespace
@@ -151,12 +149,14 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
       PublishedRelations(c, options_.publication);
   if (!relations.ok()) return relations.status();
-  std::vector<std::string> tables;
+  std::vector<TableName> tables;
   for (const auto& [schema, table] : *relations) {
-    if (filter_.IncludesTable(schema, table)) tables.push_back(absl::StrCat(schema, ".", table));
+    if (filter_.IncludesTable(schema, table)) tables.push_back(TableName{schema, table});
   }
-  std::sort(tables.begin(), tables.end());
   if (absl::Status s = NoteCapturedTables(tables); !s.ok()) return s;
+  std::vector<std::string> table_names;
+  for (const TableName& name : tables) table_names.push_back(FormatTableName(name));
+  std::sort(table_names.begin(), table_names.end());
   if (tables.empty() && !relations->empty()) {
     spdlog::warn(
         "event=no_table_captured published={} reason=\"--tables/--exclude-tables leave "
@@ -167,7 +167,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     absl::MutexLock lock(&mu_);
     status_.database = identity->database;
     status_.system_identifier = identity->system_identifier;
-    status_.tables = std::move(tables);
+    status_.tables = std::move(table_names);
   }
   RaiseServerWalEnd(identity->wal_flush_lsn);
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
@@ -229,7 +229,7 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
     if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
   }
   SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication,
-                        exported->consistent_point - 1, &stop_,
+                        Position{exported->consistent_point - 1, 0}, &stop_,
                         [this](const SnapshotProgress& progress) {
                           absl::MutexLock lock(&mu_);
                           status_.snapshot_tables_total = progress.tables_total;
@@ -243,8 +243,7 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
   if (absl::Status s = sink_->CommitStaged(*last, exported->consistent_point); !s.ok()) return s;
   if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, "done"); !s.ok()) return s;
-  for (const auto& [schema, table] : captured)
-    captured_tables_.insert(absl::StrCat(schema, ".", table));
+  for (const auto& [schema, table] : captured) captured_tables_.insert(TableName{schema, table});
   if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
   uint64_t rows;
   {
@@ -271,36 +270,33 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::OpenSnapshotReader(
   return reader;
 }
 
-absl::Status Source::NoteCapturedTables(const std::vector<std::string>& tables) {
+absl::Status Source::NoteCapturedTables(const std::vector<TableName>& tables) {
   added_tables_.clear();
-  captured_tables_.clear();
-  const std::string stored = sink_->Metadata(kCapturedTablesKey);
-  for (absl::string_view name : absl::StrSplit(stored, '\n', absl::SkipEmpty())) {
-    captured_tables_.insert(std::string(name));
-  }
+  absl::StatusOr<CapturedTables> stored =
+      CapturedTables::Parse(sink_->Metadata(kCapturedTablesKey), tables);
+  if (!stored.ok()) return stored.status();
+  captured_tables_ = std::move(*stored);
   // The initial snapshot reads them all (and records them); a log from before this record
-  // existed, or one that never wanted a snapshot, takes the tables as they are now.
+  // existed, or one that never wanted a snapshot, takes the tables as they are now. An empty
+  // record is a record: tables published later are new.
   if (snapshot_pending_) return absl::OkStatus();
-  const bool first_record = stored.empty();
+  const bool first_record = captured_tables_.never_recorded();
   bool changed = first_record;
-  for (const std::string& name : tables) {
+  for (const TableName& name : tables) {
     if (captured_tables_.contains(name)) continue;
     if (first_record || options_.snapshot == SnapshotMode::kNever) {
       captured_tables_.insert(name);
       changed = true;
       continue;
     }
-    const size_t dot = name.find('.');
-    added_tables_.emplace_back(name.substr(0, dot), name.substr(dot + 1));
+    added_tables_.emplace_back(name.schema, name.table);
   }
   // Written only when it changed: a reconnect writes nothing (say, to a full disk).
   return changed ? StoreCapturedTables() : absl::OkStatus();
 }
 
 absl::Status Source::StoreCapturedTables() {
-  std::vector<std::string> names(captured_tables_.begin(), captured_tables_.end());
-  std::sort(names.begin(), names.end());
-  return sink_->SetMetadata(kCapturedTablesKey, absl::StrJoin(names, "\n"));
+  return sink_->SetMetadata(kCapturedTablesKey, captured_tables_.Encode());
 }
 
 absl::Status Source::SnapshotAddedTables() {
@@ -323,25 +319,24 @@ absl::Status Source::SnapshotAddedTables() {
       OpenSnapshotReader(exported->snapshot_name, &types);
   if (!reader.ok()) return reader.status();
   if (absl::Status s = sink_->DiscardStaged(); !s.ok()) return s;
-  const Position head = sink_->Head();
-  const uint64_t lsn = head.IsZero() ? std::max<uint64_t>(sink_->ResumeLsn(), 2) - 1 : head.lsn + 1;
+  // Synthetic rows: placed by the one rule that keeps them clear of every later commit.
+  absl::StatusOr<Position> first = FirstSyntheticPosition(sink_->Head(), sink_->ResumeLsn());
+  if (!first.ok()) return first.status();
   SetState("snapshotting");
   spdlog::info("event=added_tables_snapshot_started tables={} snapshot_lsn={} placed_at={}",
-               added_tables_.size(), FormatLsn(exported->consistent_point), FormatLsn(lsn));
-  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication, lsn, &stop_,
-                        [](const SnapshotProgress&) {});
+               added_tables_.size(), FormatLsn(exported->consistent_point), FormatCursor(*first));
+  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication, *first,
+                        &stop_, [](const SnapshotProgress&) {});
   absl::StatusOr<Position> last = copier.CopyTables(added_tables_);
   if (!last.ok()) return last.status();
   if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
   if (!last->IsZero()) {
     if (absl::Status s = sink_->CommitStaged(*last, sink_->ResumeLsn()); !s.ok()) return s;
   }
-  for (const auto& [schema, table] : added_tables_) {
-    captured_tables_.insert(absl::StrCat(schema, ".", table));
-  }
+  for (const auto& [schema, table] : added_tables_) captured_tables_.insert(TableName{schema, table});
   if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
   spdlog::info("event=added_tables_snapshot_done tables={} rows={} seconds={:.2f}",
-               added_tables_.size(), last->IsZero() ? 0 : last->seq + 1,
+               added_tables_.size(), last->IsZero() ? 0 : last->seq - first->seq + 1,
                absl::ToDoubleSeconds(absl::Now() - started));
   return absl::OkStatus();
 }
@@ -378,7 +373,7 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
       } else {
         CountEvent("source_reconnect_failed");
         spdlog::warn("event=source_reconnect_failed error=\"{}\" retry_in={}",
-                     fresh.status().message(), absl::FormatDuration(backoff));
+                     EscapeForLog(fresh.status().message()), absl::FormatDuration(backoff));
       }
     }
     if (conn != nullptr) {
@@ -399,12 +394,12 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
         // Not a failure: reconnect at once; ConnectAndPrepare() finds the table and the next
         // round reads its rows before streaming on.
         table_added_ = false;
-        spdlog::info("event=published_table_added reason=\"{}\"", ended.message());
+        spdlog::info("event=published_table_added reason=\"{}\"", EscapeForLog(ended.message()));
         continue;
       }
       if (absl::Now() - session_start > absl::Minutes(1)) backoff = options_.reconnect_min;
       CountEvent("source_disconnected");
-      spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}", ended.message(),
+      spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}", EscapeForLog(ended.message()),
                    absl::FormatDuration(backoff));
     }
     SetState("reconnecting");
@@ -544,7 +539,7 @@ absl::Status Source::SpillOpenTransaction(TransactionBuilder& builder, Session& 
 void Source::NotePublishedTable(const pgoutput::Relation& relation) {
   const std::string schema = relation.schema.empty() ? "pg_catalog" : relation.schema;
   if (!filter_.IncludesTable(schema, relation.name)) return;
-  const std::string name = absl::StrCat(schema, ".", relation.name);
+  const std::string name = FormatTableName(schema, relation.name);
   absl::MutexLock lock(&mu_);
   auto it = std::lower_bound(status_.tables.begin(), status_.tables.end(), name);
   if (it == status_.tables.end() || *it != name) status_.tables.insert(it, name);
@@ -564,7 +559,7 @@ absl::Status Source::CheckCaptured(const pgoutput::Message& message,
     if (relation == nullptr) continue;  // the builder reports it
     const std::string schema = relation->schema.empty() ? "pg_catalog" : relation->schema;
     if (!filter_.IncludesTable(schema, relation->name)) continue;
-    const std::string name = absl::StrCat(schema, ".", relation->name);
+    const TableName name{schema, relation->name};
     if (captured_tables_.contains(name)) continue;
     // Seen once already, and the publication does not list it: stream it rather than loop.
     if (options_.snapshot == SnapshotMode::kNever || !unlisted_tables_.insert(name).second) {
@@ -575,7 +570,8 @@ absl::Status Source::CheckCaptured(const pgoutput::Message& message,
     // A table added to the publication while streaming: its existing rows are read (at the
     // next connection, before streaming resumes from the confirmed point) before its changes.
     table_added_ = true;
-    return absl::AbortedError(absl::StrCat("table ", name, " was added to the publication"));
+    return absl::AbortedError(
+        absl::StrCat("table ", FormatTableName(name), " was added to the publication"));
   }
   return absl::OkStatus();
 }

@@ -29,6 +29,8 @@
 #include "absl/synchronization/notification.h"
 #include "server/core/source_status.h"
 #include "server/core/transaction_sink.h"
+#include "server/core/table_name.h"
+#include "server/source/captured_tables.h"
 #include "server/source/pgoutput_messages.h"
 #include "server/source/source_options.h"
 #include "server/source/table_filter.h"
@@ -88,7 +90,7 @@ class Source {
                                                                    TypeCatalog* types);
   // Loads the captured-table record and sets added_tables_ to the included tables missing from
   // it (when --snapshot=initial).
-  absl::Status NoteCapturedTables(const std::vector<std::string>& tables);
+  absl::Status NoteCapturedTables(const std::vector<TableName>& tables);
   absl::Status StoreCapturedTables();
   // Reads the existing rows of added_tables_ into the log, right after its head.
   absl::Status SnapshotAddedTables();
@@ -110,11 +112,11 @@ class Source {
   // Set by ConnectAndPrepare(), which runs before the streaming thread or on it.
   bool snapshot_pending_ = false;
   // Touched only by the thread that runs the source (ConnectAndPrepare and the stream).
-  absl::flat_hash_set<std::string> captured_tables_;
+  CapturedTables captured_tables_;
   std::vector<std::pair<std::string, std::string>> added_tables_;
   bool table_added_ = false;
   // Tables that ended a session as "added" once; a second time they are streamed as they are.
-  absl::flat_hash_set<std::string> unlisted_tables_;
+  absl::flat_hash_set<TableName> unlisted_tables_;
 
   mutable absl::Mutex mu_;
   SourceStatus status_ ABSL_GUARDED_BY(mu_);

@@ -1,11 +1,14 @@
 // TableFilter: which tables and columns reach the log, decided at the source so that excluded
 // data is never stored.
 //
-// Tables are named "schema.table" (a bare name means "public.name") and may use the glob
-// wildcards * and ?. A table is captured when it matches an include pattern (or there are
-// none) and no exclude pattern. Excluded columns are named "schema.table.column" (or
-// "table.column" for public) and are dropped from every change of that table: row images,
-// key and the snapshot's SELECT alike. Immutable after Create(); thread-compatible.
+// Tables are named "schema.table" (a bare name means "public.name") in PostgreSQL's notation (see
+// table_name.h: a part in double quotes may hold dots and is taken literally), and unquoted parts
+// may use the glob wildcards * and ?. Schema and table are matched each on its own, so a dot in a
+// name never shifts where the schema ends. A table is captured when it matches an include pattern
+// (or there are none) and no exclude pattern. Excluded columns are named "schema.table.column" (or
+// "table.column" for public), quoted the same way, and are dropped from every change of that
+// table: row images, key and the snapshot's SELECT alike. Immutable after Create();
+// thread-compatible.
 #ifndef WALFEED_SERVER_SOURCE_TABLE_FILTER_H_
 #define WALFEED_SERVER_SOURCE_TABLE_FILTER_H_
 
@@ -15,6 +18,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/core/table_name.h"
 
 namespace walfeed {
 
@@ -40,9 +44,16 @@ class TableFilter {
                                              absl::string_view table) const;
 
  private:
-  std::vector<std::string> include_;
-  std::vector<std::string> exclude_;
-  absl::flat_hash_set<std::string> excluded_columns_;  // "schema.table.column"
+  struct TablePattern {
+    NamePart schema;
+    NamePart table;
+    bool Matches(absl::string_view schema_name, absl::string_view table_name) const;
+  };
+  std::vector<TablePattern> include_;
+  std::vector<TablePattern> exclude_;
+  // TableKey(schema, table) + '\0' + column: unambiguous, as no identifier holds NUL.
+  absl::flat_hash_set<std::string> excluded_columns_;
+  std::vector<std::vector<std::string>> excluded_column_list_;  // (schema, table, column)
 };
 
 // Glob match of `text` against `pattern` with * (any run) and ? (any one byte).

@@ -64,5 +64,45 @@ TEST(Position, SuccessorIsTheNextPositionEvenAtTheEndOfASequence) {
   EXPECT_EQ((Position{7, std::numeric_limits<uint32_t>::max()}.Successor()), (Position{8, 0}));
 }
 
+// The commit after a non-transactional message can start at the message's end, one past the
+// message's position: synthetic rows must not take that LSN (it halted ingest for good).
+TEST(SyntheticPosition, AfterAMessageAtResumeMinusOneContinuesTheHeadsSequence) {
+  const uint64_t resume = 0x1528780;
+  absl::StatusOr<Position> first = FirstSyntheticPosition(Position{resume - 1, 0}, resume);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, (Position{resume - 1, 1}));
+  EXPECT_LT(*first, (Position{resume, 0}));
+}
+
+TEST(SyntheticPosition, AfterACommitTakesTheNextLsnBelowTheResumePoint) {
+  absl::StatusOr<Position> first = FirstSyntheticPosition(Position{0x1000, 7}, 0x1030);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, (Position{0x1001, 0}));
+}
+
+TEST(SyntheticPosition, EveryAnswerLiesStrictlyBetweenTheHeadAndTheResumePoint) {
+  for (uint64_t resume : {uint64_t{2}, uint64_t{3}, uint64_t{0x100}, uint64_t{1} << 40}) {
+    for (uint64_t gap : {uint64_t{1}, uint64_t{2}, uint64_t{24}}) {
+      if (gap > resume - 1) continue;
+      for (uint32_t seq : {0u, 5u}) {
+        const Position head{resume - gap, seq};
+        absl::StatusOr<Position> first = FirstSyntheticPosition(head, resume);
+        ASSERT_TRUE(first.ok()) << first.status();
+        EXPECT_GT(*first, head);
+        EXPECT_LT(*first, (Position{resume, 0}));
+      }
+    }
+  }
+  absl::StatusOr<Position> empty = FirstSyntheticPosition(Position{}, 0x500);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, (Position{0x4FF, 0}));
+}
+
+TEST(SyntheticPosition, RefusesWhenNoPositionIsFree) {
+  EXPECT_FALSE(FirstSyntheticPosition(Position{0x10, 0}, 0x10).ok());
+  EXPECT_FALSE(
+      FirstSyntheticPosition(Position{0x10, std::numeric_limits<uint32_t>::max()}, 0x11).ok());
+}
+
 }  // namespace
 }  // namespace walfeed

@@ -471,6 +471,67 @@ TEST_F(ChangeFeedServiceTest, StreamBehindAPurgeEndsWithOutOfRangeInsteadOfMissi
   EXPECT_FALSE(saw_deleted_row);
 }
 
+// The batch after a stall reads across the purge point: every change before the purged delete
+// was superseded and removed, so the read lands past it at once. The consumer received updates
+// of the row, so without the delete its state is wrong; it must be told (OUT_OF_RANGE). Checked
+// for a filtered stream and for an unfiltered one (which reads through the shared batches).
+TEST_F(ChangeFeedServiceTest, BatchReadingAcrossThePurgePointStillEndsWithOutOfRange) {
+  StartServer();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  auto stalled_stub = v1::ChangeFeed::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials(), args));
+  int64_t row = 5;
+  for (const bool filtered : {true, false}) {
+    SCOPED_TRACE(filtered ? "filtered" : "unfiltered (shared batches)");
+    // The consumer resumes from the head: it holds state.
+    const std::string resume_cursor = FormatCursor(log_->Head());
+    // 20,000 updates of one row: more than the flow-control window lets through unread.
+    Transaction updates = MakeTransaction(next_lsn_, 20000, "t", v1::Change::UPDATE);
+    for (v1::Change& change : updates.changes) {
+      change.mutable_key(0)->set_int_(row);
+      change.mutable_after(0)->set_int_(row);
+    }
+    ASSERT_TRUE(log_->Append({updates}, next_lsn_ + 50).ok());
+    next_lsn_ += 100;
+
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::SubscribeRequest request;
+    request.set_cursor(resume_cursor);
+    request.set_max_batch_changes(100);
+    if (filtered) request.add_tables("t");
+    auto reader = stalled_stub->Subscribe(&context, request);
+    v1::SubscribeResponse response;
+    ASSERT_TRUE(reader->Read(&response));
+    ASSERT_GT(response.changes_size(), 0);
+
+    // While it stalls: the row is deleted, another row written, the tombstone purged.
+    ASSERT_TRUE(
+        log_->Append({MakeTransaction(next_lsn_, 1, "t", v1::Change::DELETE, row)}, next_lsn_ + 50)
+            .ok());
+    next_lsn_ += 100;
+    AppendTransactions(1, 1);
+    v1::CompactionResult result;
+    ASSERT_TRUE(Compact(&result).ok());
+    ASSERT_EQ(result.tombstones_purged(), 1u);
+
+    bool saw_delete = false;
+    while (reader->Read(&response)) {
+      for (const v1::Change& change : response.changes()) {
+        saw_delete = saw_delete || change.op() == v1::Change::DELETE;
+      }
+    }
+    const grpc::Status status = reader->Finish();
+    if (!saw_delete) {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE)
+          << "the consumer missed the purged delete silently: " << status.error_message();
+    }
+    ++row;
+  }
+}
+
 TEST_F(ChangeFeedServiceTest, ShutdownEndsOpenStreamsWithUnavailable) {
   StartServer();
   AppendTransactions(1, 1);

@@ -9,7 +9,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::vector<std::string> kTables = {"public.a", "public.b", "shop.orders"};
+// Sorted, in FormatTableName's form, as the source lists them.
+const std::vector<std::string> kTables = {"\"public.a\".b", "public.\"a.b\"", "public.a",
+                                          "public.b", "shop.orders"};
 
 absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request,
                                       Position head = {500, 2}) {
@@ -123,13 +125,43 @@ TEST(SubscriptionPlan, TableFilterAcceptsQualifiedAndBareNames) {
   EXPECT_TRUE(plan->Accepts(change));
 }
 
+TEST(SubscriptionPlan, DottedNamesAreUnambiguousAndUnquotedThreePartNamesRejected) {
+  v1::SubscribeRequest request;
+  request.add_tables("public.a.b");
+  absl::Status status = Plan(request).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("double-quoting"));
+
+  request.Clear();
+  request.add_tables("public.\"a.b\"");
+  absl::StatusOr<SubscriptionPlan> plan = Plan(request);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->Accepts(v1::Change::INSERT, "public", "a.b"));
+  EXPECT_FALSE(plan->Accepts(v1::Change::INSERT, "public.a", "b"));
+
+  request.Clear();
+  request.add_tables("\"public.a\".b");
+  plan = Plan(request);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->Accepts(v1::Change::INSERT, "public.a", "b"));
+  EXPECT_FALSE(plan->Accepts(v1::Change::INSERT, "public", "a.b"));
+}
+
+TEST(SubscriptionPlan, TheLastPossibleCursorIsOutOfRangeNotAWrapToTheStart) {
+  v1::SubscribeRequest request;
+  request.set_cursor("FFFFFFFF/FFFFFFFF:4294967295");
+  absl::StatusOr<SubscriptionPlan> plan = Plan(request);
+  ASSERT_FALSE(plan.ok()) << "started at " << FormatCursor(plan->start);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kOutOfRange);
+}
+
 TEST(SubscriptionPlan, UnknownTableIsNotFoundAndListsThePublishedOnes) {
   v1::SubscribeRequest request;
   request.add_tables("public.nope");
   absl::Status status = Plan(request).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr("'public.nope'"));
-  EXPECT_THAT(status.message(), HasSubstr("public.a, public.b, shop.orders"));
+  EXPECT_THAT(status.message(), HasSubstr("public.\"a.b\", public.a, public.b, shop.orders"));
 }
 
 TEST(SubscriptionPlan, OperationFilter) {

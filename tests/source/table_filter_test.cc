@@ -48,5 +48,35 @@ TEST(TableFilter, MalformedEntriesAreRejectedByName) {
               HasSubstr("without wildcards"));
 }
 
+TEST(TableFilter, QuotedPartsHoldDotsAndCaseAndNeverShiftTheSchema) {
+  absl::StatusOr<TableFilter> filter =
+      TableFilter::Create({"\"x.y\".z", "\"UPPER\"", "public.\"a.b\""}, {}, {});
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  EXPECT_TRUE(filter->IncludesTable("x.y", "z"));
+  EXPECT_FALSE(filter->IncludesTable("x", "y.z"));
+  EXPECT_TRUE(filter->IncludesTable("public", "UPPER"));
+  EXPECT_FALSE(filter->IncludesTable("public", "upper"));
+  EXPECT_TRUE(filter->IncludesTable("public", "a.b"));
+  EXPECT_FALSE(filter->IncludesTable("public.a", "b"));
+}
+
+TEST(TableFilter, WildcardsMatchWithinOnePartAndAreLiteralWhenQuoted) {
+  absl::StatusOr<TableFilter> filter = TableFilter::Create({"*.orders", "public.\"t*\""}, {}, {});
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  EXPECT_TRUE(filter->IncludesTable("a.b", "orders"));
+  EXPECT_FALSE(filter->IncludesTable("a", "b.orders"));
+  EXPECT_TRUE(filter->IncludesTable("public", "t*"));
+  EXPECT_FALSE(filter->IncludesTable("public", "t1"));
+}
+
+TEST(TableFilter, ExcludedColumnWithADotInItsNameCanBeNamed) {
+  absl::StatusOr<TableFilter> filter = TableFilter::Create({}, {}, {"public.t.\"a.b\""});
+  ASSERT_TRUE(filter.ok()) << filter.status();
+  EXPECT_TRUE(filter->ExcludesColumn("public", "t", "a.b"));
+  EXPECT_FALSE(filter->ExcludesColumn("public", "t.a", "b"));
+  ASSERT_EQ(filter->ExcludedColumns().size(), 1u);
+  EXPECT_EQ(filter->ExcludedColumns()[0], (std::vector<std::string>{"public", "t", "a.b"}));
+}
+
 }  // namespace
 }  // namespace walfeed
