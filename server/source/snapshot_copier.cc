@@ -173,8 +173,8 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
   if (absl::Status closed = conn_->Query("CLOSE walfeed_snapshot").status(); !closed.ok()) {
     return closed;
   }
-  spdlog::info("event=snapshot_table_copied table={}.{} rows={} total_rows={}", schema, table,
-               table_rows, progress_.rows_copied);
+  spdlog::info("event=snapshot_table_copied table=\"{}\" rows={} total_rows={}",
+               EscapeForLog(FormatTableName(schema, table)), table_rows, progress_.rows_copied);
   return absl::OkStatus();
 }
 

@@ -171,7 +171,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   }
   RaiseServerWalEnd(identity->wal_flush_lsn);
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
-               options_.slot, options_.publication, FormatLsn(identity->wal_flush_lsn));
+               options_.slot, EscapeForLog(options_.publication), FormatLsn(identity->wal_flush_lsn));
   return conn;
 }
 

@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/position.h"
@@ -314,6 +316,103 @@ TEST_F(AddedTableSnapshot, NeverStreamsTheAddedTableFromNowOnWithoutReadingIt) {
   const std::vector<v1::Change> b = ChangesOf(*changes, "b");
   ASSERT_EQ(b.size(), 1u);
   EXPECT_EQ(b[0].op(), v1::Change::INSERT);
+}
+
+// A heartbeat emitted with transactional=false inside the transaction that creates a table and
+// fills it: the message is stored just below the transaction's commit LSN, and the new table's
+// rows must not take that LSN (they once did, and every later append failed for good).
+TEST_F(AddedTableSnapshot, NonTransactionalMessageInTheTransactionThatCreatesATableHaltsNothing) {
+  StartWalfeed();
+  Sql("CREATE SCHEMA app");
+  Sql("BEGIN; CREATE TABLE app.orders (id int PRIMARY KEY, v text); "
+      "INSERT INTO app.orders VALUES (1, 'o1'); "
+      "SELECT pg_logical_emit_message(false, 'heartbeat', now()::text); COMMIT");
+  Sql("INSERT INTO app.orders VALUES (2, 'o2')");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  EXPECT_EQ(Apply(ChangesOf(*changes, "orders")),
+            (std::map<int64_t, std::string>{{1, "o1"}, {2, "o2"}}));
+  for (size_t i = 1; i < changes->size(); ++i) {
+    ASSERT_LT((walfeed::Position{(*changes)[i - 1].lsn(), (*changes)[i - 1].seq()}),
+              (walfeed::Position{(*changes)[i].lsn(), (*changes)[i].seq()}));
+  }
+  EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr("append_failed")));
+}
+
+// Identifiers with dots and newlines: each table keeps its own (schema, table) pair, the dotted
+// schema is not split, and a newline in a name neither forges log lines nor makes every restart
+// read the table again.
+TEST_F(AddedTableSnapshot, DotsAndNewlinesInNamesAreCapturedExactlyOnce) {
+  Sql("CREATE SCHEMA \"public.q\"");
+  Sql("CREATE TABLE \"public.q\".r (id int PRIMARY KEY, v text)");
+  Sql("CREATE TABLE public.\"q.r\" (id int PRIMARY KEY, v text)");
+  Sql("CREATE TABLE \"new\nline\" (id int PRIMARY KEY, v text)");
+  Sql("INSERT INTO \"public.q\".r VALUES (1, 'schema with a dot')");
+  Sql("INSERT INTO public.\"q.r\" VALUES (1, 'table with a dot')");
+  Sql("INSERT INTO \"new\nline\" VALUES (1, 'newline')");
+  StartWalfeed();
+  Sql("CREATE SCHEMA \"x.y\"");
+  Sql("CREATE TABLE \"x.y\".z (id int PRIMARY KEY, v text)");
+  Sql("INSERT INTO \"x.y\".z VALUES (1, 'added while streaming')");
+  for (int restart = 0; restart < 2; ++restart) {
+    walfeed_->Terminate();
+    StartWalfeed();
+  }
+  Sql("INSERT INTO \"x.y\".z VALUES (2, 'after restarts')");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  std::map<std::pair<std::string, std::string>, std::map<int64_t, std::string>> state;
+  std::map<std::pair<std::string, std::string>, int> reads;
+  for (const v1::Change& change : *changes) {
+    if (change.op() == v1::Change::MESSAGE) continue;
+    const auto name = std::make_pair(change.schema(), change.table());
+    state[name][FindColumn(change.key(), "id")->int_()] = FindColumn(change.after(), "v")->text();
+    if (change.op() == v1::Change::READ) ++reads[name];
+  }
+  using Name = std::pair<std::string, std::string>;
+  EXPECT_EQ(state[Name("public.q", "r")], (std::map<int64_t, std::string>{{1, "schema with a dot"}}));
+  EXPECT_EQ(state[Name("public", "q.r")], (std::map<int64_t, std::string>{{1, "table with a dot"}}));
+  EXPECT_EQ(state[Name("public", "new\nline")], (std::map<int64_t, std::string>{{1, "newline"}}));
+  EXPECT_EQ(state[Name("x.y", "z")], (std::map<int64_t, std::string>{
+                                         {1, "added while streaming"}, {2, "after restarts"}}));
+  EXPECT_EQ(reads[Name("public", "new\nline")], 1) << "read again at a restart";
+  EXPECT_EQ(reads[Name("public.q", "r")], 1);
+  EXPECT_EQ(state.size(), 5u) << "the four above and the fixture's table b";
+  const v1::FeedInfo info = FeedInfo();
+  EXPECT_THAT(info.tables(), ::testing::Contains("\"x.y\".z"));
+  EXPECT_THAT(info.tables(), ::testing::Contains("public.\"new\nline\""));
+  for (absl::string_view line : absl::StrSplit(walfeed_->Log(), '\n')) {
+    EXPECT_FALSE(absl::StartsWith(line, "line")) << "a name broke a log line: " << line;
+  }
+
+  // The filter names tables in the same quoted notation, unambiguously.
+  v1::SubscribeRequest request;
+  request.add_tables("public.\"q.r\"");
+  absl::StatusOr<std::vector<v1::Change>> filtered =
+      ReadToHead(*walfeed_->NewStub(), request);
+  ASSERT_TRUE(filtered.ok()) << filtered.status();
+  ASSERT_EQ(filtered->size(), 1u);
+  EXPECT_EQ((*filtered)[0].schema(), "public");
+  EXPECT_EQ((*filtered)[0].table(), "q.r");
+}
+
+// A publication that is empty at the first start still records that nothing was captured, so a
+// table added later is new and its existing rows are read.
+TEST_F(AddedTableSnapshot, TableAddedToAPublicationThatWasEmptyGetsItsExistingRows) {
+  Sql("CREATE PUBLICATION empty_at_first");
+  StartWalfeed({"--publication", "empty_at_first"});
+  Sql("CREATE TABLE orders (id int PRIMARY KEY, v text)");
+  Sql("INSERT INTO orders SELECT g, 'old ' || g FROM generate_series(1, 100) g");
+  Sql("ALTER PUBLICATION empty_at_first ADD TABLE orders");
+  Sql("INSERT INTO orders VALUES (101, 'new')");
+  absl::StatusOr<std::vector<v1::Change>> changes =
+      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
+  const std::map<int64_t, std::string> state = Apply(ChangesOf(*changes, "orders"));
+  EXPECT_EQ(state.size(), 101u);
+  EXPECT_EQ(state.count(50), 1u) << "the rows that existed when the table was added are missing";
 }
 
 }  // namespace
