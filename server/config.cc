@@ -186,6 +186,21 @@ const std::vector<Setting>& Settings() {
          c.feed.auth_token_file = v;
          return absl::OkStatus();
        }},
+      {"admin-token-file", "WALFEED_ADMIN_TOKEN_FILE",
+       "(none: admin is open only when no token or client name is configured)",
+       "file of admin bearer tokens, one per line: Admin calls (compact) need one of them; "
+       "consumer tokens get PERMISSION_DENIED there",
+       [](const std::string& v, Config& c) {
+         c.feed.admin_token_file = v;
+         return absl::OkStatus();
+       }},
+      {"admin-client-name", "WALFEED_ADMIN_CLIENT_NAME", "(none)",
+       "comma-separated certificate names (common name or DNS name): under mutual TLS, Admin "
+       "calls also need a client certificate with one of them",
+       [](const std::string& v, Config& c) {
+         c.feed.admin_client_names = absl::StrSplit(v, ',', absl::SkipEmpty());
+         return absl::OkStatus();
+       }},
       {"config", "WALFEED_CONFIG", "(none)",
        "a file of settings, one 'name = value' a line, names as the flags' without '--' and '#' "
        "for comments; a flag wins over an environment variable, which wins over the file",

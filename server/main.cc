@@ -12,9 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
-#include "server/core/table_name.h"
 #include "server/config.h"
 #include "server/core/log_format.h"
+#include "server/core/table_name.h"
 #include "server/feed/feed_server.h"
 #include "server/log/change_log.h"
 #include "server/log/compactor.h"

@@ -22,6 +22,7 @@ inline constexpr char kLogUnreadable[] = "LOG_UNREADABLE";
 inline constexpr char kCursorPurged[] = "CURSOR_PURGED";
 inline constexpr char kCompactionRunning[] = "COMPACTION_RUNNING";
 inline constexpr char kUnauthenticated[] = "UNAUTHENTICATED";
+inline constexpr char kPermissionDenied[] = "PERMISSION_DENIED";
 inline constexpr char kRequestMalformed[] = "REQUEST_MALFORMED";
 inline constexpr char kStartBeyondWal[] = "START_BEYOND_WAL";
 }  // namespace reason

@@ -30,7 +30,7 @@ grpc::ServerUnaryReactor* AdminService::Compact(grpc::CallbackServerContext* con
                                                 const v1::CompactRequest* request,
                                                 v1::CompactionResult* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
+  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
     reactor->Finish(allowed);
     return reactor;
   }

@@ -1,6 +1,7 @@
 #include "server/feed/authenticator.h"
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -25,11 +26,12 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
 
 }  // namespace
 
-absl::StatusOr<Authenticator> Authenticator::FromFile(const std::string& path) {
+absl::StatusOr<std::vector<std::string>> Authenticator::ReadTokens(const std::string& path,
+                                                                   const std::string& flag) {
   std::ifstream file(path);
   if (!file) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cannot read the token file '", path, "' given by --auth-token-file"));
+        absl::StrCat("cannot read the token file '", path, "' given by ", flag));
   }
   std::stringstream contents;
   contents << file.rdbuf();
@@ -39,33 +41,88 @@ absl::StatusOr<Authenticator> Authenticator::FromFile(const std::string& path) {
     if (!line.empty()) tokens.emplace_back(line);
   }
   if (tokens.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the token file '", path, "' holds no token (one per line)"));
+    return absl::InvalidArgumentError(absl::StrCat("the token file '", path, "' given by ", flag,
+                                                   " holds no token (one per line)"));
   }
-  return Authenticator(std::move(tokens));
+  return tokens;
 }
+
+namespace {
+
+// The bearer token the call carries; nullopt when it carries none.
+std::optional<absl::string_view> BearerToken(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find("authorization");
+  if (found == metadata.end()) return std::nullopt;
+  const absl::string_view header(found->second.data(), found->second.size());
+  if (!absl::StartsWith(header, kBearer)) return absl::string_view();
+  return header.substr(sizeof(kBearer) - 1);
+}
+
+bool OneOf(absl::string_view token, const std::vector<std::string>& known) {
+  bool accepted = false;
+  for (const std::string& candidate : known) accepted |= ConstantTimeEquals(token, candidate);
+  return accepted;
+}
+
+grpc::Status MissingToken() {
+  return GrpcError(grpc::StatusCode::UNAUTHENTICATED,
+                   "this walfeed requires a bearer token: send 'authorization: Bearer <token>'",
+                   reason::kUnauthenticated);
+}
+
+grpc::Status Denied(const std::string& why) {
+  return GrpcError(grpc::StatusCode::PERMISSION_DENIED, why, reason::kPermissionDenied);
+}
+
+}  // namespace
 
 grpc::Status Authenticator::Check(const grpc::ServerContextBase& context) const {
   if (tokens_.empty()) return grpc::Status::OK;
-  const auto& metadata = context.client_metadata();
-  const auto found = metadata.find("authorization");
-  if (found == metadata.end()) {
-    return GrpcError(grpc::StatusCode::UNAUTHENTICATED,
-                     "this walfeed requires a bearer token: send 'authorization: Bearer <token>'",
-                     reason::kUnauthenticated);
-  }
-  const absl::string_view header(found->second.data(), found->second.size());
-  bool accepted = false;
-  if (absl::StartsWith(header, kBearer)) {
-    const absl::string_view token = header.substr(sizeof(kBearer) - 1);
-    for (const std::string& known : tokens_) accepted |= ConstantTimeEquals(token, known);
-  }
-  if (!accepted) {
+  const std::optional<absl::string_view> token = BearerToken(context);
+  if (!token) return MissingToken();
+  if (!OneOf(*token, tokens_) && !OneOf(*token, admin_tokens_)) {
     return GrpcError(grpc::StatusCode::UNAUTHENTICATED,
                      "the bearer token in 'authorization' is not valid for this walfeed",
                      reason::kUnauthenticated);
   }
   return grpc::Status::OK;
+}
+
+grpc::Status Authenticator::CheckAdmin(const grpc::ServerContextBase& context) const {
+  if (admin_open()) return grpc::Status::OK;
+  if (!admin_client_names_.empty()) {
+    bool named = false;
+    const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+    for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+      if (auth == nullptr) break;
+      for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+        const absl::string_view name(value.data(), value.size());
+        for (const std::string& allowed : admin_client_names_) named |= name == allowed;
+      }
+    }
+    if (!named) {
+      return Denied(
+          "admin calls need a client certificate whose name is one of --admin-client-name");
+    }
+  }
+  if (admin_tokens_.empty()) {
+    if (tokens_.empty()) return grpc::Status::OK;  // the certificate rule alone
+    return Denied(
+        "admin calls are closed: this walfeed takes consumer tokens but has no "
+        "--admin-token-file; start it with one to administer it");
+  }
+  const std::optional<absl::string_view> token = BearerToken(context);
+  if (!token) return MissingToken();
+  if (OneOf(*token, admin_tokens_)) return grpc::Status::OK;
+  if (OneOf(*token, tokens_)) {
+    return Denied(
+        "this token may read the feed but not administer it: admin calls need a token "
+        "from --admin-token-file");
+  }
+  return GrpcError(grpc::StatusCode::UNAUTHENTICATED,
+                   "the bearer token in 'authorization' is not valid for this walfeed",
+                   reason::kUnauthenticated);
 }
 
 }  // namespace walfeed

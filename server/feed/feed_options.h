@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -33,6 +34,10 @@ struct FeedOptions {
   std::string tls_client_ca_file;
   // Bearer tokens, one per line; empty: calls need no token.
   std::string auth_token_file;
+  // Admin bearer tokens, one per line (see Authenticator for who may call Admin).
+  std::string admin_token_file;
+  // Admin calls need a client certificate with one of these names (mutual TLS).
+  std::vector<std::string> admin_client_names;
 
   absl::Status Validate() const {
     if (listen_address.empty()) return absl::InvalidArgumentError("--listen must be host:port");
@@ -45,6 +50,11 @@ struct FeedOptions {
     if (tls_cert_file.empty() != tls_key_file.empty()) {
       return absl::InvalidArgumentError(
           "--tls-cert and --tls-key go together: give both (TLS) or neither (plaintext)");
+    }
+    if (!admin_client_names.empty() && tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--admin-client-name needs --tls-client-ca: client certificate names are known only "
+          "under mutual TLS");
     }
     if (!tls_client_ca_file.empty() && tls_cert_file.empty()) {
       return absl::InvalidArgumentError(

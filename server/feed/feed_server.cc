@@ -54,10 +54,22 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
   if (!credentials.ok()) return credentials.status();
   std::unique_ptr<FeedServer> server(new FeedServer());
   server->options_ = options;
-  if (!options.auth_token_file.empty()) {
-    absl::StatusOr<Authenticator> auth = Authenticator::FromFile(options.auth_token_file);
-    if (!auth.ok()) return auth.status();
-    server->auth_ = *std::move(auth);
+  {
+    std::vector<std::string> tokens, admin_tokens;
+    if (!options.auth_token_file.empty()) {
+      absl::StatusOr<std::vector<std::string>> read =
+          Authenticator::ReadTokens(options.auth_token_file, "--auth-token-file");
+      if (!read.ok()) return read.status();
+      tokens = *std::move(read);
+    }
+    if (!options.admin_token_file.empty()) {
+      absl::StatusOr<std::vector<std::string>> read =
+          Authenticator::ReadTokens(options.admin_token_file, "--admin-token-file");
+      if (!read.ok()) return read.status();
+      admin_tokens = *std::move(read);
+    }
+    server->auth_ =
+        Authenticator(std::move(tokens), std::move(admin_tokens), options.admin_client_names);
   }
   const absl::Duration tick = std::min(options.progress_interval, absl::Seconds(1));
   server->hub_ = std::make_shared<SubscriberHub>(log->Head(), tick);
@@ -91,9 +103,19 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
         absl::StrCat("cannot listen on '", options.listen_address,
                      "': the address is in use or invalid (use host:port)"));
   }
-  spdlog::info("event=feed_listening address={} port={} tls={} client_certificates={} tokens={}",
-               options.listen_address, server->port_, !options.tls_cert_file.empty(),
-               !options.tls_client_ca_file.empty(), server->auth_.enabled());
+  spdlog::info(
+      "event=feed_listening address={} port={} tls={} client_certificates={} tokens={} "
+      "admin_tokens={} admin_client_names={}",
+      options.listen_address, server->port_, !options.tls_cert_file.empty(),
+      !options.tls_client_ca_file.empty(), server->auth_.enabled(),
+      !options.admin_token_file.empty(), options.admin_client_names.size());
+  if (server->auth_.admin_open()) {
+    spdlog::warn(
+        "event=admin_open reason=\"no --auth-token-file, --admin-token-file or "
+        "--admin-client-name\" effect=\"anyone who reaches {} may run admin calls (compaction "
+        "that purges tombstones)\"",
+        options.listen_address);
+  }
   return server;
 }
 

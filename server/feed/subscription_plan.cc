@@ -70,8 +70,8 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
     }
     absl::StatusOr<Position> cursor = ParseCursor(request.cursor());
     if (!cursor.ok()) return WithReason(cursor.status(), reason::kCursorMalformed);
-    if (*cursor == Position{std::numeric_limits<uint64_t>::max(),
-                            std::numeric_limits<uint32_t>::max()}) {
+    if (*cursor ==
+        Position{std::numeric_limits<uint64_t>::max(), std::numeric_limits<uint32_t>::max()}) {
       return WithReason(absl::OutOfRangeError(absl::StrCat(
                             "cursor '", request.cursor(),
                             "' is the last position there can be: no change comes after it. "

@@ -28,8 +28,8 @@ struct SubscriptionPlan {
   bool holds_state = false;
   // The log's purge point when the plan was made (start is above it when holds_state).
   Position purge_point;
-  // Only these tables, as TableKey(schema, table); empty means every table. MESSAGE changes have no table and
-  // pass a table filter only when no table filter is set.
+  // Only these tables, as TableKey(schema, table); empty means every table. MESSAGE changes have no
+  // table and pass a table filter only when no table filter is set.
   absl::flat_hash_set<std::string> tables;
   // Bit (1 << op) per accepted Change.Op; 0 means every op.
   uint32_t op_mask = 0;

@@ -63,8 +63,7 @@ std::string CapturedTables::Encode() const {
   std::sort(sorted.begin(), sorted.end());
   std::string out(kVersion2);
   for (const TableName& name : sorted) {
-    absl::StrAppend(&out, name.schema.size(), ":", name.schema, name.table.size(), ":",
-                    name.table);
+    absl::StrAppend(&out, name.schema.size(), ":", name.schema, name.table.size(), ":", name.table);
   }
   return out;
 }

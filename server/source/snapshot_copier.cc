@@ -23,8 +23,8 @@ constexpr int kRowsPerFetch = 2000;
 }  // namespace
 
 SnapshotCopier::SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                               const TableFilter* filter, std::string publication,
-                               Position first, const absl::Notification* stop,
+                               const TableFilter* filter, std::string publication, Position first,
+                               const absl::Notification* stop,
                                std::function<void(const SnapshotProgress&)> on_progress)
     : conn_(conn),
       sink_(sink),

@@ -171,7 +171,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   }
   RaiseServerWalEnd(identity->wal_flush_lsn);
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
-               options_.slot, EscapeForLog(options_.publication), FormatLsn(identity->wal_flush_lsn));
+               options_.slot, EscapeForLog(options_.publication),
+               FormatLsn(identity->wal_flush_lsn));
   return conn;
 }
 
@@ -333,7 +334,8 @@ absl::Status Source::SnapshotAddedTables() {
   if (!last->IsZero()) {
     if (absl::Status s = sink_->CommitStaged(*last, sink_->ResumeLsn()); !s.ok()) return s;
   }
-  for (const auto& [schema, table] : added_tables_) captured_tables_.insert(TableName{schema, table});
+  for (const auto& [schema, table] : added_tables_)
+    captured_tables_.insert(TableName{schema, table});
   if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
   spdlog::info("event=added_tables_snapshot_done tables={} rows={} seconds={:.2f}",
                added_tables_.size(), last->IsZero() ? 0 : last->seq - first->seq + 1,
@@ -399,8 +401,8 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
       }
       if (absl::Now() - session_start > absl::Minutes(1)) backoff = options_.reconnect_min;
       CountEvent("source_disconnected");
-      spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}", EscapeForLog(ended.message()),
-                   absl::FormatDuration(backoff));
+      spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}",
+                   EscapeForLog(ended.message()), absl::FormatDuration(backoff));
     }
     SetState("reconnecting");
     stop_.WaitForNotificationWithTimeout(backoff);

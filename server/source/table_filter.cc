@@ -85,9 +85,9 @@ absl::StatusOr<TableFilter> TableFilter::Create(const std::vector<std::string>& 
           "' must be 'schema.table.column' or 'table.column', without wildcards (double-quote a "
           "part that holds a dot: public.t.\"a.b\")"));
     }
-    filter.excluded_columns_.insert(ColumnKey((*parts)[0].text, (*parts)[1].text, (*parts)[2].text));
-    filter.excluded_column_list_.push_back(
-        {(*parts)[0].text, (*parts)[1].text, (*parts)[2].text});
+    filter.excluded_columns_.insert(
+        ColumnKey((*parts)[0].text, (*parts)[1].text, (*parts)[2].text));
+    filter.excluded_column_list_.push_back({(*parts)[0].text, (*parts)[1].text, (*parts)[2].text});
   }
   return filter;
 }

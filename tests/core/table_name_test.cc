@@ -32,8 +32,8 @@ TEST(TableName, RejectsAmbiguousOrBrokenNamesWithTheWayOut) {
 
 TEST(TableName, FormatRoundTripsAndNeverConfusesTwoPairs) {
   const std::vector<TableName> names = {
-      {"public", "orders"}, {"public", "a.b"},      {"public.a", "b"},    {"x", "Y"},
-      {"s", "q\"uote"},     {"s p", "new\nline"},   {"ünï", "cödé"},      {"1st", "t"},
+      {"public", "orders"}, {"public", "a.b"},    {"public.a", "b"}, {"x", "Y"},
+      {"s", "q\"uote"},     {"s p", "new\nline"}, {"ünï", "cödé"},   {"1st", "t"},
       {"public", "*"},      {"public", "a\"\".b"}};
   std::set<std::string> formatted;
   for (const TableName& name : names) {

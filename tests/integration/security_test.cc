@@ -33,7 +33,9 @@ class Security : public WalfeedTest {
         signed server ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
         signed client ca "extendedKeyUsage=clientAuth"
         signed stranger other-ca "extendedKeyUsage=clientAuth"
+        signed operator ca "extendedKeyUsage=clientAuth"
         printf 'old-token\n\n  s3cret-token  \n' > tokens
+        printf 'admin-token\n' > admin_tokens
       )");
     const RunResult made = RunCommand({"bash", "-c", script}, absl::Seconds(60));
     ASSERT_EQ(made.exit_code, 0) << made.output;
@@ -93,8 +95,63 @@ class Security : public WalfeedTest {
     return status;
   }
 
+  grpc::Status CompactStatus(std::shared_ptr<grpc::ChannelCredentials> creds,
+                             const std::string& token = "") {
+    auto admin = v1::Admin::NewStub(grpc::CreateChannel(walfeed_->address(), creds));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    v1::CompactRequest request;
+    request.mutable_compaction_lag()->set_seconds(0);
+    request.mutable_delete_retention()->set_seconds(0);
+    v1::CompactionResult result;
+    return admin->Compact(&context, request, &result);
+  }
+
   std::string certs_;
 };
+
+// A consumer's token reads but never administers: purging everyone's tombstones needs the admin
+// credential.
+TEST_F(Security, AdminCallsNeedTheAdminTokenAndConsumerTokensAreDenied) {
+  StartSecured(
+      {"--auth-token-file", certs_ + "/tokens", "--admin-token-file", certs_ + "/admin_tokens"},
+      nullptr, "s3cret-token");
+  const auto plain = grpc::InsecureChannelCredentials();
+  const grpc::Status consumer = CompactStatus(plain, "s3cret-token");
+  EXPECT_EQ(consumer.error_code(), grpc::StatusCode::PERMISSION_DENIED) << consumer.error_message();
+  EXPECT_THAT(consumer.error_message(), HasSubstr("--admin-token-file"));
+  EXPECT_EQ(CompactStatus(plain).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CompactStatus(plain, "guess").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  const grpc::Status admin = CompactStatus(plain, "admin-token");
+  EXPECT_TRUE(admin.ok()) << admin.error_message();
+  EXPECT_TRUE(Info(plain, "admin-token").ok()) << "an admin token reads too";
+  EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr("event=admin_open")));
+}
+
+TEST_F(Security, ConsumerTokensWithoutAnAdminTokenFileCloseAdmin) {
+  StartSecured({"--auth-token-file", certs_ + "/tokens"}, nullptr, "s3cret-token");
+  const grpc::Status denied = CompactStatus(grpc::InsecureChannelCredentials(), "s3cret-token");
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(denied.error_message(), HasSubstr("--admin-token-file"));
+}
+
+TEST_F(Security, WithNoCredentialsAdminIsOpenAndTheStartLogSaysSo) {
+  StartWalfeed();
+  EXPECT_TRUE(CompactStatus(grpc::InsecureChannelCredentials()).ok());
+  EXPECT_THAT(walfeed_->Log(), HasSubstr("event=admin_open"));
+}
+
+TEST_F(Security, AdminClientNameRuleAdmitsOnlyThatCertificate) {
+  StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key",
+                "--tls-client-ca", certs_ + "/ca.pem", "--admin-client-name", "operator"},
+               Tls("ca", "client"));
+  EXPECT_TRUE(Info(Tls("ca", "client")).ok()) << "any trusted client reads";
+  const grpc::Status reader = CompactStatus(Tls("ca", "client"));
+  EXPECT_EQ(reader.error_code(), grpc::StatusCode::PERMISSION_DENIED) << reader.error_message();
+  const grpc::Status operator_call = CompactStatus(Tls("ca", "operator"));
+  EXPECT_TRUE(operator_call.ok()) << operator_call.error_message();
+}
 
 TEST_F(Security, TlsServesClientsThatTrustItsCaOnly) {
   StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key"},

@@ -5,8 +5,8 @@
 #include <map>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -372,11 +372,13 @@ TEST_F(AddedTableSnapshot, DotsAndNewlinesInNamesAreCapturedExactlyOnce) {
     if (change.op() == v1::Change::READ) ++reads[name];
   }
   using Name = std::pair<std::string, std::string>;
-  EXPECT_EQ(state[Name("public.q", "r")], (std::map<int64_t, std::string>{{1, "schema with a dot"}}));
-  EXPECT_EQ(state[Name("public", "q.r")], (std::map<int64_t, std::string>{{1, "table with a dot"}}));
+  EXPECT_EQ(state[Name("public.q", "r")],
+            (std::map<int64_t, std::string>{{1, "schema with a dot"}}));
+  EXPECT_EQ(state[Name("public", "q.r")],
+            (std::map<int64_t, std::string>{{1, "table with a dot"}}));
   EXPECT_EQ(state[Name("public", "new\nline")], (std::map<int64_t, std::string>{{1, "newline"}}));
-  EXPECT_EQ(state[Name("x.y", "z")], (std::map<int64_t, std::string>{
-                                         {1, "added while streaming"}, {2, "after restarts"}}));
+  EXPECT_EQ(state[Name("x.y", "z")],
+            (std::map<int64_t, std::string>{{1, "added while streaming"}, {2, "after restarts"}}));
   EXPECT_EQ(reads[Name("public", "new\nline")], 1) << "read again at a restart";
   EXPECT_EQ(reads[Name("public.q", "r")], 1);
   EXPECT_EQ(state.size(), 5u) << "the four above and the fixture's table b";
@@ -390,8 +392,7 @@ TEST_F(AddedTableSnapshot, DotsAndNewlinesInNamesAreCapturedExactlyOnce) {
   // The filter names tables in the same quoted notation, unambiguously.
   v1::SubscribeRequest request;
   request.add_tables("public.\"q.r\"");
-  absl::StatusOr<std::vector<v1::Change>> filtered =
-      ReadToHead(*walfeed_->NewStub(), request);
+  absl::StatusOr<std::vector<v1::Change>> filtered = ReadToHead(*walfeed_->NewStub(), request);
   ASSERT_TRUE(filtered.ok()) << filtered.status();
   ASSERT_EQ(filtered->size(), 1u);
   EXPECT_EQ((*filtered)[0].schema(), "public");
