@@ -50,6 +50,9 @@ std::string FormatValueAsText(const v1::Column& column) {
       return column.uuid();
     case v1::Column::kText:
       return Quoted(column.text());
+    case v1::Column::kRawText:
+      // Not UTF-8: the bytes, escaped, so the line stays printable and exact.
+      return absl::StrCat("raw\"", absl::CHexEscape(column.raw_text()), "\"");
     case v1::Column::VALUE_NOT_SET:
       break;
   }

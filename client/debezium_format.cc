@@ -84,6 +84,9 @@ std::string Value(const v1::Column& column) {
       return JsonString(column.uuid());
     case v1::Column::kText:
       return JsonString(column.text());
+    case v1::Column::kRawText:
+      // JSON holds only UTF-8: bytes that are not travel base64-encoded, as bytea does.
+      return JsonString(absl::Base64Escape(column.raw_text()));
   }
   return "null";
 }

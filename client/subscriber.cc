@@ -36,6 +36,8 @@ bool Retryable(grpc::StatusCode code) {
   }
 }
 
+constexpr int kMaxStuckFailures = 3;
+
 absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
@@ -105,6 +107,9 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
     }
   }
   absl::Duration backoff = options_.min_backoff;
+  // Errors that are not about the connection (a message the client cannot take, say) come back
+  // the same at the same cursor: after a few in a row without progress, they end the run.
+  int stuck_failures = 0;
   while (!stopping_.load()) {
     absl::Status handler_error;
     bool delivered = false;
@@ -112,6 +117,16 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
     if (!handler_error.ok()) return handler_error;
     if (stopping_.load() || status.ok()) return absl::OkStatus();
     if (!Retryable(status.error_code())) return FromGrpc(status);
+    const bool transport = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::CANCELLED ||
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+    stuck_failures = delivered || transport ? 0 : stuck_failures + 1;
+    if (stuck_failures >= kMaxStuckFailures) {
+      return absl::Status(FromGrpc(status).code(),
+                          absl::StrCat(status.error_message(), " (", stuck_failures,
+                                       " times in a row at cursor '", cursor(),
+                                       "' with no change delivered; not retrying)"));
+    }
     if (delivered) backoff = options_.min_backoff;
     if (on_retry) on_retry(FromGrpc(status), backoff);
     if (stopped_.WaitForNotificationWithTimeout(backoff)) return absl::OkStatus();

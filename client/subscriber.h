@@ -18,7 +18,9 @@
 // Delivery is at least once across application crashes (a change handled but not yet saved is
 // handed over again after a restart) and exactly once, in order, within one Run(). Errors that
 // retrying cannot mend (a malformed cursor, an unknown table, a purged cursor, a missing token)
-// end Run() with walfeed's status and sentence.
+// end Run() with walfeed's status and sentence; so does an error that is not about the
+// connection (a message this client cannot take) when it comes back three times in a row at
+// the same cursor.
 #ifndef WALFEED_CLIENT_SUBSCRIBER_H_
 #define WALFEED_CLIENT_SUBSCRIBER_H_
 

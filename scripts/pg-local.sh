@@ -45,6 +45,7 @@ unix_socket_directories = '$dir'
 wal_level = logical
 max_wal_senders = 20
 max_replication_slots = 20
+max_prepared_transactions = 10
 fsync = off
 full_page_writes = off
 ${WALFEED_PG_CONF:-}

@@ -40,8 +40,11 @@ std::string PgErrorMessage(PGconn* conn) {
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
                                                                     Mode mode) {
   // dbname comes first so that the keywords after it override what the conninfo says.
-  std::vector<const char*> keywords = {"dbname", "options", "fallback_application_name"};
-  std::vector<const char*> values = {conninfo.c_str(), kSessionOptions, "walfeed"};
+  // client_encoding UTF8: PostgreSQL converts text (values and names, pgoutput's too) from any
+  // server encoding to UTF-8. SQL_ASCII is the exception, below.
+  std::vector<const char*> keywords = {"dbname", "options", "fallback_application_name",
+                                       "client_encoding"};
+  std::vector<const char*> values = {conninfo.c_str(), kSessionOptions, "walfeed", "UTF8"};
   if (mode == Mode::kReplication) {
     keywords.push_back("replication");
     values.push_back("database");
@@ -54,6 +57,16 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
     PQfinish(conn);
     return absl::UnavailableError(
         absl::StrCat("cannot connect to PostgreSQL: ", ExplainConnectError(error, mode)));
+  }
+  // A SQL_ASCII database holds bytes PostgreSQL never checked; asking for UTF-8 would make it
+  // refuse to send the ones that are not. Take them as stored (value_converter.h).
+  const char* server_encoding = PQparameterStatus(conn, "server_encoding");
+  if (server_encoding != nullptr && std::string(server_encoding) == "SQL_ASCII" &&
+      PQsetClientEncoding(conn, "SQL_ASCII") != 0) {
+    const std::string error = PgErrorMessage(conn);
+    PQfinish(conn);
+    return absl::UnavailableError(
+        absl::StrCat("cannot set client_encoding SQL_ASCII for a SQL_ASCII database: ", error));
   }
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }

@@ -417,6 +417,14 @@ absl::Status Source::StreamSession(PgConnection& conn) {
   Session session;
   session.resume_lsn = sink_->ResumeLsn();
   session.confirmed_lsn = session.resume_lsn;
+  // Idle keepalives may have confirmed past the log's resume point (nothing of ours lay in
+  // between): start from the slot's own point, so no status update ever reports an older LSN.
+  if (absl::StatusOr<uint64_t> slot_confirmed = SlotConfirmedFlushLsn(conn, options_.slot);
+      slot_confirmed.ok()) {
+    session.confirmed_lsn = std::max(session.confirmed_lsn, *slot_confirmed);
+  } else {
+    return slot_confirmed.status();
+  }
   if (absl::Status s =
           StartReplication(conn, options_.slot, options_.publication, session.resume_lsn);
       !s.ok()) {

@@ -110,6 +110,60 @@ bool ParsePgTimestamp(absl::string_view text, int64_t* seconds, int32_t* nanos) 
   return true;
 }
 
+bool IsValidUtf8(absl::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length;
+    uint32_t code;
+    if ((c & 0xE0) == 0xC0) {
+      length = 2;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (n - i < length) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kSmallest[length] || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+namespace {
+
+// Text that is not UTF-8 goes into `raw_text`, never into a proto3 string.
+void SetTextOrRaw(std::string text, std::string* (v1::Column::*mutable_field)(),
+                  v1::Column* column) {
+  if (IsValidUtf8(text)) {
+    *(column->*mutable_field)() = std::move(text);
+    return;
+  }
+  column->set_raw_text(std::move(text));
+  column->set_raw_text_encoding("SQL_ASCII");
+}
+
+}  // namespace
+
 void SetColumnValue(uint32_t type_oid, pgoutput::TupleColumn value, v1::Column* column) {
   using Kind = pgoutput::TupleColumn::Kind;
   switch (value.kind) {
@@ -167,7 +221,7 @@ void SetColumnValue(uint32_t type_oid, pgoutput::TupleColumn value, v1::Column* 
     }
     case pg_oid::kJson:
     case pg_oid::kJsonb:
-      column->set_json(std::move(text));
+      SetTextOrRaw(std::move(text), &v1::Column::mutable_json, column);
       return;
     case pg_oid::kUuid:
       column->set_uuid(std::move(text));
@@ -194,7 +248,7 @@ void SetColumnValue(uint32_t type_oid, pgoutput::TupleColumn value, v1::Column* 
     default:
       break;
   }
-  column->set_text(std::move(text));
+  SetTextOrRaw(std::move(text), &v1::Column::mutable_text, column);
 }
 
 }  // namespace walfeed

@@ -4,7 +4,9 @@
 // date, timestamp/timestamptz, uuid); everything else, and any value of a mapped type that does
 // not parse (infinity, BC dates, years past 9999), travels as PostgreSQL's own text form, so
 // nothing is ever lost or rounded. Expects the session settings the source connects with:
-// DateStyle ISO, TimeZone UTC, bytea_output hex, extra_float_digits 3.
+// DateStyle ISO, TimeZone UTC, bytea_output hex, extra_float_digits 3, client_encoding UTF8.
+// Text that is still not valid UTF-8 (a SQL_ASCII database passes bytes through unconverted)
+// goes into `raw_text` byte for byte, never into a proto3 string that clients would reject.
 #ifndef WALFEED_SERVER_SOURCE_VALUE_CONVERTER_H_
 #define WALFEED_SERVER_SOURCE_VALUE_CONVERTER_H_
 
@@ -24,6 +26,10 @@ inline constexpr uint32_t kBool = 16, kBytea = 17, kChar = 18, kName = 19, kInt8
                           kTimestamp = 1114, kTimestamptz = 1184, kNumeric = 1700, kUuid = 2950,
                           kJsonb = 3802;
 }  // namespace pg_oid
+
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF), as protobuf requires of a string field.
+bool IsValidUtf8(absl::string_view text);
 
 // Sets the value oneof of `column` from `value` of a column of type `type_oid`. Takes `value`
 // by value so a caller done with it can move it in and spare a copy of the data.

@@ -3,6 +3,7 @@
 // mid-stream are followed.
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -10,6 +11,8 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/process.h"
+#include "tests/support/walfeed_process.h"
 
 namespace walfeed::testing {
 namespace {
@@ -226,6 +229,61 @@ TEST_F(Values, ReplicaIdentityDecidesKeyAndBefore) {
   // NOTHING: inserts still arrive, with no key.
   EXPECT_EQ(c[10].table(), "n");
   EXPECT_EQ(c[10].key_size(), 0);
+}
+
+// Databases that are not UTF-8. A LATIN1 database's text arrives converted to UTF-8 (walfeed
+// asks PostgreSQL for UTF-8); a SQL_ASCII database passes bytes through unchecked, and those that
+// are not UTF-8 travel byte for byte in `raw_text`, never in a string field that clients reject.
+class Encodings : public WalfeedTest {
+ protected:
+  void UseDatabase(const std::string& encoding) {
+    const std::string name = absl::StrCat(db_, "_", absl::AsciiStrToLower(encoding));
+    ASSERT_TRUE(SharedPostgres()
+                    .Exec("postgres", absl::StrCat("CREATE DATABASE ", name, " ENCODING '", encoding,
+                                                   "' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
+                    .ok());
+    db_ = name;
+  }
+};
+
+TEST_F(Encodings, Latin1TextArrivesAsUtf8) {
+  UseDatabase("LATIN1");
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  // The test's connection speaks the database's encoding: these are LATIN1 bytes.
+  Sql("INSERT INTO t VALUES (1, 'caf\xe9 na\xefve')");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (2, '\xe0 la carte')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_EQ(changes->size(), 2u);
+  EXPECT_EQ(Col((*changes)[0], "v").text(), "caf\xc3\xa9 na\xc3\xafve");
+  EXPECT_EQ(Col((*changes)[1], "v").text(), "\xc3\xa0 la carte");
+}
+
+TEST_F(Encodings, SqlAsciiBytesThatAreNotUtf8ArriveExactlyAsRawText) {
+  UseDatabase("SQL_ASCII");
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text, j json)");
+  Sql("INSERT INTO t VALUES (1, E'bad-\\xff\\xfe', '\"ok\"')");  // read by the snapshot
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (2, 'fine', E'\"\\xc3\\x28\"'), (3, E'\\xc3\\xa9', NULL)");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_EQ(changes->size(), 3u);
+  EXPECT_EQ(Col((*changes)[0], "v").raw_text(), "bad-\xff\xfe");
+  EXPECT_EQ(Col((*changes)[0], "v").raw_text_encoding(), "SQL_ASCII");
+  EXPECT_EQ(Col((*changes)[0], "j").json(), "\"ok\"");
+  EXPECT_EQ(Col((*changes)[1], "v").text(), "fine");
+  EXPECT_EQ(Col((*changes)[1], "j").raw_text(), "\"\xc3\x28\"");
+  EXPECT_EQ(Col((*changes)[2], "v").text(), "\xc3\xa9") << "valid UTF-8 stays text";
+
+  // walfeedctl prints every row, the bad bytes escaped, and exits 0.
+  const RunResult printed =
+      RunCommand({WalfeedctlBinary(), "subscribe", "--server", walfeed_->address(),
+                  "--stop-at-head", "--format", "text"},
+                 absl::Seconds(30));
+  EXPECT_EQ(printed.exit_code, 0) << printed.output;
+  EXPECT_THAT(printed.output, ::testing::HasSubstr("raw\"bad-\\xff\\xfe\""));
+  EXPECT_THAT(printed.output, ::testing::HasSubstr("fine"));
 }
 
 }  // namespace

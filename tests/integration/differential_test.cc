@@ -1,0 +1,494 @@
+// The randomized differential test: a seeded generator of legal PostgreSQL workloads runs against
+// a real PostgreSQL while walfeed streams, with walfeed killed (-9) and its walsender cut at
+// random points. PostgreSQL is the oracle twice over:
+//   1. the feed applied to an empty state equals SELECT of every table at the end;
+//   2. the feed's row changes and messages, in order, equal what PostgreSQL's own test_decoding
+//      plugin decodes from a slot created at the same point.
+// The workload: tables created mid-stream (also inside the transaction that fills them, with a
+// non-transactional message beside), schemas and tables whose names hold dots, quotes, spaces,
+// newlines, Unicode and upper case, up to 63 bytes; inserts, updates (key changes too), deletes,
+// truncates; columns added and dropped; large TOASTed values; savepoints rolled back, whole
+// transactions rolled back, two-phase commits; logical messages in and out of transactions.
+//
+// WALFEED_DIFF_SEED picks the seed (default: a new one each run, printed); WALFEED_DIFF_SECONDS
+// the budget (default 40). A failure prints the seed and the path of the SQL the run committed,
+// in order, which replays it by hand (psql -f).
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+#include "server/core/table_name.h"
+#include "tests/integration/postgres_environment.h"
+#include "tests/support/change_helpers.h"
+#include "tests/support/process.h"
+
+namespace walfeed::testing {
+namespace {
+
+std::string Quote(const std::string& identifier) {
+  return absl::StrCat("\"", absl::StrReplaceAll(identifier, {{"\"", "\"\""}}), "\"");
+}
+
+std::string Literal(const std::string& text) {
+  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "''"}}), "'");
+}
+
+uint64_t EnvNumber(const char* name, uint64_t fallback) {
+  const char* value = std::getenv(name);
+  uint64_t number;
+  return value != nullptr && absl::SimpleAtoi(value, &number) ? number : fallback;
+}
+
+struct ColumnModel {
+  std::string name;
+  std::string type;  // bigint, int, text, numeric, bytea, boolean, jsonb
+};
+
+struct TableModel {
+  std::string schema;
+  std::string name;
+  std::vector<ColumnModel> columns;  // columns[0] is the key, "id" bigint
+  int64_t next_id = 1;
+  std::string Qualified() const { return absl::StrCat(Quote(schema), ".", Quote(name)); }
+};
+
+// Generates one transaction's SQL at a time from a seeded engine, keeping a model of the tables
+// good enough to write legal statements (PostgreSQL may still refuse one: then nothing of that
+// transaction is committed, and the oracle does not care).
+class Workload {
+ public:
+  explicit Workload(uint64_t seed) : rng_(seed) {}
+
+  // SQL of the next step, run as one implicit transaction. Empty `sql` with `action` set asks
+  // the driver for a fault.
+  struct Step {
+    std::string sql;
+    enum class Action { kNone, kKillWalfeed, kCutWalsender } action = Action::kNone;
+    bool creates_table = false;
+  };
+
+  Step Next() {
+    Step step;
+    const int roll = Uniform(0, 99);
+    if (tables_.empty() || roll < 7) {
+      step.creates_table = true;
+      step.sql = CreateTable();
+      return step;
+    }
+    if (roll < 9) {
+      step.action = Step::Action::kKillWalfeed;
+      return step;
+    }
+    if (roll < 11) {
+      step.action = Step::Action::kCutWalsender;
+      return step;
+    }
+    if (roll < 15) return Step{TwoPhase(), Step::Action::kNone, false};
+    std::vector<std::string> statements;
+    const int count = Uniform(1, 4);
+    for (int i = 0; i < count; ++i) statements.push_back(Statement());
+    if (roll < 20) {
+      // A savepoint whose work is rolled back, between committed statements.
+      statements.insert(statements.begin() + Uniform(0, static_cast<int>(statements.size())),
+                        absl::StrCat("SAVEPOINT s; ", Statement(), "; ROLLBACK TO SAVEPOINT s"));
+    }
+    if (roll < 23) {
+      return Step{absl::StrCat("BEGIN; ", absl::StrJoin(statements, "; "), "; ROLLBACK"),
+                  Step::Action::kNone, false};
+    }
+    return Step{absl::StrCat("BEGIN; ", absl::StrJoin(statements, "; "), "; COMMIT"),
+                Step::Action::kNone, false};
+  }
+
+  // The table a step created, once PostgreSQL accepted it.
+  void Commit(const Step& step) {
+    if (step.creates_table) tables_.push_back(pending_table_);
+  }
+  void Reject(const Step& step) {
+    if (step.creates_table) return;
+    // A refused ALTER left the model ahead of the table: forget the column changes by re-reading
+    // nothing; columns are only ever added with a fresh name or dropped, so a stale model makes
+    // later statements fail, never lie.
+  }
+
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  int Uniform(int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng_); }
+
+  std::string Name(const std::string& stem) {
+    const int n = ++names_made_;
+    switch (Uniform(0, 8)) {
+      case 0:
+        return absl::StrCat(stem, ".dot.", n);
+      case 1:
+        return absl::StrCat("Upper", stem, n);
+      case 2:
+        return absl::StrCat(stem, " with space ", n);
+      case 3:
+        return absl::StrCat(stem, "\nnewline", n);
+      case 4:
+        return absl::StrCat(stem, "\"quote'", n);
+      case 5:
+        return absl::StrCat("\xc3\xbcnic\xc3\xb6" "de_", stem, n, "_\xf0\x9f\x98\x80");
+      case 6: {
+        std::string name = absl::StrCat(stem, n, "_");
+        name.resize(63, 'x');  // the longest identifier PostgreSQL keeps whole
+        return name;
+      }
+      default:
+        return absl::StrCat(stem, "_", n);
+    }
+  }
+
+  std::string Value(const std::string& type) {
+    if (Uniform(0, 9) == 0) return "NULL";
+    if (type == "bigint" || type == "int") return absl::StrCat(Uniform(-100000, 100000));
+    if (type == "numeric") {
+      return absl::StrCat("'", Uniform(-99999, 99999), ".", Uniform(0, 999999), "'");
+    }
+    if (type == "bytea") return absl::StrCat("'\\x", absl::Hex(rng_() & 0xffffffffff), "'");
+    if (type == "boolean") return Uniform(0, 1) ? "true" : "false";
+    if (type == "jsonb") return Literal(absl::StrCat("{\"k\": ", Uniform(0, 99), ", \"s\": \"\xc3\xa9\"}"));
+    // text: sometimes large and random enough to be stored out of line (TOAST).
+    if (Uniform(0, 9) == 0) {
+      return absl::StrCat("(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ",
+                          Uniform(100, 4000), "))");
+    }
+    return Literal(absl::StrCat("v", Uniform(0, 999), " 'q' \\ \xe2\x82\xac"));
+  }
+
+  std::string RandomType() {
+    static const char* const kTypes[] = {"text", "numeric", "bytea", "boolean", "jsonb", "int"};
+    return kTypes[Uniform(0, 5)];
+  }
+
+  std::string CreateTable() {
+    TableModel table;
+    table.schema = Uniform(0, 2) == 0 ? "public" : Name("schema");
+    table.name = Name("table");
+    table.columns.push_back({"id", "bigint"});
+    const int extra = Uniform(1, 3);
+    for (int i = 0; i < extra; ++i) table.columns.push_back({Name("col"), RandomType()});
+    std::vector<std::string> definitions;
+    for (const ColumnModel& column : table.columns) {
+      definitions.push_back(absl::StrCat(Quote(column.name), " ", column.type,
+                                         column.name == "id" ? " PRIMARY KEY" : ""));
+    }
+    std::string sql = "BEGIN; ";
+    if (table.schema != "public") {
+      absl::StrAppend(&sql, "CREATE SCHEMA IF NOT EXISTS ", Quote(table.schema), "; ");
+    }
+    absl::StrAppend(&sql, "CREATE TABLE ", table.Qualified(), " (",
+                    absl::StrJoin(definitions, ", "), "); ");
+    pending_table_ = table;
+    if (Uniform(0, 1) == 0) {
+      // Rows in the same transaction as the table, and a heartbeat that is not transactional.
+      absl::StrAppend(&sql, InsertInto(pending_table_), "; ");
+      if (Uniform(0, 1) == 0) {
+        absl::StrAppend(&sql, "SELECT pg_logical_emit_message(false, 'heartbeat', 'beat'); ");
+      }
+    }
+    return sql + "COMMIT";
+  }
+
+  std::string InsertInto(TableModel& table) {
+    std::vector<std::string> rows;
+    const int count = Uniform(1, 8);
+    for (int r = 0; r < count; ++r) {
+      std::vector<std::string> values = {absl::StrCat(table.next_id++)};
+      for (size_t c = 1; c < table.columns.size(); ++c) {
+        values.push_back(Value(table.columns[c].type));
+      }
+      rows.push_back(absl::StrCat("(", absl::StrJoin(values, ", "), ")"));
+    }
+    std::vector<std::string> names;
+    for (const ColumnModel& column : table.columns) names.push_back(Quote(column.name));
+    return absl::StrCat("INSERT INTO ", table.Qualified(), " (", absl::StrJoin(names, ", "),
+                        ") VALUES ", absl::StrJoin(rows, ", "));
+  }
+
+  // Rows whose id falls in a small pseudo-random slice.
+  std::string Where(const TableModel& table) {
+    const int64_t modulus = Uniform(2, 6);
+    return absl::StrCat(" WHERE id % ", modulus, " = ", Uniform(0, static_cast<int>(modulus) - 1),
+                        " AND id > ", std::max<int64_t>(0, table.next_id - Uniform(3, 30)));
+  }
+
+  std::string Statement() {
+    TableModel& table = tables_[Uniform(0, static_cast<int>(tables_.size()) - 1)];
+    const int roll = Uniform(0, 99);
+    if (roll < 35) return InsertInto(table);
+    if (roll < 60 && table.columns.size() > 1) {
+      const ColumnModel& column = table.columns[Uniform(1, static_cast<int>(table.columns.size()) - 1)];
+      return absl::StrCat("UPDATE ", table.Qualified(), " SET ", Quote(column.name), " = ",
+                          Value(column.type), Where(table));
+    }
+    if (roll < 65) {
+      // A key change: the row moves to a fresh id.
+      const int64_t fresh = table.next_id;
+      table.next_id += 1000;
+      return absl::StrCat("UPDATE ", table.Qualified(), " SET id = id + ", fresh, Where(table));
+    }
+    if (roll < 78) return absl::StrCat("DELETE FROM ", table.Qualified(), Where(table));
+    if (roll < 80) return absl::StrCat("TRUNCATE ", table.Qualified());
+    if (roll < 85) {
+      ColumnModel column{Name("added"), RandomType()};
+      table.columns.push_back(column);
+      return absl::StrCat("ALTER TABLE ", table.Qualified(), " ADD COLUMN ", Quote(column.name),
+                          " ", column.type);
+    }
+    if (roll < 88 && table.columns.size() > 2) {
+      const size_t index = Uniform(1, static_cast<int>(table.columns.size()) - 1);
+      const std::string name = table.columns[index].name;
+      table.columns.erase(table.columns.begin() + index);
+      return absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP COLUMN ", Quote(name));
+    }
+    return absl::StrCat("SELECT pg_logical_emit_message(", Uniform(0, 1) ? "true" : "false",
+                        ", 'diff', ", Literal(absl::StrCat("m", Uniform(0, 9999))), ")");
+  }
+
+  std::string TwoPhase() {
+    const std::string gid = absl::StrCat("walfeed_diff_", ++names_made_);
+    return absl::StrCat("BEGIN; ", Statement(), "; PREPARE TRANSACTION ", Literal(gid),
+                        "; COMMIT PREPARED ", Literal(gid));
+  }
+
+  std::mt19937_64 rng_;
+  std::vector<TableModel> tables_;
+  TableModel pending_table_;
+  int names_made_ = 0;
+};
+
+// The text PostgreSQL's ::text gives for a value as walfeed carries it.
+std::string TextForm(const v1::Column& column) {
+  switch (column.value_case()) {
+    case v1::Column::kNull:
+      return "<null>";
+    case v1::Column::kInt:
+      return absl::StrCat(column.int_());
+    case v1::Column::kBool:
+      return column.bool_() ? "true" : "false";
+    case v1::Column::kNumeric:
+      return column.numeric();
+    case v1::Column::kBytes:
+      return absl::StrCat("\\x", absl::BytesToHexString(column.bytes()));
+    case v1::Column::kJson:
+      return column.json();
+    case v1::Column::kText:
+      return column.text();
+    case v1::Column::kUnchangedToast:
+      return "<unchanged toast value walfeed did not fill>";
+    default:
+      return absl::StrCat("<", column.type(), " value case ", column.value_case(), ">");
+  }
+}
+
+using Row = std::map<std::string, std::string>;          // column -> text form
+using TableState = std::map<std::string, Row>;           // id -> row
+using State = std::map<std::pair<std::string, std::string>, TableState>;
+
+void Apply(const v1::Change& change, State* state) {
+  if (change.op() == v1::Change::MESSAGE) return;
+  TableState& table = (*state)[{change.schema(), change.table()}];
+  if (change.op() == v1::Change::TRUNCATE) {
+    table.clear();
+    return;
+  }
+  const std::string id = TextForm(change.key(0));
+  if (change.op() == v1::Change::DELETE) {
+    table.erase(id);
+    return;
+  }
+  Row row;
+  if (change.op() == v1::Change::UPDATE && change.before_size() > 0) {
+    const std::string old_id = TextForm(change.before(0));
+    if (auto old = table.find(old_id); old != table.end()) {
+      row = old->second;
+      table.erase(old);
+    }
+  } else if (auto it = table.find(id); it != table.end()) {
+    row = it->second;
+  }
+  Row next;
+  for (const v1::Column& column : change.after()) {
+    if (column.value_case() == v1::Column::kUnchangedToast && row.count(column.name())) {
+      next[column.name()] = row[column.name()];
+    } else {
+      next[column.name()] = TextForm(column);
+    }
+  }
+  table[id] = std::move(next);
+}
+
+// Reads one identifier of test_decoding's quote_qualified_identifier output at `*at`.
+std::string ReadIdentifier(const std::string& line, size_t* at) {
+  std::string out;
+  if (line[*at] == '"') {
+    for (++*at; *at < line.size(); ++*at) {
+      if (line[*at] == '"') {
+        if (*at + 1 < line.size() && line[*at + 1] == '"') {
+          out.push_back('"');
+          ++*at;
+          continue;
+        }
+        ++*at;
+        break;
+      }
+      out.push_back(line[*at]);
+    }
+    return out;
+  }
+  while (*at < line.size() && line[*at] != '.' && line[*at] != ':') out.push_back(line[(*at)++]);
+  return out;
+}
+
+// "OP schema.table" per row change, "MESSAGE prefix" per message: the order both sides agree on.
+std::vector<std::string> DecodedOrder(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::string> order;
+  for (const auto& row : rows) {
+    const std::string& line = row[0];
+    if (line.rfind("table ", 0) == 0) {
+      size_t at = 6;
+      const std::string schema = ReadIdentifier(line, &at);
+      ++at;  // '.'
+      const std::string table = ReadIdentifier(line, &at);
+      at += 2;  // ": "
+      const std::string op = line.substr(at, line.find(':', at) - at);
+      order.push_back(absl::StrCat(op, " ", FormatTableName(schema, table)));
+    } else if (line.rfind("message:", 0) == 0) {
+      const size_t prefix = line.find("prefix: ") + 8;
+      order.push_back(absl::StrCat("MESSAGE ", line.substr(prefix, line.find(',', prefix) - prefix)));
+    }
+  }
+  return order;
+}
+
+class Differential : public WalfeedTest {};
+
+TEST_F(Differential, RandomWorkloadsMatchSelectAndTestDecoding) {
+  const uint64_t seed = EnvNumber("WALFEED_DIFF_SEED", std::random_device()());
+  const absl::Duration budget = absl::Seconds(EnvNumber("WALFEED_DIFF_SECONDS", 40));
+  const std::string replay_path = absl::StrCat(dir_, "-replay-", seed, ".sql");
+  std::ofstream replay(replay_path);
+  SCOPED_TRACE(absl::StrCat("seed ", seed, " (WALFEED_DIFF_SEED=", seed,
+                            " reruns it); the SQL it committed: ", replay_path));
+  std::cout << "differential: seed " << seed << std::endl;
+
+  StartWalfeed();
+  const std::string decoding_slot = slot_ + "_td";
+  Sql(absl::StrCat("SELECT pg_create_logical_replication_slot('", decoding_slot,
+                   "', 'test_decoding')"));
+
+  Workload workload(seed);
+  const absl::Time deadline = absl::Now() + budget;
+  int committed = 0, refused = 0, kills = 0, cuts = 0;
+  while (absl::Now() < deadline) {
+    const Workload::Step step = workload.Next();
+    if (step.action == Workload::Step::Action::kKillWalfeed) {
+      walfeed_->Kill();
+      StartWalfeed();
+      ++kills;
+      continue;
+    }
+    if (step.action == Workload::Step::Action::kCutWalsender) {
+      (void)SharedPostgres().Exec(
+          db_, absl::StrCat("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                            "WHERE slot_name = '",
+                            slot_, "' AND active_pid IS NOT NULL"));
+      ++cuts;
+      continue;
+    }
+    const absl::Status done = SharedPostgres().Exec(db_, step.sql);
+    if (done.ok()) {
+      workload.Commit(step);
+      replay << step.sql << ";\n";
+      ++committed;
+    } else {
+      workload.Reject(step);
+      ++refused;
+    }
+  }
+  replay.close();
+  std::cout << "differential: " << committed << " transactions run, " << refused
+            << " refused by PostgreSQL, " << kills << " kills, " << cuts << " walsender cuts"
+            << std::endl;
+
+  absl::StatusOr<std::vector<v1::Change>> feed =
+      CommitMarkerAndRead("differential-end", {}, absl::Seconds(180));
+  ASSERT_TRUE(feed.ok()) << feed.status() << "\n" << walfeed_->Log();
+
+  // Oracle 1: the feed applied to an empty state is what SELECT says.
+  State state;
+  for (const v1::Change& change : *feed) Apply(change, &state);
+  const auto tables = Query(
+      "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
+  for (const auto& table : tables) {
+    const std::string qualified = absl::StrCat(Quote(table[0]), ".", Quote(table[1]));
+    SCOPED_TRACE(FormatTableName(table[0], table[1]));
+    const auto columns = Query(absl::StrCat(
+        "SELECT attname FROM pg_attribute WHERE attrelid = ", Literal(qualified),
+        "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"));
+    std::vector<std::string> casts;
+    for (const auto& column : columns) casts.push_back(absl::StrCat(Quote(column[0]), "::text"));
+    TableState expected;
+    for (const auto& row : Query(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ",
+                                              qualified))) {
+      Row values;
+      for (size_t c = 0; c < columns.size(); ++c) values[columns[c][0]] = row[c];
+      expected[values["id"]] = std::move(values);
+    }
+    TableState& actual = state[{table[0], table[1]}];
+    // A column added later never reached rows no change touched since: it is NULL there.
+    for (auto& [id, row] : actual) {
+      for (const auto& column : columns) row.emplace(column[0], "<null>");
+      for (auto it = row.begin(); it != row.end();) {
+        const bool current = std::any_of(columns.begin(), columns.end(),
+                                         [&](const auto& c) { return c[0] == it->first; });
+        it = current ? std::next(it) : row.erase(it);
+      }
+    }
+    ASSERT_EQ(actual.size(), expected.size()) << "rows";
+    for (const auto& [id, row] : expected) {
+      ASSERT_TRUE(actual.count(id)) << "row id " << id << " is missing from the feed's state";
+      for (const auto& [column, value] : row) {
+        ASSERT_EQ(actual[id][column], value) << "row id " << id << " column " << column;
+      }
+    }
+  }
+
+  // Oracle 2: the order of the feed is test_decoding's order.
+  const auto decoded = Query(absl::StrCat("SELECT data FROM pg_logical_slot_peek_changes('",
+                                          decoding_slot, "', NULL, NULL, 'skip-empty-xacts', '1')"));
+  std::vector<std::string> expected_order = DecodedOrder(decoded);
+  std::vector<std::string> actual_order;
+  for (const v1::Change& change : *feed) {
+    if (change.op() == v1::Change::READ) continue;
+    if (change.op() == v1::Change::MESSAGE) {
+      actual_order.push_back(absl::StrCat("MESSAGE ", change.message().prefix()));
+    } else {
+      actual_order.push_back(absl::StrCat(v1::Change::Op_Name(change.op()), " ",
+                                          FormatTableName(change.schema(), change.table())));
+    }
+  }
+  // test_decoding saw the closing marker too; walfeed's read stopped just before it.
+  if (!expected_order.empty() && expected_order.back() == "MESSAGE walfeed-test") {
+    expected_order.pop_back();
+  }
+  ASSERT_EQ(actual_order.size(), expected_order.size());
+  for (size_t i = 0; i < expected_order.size(); ++i) {
+    ASSERT_EQ(actual_order[i], expected_order[i]) << "at change " << i;
+  }
+  Sql(absl::StrCat("SELECT pg_drop_replication_slot('", decoding_slot, "')"));
+}
+
+}  // namespace
+}  // namespace walfeed::testing
