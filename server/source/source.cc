@@ -1,6 +1,9 @@
 #include "server/source/source.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <utility>
 #include <variant>
 
@@ -13,6 +16,7 @@
 #include "server/source/pgoutput_decoder.h"
 #include "server/source/replication_setup.h"
 #include "server/source/replication_stream.h"
+#include "server/source/slot_creation_watch.h"
 #include "server/source/snapshot_copier.h"
 #include "server/source/transaction_builder.h"
 #include "spdlog/spdlog.h"
@@ -143,6 +147,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
           "yourself: SELECT pg_create_logical_replication_slot('",
           options_.slot, "', 'pgoutput')"));
     }
+    SlotCreationWatch watch(options_.conninfo, options_.slot);
     if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
   }
   if (absl::Status s = CheckExcludedColumns(c); !s.ok()) return s;
@@ -208,7 +213,11 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
     status_.snapshot_state = "running";
     status_.state = "snapshotting";
   }
-  absl::StatusOr<ExportedSnapshot> exported = CreateSlotWithSnapshot(replication, options_.slot);
+  absl::StatusOr<ExportedSnapshot> exported;
+  {
+    SlotCreationWatch watch(options_.conninfo, options_.slot);
+    exported = CreateSlotWithSnapshot(replication, options_.slot);
+  }
   if (!exported.ok()) return exported.status();
   if (absl::Status s = sink_->SetMetadata(kSnapshotSlotKey, FormatLsn(exported->consistent_point));
       !s.ok()) {
@@ -309,11 +318,16 @@ absl::Status Source::SnapshotAddedTables() {
   absl::StatusOr<std::unique_ptr<PgConnection>> exporter =
       PgConnection::Connect(options_.conninfo, PgConnection::Mode::kReplication);
   if (!exporter.ok()) return exporter.status();
-  std::string temporary_slot = absl::StrCat(options_.slot, "_new_tables");
-  if (temporary_slot.size() > 63)
-    temporary_slot = temporary_slot.substr(temporary_slot.size() - 63);
-  absl::StatusOr<ExportedSnapshot> exported =
-      CreateSlotWithSnapshot(**exporter, temporary_slot, /*temporary=*/true);
+  // A name of its own per attempt: the backend of an earlier attempt (of this process or of one
+  // killed) can hold its temporary slot for a while after its client is gone.
+  static std::atomic<uint64_t> attempts{0};
+  const std::string suffix = absl::StrCat("_new_tables_", getpid(), "_", ++attempts);
+  std::string temporary_slot = absl::StrCat(options_.slot.substr(0, 63 - suffix.size()), suffix);
+  absl::StatusOr<ExportedSnapshot> exported;
+  {
+    SlotCreationWatch watch(options_.conninfo, temporary_slot);
+    exported = CreateSlotWithSnapshot(**exporter, temporary_slot, /*temporary=*/true);
+  }
   if (!exported.ok()) return exported.status();
   TypeCatalog types;
   absl::StatusOr<std::unique_ptr<PgConnection>> reader =
