@@ -17,12 +17,28 @@ using log_internal::KeyOf;
 
 constexpr char kLiveRow = 'L';
 constexpr char kDeletedRow = 'D';
+// The same, when the change that wrote the entry left a TOASTed value out.
+constexpr char kLiveRowNeedingImage = 'M';
+constexpr char kDeletedRowNeedingImage = 'N';
+
+char RowTag(bool deleted, bool needs_image) {
+  if (needs_image) return deleted ? kDeletedRowNeedingImage : kLiveRowNeedingImage;
+  return deleted ? kDeletedRow : kLiveRow;
+}
+
+bool LeavesValuesOut(const v1::Change& change) {
+  if (change.op() != v1::Change::UPDATE) return false;
+  for (const v1::Column& column : change.after()) {
+    if (column.value_case() == v1::Column::kUnchangedToast) return true;
+  }
+  return false;
+}
 
 }  // namespace
 
-std::string EncodeRowEntry(const Position& position, bool deleted) {
+std::string EncodeRowEntry(const Position& position, bool deleted, bool needs_image) {
   std::string value = EncodePositionKey(position);
-  value.push_back(deleted ? kDeletedRow : kLiveRow);
+  value.push_back(RowTag(deleted, needs_image));
   return value;
 }
 
@@ -33,7 +49,9 @@ absl::StatusOr<IndexEntry> DecodeIndexEntry(absl::string_view value) {
   }
   absl::StatusOr<Position> position = DecodePositionKey(value.substr(0, kPositionKeySize));
   if (!position.ok()) return position.status();
-  return IndexEntry{*position, value.size() > kPositionKeySize && value.back() == kDeletedRow};
+  const char tag = value.size() > kPositionKeySize ? value.back() : kLiveRow;
+  return IndexEntry{*position, tag == kDeletedRow || tag == kDeletedRowNeedingImage,
+                    tag == kLiveRowNeedingImage || tag == kDeletedRowNeedingImage};
 }
 
 void ChangeLog::Impl::CollectIndexEntries(const v1::Change& change, const Position& position,
@@ -45,7 +63,8 @@ void ChangeLog::Impl::CollectIndexEntries(const v1::Change& change, const Positi
     (*out)[UnmergedMarkerKey(identity.table_key)] = EncodePositionKey(position);
   }
   for (RowEffect& effect : identity.effects) {
-    (*out)[std::move(effect.row_key)] = EncodeRowEntry(position, effect.deleted);
+    (*out)[std::move(effect.row_key)] =
+        EncodeRowEntry(position, effect.deleted, LeavesValuesOut(change));
   }
 }
 
@@ -56,7 +75,7 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
   if (SingleRowKey(change, &row_key, &deleted)) {
     char entry[kPositionKeySize + 1];
     EncodePositionKeyTo(position, entry);
-    entry[kPositionKeySize] = deleted ? kDeletedRow : kLiveRow;
+    entry[kPositionKeySize] = RowTag(deleted, LeavesValuesOut(change));
     return FromRocks(batch.Put(keys, row_key, rocksdb::Slice(entry, sizeof(entry))),
                      "cannot build the index batch");
   }
@@ -68,7 +87,10 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
     put = batch.Put(keys, UnmergedMarkerKey(identity.table_key), EncodePositionKey(position));
   }
   for (const RowEffect& effect : identity.effects) {
-    if (put.ok()) put = batch.Put(keys, effect.row_key, EncodeRowEntry(position, effect.deleted));
+    if (put.ok()) {
+      put = batch.Put(keys, effect.row_key,
+                      EncodeRowEntry(position, effect.deleted, LeavesValuesOut(change)));
+    }
   }
   return FromRocks(put, "cannot build the index batch");
 }

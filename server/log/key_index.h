@@ -2,7 +2,9 @@
 // server/log/).
 //
 // The "keys" column family maps a row key (RowIdentity) to the position of that row's newest
-// change and whether that change deleted the row, and a table key to its newest TRUNCATE.
+// change, whether that change deleted the row, and whether it left a TOASTed value out
+// (unchanged_toast: the row's older images must then stay, see Judge in log_compaction.cc), and
+// a table key to its newest TRUNCATE.
 // "compaction/indexed_up_to" records the position up to which the index is complete. While it
 // equals the head, Append() keeps the index current in the same atomic batch as the changes;
 // after a staged snapshot or a transaction staged in parts it falls behind until CatchUpIndex()
@@ -24,9 +26,11 @@ namespace walfeed {
 struct IndexEntry {
   Position position;
   bool deleted = false;
+  // The newest change carries unchanged_toast markers: a consumer needs an older image.
+  bool needs_image = false;
 };
 
-std::string EncodeRowEntry(const Position& position, bool deleted);
+std::string EncodeRowEntry(const Position& position, bool deleted, bool needs_image = false);
 
 // Decodes a row entry or a table entry (a bare position).
 absl::StatusOr<IndexEntry> DecodeIndexEntry(absl::string_view value);

@@ -168,6 +168,11 @@ class Pass {
     for (const RowEffect& effect : identity.effects) {
       absl::StatusOr<std::optional<IndexEntry>> entry = Lookup(effect.row_key);
       if (!entry.ok()) return entry.status();
+      // The row's newest change left a TOASTed value out: it is filled from this older image by
+      // whoever rebuilds the row, so the image stays until a change carrying every value comes.
+      if (entry->has_value() && (*entry)->needs_image && (*entry)->position > position) {
+        return Verdict::kKeep;
+      }
       if (!entry->has_value() || (*entry)->position != position) continue;  // a newer one
       own_entries->push_back(effect.row_key);
       ((*entry)->deleted ? newest_deleted : newest_live) = true;

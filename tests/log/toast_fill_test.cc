@@ -195,5 +195,57 @@ TEST_F(ToastFillTest, TransactionStagedInPartsKeepsItsMarkers) {
   EXPECT_TRUE(log_->IndexIsCurrent());
 }
 
+// The update kept its marker (staged in parts); compaction must not remove the image it needs,
+// or a consumer rebuilding from 0 would never get the value walfeed had (issue: a lost value).
+TEST_F(ToastFillTest, CompactionKeepsTheImageANewerMarkedUpdateNeeds) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "image")});
+  Append({RowChange(v1::Change::UPDATE, 1, 1, "second image")});
+  const uint64_t lsn = next_lsn_ + 0x100;
+  v1::Change first = RowChange(v1::Change::UPDATE, 2, 1, "x");
+  first.set_lsn(lsn);
+  first.set_seq(0);
+  ASSERT_TRUE(log_->StageChanges({first}).ok());
+  v1::Change marked = RowChange(v1::Change::UPDATE, 1, 2, "");
+  marked.set_lsn(lsn);
+  marked.set_seq(1);
+  Transaction txn;
+  txn.commit_lsn = lsn;
+  txn.end_lsn = lsn + 0x30;
+  txn.changes.push_back(marked);
+  ASSERT_TRUE(log_->Append({txn}, lsn + 0x30).ok());
+  next_lsn_ = lsn;
+  ASSERT_TRUE(LastDoc().unchanged_toast());
+
+  CompactionPolicy policy;
+  policy.lag = absl::ZeroDuration();
+  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  // Rebuilt from 0: the newest value walfeed held reaches the consumer before the marker.
+  std::vector<LogRecord> records;
+  ASSERT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 30, &records).ok());
+  std::string doc;
+  for (const LogRecord& record : records) {
+    v1::Change change;
+    ASSERT_TRUE(change.ParseFromString(record.change));
+    if (change.key(0).int_() != 1) continue;
+    for (const v1::Column& column : change.after()) {
+      if (column.name() == "doc" && !column.unchanged_toast()) doc = column.text();
+    }
+  }
+  EXPECT_EQ(doc, "second image");
+
+  // Once a change carries every value again, the older images may go.
+  Append({RowChange(v1::Change::UPDATE, 1, 3, "third image")});
+  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  records.clear();
+  ASSERT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 30, &records).ok());
+  size_t row_one = 0;
+  for (const LogRecord& record : records) {
+    v1::Change change;
+    ASSERT_TRUE(change.ParseFromString(record.change));
+    row_one += change.key(0).int_() == 1;
+  }
+  EXPECT_EQ(row_one, 1u);
+}
+
 }  // namespace
 }  // namespace walfeed
