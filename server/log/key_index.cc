@@ -57,6 +57,9 @@ absl::StatusOr<IndexEntry> DecodeIndexEntry(absl::string_view value) {
 void ChangeLog::Impl::CollectIndexEntries(const v1::Change& change, const Position& position,
                                           absl::flat_hash_map<std::string, std::string>* out) {
   RowIdentity identity = IdentityOf(change);
+  if (change.relation_redescribed() && !identity.table_key.empty()) {
+    (*out)[RedescribedMarkerKey(identity.table_key)] = EncodePositionKey(position);
+  }
   if (identity.kind == RowIdentity::Kind::kTruncate) {
     (*out)[std::move(identity.table_key)] = EncodePositionKey(position);
   } else if (identity.kind == RowIdentity::Kind::kUnmerged && !identity.table_key.empty()) {
@@ -72,7 +75,7 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
                                         const Position& position) {
   thread_local std::string row_key;
   bool deleted = false;
-  if (SingleRowKey(change, &row_key, &deleted)) {
+  if (!change.relation_redescribed() && SingleRowKey(change, &row_key, &deleted)) {
     char entry[kPositionKeySize + 1];
     EncodePositionKeyTo(position, entry);
     entry[kPositionKeySize] = RowTag(deleted, LeavesValuesOut(change));
@@ -81,6 +84,10 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
   }
   const RowIdentity identity = IdentityOf(change);
   rocksdb::Status put;
+  if (change.relation_redescribed() && !identity.table_key.empty()) {
+    put = batch.Put(keys, RedescribedMarkerKey(identity.table_key), EncodePositionKey(position));
+  }
+  if (!put.ok()) return FromRocks(put, "cannot build the index batch");
   if (identity.kind == RowIdentity::Kind::kTruncate) {
     put = batch.Put(keys, identity.table_key, EncodePositionKey(position));
   } else if (identity.kind == RowIdentity::Kind::kUnmerged && !identity.table_key.empty()) {

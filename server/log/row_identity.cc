@@ -11,6 +11,7 @@ namespace {
 constexpr char kRowTag = 'r';
 constexpr char kTableTag = 't';
 constexpr char kUnmergedTag = 'u';
+constexpr char kRedescribedTag = 'd';
 
 // Appends `text` length-prefixed, so that no two sequences of parts encode alike.
 void AppendPart(absl::string_view text, std::string* out) {
@@ -175,6 +176,13 @@ std::string TableKeyOfRow(absl::string_view row_key) {
   if (table == 0) return std::string();
   std::string key(1, kTableTag);
   key.append(rest.data(), schema + table);
+  return key;
+}
+
+std::string RedescribedMarkerKey(absl::string_view table_key) {
+  if (table_key.empty()) return std::string();
+  std::string key(table_key);
+  key[0] = kRedescribedTag;
   return key;
 }
 

@@ -52,6 +52,10 @@ std::string TableKeyOfRow(absl::string_view row_key);
 // FULL meanwhile), so it is not used to fill in left-out values.
 std::string UnmergedMarkerKey(absl::string_view table_key);
 
+// The index key under which the newest relation_redescribed change of a table is recorded: the
+// table's images older than that are not used to fill in left-out values either.
+std::string RedescribedMarkerKey(absl::string_view table_key);
+
 // Whether `key` (from the index) is a row key rather than a table key.
 bool IsRowKey(absl::string_view key);
 

@@ -22,6 +22,13 @@ bool ToastFiller::NeedsFill(const v1::Change& change) {
 }
 
 absl::Status ToastFiller::FillFrom(const v1::Change& image, v1::Change* change) const {
+  // Only from the same relation: a table dropped and created again, or swapped in under the
+  // same name, is another relation whose rows merely share a key (0: a change from before
+  // walfeed recorded relations, which proves nothing).
+  if (&image != change &&
+      (image.relation_id() == 0 || image.relation_id() != change->relation_id())) {
+    return absl::OkStatus();
+  }
   for (v1::Column& column : *change->mutable_after()) {
     if (column.value_case() != v1::Column::kUnchangedToast) continue;
     // From the change itself: its old row (REPLICA IDENTITY FULL sends it whole).
@@ -48,7 +55,8 @@ absl::StatusOr<std::optional<v1::Change>> ToastFiller::StoredImage(
   if (!entry->has_value() || (*entry)->deleted) return std::optional<v1::Change>();
   // Truncated since, or changed since in a way the index does not follow (the table switched
   // to REPLICA IDENTITY FULL, say): the image may be stale.
-  for (const std::string& marker : {table_key, UnmergedMarkerKey(table_key)}) {
+  for (const std::string& marker :
+       {table_key, UnmergedMarkerKey(table_key), RedescribedMarkerKey(table_key)}) {
     absl::StatusOr<std::optional<IndexEntry>> since = impl_->LookupIndex(marker);
     if (!since.ok()) return since.status();
     if (since->has_value() && (*since)->position > (*entry)->position) {
@@ -68,6 +76,9 @@ absl::StatusOr<std::optional<v1::Change>> ToastFiller::StoredImage(
 absl::StatusOr<const v1::Change*> ToastFiller::Process(const v1::Change& change) {
   const RowIdentity identity = IdentityOf(change);
   const v1::Change* stored = &change;
+  // PostgreSQL described the table afresh: no image from before this change is used (the
+  // change's own old row still is).
+  if (change.relation_redescribed() && !identity.table_key.empty()) EndImages(identity.table_key);
   if (NeedsFill(change)) {
     v1::Change& filled = filled_.emplace_back(change);
     // REPLICA IDENTITY FULL: the old row came with the update.
@@ -96,20 +107,22 @@ absl::StatusOr<const v1::Change*> ToastFiller::Process(const v1::Change& change)
   const bool ends_images =
       identity.kind == RowIdentity::Kind::kTruncate ||
       (identity.kind == RowIdentity::Kind::kUnmerged && !identity.table_key.empty());
-  if (ends_images) {
-    ended_tables_.insert(identity.table_key);
-    for (auto it = recent_.begin(); it != recent_.end();) {
-      if (TableKeyOfRow(it->first) == identity.table_key) {
-        recent_.erase(it++);
-      } else {
-        ++it;
-      }
-    }
-  }
+  if (ends_images) EndImages(identity.table_key);
   for (const RowEffect& effect : identity.effects) {
     recent_[effect.row_key] = effect.deleted ? nullptr : stored;
   }
   return stored;
+}
+
+void ToastFiller::EndImages(const std::string& table_key) {
+  ended_tables_.insert(table_key);
+  for (auto it = recent_.begin(); it != recent_.end();) {
+    if (TableKeyOfRow(it->first) == table_key) {
+      recent_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
 }
 
 }  // namespace walfeed

@@ -5,10 +5,12 @@
 // value from the newest image of that row the log holds: the UPDATE's own old row (REPLICA
 // IDENTITY FULL), an earlier change in the same append, or the row's newest stored change found
 // through the per-key index (which must be current: use it with the append lock held). A value
-// stays marked unchanged_toast only when no earlier image has it: the row was never seen, was
-// deleted or truncated since, the table had changes the index does not follow since (REPLICA
-// IDENTITY FULL or NOTHING), or the column's type changed. After a key-changing UPDATE the image
-// is looked up under the old key.
+// stays marked unchanged_toast unless an earlier image provably holds it: the image must be of
+// the same relation (relation_id) and column type, and newer than the table's last TRUNCATE, its
+// last change the index does not follow (REPLICA IDENTITY FULL or NOTHING) and its last
+// relation_redescribed change (a new replication session, DDL, a rewrite: what walfeed held may
+// no longer match the table). When in doubt, the marker, never a guess. After a key-changing
+// UPDATE the image is looked up under the old key.
 #ifndef WALFEED_SERVER_LOG_TOAST_FILL_H_
 #define WALFEED_SERVER_LOG_TOAST_FILL_H_
 
@@ -36,6 +38,8 @@ class ToastFiller {
 
  private:
   absl::Status FillFrom(const v1::Change& image, v1::Change* change) const;
+  // No image of `table_key` from before here is used for the rest of this append.
+  void EndImages(const std::string& table_key);
   // The newest stored image of `row_key` in `table_key`, or nullopt.
   absl::StatusOr<std::optional<v1::Change>> StoredImage(const std::string& row_key,
                                                         const std::string& table_key) const;

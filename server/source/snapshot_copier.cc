@@ -75,13 +75,17 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
   // A partitioned table published through its root is read whole, partitions included.
   absl::flat_hash_set<std::string> published_columns;
   absl::StatusOr<QueryRows> publication = conn_->Query(
-      absl::StrCat("SELECT c.relkind, current_setting('server_version_num')::int >= 150000 "
+      absl::StrCat("SELECT c.relkind, current_setting('server_version_num')::int >= 150000, "
+                   "c.oid "
                    "FROM pg_class c WHERE c.oid = ",
                    relation, "::regclass"));
   if (!publication.ok()) return publication.status();
   if (publication->rows.empty())
     return absl::NotFoundError(absl::StrCat("table ", relation, " is gone"));
   shape.partitioned = publication->rows[0][0] == "p";
+  if (!absl::SimpleAtoi(publication->rows[0][2], &shape.relation_id)) {
+    return absl::InternalError(absl::StrCat("pg_class gave oid '", publication->rows[0][2], "'"));
+  }
   if (publication->rows[0][1] == "t") {
     const std::string which = absl::StrCat(
         " FROM pg_publication_tables WHERE pubname = ", conn_->QuoteLiteral(publication_),
@@ -148,6 +152,7 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
       change.set_table(table);
       *change.mutable_commit_time() = read_time_;
       change.set_key_kind(shape->key_kind);
+      change.set_relation_id(shape->relation_id);
       ++next_seq_;
       for (size_t c = 0; c < batch->column_names.size(); ++c) {
         pgoutput::TupleColumn value;

@@ -60,6 +60,7 @@ class SnapshotCopier {
     std::string row_filter;    // the publication's row filter, "" when none
     char replica_identity = 'd';
     v1::Change::KeyKind key_kind = v1::Change::NONE;
+    uint32_t relation_id = 0;  // pg_class.oid
   };
 
   absl::StatusOr<TableShape> ShapeOf(const std::string& schema, const std::string& table);

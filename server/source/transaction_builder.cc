@@ -83,6 +83,8 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   if (relation != nullptr) {
     change.set_schema(SchemaName(*relation));
     change.set_table(relation->name);
+    change.set_relation_id(relation->relation_id);
+    if (redescribed_.erase(relation->relation_id) > 0) change.set_relation_redescribed(true);
     const bool has_key_columns =
         std::any_of(relation->columns.begin(), relation->columns.end(),
                     [](const pgoutput::RelationColumn& column) { return column.is_key; });
@@ -159,6 +161,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
       }
       if (any) verdict.excluded_columns = std::move(mask);
     }
+    redescribed_.insert(r->relation_id);
     relations_[r->relation_id] = std::move(*r);
     return std::nullopt;
   }

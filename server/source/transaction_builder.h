@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "server/core/transaction.h"
 #include "server/source/pgoutput_messages.h"
@@ -88,6 +89,9 @@ class TransactionBuilder {
   static const TableFilter kNoFilter;
   absl::flat_hash_map<uint32_t, pgoutput::Relation> relations_;
   absl::flat_hash_map<uint32_t, RelationFilter> relation_filters_;
+  // Relations described by a Relation message since their last change: that change is marked
+  // relation_redescribed.
+  absl::flat_hash_set<uint32_t> redescribed_;
   std::optional<OpenTransaction> open_;
 };
 

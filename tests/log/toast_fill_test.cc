@@ -19,6 +19,8 @@ v1::Column IntColumn(const std::string& name, int64_t value) {
   return column;
 }
 
+constexpr uint32_t kDocsRelation = 16400;
+
 v1::Column DocColumn(const std::string& text) {
   v1::Column column;
   column.set_name("doc");
@@ -39,6 +41,7 @@ v1::Change RowChange(v1::Change::Op op, int64_t id, int64_t version, const std::
   change.set_schema("public");
   change.set_table("docs");
   change.set_key_kind(v1::Change::PRIMARY_KEY);
+  change.set_relation_id(kDocsRelation);
   *change.add_key() = IntColumn("id", id);
   if (op == v1::Change::DELETE) {
     *change.add_before() = IntColumn("id", id);
@@ -245,6 +248,37 @@ TEST_F(ToastFillTest, CompactionKeepsTheImageANewerMarkedUpdateNeeds) {
     row_one += change.key(0).int_() == 1;
   }
   EXPECT_EQ(row_one, 1u);
+}
+
+// After PostgreSQL described the table afresh (DDL, a rewrite, a new session), nothing walfeed
+// held from before is used: ALTER COLUMN ... TYPE ... USING upper(doc) changes every value
+// without a change event.
+TEST_F(ToastFillTest, NoImageFromBeforeARedescribedChangeIsUsed) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "lower"), RowChange(v1::Change::INSERT, 2, 0, "x")});
+  v1::Change redescribed = RowChange(v1::Change::UPDATE, 2, 1, "y");
+  redescribed.set_relation_redescribed(true);
+  Append({redescribed, RowChange(v1::Change::UPDATE, 1, 1, "")});
+  EXPECT_TRUE(LastDoc().unchanged_toast()) << "filled across a redescription";
+  Append({RowChange(v1::Change::UPDATE, 2, 2, "")});
+  EXPECT_EQ(LastDoc().text(), "y") << "an image from after it is fine";
+
+  // The same across appends, and when the index catches up after a staged snapshot.
+  Append({RowChange(v1::Change::INSERT, 3, 0, "three")});
+  v1::Change again = RowChange(v1::Change::INSERT, 4, 0, "four");
+  again.set_relation_redescribed(true);
+  Append({again});
+  Append({RowChange(v1::Change::UPDATE, 3, 1, "")});
+  EXPECT_TRUE(LastDoc().unchanged_toast());
+}
+
+// A table swapped in under the same name (DROP TABLE sw; ALTER TABLE sw_new RENAME TO sw) is
+// another relation: the dropped table's row with the same key is not its image.
+TEST_F(ToastFillTest, ImageOfAnotherRelationWithTheSameNameIsNotUsed) {
+  Append({RowChange(v1::Change::INSERT, 1, 0, "dropped table's value")});
+  v1::Change swapped = RowChange(v1::Change::UPDATE, 1, 1, "");
+  swapped.set_relation_id(kDocsRelation + 1);
+  Append({swapped});
+  EXPECT_TRUE(LastDoc().unchanged_toast());
 }
 
 }  // namespace

@@ -183,5 +183,22 @@ TEST_F(TransactionBuilderTest, LargeTransactionHandsOutItsChangesInPartsWithFina
   EXPECT_TRUE(txn->changes[1].last_in_transaction());
 }
 
+TEST_F(TransactionBuilderTest, FirstChangeAfterARelationMessageIsMarkedRedescribed) {
+  Feed(pgoutput::Begin{0x5000, 1000000, 42});
+  Feed(pgoutput::Insert{16384, {Text("1"), Text("a")}});
+  Feed(pgoutput::Insert{16384, {Text("2"), Text("b")}});
+  Feed(Orders());  // described again (DDL, a rewrite, an invalidation) mid-stream
+  Feed(pgoutput::Insert{16384, {Text("3"), Text("c")}});
+  Feed(pgoutput::Insert{16384, {Text("4"), Text("d")}});
+  std::optional<Transaction> txn = Feed(pgoutput::Commit{0, 0x5000, 0x5030, 1000000});
+  ASSERT_TRUE(txn.has_value());
+  ASSERT_EQ(txn->changes.size(), 4u);
+  EXPECT_TRUE(txn->changes[0].relation_redescribed());
+  EXPECT_FALSE(txn->changes[1].relation_redescribed());
+  EXPECT_TRUE(txn->changes[2].relation_redescribed());
+  EXPECT_FALSE(txn->changes[3].relation_redescribed());
+  for (const v1::Change& change : txn->changes) EXPECT_EQ(change.relation_id(), 16384u);
+}
+
 }  // namespace
 }  // namespace walfeed
