@@ -463,11 +463,13 @@ absl::Status ChangeLog::Visit(const Position& start, size_t max_records, size_t 
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->changes));
   size_t records = 0;
   size_t bytes = 0;
-  for (it->Seek(EncodePositionKey(start));
-       it->Valid() && records < max_records && bytes < max_bytes; it->Next()) {
+  for (it->Seek(EncodePositionKey(start)); it->Valid() && records < max_records; it->Next()) {
     absl::StatusOr<Position> position = DecodePositionKey(KeyOf(*it));
     if (!position.ok()) return position.status();
     const rocksdb::Slice value = it->value();
+    // Cut before the record that would cross the byte bound, never after it: a batch exceeds
+    // the bound only when its one record alone does.
+    if (records > 0 && bytes + value.size() > max_bytes) break;
     ++records;
     bytes += value.size();
     if (!visit(*position, absl::string_view(value.data(), value.size()))) break;

@@ -80,8 +80,8 @@ class ChangeLog : public TransactionSink {
   absl::Status SetMetadata(absl::string_view key, absl::string_view value) override;
 
   // Appends to `out` the committed records whose position is >= `start`, in order, stopping
-  // after `max_records` records or once `max_bytes` of change data were read (at least one
-  // record is read when there is one).
+  // after `max_records` records or before the record that would take the change data read past
+  // `max_bytes` (at least one record is read when there is one, however large).
   absl::Status Read(const Position& start, size_t max_records, size_t max_bytes,
                     std::vector<LogRecord>* out) const;
   // The same records handed to `visit` one at a time as views of RocksDB's buffers (valid only

@@ -291,6 +291,9 @@ class Pass {
     if (last_removed_.IsZero()) return absl::OkStatus();
     rocksdb::CompactRangeOptions options;
     options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    // Automatic compactions go on meanwhile: an exclusive manual one would let L0 files pile up
+    // to the stop-writes trigger on a big log and stall appends (and PostgreSQL's keepalives).
+    options.exclusive_manual_compaction = false;
     const std::string end = EncodePositionKey(last_removed_.Successor());
     const rocksdb::Slice end_slice(end);
     rocksdb::Status compacted =

@@ -84,7 +84,7 @@ TEST_F(ChangeLogTest, ReadStopsAtTheRecordAndByteLimits) {
   EXPECT_EQ(records.size(), 4u);
   records.clear();
   ASSERT_TRUE(log->Read({}, 100, 2500, &records).ok());
-  EXPECT_EQ(records.size(), 3u);  // stops once 2,500 bytes were read
+  EXPECT_EQ(records.size(), 2u);  // a third record of ~1,050 bytes would cross 2,500
   records.clear();
   ASSERT_TRUE(log->Read({}, 100, 1, &records).ok());
   EXPECT_EQ(records.size(), 1u);  // always at least one
@@ -269,6 +269,36 @@ TEST_F(ChangeLogTest, SecondOpenOfTheSameDirectoryFailsClearly) {
   absl::StatusOr<std::unique_ptr<ChangeLog>> second = ChangeLog::Open(options);
   ASSERT_FALSE(second.ok());
   EXPECT_THAT(second.status().message(), HasSubstr("another walfeed"));
+}
+
+// The byte bound cuts before the change that would cross it (a 0.99 MB row then a 3.3 MB row
+// once made one message past gRPC's 4 MiB default), and a single change larger than the bound
+// still comes alone.
+TEST(ChangeLogBytes, ABatchNeverCrossesTheByteBoundBecauseOfItsLastChange) {
+  const std::string dir = testing::MakeTempDir("walfeed-bytes");
+  ChangeLogOptions options;
+  options.path = dir;
+  options.sync = false;
+  std::unique_ptr<ChangeLog> log = *ChangeLog::Open(options);
+  Transaction txn = testing::MakeTransaction(0x100, 3);
+  const size_t sizes[] = {990000, 3300000, 10};
+  for (size_t i = 0; i < 3; ++i) {
+    v1::Column* payload = txn.changes[i].add_after();
+    payload->set_name("payload");
+    payload->set_text(std::string(sizes[i], 'x'));
+  }
+  ASSERT_TRUE(log->Append({txn}, 0x150).ok());
+  std::vector<LogRecord> first;
+  ASSERT_TRUE(log->Read({}, 100, 1 << 20, &first).ok());
+  ASSERT_EQ(first.size(), 1u) << "the second change would have crossed 1 MiB";
+  std::vector<LogRecord> second;
+  ASSERT_TRUE(log->Read({0x100, 1}, 100, 1 << 20, &second).ok());
+  ASSERT_EQ(second.size(), 1u) << "a change over the bound comes alone";
+  std::vector<LogRecord> rest;
+  ASSERT_TRUE(log->Read({0x100, 2}, 100, 1 << 20, &rest).ok());
+  EXPECT_EQ(rest.size(), 1u);
+  log.reset();
+  testing::RemoveTree(dir);
 }
 
 }  // namespace
