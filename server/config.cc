@@ -157,6 +157,12 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetBytes("max-transaction-memory", v, &c.source.max_transaction_bytes);
        }},
+      {"max-inflight-bytes", "WALFEED_MAX_INFLIGHT_BYTES", "256MiB",
+       "all Subscribe streams together hold about this much in messages their clients have not "
+       "taken yet; with many streams each one's batches shrink (to 64 KiB at least)",
+       [](const std::string& v, Config& c) {
+         return SetBytes("max-inflight-bytes", v, &c.feed.max_inflight_bytes);
+       }},
       {"progress-interval", "WALFEED_PROGRESS_INTERVAL", "5s",
        "how often an idle subscriber gets a progress message",
        [](const std::string& v, Config& c) {

@@ -22,6 +22,10 @@ struct FeedOptions {
   size_t default_batch_changes = 500;
   // ... and about this many bytes, well under gRPC's default 4 MiB receive limit.
   size_t max_batch_bytes = 1 << 20;
+  // All streams together hold about this many bytes of changes in messages their clients have
+  // not taken yet: with many streams each one's batches shrink (to 64 KiB at least), so memory
+  // stays bounded however many subscribers stall.
+  size_t max_inflight_bytes = size_t{256} << 20;
   // Server keepalive pings on idle streams, so proxies do not drop them.
   absl::Duration keepalive_time = absl::Seconds(30);
   absl::Duration keepalive_timeout = absl::Seconds(10);

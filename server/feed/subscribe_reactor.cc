@@ -144,7 +144,10 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   const Position purge_before_read = log_->PurgePoint();
   const bool shares = SharesBatches();
   SharedBatch shared;
-  if (shares && shared_batches_->Find(next_, plan_.max_batch_changes, purge_before_read, &shared)) {
+  const size_t max_bytes =
+      hub_->BatchBytesPerStream(options_->max_batch_bytes, options_->max_inflight_bytes);
+  if (shares && shared_batches_->Find(next_, plan_.max_batch_changes, purge_before_read, &shared) &&
+      shared.response.Length() <= max_bytes + kFramingAllowance) {
     // The batch was read under `purge_before_read`, but a pass may have run since this
     // subscriber looked: judge it by the point as it is now.
     if (Purged(next_, log_->PurgePoint(), failure)) return BatchResult::kFailed;
@@ -163,7 +166,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   size_t visited = 0;
   Position last_sent;
   std::optional<Position> corrupt;
-  absl::Status read = log_->Visit(next_, plan_.max_batch_changes, options_->max_batch_bytes,
+  absl::Status read = log_->Visit(next_, plan_.max_batch_changes, max_bytes,
                                   [&](const Position& position, absl::string_view change) {
                                     ++visited;
                                     if (plan_.stop_at && position > *plan_.stop_at) {

@@ -60,6 +60,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
   // Reads per Pump() before the thread is given back to the hub.
   static constexpr int kMaxReadsPerPump = 16;
+  // A shared batch's message may exceed this stream's byte share by its framing.
+  static constexpr size_t kFramingAllowance = 64 << 10;
   void Write();
   // A message with no changes: the cursor the client has caught up to, and the head.
   void WriteProgress();

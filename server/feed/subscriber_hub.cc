@@ -1,5 +1,8 @@
 #include "server/feed/subscriber_hub.h"
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <utility>
 
 namespace walfeed {
@@ -43,8 +46,14 @@ void SubscriberHub::Requeue(Pumpable* subscriber) {
   ready_.push_back(subscriber);
 }
 
+size_t SubscriberHub::BatchBytesPerStream(size_t max_batch_bytes, size_t total_budget) const {
+  const size_t share = total_budget / std::max<uint32_t>(1, subscribers_.load());
+  return std::min(max_batch_bytes, std::max(kMinBatchBytes, share));
+}
+
 void SubscriberHub::SubscriberEnded(Pumpable* subscriber) {
   subscribers_.fetch_sub(1);
+  ended_since_trim_.fetch_add(1, std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
   woken_.erase(subscriber);
   positions_.erase(subscriber);
@@ -94,6 +103,9 @@ void SubscriberHub::Dispatch() {
       if (stopping_ && ready_.empty()) return;
       const bool tick = absl::Now() >= next_tick;
       if (tick) next_tick = absl::Now() + tick_;
+      // Streams that ended freed their buffers to malloc, which keeps them; hand them back to
+      // the system, so that RSS falls again after a crowd of streams leaves.
+      if (tick && ended_since_trim_.exchange(0, std::memory_order_relaxed) > 0) malloc_trim(0);
       if (head_moved_ || tick) {
         for (auto it = waiting_.begin(); it != waiting_.end();) {
           if (tick || it->second <= head_) {

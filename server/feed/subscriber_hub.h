@@ -73,6 +73,12 @@ class SubscriberHub {
   void SubscriberEnded(Pumpable* subscriber);
   uint32_t subscribers() const { return subscribers_.load(); }
 
+  // The most bytes of changes one stream's next message may hold: `max_batch_bytes`, shrunk as
+  // streams grow in number so that all of them together hold about `total_budget` in messages
+  // their clients have not taken yet (a stalled stream holds one), never below kMinBatchBytes.
+  static constexpr size_t kMinBatchBytes = 64 << 10;
+  size_t BatchBytesPerStream(size_t max_batch_bytes, size_t total_budget) const;
+
  private:
   void Dispatch();
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -81,6 +87,8 @@ class SubscriberHub {
   std::atomic<bool> shutting_down_{false};
   std::atomic<uint32_t> subscribers_{0};
   std::atomic<uint64_t> changes_sent_{0};
+  // Streams ended since the dispatcher last gave freed memory back to the system.
+  std::atomic<uint32_t> ended_since_trim_{0};
 
   mutable absl::Mutex mu_;
   Position head_ ABSL_GUARDED_BY(mu_);
