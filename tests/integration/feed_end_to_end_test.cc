@@ -386,6 +386,60 @@ TEST_F(FeedEndToEnd, IdleSlotKeepsUpWhileOtherDatabasesWrite) {
   EXPECT_GE(confirmed, target) << "the idle slot's confirmed_flush_lsn followed the server's WAL";
 }
 
+// Idle keepalives confirm past the log's stored resume point; after a crash the new session
+// must not report an older LSN than the slot already has (its confirmed_flush_lsn never goes
+// back, sampled across a kill -9, a restart and the status updates that follow).
+TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1)");
+  ASSERT_TRUE(CommitMarkerAndRead("first").ok());
+  absl::StatusOr<std::string> busy = SharedPostgres().CreateDatabase("busy");
+  ASSERT_TRUE(busy.ok());
+  ASSERT_TRUE(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)").ok());
+  const auto confirmed_now = [this]() -> uint64_t {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
+        "postgres", absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                                 "WHERE slot_name = '",
+                                 slot_, "'"));
+    if (!rows.ok() || rows->empty()) return 0;
+    absl::StatusOr<uint64_t> lsn = ParseLsn((*rows)[0][0]);
+    return lsn.ok() ? *lsn : 0;
+  };
+  // Other databases write; our idle slot is confirmed past our last change.
+  const uint64_t after_first = confirmed_now();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && confirmed_now() <= after_first + 100000) {
+    ASSERT_TRUE(SharedPostgres()
+                    .Exec(*busy, "INSERT INTO noise SELECT g, repeat('x', 100) FROM "
+                                 "generate_series(1, 2000) g")
+                    .ok());
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const uint64_t idle_confirmed = confirmed_now();
+  ASSERT_GT(idle_confirmed, after_first + 100000) << "idle confirmations did not move the slot";
+
+  std::atomic<bool> sampling{true};
+  std::atomic<uint64_t> lowest{~uint64_t{0}};
+  std::thread sampler([&] {
+    while (sampling.load()) {
+      const uint64_t lsn = confirmed_now();
+      if (lsn != 0 && lsn < lowest.load()) lowest = lsn;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  walfeed_->Kill();
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (2)");
+  absl::SleepFor(absl::Seconds(12));  // past the source's status interval
+  ASSERT_TRUE(CommitMarkerAndRead("second").ok());
+  sampling = false;
+  sampler.join();
+  EXPECT_GE(lowest.load(), idle_confirmed)
+      << "the slot's confirmed_flush_lsn went back from " << FormatLsn(idle_confirmed) << " to "
+      << FormatLsn(lowest.load());
+}
+
 TEST_F(FeedEndToEnd, TableFilterNamingAnUnknownTableIsNotFound) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
