@@ -13,10 +13,12 @@
 // WALFEED_DIFF_SEED picks the seed (default: a new one each run, printed); WALFEED_DIFF_SECONDS
 // the budget (default 40). A failure prints the seed and the path of the SQL the run committed,
 // in order, which replays it by hand (psql -f).
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -488,12 +490,38 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   Workload workload(seed);
   const absl::Time deadline = absl::Now() + budget;
   int committed = 0, refused = 0, kills = 0, cuts = 0;
+  // A second session writes its own table meanwhile, so transactions interleave and commit in an
+  // order neither session alone decides.
+  Sql("CREATE TABLE concurrent_session (id bigint PRIMARY KEY, v text)");
+  std::atomic<int> concurrent_commits{0};
+  std::atomic<bool> stop_concurrent{false};
+  std::thread concurrent([&, rng = std::mt19937_64(seed + 1)]() mutable {
+    int64_t next_id = 1;
+    while (absl::Now() < deadline && !stop_concurrent.load()) {
+      const int roll = std::uniform_int_distribution<int>(0, 9)(rng);
+      const int64_t id = std::uniform_int_distribution<int64_t>(1, next_id)(rng);
+      std::string sql;
+      if (roll < 5) {
+        sql = absl::StrCat("INSERT INTO concurrent_session VALUES (", next_id, ", 'v", roll,
+                           "'), (", next_id + 1, ", NULL)");
+        next_id += 2;
+      } else if (roll < 8) {
+        sql = absl::StrCat("UPDATE concurrent_session SET v = v || 'u' WHERE id = ", id);
+      } else {
+        sql = absl::StrCat("DELETE FROM concurrent_session WHERE id = ", id);
+      }
+      if (SharedPostgres().Exec(db_, sql).ok()) ++concurrent_commits;
+    }
+  });
   while (absl::Now() < deadline) {
     const Workload::Step step = workload.Next();
     if (step.action == Workload::Step::Action::kKillWalfeed) {
       walfeed_->Kill();
       StartWalfeed(walfeed_args);
-      ASSERT_FALSE(HasFatalFailure()) << "walfeed did not come back after kill -9";
+      if (HasFatalFailure()) {
+        ADD_FAILURE() << "walfeed did not come back after kill -9";
+        break;
+      }
       ++kills;
       continue;
     }
@@ -529,9 +557,13 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
       if (++refused <= 5) std::cout << "differential: refused: " << done.message() << std::endl;
     }
   }
+  stop_concurrent = true;
+  concurrent.join();
   replay.close();
+  if (HasFailure()) return;
   std::cout << "differential: " << committed << " transactions run, " << refused
-            << " refused by PostgreSQL, " << kills << " kills, " << cuts << " walsender cuts"
+            << " refused by PostgreSQL, " << concurrent_commits << " by a concurrent session, "
+            << kills << " kills, " << cuts << " walsender cuts"
             << std::endl;
 
   absl::StatusOr<std::vector<v1::Change>> feed =
