@@ -302,7 +302,8 @@ class Workload {
   int names_made_ = 0;
 };
 
-// The text PostgreSQL's ::text gives for a value as walfeed carries it.
+// The text PostgreSQL's ::text gives for a value as walfeed carries it (not walfeedctl's text
+// format, which quotes and escapes for a person).
 std::string TextForm(const v1::Column& column) {
   switch (column.value_case()) {
     case v1::Column::kNull:

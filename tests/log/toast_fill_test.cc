@@ -81,6 +81,22 @@ class ToastFillTest : public ::testing::Test {
     ASSERT_TRUE(log_->Append({txn}, next_lsn_ + 0x30).ok());
   }
 
+  // Appends a transaction of two changes at the next LSN the way one too large to hold arrives:
+  // `first` staged ahead, `last` appended at commit (not filled, not indexed yet).
+  void AppendStagedInParts(v1::Change first, v1::Change last) {
+    next_lsn_ += 0x100;
+    first.set_lsn(next_lsn_);
+    first.set_seq(0);
+    ASSERT_TRUE(log_->StageChanges({first}).ok());
+    last.set_lsn(next_lsn_);
+    last.set_seq(1);
+    Transaction txn;
+    txn.commit_lsn = next_lsn_;
+    txn.end_lsn = next_lsn_ + 0x30;
+    txn.changes.push_back(last);
+    ASSERT_TRUE(log_->Append({txn}, next_lsn_ + 0x30).ok());
+  }
+
   // The stored doc column of the newest change.
   v1::Column LastDoc() {
     std::vector<LogRecord> records;
@@ -179,19 +195,8 @@ TEST_F(ToastFillTest, FilledAfterASnapshotLeftTheIndexBehindAndAfterCompaction) 
 
 TEST_F(ToastFillTest, TransactionStagedInPartsKeepsItsMarkers) {
   Append({RowChange(v1::Change::INSERT, 1, 0, "image")});
-  const uint64_t lsn = next_lsn_ + 0x100;
-  v1::Change first = RowChange(v1::Change::UPDATE, 2, 1, "x");
-  first.set_lsn(lsn);
-  first.set_seq(0);
-  ASSERT_TRUE(log_->StageChanges({first}).ok());
-  v1::Change last = RowChange(v1::Change::UPDATE, 1, 1, "");
-  last.set_lsn(lsn);
-  last.set_seq(1);
-  Transaction txn;
-  txn.commit_lsn = lsn;
-  txn.end_lsn = lsn + 0x30;
-  txn.changes.push_back(last);
-  ASSERT_TRUE(log_->Append({txn}, lsn + 0x30).ok());
+  AppendStagedInParts(RowChange(v1::Change::UPDATE, 2, 1, "x"),
+                      RowChange(v1::Change::UPDATE, 1, 1, ""));
   EXPECT_TRUE(LastDoc().unchanged_toast());
   EXPECT_FALSE(log_->IndexIsCurrent());
   ASSERT_TRUE(log_->CatchUpIndex().ok());
@@ -203,20 +208,8 @@ TEST_F(ToastFillTest, TransactionStagedInPartsKeepsItsMarkers) {
 TEST_F(ToastFillTest, CompactionKeepsTheImageANewerMarkedUpdateNeeds) {
   Append({RowChange(v1::Change::INSERT, 1, 0, "image")});
   Append({RowChange(v1::Change::UPDATE, 1, 1, "second image")});
-  const uint64_t lsn = next_lsn_ + 0x100;
-  v1::Change first = RowChange(v1::Change::UPDATE, 2, 1, "x");
-  first.set_lsn(lsn);
-  first.set_seq(0);
-  ASSERT_TRUE(log_->StageChanges({first}).ok());
-  v1::Change marked = RowChange(v1::Change::UPDATE, 1, 2, "");
-  marked.set_lsn(lsn);
-  marked.set_seq(1);
-  Transaction txn;
-  txn.commit_lsn = lsn;
-  txn.end_lsn = lsn + 0x30;
-  txn.changes.push_back(marked);
-  ASSERT_TRUE(log_->Append({txn}, lsn + 0x30).ok());
-  next_lsn_ = lsn;
+  AppendStagedInParts(RowChange(v1::Change::UPDATE, 2, 1, "x"),
+                      RowChange(v1::Change::UPDATE, 1, 2, ""));
   ASSERT_TRUE(LastDoc().unchanged_toast());
 
   CompactionPolicy policy;
