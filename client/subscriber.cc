@@ -122,10 +122,10 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
                            status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     stuck_failures = delivered || transport ? 0 : stuck_failures + 1;
     if (stuck_failures >= kMaxStuckFailures) {
-      return absl::Status(FromGrpc(status).code(),
-                          absl::StrCat(status.error_message(), " (", stuck_failures,
-                                       " times in a row at cursor '", cursor(),
-                                       "' with no change delivered; not retrying)"));
+      return absl::Status(
+          FromGrpc(status).code(),
+          absl::StrCat(status.error_message(), " (", stuck_failures, " times in a row at cursor '",
+                       cursor(), "' with no change delivered; not retrying)"));
     }
     if (delivered) backoff = options_.min_backoff;
     if (on_retry) on_retry(FromGrpc(status), backoff);

@@ -168,6 +168,11 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetDuration("progress-interval", v, &c.feed.progress_interval);
        }},
+      {"status-interval", "WALFEED_STATUS_INTERVAL", "10s",
+       "how often walfeed reports its durable position to PostgreSQL when nothing else prompts it",
+       [](const std::string& v, Config& c) {
+         return SetDuration("status-interval", v, &c.source.status_interval);
+       }},
       {"tls-cert", "WALFEED_TLS_CERT", "(none: plaintext)",
        "PEM certificate chain for the gRPC listener; with --tls-key, the feed is served over TLS",
        [](const std::string& v, Config& c) {

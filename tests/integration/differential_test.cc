@@ -108,10 +108,13 @@ class Workload {
     }
     if (roll < 23) {
       return Step{{absl::StrCat("BEGIN; ", absl::StrJoin(statements, "; "), "; ROLLBACK")},
-                  Step::Action::kNone, false, /*rolled_back=*/true};
+                  Step::Action::kNone,
+                  false,
+                  /*rolled_back=*/true};
     }
     return Step{{absl::StrCat("BEGIN; ", absl::StrJoin(statements, "; "), "; COMMIT")},
-                Step::Action::kNone, false};
+                Step::Action::kNone,
+                false};
   }
 
   // The table a step created, once PostgreSQL accepted it.
@@ -149,7 +152,10 @@ class Workload {
       case 4:
         return absl::StrCat(stem, "\"quote'", n);
       case 5:
-        return absl::StrCat("\xc3\xbcnic\xc3\xb6" "de_", stem, n, "_\xf0\x9f\x98\x80");
+        return absl::StrCat(
+            "\xc3\xbcnic\xc3\xb6"
+            "de_",
+            stem, n, "_\xf0\x9f\x98\x80");
       case 6: {
         std::string name = absl::StrCat(stem, n, "_");
         name.resize(63, 'x');  // the longest identifier PostgreSQL keeps whole
@@ -170,7 +176,8 @@ class Workload {
       return absl::StrCat("'\\x", absl::Hex(rng_() & 0xffffffffff, absl::kZeroPad10), "'");
     }
     if (type == "boolean") return Uniform(0, 1) ? "true" : "false";
-    if (type == "jsonb") return Literal(absl::StrCat("{\"k\": ", Uniform(0, 99), ", \"s\": \"\xc3\xa9\"}"));
+    if (type == "jsonb")
+      return Literal(absl::StrCat("{\"k\": ", Uniform(0, 99), ", \"s\": \"\xc3\xa9\"}"));
     // text: sometimes large and random enough to be stored out of line (TOAST).
     if (Uniform(0, 9) == 0) {
       return absl::StrCat("(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ",
@@ -241,7 +248,8 @@ class Workload {
     const int roll = Uniform(0, 99);
     if (roll < 35) return InsertInto(table);
     if (roll < 60 && table.columns.size() > 1) {
-      const ColumnModel& column = table.columns[Uniform(1, static_cast<int>(table.columns.size()) - 1)];
+      const ColumnModel& column =
+          table.columns[Uniform(1, static_cast<int>(table.columns.size()) - 1)];
       return absl::StrCat("UPDATE ", table.Qualified(), " SET ", Quote(column.name), " = ",
                           Value(column.type), Where(table));
     }
@@ -327,8 +335,8 @@ std::string TextForm(const v1::Column& column) {
   }
 }
 
-using Row = std::map<std::string, std::string>;          // column -> text form
-using TableState = std::map<std::string, Row>;           // id -> row
+using Row = std::map<std::string, std::string>;  // column -> text form
+using TableState = std::map<std::string, Row>;   // id -> row
 using State = std::map<std::pair<std::string, std::string>, TableState>;
 
 void Apply(const v1::Change& change, State* state) {
@@ -401,7 +409,8 @@ std::vector<std::string> DecodedOrder(const std::vector<std::vector<std::string>
       order.push_back(absl::StrCat(op, " ", FormatTableName(schema, table)));
     } else if (line.rfind("message:", 0) == 0) {
       const size_t prefix = line.find("prefix: ") + 8;
-      order.push_back(absl::StrCat("MESSAGE ", line.substr(prefix, line.find(',', prefix) - prefix)));
+      order.push_back(
+          absl::StrCat("MESSAGE ", line.substr(prefix, line.find(',', prefix) - prefix)));
     }
   }
   return order;
@@ -411,45 +420,44 @@ class Differential : public WalfeedTest {
  protected:
   // The feed applied to an empty state equals SELECT of every table now.
   void ExpectStateMatchesSelect(const std::vector<v1::Change>& feed) {
-  State state;
-  for (const v1::Change& change : feed) Apply(change, &state);
-  const auto tables = Query(
-      "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
-  for (const auto& table : tables) {
-    const std::string qualified = absl::StrCat(Quote(table[0]), ".", Quote(table[1]));
-    SCOPED_TRACE(FormatTableName(table[0], table[1]));
-    const auto columns = Query(absl::StrCat(
-        "SELECT attname FROM pg_attribute WHERE attrelid = ", Literal(qualified),
-        "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"));
-    std::vector<std::string> casts;
-    for (const auto& column : columns) casts.push_back(absl::StrCat(Quote(column[0]), "::text"));
-    TableState expected;
-    for (const auto& row : Query(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ",
-                                              qualified))) {
-      Row values;
-      for (size_t c = 0; c < columns.size(); ++c) values[columns[c][0]] = row[c];
-      expected[values["id"]] = std::move(values);
-    }
-    TableState& actual = state[{table[0], table[1]}];
-    // A column added later never reached rows no change touched since: it is NULL there.
-    for (auto& [id, row] : actual) {
-      for (const auto& column : columns) row.emplace(column[0], "<null>");
-      for (auto it = row.begin(); it != row.end();) {
-        const bool current = std::any_of(columns.begin(), columns.end(),
-                                         [&](const auto& c) { return c[0] == it->first; });
-        it = current ? std::next(it) : row.erase(it);
+    State state;
+    for (const v1::Change& change : feed) Apply(change, &state);
+    const auto tables = Query(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
+    for (const auto& table : tables) {
+      const std::string qualified = absl::StrCat(Quote(table[0]), ".", Quote(table[1]));
+      SCOPED_TRACE(FormatTableName(table[0], table[1]));
+      const auto columns = Query(
+          absl::StrCat("SELECT attname FROM pg_attribute WHERE attrelid = ", Literal(qualified),
+                       "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"));
+      std::vector<std::string> casts;
+      for (const auto& column : columns) casts.push_back(absl::StrCat(Quote(column[0]), "::text"));
+      TableState expected;
+      for (const auto& row :
+           Query(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ", qualified))) {
+        Row values;
+        for (size_t c = 0; c < columns.size(); ++c) values[columns[c][0]] = row[c];
+        expected[values["id"]] = std::move(values);
+      }
+      TableState& actual = state[{table[0], table[1]}];
+      // A column added later never reached rows no change touched since: it is NULL there.
+      for (auto& [id, row] : actual) {
+        for (const auto& column : columns) row.emplace(column[0], "<null>");
+        for (auto it = row.begin(); it != row.end();) {
+          const bool current = std::any_of(columns.begin(), columns.end(),
+                                           [&](const auto& c) { return c[0] == it->first; });
+          it = current ? std::next(it) : row.erase(it);
+        }
+      }
+      ASSERT_EQ(actual.size(), expected.size()) << "rows";
+      for (const auto& [id, row] : expected) {
+        ASSERT_TRUE(actual.count(id)) << "row id " << id << " is missing from the feed's state";
+        for (const auto& [column, value] : row) {
+          ASSERT_EQ(actual[id][column], value) << "row id " << id << " column " << column;
+        }
       }
     }
-    ASSERT_EQ(actual.size(), expected.size()) << "rows";
-    for (const auto& [id, row] : expected) {
-      ASSERT_TRUE(actual.count(id)) << "row id " << id << " is missing from the feed's state";
-      for (const auto& [column, value] : row) {
-        ASSERT_EQ(actual[id][column], value) << "row id " << id << " column " << column;
-      }
-    }
-  }
-
   }
 
   // Runs the workload of `seed` for `budget` while walfeed streams, then checks both oracles.
@@ -539,9 +547,9 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
     for (const std::string& sql : step.sql) {
       // A lock wait past this is a bug of the workload, not a reason to hang the suite.
       // (COMMIT PREPARED must stand alone: a SET before it would make one transaction block.)
-      done = SharedPostgres().Exec(
-          db_, sql.rfind("COMMIT PREPARED", 0) == 0 ? sql
-                                                    : absl::StrCat("SET lock_timeout = '20s'; ", sql));
+      done = SharedPostgres().Exec(db_, sql.rfind("COMMIT PREPARED", 0) == 0
+                                            ? sql
+                                            : absl::StrCat("SET lock_timeout = '20s'; ", sql));
       if (!done.ok()) break;
       replay << sql << ";\n";
     }
@@ -564,8 +572,7 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   if (HasFailure()) return;
   std::cout << "differential: " << committed << " transactions run, " << refused
             << " refused by PostgreSQL, " << concurrent_commits << " by a concurrent session, "
-            << kills << " kills, " << cuts << " walsender cuts"
-            << std::endl;
+            << kills << " kills, " << cuts << " walsender cuts" << std::endl;
 
   absl::StatusOr<std::vector<v1::Change>> feed =
       CommitMarkerAndRead("differential-end", {}, absl::Seconds(180));
@@ -576,8 +583,9 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   if (HasFatalFailure()) return;
 
   // Oracle 2: the order of the feed is test_decoding's order.
-  const auto decoded = Query(absl::StrCat("SELECT data FROM pg_logical_slot_peek_changes('",
-                                          decoding_slot, "', NULL, NULL, 'skip-empty-xacts', '1')"));
+  const auto decoded =
+      Query(absl::StrCat("SELECT data FROM pg_logical_slot_peek_changes('", decoding_slot,
+                         "', NULL, NULL, 'skip-empty-xacts', '1')"));
   std::vector<std::string> expected_order = DecodedOrder(decoded);
   std::vector<std::string> actual_order;
   for (const v1::Change& change : *feed) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/position.h"
@@ -411,8 +412,9 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline && confirmed_now() <= after_first + 100000) {
     ASSERT_TRUE(SharedPostgres()
-                    .Exec(*busy, "INSERT INTO noise SELECT g, repeat('x', 100) FROM "
-                                 "generate_series(1, 2000) g")
+                    .Exec(*busy,
+                          "INSERT INTO noise SELECT g, repeat('x', 100) FROM "
+                          "generate_series(1, 2000) g")
                     .ok());
     absl::SleepFor(absl::Milliseconds(100));
   }
@@ -421,20 +423,57 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
 
   std::atomic<bool> sampling{true};
   std::atomic<uint64_t> lowest{~uint64_t{0}};
-  std::thread sampler([&] {
+  std::atomic<uint64_t> lowest_reported{~uint64_t{0}};
+  absl::Mutex address_mu;
+  std::string address = walfeed_->address();  // guarded by address_mu
+  std::thread slot_sampler([&] {
     while (sampling.load()) {
       const uint64_t lsn = confirmed_now();
       if (lsn != 0 && lsn < lowest.load()) lowest = lsn;
-      absl::SleepFor(absl::Milliseconds(20));
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  });
+  std::thread report_sampler([&] {
+    while (sampling.load()) {
+      // What walfeed itself last reported to PostgreSQL (0 until its first report).
+      std::string target;
+      {
+        absl::MutexLock lock(&address_mu);
+        target = address;
+      }
+      auto stub =
+          v1::ChangeFeed::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+      for (int i = 0; i < 50 && sampling.load(); ++i) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+        v1::FeedInfo info;
+        if (!stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok()) break;
+        absl::StatusOr<uint64_t> reported = ParseLsn(info.confirmed_flush_lsn());
+        if (reported.ok() && *reported != 0 && *reported < lowest_reported.load()) {
+          lowest_reported = *reported;
+        }
+        absl::SleepFor(absl::Milliseconds(5));
+      }
     }
   });
   walfeed_->Kill();
-  StartWalfeed();
-  Sql("INSERT INTO t VALUES (2)");
-  absl::SleepFor(absl::Seconds(12));  // past the source's status interval
-  ASSERT_TRUE(CommitMarkerAndRead("second").ok());
+  // Committed while walfeed is down: the first thing the next session receives, a transaction
+  // long enough that status updates (every 50 ms) fall while it arrives, when nothing newer is
+  // durable yet and no idle keepalive moved anything.
+  Sql("INSERT INTO t SELECT g FROM generate_series(2, 300001) g");
+  StartWalfeed({"--status-interval", "50ms"});
+  {
+    absl::MutexLock lock(&address_mu);
+    address = walfeed_->address();
+  }
+  ASSERT_TRUE(CommitMarkerAndRead("second", {}, absl::Seconds(120)).ok());
+  absl::SleepFor(absl::Milliseconds(200));
   sampling = false;
-  sampler.join();
+  slot_sampler.join();
+  report_sampler.join();
+  EXPECT_GE(lowest_reported.load(), idle_confirmed)
+      << "walfeed reported " << FormatLsn(lowest_reported.load()) << " after the slot was at "
+      << FormatLsn(idle_confirmed);
   EXPECT_GE(lowest.load(), idle_confirmed)
       << "the slot's confirmed_flush_lsn went back from " << FormatLsn(idle_confirmed) << " to "
       << FormatLsn(lowest.load());

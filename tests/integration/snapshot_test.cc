@@ -246,8 +246,7 @@ TEST_F(Snapshot, ForgottenPreparedTransactionIsNamedWhileTheSlotWaits) {
   Sql("BEGIN; INSERT INTO t VALUES (1, 'prepared'); PREPARE TRANSACTION 'forgotten_gid'");
   StartWalfeed({}, /*wait_for_streaming=*/false);
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (absl::Now() < deadline &&
-         walfeed_->Log().find("forgotten_gid") == std::string::npos) {
+  while (absl::Now() < deadline && walfeed_->Log().find("forgotten_gid") == std::string::npos) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   const std::string log = walfeed_->Log();
@@ -312,8 +311,8 @@ TEST_F(AddedTableSnapshot, TableAddedWhileStreamingHasItsExistingRowsReadOnce) {
     ASSERT_LT((walfeed::Position{(*changes)[i - 1].lsn(), (*changes)[i - 1].seq()}),
               (walfeed::Position{(*changes)[i].lsn(), (*changes)[i].seq()}));
   }
-  EXPECT_TRUE(Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE '",
-                                  slot_, "\\_new\\_tables%'"))
+  EXPECT_TRUE(Query(absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE '", slot_,
+                                 "\\_new\\_tables%'"))
                   .empty())
       << "the temporary slot went with its session";
 }

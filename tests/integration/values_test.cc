@@ -238,10 +238,11 @@ class Encodings : public WalfeedTest {
  protected:
   void UseDatabase(const std::string& encoding) {
     const std::string name = absl::StrCat(db_, "_", absl::AsciiStrToLower(encoding));
-    ASSERT_TRUE(SharedPostgres()
-                    .Exec("postgres", absl::StrCat("CREATE DATABASE ", name, " ENCODING '", encoding,
-                                                   "' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
-                    .ok());
+    ASSERT_TRUE(
+        SharedPostgres()
+            .Exec("postgres", absl::StrCat("CREATE DATABASE ", name, " ENCODING '", encoding,
+                                           "' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
+            .ok());
     db_ = name;
   }
 };
@@ -277,10 +278,9 @@ TEST_F(Encodings, SqlAsciiBytesThatAreNotUtf8ArriveExactlyAsRawText) {
   EXPECT_EQ(Col((*changes)[2], "v").text(), "\xc3\xa9") << "valid UTF-8 stays text";
 
   // walfeedctl prints every row, the bad bytes escaped, and exits 0.
-  const RunResult printed =
-      RunCommand({WalfeedctlBinary(), "subscribe", "--server", walfeed_->address(),
-                  "--stop-at-head", "--format", "text"},
-                 absl::Seconds(30));
+  const RunResult printed = RunCommand({WalfeedctlBinary(), "subscribe", "--server",
+                                        walfeed_->address(), "--stop-at-head", "--format", "text"},
+                                       absl::Seconds(30));
   EXPECT_EQ(printed.exit_code, 0) << printed.output;
   EXPECT_THAT(printed.output, ::testing::HasSubstr("raw\"bad-\\xff\\xfe\""));
   EXPECT_THAT(printed.output, ::testing::HasSubstr("fine"));

@@ -65,16 +65,17 @@ class WalfeedProcess {
 
 std::unique_ptr<v1::ChangeFeed::Stub> NewStub(const std::string& address);
 
-// Reads with stop_at_head set; fails on a non-OK end or after `timeout`.
+// Reads with stop_at_head set; fails on a non-OK end or after `timeout`. The default timeouts
+// here are generous on purpose: a sanitizer build on a busy machine is several times slower, and
+// a passing read returns as soon as it is done.
 absl::StatusOr<std::vector<v1::Change>> ReadToHead(v1::ChangeFeed::Stub& stub,
                                                    v1::SubscribeRequest request,
-                                                   absl::Duration timeout = absl::Seconds(30));
+                                                   absl::Duration timeout = absl::Seconds(180));
 
 // Reads until a MESSAGE change with content `marker` arrives; returns every change before it.
-absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(v1::ChangeFeed::Stub& stub,
-                                                        const v1::SubscribeRequest& request,
-                                                        const std::string& marker,
-                                                        absl::Duration timeout = absl::Seconds(30));
+absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(
+    v1::ChangeFeed::Stub& stub, const v1::SubscribeRequest& request, const std::string& marker,
+    absl::Duration timeout = absl::Seconds(180));
 
 // SQL that emits the marker ReadUntilMarker waits for.
 std::string MarkerSql(const std::string& marker);
