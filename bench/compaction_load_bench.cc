@@ -103,8 +103,7 @@ int main(int argc, char** argv) {
                  "[--seconds S] [--row-bytes B] (N >= K > 0)\n";
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log =
-      walfeed::bench::OpenUnsyncedLog(dir);
+  absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = walfeed::bench::OpenUnsyncedLog(dir);
   if (!log.ok()) return Fail(log.status());
   const absl::Time fill_start = absl::Now();
   if (absl::Status s =
