@@ -7,6 +7,7 @@
 #include "server/core/log_format.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
+#include "server/log/toast_fill.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -24,14 +25,6 @@ constexpr char kDeletedRowNeedingImage = 'N';
 char RowTag(bool deleted, bool needs_image) {
   if (needs_image) return deleted ? kDeletedRowNeedingImage : kLiveRowNeedingImage;
   return deleted ? kDeletedRow : kLiveRow;
-}
-
-bool LeavesValuesOut(const v1::Change& change) {
-  if (change.op() != v1::Change::UPDATE) return false;
-  for (const v1::Column& column : change.after()) {
-    if (column.value_case() == v1::Column::kUnchangedToast) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -67,7 +60,7 @@ void ChangeLog::Impl::CollectIndexEntries(const v1::Change& change, const Positi
   }
   for (RowEffect& effect : identity.effects) {
     (*out)[std::move(effect.row_key)] =
-        EncodeRowEntry(position, effect.deleted, LeavesValuesOut(change));
+        EncodeRowEntry(position, effect.deleted, ToastFiller::NeedsFill(change));
   }
 }
 
@@ -78,7 +71,7 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
   if (!change.relation_redescribed() && SingleRowKey(change, &row_key, &deleted)) {
     char entry[kPositionKeySize + 1];
     EncodePositionKeyTo(position, entry);
-    entry[kPositionKeySize] = RowTag(deleted, LeavesValuesOut(change));
+    entry[kPositionKeySize] = RowTag(deleted, ToastFiller::NeedsFill(change));
     return FromRocks(batch.Put(keys, row_key, rocksdb::Slice(entry, sizeof(entry))),
                      "cannot build the index batch");
   }
@@ -96,7 +89,7 @@ absl::Status ChangeLog::Impl::IndexInto(rocksdb::WriteBatch& batch, const v1::Ch
   for (const RowEffect& effect : identity.effects) {
     if (put.ok()) {
       put = batch.Put(keys, effect.row_key,
-                      EncodeRowEntry(position, effect.deleted, LeavesValuesOut(change)));
+                      EncodeRowEntry(position, effect.deleted, ToastFiller::NeedsFill(change)));
     }
   }
   return FromRocks(put, "cannot build the index batch");
