@@ -53,6 +53,9 @@ std::string FormatValueAsText(const v1::Column& column) {
     case v1::Column::kRawText:
       // Not UTF-8: the bytes, escaped, so the line stays printable and exact.
       return absl::StrCat("raw\"", absl::CHexEscape(column.raw_text()), "\"");
+    case v1::Column::kLarge:
+      return absl::StrCat("<large ", column.large().size(), " bytes at ", column.large().ref(),
+                          ">");
     case v1::Column::VALUE_NOT_SET:
       break;
   }
@@ -62,8 +65,11 @@ std::string FormatValueAsText(const v1::Column& column) {
 std::string FormatChangeAsText(const v1::Change& change) {
   std::string line = absl::StrCat(change.cursor(), " ", v1::Change::Op_Name(change.op()));
   if (change.op() == v1::Change::MESSAGE) {
-    absl::StrAppend(&line, " prefix=", Quoted(change.message().prefix()),
-                    " content=", Quoted(change.message().content()));
+    absl::StrAppend(&line, " prefix=", Quoted(change.message().prefix()), " content=",
+                    change.message().has_large_content()
+                        ? absl::StrCat("<large ", change.message().large_content().size(),
+                                       " bytes at ", change.message().large_content().ref(), ">")
+                        : Quoted(change.message().content()));
     return line;
   }
   absl::StrAppend(&line, " ", change.schema(), ".", change.table());

@@ -87,6 +87,10 @@ std::string Value(const v1::Column& column) {
     case v1::Column::kRawText:
       // JSON holds only UTF-8: bytes that are not travel base64-encoded, as bytea does.
       return JsonString(absl::Base64Escape(column.raw_text()));
+    case v1::Column::kLarge:
+      // Not fetched (walfeedctl --large-values ref): like Debezium's unavailable-value
+      // placeholder, a string that names the value's reference.
+      return JsonString(absl::StrCat("__walfeed_large_value:", column.large().ref()));
   }
   return "null";
 }

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "client/large_values.h"
 
 namespace walfeed {
 namespace {
@@ -135,11 +136,15 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
   return absl::OkStatus();
 }
 
+void Subscriber::SetUp(grpc::ClientContext* context) const {
+  if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+}
+
 grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
                                     const ProgressHandler& on_progress, absl::Status* handler_error,
                                     bool* delivered) {
   grpc::ClientContext context;
-  if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
+  SetUp(&context);
   v1::SubscribeRequest request = options_.request;
   {
     absl::MutexLock lock(&mu_);
@@ -154,24 +159,41 @@ grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
   std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader =
       stub_->Subscribe(&context, request);
   v1::SubscribeResponse response;
-  while (handler_error->ok() && reader->Read(&response)) {
-    for (const v1::Change& change : response.changes()) {
+  // A value fetch that failed: the stream ends and the next one starts after the last change
+  // handed over.
+  grpc::Status fetch_failure;
+  const ContextSetup setup = [this](grpc::ClientContext* call) { SetUp(call); };
+  while (handler_error->ok() && fetch_failure.ok() && reader->Read(&response)) {
+    for (v1::Change& change : *response.mutable_changes()) {
+      if (options_.fetch_large_values && HasLargeValues(change)) {
+        const absl::Status fetched = FetchLargeValues(*stub_, setup, &change);
+        if (!fetched.ok()) {
+          // NOT_FOUND: compaction removed the change after it was sent; a new stream from the
+          // last cursor no longer holds it (ABORTED: retried at once, ends Run() if it persists).
+          fetch_failure = grpc::Status(fetched.code() == absl::StatusCode::kNotFound
+                                           ? grpc::StatusCode::ABORTED
+                                           : static_cast<grpc::StatusCode>(fetched.code()),
+                                       std::string(fetched.message()));
+          break;
+        }
+      }
       *handler_error = on_change(change);
       if (handler_error->ok()) *handler_error = Advance(change.cursor());
       if (!handler_error->ok()) break;
       *delivered = true;
     }
+    if (!fetch_failure.ok()) break;
     if (handler_error->ok() && response.changes().empty() && !response.cursor().empty()) {
       *handler_error = Advance(response.cursor());
       *delivered = true;
       if (on_progress) on_progress(response.cursor(), response.head_cursor());
     }
   }
-  if (!handler_error->ok()) context.TryCancel();
+  if (!handler_error->ok() || !fetch_failure.ok()) context.TryCancel();
   grpc::Status status = reader->Finish();
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
-  return status;
+  return fetch_failure.ok() ? status : fetch_failure;
 }
 
 }  // namespace walfeed

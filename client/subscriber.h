@@ -15,6 +15,11 @@
 //     return absl::OkStatus();   // an error stops Run() with that error
 //   });
 //
+// Every value arrives whole, however large: values walfeed sends out of line are fetched first
+// (SubscriberOptions::fetch_large_values). A change whose value compaction removed before it was
+// fetched is not handed over: the subscriber reads on from the change before it, as if
+// compaction had run before the change was read (a newer change of its row follows).
+//
 // Delivery is at least once across application crashes (a change handled but not yet saved is
 // handed over again after a restart) and exactly once, in order, within one Run(). Errors that
 // retrying cannot mend (a malformed cursor, an unknown table, a purged cursor, a missing token)
@@ -77,6 +82,9 @@ struct SubscriberOptions {
   // Reconnection backoff: doubles from min to max; reset once a stream delivers something.
   absl::Duration min_backoff = absl::Milliseconds(500);
   absl::Duration max_backoff = absl::Seconds(30);
+  // Values walfeed sends out of line (over 256 KiB; see large_values.h) are fetched and put in
+  // place before the handler sees the change. Off: the handler gets the LargeValue references.
+  bool fetch_large_values = true;
 };
 
 class Subscriber {
@@ -106,6 +114,8 @@ class Subscriber {
   grpc::Status StreamOnce(const ChangeHandler& on_change, const ProgressHandler& on_progress,
                           absl::Status* handler_error, bool* delivered);
   absl::Status Advance(const std::string& cursor);
+  // Sets up a call's context: the token.
+  void SetUp(grpc::ClientContext* context) const;
 
   const SubscriberOptions options_;
   std::unique_ptr<v1::ChangeFeed::Stub> stub_;

@@ -8,11 +8,12 @@
 //
 // `subscribe` prints one JSON object per change, one a line, on stdout (walfeed's Change as
 // JSON; Debezium's envelope with --format debezium; one line of text with --format text; progress
-// messages go to stderr with --show-progress). `info` prints the feed description as JSON.
-// `compact` runs a full compaction pass, waits for it, and prints what it removed as JSON (the
-// durations override the server's settings for this pass). `health` asks the standard
-// grpc.health.v1 service and exits 0 when walfeed is SERVING (a container health check). Bad flags
-// exit 2 with a message; a failed call exits 1 with the server's status.
+// messages go to stderr with --show-progress). Values walfeed sends out of line are fetched and
+// printed whole (--large-values ref prints their references instead). `info` prints the feed
+// description as JSON. `compact` runs a full compaction pass, waits for it, and prints what it
+// removed as JSON (the durations override the server's settings for this pass). `health` asks the
+// standard grpc.health.v1 service and exits 0 when walfeed is SERVING (a container health check).
+// Bad flags exit 2 with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -45,6 +46,7 @@ constexpr char kUsage[] =
     "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
     "[--show-progress]\n"
     "                       [--format json|text|debezium] [--cursor-file FILE]\n"
+    "                       [--large-values fetch|ref]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
@@ -67,6 +69,7 @@ struct Options {
   bool show_progress = false;
   std::string format = "json";  // json, text or debezium
   std::string cursor_file;
+  bool fetch_large_values = true;
 };
 
 bool ReadWholeFile(const std::string& path, std::string* out) {
@@ -161,6 +164,11 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       if (!take_value() || (value != "json" && value != "text" && value != "debezium"))
         return "--format must be json, text or debezium";
       options->format = value;
+    } else if (subscribe && flag == "--large-values") {
+      if (!take_value() || (value != "fetch" && value != "ref")) {
+        return "--large-values must be fetch (print values whole) or ref (print their references)";
+      }
+      options->fetch_large_values = value == "fetch";
     } else if (subscribe && flag == "--table") {
       if (!take_value()) return "--table needs SCHEMA.TABLE";
       options->request.add_tables(value);
@@ -251,6 +259,7 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
   subscriber_options.token = options.token;
   subscriber_options.request = options.request;
   subscriber_options.store = store.get();
+  subscriber_options.fetch_large_values = options.fetch_large_values;
   walfeed::Subscriber subscriber(subscriber_options);
   const absl::Status ended = subscriber.Run(
       [&](const walfeed::v1::Change& change) {

@@ -12,12 +12,13 @@ token required, 1 s progress interval), writes rows, and checks for each example
     printed cursor saved, and the runs together neither lose nor repeat a change;
   - SIGTERM while idle at the head exits 0, and the progress cursor it saved loses nothing;
   - a walfeed restart under an open stream is survived (reconnect with backoff on UNAVAILABLE);
+  - a 20 MiB row and a 3 MB message (sent out of line) are fetched and printed whole;
   - without the token it fails with UNAUTHENTICATED;
   - SIGTERM while it waits to reconnect ends it at once.
 Everything it starts is stopped by pid, also on failure. Exits 1 with the reason on any failure.
 Needs python3-grpcio, python3-protobuf, protobuf-compiler-grpc, nodejs and `npm ci` in node/.
 """
-import json, os, queue, shutil, signal, socket, subprocess, sys, tempfile, threading, time, traceback
+import base64, hashlib, json, os, queue, shutil, signal, socket, subprocess, sys, tempfile, threading, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -223,7 +224,8 @@ class Expected:
 
 def check_printed(name, what, printed, expected):
     for i, (got, want) in enumerate(zip(printed, expected)):
-        check(got == want, f"{name}, {what}: change #{i} is\n  {json.dumps(got)}\nexpected\n  {json.dumps(want)}")
+        check(got == want, f"{name}, {what}: change #{i} is\n  {json.dumps(got)[:3000]}\n"
+                           f"expected\n  {json.dumps(want)[:3000]}")
     check(len(printed) == len(expected), f"{name}, {what}: printed {len(printed)} changes, expected {len(expected)}")
 
 
@@ -341,6 +343,22 @@ def run(world):
         check_cursor_file(name, cursor_files[name], phase4[-1]["cursor"])
         check("server unavailable" in "".join(consumer.stderr), f"{name}: never saw walfeed's restart")
         say(f"ok {name}: reconnected across a walfeed restart and printed the {len(printed)} changes since")
+
+    # Phase 5: values too large for one stream message (20 MiB of text, a 600 kB bytea, a 3 MB
+    # message) arrive as references: each example fetches them with ReadValue and prints them whole.
+    start = len(expected.changes)
+    world.sql("INSERT INTO items (id, name, blob) SELECT 6, string_agg(md5(g::text), ''), "
+              "decode(repeat('ab', 600000), 'hex') FROM generate_series(1, 655360) g;\n"
+              "SELECT pg_logical_emit_message(true, 'bulk', repeat('m', 3000000));\n")
+    big = "".join(hashlib.md5(str(g).encode()).hexdigest() for g in range(1, 655361))
+    expected.add("INSERT", row(6, big, blob=base64.b64encode(b"\xab" * 600000).decode()))
+    expected.changes.append({"op": "MESSAGE", "table": ".", "key": {}, "after": None,
+                             "message": {"prefix": "bulk", "content": base64.b64encode(b"m" * 3000000).decode()}})
+    phase5 = expected.with_cursors(world, start)
+    for name in EXAMPLES:
+        _, printed = Consumer(name, world.address, cursor_files[name], stop_at_head=True).finish(timeout=60)
+        check_printed(name, "values sent out of line", printed, phase5)
+        say(f"ok {name}: a 20 MiB row and a 3 MB message printed whole")
 
     # No token: UNAUTHENTICATED, not retried.
     for name in EXAMPLES:

@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="$1"
 seconds="${2:-20}"
-for name in pgoutput values cursor; do
+for name in pgoutput values cursor request out_of_line; do
   scratch="$(mktemp -d)"
   echo "== fuzz $name (${seconds}s)"
   "$build_dir/bin/${name}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \

@@ -6,8 +6,8 @@
 #    gRPC over loopback).
 # 2. Clang build with AddressSanitizer + UndefinedBehaviorSanitizer and -Wthread-safety as
 #    errors, the same tests again.
-#    Then a short libFuzzer run of the pgoutput decoding path, the value converter and the cursor
-#    parsers on their corpus (fuzz/corpus/).
+#    Then a short libFuzzer run of the pgoutput decoding path, the value converter, the cursor and
+#    request parsers and the large-value path on their corpus (fuzz/corpus/).
 # 3. The example consumers (examples/), the deployment checks (scripts/check-deploy.sh), a quick run of each benchmark (they must
 #    keep working), and a clang-format check.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
@@ -50,7 +50,7 @@ if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
   export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp"
   run_suite "clang asan+ubsan" "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALFEED_WERROR=ON \
     -DWALFEED_SANITIZE=ON -DWALFEED_BUILD_TESTS=ON -DWALFEED_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14
-  # A short fuzz run of the decoder, value converter and cursor parser on their corpus.
+  # A short fuzz run of every libFuzzer target on its corpus.
   bash scripts/fuzz.sh "$here/build-asan" "${WALFEED_FUZZ_SECONDS:-20}"
 fi
 

@@ -5,8 +5,9 @@
 //
 // Resumes right after the cursor saved in FILE (from the oldest change when FILE does not exist),
 // reconnects with backoff when the server is unavailable, stops cleanly on SIGINT/SIGTERM, and
-// sends `authorization: Bearer $WALFEED_TOKEN` when that variable is set. The .proto is loaded at
-// run time from the repository's proto/ (run `npm install` here first).
+// sends `authorization: Bearer $WALFEED_TOKEN` when that variable is set. Values walfeed sends out
+// of line (over 256 KiB) are fetched with ReadValue and printed whole. The .proto is loaded at run
+// time from the repository's proto/ (run `npm install` here first).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -50,6 +51,8 @@ function value(column) {
     case 'unchangedToast': return { unchangedToast: true };
     case 'float': return Number.isFinite(v) ? v : String(v);  // "NaN", "Infinity", "-Infinity"
     case 'bytes': return v.toString('base64');
+    // Text that is not UTF-8 (a SQL_ASCII database): its bytes, base64.
+    case 'rawText': return { rawText: v.toString('base64'), encoding: column.rawTextEncoding };
     case 'timestamp': {
       const micros = String(Math.floor(v.nanos / 1000)).padStart(6, '0');
       return `${new Date(Number(v.seconds) * 1000).toISOString().slice(0, 19)}.${micros}Z`;
@@ -58,6 +61,52 @@ function value(column) {
   }
 }
 const row = (columns) => Object.fromEntries(columns.map((c) => [c.name, value(c)]));
+
+// One output line: the operation, the table, the key, the cursor and the new row (and a
+// message's prefix and content, base64).
+function asJson(change) {
+  const line = {
+    op: change.op, table: `${change.schema}.${change.table}`, key: row(change.key),
+    cursor: change.cursor, after: change.after.length ? row(change.after) : null,
+  };
+  if (change.op === 'MESSAGE') {
+    line.message = { prefix: change.message.prefix, content: change.message.content.toString('base64') };
+  }
+  return JSON.stringify(line);
+}
+
+// A value sent out of line (a LargeValue reference), read whole in chunks. Rejects with the
+// call's status (NOT_FOUND: compaction removed the change after it was sent).
+function readValue(large) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    const stream = client.ReadValue({ ref: large.ref }, metadata.clone());
+    stream.on('data', (chunk) => chunks.push(chunk.data));
+    stream.on('error', reject);
+    stream.on('end', () => {
+      const data = Buffer.concat(chunks);
+      if (data.length === Number(large.size)) {
+        resolve(data);
+      } else {
+        reject(new Error(`the value at ${large.ref} arrived with ${data.length} bytes, expected ${large.size}`));
+      }
+    });
+  });
+}
+
+// Puts every value the change carries out of line back into the field it came from.
+const KIND_FIELDS = { TEXT: 'text', NUMERIC: 'numeric', JSON: 'json', BYTES: 'bytes', RAW_TEXT: 'rawText' };
+async function fetchLargeValues(change) {
+  for (const column of [...change.key, ...change.before, ...change.after]) {
+    if (column.value !== 'large') continue;
+    const field = KIND_FIELDS[column.large.kind] || 'bytes';
+    const data = await readValue(column.large);
+    column[field] = field === 'bytes' || field === 'rawText' ? data : data.toString('utf8');
+    column.value = field;
+  }
+  const large = change.message && change.message.largeContent;
+  if (large && large.ref) change.message.content = await readValue(large);
+}
 
 // Replaces the file's content atomically: a crash leaves the old cursor or the new one.
 function saveCursor(cursor) {
@@ -86,41 +135,63 @@ process.on('SIGTERM', stop);
 
 function subscribe() {
   // proto-loader names fields in lowerCamelCase: stopAtHead, not stop_at_head.
-  call = client.Subscribe({ cursor, stopAtHead: args['stop-at-head'] }, metadata.clone());
-  call.on('data', (response) => {
-    if (stopping) return;
-    backoff = 500;
-    for (const change of response.changes) {
-      const line = {
-        op: change.op, table: `${change.schema}.${change.table}`, key: row(change.key),
-        cursor: change.cursor, after: change.after.length ? row(change.after) : null,
-      };
-      process.stdout.write(`${JSON.stringify(line)}\n`);
-      cursor = change.cursor;
-      saveCursor(cursor);
-    }
-    if (response.changes.length === 0 && response.cursor) {  // a progress message
-      cursor = response.cursor;
-      saveCursor(cursor);
-    }
+  const stream = client.Subscribe({ cursor, stopAtHead: args['stop-at-head'] }, metadata.clone());
+  call = stream;
+  // Responses are handled one after the other, the stream paused meanwhile (fetching a large
+  // value takes a while); its end is handled after the last of them ('end' comes once every
+  // response was taken, 'status' may come before).
+  let work = Promise.resolve();
+  let status = null;
+  let fetchFailed = null;  // a value fetch's error: the stream is cancelled, its end judged by it
+  stream.on('data', (response) => {
+    stream.pause();
+    work = work.then(async () => {
+      for (const change of response.changes) {
+        if (stopping || fetchFailed) return;
+        try {
+          await fetchLargeValues(change);
+        } catch (error) {
+          fetchFailed = error;
+          stream.cancel();
+          return;
+        }
+        process.stdout.write(`${asJson(change)}\n`);
+        cursor = change.cursor;
+        saveCursor(cursor);
+      }
+      backoff = 500;
+      if (response.changes.length === 0 && response.cursor) {  // a progress message
+        cursor = response.cursor;
+        saveCursor(cursor);
+      }
+    }).finally(() => stream.resume());
   });
-  call.on('error', () => {});  // every end, failed or not, is handled from its 'status'
-  call.on('status', (status) => {
-    if (stopping) return;
-    if (status.code === grpc.status.OK) {  // only with --stop-at-head, once the head is reached
-      client.close();
-    } else if (status.code === grpc.status.UNAVAILABLE || status.code === grpc.status.CANCELLED) {
-      // UNAVAILABLE: walfeed restarts or is unreachable. CANCELLED that we did not ask for (we
-      // are not stopping): the call reached walfeed in the instant its gRPC server shut down.
-      console.error(`consumer: server unavailable (${status.details}), ` +
-                    `retrying in ${backoff / 1000}s`);
-      retryTimer = setTimeout(subscribe, backoff);
-      backoff = Math.min(backoff * 2, 30000);
-    } else {
-      console.error(`consumer: ${grpc.status[status.code]}: ${status.details}`);
-      process.exitCode = 1;
-      client.close();
-    }
-  });
+  stream.on('error', () => {});  // every end, failed or not, is handled from 'status' and 'end'
+  stream.on('status', (received) => { status = received; });
+  stream.on('end', () => { work = work.then(() => ended(fetchFailed || status, fetchFailed !== null)); });
+}
+
+// A stream ended with `status`, or a value fetch failed with it (`fromFetch`).
+function ended(status, fromFetch) {
+  if (stopping) return;
+  if (fromFetch && status.code === grpc.status.NOT_FOUND) {
+    // A value fetch: compaction removed the change after it was sent, and a newer change of its
+    // row follows. Read on from the last cursor, without it.
+    console.error(`consumer: ${status.details}; reading on from ${cursor || 'the start'}`);
+    subscribe();
+  } else if (status.code === grpc.status.OK) {  // only with --stop-at-head, once the head is reached
+    client.close();
+  } else if (status.code === grpc.status.UNAVAILABLE || status.code === grpc.status.CANCELLED) {
+    // UNAVAILABLE: walfeed restarts or is unreachable. CANCELLED that we did not ask for (we
+    // are not stopping): the call reached walfeed in the instant its gRPC server shut down.
+    console.error(`consumer: server unavailable (${status.details}), ` +
+                  `retrying in ${backoff / 1000}s`);
+    retryTimer = setTimeout(subscribe, backoff);
+    backoff = Math.min(backoff * 2, 30000);
+  } else {
+    console.error(`consumer: ${grpc.status[status.code] || 'error'}: ${status.details || status.message}`);
+    process.exitCode = 1;
+    client.close();
+  }
 }
 subscribe();

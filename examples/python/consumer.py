@@ -5,7 +5,8 @@
 
 Resumes right after the cursor saved in FILE (from the oldest change when FILE does not exist),
 reconnects with backoff when the server is unavailable, stops cleanly on SIGINT/SIGTERM, and sends
-`authorization: Bearer $WALFEED_TOKEN` when that variable is set. Needs Debian's python3-grpcio and
+`authorization: Bearer $WALFEED_TOKEN` when that variable is set. Values walfeed sends out of line
+(over 256 KiB) are fetched with ReadValue and printed whole. Needs Debian's python3-grpcio and
 python3-protobuf; the stubs are generated into gen/ by generate.sh on first run.
 """
 import argparse, base64, json, math, os, signal, subprocess, sys, time, types
@@ -34,19 +35,57 @@ def value(column):
         return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
     if kind == "bytes":
         return base64.b64encode(v).decode()
+    if kind == "raw_text":  # text that is not UTF-8 (a SQL_ASCII database): its bytes, base64
+        return {"rawText": base64.b64encode(v).decode(), "encoding": column.raw_text_encoding}
     if kind == "timestamp":
         return v.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return v  # float, bool, text, numeric, json, date, uuid
 
 
 def as_json(change):
-    """One output line: the operation, the table, the key, the cursor and the new row."""
+    """One output line: the operation, the table, the key, the cursor and the new row (and a
+    message's prefix and content, base64)."""
     row = lambda columns: {c.name: value(c) for c in columns}
-    return json.dumps({"op": walfeed_pb2.Change.Op.Name(change.op),
-                       "table": f"{change.schema}.{change.table}", "key": row(change.key),
-                       "cursor": change.cursor,
-                       "after": row(change.after) if change.after else None},
-                      separators=(",", ":"))
+    line = {"op": walfeed_pb2.Change.Op.Name(change.op), "table": f"{change.schema}.{change.table}",
+            "key": row(change.key), "cursor": change.cursor,
+            "after": row(change.after) if change.after else None}
+    if change.op == walfeed_pb2.Change.MESSAGE:
+        line["message"] = {"prefix": change.message.prefix,
+                           "content": base64.b64encode(change.message.content).decode()}
+    return json.dumps(line, separators=(",", ":"))
+
+
+class ValueGone(Exception):
+    """Compaction removed a change after it was sent, before its value was fetched."""
+
+
+def read_value(stub, large, metadata):
+    """A value sent out of line (a LargeValue reference), read whole in chunks."""
+    try:
+        data = b"".join(chunk.data for chunk in
+                        stub.ReadValue(walfeed_pb2.ReadValueRequest(ref=large.ref), metadata=metadata))
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            raise ValueGone(error.details())
+        raise
+    if len(data) != large.size:
+        raise RuntimeError(f"the value at {large.ref} arrived with {len(data)} bytes, expected {large.size}")
+    return data
+
+
+def fetch_large_values(stub, change, metadata):
+    """Puts every value the change carries out of line back into the field it came from."""
+    fields = {walfeed_pb2.LargeValue.TEXT: "text", walfeed_pb2.LargeValue.NUMERIC: "numeric",
+              walfeed_pb2.LargeValue.JSON: "json", walfeed_pb2.LargeValue.BYTES: "bytes",
+              walfeed_pb2.LargeValue.RAW_TEXT: "raw_text"}
+    for column in list(change.key) + list(change.before) + list(change.after):
+        if column.WhichOneof("value") == "large":
+            data, field = read_value(stub, column.large, metadata), fields.get(column.large.kind, "bytes")
+            setattr(column, field, data if field in ("bytes", "raw_text") else data.decode("utf-8"))
+    if change.message.HasField("large_content"):
+        content = read_value(stub, change.message.large_content, metadata)
+        change.message.ClearField("large_content")
+        change.message.content = content
 
 
 def save_cursor(path, cursor):
@@ -95,6 +134,7 @@ def main():
             for response in stop.call:
                 backoff = 0.5
                 for change in response.changes:
+                    fetch_large_values(stub, change, metadata)
                     print(as_json(change), flush=True)
                     cursor = change.cursor
                     save_cursor(args.cursor_file, cursor)
@@ -107,7 +147,12 @@ def main():
                     break
             if args.stop_at_head and not stop.requested:
                 return 0
+        except ValueGone as gone:
+            # A newer change of the row follows: read on from the last cursor, without it.
+            print(f"consumer: {gone}; reading on from {cursor or 'the start'}", file=sys.stderr)
+            stop.call.cancel()
         except grpc.RpcError as error:
+            stop.call.cancel()  # when a value fetch failed, the stream is still open
             if stop.requested:
                 break
             # UNAVAILABLE: walfeed restarts or is unreachable. CANCELLED that we did not ask for:

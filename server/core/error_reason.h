@@ -25,6 +25,8 @@ inline constexpr char kUnauthenticated[] = "UNAUTHENTICATED";
 inline constexpr char kPermissionDenied[] = "PERMISSION_DENIED";
 inline constexpr char kRequestMalformed[] = "REQUEST_MALFORMED";
 inline constexpr char kStartBeyondWal[] = "START_BEYOND_WAL";
+inline constexpr char kRefMalformed[] = "REF_MALFORMED";
+inline constexpr char kValueNotFound[] = "VALUE_NOT_FOUND";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

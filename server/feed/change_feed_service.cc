@@ -2,11 +2,13 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/core/error_reason.h"
 #include "server/core/position.h"
 #include "server/feed/grpc_status.h"
 #include "server/feed/subscribe_reactor.h"
 #include "server/feed/subscription_plan.h"
+#include "server/feed/value_read_reactor.h"
 
 namespace walfeed {
 
@@ -22,20 +24,20 @@ ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
   if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
-    return new RejectedSubscribe(allowed);
+    return new RejectedStream<grpc::ByteBuffer>(allowed);
   }
   if (hub_->shutting_down()) {
-    return new RejectedSubscribe(GrpcError(grpc::StatusCode::UNAVAILABLE,
-                                           "walfeed is shutting down; resume from your last cursor",
-                                           reason::kShuttingDown));
+    return new RejectedStream<grpc::ByteBuffer>(
+        GrpcError(grpc::StatusCode::UNAVAILABLE,
+                  "walfeed is shutting down; resume from your last cursor", reason::kShuttingDown));
   }
   v1::SubscribeRequest parsed;
   const v1::SubscribeRequest* request = &parsed;
   grpc::ByteBuffer request_bytes(*raw_request);  // shares the slices; parsing consumes it
   if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_bytes, &parsed).ok()) {
-    return new RejectedSubscribe(GrpcError(grpc::StatusCode::INVALID_ARGUMENT,
-                                           "the request is not a walfeed.v1.SubscribeRequest",
-                                           reason::kRequestMalformed));
+    return new RejectedStream<grpc::ByteBuffer>(
+        GrpcError(grpc::StatusCode::INVALID_ARGUMENT,
+                  "the request is not a walfeed.v1.SubscribeRequest", reason::kRequestMalformed));
   }
   const SourceStatus source = source_status_();
   PlanLimits limits;
@@ -44,8 +46,26 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
   absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(
       *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end}, source.tables,
       limits);
-  if (!plan.ok()) return new RejectedSubscribe(ToGrpcStatus(plan.status()));
+  if (!plan.ok()) return new RejectedStream<grpc::ByteBuffer>(ToGrpcStatus(plan.status()));
   return new SubscribeReactor(log_, hub_, &shared_batches_, options_, *std::move(plan));
+}
+
+grpc::ServerWriteReactor<v1::ValueChunk>* ChangeFeedService::ReadValue(
+    grpc::CallbackServerContext* context, const v1::ReadValueRequest* request) {
+  using Rejected = RejectedStream<v1::ValueChunk>;
+  if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) return new Rejected(allowed);
+  absl::StatusOr<ValueRef> ref = ParseValueRef(request->ref());
+  if (!ref.ok()) return new Rejected(ToGrpcStatus(ref.status()));
+  absl::StatusOr<v1::LargeValue> value = log_->FindLargeValue(*ref);
+  if (!value.ok()) return new Rejected(ToGrpcStatus(value.status()));
+  if (request->offset() > value->size()) {
+    return new Rejected(
+        GrpcError(grpc::StatusCode::OUT_OF_RANGE,
+                  absl::StrCat("offset ", request->offset(), " is past the end of ",
+                               "the value at '", request->ref(), "' (", value->size(), " bytes)"),
+                  reason::kRequestMalformed));
+  }
+  return new ValueReadReactor(log_, *ref, *value, request->offset());
 }
 
 grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerContext* context,

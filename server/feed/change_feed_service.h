@@ -1,9 +1,10 @@
 // ChangeFeedService: the walfeed.v1.ChangeFeed gRPC service (callback API).
 //
-// Both calls first check the caller's token (Authenticator). Subscribe validates the request
+// Every call first checks the caller's token (Authenticator). Subscribe validates the request
 // (SubscriptionPlan) and starts a SubscribeReactor, or fails at once with INVALID_ARGUMENT /
-// NOT_FOUND and a sentence; GetFeedInfo describes the log, the source and the subscribers. Converts
-// absl::Status to gRPC status only here, in feed/.
+// NOT_FOUND and a sentence; GetFeedInfo describes the log, the source and the subscribers;
+// ReadValue streams a value that travels out of line. Converts absl::Status to gRPC status only
+// here, in feed/.
 #ifndef WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 #define WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 
@@ -23,11 +24,15 @@ namespace walfeed {
 
 using SourceStatusFn = std::function<SourceStatus()>;
 
+namespace feed_internal {
 // Subscribe is registered raw (ByteBuffer in and out) so that stored changes go out without
 // being parsed and re-serialized; on the wire it is the ordinary walfeed.v1 method.
-class ChangeFeedService final
-    : public v1::ChangeFeed::WithRawCallbackMethod_Subscribe<
-          v1::ChangeFeed::WithCallbackMethod_GetFeedInfo<v1::ChangeFeed::Service>> {
+using ChangeFeedBase =
+    v1::ChangeFeed::WithRawCallbackMethod_Subscribe<v1::ChangeFeed::WithCallbackMethod_GetFeedInfo<
+        v1::ChangeFeed::WithCallbackMethod_ReadValue<v1::ChangeFeed::Service>>>;
+}  // namespace feed_internal
+
+class ChangeFeedService final : public feed_internal::ChangeFeedBase {
  public:
   // Every pointer must outlive the service.
   ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
@@ -35,6 +40,12 @@ class ChangeFeedService final
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
+
+  // Streams one value stored out of line (ValueReadReactor), or fails at once: INVALID_ARGUMENT
+  // for a malformed ref, NOT_FOUND when the log holds no such value, OUT_OF_RANGE for an offset
+  // past its end.
+  grpc::ServerWriteReactor<v1::ValueChunk>* ReadValue(grpc::CallbackServerContext* context,
+                                                      const v1::ReadValueRequest* request) override;
 
   // What GetFeedInfo answers: the log, the source and the subscribers right now.
   v1::FeedInfo Describe() const;

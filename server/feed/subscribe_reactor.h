@@ -97,13 +97,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   std::atomic<bool> cancelled_{false};
 };
 
-// A Subscribe call rejected before it started: finishes at once with `status`.
-class RejectedSubscribe final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
- public:
-  explicit RejectedSubscribe(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace walfeed
 
 #endif  // WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_

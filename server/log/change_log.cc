@@ -12,12 +12,14 @@
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "server/core/error_reason.h"
 #include "server/core/event_counters.h"
 #include "server/core/proto_time.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
 #include "server/log/rocksdb_event_logger.h"
 #include "server/log/toast_fill.h"
+#include "server/log/value_chunks.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -80,6 +82,7 @@ absl::Status ChangeLog::Impl::DeleteAbove(const Position& above_this) {
   if (above->IsZero()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   rocksdb::Status deleted = batch.DeleteRange(changes, start, kEndOfPositions);
+  if (deleted.ok()) deleted = batch.DeleteRange(values, start, kEndOfPositions);
   if (!deleted.ok()) return FromRocks(deleted, "cannot discard staged changes");
   return WriteSynced(batch, "cannot discard staged changes");
 }
@@ -128,7 +131,7 @@ absl::StatusOr<Position> ChangeLog::Impl::ReadPosition(absl::string_view key) co
 
 uint64_t ChangeLog::Impl::DiskBytes() const {
   uint64_t total = 0;
-  for (rocksdb::ColumnFamilyHandle* family : {changes, keys}) {
+  for (rocksdb::ColumnFamilyHandle* family : {changes, keys, values}) {
     uint64_t value = 0;
     if (db->GetIntProperty(family, rocksdb::DB::Properties::kLiveSstFilesSize, &value)) {
       total += value;
@@ -138,6 +141,20 @@ uint64_t ChangeLog::Impl::DiskBytes() const {
     }
   }
   return total;
+}
+
+absl::Status ChangeLog::Impl::SerializeForStore(const v1::Change& change, const Position& position,
+                                                rocksdb::WriteBatch& batch, std::string* value) {
+  value->clear();
+  change.SerializeToString(value);
+  if (!MayMoveOutOfLine(change, value->size(), options.out_of_line)) return absl::OkStatus();
+  v1::Change moved = change;
+  BatchValueStore store(db.get(), values, &batch);
+  if (absl::Status s = MoveOutOfLine(options.out_of_line, position, &moved, &store); !s.ok())
+    return s;
+  value->clear();
+  moved.SerializeToString(value);
+  return absl::OkStatus();
 }
 
 void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
@@ -195,6 +212,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kChangesFamily, changes_options},
       {kKeysFamily, KeysFamilyOptions()},
+      {kValuesFamily, rocksdb::ColumnFamilyOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
   rocksdb::DB* raw_db = nullptr;
@@ -209,6 +227,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   impl->meta = raw_handles[0];
   impl->changes = raw_handles[1];
   impl->keys = raw_handles[2];
+  impl->values = raw_handles[3];
 
   uint64_t resume_lsn = 0;
   std::string stored;
@@ -356,8 +375,8 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
       if (index) {
         if (absl::Status s = impl_->IndexInto(batch, *stored, position); !s.ok()) return s;
       }
-      value.clear();
-      stored->SerializeToString(&value);
+      if (absl::Status s = impl_->SerializeForStore(*stored, position, batch, &value); !s.ok())
+        return s;
       rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
@@ -389,8 +408,8 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
                                                         "; nothing was staged"));
     }
     last = position;
-    value.clear();
-    change.SerializeToString(&value);
+    if (absl::Status s = impl_->SerializeForStore(change, position, batch, &value); !s.ok())
+      return s;
     rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
     if (!put.ok()) return FromRocks(put, "cannot build the staging batch");
   }
@@ -475,6 +494,55 @@ absl::Status ChangeLog::Visit(const Position& start, size_t max_records, size_t 
     if (!visit(*position, absl::string_view(value.data(), value.size()))) break;
   }
   return FromRocks(it->status(), "cannot read the change log");
+}
+
+absl::StatusOr<v1::LargeValue> ChangeLog::FindLargeValue(const ValueRef& ref) const {
+  const auto not_found = [&ref](absl::string_view why) {
+    return WithReason(
+        absl::NotFoundError(absl::StrCat(
+            "no value is stored out of line at '", FormatValueRef(ref), "': ", why,
+            "; if the feed sent you this reference, a newer change of its row follows it: resume "
+            "from the cursor before its change to read on without it")),
+        reason::kValueNotFound);
+  };
+  if (ref.position > Head()) return not_found("the log holds no change at that position");
+  std::string stored;
+  rocksdb::Status got = impl_->db->Get(rocksdb::ReadOptions(), impl_->changes,
+                                       EncodePositionKey(ref.position), &stored);
+  if (got.IsNotFound()) {
+    return not_found("the change is no longer in the log (compaction removed it)");
+  }
+  if (!got.ok()) return FromRocks(got, "cannot read the change log");
+  v1::Change change;
+  if (!change.ParseFromString(stored)) {
+    return absl::DataLossError(
+        absl::StrCat("the change at ", FormatCursor(ref.position), " cannot be parsed"));
+  }
+  const google::protobuf::RepeatedPtrField<v1::Column>* columns = nullptr;
+  switch (ref.part) {
+    case ValuePart::kKey:
+      columns = &change.key();
+      break;
+    case ValuePart::kBefore:
+      columns = &change.before();
+      break;
+    case ValuePart::kAfter:
+      columns = &change.after();
+      break;
+    case ValuePart::kMessage:
+      if (change.message().has_large_content()) return change.message().large_content();
+      return not_found("the change holds no such value");
+  }
+  if (columns == nullptr || ref.index >= static_cast<uint32_t>(columns->size()) ||
+      (*columns)[static_cast<int>(ref.index)].value_case() != v1::Column::kLarge) {
+    return not_found("the change holds no such value");
+  }
+  return (*columns)[static_cast<int>(ref.index)].large();
+}
+
+absl::StatusOr<std::string> ChangeLog::ReadLargeValue(const ValueRef& ref, uint64_t offset,
+                                                      size_t max_bytes) const {
+  return ReadValueChunk(impl_->db.get(), impl_->values, ref, offset, max_bytes);
 }
 
 Position ChangeLog::Head() const {

@@ -13,6 +13,9 @@
 //   resuming reader could not do without (a tombstone, or a change that is never merged).
 // Thread-safe: one appender at a time (appends are serialized), one compaction pass at a time,
 // any number of readers, all concurrently.
+// - A change is stored no larger than about 1 MiB: larger values travel out of line, each under a
+//   reference the change holds (out_of_line_values.h), read in chunks with ReadLargeValue() and
+//   removed with the change.
 // It knows nothing of PostgreSQL's wire formats or of gRPC; a change is stored as the serialized
 // `walfeed.v1.Change` so a reader can send it on as stored.
 #ifndef WALFEED_SERVER_LOG_CHANGE_LOG_H_
@@ -32,6 +35,7 @@
 #include "absl/types/span.h"
 #include "server/core/position.h"
 #include "server/core/transaction_sink.h"
+#include "server/core/value_ref.h"
 #include "server/log/change_log_options.h"
 #include "server/log/compaction_policy.h"
 #include "walfeed/v1/walfeed.pb.h"
@@ -89,6 +93,15 @@ class ChangeLog : public TransactionSink {
   using RecordVisitor = std::function<bool(const Position& position, absl::string_view change)>;
   absl::Status Visit(const Position& start, size_t max_records, size_t max_bytes,
                      const RecordVisitor& visit) const;
+
+  // The value stored out of line that `ref` names, as the change that holds it refers to it
+  // (walfeed.v1.LargeValue: ref, size, kind). NotFound, with reason VALUE_NOT_FOUND, when no
+  // committed change holds such a value: it never did, or compaction removed the change.
+  absl::StatusOr<v1::LargeValue> FindLargeValue(const ValueRef& ref) const;
+  // Up to `max_bytes` of that value from `offset`, never past the end of one stored chunk (256
+  // KiB): empty at the end, or when the value is gone (compaction removed its change meanwhile).
+  absl::StatusOr<std::string> ReadLargeValue(const ValueRef& ref, uint64_t offset,
+                                             size_t max_bytes) const;
 
   // Oldest stored position; zero when the log is empty.
   Position Oldest() const;

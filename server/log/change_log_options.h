@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "server/log/out_of_line_values.h"
 
 namespace walfeed {
 
@@ -15,9 +16,14 @@ struct ChangeLogOptions {
   bool sync = true;
   // RocksDB block cache for reads, in bytes.
   size_t block_cache_bytes = 64 << 20;
+  // Which values a change stores out of line (tests make them small).
+  OutOfLineLimits out_of_line;
 
   absl::Status Validate() const {
     if (path.empty()) return absl::InvalidArgumentError("the change log needs a data directory");
+    if (out_of_line.chunk_bytes == 0) {
+      return absl::InvalidArgumentError("out-of-line values need a positive chunk size");
+    }
     return absl::OkStatus();
   }
 };

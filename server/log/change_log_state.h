@@ -4,7 +4,8 @@
 // Column families: "default" holds small records (head, resume point, metadata, compaction
 // state), "changes" the changes keyed by position, "keys" the per-key index that compaction
 // builds: row key -> newest position of that row (+ whether it was deleted), table key ->
-// position of the table's newest TRUNCATE.
+// position of the table's newest TRUNCATE, and "values" the chunks of values stored out of line
+// (value_chunks.h), in the key range of the change that holds them.
 #ifndef WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
 #define WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
 
@@ -70,6 +71,7 @@ struct ChangeLog::Impl {
   rocksdb::ColumnFamilyHandle* meta = nullptr;     // owned by `handles`
   rocksdb::ColumnFamilyHandle* changes = nullptr;  // owned by `handles`
   rocksdb::ColumnFamilyHandle* keys = nullptr;     // owned by `handles`
+  rocksdb::ColumnFamilyHandle* values = nullptr;   // owned by `handles`
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
 
   absl::Mutex append_mu;  // serializes writers; taken before `mu`
@@ -126,6 +128,11 @@ struct ChangeLog::Impl {
   absl::StatusOr<bool> CatchUpIndexStep(size_t max_records)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
   absl::StatusOr<std::optional<IndexEntry>> LookupIndex(const std::string& key) const;
+
+  // Serializes `change`, stored at `position`, into `value`, its large values moved out of line
+  // into `batch` (out_of_line_values.h).
+  absl::Status SerializeForStore(const v1::Change& change, const Position& position,
+                                 rocksdb::WriteBatch& batch, std::string* value);
 
   // After a durable write: publish the new head and tell the listeners (outside the lock).
   // `commit_time`: the newest appended transaction's, when this append had one.

@@ -27,6 +27,7 @@
 #include "server/core/proto_time.h"
 #include "server/log/change_log.h"
 #include "server/log/change_log_state.h"
+#include "server/log/out_of_line_values.h"
 #include "server/log/position_key.h"
 #include "server/log/row_identity.h"
 #include "spdlog/spdlog.h"
@@ -236,8 +237,15 @@ class Pass {
         case Verdict::kKeep:
           break;
       }
-      excess_bytes_ -= static_cast<int64_t>(it->key().size() + it->value().size());
+      excess_bytes_ -=
+          static_cast<int64_t>(it->key().size() + it->value().size() + OutOfLineBytes(change));
       rocksdb::Status deleted = batch.Delete(impl_->changes, it->key());
+      // Its values stored out of line sort in its own key range (value_chunks.h).
+      if (deleted.ok() && HasOutOfLineValues(change)) {
+        deleted =
+            batch.DeleteRange(impl_->values, it->key(), EncodePositionKey(position->Successor()));
+        removed_values_ = true;
+      }
       if (!deleted.ok()) return FromRocks(deleted, "cannot build the compaction batch");
       for (std::string& entry : own_entries)
         ended_entries_.emplace_back(std::move(entry), *position);
@@ -299,6 +307,9 @@ class Pass {
     rocksdb::Status compacted =
         impl_->db->CompactRange(options, impl_->changes, nullptr, &end_slice);
     if (compacted.ok()) compacted = impl_->db->CompactRange(options, impl_->keys, nullptr, nullptr);
+    if (compacted.ok() && removed_values_) {
+      compacted = impl_->db->CompactRange(options, impl_->values, nullptr, &end_slice);
+    }
     // The small records of the default family pin old write-ahead log files until it is
     // flushed too: without this the space of the removed changes stays on disk in the WAL.
     if (compacted.ok()) compacted = impl_->db->Flush(rocksdb::FlushOptions(), impl_->meta);
@@ -336,6 +347,8 @@ class Pass {
   std::vector<std::pair<std::string, Position>> ended_entries_;
   int64_t excess_bytes_ = 0;
   Position last_removed_;
+  // Values stored out of line went with a removed change.
+  bool removed_values_ = false;
 };
 
 }  // namespace

@@ -273,12 +273,13 @@ TEST_F(ChangeLogTest, SecondOpenOfTheSameDirectoryFailsClearly) {
 
 // The byte bound cuts before the change that would cross it (a 0.99 MB row then a 3.3 MB row
 // once made one message past gRPC's 4 MiB default), and a single change larger than the bound
-// still comes alone.
+// still comes alone. (Values stay inline here: out-of-line values are tested on their own.)
 TEST(ChangeLogBytes, ABatchNeverCrossesTheByteBoundBecauseOfItsLastChange) {
   const std::string dir = testing::MakeTempDir("walfeed-bytes");
   ChangeLogOptions options;
   options.path = dir;
   options.sync = false;
+  options.out_of_line.value_bytes = options.out_of_line.change_bytes = 64 << 20;
   std::unique_ptr<ChangeLog> log = *ChangeLog::Open(options);
   Transaction txn = testing::MakeTransaction(0x100, 3);
   const size_t sizes[] = {990000, 3300000, 10};

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "client/large_values.h"
 
 namespace walfeed::testing {
 
@@ -70,7 +71,14 @@ absl::StatusOr<std::vector<v1::Change>> ReadToHead(v1::ChangeFeed::Stub& stub,
   std::vector<v1::Change> changes;
   v1::SubscribeResponse response;
   while (reader->Read(&response)) {
-    for (const v1::Change& change : response.changes()) changes.push_back(change);
+    for (v1::Change& change : *response.mutable_changes()) {
+      if (absl::Status fetched = FetchLargeValues(stub, nullptr, &change); !fetched.ok()) {
+        context.TryCancel();
+        reader->Finish();
+        return fetched;
+      }
+      changes.push_back(change);
+    }
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) {
@@ -90,7 +98,12 @@ absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(v1::ChangeFeed::Stub& st
   std::vector<v1::Change> changes;
   v1::SubscribeResponse response;
   while (reader->Read(&response)) {
-    for (const v1::Change& change : response.changes()) {
+    for (v1::Change& change : *response.mutable_changes()) {
+      if (absl::Status fetched = FetchLargeValues(stub, nullptr, &change); !fetched.ok()) {
+        context.TryCancel();
+        reader->Finish();
+        return fetched;
+      }
       if (change.op() == v1::Change::MESSAGE && change.message().content() == marker) {
         context.TryCancel();
         reader->Finish();

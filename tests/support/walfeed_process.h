@@ -65,6 +65,8 @@ class WalfeedProcess {
 
 std::unique_ptr<v1::ChangeFeed::Stub> NewStub(const std::string& address);
 
+// Both readers fetch the values sent out of line and put them in place, as the client libraries
+// do (a test that wants the references reads on its own).
 // Reads with stop_at_head set; fails on a non-OK end or after `timeout`. The default timeouts
 // here are generous on purpose: a sanitizer build on a busy machine is several times slower, and
 // a passing read returns as soon as it is done.

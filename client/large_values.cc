@@ -1,0 +1,73 @@
+#include "client/large_values.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/large_value.h"
+
+namespace walfeed {
+namespace {
+
+using Columns = google::protobuf::RepeatedPtrField<v1::Column>;
+
+absl::StatusOr<std::string> ReadWhole(v1::ChangeFeed::Stub& stub, const ContextSetup& setup,
+                                      const v1::LargeValue& large) {
+  grpc::ClientContext context;
+  if (setup) setup(&context);
+  v1::ReadValueRequest request;
+  request.set_ref(large.ref());
+  std::unique_ptr<grpc::ClientReader<v1::ValueChunk>> reader = stub.ReadValue(&context, request);
+  std::string value;
+  value.reserve(large.size());
+  v1::ValueChunk chunk;
+  bool contiguous = true;
+  while (reader->Read(&chunk)) {
+    contiguous = contiguous && chunk.offset() == value.size();
+    value += chunk.data();
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    return absl::Status(
+        static_cast<absl::StatusCode>(status.error_code()),
+        absl::StrCat("cannot fetch the value at '", large.ref(), "': ", status.error_message()));
+  }
+  if (!contiguous || value.size() != large.size()) {
+    return absl::DataLossError(absl::StrCat("the value at '", large.ref(), "' arrived with ",
+                                            value.size(), " bytes, expected ", large.size()));
+  }
+  return value;
+}
+
+}  // namespace
+
+bool HasLargeValues(const v1::Change& change) {
+  for (const Columns* part : {&change.key(), &change.before(), &change.after()}) {
+    for (const v1::Column& column : *part) {
+      if (column.value_case() == v1::Column::kLarge) return true;
+    }
+  }
+  return change.message().has_large_content();
+}
+
+absl::Status FetchLargeValues(v1::ChangeFeed::Stub& stub, const ContextSetup& setup,
+                              v1::Change* change) {
+  for (Columns* part : {change->mutable_key(), change->mutable_before(), change->mutable_after()}) {
+    for (v1::Column& column : *part) {
+      if (column.value_case() != v1::Column::kLarge) continue;
+      absl::StatusOr<std::string> value = ReadWhole(stub, setup, column.large());
+      if (!value.ok()) return value.status();
+      RestoreValue(column.large().kind(), *std::move(value), &column);
+    }
+  }
+  if (change->message().has_large_content()) {
+    absl::StatusOr<std::string> value = ReadWhole(stub, setup, change->message().large_content());
+    if (!value.ok()) return value.status();
+    change->mutable_message()->set_content(*std::move(value));
+    change->mutable_message()->clear_large_content();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace walfeed

@@ -1,0 +1,41 @@
+// Fuzzes what a client sends: any bytes as a SubscribeRequest, resolved against a log
+// (PlanSubscription: start fields, cursor, table and op filters), and as a ReadValueRequest's
+// value reference. Nothing may crash; a plan that is accepted must be consistent with the request;
+// a reference that parses must format back to itself.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "server/core/value_ref.h"
+#include "server/feed/subscription_plan.h"
+#include "walfeed/v1/walfeed.pb.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const absl::string_view text(reinterpret_cast<const char*>(data), size);
+  if (absl::StatusOr<walfeed::ValueRef> ref = walfeed::ParseValueRef(text); ref.ok()) {
+    absl::StatusOr<walfeed::ValueRef> again = walfeed::ParseValueRef(walfeed::FormatValueRef(*ref));
+    if (!again.ok() || *again != *ref) std::abort();
+  }
+  walfeed::v1::SubscribeRequest request;
+  if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
+  const std::vector<std::string> tables = {"public.orders", "\"x.y\".z", "public.\"q.r\"",
+                                           "\"public.q\".r", "app.\"UPPER\""};
+  walfeed::FeedBounds bounds;
+  bounds.head = walfeed::Position{0x5000000, 3};
+  bounds.purge_point = walfeed::Position{0x1000, 0};
+  bounds.server_wal_end = 0x6000000;
+  walfeed::PlanLimits limits;
+  absl::StatusOr<walfeed::SubscriptionPlan> plan =
+      walfeed::PlanSubscription(request, bounds, tables, limits);
+  if (!plan.ok()) {
+    if (plan.status().message().empty()) std::abort();  // every rejection says why
+    return 0;
+  }
+  if (plan->max_batch_changes == 0 || plan->max_batch_changes > limits.max_batch_changes) {
+    std::abort();
+  }
+  if (request.stop_at_head() != plan->stop_at.has_value()) std::abort();
+  if (plan->holds_state && plan->start <= bounds.purge_point) std::abort();
+  if (request.tables_size() == 0 && !plan->tables.empty()) std::abort();
+  return 0;
+}

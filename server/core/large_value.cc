@@ -1,0 +1,62 @@
+#include "server/core/large_value.h"
+
+#include <utility>
+
+namespace walfeed {
+
+std::optional<v1::LargeValue::Kind> MovableKindOf(const v1::Column& column) {
+  switch (column.value_case()) {
+    case v1::Column::kText:
+      return v1::LargeValue::TEXT;
+    case v1::Column::kNumeric:
+      return v1::LargeValue::NUMERIC;
+    case v1::Column::kBytes:
+      return v1::LargeValue::BYTES;
+    case v1::Column::kJson:
+      return v1::LargeValue::JSON;
+    case v1::Column::kRawText:
+      return v1::LargeValue::RAW_TEXT;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string* MutableMovableValue(v1::Column* column) {
+  switch (column->value_case()) {
+    case v1::Column::kText:
+      return column->mutable_text();
+    case v1::Column::kNumeric:
+      return column->mutable_numeric();
+    case v1::Column::kBytes:
+      return column->mutable_bytes();
+    case v1::Column::kJson:
+      return column->mutable_json();
+    case v1::Column::kRawText:
+      return column->mutable_raw_text();
+    default:
+      return nullptr;
+  }
+}
+
+void RestoreValue(v1::LargeValue::Kind kind, std::string data, v1::Column* column) {
+  switch (kind) {
+    case v1::LargeValue::TEXT:
+      column->set_text(std::move(data));
+      return;
+    case v1::LargeValue::NUMERIC:
+      column->set_numeric(std::move(data));
+      return;
+    case v1::LargeValue::JSON:
+      column->set_json(std::move(data));
+      return;
+    case v1::LargeValue::RAW_TEXT:
+      column->set_raw_text(std::move(data));
+      return;
+    case v1::LargeValue::BYTES:
+    default:
+      column->set_bytes(std::move(data));
+      return;
+  }
+}
+
+}  // namespace walfeed

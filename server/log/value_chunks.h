@@ -1,0 +1,47 @@
+// The RocksDB side of out-of-line values (internal to server/log/): the "values" column family
+// holds each chunk under its value's ref and offset,
+//   position key (12 bytes) | part (1) | column index (2, big-endian) | offset (8, big-endian),
+// so that a value's chunks sort in order right after each other, and all the values of the
+// change at position P sort between EncodePositionKey(P) and EncodePositionKey(P.Successor()):
+// the change's own key range in the "changes" family, which removes them with it.
+#ifndef WALFEED_SERVER_LOG_VALUE_CHUNKS_H_
+#define WALFEED_SERVER_LOG_VALUE_CHUNKS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "server/core/value_ref.h"
+#include "server/log/out_of_line_values.h"
+
+namespace walfeed {
+
+inline constexpr char kValuesFamily[] = "values";
+
+std::string ValueChunkKey(const ValueRef& ref, uint64_t offset);
+
+// Writes chunks into a WriteBatch (the append being built) and reads existing ones from the
+// database (what is durable, not the batch).
+class BatchValueStore final : public ValueChunkStore {
+ public:
+  BatchValueStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values, rocksdb::WriteBatch* batch)
+      : db_(db), values_(values), batch_(batch) {}
+
+  absl::Status Put(const ValueRef& ref, uint64_t offset, absl::string_view data) override;
+  absl::Status Visit(const ValueRef& ref, const ChunkVisitor& visit) const override;
+
+ private:
+  rocksdb::DB* const db_;
+  rocksdb::ColumnFamilyHandle* const values_;
+  rocksdb::WriteBatch* const batch_;
+};
+
+// The stored bytes of `ref`'s value from `offset` to the end of the chunk that holds it (up to
+// `max_bytes` of them). Empty when `offset` is at or past the value's end, or no chunk is stored.
+absl::StatusOr<std::string> ReadValueChunk(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values,
+                                           const ValueRef& ref, uint64_t offset, size_t max_bytes);
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_LOG_VALUE_CHUNKS_H_
