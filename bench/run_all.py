@@ -7,7 +7,8 @@ in the same run, then one summary (JSON, a Markdown table, a PNG plot) under ben
 Runs, in order: ingest.py (walfeed vs pg_recvlogical), live.py (commit-to-consumer latency at
 1,000 and 10,000 changes/s; fan-out to 100 and 1,000 subscribers at 5,000 changes/s), catchup.py
 (a 10M-change log read from 0 vs a raw RocksDB scan), compaction.py (N updates over K keys vs the
-live rows alone) and large_transaction.py (peak memory for one 1M-row transaction). Each writes
+live rows alone), large_transaction.py (peak memory for one 1M-row transaction) and
+large_values.py (memory around one 100 MiB row, stalled subscribers at it, ReadValue). Each writes
 its own bench/results/<name>.{json,md}; this script then writes bench/results/summary.{json,md}
 and summary.png. --quick runs each in its smoke size (CI checks that they run, not how fast).
 """
@@ -21,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import HERE, machine  # noqa: E402
 
-SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction"]
+SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values"]
 
 
 def load(out, name, quick):
@@ -65,6 +66,15 @@ def summarize(out, quick):
         rows.append({"scenario": f"one {r['rows']:,}-row transaction, {r['mode']}",
                      "walfeed": f"peak RSS {r['peak_rss_mib']} MiB, {r['seconds']} s",
                      "reference": "-", "ratio": None, "target": "-", "met": None})
+    r = load(out, "large_values", quick)["result"]
+    added = r["stalled_readers_rss_mib"] - r["after_ingest_rss_mib"]
+    rows.append({"scenario": f"one {r['value_mib']} MiB bytea row, {r['stalled_readers']} stalled "
+                             "subscribers at it",
+                 "walfeed": f"ingest peak RSS {r['ingest_peak_rss_mib']} MiB; stalled streams "
+                            f"+{added} MiB; ReadValue {r['read_value_mib_per_s']} MiB/s",
+                 "reference": f"the value: {r['value_mib']} MiB", "ratio": None,
+                 "target": "< 1 MiB per stalled stream",
+                 "met": added < r["stalled_readers"]})
     return rows
 
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #include "server/core/large_value.h"
@@ -17,6 +18,11 @@
 namespace {
 
 using walfeed::v1::Change;
+
+[[noreturn]] void Fail(const char* why) {
+  std::fprintf(stderr, "out_of_line_fuzz: %s\n", why);
+  std::abort();
+}
 using walfeed::v1::Column;
 
 void AddColumn(FuzzedDataProvider& input, google::protobuf::RepeatedPtrField<Column>* part) {
@@ -91,10 +97,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   walfeed::testing::MemoryValueStore store;
   Change moved = original;
   if (!walfeed::MayMoveOutOfLine(moved, moved.ByteSizeLong(), limits)) {
-    if (moved.ByteSizeLong() > std::min(limits.value_bytes, limits.change_bytes)) std::abort();
+    if (moved.ByteSizeLong() > std::min(limits.value_bytes, limits.change_bytes)) {
+      Fail("MayMoveOutOfLine said no to a change over the limits");
+    }
     return 0;
   }
-  if (!walfeed::MoveOutOfLine(limits, position, &moved, &store).ok()) std::abort();
+  if (!walfeed::MoveOutOfLine(limits, position, &moved, &store).ok()) Fail("MoveOutOfLine failed");
   const bool merged_key =
       moved.key_kind() == Change::PRIMARY_KEY || moved.key_kind() == Change::UNIQUE_INDEX;
   bool short_values_only = true;
@@ -103,16 +111,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (part == &moved.key() && merged_key) continue;
       std::string* value = walfeed::MutableMovableValue(const_cast<Column*>(&column));
       if (value == nullptr) continue;
-      if (value->size() > limits.value_bytes) std::abort();  // should have left
+      // (Below 64 bytes a value is not worth a reference, whatever the limit.)
+      if (value->size() > limits.value_bytes && value->size() >= 64) {
+        Fail("a value over the limit stayed inline");
+      }
       if (value->size() >= 64) short_values_only = false;
     }
   }
-  if (moved.message().content().size() > limits.value_bytes) std::abort();
+  if (moved.message().content().size() > std::max<size_t>(limits.value_bytes, 63)) {
+    Fail("a message content over the limit stayed inline");
+  }
   // Over the change limit only with nothing left worth moving (or a merged key, which stays).
   if (moved.ByteSizeLong() > limits.change_bytes + 64 * 1024 && !short_values_only && !merged_key) {
-    std::abort();
+    Fail("a change over the limit kept values worth moving");
   }
   store.Restore(&moved);
-  if (!google::protobuf::util::MessageDifferencer::Equals(moved, original)) std::abort();
+  if (!google::protobuf::util::MessageDifferencer::Equals(moved, original)) {
+    Fail("the restored change differs from the original");
+  }
   return 0;
 }

@@ -6,11 +6,18 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "google/protobuf/stubs/logging.h"
 #include "server/core/value_ref.h"
 #include "server/feed/subscription_plan.h"
 #include "walfeed/v1/walfeed.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // Invalid UTF-8 in a string field is a parse failure; protobuf's log line about it is noise.
+  static const bool quiet = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   if (absl::StatusOr<walfeed::ValueRef> ref = walfeed::ParseValueRef(text); ref.ok()) {
     absl::StatusOr<walfeed::ValueRef> again = walfeed::ParseValueRef(walfeed::FormatValueRef(*ref));

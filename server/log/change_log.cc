@@ -59,6 +59,32 @@ rocksdb::ColumnFamilyOptions KeysFamilyOptions() {
   return options;
 }
 
+// An index written in another format is emptied, to be rebuilt from the changes by
+// CatchUpIndex() (compaction removes nothing the index does not cover meanwhile).
+absl::Status ResetIndexOfAnotherFormat(ChangeLog::Impl& impl) {
+  std::string format;
+  const rocksdb::Status got =
+      impl.db->Get(rocksdb::ReadOptions(), impl.meta, log_internal::kIndexFormatKey, &format);
+  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "cannot read the index's format");
+  if (got.ok() && format == log_internal::kIndexFormat) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  // Every index key starts with a tag byte below 0xff (row_identity.cc).
+  rocksdb::Status reset = batch.DeleteRange(impl.keys, rocksdb::Slice(), "\xff");
+  if (reset.ok()) reset = batch.Delete(impl.meta, log_internal::kIndexedUpToKey);
+  if (reset.ok()) {
+    reset = batch.Put(impl.meta, log_internal::kIndexFormatKey, log_internal::kIndexFormat);
+  }
+  if (!reset.ok()) return FromRocks(reset, "cannot reset the per-key index");
+  std::string indexed;
+  if (got.ok() ||
+      impl.db->Get(rocksdb::ReadOptions(), impl.meta, log_internal::kIndexedUpToKey, &indexed)
+          .ok()) {
+    spdlog::info("event=index_rebuild reason=format_changed from={} to={}", got.ok() ? format : "1",
+                 log_internal::kIndexFormat);
+  }
+  return impl.WriteSynced(batch, "cannot reset the per-key index");
+}
+
 }  // namespace
 
 absl::StatusOr<Position> ChangeLog::Impl::FirstAtOrAfter(const std::string& from) const {
@@ -148,6 +174,7 @@ absl::Status ChangeLog::Impl::SerializeForStore(const v1::Change& change, const 
   value->clear();
   change.SerializeToString(value);
   if (!MayMoveOutOfLine(change, value->size(), options.out_of_line)) return absl::OkStatus();
+  std::string().swap(*value);  // a large change: give its serialization back before the copy
   v1::Change moved = change;
   BatchValueStore store(db.get(), values, &batch);
   if (absl::Status s = MoveOutOfLine(options.out_of_line, position, &moved, &store); !s.ok())
@@ -272,6 +299,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   if (!oldest.ok()) return oldest.status();
   absl::StatusOr<Position> purge_point = impl->ReadPosition(log_internal::kPurgePointKey);
   if (!purge_point.ok()) return purge_point.status();
+  if (absl::Status s = ResetIndexOfAnotherFormat(*impl); !s.ok()) return s;
   absl::StatusOr<Position> indexed_up_to = impl->ReadPosition(log_internal::kIndexedUpToKey);
   if (!indexed_up_to.ok()) return indexed_up_to.status();
   std::optional<v1::CompactionResult> last_compaction;

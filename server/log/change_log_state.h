@@ -37,6 +37,10 @@ inline constexpr char kResumeLsnKey[] = "source/resume_lsn";
 inline constexpr char kHeadKey[] = "log/head";
 inline constexpr char kMetadataPrefix[] = "meta/";
 inline constexpr char kIndexedUpToKey[] = "compaction/indexed_up_to";
+// The per-key index's format; an index of another format is rebuilt on open. 2: tables keyed by
+// relation (row_identity.h).
+inline constexpr char kIndexFormatKey[] = "compaction/index_format";
+inline constexpr char kIndexFormat[] = "2";
 inline constexpr char kPurgePointKey[] = "compaction/purge_point";
 inline constexpr char kLastCompactionKey[] = "compaction/last";
 

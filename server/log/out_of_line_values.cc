@@ -143,7 +143,8 @@ absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& positi
     *message->mutable_large_content() = *std::move(large);
     return absl::OkStatus();
   };
-  if (message != nullptr && message->content().size() > limits.value_bytes) {
+  if (message != nullptr && message->content().size() > limits.value_bytes &&
+      message->content().size() >= kMinMovableBytes) {
     if (absl::Status s = move_content(); !s.ok()) return s;
   }
   for (Candidate& candidate : candidates) {

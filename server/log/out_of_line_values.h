@@ -3,10 +3,10 @@
 //
 // Promises, for MoveOutOfLine():
 // - Every movable value (text, numeric, bytes, json, raw text; a message's content) longer than
-//   `value_bytes` leaves the change; then, while the change is still longer than `change_bytes`,
-//   its longest remaining movable values do, longest first. A change ends up about
-//   `change_bytes` long at most (1,600 columns of references and small values stay far below
-//   gRPC's 4 MiB message limit).
+//   `value_bytes` leaves the change (one under 64 bytes never does: a reference is as long); then,
+//   while the change is still longer than `change_bytes`, its longest remaining movable values do,
+//   longest first. A change ends up about `change_bytes` long at most (1,600 columns of references
+//   and small values stay far below gRPC's 4 MiB message limit).
 // - A value that leaves is written to the store in chunks of `chunk_bytes`, under its ValueRef
 //   (this change's position, its part, its column index), and its column holds a
 //   walfeed.v1.LargeValue instead: that ref, its size and which field it came from. Concatenated,

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -20,10 +21,28 @@ void AppendPart(absl::string_view text, std::string* out) {
   out->append(text.data(), text.size());
 }
 
+// A length no part can have: what follows is a relation OID, not a name.
+constexpr char kRelationMark[] = "\xff\xff\xff\xff";
+constexpr size_t kRelationIdentitySize = 8;
+
+// The table a change belongs to: its relation (pg_class OID), so that a table renamed is still
+// the same table and one swapped in under an old name is another; by name only for changes
+// stored before walfeed recorded relations (relation_id 0).
+void AppendTableIdentity(const v1::Change& change, std::string* out) {
+  if (change.relation_id() == 0) {
+    AppendPart(change.schema(), out);
+    AppendPart(change.table(), out);
+    return;
+  }
+  out->append(kRelationMark, 4);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>(change.relation_id() >> shift));
+  }
+}
+
 std::string TableKey(const v1::Change& change) {
   std::string key(1, kTableTag);
-  AppendPart(change.schema(), &key);
-  AppendPart(change.table(), &key);
+  AppendTableIdentity(change, &key);
   return key;
 }
 
@@ -90,8 +109,7 @@ template <typename Columns, typename Deref>
 void AppendRowKey(const v1::Change& change, const Columns& key_columns, Deref deref,
                   std::string* key) {
   key->push_back(kRowTag);
-  AppendPart(change.schema(), key);
-  AppendPart(change.table(), key);
+  AppendTableIdentity(change, key);
   for (const auto& item : key_columns) {
     const v1::Column& column = deref(item);
     AppendPart(column.name(), key);
@@ -170,11 +188,16 @@ const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column
 std::string TableKeyOfRow(absl::string_view row_key) {
   if (!IsRowKey(row_key)) return std::string();
   absl::string_view rest = row_key.substr(1);
+  std::string key(1, kTableTag);
+  if (absl::StartsWith(rest, absl::string_view(kRelationMark, 4))) {
+    if (rest.size() < kRelationIdentitySize) return std::string();
+    key.append(rest.data(), kRelationIdentitySize);
+    return key;
+  }
   const size_t schema = PartLength(rest);
   if (schema == 0) return std::string();
   const size_t table = PartLength(rest.substr(schema));
   if (table == 0) return std::string();
-  std::string key(1, kTableTag);
   key.append(rest.data(), schema + table);
   return key;
 }

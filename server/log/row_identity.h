@@ -5,7 +5,10 @@
 // (kTruncate), or is never merged (kUnmerged: messages, tables keyed by every column or by
 // nothing, whose rows cannot be told apart, and a change whose key value PostgreSQL left out). Row
 // and table keys are opaque byte strings, equal exactly when they name the same row or table, and
-// never equal to each other.
+// never equal to each other. A table is its relation (Change.relation_id, PostgreSQL's OID), not
+// its name: its rows stay the same rows across a rename, and a table dropped and created again,
+// or swapped in under the old name, is another table. (Changes stored before relations were
+// recorded, with relation_id 0, are keyed by name.)
 #ifndef WALFEED_SERVER_LOG_ROW_IDENTITY_H_
 #define WALFEED_SERVER_LOG_ROW_IDENTITY_H_
 

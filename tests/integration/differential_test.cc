@@ -7,8 +7,11 @@
 // The workload: tables created mid-stream (also inside the transaction that fills them, with a
 // non-transactional message beside), schemas and tables whose names hold dots, quotes, spaces,
 // newlines, Unicode and upper case, up to 63 bytes; inserts, updates (key changes too), deletes,
-// truncates; columns added and dropped; large TOASTed values; savepoints rolled back, whole
-// transactions rolled back, two-phase commits; logical messages in and out of transactions.
+// truncates; columns added, dropped and retyped (a rewrite); tables renamed and swapped (a copy
+// renamed into a dropped table's place); large TOASTed values and values of several MB (stored
+// out of line); savepoints rolled back, whole transactions rolled back, two-phase commits;
+// logical messages in and out of transactions, some of several MB. (Column renames are left
+// out: a rename changes no row, so no feed can show it to rows untouched since.)
 //
 // WALFEED_DIFF_SEED picks the seed (default: a new one each run, printed); WALFEED_DIFF_SECONDS
 // the budget (default 40). A failure prints the seed and the path of the SQL the run committed,
@@ -178,7 +181,12 @@ class Workload {
     if (type == "boolean") return Uniform(0, 1) ? "true" : "false";
     if (type == "jsonb")
       return Literal(absl::StrCat("{\"k\": ", Uniform(0, 99), ", \"s\": \"\xc3\xa9\"}"));
-    // text: sometimes large and random enough to be stored out of line (TOAST).
+    // text: sometimes large and random enough to be stored out of line (TOAST), now and then
+    // several MB (walfeed stores values over 256 KiB out of line too).
+    if (Uniform(0, 59) == 0) {
+      return absl::StrCat("(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ",
+                          Uniform(10000, 100000), "))");
+    }
     if (Uniform(0, 9) == 0) {
       return absl::StrCat("(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ",
                           Uniform(100, 4000), "))");
@@ -292,6 +300,34 @@ class Workload {
       table.columns.erase(table.columns.begin() + index);
       return absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP COLUMN ", Quote(name));
     }
+    if (roll < 89) {
+      // Renamed: the feed names it anew from its next change on.
+      const std::string old_name = table.Qualified();
+      table.name = Name("renamed");
+      return absl::StrCat("ALTER TABLE ", old_name, " RENAME TO ", Quote(table.name));
+    }
+    if (roll < 90) {
+      // Swapped: a copy takes the table's place under its name, the original is dropped.
+      TableModel copy = table;
+      copy.name = Name("copy");
+      const std::string sql = absl::StrCat(
+          "CREATE TABLE ", copy.Qualified(), " (LIKE ", table.Qualified(), " INCLUDING ALL); ",
+          "INSERT INTO ", copy.Qualified(), " SELECT * FROM ", table.Qualified(), "; DROP TABLE ",
+          table.Qualified(), "; ALTER TABLE ", copy.Qualified(), " RENAME TO ", Quote(table.name));
+      return sql;
+    }
+    if (roll < 92 && table.columns.size() > 1) {
+      // Retyped: the table is rewritten; rows keep their text form.
+      ColumnModel& column = table.columns[Uniform(1, static_cast<int>(table.columns.size()) - 1)];
+      column.type = "text";
+      return absl::StrCat("ALTER TABLE ", table.Qualified(), " ALTER COLUMN ", Quote(column.name),
+                          " TYPE text USING ", Quote(column.name), "::text");
+    }
+    if (roll < 93) {
+      // Content too large for one stream message: it travels out of line.
+      return absl::StrCat("SELECT pg_logical_emit_message(", Uniform(0, 1) ? "true" : "false",
+                          ", 'bulk', repeat('b', ", Uniform(300000, 2000000), "))");
+    }
     return absl::StrCat("SELECT pg_logical_emit_message(", Uniform(0, 1) ? "true" : "false",
                         ", 'diff', ", Literal(absl::StrCat("m", Uniform(0, 9999))), ")");
   }
@@ -337,11 +373,13 @@ std::string TextForm(const v1::Column& column) {
 
 using Row = std::map<std::string, std::string>;  // column -> text form
 using TableState = std::map<std::string, Row>;   // id -> row
-using State = std::map<std::pair<std::string, std::string>, TableState>;
+// By relation (pg_class OID): a table renamed, or swapped in under an old name, is followed by
+// what it is, not by what it is called (rows untouched since a rename keep their relation).
+using State = std::map<uint32_t, TableState>;
 
 void Apply(const v1::Change& change, State* state) {
   if (change.op() == v1::Change::MESSAGE) return;
-  TableState& table = (*state)[{change.schema(), change.table()}];
+  TableState& table = (*state)[change.relation_id()];
   if (change.op() == v1::Change::TRUNCATE) {
     table.clear();
     return;
@@ -423,8 +461,9 @@ class Differential : public WalfeedTest {
     State state;
     for (const v1::Change& change : feed) Apply(change, &state);
     const auto tables = Query(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
+        "SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = "
+        "c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', "
+        "'information_schema')");
     for (const auto& table : tables) {
       const std::string qualified = absl::StrCat(Quote(table[0]), ".", Quote(table[1]));
       SCOPED_TRACE(FormatTableName(table[0], table[1]));
@@ -440,7 +479,7 @@ class Differential : public WalfeedTest {
         for (size_t c = 0; c < columns.size(); ++c) values[columns[c][0]] = row[c];
         expected[values["id"]] = std::move(values);
       }
-      TableState& actual = state[{table[0], table[1]}];
+      TableState& actual = state[static_cast<uint32_t>(std::stoul(table[2]))];
       // A column added later never reached rows no change touched since: it is NULL there.
       for (auto& [id, row] : actual) {
         for (const auto& column : columns) row.emplace(column[0], "<null>");

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/log/change_log.h"
+#include "tests/support/log_surgery.h"
 #include "tests/support/process.h"
 
 namespace walfeed {
@@ -26,6 +27,8 @@ struct RowSpec {
   v1::Change::KeyKind key_kind = v1::Change::PRIMARY_KEY;
   // For an UPDATE that changes the key: the old id.
   std::optional<int64_t> old_id;
+  // PostgreSQL's OID of the table (0: unknown, as in changes stored before relations were).
+  uint32_t relation_id = 0;
 };
 
 v1::Column IdColumn(int64_t id) {
@@ -54,6 +57,7 @@ Transaction Row(uint64_t lsn, const RowSpec& spec) {
   }
   change.set_schema("public");
   change.set_table(spec.table);
+  change.set_relation_id(spec.relation_id);
   change.set_key_kind(spec.key_kind);
   if (spec.op == v1::Change::TRUNCATE) return txn;
   *change.add_key() = IdColumn(spec.id);
@@ -252,6 +256,34 @@ TEST_F(LogCompactionTest, TruncateSupersedesEveryEarlierChangeOfItsTable) {
   EXPECT_EQ(ReadAll().size(), 2u);
 }
 
+// A table is its relation, not its name: a row deleted after its table was renamed is the row
+// inserted before (once its tombstone is purged, nothing of it may stay), and a table swapped in
+// under the old name (a new relation) holds other rows than the one it replaced.
+TEST_F(LogCompactionTest, RowsFollowTheirRelationAcrossRenamesAndSwaps) {
+  RowSpec spec = Spec(v1::Change::INSERT, 1, "a", kT0, "before_rename");
+  spec.relation_id = 7;
+  Add(spec);
+  spec.id = 2;
+  Add(spec);
+  spec = Spec(v1::Change::DELETE, 1, "", kT0, "after_rename");
+  spec.relation_id = 7;
+  Add(spec);
+  spec = Spec(v1::Change::INSERT, 2, "swapped in", kT0, "after_rename");
+  spec.relation_id = 8;
+  Add(spec);
+
+  const v1::CompactionResult result =
+      Compact(Policy(absl::ZeroDuration(), absl::ZeroDuration()), kT0 + absl::Hours(1));
+  EXPECT_EQ(result.superseded_removed(), 1u);
+  EXPECT_EQ(result.tombstones_purged(), 1u);
+  const std::vector<v1::Change> changes = ReadAll();
+  ASSERT_EQ(changes.size(), 2u) << "nothing of the deleted row stays";
+  EXPECT_EQ(changes[0].relation_id(), 7u);
+  EXPECT_EQ(changes[0].key(0).int_(), 2);
+  EXPECT_EQ(changes[1].relation_id(), 8u);
+  EXPECT_EQ(changes[1].after(1).text(), "swapped in");
+}
+
 TEST_F(LogCompactionTest, KeyChangingUpdateEndsTheOldRow) {
   Add(v1::Change::INSERT, 1, "a");
   RowSpec moved = Spec(v1::Change::UPDATE, 2, "moved");
@@ -347,6 +379,27 @@ TEST_F(LogCompactionTest, IndexFollowsAppendsAcrossPassesAndRestarts) {
   const std::vector<v1::Change> changes = ReadAll();
   ASSERT_EQ(changes.size(), 1u);
   EXPECT_EQ(changes[0].after(1).text(), "b");
+}
+
+// An index of the previous format (tables keyed by name) is emptied on open and rebuilt from the
+// changes; compaction meanwhile removes only what the rebuilt index covers.
+TEST_F(LogCompactionTest, AnIndexOfAnotherFormatIsRebuiltFromTheChanges) {
+  RowSpec spec = Spec(v1::Change::INSERT, 1, "old", kT0);
+  spec.relation_id = 7;
+  Add(spec);
+  spec.value = "new";
+  spec.op = v1::Change::UPDATE;
+  Add(spec);
+  log_.reset();
+  ASSERT_TRUE(testing::ForgetIndexFormat(dir_).ok());
+  Reopen();
+  EXPECT_FALSE(log_->IndexIsCurrent());
+  ASSERT_TRUE(log_->CatchUpIndex().ok());
+  EXPECT_TRUE(log_->IndexIsCurrent());
+  const v1::CompactionResult result =
+      Compact(Policy(absl::ZeroDuration(), absl::Hours(1)), kT0 + absl::Hours(1));
+  EXPECT_EQ(result.superseded_removed(), 1u);
+  EXPECT_EQ(result.live_keys(), 1u);
 }
 
 TEST_F(LogCompactionTest, RejectsNegativeDurations) {

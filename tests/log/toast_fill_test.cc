@@ -141,6 +141,7 @@ TEST_F(ToastFillTest, StaysMarkedWithoutAnEarlierImage) {
   truncate.set_op(v1::Change::TRUNCATE);
   truncate.set_schema("public");
   truncate.set_table("docs");
+  truncate.set_relation_id(kDocsRelation);
   Append({RowChange(v1::Change::INSERT, 9, 0, "before truncate")});
   Append({truncate});
   Append({RowChange(v1::Change::UPDATE, 9, 1, "")});  // truncated since
