@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/log_format.h"
+#include "server/core/utf8.h"
 #include "server/source/key_kind.h"
 #include "server/source/replication_protocol.h"
 #include "server/source/transaction_builder.h"
@@ -148,8 +149,8 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
       change.set_cursor(absl::StrCat(lsn_text_, ":", next_seq_));
       change.set_lsn_text(lsn_text_);
       change.set_op(v1::Change::READ);
-      change.set_schema(schema);
-      change.set_table(table);
+      SetName(schema, change.mutable_schema(), change.mutable_raw_schema());
+      SetName(table, change.mutable_table(), change.mutable_raw_table());
       *change.mutable_commit_time() = read_time_;
       change.set_key_kind(shape->key_kind);
       change.set_relation_id(shape->relation_id);
@@ -163,7 +164,7 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
         // domain's base type.
         const uint32_t oid = c < shape->types.size() ? shape->types[c] : batch->column_types[c];
         v1::Column* column = change.add_after();
-        column->set_name(batch->column_names[c]);
+        SetName(batch->column_names[c], column->mutable_name(), column->mutable_raw_name());
         column->set_type(types_->NameOf(oid));
         column->set_type_oid(oid);
         SetColumnValue(types_->BaseOf(oid), std::move(value), column);

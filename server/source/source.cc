@@ -11,6 +11,7 @@
 #include "server/core/event_counters.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
+#include "server/core/utf8.h"
 #include "server/source/durable_appender.h"
 #include "server/source/pg_connection.h"
 #include "server/source/pgoutput_decoder.h"
@@ -160,7 +161,9 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
   }
   if (absl::Status s = NoteCapturedTables(tables); !s.ok()) return s;
   std::vector<std::string> table_names;
-  for (const TableName& name : tables) table_names.push_back(FormatTableName(name));
+  // Names as FeedInfo shows them and filters name them: valid UTF-8 (a SQL_ASCII database's
+  // names may not be; see Change.raw_table).
+  for (const TableName& name : tables) table_names.push_back(ToValidUtf8(FormatTableName(name)));
   std::sort(table_names.begin(), table_names.end());
   if (tables.empty() && !relations->empty()) {
     spdlog::warn(
@@ -563,7 +566,7 @@ absl::Status Source::SpillOpenTransaction(TransactionBuilder& builder, Session& 
 void Source::NotePublishedTable(const pgoutput::Relation& relation) {
   const std::string schema = relation.schema.empty() ? "pg_catalog" : relation.schema;
   if (!filter_.IncludesTable(schema, relation.name)) return;
-  const std::string name = FormatTableName(schema, relation.name);
+  const std::string name = ToValidUtf8(FormatTableName(schema, relation.name));
   absl::MutexLock lock(&mu_);
   auto it = std::lower_bound(status_.tables.begin(), status_.tables.end(), name);
   if (it == status_.tables.end() || *it != name) status_.tables.insert(it, name);

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/position.h"
+#include "server/core/utf8.h"
 #include "server/source/key_kind.h"
 #include "server/source/value_converter.h"
 
@@ -81,8 +82,8 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   change.set_xid(txn.xid);
   SetPgTimestamp(open_->begin.commit_time, change.mutable_commit_time());
   if (relation != nullptr) {
-    change.set_schema(SchemaName(*relation));
-    change.set_table(relation->name);
+    SetName(SchemaName(*relation), change.mutable_schema(), change.mutable_raw_schema());
+    SetName(relation->name, change.mutable_table(), change.mutable_raw_table());
     change.set_relation_id(relation->relation_id);
     if (redescribed_.erase(relation->relation_id) > 0) change.set_relation_redescribed(true);
     const bool has_key_columns =
@@ -108,7 +109,7 @@ void TransactionBuilder::FillColumns(const pgoutput::Relation& relation, pgoutpu
     if (which == Columns::kKey && !meta.is_key) continue;
     if (excluded != nullptr && (*excluded)[i]) continue;
     v1::Column* column = out->Add();
-    column->set_name(meta.name);
+    SetName(meta.name, column->mutable_name(), column->mutable_raw_name());
     column->set_type(types_.NameOf(meta.type_oid));
     column->set_type_oid(meta.type_oid);
     if (take == Values::kMove) {
@@ -255,7 +256,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
     if (!change.ok()) return change.status();
     (*change)->set_op(v1::Change::MESSAGE);
     v1::LogicalMessage* out = (*change)->mutable_message();
-    out->set_prefix(std::move(message.prefix));
+    SetName(message.prefix, out->mutable_prefix(), out->mutable_raw_prefix());
     out->set_content(std::move(message.content));
     out->set_transactional(true);
     return std::nullopt;
@@ -276,7 +277,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::OnMessage(
   if (!change.ok()) return change.status();
   (*change)->set_op(v1::Change::MESSAGE);
   v1::LogicalMessage* out = (*change)->mutable_message();
-  out->set_prefix(std::move(message.prefix));
+  SetName(message.prefix, out->mutable_prefix(), out->mutable_raw_prefix());
   out->set_content(std::move(message.content));
   out->set_transactional(false);
   pgoutput::Commit commit;

@@ -1,6 +1,7 @@
 #include "server/source/type_catalog.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/core/utf8.h"
 
 namespace walfeed {
 
@@ -22,9 +23,9 @@ void TypeCatalog::Add(uint32_t oid, absl::string_view schema, absl::string_view 
                       uint32_t base_oid) {
   if (base_oid != 0) base_types_[oid] = base_oid;
   if (schema.empty() || schema == "pg_catalog") {
-    names_[oid] = std::string(name);
+    names_[oid] = ToValidUtf8(name);
   } else {
-    names_[oid] = absl::StrCat(schema, ".", name);
+    names_[oid] = ToValidUtf8(absl::StrCat(schema, ".", name));
   }
 }
 

@@ -27,10 +27,6 @@ inline constexpr uint32_t kBool = 16, kBytea = 17, kChar = 18, kName = 19, kInt8
                           kJsonb = 3802;
 }  // namespace pg_oid
 
-// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
-// U+10FFFF), as protobuf requires of a string field.
-bool IsValidUtf8(absl::string_view text);
-
 // Sets the value oneof of `column` from `value` of a column of type `type_oid`. Takes `value`
 // by value so a caller done with it can move it in and spare a copy of the data.
 void SetColumnValue(uint32_t type_oid, pgoutput::TupleColumn value, v1::Column* column);

@@ -509,7 +509,8 @@ TEST_F(Differential, RandomWorkloadsMatchSelectAndTestDecoding) {
 }
 
 // Seeds whose runs found bugs, kept as regression runs (the workload of a seed is the same on
-// every run; the moments of kills and cuts vary with timing).
+// every run while the generator is unchanged; the moments of kills and cuts vary with timing).
+// Each bug also has a deterministic test of its own.
 // 2903432047: compaction removed the image an update with an unchanged_toast marker needed.
 TEST_F(Differential, RegressionSeedLostToastValueAfterCompaction) {
   Run(2903432047, absl::Seconds(30));
@@ -518,6 +519,12 @@ TEST_F(Differential, RegressionSeedLostToastValueAfterCompaction) {
 // the added-table snapshot for good.
 TEST_F(Differential, RegressionSeedSlotCreationBlockedByAKilledSession) {
   Run(1010139933, absl::Seconds(30));
+}
+
+// 230254735: a row inserted before its table was renamed and deleted after it came back once
+// compaction purged the delete (rows were keyed by table name, not relation).
+TEST_F(Differential, RegressionSeedRowResurrectedAcrossATableRename) {
+  Run(230254735, absl::Seconds(45));
 }
 
 void Differential::Run(uint64_t seed, absl::Duration budget) {

@@ -286,5 +286,57 @@ TEST_F(Encodings, SqlAsciiBytesThatAreNotUtf8ArriveExactlyAsRawText) {
   EXPECT_THAT(printed.output, ::testing::HasSubstr("fine"));
 }
 
+// Names are bytes in a SQL_ASCII database too: a schema, table, column or message prefix that is
+// not UTF-8 never stops the feed or breaks a client. The string fields hold the name with each
+// invalid byte replaced by U+FFFD; the raw_* fields hold the exact bytes.
+TEST_F(Encodings, SqlAsciiNamesThatAreNotUtf8ArriveExactlyAsRawNames) {
+  UseDatabase("SQL_ASCII");
+  Sql("CREATE SCHEMA \"s\xff\"");
+  Sql("CREATE TABLE \"s\xff\".\"t\xfe\" (id int PRIMARY KEY, \"c\xfd\" text)");
+  Sql("INSERT INTO \"s\xff\".\"t\xfe\" VALUES (1, 'snapshot')");
+  StartWalfeed();
+  Sql("INSERT INTO \"s\xff\".\"t\xfe\" VALUES (2, 'streamed')");
+  Sql("CREATE TABLE \"added\xfc\" (id int PRIMARY KEY)");  // added mid-stream: snapshotted
+  Sql("INSERT INTO \"added\xfc\" VALUES (3)");
+  Sql("SELECT pg_logical_emit_message(true, E'p\\xfb', 'content')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  // The snapshot's row, the streamed one, the added table's row (read by its snapshot, and
+  // streamed), the message.
+  ASSERT_EQ(changes->size(), 5u);
+  for (int i : {0, 1}) {
+    const v1::Change& change = (*changes)[i];
+    EXPECT_EQ(change.schema(), "s\xef\xbf\xbd");
+    EXPECT_EQ(change.raw_schema(), "s\xff");
+    EXPECT_EQ(change.table(), "t\xef\xbf\xbd");
+    EXPECT_EQ(change.raw_table(), "t\xfe");
+    EXPECT_EQ(change.after(1).name(), "c\xef\xbf\xbd");
+    EXPECT_EQ(change.after(1).raw_name(), "c\xfd");
+    EXPECT_TRUE(change.after(0).raw_name().empty()) << "a valid name has no raw form";
+  }
+  EXPECT_EQ((*changes)[0].after(1).text(), "snapshot");
+  EXPECT_EQ((*changes)[1].after(1).text(), "streamed");
+  for (int i : {2, 3}) {
+    EXPECT_EQ((*changes)[i].raw_table(), "added\xfc");
+    EXPECT_EQ((*changes)[i].table(), "added\xef\xbf\xbd");
+    EXPECT_TRUE((*changes)[i].raw_schema().empty());
+    EXPECT_EQ((*changes)[i].key(0).int_(), 3);
+  }
+  EXPECT_EQ((*changes)[4].message().prefix(), "p\xef\xbf\xbd");
+  EXPECT_EQ((*changes)[4].message().raw_prefix(), "p\xfb");
+  // GetFeedInfo lists the table (a string field: its name with U+FFFD in place of bad bytes).
+  const v1::FeedInfo info = FeedInfo();
+  EXPECT_THAT(info.tables(), ::testing::Contains("\"s\xef\xbf\xbd\".\"t\xef\xbf\xbd\""));
+  // walfeedctl reads all of it, the raw names base64 in its JSON, and a filter by the shown name
+  // selects the table.
+  const RunResult printed =
+      RunCommand({WalfeedctlBinary(), "subscribe", "--server", walfeed_->address(),
+                  "--stop-at-head", "--table", "\"s\xef\xbf\xbd\".\"t\xef\xbf\xbd\""},
+                 absl::Seconds(30));
+  EXPECT_EQ(printed.exit_code, 0) << printed.output;
+  EXPECT_THAT(printed.output, ::testing::HasSubstr("\"rawTable\":\"dP4=\""));  // base64 of t\xfe
+  EXPECT_THAT(printed.output, ::testing::Not(::testing::HasSubstr("added")));
+}
+
 }  // namespace
 }  // namespace walfeed::testing
