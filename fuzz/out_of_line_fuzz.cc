@@ -96,12 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                    input.ConsumeIntegral<uint32_t>()};
   walfeed::testing::MemoryValueStore store;
   Change moved = original;
-  if (!walfeed::MayMoveOutOfLine(moved, moved.ByteSizeLong(), limits)) {
-    if (moved.ByteSizeLong() > std::min(limits.value_bytes, limits.change_bytes)) {
-      Fail("MayMoveOutOfLine said no to a change over the limits");
-    }
-    return 0;
-  }
+  const bool may_move = walfeed::MayMoveOutOfLine(moved, limits);
   if (!walfeed::MoveOutOfLine(limits, position, &moved, &store).ok()) Fail("MoveOutOfLine failed");
   const bool merged_key =
       moved.key_kind() == Change::PRIMARY_KEY || moved.key_kind() == Change::UNIQUE_INDEX;
@@ -124,6 +119,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Over the change limit only with nothing left worth moving (or a merged key, which stays).
   if (moved.ByteSizeLong() > limits.change_bytes + 64 * 1024 && !short_values_only && !merged_key) {
     Fail("a change over the limit kept values worth moving");
+  }
+  // Judged by its values alone, a change that fits moves nothing.
+  if (!may_move && original.ByteSizeLong() <= limits.change_bytes &&
+      !google::protobuf::util::MessageDifferencer::Equals(moved, original)) {
+    Fail("MayMoveOutOfLine said no, yet values moved");
   }
   store.Restore(&moved);
   if (!google::protobuf::util::MessageDifferencer::Equals(moved, original)) {

@@ -171,10 +171,12 @@ uint64_t ChangeLog::Impl::DiskBytes() const {
 
 absl::Status ChangeLog::Impl::SerializeForStore(const v1::Change& change, const Position& position,
                                                 rocksdb::WriteBatch& batch, std::string* value) {
-  value->clear();
-  change.SerializeToString(value);
-  if (!MayMoveOutOfLine(change, value->size(), options.out_of_line)) return absl::OkStatus();
-  std::string().swap(*value);  // a large change: give its serialization back before the copy
+  if (!MayMoveOutOfLine(change, options.out_of_line)) {
+    value->clear();
+    change.SerializeToString(value);
+    if (value->size() <= options.out_of_line.change_bytes) return absl::OkStatus();
+    std::string().swap(*value);  // give a large serialization back before the copy
+  }
   v1::Change moved = change;
   BatchValueStore store(db.get(), values, &batch);
   if (absl::Status s = MoveOutOfLine(options.out_of_line, position, &moved, &store); !s.ok())

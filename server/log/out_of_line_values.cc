@@ -110,10 +110,43 @@ struct Candidate {
 
 }  // namespace
 
-bool MayMoveOutOfLine(const v1::Change& change, size_t serialized_bytes,
-                      const OutOfLineLimits& limits) {
-  if (serialized_bytes > std::min(limits.value_bytes, limits.change_bytes)) return true;
-  return HasOutOfLineValues(change);
+bool MayMoveOutOfLine(const v1::Change& change, const OutOfLineLimits& limits) {
+  size_t total = 0;
+  for (const Columns* part : {&change.key(), &change.before(), &change.after()}) {
+    for (const v1::Column& column : *part) {
+      size_t size = 0;
+      switch (column.value_case()) {
+        case v1::Column::kLarge:
+          return true;
+        case v1::Column::kText:
+          size = column.text().size();
+          break;
+        case v1::Column::kNumeric:
+          size = column.numeric().size();
+          break;
+        case v1::Column::kBytes:
+          size = column.bytes().size();
+          break;
+        case v1::Column::kJson:
+          size = column.json().size();
+          break;
+        case v1::Column::kRawText:
+          size = column.raw_text().size();
+          break;
+        default:
+          break;
+      }
+      if (size > limits.value_bytes && size >= kMinMovableBytes) return true;
+      total += size;
+    }
+  }
+  if (change.has_message()) {
+    if (change.message().has_large_content()) return true;
+    const size_t size = change.message().content().size();
+    if (size > limits.value_bytes && size >= kMinMovableBytes) return true;
+    total += size;
+  }
+  return total > limits.change_bytes;
 }
 
 absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& position,

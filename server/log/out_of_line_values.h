@@ -50,10 +50,12 @@ class ValueChunkStore {
   virtual absl::Status Visit(const ValueRef& ref, const ChunkVisitor& visit) const = 0;
 };
 
-// Whether MoveOutOfLine() may change `change`, whose serialized form is `serialized_bytes` long:
-// a cheap test for the append path (most changes are small and hold no reference).
-bool MayMoveOutOfLine(const v1::Change& change, size_t serialized_bytes,
-                      const OutOfLineLimits& limits);
+// Whether MoveOutOfLine() has anything to do for `change` judging by its values alone (a
+// reference to copy, a movable value over `value_bytes`, movable values adding up past
+// `change_bytes`): a cheap test, without serializing, for the append path. When false, the change
+// still needs moving only if its serialized form is over `change_bytes` (names and small values
+// of very many columns).
+bool MayMoveOutOfLine(const v1::Change& change, const OutOfLineLimits& limits);
 
 // Moves the values of `change`, stored at `position`, out of line into `store` (see above).
 absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& position,

@@ -65,7 +65,7 @@ v1::Change Row(int64_t id, std::vector<v1::Column> values,
 
 TEST(OutOfLineValues, ASmallChangeStaysAsItIs) {
   const v1::Change original = Row(1, {TextColumn("doc", Text(1000, 1))});
-  EXPECT_FALSE(MayMoveOutOfLine(original, original.ByteSizeLong(), OutOfLineLimits()));
+  EXPECT_FALSE(MayMoveOutOfLine(original, OutOfLineLimits()));
   v1::Change change = original;
   MemoryValueStore store;
   ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store).ok());
@@ -87,7 +87,7 @@ TEST(OutOfLineValues, EveryValueOverTheLimitLeavesAndComesBackExactly) {
   const v1::Change original = Row(1, {TextColumn("doc", Text(600 << 10, 2)), bytes, raw});
   v1::Change change = original;
   MemoryValueStore store;
-  ASSERT_TRUE(MayMoveOutOfLine(change, change.ByteSizeLong(), OutOfLineLimits()));
+  ASSERT_TRUE(MayMoveOutOfLine(change, OutOfLineLimits()));
   ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store).ok());
   EXPECT_LT(change.ByteSizeLong(), 1024u);
   ASSERT_EQ(change.after(1).value_case(), v1::Column::kLarge);
@@ -158,7 +158,7 @@ TEST(OutOfLineValues, AReferenceToAnOlderChangeIsCopiedOrElseMarked) {
 
   // The TOAST filler took the older image's column as it is stored: a reference.
   v1::Change filled = Row(1, {older.after(1)});
-  ASSERT_TRUE(MayMoveOutOfLine(filled, filled.ByteSizeLong(), OutOfLineLimits()));
+  ASSERT_TRUE(MayMoveOutOfLine(filled, OutOfLineLimits()));
   ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &filled, &store).ok());
   EXPECT_EQ(filled.after(1).large().ref(), "0/5000:2/after/1") << "its own copy";
   EXPECT_EQ(store.Value("0/5000:2/after/1"), Text(400 << 10, 5));
