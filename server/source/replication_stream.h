@@ -32,8 +32,11 @@ class ReplicationStream {
   // Reports `flushed` as the LSN up to which everything is durable.
   absl::Status SendStatus(uint64_t flushed, bool reply_requested);
 
- private:
+  // Frees the last frame's bytes now rather than at the next Next(): its payload is no longer
+  // read after this.
   void ReleaseBuffer();
+
+ private:
 
   PgConnection* conn_;
   char* buffer_ = nullptr;  // from PQgetCopyData, freed with PQfreemem

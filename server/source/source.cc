@@ -467,7 +467,14 @@ absl::Status Source::StreamSession(PgConnection& conn) {
     bool reply_now = false;
     if (*got) RaiseServerWalEnd(frame.wal_end);
     if (*got && frame.kind == ReplicationFrame::Kind::kXLogData) {
-      result = HandleXLogData(frame.payload, frame.send_time, builder, session, appender);
+      absl::StatusOr<pgoutput::Message> message = DecodePgOutputMessage(frame.payload);
+      const size_t payload_bytes = frame.payload.size();
+      // The message holds copies of what it needs: give libpq's copy of a large one back before
+      // its values are converted (a 100 MB bytea arrives as 200 MB of hex).
+      stream.ReleaseBuffer();
+      result = message.ok() ? HandleXLogData(*std::move(message), payload_bytes, frame.send_time,
+                                             builder, session, appender)
+                            : message.status();
     } else if (*got) {
       // Keepalive. With no transaction open and everything received durable, everything
       // before the server's WAL end that concerns us is in the log, so confirming it is safe
@@ -490,15 +497,13 @@ absl::Status Source::StreamSession(PgConnection& conn) {
   return result;
 }
 
-absl::Status Source::HandleXLogData(absl::string_view payload, int64_t send_time,
-                                    TransactionBuilder& builder, Session& session,
-                                    DurableAppender& appender) {
-  absl::StatusOr<pgoutput::Message> message = DecodePgOutputMessage(payload);
-  if (!message.ok()) return message.status();
-  if (auto* relation = std::get_if<pgoutput::Relation>(&*message)) NotePublishedTable(*relation);
-  if (absl::Status s = CheckCaptured(*message, builder); !s.ok()) return s;
-  session.transaction_bytes += payload.size();
-  absl::StatusOr<std::optional<Transaction>> done = builder.Consume(std::move(*message), send_time);
+absl::Status Source::HandleXLogData(pgoutput::Message message, size_t payload_bytes,
+                                    int64_t send_time, TransactionBuilder& builder,
+                                    Session& session, DurableAppender& appender) {
+  if (auto* relation = std::get_if<pgoutput::Relation>(&message)) NotePublishedTable(*relation);
+  if (absl::Status s = CheckCaptured(message, builder); !s.ok()) return s;
+  session.transaction_bytes += payload_bytes;
+  absl::StatusOr<std::optional<Transaction>> done = builder.Consume(std::move(message), send_time);
   if (!done.ok()) return done.status();
   if (!done->has_value()) {
     if (session.transaction_bytes > options_.max_transaction_bytes) {

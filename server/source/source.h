@@ -75,7 +75,7 @@ class Source {
   absl::Status RunSnapshot(PgConnection& replication);
   void Run(std::unique_ptr<PgConnection> first_connection);
   absl::Status StreamSession(PgConnection& conn);
-  absl::Status HandleXLogData(absl::string_view payload, int64_t send_time,
+  absl::Status HandleXLogData(pgoutput::Message message, size_t payload_bytes, int64_t send_time,
                               TransactionBuilder& builder, Session& session,
                               DurableAppender& appender);
   // Hands the open transaction's changes so far to the appender to stage, freeing memory.
