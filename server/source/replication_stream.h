@@ -37,7 +37,6 @@ class ReplicationStream {
   void ReleaseBuffer();
 
  private:
-
   PgConnection* conn_;
   char* buffer_ = nullptr;  // from PQgetCopyData, freed with PQfreemem
 };

@@ -388,8 +388,12 @@ TEST_F(FeedEndToEnd, IdleSlotKeepsUpWhileOtherDatabasesWrite) {
 }
 
 // Idle keepalives confirm past the log's stored resume point; after a crash the new session
-// must not report an older LSN than the slot already has (its confirmed_flush_lsn never goes
-// back, sampled across a kill -9, a restart and the status updates that follow).
+// must not report an older LSN than the slot already has: neither the slot's confirmed_flush_lsn
+// nor any status update walfeed sends (as pg_stat_replication shows them) goes back, sampled
+// across a kill -9, a restart and the status updates that follow. (PostgreSQL 15's walsender
+// opens every session with a keepalive at the slot's confirmed point, which walfeed confirms
+// while idle: so the older report this guards against did not show here even before walfeed
+// started its sessions from the slot's point; the test keeps both ways honest.)
 TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
@@ -424,8 +428,7 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   std::atomic<bool> sampling{true};
   std::atomic<uint64_t> lowest{~uint64_t{0}};
   std::atomic<uint64_t> lowest_reported{~uint64_t{0}};
-  absl::Mutex address_mu;
-  std::string address = walfeed_->address();  // guarded by address_mu
+  std::atomic<int> reports_seen{0};
   std::thread slot_sampler([&] {
     while (sampling.load()) {
       const uint64_t lsn = confirmed_now();
@@ -433,27 +436,24 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
       absl::SleepFor(absl::Milliseconds(5));
     }
   });
+  // What walfeed reports in its status updates, as the walsender received it (flush_lsn is
+  // NULL until the session's first report; PostgreSQL does not move the slot back on an older
+  // report, so the slot alone cannot show one).
   std::thread report_sampler([&] {
     while (sampling.load()) {
-      // What walfeed itself last reported to PostgreSQL (0 until its first report).
-      std::string target;
-      {
-        absl::MutexLock lock(&address_mu);
-        target = address;
-      }
-      auto stub =
-          v1::ChangeFeed::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-      for (int i = 0; i < 50 && sampling.load(); ++i) {
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-        v1::FeedInfo info;
-        if (!stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok()) break;
-        absl::StatusOr<uint64_t> reported = ParseLsn(info.confirmed_flush_lsn());
-        if (reported.ok() && *reported != 0 && *reported < lowest_reported.load()) {
-          lowest_reported = *reported;
+      absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
+          "postgres", absl::StrCat("SELECT flush_lsn FROM pg_stat_replication r JOIN "
+                                   "pg_replication_slots s ON s.active_pid = r.pid WHERE "
+                                   "s.slot_name = '",
+                                   slot_, "' AND r.flush_lsn IS NOT NULL"));
+      if (rows.ok() && !rows->empty()) {
+        absl::StatusOr<uint64_t> reported = ParseLsn((*rows)[0][0]);
+        if (reported.ok() && *reported != 0) {
+          ++reports_seen;
+          if (*reported < lowest_reported.load()) lowest_reported = *reported;
         }
-        absl::SleepFor(absl::Milliseconds(5));
       }
+      absl::SleepFor(absl::Milliseconds(2));
     }
   });
   walfeed_->Kill();
@@ -462,15 +462,12 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   // durable yet and no idle keepalive moved anything.
   Sql("INSERT INTO t SELECT g FROM generate_series(2, 300001) g");
   StartWalfeed({"--status-interval", "50ms"});
-  {
-    absl::MutexLock lock(&address_mu);
-    address = walfeed_->address();
-  }
   ASSERT_TRUE(CommitMarkerAndRead("second", {}, absl::Seconds(120)).ok());
   absl::SleepFor(absl::Milliseconds(200));
   sampling = false;
   slot_sampler.join();
   report_sampler.join();
+  EXPECT_GT(reports_seen.load(), 0) << "no status update was sampled";
   EXPECT_GE(lowest_reported.load(), idle_confirmed)
       << "walfeed reported " << FormatLsn(lowest_reported.load()) << " after the slot was at "
       << FormatLsn(idle_confirmed);
