@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto* part : {&moved.key(), &moved.before(), &moved.after()}) {
     for (const Column& column : *part) {
       if (part == &moved.key() && merged_key) continue;
-      std::string* value = walfeed::MutableMovableValue(const_cast<Column*>(&column));
+      const std::string* value = walfeed::MovableValue(column);
       if (value == nullptr) continue;
       // (Below 64 bytes a value is not worth a reference, whatever the limit.)
       if (value->size() > limits.value_bytes && value->size() >= 64) {

@@ -21,21 +21,26 @@ std::optional<v1::LargeValue::Kind> MovableKindOf(const v1::Column& column) {
   }
 }
 
-std::string* MutableMovableValue(v1::Column* column) {
-  switch (column->value_case()) {
+const std::string* MovableValue(const v1::Column& column) {
+  switch (column.value_case()) {
     case v1::Column::kText:
-      return column->mutable_text();
+      return &column.text();
     case v1::Column::kNumeric:
-      return column->mutable_numeric();
+      return &column.numeric();
     case v1::Column::kBytes:
-      return column->mutable_bytes();
+      return &column.bytes();
     case v1::Column::kJson:
-      return column->mutable_json();
+      return &column.json();
     case v1::Column::kRawText:
-      return column->mutable_raw_text();
+      return &column.raw_text();
     default:
       return nullptr;
   }
+}
+
+std::string* MutableMovableValue(v1::Column* column) {
+  // The same field, reached through a column the caller may change.
+  return const_cast<std::string*>(MovableValue(*column));
 }
 
 void RestoreValue(v1::LargeValue::Kind kind, std::string data, v1::Column* column) {

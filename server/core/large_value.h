@@ -17,6 +17,7 @@ namespace walfeed {
 std::optional<v1::LargeValue::Kind> MovableKindOf(const v1::Column& column);
 
 // The movable value of `column` (see MovableKindOf), or nullptr.
+const std::string* MovableValue(const v1::Column& column);
 std::string* MutableMovableValue(v1::Column* column);
 
 // Puts `data` back into the field of `column` that `kind` names, replacing what it held (the

@@ -114,28 +114,9 @@ bool MayMoveOutOfLine(const v1::Change& change, const OutOfLineLimits& limits) {
   size_t total = 0;
   for (const Columns* part : {&change.key(), &change.before(), &change.after()}) {
     for (const v1::Column& column : *part) {
-      size_t size = 0;
-      switch (column.value_case()) {
-        case v1::Column::kLarge:
-          return true;
-        case v1::Column::kText:
-          size = column.text().size();
-          break;
-        case v1::Column::kNumeric:
-          size = column.numeric().size();
-          break;
-        case v1::Column::kBytes:
-          size = column.bytes().size();
-          break;
-        case v1::Column::kJson:
-          size = column.json().size();
-          break;
-        case v1::Column::kRawText:
-          size = column.raw_text().size();
-          break;
-        default:
-          break;
-      }
+      if (column.value_case() == v1::Column::kLarge) return true;
+      const std::string* value = MovableValue(column);
+      const size_t size = value == nullptr ? 0 : value->size();
       if (size > limits.value_bytes && size >= kMinMovableBytes) return true;
       total += size;
     }

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "server/feed/feed_server.h"
 #include "tests/support/process.h"
+#include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 #include "tests/support/walfeed_process.h"
 
@@ -37,22 +38,13 @@ std::vector<std::string> Cursors(const std::vector<v1::Change>& changes) {
   return out;
 }
 
-class ChangeFeedServiceTest : public ::testing::Test {
+class ChangeFeedServiceTest : public testing::TempLogTest {
  protected:
-  void SetUp() override {
-    dir_ = testing::MakeTempDir("walfeed-feed");
-    ChangeLogOptions log_options;
-    log_options.path = dir_;
-    log_options.sync = false;
-    log_ = *ChangeLog::Open(log_options);
-  }
-
   void TearDown() override {
     if (compactor_) compactor_->Stop();
     if (server_) server_->Shutdown();
     server_.reset();
-    log_.reset();
-    testing::RemoveTree(dir_);
+    TempLogTest::TearDown();
   }
 
   void StartServer(FeedOptions options = {}) {
@@ -110,8 +102,6 @@ class ChangeFeedServiceTest : public ::testing::Test {
     return reader->Finish();
   }
 
-  std::string dir_;
-  std::unique_ptr<ChangeLog> log_;
   std::unique_ptr<Compactor> compactor_;
   std::unique_ptr<FeedServer> server_;
   std::unique_ptr<v1::ChangeFeed::Stub> stub_;

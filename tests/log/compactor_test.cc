@@ -4,7 +4,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/support/process.h"
+#include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 
 namespace walfeed {
@@ -12,23 +12,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class CompactorTest : public ::testing::Test {
+class CompactorTest : public testing::TempLogTest {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("walfeed-compactor");
-    ChangeLogOptions options;
-    options.path = dir_;
-    options.sync = false;
-    log_ = *ChangeLog::Open(options);
+    TempLogTest::SetUp();
     policy_.lag = absl::ZeroDuration();
   }
-  void TearDown() override {
-    log_.reset();
-    testing::RemoveTree(dir_);
-  }
 
-  std::string dir_;
-  std::unique_ptr<ChangeLog> log_;
   CompactionPolicy policy_;
 };
 

@@ -9,7 +9,7 @@
 #include "server/core/error_reason.h"
 #include "server/log/change_log.h"
 #include "tests/support/memory_value_store.h"
-#include "tests/support/process.h"
+#include "tests/support/temp_log_test.h"
 
 namespace walfeed {
 namespace {
@@ -170,20 +170,8 @@ TEST(OutOfLineValues, AReferenceToAnOlderChangeIsCopiedOrElseMarked) {
   EXPECT_TRUE(dangling.after(1).unchanged_toast());
 }
 
-class ChangeLogOutOfLine : public ::testing::Test {
+class ChangeLogOutOfLine : public testing::TempLogTest {
  protected:
-  void SetUp() override {
-    dir_ = testing::MakeTempDir("walfeed-large");
-    ChangeLogOptions options;
-    options.path = dir_;
-    options.sync = false;
-    log_ = *ChangeLog::Open(options);
-  }
-  void TearDown() override {
-    log_.reset();
-    testing::RemoveTree(dir_);
-  }
-
   // Appends `change` alone in a transaction at the next LSN; returns its position.
   Position Append(v1::Change change) {
     next_lsn_ += 0x100;
@@ -218,8 +206,6 @@ class ChangeLogOutOfLine : public ::testing::Test {
     }
   }
 
-  std::string dir_;
-  std::unique_ptr<ChangeLog> log_;
   uint64_t next_lsn_ = 0x1000;
 };
 

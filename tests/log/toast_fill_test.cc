@@ -3,7 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/log/change_log.h"
-#include "tests/support/process.h"
+#include "tests/support/temp_log_test.h"
 
 namespace walfeed {
 namespace {
@@ -53,20 +53,8 @@ v1::Change RowChange(v1::Change::Op op, int64_t id, int64_t version, const std::
   return change;
 }
 
-class ToastFillTest : public ::testing::Test {
+class ToastFillTest : public testing::TempLogTest {
  protected:
-  void SetUp() override {
-    dir_ = testing::MakeTempDir("walfeed-toast");
-    ChangeLogOptions options;
-    options.path = dir_;
-    options.sync = false;
-    log_ = *ChangeLog::Open(options);
-  }
-  void TearDown() override {
-    log_.reset();
-    testing::RemoveTree(dir_);
-  }
-
   // Appends one transaction of `changes` at the next LSN.
   void Append(std::vector<v1::Change> changes) {
     next_lsn_ += 0x100;
@@ -109,8 +97,6 @@ class ToastFillTest : public ::testing::Test {
     return v1::Column();
   }
 
-  std::string dir_;
-  std::unique_ptr<ChangeLog> log_;
   uint64_t next_lsn_ = 0x1000;
 };
 
