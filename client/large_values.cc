@@ -28,6 +28,7 @@ absl::StatusOr<std::string> ReadWhole(v1::ChangeFeed::Stub& stub, const ContextS
     value += chunk.data();
   }
   const grpc::Status status = reader->Finish();
+  if (setup) setup(nullptr);
   if (!status.ok()) {
     return absl::Status(
         static_cast<absl::StatusCode>(status.error_code()),

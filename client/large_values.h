@@ -19,7 +19,8 @@ namespace walfeed {
 // Whether `change` holds a reference to a value stored out of line.
 bool HasLargeValues(const v1::Change& change);
 
-// Prepares each ReadValue call's context (credentials metadata, deadline); may be empty.
+// Called with each ReadValue call's context before the call starts (to add credentials, a
+// deadline, or to keep it for cancelling), and with nullptr once that call has ended; may be empty.
 using ContextSetup = std::function<void(grpc::ClientContext*)>;
 
 // Fetches every referenced value of `change` and puts it in place. Fails with NotFound when

@@ -87,6 +87,7 @@ void Subscriber::Stop() {
   stopped_.Notify();
   absl::MutexLock lock(&mu_);
   if (context_ != nullptr) context_->TryCancel();
+  if (fetch_context_ != nullptr) fetch_context_->TryCancel();
 }
 
 absl::Status Subscriber::Advance(const std::string& cursor) {
@@ -162,7 +163,13 @@ grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
   // A value fetch that failed: the stream ends and the next one starts after the last change
   // handed over.
   grpc::Status fetch_failure;
-  const ContextSetup setup = [this](grpc::ClientContext* call) { SetUp(call); };
+  // A value fetch in flight is cancelled by Stop() too.
+  const ContextSetup setup = [this](grpc::ClientContext* call) {
+    if (call != nullptr) SetUp(call);
+    absl::MutexLock lock(&mu_);
+    fetch_context_ = call;
+    if (call != nullptr && stopping_.load()) call->TryCancel();
+  };
   while (handler_error->ok() && fetch_failure.ok() && reader->Read(&response)) {
     for (v1::Change& change : *response.mutable_changes()) {
       if (options_.fetch_large_values && HasLargeValues(change)) {

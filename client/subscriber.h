@@ -125,6 +125,8 @@ class Subscriber {
   std::string cursor_ ABSL_GUARDED_BY(mu_);
   // The call in flight, cancelled by Stop().
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The ReadValue call in flight (fetching a value sent out of line), cancelled by Stop().
+  grpc::ClientContext* fetch_context_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace walfeed

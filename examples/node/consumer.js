@@ -81,9 +81,11 @@ function readValue(large) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     const stream = client.ReadValue({ ref: large.ref }, metadata.clone());
+    currentFetch = stream;  // cancelled by stop()
     stream.on('data', (chunk) => chunks.push(chunk.data));
     stream.on('error', reject);
     stream.on('end', () => {
+      currentFetch = null;
       const data = Buffer.concat(chunks);
       if (data.length === Number(large.size)) {
         resolve(data);
@@ -123,10 +125,13 @@ let stopping = false;
 let call = null;
 let backoff = 500;
 let retryTimer = null;
+let currentFetch = null;  // the ReadValue call in flight
+let gone = { cursor: null, times: 0 };  // value fetches that found the change compacted away
 
 function stop() {
   stopping = true;
   if (call) call.cancel();
+  if (currentFetch) currentFetch.cancel();
   if (retryTimer) clearTimeout(retryTimer);
   client.close();
 }
@@ -146,6 +151,9 @@ function subscribe() {
   stream.on('data', (response) => {
     stream.pause();
     work = work.then(async () => {
+      // After a failed fetch or a stop, buffered responses (progress ones too) are dropped: their
+      // cursors would pass changes never printed.
+      if (stopping || fetchFailed) return;
       for (const change of response.changes) {
         if (stopping || fetchFailed) return;
         try {
@@ -176,9 +184,17 @@ function ended(status, fromFetch) {
   if (stopping) return;
   if (fromFetch && status.code === grpc.status.NOT_FOUND) {
     // A value fetch: compaction removed the change after it was sent, and a newer change of its
-    // row follows. Read on from the last cursor, without it.
+    // row follows. Read on from the last cursor, without it (a few times at most at one cursor:
+    // a change that stays, whose value does not, is not mended by retrying).
+    gone = gone.cursor === cursor ? { cursor, times: gone.times + 1 } : { cursor, times: 1 };
+    if (gone.times > 3) {
+      console.error(`consumer: NOT_FOUND: ${status.details} (${gone.times} times at ${cursor})`);
+      process.exitCode = 1;
+      client.close();
+      return;
+    }
     console.error(`consumer: ${status.details}; reading on from ${cursor || 'the start'}`);
-    subscribe();
+    retryTimer = setTimeout(subscribe, 200 * gone.times);
   } else if (status.code === grpc.status.OK) {  // only with --stop-at-head, once the head is reached
     client.close();
   } else if (status.code === grpc.status.UNAVAILABLE || status.code === grpc.status.CANCELLED) {

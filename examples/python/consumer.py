@@ -59,11 +59,12 @@ class ValueGone(Exception):
     """Compaction removed a change after it was sent, before its value was fetched."""
 
 
-def read_value(stub, large, metadata):
-    """A value sent out of line (a LargeValue reference), read whole in chunks."""
+def read_value(stub, large, metadata, stop):
+    """A value sent out of line (a LargeValue reference), read whole in chunks; the call is
+    `stop.fetch` meanwhile, for the signal handler to cancel."""
     try:
-        data = b"".join(chunk.data for chunk in
-                        stub.ReadValue(walfeed_pb2.ReadValueRequest(ref=large.ref), metadata=metadata))
+        stop.fetch = stub.ReadValue(walfeed_pb2.ReadValueRequest(ref=large.ref), metadata=metadata)
+        data = b"".join(chunk.data for chunk in stop.fetch)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
             raise ValueGone(error.details())
@@ -73,17 +74,17 @@ def read_value(stub, large, metadata):
     return data
 
 
-def fetch_large_values(stub, change, metadata):
+def fetch_large_values(stub, change, metadata, stop):
     """Puts every value the change carries out of line back into the field it came from."""
     fields = {walfeed_pb2.LargeValue.TEXT: "text", walfeed_pb2.LargeValue.NUMERIC: "numeric",
               walfeed_pb2.LargeValue.JSON: "json", walfeed_pb2.LargeValue.BYTES: "bytes",
               walfeed_pb2.LargeValue.RAW_TEXT: "raw_text"}
     for column in list(change.key) + list(change.before) + list(change.after):
         if column.WhichOneof("value") == "large":
-            data, field = read_value(stub, column.large, metadata), fields.get(column.large.kind, "bytes")
+            data, field = read_value(stub, column.large, metadata, stop), fields.get(column.large.kind, "bytes")
             setattr(column, field, data if field in ("bytes", "raw_text") else data.decode("utf-8"))
     if change.message.HasField("large_content"):
-        content = read_value(stub, change.message.large_content, metadata)
+        content = read_value(stub, change.message.large_content, metadata, stop)
         change.message.ClearField("large_content")
         change.message.content = content
 
@@ -114,17 +115,19 @@ def main():
 
     # The handler only sets a flag and cancels the open call: taking a lock (threading.Event)
     # inside a signal handler can deadlock with the main thread holding it.
-    stop = types.SimpleNamespace(requested=False, call=None)
+    stop = types.SimpleNamespace(requested=False, call=None, fetch=None)
 
     def on_signal(signum, frame):
         stop.requested = True
-        if stop.call is not None:
-            stop.call.cancel()
+        for call in (stop.call, stop.fetch):
+            if call is not None:
+                call.cancel()
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     stub = walfeed_pb2_grpc.ChangeFeedStub(grpc.insecure_channel(args.server))
     backoff = 0.5
+    gone_at = (None, 0)  # value fetches that found their change compacted away, at one cursor
     while not stop.requested:
         request = walfeed_pb2.SubscribeRequest(cursor=cursor, stop_at_head=args.stop_at_head)
         try:
@@ -134,7 +137,7 @@ def main():
             for response in stop.call:
                 backoff = 0.5
                 for change in response.changes:
-                    fetch_large_values(stub, change, metadata)
+                    fetch_large_values(stub, change, metadata, stop)
                     print(as_json(change), flush=True)
                     cursor = change.cursor
                     save_cursor(args.cursor_file, cursor)
@@ -148,9 +151,16 @@ def main():
             if args.stop_at_head and not stop.requested:
                 return 0
         except ValueGone as gone:
-            # A newer change of the row follows: read on from the last cursor, without it.
-            print(f"consumer: {gone}; reading on from {cursor or 'the start'}", file=sys.stderr)
+            # A newer change of the row follows: read on from the last cursor, without it (a few
+            # times at most at one cursor: a change that stays, whose value does not, is not
+            # mended by retrying).
             stop.call.cancel()
+            gone_at = (cursor, gone_at[1] + 1 if gone_at[0] == cursor else 1)
+            if gone_at[1] > 3:
+                print(f"consumer: NOT_FOUND: {gone} ({gone_at[1]} times at {cursor})", file=sys.stderr)
+                return 1
+            print(f"consumer: {gone}; reading on from {cursor or 'the start'}", file=sys.stderr)
+            time.sleep(0.2 * gone_at[1])
         except grpc.RpcError as error:
             stop.call.cancel()  # when a value fetch failed, the stream is still open
             if stop.requested:

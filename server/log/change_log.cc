@@ -125,6 +125,10 @@ absl::Status ChangeLog::Impl::WriteSynced(rocksdb::WriteBatch& batch, absl::stri
 }
 
 absl::Status ChangeLog::Impl::Write(rocksdb::WriteBatch& batch, bool sync, absl::string_view what) {
+  // One write at a time, whoever writes (appends, compaction, metadata): after a failed write
+  // the next one must first see the failure and resume, never write behind it (RocksDB 7.8, as
+  // Debian builds it, aborts on an assertion when a write reaches a log file that just failed).
+  absl::MutexLock lock(&write_mu);
   if (write_failed.load()) {
     // RocksDB refuses writes after a failed one (a full disk, say) until resumed; resuming
     // fails for as long as the cause remains, and nothing is written meanwhile.
@@ -169,21 +173,25 @@ uint64_t ChangeLog::Impl::DiskBytes() const {
   return total;
 }
 
-absl::Status ChangeLog::Impl::SerializeForStore(const v1::Change& change, const Position& position,
-                                                rocksdb::WriteBatch& batch, std::string* value) {
+absl::StatusOr<const v1::Change*> ChangeLog::Impl::SerializeForStore(const v1::Change& change,
+                                                                     const Position& position,
+                                                                     rocksdb::WriteBatch& batch,
+                                                                     std::string* value,
+                                                                     v1::Change* moved) {
   if (!MayMoveOutOfLine(change, options.out_of_line)) {
     value->clear();
     change.SerializeToString(value);
-    if (value->size() <= options.out_of_line.change_bytes) return absl::OkStatus();
+    if (value->size() <= options.out_of_line.change_bytes) return &change;
     std::string().swap(*value);  // give a large serialization back before the copy
   }
-  v1::Change moved = change;
+  *moved = change;
   BatchValueStore store(db.get(), values, &batch);
-  if (absl::Status s = MoveOutOfLine(options.out_of_line, position, &moved, &store); !s.ok())
+  if (absl::Status s = MoveOutOfLine(options.out_of_line, position, moved, &store); !s.ok()) {
     return s;
+  }
   value->clear();
-  moved.SerializeToString(value);
-  return absl::OkStatus();
+  moved->SerializeToString(value);
+  return moved;
 }
 
 void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
@@ -366,6 +374,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   Position head = old_head;
   rocksdb::WriteBatch batch;
   std::string value;  // reused: one serialization buffer for the whole batch
+  v1::Change moved;   // reused: a change with values moved out of line
   uint64_t change_count = 0;
   for (const Transaction& txn : transactions) {
     if (txn.commit_lsn <= head.lsn) {
@@ -402,11 +411,14 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
         stored = *processed;
       }
       const Position position{txn.commit_lsn, change.seq()};
+      // Indexed as stored: a value copied from an older image that turned out missing is a
+      // marker there, and the index must say the row still needs an image.
+      absl::StatusOr<const v1::Change*> stored_form =
+          impl_->SerializeForStore(*stored, position, batch, &value, &moved);
+      if (!stored_form.ok()) return stored_form.status();
       if (index) {
-        if (absl::Status s = impl_->IndexInto(batch, *stored, position); !s.ok()) return s;
+        if (absl::Status s = impl_->IndexInto(batch, **stored_form, position); !s.ok()) return s;
       }
-      if (absl::Status s = impl_->SerializeForStore(*stored, position, batch, &value); !s.ok())
-        return s;
       rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
@@ -430,6 +442,7 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
   Position last = Head();
   rocksdb::WriteBatch batch;
   std::string value;
+  v1::Change moved;
   for (const v1::Change& change : changes) {
     const Position position{change.lsn(), change.seq()};
     if (position <= last) {
@@ -438,8 +451,11 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
                                                         "; nothing was staged"));
     }
     last = position;
-    if (absl::Status s = impl_->SerializeForStore(change, position, batch, &value); !s.ok())
-      return s;
+    if (absl::StatusOr<const v1::Change*> stored =
+            impl_->SerializeForStore(change, position, batch, &value, &moved);
+        !stored.ok()) {
+      return stored.status();
+    }
     rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
     if (!put.ok()) return FromRocks(put, "cannot build the staging batch");
   }

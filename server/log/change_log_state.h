@@ -111,6 +111,8 @@ struct ChangeLog::Impl {
   // writes, so the next one first tries to resume it.
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync, absl::string_view what);
   std::atomic<bool> write_failed{false};
+  // Taken by Write() for its whole course; the innermost lock.
+  absl::Mutex write_mu;
   // A position stored in the default column family under `key` (zero when absent).
   absl::StatusOr<Position> ReadPosition(absl::string_view key) const;
   Position ReadPurgePoint() const;
@@ -134,9 +136,12 @@ struct ChangeLog::Impl {
   absl::StatusOr<std::optional<IndexEntry>> LookupIndex(const std::string& key) const;
 
   // Serializes `change`, stored at `position`, into `value`, its large values moved out of line
-  // into `batch` (out_of_line_values.h).
-  absl::Status SerializeForStore(const v1::Change& change, const Position& position,
-                                 rocksdb::WriteBatch& batch, std::string* value);
+  // into `batch` (out_of_line_values.h). Returns the change as stored: `change` itself, or
+  // `moved`, which then holds it with its references.
+  absl::StatusOr<const v1::Change*> SerializeForStore(const v1::Change& change,
+                                                      const Position& position,
+                                                      rocksdb::WriteBatch& batch,
+                                                      std::string* value, v1::Change* moved);
 
   // After a durable write: publish the new head and tell the listeners (outside the lock).
   // `commit_time`: the newest appended transaction's, when this append had one.

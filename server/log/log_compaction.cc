@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
 #include "rocksdb/options.h"
@@ -157,7 +158,7 @@ class Pass {
     }
     switch (identity.kind) {
       case RowIdentity::Kind::kTruncate:
-        return committed <= now_ - policy_.delete_retention ? Verdict::kPurge : Verdict::kKeep;
+        return Tombstone(change, committed);
       case RowIdentity::Kind::kUnmerged:
         if (committed <= now_ - policy_.retention || excess_bytes_ > 0) return Verdict::kRetention;
         return Verdict::kKeep;
@@ -180,7 +181,27 @@ class Pass {
     }
     if (newest_live) return Verdict::kKeep;
     if (!newest_deleted) return Verdict::kSuperseded;
-    return committed <= now_ - policy_.delete_retention ? Verdict::kPurge : Verdict::kKeep;
+    return Tombstone(change, committed);
+  }
+
+  // A delete or truncate, newest of its row or table: purged once its retention ran out, unless
+  // the index still holds rows of its table keyed by name, from changes stored before relations
+  // were recorded: those it may have ended, and without it they would come back.
+  absl::StatusOr<Verdict> Tombstone(const v1::Change& change, absl::Time committed) {
+    if (committed > now_ - policy_.delete_retention) return Verdict::kKeep;
+    if (change.relation_id() == 0) return Verdict::kPurge;
+    const std::string prefix = NameKeyedRowPrefix(change);
+    auto cached = name_keyed_rows_.find(prefix);
+    if (cached == name_keyed_rows_.end()) {
+      rocksdb::ReadOptions read_options;
+      read_options.total_order_seek = true;  // the index family hashes its memtable by key
+      std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->keys));
+      it->Seek(prefix);
+      if (!it->status().ok()) return FromRocks(it->status(), "cannot read the per-key index");
+      const bool remain = it->Valid() && absl::StartsWith(KeyOf(*it), prefix);
+      cached = name_keyed_rows_.emplace(prefix, remain).first;
+    }
+    return cached->second ? Verdict::kKeep : Verdict::kPurge;
   }
 
   // Step 2: removes what the policy allows below the lag window and below `indexed`.
@@ -347,6 +368,8 @@ class Pass {
   std::vector<std::pair<std::string, Position>> ended_entries_;
   int64_t excess_bytes_ = 0;
   Position last_removed_;
+  // Whether the index holds name-keyed rows of a table (by NameKeyedRowPrefix), for the pass.
+  absl::flat_hash_map<std::string, bool> name_keyed_rows_;
   // Values stored out of line went with a removed change.
   bool removed_values_ = false;
 };

@@ -21,6 +21,18 @@ bool KeyMayMove(const v1::Change& change) {
          change.key_kind() != v1::Change::UNIQUE_INDEX;
 }
 
+// Whether `column` of `part` holds a key value that the row's identity is read from (a merged
+// row's key columns, and their old values in `before`): those never leave the change.
+bool HoldsMergedKey(const v1::Change& change, ValuePart part, const v1::Column& column) {
+  if (KeyMayMove(change)) return false;
+  if (part == ValuePart::kKey) return true;
+  if (part != ValuePart::kBefore) return false;
+  for (const v1::Column& key : change.key()) {
+    if (key.name() == column.name() && key.raw_name() == column.raw_name()) return true;
+  }
+  return false;
+}
+
 // The parts of `change` whose columns may leave it, with the part each is.
 std::vector<std::pair<ValuePart, Columns*>> MovableParts(v1::Change* change) {
   std::vector<std::pair<ValuePart, Columns*>> parts = {
@@ -71,15 +83,21 @@ absl::StatusOr<bool> CopyReference(const v1::LargeValue& large, const ValueRef& 
                                    ValueChunkStore* store) {
   absl::StatusOr<ValueRef> source = ParseValueRef(large.ref());
   if (!source.ok()) return false;
-  uint64_t copied = 0;
+  // First make sure the chunks are all there, so that a failed copy leaves none behind.
+  uint64_t seen = 0;
   bool contiguous = true;
   absl::Status visited = store->Visit(*source, [&](uint64_t offset, absl::string_view data) {
-    contiguous = contiguous && offset == copied;
-    copied += data.size();
+    contiguous = contiguous && offset == seen;
+    seen += data.size();
+    return absl::OkStatus();
+  });
+  if (!visited.ok()) return visited;
+  if (!contiguous || seen != large.size()) return false;
+  visited = store->Visit(*source, [&](uint64_t offset, absl::string_view data) {
     return store->Put(own, offset, data);
   });
   if (!visited.ok()) return visited;
-  return contiguous && copied == large.size();
+  return true;
 }
 
 absl::Status CopyReferences(const Position& position, v1::Change* change, ValueChunkStore* store) {
@@ -139,6 +157,7 @@ absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& positi
       v1::Column* column = &(*columns)[i];
       const std::string* value = MutableMovableValue(column);
       if (value == nullptr || value->size() < kMinMovableBytes) continue;
+      if (HoldsMergedKey(*change, part, *column)) continue;
       candidates.push_back(
           {ValueRef{position, part, static_cast<uint32_t>(i)}, column, value->size()});
     }

@@ -12,8 +12,8 @@
 //   walfeed.v1.LargeValue instead: that ref, its size and which field it came from. Concatenated,
 //   the chunks are the value byte for byte.
 // - Key columns of a row whose changes compaction merges (PRIMARY_KEY, UNIQUE_INDEX) never
-//   leave: the per-key index reads them from the stored change (PostgreSQL's btree limit keeps
-//   them small anyway).
+//   leave, nor their old values in `before`: the per-key index reads them from the stored change
+//   (PostgreSQL's btree limit keeps them small anyway).
 // - A reference the change already holds that names another position (a value the TOAST filler
 //   took from an older image) is copied to this change's own ref, chunk by chunk, so that the
 //   older change can be compacted away on its own. When its chunks are missing or do not add up,

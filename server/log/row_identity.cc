@@ -146,7 +146,7 @@ std::vector<const v1::Column*> NewKeyColumns(const v1::Change& change) {
   for (const v1::Column& column : change.key()) {
     const v1::Column* value = &column;
     if (column.value_case() == v1::Column::kUnchangedToast) {
-      value = FindColumn(change.before(), column.name());
+      value = FindColumn(change.before(), column);
       if (value == nullptr || value->value_case() == v1::Column::kUnchangedToast) return {};
     }
     columns.push_back(value);
@@ -159,7 +159,7 @@ std::vector<const v1::Column*> NewKeyColumns(const v1::Change& change) {
 std::vector<const v1::Column*> OldKeyColumns(const v1::Change& change) {
   std::vector<const v1::Column*> old_key;
   for (const v1::Column& key_column : change.key()) {
-    const v1::Column* found = FindColumn(change.before(), key_column.name());
+    const v1::Column* found = FindColumn(change.before(), key_column);
     if (found == nullptr || found->value_case() == v1::Column::kUnchangedToast) return {};
     old_key.push_back(found);
   }
@@ -178,11 +178,18 @@ size_t PartLength(absl::string_view text) {
 }  // namespace
 
 const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
-                             absl::string_view name) {
+                             const v1::Column& like) {
   for (const v1::Column& column : columns) {
-    if (column.name() == name) return &column;
+    if (column.name() == like.name() && column.raw_name() == like.raw_name()) return &column;
   }
   return nullptr;
+}
+
+std::string NameKeyedRowPrefix(const v1::Change& change) {
+  std::string prefix(1, kRowTag);
+  AppendPart(change.schema(), &prefix);
+  AppendPart(change.table(), &prefix);
+  return prefix;
 }
 
 std::string TableKeyOfRow(absl::string_view row_key) {

@@ -43,9 +43,15 @@ RowIdentity IdentityOf(const v1::Change& change);
 // row's key (as IdentityOf would) into `out`, sets `deleted`, and returns true.
 bool SingleRowKey(const v1::Change& change, std::string* out, bool* deleted);
 
-// The column called `name` in `columns`, or nullptr.
+// The column of `columns` named as `like` is (its name and, for a name that is not UTF-8, its
+// raw bytes: two such names may look alike), or nullptr.
 const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
-                             absl::string_view name);
+                             const v1::Column& like);
+
+// The prefix of the row keys of `change`'s table as they were made before relations were
+// recorded (by schema and table name): compaction keeps a table's tombstones while such rows
+// remain in the index.
+std::string NameKeyedRowPrefix(const v1::Change& change);
 
 // The table key of the table a row key belongs to ("" when `row_key` is not one).
 std::string TableKeyOfRow(absl::string_view row_key);

@@ -32,17 +32,15 @@ absl::Status ToastFiller::FillFrom(const v1::Change& image, v1::Change* change) 
   for (v1::Column& column : *change->mutable_after()) {
     if (column.value_case() != v1::Column::kUnchangedToast) continue;
     // From the change itself: its old row (REPLICA IDENTITY FULL sends it whole).
-    const v1::Column* source = &image == change ? FindColumn(image.before(), column.name())
-                                                : FindColumn(image.after(), column.name());
+    const v1::Column* source =
+        &image == change ? FindColumn(image.before(), column) : FindColumn(image.after(), column);
     if (source == nullptr || source->type_oid() != column.type_oid() ||
         source->value_case() == v1::Column::kUnchangedToast ||
         source->value_case() == v1::Column::VALUE_NOT_SET) {
       continue;
     }
-    const std::string name = column.name();
     const std::string type = column.type();
-    column = *source;
-    column.set_name(name);
+    column = *source;  // the same name (and raw name)
     column.set_type(type);
   }
   return absl::OkStatus();

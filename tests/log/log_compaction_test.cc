@@ -284,6 +284,25 @@ TEST_F(LogCompactionTest, RowsFollowTheirRelationAcrossRenamesAndSwaps) {
   EXPECT_EQ(changes[1].after(1).text(), "swapped in");
 }
 
+// A log from before relations were recorded keys those rows by name: a delete keyed by relation
+// may have ended one of them, so it is kept while such rows remain (else the row would be back).
+TEST_F(LogCompactionTest, TombstonesStayWhileRowsKeyedByNameRemain) {
+  Add(v1::Change::INSERT, 1, "stored before relations were recorded");
+  RowSpec spec = Spec(v1::Change::DELETE, 1);
+  spec.relation_id = 7;
+  Add(spec);
+  spec = Spec(v1::Change::DELETE, 5, "", kT0, "other");
+  spec.relation_id = 8;
+  Add(spec);
+  const v1::CompactionResult result =
+      Compact(Policy(absl::ZeroDuration(), absl::ZeroDuration()), kT0 + absl::Hours(1));
+  EXPECT_EQ(result.tombstones_purged(), 1u) << "only the other table's";
+  const std::vector<v1::Change> changes = ReadAll();
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].op(), v1::Change::INSERT);
+  EXPECT_EQ(changes[1].op(), v1::Change::DELETE) << "reading from 0 still ends the row";
+}
+
 TEST_F(LogCompactionTest, KeyChangingUpdateEndsTheOldRow) {
   Add(v1::Change::INSERT, 1, "a");
   RowSpec moved = Spec(v1::Change::UPDATE, 2, "moved");

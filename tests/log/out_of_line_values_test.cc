@@ -128,6 +128,14 @@ TEST(OutOfLineValues, KeysOfMergedRowsStayAndFullRowKeysMayLeave) {
   MemoryValueStore store;
   ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &merged, &store).ok());
   EXPECT_EQ(merged.key(0).value_case(), v1::Column::kText) << "the index reads row keys";
+  // The old key of an UPDATE that changed it: the index reads it from `before`.
+  v1::Change moved_key = Row(1, {TextColumn("doc", Text(300 << 10, 4))});
+  moved_key.set_op(v1::Change::UPDATE);
+  *moved_key.mutable_key(0) = TextColumn("id", Text(300 << 10, 5));
+  *moved_key.add_before() = TextColumn("id", Text(300 << 10, 6));
+  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &moved_key, &store).ok());
+  EXPECT_EQ(moved_key.before(0).value_case(), v1::Column::kText);
+  EXPECT_EQ(moved_key.after(1).value_case(), v1::Column::kLarge) << "other values still leave";
 
   v1::Change full = Row(1, {}, v1::Change::FULL_ROW);
   *full.mutable_key(0) = TextColumn("id", Text(300 << 10, 3));

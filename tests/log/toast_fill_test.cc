@@ -261,5 +261,31 @@ TEST_F(ToastFillTest, ImageOfAnotherRelationWithTheSameNameIsNotUsed) {
   EXPECT_TRUE(LastDoc().unchanged_toast());
 }
 
+// In a SQL_ASCII database two column names may differ only in bytes that are not UTF-8: shown
+// alike (U+FFFD), told apart by their raw names, each column is filled from its own value.
+TEST_F(ToastFillTest, ColumnsNamedAlikeAreFilledEachFromItsOwnValue) {
+  const auto with_raw_name = [](v1::Change change, const std::string& raw) {
+    v1::Column* doc = change.mutable_after(2);
+    doc->set_name("a\xef\xbf\xbd");
+    doc->set_raw_name(raw);
+    return change;
+  };
+  v1::Change insert = with_raw_name(RowChange(v1::Change::INSERT, 1, 0, "first value"), "a\xe9");
+  *insert.add_after() =
+      with_raw_name(RowChange(v1::Change::INSERT, 1, 0, "second value"), "a\xe8").after(2);
+  Append({insert});
+  v1::Change update = with_raw_name(RowChange(v1::Change::UPDATE, 1, 1, ""), "a\xe9");
+  *update.add_after() = with_raw_name(RowChange(v1::Change::UPDATE, 1, 1, ""), "a\xe8").after(2);
+  Append({update});
+  std::vector<LogRecord> records;
+  ASSERT_TRUE(log_->Read({}, 10, size_t{1} << 30, &records).ok());
+  v1::Change stored;
+  ASSERT_TRUE(stored.ParseFromString(records.back().change));
+  ASSERT_EQ(stored.after_size(), 4);
+  EXPECT_EQ(stored.after(2).text(), "first value");
+  EXPECT_EQ(stored.after(3).text(), "second value");
+  EXPECT_EQ(stored.after(3).raw_name(), "a\xe8");
+}
+
 }  // namespace
 }  // namespace walfeed
