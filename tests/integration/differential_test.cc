@@ -620,8 +620,7 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
             << " refused by PostgreSQL, " << concurrent_commits << " by a concurrent session, "
             << kills << " kills, " << cuts << " walsender cuts" << std::endl;
 
-  absl::StatusOr<std::vector<v1::Change>> feed =
-      CommitMarkerAndRead("differential-end", {}, absl::Seconds(180));
+  absl::StatusOr<std::vector<v1::Change>> feed = CommitMarkerAndRead("differential-end");
   ASSERT_TRUE(feed.ok()) << feed.status() << "\n" << walfeed_->Log();
 
   // Oracle 1: the feed applied to an empty state is what SELECT says.
@@ -664,8 +663,7 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   v1::CompactionResult result;
   const grpc::Status compacted = admin->Compact(&context, compact, &result);
   ASSERT_TRUE(compacted.ok()) << compacted.error_message();
-  absl::StatusOr<std::vector<v1::Change>> after =
-      CommitMarkerAndRead("differential-compacted", {}, absl::Seconds(180));
+  absl::StatusOr<std::vector<v1::Change>> after = CommitMarkerAndRead("differential-compacted");
   ASSERT_TRUE(after.ok()) << after.status();
   std::cout << "differential: compaction left " << after->size() << " of " << feed->size()
             << " changes" << std::endl;

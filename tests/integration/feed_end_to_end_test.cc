@@ -198,8 +198,7 @@ TEST_F(FeedEndToEnd, ConcurrentSubscribersSeeIdenticalSequences) {
   for (int i = 0; i < 3; ++i) {
     readers.emplace_back([this, i, &seen] {
       auto stub = walfeed_->NewStub();
-      absl::StatusOr<std::vector<v1::Change>> changes =
-          ReadUntilMarker(*stub, {}, "end", absl::Seconds(60));
+      absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*stub, {}, "end");
       ASSERT_TRUE(changes.ok()) << changes.status();
       for (const v1::Change& change : *changes) seen[i].push_back(change.cursor());
     });
@@ -282,8 +281,7 @@ TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
     StartWalfeed();
   }
   writer.join();
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) ids.push_back(IdOf(change));
@@ -301,8 +299,7 @@ TEST_F(FeedEndToEnd, TransactionLargerThanItsMemoryBudgetArrivesWholeAndInOrder)
   StartWalfeed({"--max-transaction-memory", "64KiB"});
   Sql("INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 20000) g");
   Sql("INSERT INTO t VALUES (0, 'after')");
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   ASSERT_EQ(changes->size(), 20001u);
   for (uint32_t i = 0; i < 20000; ++i) {
@@ -316,17 +313,16 @@ TEST_F(FeedEndToEnd, TransactionLargerThanItsMemoryBudgetArrivesWholeAndInOrder)
 TEST_F(FeedEndToEnd, KillWhileALargeTransactionIsStagedLosesAndDuplicatesNothing) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
   StartWalfeed({"--max-transaction-memory", "64KiB"});
-  Sql("INSERT INTO t SELECT g, repeat('p', 200) FROM generate_series(1, 150000) g");
+  Sql("INSERT INTO t SELECT g, repeat('p', 200) FROM generate_series(1, 100000) g");
   absl::SleepFor(absl::Milliseconds(300));  // part of it is staged by now
   walfeed_->Kill();
   Sql("INSERT INTO t VALUES (0, 'after')");
   StartWalfeed({"--max-transaction-memory", "64KiB"});
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(120));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
-  ASSERT_EQ(changes->size(), 150001u);
+  ASSERT_EQ(changes->size(), 100001u);
   ExpectStrictlyIncreasingPositions(*changes);
-  for (uint32_t i = 0; i < 150000; ++i) ASSERT_EQ(IdOf((*changes)[i]), i + 1);
+  for (uint32_t i = 0; i < 100000; ++i) ASSERT_EQ(IdOf((*changes)[i]), i + 1);
 }
 
 TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
@@ -462,7 +458,7 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   // durable yet and no idle keepalive moved anything.
   Sql("INSERT INTO t SELECT g FROM generate_series(2, 300001) g");
   StartWalfeed({"--status-interval", "50ms"});
-  ASSERT_TRUE(CommitMarkerAndRead("second", {}, absl::Seconds(120)).ok());
+  ASSERT_TRUE(CommitMarkerAndRead("second").ok());
   absl::SleepFor(absl::Milliseconds(200));
   sampling = false;
   slot_sampler.join();

@@ -38,7 +38,7 @@ class WalfeedTest : public ::testing::Test {
   // Commits a marker message, then reads from `request` until it arrives: the changes before it.
   absl::StatusOr<std::vector<v1::Change>> CommitMarkerAndRead(
       const std::string& marker, const v1::SubscribeRequest& request = {},
-      absl::Duration timeout = absl::Seconds(180));
+      absl::Duration timeout = absl::Seconds(300));
 
   std::string db_;
   std::string slot_;

@@ -132,8 +132,7 @@ TEST_F(Snapshot, SnapshotUnderConcurrentWritesMatchesTheTable) {
   while (rounds < at_done + 30) absl::SleepFor(absl::Milliseconds(5));
   stop = true;
   writer.join();
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(120));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
   const std::map<int64_t, std::string> in_table = TableContents();
@@ -163,8 +162,7 @@ TEST_F(Snapshot, InterruptedSnapshotIsRedoneFromScratch) {
   Sql("UPDATE t SET v = 'changed' WHERE id = 1");
   StartWalfeed({}, /*wait_for_streaming=*/false);
   WaitForSnapshotState("done");
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(120));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   EXPECT_EQ(changes->size(), 300000u);
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
@@ -289,8 +287,7 @@ TEST_F(AddedTableSnapshot, TableAddedWhileStreamingHasItsExistingRowsReadOnce) {
   Sql("ALTER PUBLICATION only_a ADD TABLE b");
   Sql("INSERT INTO b VALUES (4, 'new 4')");
   Sql("INSERT INTO a VALUES (2, 'a2')");
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status();
   const std::vector<v1::Change> b = ChangesOf(*changes, "b");
   std::map<int64_t, int> reads;
@@ -352,8 +349,7 @@ TEST_F(AddedTableSnapshot, NonTransactionalMessageInTheTransactionThatCreatesATa
       "INSERT INTO app.orders VALUES (1, 'o1'); "
       "SELECT pg_logical_emit_message(false, 'heartbeat', now()::text); COMMIT");
   Sql("INSERT INTO app.orders VALUES (2, 'o2')");
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   EXPECT_EQ(Apply(ChangesOf(*changes, "orders")),
             (std::map<int64_t, std::string>{{1, "o1"}, {2, "o2"}}));
@@ -384,8 +380,7 @@ TEST_F(AddedTableSnapshot, DotsAndNewlinesInNamesAreCapturedExactlyOnce) {
     StartWalfeed();
   }
   Sql("INSERT INTO \"x.y\".z VALUES (2, 'after restarts')");
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   std::map<std::pair<std::string, std::string>, std::map<int64_t, std::string>> state;
   std::map<std::pair<std::string, std::string>, int> reads;
@@ -432,8 +427,7 @@ TEST_F(AddedTableSnapshot, TableAddedToAPublicationThatWasEmptyGetsItsExistingRo
   Sql("INSERT INTO orders SELECT g, 'old ' || g FROM generate_series(1, 100) g");
   Sql("ALTER PUBLICATION empty_at_first ADD TABLE orders");
   Sql("INSERT INTO orders VALUES (101, 'new')");
-  absl::StatusOr<std::vector<v1::Change>> changes =
-      CommitMarkerAndRead("end", {}, absl::Seconds(60));
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_TRUE(changes.ok()) << changes.status() << walfeed_->Log();
   const std::map<int64_t, std::string> state = Apply(ChangesOf(*changes, "orders"));
   EXPECT_EQ(state.size(), 101u);

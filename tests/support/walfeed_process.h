@@ -72,12 +72,12 @@ std::unique_ptr<v1::ChangeFeed::Stub> NewStub(const std::string& address);
 // a passing read returns as soon as it is done.
 absl::StatusOr<std::vector<v1::Change>> ReadToHead(v1::ChangeFeed::Stub& stub,
                                                    v1::SubscribeRequest request,
-                                                   absl::Duration timeout = absl::Seconds(180));
+                                                   absl::Duration timeout = absl::Seconds(300));
 
 // Reads until a MESSAGE change with content `marker` arrives; returns every change before it.
 absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(
     v1::ChangeFeed::Stub& stub, const v1::SubscribeRequest& request, const std::string& marker,
-    absl::Duration timeout = absl::Seconds(180));
+    absl::Duration timeout = absl::Seconds(300));
 
 // SQL that emits the marker ReadUntilMarker waits for.
 std::string MarkerSql(const std::string& marker);
