@@ -43,15 +43,6 @@ absl::StatusOr<std::string> ReadWhole(v1::ChangeFeed::Stub& stub, const ContextS
 
 }  // namespace
 
-bool HasLargeValues(const v1::Change& change) {
-  for (const Columns* part : {&change.key(), &change.before(), &change.after()}) {
-    for (const v1::Column& column : *part) {
-      if (column.value_case() == v1::Column::kLarge) return true;
-    }
-  }
-  return change.message().has_large_content();
-}
-
 absl::Status FetchLargeValues(v1::ChangeFeed::Stub& stub, const ContextSetup& setup,
                               v1::Change* change) {
   for (Columns* part : {change->mutable_key(), change->mutable_before(), change->mutable_after()}) {

@@ -12,12 +12,10 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "server/core/large_value.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
 namespace walfeed {
-
-// Whether `change` holds a reference to a value stored out of line.
-bool HasLargeValues(const v1::Change& change);
 
 // Called with each ReadValue call's context before the call starts (to add credentials, a
 // deadline, or to keep it for cancelling), and with nullptr once that call has ended; may be empty.

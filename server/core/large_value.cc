@@ -43,6 +43,15 @@ std::string* MutableMovableValue(v1::Column* column) {
   return const_cast<std::string*>(MovableValue(*column));
 }
 
+bool HasLargeValues(const v1::Change& change) {
+  for (const auto* part : {&change.key(), &change.before(), &change.after()}) {
+    for (const v1::Column& column : *part) {
+      if (column.value_case() == v1::Column::kLarge) return true;
+    }
+  }
+  return change.message().has_large_content();
+}
+
 void RestoreValue(v1::LargeValue::Kind kind, std::string data, v1::Column* column) {
   switch (kind) {
     case v1::LargeValue::TEXT:

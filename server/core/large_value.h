@@ -20,6 +20,10 @@ std::optional<v1::LargeValue::Kind> MovableKindOf(const v1::Column& column);
 const std::string* MovableValue(const v1::Column& column);
 std::string* MutableMovableValue(v1::Column* column);
 
+// Whether any value of `change` travels out of line (a Column.large or a message's
+// large_content reference).
+bool HasLargeValues(const v1::Change& change);
+
 // Puts `data` back into the field of `column` that `kind` names, replacing what it held (the
 // reference). raw_text_encoding is not touched: it stays with the column.
 void RestoreValue(v1::LargeValue::Kind kind, std::string data, v1::Column* column);

@@ -193,11 +193,7 @@ absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& positi
   return absl::OkStatus();
 }
 
-bool HasOutOfLineValues(const v1::Change& change) {
-  bool found = false;
-  ForEachLargeValue(change, [&found](const v1::LargeValue&) { found = true; });
-  return found;
-}
+bool HasOutOfLineValues(const v1::Change& change) { return HasLargeValues(change); }
 
 uint64_t OutOfLineBytes(const v1::Change& change) {
   uint64_t bytes = 0;
