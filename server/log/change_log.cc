@@ -18,6 +18,7 @@
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
 #include "server/log/rocksdb_event_logger.h"
+#include "server/log/rocksdb_info_log.h"
 #include "server/log/toast_fill.h"
 #include "server/log/value_chunks.h"
 #include "spdlog/spdlog.h"
@@ -233,6 +234,10 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   // The index family's hash memtable takes one writer at a time (appends are serialized anyway).
   db_options.allow_concurrent_memtable_write = false;
   db_options.listeners.push_back(std::make_shared<RocksDbEventLogger>());
+  // RocksDB's messages go to walfeed's log, not to a LOG file beside the data: RocksDB 7.8 aborts
+  // on the first message after its LOG file hit a full disk.
+  db_options.info_log = std::make_shared<RocksDbInfoLog>();
+  db_options.info_log_level = RocksDbInfoLog::LevelForWalfeedsLog();
   // Bounds the write-ahead log: past this, RocksDB flushes the column families that pin old WAL
   // files (the small default family is written with every append but rarely fills a memtable).
   db_options.max_total_wal_size = 256 << 20;

@@ -50,9 +50,15 @@ void RocksDbEventLogger::OnBackgroundError(rocksdb::BackgroundErrorReason reason
 }
 
 void RocksDbEventLogger::OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason,
-                                              rocksdb::Status error, bool* /*auto_recovery*/) {
-  spdlog::warn("event=log_recovery_started during={} error=\"{}\"", ReasonName(reason),
-               error.ToString());
+                                              rocksdb::Status error, bool* auto_recovery) {
+  // RocksDB's own recovery from a full disk waits for more free space than a small volume may
+  // ever have, and refuses DB::Resume() meanwhile (Busy). walfeed resumes itself instead: its next
+  // write calls Resume(), which succeeds as soon as the write can.
+  *auto_recovery = false;
+  spdlog::warn(
+      "event=log_recovery_deferred during={} error=\"{}\" effect=\"walfeed retries the "
+      "write once space returns\"",
+      ReasonName(reason), error.ToString());
 }
 
 void RocksDbEventLogger::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) {

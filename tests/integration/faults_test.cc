@@ -1,13 +1,13 @@
 // Faults walfeed must survive with a real PostgreSQL: kill -9 at many moments under a steady
 // write load, the replication connection cut under an open subscriber, PostgreSQL restarted.
 // Every test checks that each committed change is in the feed exactly once, in commit order.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/small_disk.h"
 
 namespace walfeed::testing {
 namespace {
@@ -155,46 +156,25 @@ class DiskFull : public WalfeedTest {
  protected:
   void SetUp() override {
     WalfeedTest::SetUp();
-    mount_point_ = dir_ + "/data";
-    ASSERT_EQ(mkdir(mount_point_.c_str(), 0700), 0);
-    RunResult mounted =
-        RunCommand({"mount", "-t", "tmpfs", "-o", "size=256m", "walfeed-disk-full", mount_point_},
-                   absl::Seconds(10));
-    if (mounted.exit_code != 0) {
-      mount_point_.clear();
-      GTEST_SKIP() << "mounting a tmpfs needs root: " << mounted.output;
+    disk_ = std::make_unique<SmallDisk>();
+    if (absl::Status mounted = disk_->Mount(dir_ + "/data", 256); !mounted.ok()) {
+      GTEST_SKIP() << mounted;
     }
     Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
   }
   void TearDown() override {
     walfeed_.reset();
-    if (!mount_point_.empty()) {
-      RunResult unmounted = RunCommand({"umount", mount_point_}, absl::Seconds(10));
-      EXPECT_EQ(unmounted.exit_code, 0) << unmounted.output;
-    }
+    disk_.reset();  // unmounts before the directory is removed
     WalfeedTest::TearDown();
   }
 
-  // Fills the filesystem with 1 MiB files until a write fails, then frees `leave_mib` of them.
   void FillDisk(int leave_mib) {
-    const std::string chunk(1 << 20, 'x');
-    for (int i = 0;; ++i) {
-      const std::string path = absl::StrCat(mount_point_, "/filler-", i);
-      FILE* file = fopen(path.c_str(), "w");
-      ASSERT_NE(file, nullptr);
-      const bool whole = fwrite(chunk.data(), 1, chunk.size(), file) == chunk.size();
-      const bool closed = fclose(file) == 0;
-      fillers_.push_back(path);
-      if (!whole || !closed) break;
-    }
-    for (int i = 0; i < leave_mib + 1 && !fillers_.empty(); ++i) FreeOneFiller();
+    absl::Status filled = disk_->Fill(leave_mib);
+    ASSERT_TRUE(filled.ok()) << filled;
   }
   void FreeDisk() {
-    while (!fillers_.empty()) FreeOneFiller();
-  }
-  void FreeOneFiller() {
-    ASSERT_EQ(unlink(fillers_.back().c_str()), 0);
-    fillers_.pop_back();
+    absl::Status freed = disk_->Free();
+    ASSERT_TRUE(freed.ok()) << freed;
   }
 
   // Commits bulk transactions of 2.6 MB (table `big`, keyed by `n`, which the checks of `t`
@@ -242,8 +222,7 @@ class DiskFull : public WalfeedTest {
     EXPECT_EQ(ConfirmedFlushLsn(), held) << "walfeed confirmed changes it could not store";
   }
 
-  std::string mount_point_;
-  std::vector<std::string> fillers_;
+  std::unique_ptr<SmallDisk> disk_;
 };
 
 TEST_F(DiskFull, WritesStopLoudlyAndResumeWhenSpaceReturns) {

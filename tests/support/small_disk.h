@@ -1,0 +1,46 @@
+// SmallDisk: a small tmpfs mounted on a directory, which a test can fill to the last few MiB and
+// free again, to see what walfeed does when its disk is full. Mounting needs root: Mount() says
+// why it could not, and a test then skips. The destructor frees and unmounts what it mounted
+// (whoever wrote there must have closed their files: a busy mount is left, with a message).
+#ifndef WALFEED_TESTS_SUPPORT_SMALL_DISK_H_
+#define WALFEED_TESTS_SUPPORT_SMALL_DISK_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace walfeed::testing {
+
+class SmallDisk {
+ public:
+  SmallDisk() = default;
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  ~SmallDisk();
+
+  // Creates `dir` and mounts a tmpfs of `size_mib` on it.
+  absl::Status Mount(const std::string& dir, int size_mib);
+
+  // Fills the filesystem with 1 MiB files until a write fails, then frees `leave_mib` of them.
+  absl::Status Fill(int leave_mib);
+  // Fills what is left to the last byte the filesystem will give.
+  absl::Status FillCompletely();
+  // Removes every file Fill() and FillCompletely() wrote.
+  absl::Status Free();
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  // Writes files of `chunk` bytes until one fails (with the disk full, not otherwise).
+  absl::Status WriteFillers(size_t chunk);
+  absl::Status FreeOneFiller();
+
+  std::string dir_;
+  bool mounted_ = false;
+  std::vector<std::string> fillers_;
+};
+
+}  // namespace walfeed::testing
+
+#endif  // WALFEED_TESTS_SUPPORT_SMALL_DISK_H_
