@@ -16,10 +16,6 @@
 namespace walfeed {
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
-
 // Errors a new call may not meet: walfeed restarting or out of reach, a connection cut, a
 // call cancelled by a server shutting down (Run() tells its own cancellations apart).
 bool Retryable(grpc::StatusCode code) {
@@ -39,37 +35,7 @@ bool Retryable(grpc::StatusCode code) {
 
 constexpr int kMaxStuckFailures = 3;
 
-absl::Status Errno(const std::string& what) {
-  return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
 }  // namespace
-
-absl::StatusOr<std::string> FileCursorStore::Load() {
-  std::ifstream file(path_);
-  if (!file) {
-    if (errno == ENOENT) return std::string();
-    return Errno(absl::StrCat("cannot read the cursor file '", path_, "'"));
-  }
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return std::string(absl::StripAsciiWhitespace(contents.str()));
-}
-
-absl::Status FileCursorStore::Save(const std::string& cursor) {
-  const std::string temporary = path_ + ".tmp";
-  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno(absl::StrCat("cannot write the cursor file '", temporary, "'"));
-  const std::string line = cursor + "\n";
-  const bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  const bool synced = written && fsync(fd) == 0;
-  close(fd);
-  if (!synced) return Errno(absl::StrCat("cannot write the cursor file '", temporary, "'"));
-  if (rename(temporary.c_str(), path_.c_str()) != 0) {
-    return Errno(absl::StrCat("cannot replace the cursor file '", path_, "'"));
-  }
-  return absl::OkStatus();
-}
 
 Subscriber::Subscriber(SubscriberOptions options) : options_(std::move(options)) {
   stub_ = v1::ChangeFeed::NewStub(grpc::CreateChannel(
@@ -82,6 +48,16 @@ std::string Subscriber::cursor() const {
   return cursor_;
 }
 
+std::string Subscriber::log_id() const {
+  absl::MutexLock lock(&mu_);
+  return log_id_;
+}
+
+void Subscriber::NoteLogId(const std::string& log_id) {
+  absl::MutexLock lock(&mu_);
+  if (log_id_.empty()) log_id_ = log_id;
+}
+
 void Subscriber::Stop() {
   if (stopping_.exchange(true)) return;
   stopped_.Notify();
@@ -91,22 +67,23 @@ void Subscriber::Stop() {
 }
 
 absl::Status Subscriber::Advance(const std::string& cursor) {
+  SavedCursor saved;
   {
     absl::MutexLock lock(&mu_);
     cursor_ = cursor;
+    saved = SavedCursor{cursor_, log_id_};
   }
-  return options_.store != nullptr ? options_.store->Save(cursor) : absl::OkStatus();
+  return options_.store != nullptr ? options_.store->Save(saved) : absl::OkStatus();
 }
 
 absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandler& on_progress,
                              const RetryHandler& on_retry) {
   if (options_.store != nullptr) {
-    absl::StatusOr<std::string> saved = options_.store->Load();
+    absl::StatusOr<SavedCursor> saved = options_.store->Load();
     if (!saved.ok()) return saved.status();
-    if (!saved->empty()) {
-      absl::MutexLock lock(&mu_);
-      cursor_ = *saved;
-    }
+    absl::MutexLock lock(&mu_);
+    if (!saved->cursor.empty()) cursor_ = saved->cursor;
+    if (!saved->log_id.empty()) log_id_ = saved->log_id;
   }
   absl::Duration backoff = options_.min_backoff;
   // Errors that are not about the connection (a message the client cannot take, say) come back
@@ -118,19 +95,19 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
     const grpc::Status status = StreamOnce(on_change, on_progress, &handler_error, &delivered);
     if (!handler_error.ok()) return handler_error;
     if (stopping_.load() || status.ok()) return absl::OkStatus();
-    if (!Retryable(status.error_code())) return FromGrpc(status);
+    if (!Retryable(status.error_code())) return FromGrpcStatus(status);
     const bool transport = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
                            status.error_code() == grpc::StatusCode::CANCELLED ||
                            status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     stuck_failures = delivered || transport ? 0 : stuck_failures + 1;
     if (stuck_failures >= kMaxStuckFailures) {
       return absl::Status(
-          FromGrpc(status).code(),
+          FromGrpcStatus(status).code(),
           absl::StrCat(status.error_message(), " (", stuck_failures, " times in a row at cursor '",
                        cursor(), "' with no change delivered; not retrying)"));
     }
     if (delivered) backoff = options_.min_backoff;
-    if (on_retry) on_retry(FromGrpc(status), backoff);
+    if (on_retry) on_retry(FromGrpcStatus(status), backoff);
     if (stopped_.WaitForNotificationWithTimeout(backoff)) return absl::OkStatus();
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
@@ -156,6 +133,7 @@ grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
       request.clear_from_head();
       request.set_cursor(cursor_);
     }
+    if (!log_id_.empty()) request.set_log_id(log_id_);  // on that log only
   }
   std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader =
       stub_->Subscribe(&context, request);
@@ -171,6 +149,7 @@ grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
     if (call != nullptr && stopping_.load()) call->TryCancel();
   };
   while (handler_error->ok() && fetch_failure.ok() && reader->Read(&response)) {
+    NoteLogId(response.log_id());
     for (v1::Change& change : *response.mutable_changes()) {
       if (options_.fetch_large_values && HasLargeValues(change)) {
         const absl::Status fetched = FetchLargeValues(*stub_, setup, &change);

@@ -20,10 +20,16 @@
 // fetched is not handed over: the subscriber reads on from the change before it, as if
 // compaction had run before the change was read (a newer change of its row follows).
 //
+// The store keeps the log's id beside the cursor and the subscriber sends it back when it
+// resumes: a cursor of another log (walfeed's data directory rebuilt, or another database's
+// walfeed) ends Run() with FAILED_PRECONDITION, for which IsLogMismatch() (feed_errors.h) is
+// true, instead of a stream that silently skips changes.
+//
 // Delivery is at least once across application crashes (a change handled but not yet saved is
 // handed over again after a restart) and exactly once, in order, within one Run(). Errors that
-// retrying cannot mend (a malformed cursor, an unknown table, a purged cursor, a missing token)
-// end Run() with walfeed's status and sentence; so does an error that is not about the
+// retrying cannot mend (a malformed cursor, an unknown table, a purged cursor, another log's
+// cursor, a missing token) end Run() with walfeed's status, sentence and reason
+// (FeedErrorReason()); so does an error that is not about the
 // connection (a message this client cannot take) when it comes back three times in a row at
 // the same cursor.
 #ifndef WALFEED_CLIENT_SUBSCRIBER_H_
@@ -42,29 +48,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "client/cursor_store.h"
+#include "client/feed_errors.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
 namespace walfeed {
-
-// Where a subscriber keeps its cursor between runs.
-class CursorStore {
- public:
-  virtual ~CursorStore() = default;
-  // The saved cursor; "" when none was saved yet.
-  virtual absl::StatusOr<std::string> Load() = 0;
-  virtual absl::Status Save(const std::string& cursor) = 0;
-};
-
-// A cursor in a file of its own, replaced atomically (write a temporary file, sync, rename).
-class FileCursorStore final : public CursorStore {
- public:
-  explicit FileCursorStore(std::string path) : path_(std::move(path)) {}
-  absl::StatusOr<std::string> Load() override;
-  absl::Status Save(const std::string& cursor) override;
-
- private:
-  const std::string path_;
-};
 
 struct SubscriberOptions {
   // walfeed's address, host:port.
@@ -76,8 +64,8 @@ struct SubscriberOptions {
   // Filters, batch size, stop_at_head and where to start when the store holds no cursor. Once a
   // change (or progress) was handed over, reconnections resume from its cursor instead.
   v1::SubscribeRequest request;
-  // Where to save the cursor after each change the handler accepted (and after progress
-  // messages); optional. A saved cursor wins over the request's start.
+  // Where to save the cursor (and the log's id) after each change the handler accepted (and
+  // after progress messages); optional. A saved cursor wins over the request's start.
   CursorStore* store = nullptr;
   // Reconnection backoff: doubles from min to max; reset once a stream delivers something.
   absl::Duration min_backoff = absl::Milliseconds(500);
@@ -108,12 +96,16 @@ class Subscriber {
 
   // The cursor after the last change or progress handed over ("" before any).
   std::string cursor() const;
+  // The id of the log the cursor belongs to ("" before walfeed sent one).
+  std::string log_id() const;
 
  private:
   // One Subscribe call; sets *delivered when it handed anything over.
   grpc::Status StreamOnce(const ChangeHandler& on_change, const ProgressHandler& on_progress,
                           absl::Status* handler_error, bool* delivered);
   absl::Status Advance(const std::string& cursor);
+  // Takes the log id of a response: the first one a subscriber without one sees becomes its own.
+  void NoteLogId(const std::string& log_id);
   // Sets up a call's context: the token.
   void SetUp(grpc::ClientContext* context) const;
 
@@ -123,6 +115,7 @@ class Subscriber {
   absl::Notification stopped_;
   mutable absl::Mutex mu_;
   std::string cursor_ ABSL_GUARDED_BY(mu_);
+  std::string log_id_ ABSL_GUARDED_BY(mu_);
   // The call in flight, cancelled by Stop().
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   // The ReadValue call in flight (fetching a value sent out of line), cancelled by Stop().

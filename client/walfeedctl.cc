@@ -45,7 +45,7 @@ constexpr char kUsage[] =
     "  walfeedctl subscribe [--server HOST:PORT] [--from-lsn LSN | --cursor CURSOR | --from-head]\n"
     "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
     "[--show-progress]\n"
-    "                       [--format json|text|debezium] [--cursor-file FILE]\n"
+    "                       [--format json|text|debezium] [--cursor-file FILE] [--log-id ID]\n"
     "                       [--large-values fetch|ref]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
@@ -151,6 +151,9 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       absl::StatusOr<walfeed::Position> cursor = walfeed::ParseCursor(value);
       if (!cursor.ok()) return std::string(cursor.status().message());
       options->request.set_cursor(value);
+    } else if (subscribe && flag == "--log-id") {
+      if (!take_value()) return "--log-id needs the log id the cursor came from (walfeedctl info)";
+      options->request.set_log_id(value);
     } else if (subscribe && flag == "--from-head") {
       options->request.set_from_head(true);
     } else if (subscribe && flag == "--stop-at-head") {
@@ -284,6 +287,11 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
       });
   if (!ended.ok()) {
     std::cerr << "walfeedctl: " << static_cast<int>(ended.code()) << " " << ended.message() << "\n";
+    if (walfeed::IsLogMismatch(ended) && !options.cursor_file.empty()) {
+      std::cerr << "walfeedctl: the cursor in '" << options.cursor_file
+                << "' belongs to another log: remove that file and read again from the start "
+                   "(--from-lsn 0) into a fresh copy of your state\n";
+    }
     return 1;
   }
   return 0;

@@ -166,6 +166,10 @@ class World:
                 self.walfeed.kill()
                 self.walfeed.wait()
 
+    def log_id(self):
+        return feed_stub(self.address).GetFeedInfo(walfeed_pb2.GetFeedInfoRequest(), metadata=AUTH,
+                                                   timeout=10).log_id
+
     def log(self):
         path = os.path.join(self.dir, "walfeed.log")
         if not os.path.exists(path):
@@ -229,11 +233,14 @@ def check_printed(name, what, printed, expected):
     check(len(printed) == len(expected), f"{name}, {what}: printed {len(printed)} changes, expected {len(expected)}")
 
 
-def check_cursor_file(name, path, cursor):
+def check_cursor_file(name, path, cursor, log_id):
+    """The file holds the cursor on its first line and the log's id on the second."""
     check(os.path.exists(path), f"{name}: saved no cursor file ({path})")
     with open(path) as f:
-        saved = f.read().strip()
-    check(saved == cursor, f"{name}: cursor file holds {saved!r}, expected {cursor!r}")
+        lines = f.read().strip().split("\n")
+    check(lines[0] == cursor, f"{name}: cursor file holds {lines[0]!r}, expected {cursor!r}")
+    check(lines[1:] == [f"log_id={log_id}"],
+          f"{name}: cursor file holds {lines[1:]!r} after the cursor, expected the log id {log_id!r}")
 
 
 def run(world):
@@ -268,7 +275,7 @@ def run(world):
     for name in EXAMPLES:
         _, printed = Consumer(name, world.address, cursor_files[name], stop_at_head=True).finish()
         check_printed(name, "first run from an empty cursor file", printed, phase1)
-        check_cursor_file(name, cursor_files[name], phase1[-1]["cursor"])
+        check_cursor_file(name, cursor_files[name], phase1[-1]["cursor"], world.log_id())
         say(f"ok {name}: a first run printed the {len(printed)} changes so far")
 
     # Phase 2: a second run prints only what was committed since.
@@ -283,7 +290,7 @@ def run(world):
     for name in EXAMPLES:
         _, printed = Consumer(name, world.address, cursor_files[name], stop_at_head=True).finish()
         check_printed(name, "second run, resumed from the saved cursor", printed, phase2)
-        check_cursor_file(name, cursor_files[name], phase2[-1]["cursor"])
+        check_cursor_file(name, cursor_files[name], phase2[-1]["cursor"], world.log_id())
         say(f"ok {name}: a second run printed only the {len(printed)} new changes")
 
     # Phase 3: SIGTERM in the middle of a backlog of 3,000 changes, then a restart.
@@ -305,7 +312,7 @@ def run(world):
             _, got = consumer.finish(timeout=10)
             printed += got
             runs.append(len(got))
-            check_cursor_file(name, cursor_files[name], printed[-1]["cursor"])
+            check_cursor_file(name, cursor_files[name], printed[-1]["cursor"], world.log_id())
             # node handles a signal between batches (500 changes): a later run may reach the end.
             check(len(runs) > 1 or len(printed) < len(phase3),
                   f"{name}: printed all {len(phase3)} changes before the first SIGTERM")
@@ -340,7 +347,7 @@ def run(world):
         consumer.process.send_signal(signal.SIGTERM)
         _, printed = consumer.finish(timeout=10)
         check_printed(name, "live across a walfeed restart", printed, phase4)
-        check_cursor_file(name, cursor_files[name], phase4[-1]["cursor"])
+        check_cursor_file(name, cursor_files[name], phase4[-1]["cursor"], world.log_id())
         check("server unavailable" in "".join(consumer.stderr), f"{name}: never saw walfeed's restart")
         say(f"ok {name}: reconnected across a walfeed restart and printed the {len(printed)} changes since")
 
@@ -359,6 +366,23 @@ def run(world):
         _, printed = Consumer(name, world.address, cursor_files[name], stop_at_head=True).finish(timeout=60)
         check_printed(name, "values sent out of line", printed, phase5)
         say(f"ok {name}: a 20 MiB row and a 3 MB message printed whole")
+
+    # Phase 6: walfeed's data directory is lost and rebuilt (its slot dropped and made again): the
+    # saved cursors belong to the old log. Each example is refused (FAILED_PRECONDITION), says
+    # what to do and exits non-zero, printing nothing from the new log's unrelated positions.
+    old_log_id = world.log_id()
+    world.stop_walfeed()
+    shutil.rmtree(os.path.join(world.dir, "data"))
+    world.sql("SELECT pg_drop_replication_slot('walfeed');\n")
+    world.start_walfeed()
+    check(world.log_id() != old_log_id, "a rebuilt data directory kept the old log id")
+    for name in EXAMPLES:
+        refused = Consumer(name, world.address, cursor_files[name], stop_at_head=True)
+        code, printed = refused.finish(timeout=20, want_code=None)
+        stderr = "".join(refused.stderr)
+        check(code != 0 and not printed and "FAILED_PRECONDITION" in stderr and "another log" in stderr,
+              f"{name}: a cursor of the old log: exit {code}, {len(printed)} changes, stderr {stderr!r}")
+        say(f"ok {name}: a cursor of a rebuilt data directory is refused, exit {code}")
 
     # No token: UNAUTHENTICATED, not retried.
     for name in EXAMPLES:

@@ -7,6 +7,8 @@
 #include <cstdlib>
 
 #include "google/protobuf/stubs/logging.h"
+#include "server/core/error_reason.h"
+#include "server/core/utf8.h"
 #include "server/core/value_ref.h"
 #include "server/feed/subscription_plan.h"
 #include "walfeed/v1/walfeed.pb.h"
@@ -31,13 +33,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bounds.head = walfeed::Position{0x5000000, 3};
   bounds.purge_point = walfeed::Position{0x1000, 0};
   bounds.server_wal_end = 0x6000000;
+  bounds.log_id = "9c1f0a52-3b7e-4d21-8f60-2a4b5c6d7e8f";
   walfeed::PlanLimits limits;
   absl::StatusOr<walfeed::SubscriptionPlan> plan =
       walfeed::PlanSubscription(request, bounds, tables, limits);
   if (!plan.ok()) {
     if (plan.status().message().empty()) std::abort();  // every rejection says why
+    // Any bytes may name a log; what comes back must still be text (gRPC metadata is proto3).
+    for (const auto& [key, value] : walfeed::DetailsOf(plan.status())) {
+      if (!walfeed::IsValidUtf8(key) || !walfeed::IsValidUtf8(value)) std::abort();
+    }
     return 0;
   }
+  if (!request.log_id().empty() && request.log_id() != bounds.log_id) std::abort();
   if (plan->max_batch_changes == 0 || plan->max_batch_changes > limits.max_batch_changes) {
     std::abort();
   }

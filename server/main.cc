@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = walfeed::ChangeLog::Open(config->log);
   if (!log.ok()) return Fail("opening the change log", log.status());
-  spdlog::info("event=log_opened path={} head={} resume_lsn={}", config->log.path,
-               walfeed::FormatCursor((*log)->Head()), walfeed::FormatLsn((*log)->ResumeLsn()));
+  spdlog::info("event=log_opened path={} head={} resume_lsn={} log_id={}", config->log.path,
+               walfeed::FormatCursor((*log)->Head()), walfeed::FormatLsn((*log)->ResumeLsn()),
+               (*log)->LogId());
 
   walfeed::Source source(config->source, log->get());
   walfeed::Compactor compactor(log->get(), config->compaction, config->compaction_interval);

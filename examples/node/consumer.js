@@ -110,17 +110,32 @@ async function fetchLargeValues(change) {
   if (large && large.ref) change.message.content = await readValue(large);
 }
 
+// The saved cursor and the id of the log it belongs to ('' for what is not saved): the cursor
+// on the first line, `log_id=<id>` on the second (walfeedctl's --cursor-file format).
+function loadCursor() {
+  const saved = { cursor: '', logId: '' };
+  if (!fs.existsSync(cursorFile)) return saved;
+  for (const raw of fs.readFileSync(cursorFile, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('log_id=')) saved.logId = line.slice('log_id='.length);
+    else if (line && !saved.cursor) saved.cursor = line;
+  }
+  return saved;
+}
+
 // Replaces the file's content atomically: a crash leaves the old cursor or the new one.
 function saveCursor(cursor) {
   const tmp = `${cursorFile}.tmp`;
   const fd = fs.openSync(tmp, 'w');
-  fs.writeSync(fd, `${cursor}\n`);
+  fs.writeSync(fd, `${cursor}\n${logId ? `log_id=${logId}\n` : ''}`);
   fs.fsyncSync(fd);
   fs.closeSync(fd);
   fs.renameSync(tmp, cursorFile);
 }
 
-let cursor = fs.existsSync(cursorFile) ? fs.readFileSync(cursorFile, 'utf8').trim() : '';
+// A cursor means something only on its own log: the log's id is saved with it and sent back,
+// and walfeed refuses the cursor (FAILED_PRECONDITION, LOG_MISMATCH) on any other log.
+let { cursor, logId } = loadCursor();
 let stopping = false;
 let call = null;
 let backoff = 500;
@@ -140,7 +155,8 @@ process.on('SIGTERM', stop);
 
 function subscribe() {
   // proto-loader names fields in lowerCamelCase: stopAtHead, not stop_at_head.
-  const stream = client.Subscribe({ cursor, stopAtHead: args['stop-at-head'] }, metadata.clone());
+  const stream = client.Subscribe({ cursor, logId, stopAtHead: args['stop-at-head'] },
+                                  metadata.clone());
   call = stream;
   // Responses are handled one after the other, the stream paused meanwhile (fetching a large
   // value takes a while); its end is handled after the last of them ('end' comes once every
@@ -154,6 +170,7 @@ function subscribe() {
       // After a failed fetch or a stop, buffered responses (progress ones too) are dropped: their
       // cursors would pass changes never printed.
       if (stopping || fetchFailed) return;
+      if (!logId) logId = response.logId;
       for (const change of response.changes) {
         if (stopping || fetchFailed) return;
         try {
@@ -206,6 +223,10 @@ function ended(status, fromFetch) {
     backoff = Math.min(backoff * 2, 30000);
   } else {
     console.error(`consumer: ${grpc.status[status.code] || 'error'}: ${status.details || status.message}`);
+    if (status.code === grpc.status.FAILED_PRECONDITION) {  // LOG_MISMATCH
+      console.error(`consumer: the cursor in ${cursorFile} belongs to another log: ` +
+                    'remove it and start again from an empty state');
+    }
     process.exitCode = 1;
     client.close();
   }

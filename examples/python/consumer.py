@@ -89,11 +89,26 @@ def fetch_large_values(stub, change, metadata, stop):
         change.message.content = content
 
 
-def save_cursor(path, cursor):
-    """Replaces the file's content atomically: a crash leaves the old cursor or the new one."""
+def load_cursor(path):
+    """The saved cursor and the id of the log it belongs to ("" for what is not saved)."""
+    cursor, log_id = "", ""
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f.read().split("\n"):
+                line = line.strip()
+                if line.startswith("log_id="):
+                    log_id = line[len("log_id="):]
+                elif line and not cursor:
+                    cursor = line
+    return cursor, log_id
+
+
+def save_cursor(path, cursor, log_id):
+    """Replaces the file's content atomically: a crash leaves the old cursor or the new one.
+    The log's id goes beside the cursor (the same format as walfeedctl's --cursor-file)."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(cursor + "\n")
+        f.write(cursor + "\n" + (f"log_id={log_id}\n" if log_id else ""))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -106,10 +121,9 @@ def main():
     parser.add_argument("--stop-at-head", action="store_true", help="exit at the feed's head")
     args = parser.parse_args()
 
-    cursor = ""
-    if os.path.exists(args.cursor_file):
-        with open(args.cursor_file) as f:
-            cursor = f.read().strip()
+    # A cursor means something only on its own log: the log's id is saved with it and sent back,
+    # and walfeed refuses the cursor (FAILED_PRECONDITION, LOG_MISMATCH) on any other log.
+    cursor, log_id = load_cursor(args.cursor_file)
     token = os.environ.get("WALFEED_TOKEN")
     metadata = [("authorization", "Bearer " + token)] if token else None
 
@@ -129,23 +143,25 @@ def main():
     backoff = 0.5
     gone_at = (None, 0)  # value fetches that found their change compacted away, at one cursor
     while not stop.requested:
-        request = walfeed_pb2.SubscribeRequest(cursor=cursor, stop_at_head=args.stop_at_head)
+        request = walfeed_pb2.SubscribeRequest(cursor=cursor, log_id=log_id,
+                                               stop_at_head=args.stop_at_head)
         try:
             stop.call = stub.Subscribe(request, metadata=metadata)
             if stop.requested:  # a signal that came before the call was set
                 stop.call.cancel()
             for response in stop.call:
                 backoff = 0.5
+                log_id = log_id or response.log_id
                 for change in response.changes:
                     fetch_large_values(stub, change, metadata, stop)
                     print(as_json(change), flush=True)
                     cursor = change.cursor
-                    save_cursor(args.cursor_file, cursor)
+                    save_cursor(args.cursor_file, cursor, log_id)
                     if stop.requested:
                         break
                 if not response.changes and response.cursor:  # progress: nothing up to it is left
                     cursor = response.cursor
-                    save_cursor(args.cursor_file, cursor)
+                    save_cursor(args.cursor_file, cursor, log_id)
                 if stop.requested:
                     break
             if args.stop_at_head and not stop.requested:
@@ -169,6 +185,9 @@ def main():
             # the call reached walfeed in the instant its gRPC server shut down. Both: retry.
             if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                 print(f"consumer: {error.code().name}: {error.details()}", file=sys.stderr)
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:  # LOG_MISMATCH
+                    print(f"consumer: the cursor in {args.cursor_file} belongs to another log: "
+                          "remove it and start again from an empty state", file=sys.stderr)
                 return 1
             print(f"consumer: server unavailable ({error.details()}), retrying in {backoff:g}s",
                   file=sys.stderr)

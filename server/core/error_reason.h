@@ -4,6 +4,7 @@
 #ifndef WALFEED_SERVER_CORE_ERROR_REASON_H_
 #define WALFEED_SERVER_CORE_ERROR_REASON_H_
 
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -27,6 +28,7 @@ inline constexpr char kRequestMalformed[] = "REQUEST_MALFORMED";
 inline constexpr char kStartBeyondWal[] = "START_BEYOND_WAL";
 inline constexpr char kRefMalformed[] = "REF_MALFORMED";
 inline constexpr char kValueNotFound[] = "VALUE_NOT_FOUND";
+inline constexpr char kLogMismatch[] = "LOG_MISMATCH";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).
@@ -34,6 +36,12 @@ absl::Status WithReason(absl::Status status, absl::string_view reason);
 
 // The reason attached to `status`, or "" when none is.
 std::string ReasonOf(const absl::Status& status);
+
+// `status` with one more key and value for the ErrorInfo's metadata (a no-op for OK).
+absl::Status WithDetail(absl::Status status, absl::string_view key, absl::string_view value);
+
+// The keys and values WithDetail attached to `status`.
+std::map<std::string, std::string> DetailsOf(const absl::Status& status);
 
 }  // namespace walfeed
 

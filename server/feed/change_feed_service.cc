@@ -44,8 +44,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
   limits.default_batch_changes = options_->default_batch_changes;
   limits.max_batch_changes = options_->max_batch_changes;
   absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(
-      *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end}, source.tables,
-      limits);
+      *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end, log_->LogId()},
+      source.tables, limits);
   if (!plan.ok()) return new RejectedStream<grpc::ByteBuffer>(ToGrpcStatus(plan.status()));
   return new SubscribeReactor(log_, hub_, &shared_batches_, options_, *std::move(plan));
 }
@@ -92,6 +92,7 @@ v1::FeedInfo ChangeFeedService::Describe() const {
     info.set_oldest_lsn(oldest.lsn);
     info.set_newest_lsn(head.lsn);
   }
+  info.set_log_id(log_->LogId());
   const SourceStatus source = source_status_();
   info.set_database(source.database);
   info.set_system_identifier(source.system_identifier);

@@ -14,6 +14,7 @@ constexpr uint32_t kChangeLastInTransaction = 12;
 constexpr uint32_t kResponseChanges = 1;
 constexpr uint32_t kResponseCursor = 2;
 constexpr uint32_t kResponseHeadCursor = 3;
+constexpr uint32_t kResponseLogId = 4;
 
 constexpr uint32_t kVarint = 0;
 constexpr uint32_t kFixed64 = 1;
@@ -94,9 +95,11 @@ void ResponseBuilder::AddChange(absl::string_view stored) {
   ++changes_;
 }
 
-grpc::ByteBuffer ResponseBuilder::Finish(absl::string_view cursor, absl::string_view head_cursor) {
+grpc::ByteBuffer ResponseBuilder::Finish(absl::string_view cursor, absl::string_view head_cursor,
+                                         absl::string_view log_id) {
   if (!cursor.empty()) WriteLengthDelimited(kResponseCursor, cursor, &buffer_);
   if (!head_cursor.empty()) WriteLengthDelimited(kResponseHeadCursor, head_cursor, &buffer_);
+  if (!log_id.empty()) WriteLengthDelimited(kResponseLogId, log_id, &buffer_);
   // The slice takes the string over: the batch is not copied again.
   auto* owned = new std::string(std::move(buffer_));
   grpc::Slice slice(owned->data(), owned->size(), DestroyString, owned);

@@ -37,9 +37,10 @@ class ResponseBuilder {
   size_t changes() const { return changes_; }
   size_t bytes() const { return buffer_.size(); }
 
-  // Adds the cursor fields and hands the message over as a ByteBuffer; the builder is empty
-  // afterwards.
-  grpc::ByteBuffer Finish(absl::string_view cursor, absl::string_view head_cursor);
+  // Adds the cursor fields and the log's id and hands the message over as a ByteBuffer; the
+  // builder is empty afterwards.
+  grpc::ByteBuffer Finish(absl::string_view cursor, absl::string_view head_cursor,
+                          absl::string_view log_id);
 
  private:
   std::string buffer_;

@@ -30,7 +30,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   std::string reason = ReasonOf(status);
   // Every error carries an ErrorInfo (AIP-193); without a specific reason, the code's name.
   if (reason.empty()) reason = absl::AsciiStrToUpper(absl::StatusCodeToString(status.code()));
-  return GrpcError(code, message, reason);
+  return GrpcError(code, message, reason, DetailsOf(status));
 }
 
 }  // namespace walfeed

@@ -102,7 +102,7 @@ void SubscribeReactor::Pump() {
 
 void SubscribeReactor::WriteProgress() {
   reported_ = CaughtUpTo();
-  response_ = builder_.Finish(FormatCursor(reported_), FormatCursor(log_->Head()));
+  response_ = builder_.Finish(FormatCursor(reported_), FormatCursor(log_->Head()), log_->LogId());
   Write();
 }
 
@@ -215,7 +215,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   if (builder_.changes() > 0) {
     NoteDelivery(purge_before_read);
     response_changes_ = builder_.changes();
-    response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()));
+    response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()), log_->LogId());
     reported_ = last_sent;
     // Shared only when no pass ran during the read: its key must say what the batch missed.
     if (shares && purge_after_read == purge_before_read) {

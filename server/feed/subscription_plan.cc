@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "server/core/error_reason.h"
 #include "server/core/table_name.h"
+#include "server/core/utf8.h"
 
 namespace walfeed {
 namespace {
@@ -50,11 +51,27 @@ absl::Status PurgedError(const Position& next, const Position& purge_point) {
       reason::kCursorPurged);
 }
 
+absl::Status LogMismatchError(absl::string_view requested_bytes, absl::string_view log_id) {
+  // Any bytes may come in; the reply is text.
+  const std::string requested = ToValidUtf8(requested_bytes.substr(0, kMaxNameBytes));
+  absl::Status mismatch = absl::FailedPreconditionError(absl::StrCat(
+      "this cursor belongs to another log (log_id '", requested, "'; this feed's log is '", log_id,
+      "', a rebuilt or different data directory): its "
+      "positions name other changes here. Re-read from from_lsn=0 (and drop the state built "
+      "from the other log), then keep this log_id with your cursor"));
+  mismatch = WithDetail(std::move(mismatch), "requested_log_id", requested);
+  mismatch = WithDetail(std::move(mismatch), "log_id", log_id);
+  return WithReason(std::move(mismatch), reason::kLogMismatch);
+}
+
 absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
                                                   const FeedBounds& bounds,
                                                   const std::vector<std::string>& known_tables,
                                                   const PlanLimits& limits) {
   SubscriptionPlan plan;
+  if (!request.log_id().empty() && request.log_id() != bounds.log_id) {
+    return LogMismatchError(request.log_id(), bounds.log_id);
+  }
   const int starts = (request.from_lsn() != 0) + !request.cursor().empty() + request.from_head();
   if (starts > 1) {
     return WithReason(absl::InvalidArgumentError("set at most one of from_lsn, cursor and "

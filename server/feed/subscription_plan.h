@@ -2,8 +2,8 @@
 //
 // PlanSubscription() turns the request's start fields into one inclusive start position,
 // checks filters against the published tables, and fixes the stop point for stop_at_head.
-// Every rejection is InvalidArgument or NotFound with a sentence the caller can act on;
-// nothing here touches gRPC.
+// Every rejection is InvalidArgument, NotFound, OutOfRange or FailedPrecondition (a cursor of
+// another log) with a sentence the caller can act on; nothing here touches gRPC.
 #ifndef WALFEED_SERVER_FEED_SUBSCRIPTION_PLAN_H_
 #define WALFEED_SERVER_FEED_SUBSCRIPTION_PLAN_H_
 
@@ -54,12 +54,18 @@ struct FeedBounds {
   // The end of PostgreSQL's WAL (0 when not known yet): a start beyond it, and beyond the head,
   // names a position that cannot exist and is OutOfRange.
   uint64_t server_wal_end = 0;
+  // The log's identity: a request naming another log is FailedPrecondition (LOG_MISMATCH).
+  std::string log_id;
 };
 
 absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& request,
                                                   const FeedBounds& bounds,
                                                   const std::vector<std::string>& known_tables,
                                                   const PlanLimits& limits);
+
+// The FailedPrecondition error (reason LOG_MISMATCH, both ids in its details) for a request that
+// names log `requested` on the log `log_id`.
+absl::Status LogMismatchError(absl::string_view requested, absl::string_view log_id);
 
 // The OutOfRange error (reason CURSOR_PURGED) for a subscriber that would read on from
 // `next` although compaction removed deletes or aged-out changes up to `purge_point`.

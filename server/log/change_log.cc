@@ -1,6 +1,7 @@
 #include "server/log/change_log.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 #include <utility>
 
@@ -16,6 +17,7 @@
 #include "server/core/event_counters.h"
 #include "server/core/proto_time.h"
 #include "server/log/change_log_state.h"
+#include "server/log/log_id.h"
 #include "server/log/position_key.h"
 #include "server/log/rocksdb_event_logger.h"
 #include "server/log/rocksdb_info_log.h"
@@ -219,6 +221,28 @@ void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_
   for (const HeadListener& listener : to_call) listener(new_head);
 }
 
+namespace {
+
+// Reads the log's id into impl.log_id, creating (and syncing) it when the log has none.
+absl::Status ReadOrCreateLogId(ChangeLog::Impl& impl) {
+  rocksdb::Status got =
+      impl.db->Get(rocksdb::ReadOptions(), impl.meta, log_internal::kLogIdKey, &impl.log_id);
+  if (got.ok()) return absl::OkStatus();
+  if (!got.IsNotFound()) return FromRocks(got, "cannot read the change log's id");
+  impl.log_id = NewLogId();
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put = batch.Put(impl.meta, log_internal::kLogIdKey, impl.log_id);
+  if (!put.ok()) return FromRocks(put, "cannot record the change log's id");
+  if (absl::Status s = impl.Write(batch, /*sync=*/true, "cannot record the change log's id");
+      !s.ok()) {
+    return s;
+  }
+  spdlog::info("event=log_id_created log_id={}", impl.log_id);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 ChangeLog::ChangeLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ChangeLog::~ChangeLog() = default;
 
@@ -227,6 +251,14 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   auto impl = std::make_unique<Impl>();
   impl->options = options;
 
+  // RocksDB would create it too, but first logs an error about the missing directory.
+  std::error_code created;
+  std::filesystem::create_directories(options.path, created);
+  if (created) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open the change log in '", options.path,
+                     "': cannot create it as a directory: ", created.message()));
+  }
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -310,6 +342,7 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   } else {
     return FromRocks(got, "cannot read the change log's head");
   }
+  if (absl::Status s = ReadOrCreateLogId(*impl); !s.ok()) return s;
   absl::StatusOr<Position> oldest = impl->FirstAtOrAfter(std::string());
   if (!oldest.ok()) return oldest.status();
   absl::StatusOr<Position> purge_point = impl->ReadPosition(log_internal::kPurgePointKey);
@@ -503,6 +536,8 @@ absl::Status ChangeLog::SetMetadata(absl::string_view key, absl::string_view val
   if (!put.ok()) return FromRocks(put, what);
   return impl_->WriteSynced(batch, what);
 }
+
+const std::string& ChangeLog::LogId() const { return impl_->log_id; }
 
 uint64_t ChangeLog::ResumeLsn() const {
   absl::MutexLock lock(&impl_->mu);

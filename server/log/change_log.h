@@ -106,6 +106,10 @@ class ChangeLog : public TransactionSink {
   // Oldest stored position; zero when the log is empty.
   Position Oldest() const;
 
+  // This log's identity (log_id.h): created with the data directory (or on the first open of
+  // one written before logs had ids), the same after every reopen.
+  const std::string& LogId() const;
+
   // Runs one compaction pass as of `now` (see CompactionPolicy) and returns what it did. Only
   // removes changes below the head; appends and reads go on meanwhile. Fails with
   // FailedPrecondition while another pass runs. Interrupted (by a crash, say), it leaves a

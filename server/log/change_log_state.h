@@ -35,6 +35,8 @@ inline constexpr char kKeysFamily[] = "keys";
 // Keys of the default column family.
 inline constexpr char kResumeLsnKey[] = "source/resume_lsn";
 inline constexpr char kHeadKey[] = "log/head";
+// The log's identity (log_id.h), written once when the log is created.
+inline constexpr char kLogIdKey[] = "log/id";
 inline constexpr char kMetadataPrefix[] = "meta/";
 inline constexpr char kIndexedUpToKey[] = "compaction/indexed_up_to";
 // The per-key index's format; an index of another format is rebuilt on open. 2: tables keyed by
@@ -77,6 +79,7 @@ struct ChangeLog::Impl {
   rocksdb::ColumnFamilyHandle* keys = nullptr;     // owned by `handles`
   rocksdb::ColumnFamilyHandle* values = nullptr;   // owned by `handles`
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
+  std::string log_id;  // set by Open(), never changed
 
   absl::Mutex append_mu;  // serializes writers; taken before `mu`
   // The per-key index is complete up to here; it is current while this equals the head.

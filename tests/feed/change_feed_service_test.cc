@@ -18,19 +18,22 @@ namespace {
 using ::testing::HasSubstr;
 using testing::MakeTransaction;
 
-// The google.rpc.ErrorInfo reason in a status's details (AIP-193), "" when there is none.
-std::string ReasonOf(const grpc::Status& status) {
+// The google.rpc.ErrorInfo in a status's details (AIP-193); empty when there is none.
+google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
   google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return "";
+  google::rpc::ErrorInfo info;
+  if (!details.ParseFromString(status.error_details())) return info;
   for (const google::protobuf::Any& any : details.details()) {
-    google::rpc::ErrorInfo info;
     if (any.UnpackTo(&info)) {
       EXPECT_EQ(info.domain(), "walfeed");
-      return info.reason();
+      return info;
     }
   }
-  return "";
+  return info;
 }
+
+// Its reason, "" when there is none.
+std::string ReasonOf(const grpc::Status& status) { return ErrorInfoOf(status).reason(); }
 
 std::vector<std::string> Cursors(const std::vector<v1::Change>& changes) {
   std::vector<std::string> out;
@@ -274,6 +277,57 @@ TEST_F(ChangeFeedServiceTest, StopAtHeadWithFiltersEndsWithTheStopPointAsProgres
   ASSERT_FALSE(responses.empty());
   EXPECT_GT(responses.back().changes_size(), 0);
   EXPECT_EQ(responses.back().cursor(), head);
+}
+
+TEST_F(ChangeFeedServiceTest, EveryResponseNamesTheLogAndACursorOfAnotherLogIsRefused) {
+  StartServer();
+  AppendTransactions(2, 2);
+  const std::string log_id = log_->LogId();
+  grpc::ClientContext info_context;
+  v1::FeedInfo info;
+  ASSERT_TRUE(stub_->GetFeedInfo(&info_context, v1::GetFeedInfoRequest(), &info).ok());
+  EXPECT_EQ(info.log_id(), log_id);
+
+  v1::SubscribeRequest request;
+  request.set_stop_at_head(true);
+  request.set_max_batch_changes(1);
+  std::string last_cursor;
+  {
+    grpc::ClientContext context;
+    auto reader = stub_->Subscribe(&context, request);
+    v1::SubscribeResponse response;
+    int responses = 0;
+    while (reader->Read(&response)) {
+      ++responses;
+      EXPECT_EQ(response.log_id(), log_id);
+      if (response.changes_size() > 0) last_cursor = response.cursor();
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_GE(responses, 4);
+  }
+
+  request.set_cursor(last_cursor);
+  request.set_log_id(log_id);
+  {
+    grpc::ClientContext context;
+    auto reader = stub_->Subscribe(&context, request);
+    v1::SubscribeResponse response;
+    while (reader->Read(&response)) {
+    }
+    EXPECT_TRUE(reader->Finish().ok()) << "its own log's id";
+  }
+  request.set_log_id("0b8a5c1e-0000-4000-8000-000000000000");
+  grpc::ClientContext context;
+  auto reader = stub_->Subscribe(&context, request);
+  v1::SubscribeResponse response;
+  EXPECT_FALSE(reader->Read(&response));
+  const grpc::Status refused = reader->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("another log"));
+  const google::rpc::ErrorInfo error = ErrorInfoOf(refused);
+  EXPECT_EQ(error.reason(), "LOG_MISMATCH");
+  EXPECT_EQ(error.metadata().at("log_id"), log_id);
+  EXPECT_EQ(error.metadata().at("requested_log_id"), request.log_id());
 }
 
 TEST_F(ChangeFeedServiceTest, BatchesAreCutByBytesWellUnderTheDefaultMessageLimit) {

@@ -66,7 +66,7 @@ TEST(ChangeWire, BuiltResponseParsesAsTheSubscribeResponse) {
   builder.AddChange(first.SerializeAsString());
   builder.AddChange(second.SerializeAsString());
   EXPECT_EQ(builder.changes(), 2u);
-  grpc::ByteBuffer buffer = builder.Finish("0/16B3748:4", "0/16B3748:9");
+  grpc::ByteBuffer buffer = builder.Finish("0/16B3748:4", "0/16B3748:9", "log-a");
   EXPECT_EQ(builder.changes(), 0u);
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(buffer.Dump(&slices).ok());
@@ -81,9 +81,10 @@ TEST(ChangeWire, BuiltResponseParsesAsTheSubscribeResponse) {
   EXPECT_EQ(response.changes(1).table(), second.table());
   EXPECT_EQ(response.cursor(), "0/16B3748:4");
   EXPECT_EQ(response.head_cursor(), "0/16B3748:9");
+  EXPECT_EQ(response.log_id(), "log-a");
 
   // A progress message: cursors only.
-  grpc::ByteBuffer progress = builder.Finish("0/1:0", "0/2:0");
+  grpc::ByteBuffer progress = builder.Finish("0/1:0", "0/2:0", "log-a");
   slices.clear();
   ASSERT_TRUE(progress.Dump(&slices).ok());
   bytes.clear();
@@ -93,6 +94,7 @@ TEST(ChangeWire, BuiltResponseParsesAsTheSubscribeResponse) {
   ASSERT_TRUE(response.ParseFromString(bytes));
   EXPECT_EQ(response.changes_size(), 0);
   EXPECT_EQ(response.cursor(), "0/1:0");
+  EXPECT_EQ(response.log_id(), "log-a");
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ const std::vector<std::string> kTables = {"\"public.a\".b", "public.\"a.b\"", "p
 
 absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request,
                                       Position head = {500, 2}) {
-  return PlanSubscription(request, FeedBounds{head, {}, 0}, kTables, PlanLimits{});
+  return PlanSubscription(request, FeedBounds{head, {}, 0, "log-a"}, kTables, PlanLimits{});
 }
 
 TEST(SubscriptionPlan, DefaultStartsAtTheOldestChange) {
@@ -41,7 +41,8 @@ TEST(SubscriptionPlan, FromLsnIsInclusiveCursorExclusiveHeadAfterTheHead) {
 TEST(SubscriptionPlan, StartAtOrBeforeThePurgePointIsOutOfRangeExceptFromZero) {
   const Position purged{0x200, 1};
   auto plan = [&](const v1::SubscribeRequest& request) {
-    return PlanSubscription(request, FeedBounds{{0x500, 0}, purged, 0}, kTables, PlanLimits{});
+    return PlanSubscription(request, FeedBounds{{0x500, 0}, purged, 0, "log-a"}, kTables,
+                            PlanLimits{});
   };
   v1::SubscribeRequest request;
   ASSERT_TRUE(plan(request).ok()) << "from_lsn=0 is always valid";
@@ -67,7 +68,8 @@ TEST(SubscriptionPlan, StartAtOrBeforeThePurgePointIsOutOfRangeExceptFromZero) {
 
 TEST(SubscriptionPlan, StartBeyondTheEndOfTheWalIsOutOfRange) {
   auto plan = [](const v1::SubscribeRequest& request, uint64_t wal_end) {
-    return PlanSubscription(request, FeedBounds{{0x500, 0}, {}, wal_end}, kTables, PlanLimits{});
+    return PlanSubscription(request, FeedBounds{{0x500, 0}, {}, wal_end, "log-a"}, kTables,
+                            PlanLimits{});
   };
   v1::SubscribeRequest request;
   request.set_from_lsn(0x9000);
@@ -153,6 +155,33 @@ TEST(SubscriptionPlan, TheLastPossibleCursorIsOutOfRangeNotAWrapToTheStart) {
   absl::StatusOr<SubscriptionPlan> plan = Plan(request);
   ASSERT_FALSE(plan.ok()) << "started at " << FormatCursor(plan->start);
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(SubscriptionPlan, ACursorOfAnotherLogIsRefusedWithBothIds) {
+  v1::SubscribeRequest request;
+  request.set_cursor("0/100:0");
+  request.set_log_id("log-a");
+  EXPECT_TRUE(Plan(request).ok()) << "this log's id";
+  request.clear_log_id();
+  EXPECT_TRUE(Plan(request).ok()) << "no id: a consumer from before log ids";
+
+  request.set_log_id("log-b");
+  absl::StatusOr<SubscriptionPlan> plan = Plan(request);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(plan.status()), reason::kLogMismatch);
+  EXPECT_THAT(plan.status().message(), HasSubstr("from_lsn=0"));
+  const std::map<std::string, std::string> details = DetailsOf(plan.status());
+  EXPECT_EQ(details.at("requested_log_id"), "log-b");
+  EXPECT_EQ(details.at("log_id"), "log-a");
+
+  // Whatever the start: a from_lsn of another log names other changes just the same.
+  request.clear_cursor();
+  request.set_from_lsn(0x100);
+  EXPECT_EQ(ReasonOf(Plan(request).status()), reason::kLogMismatch);
+  // Bytes that are not text come back as text.
+  request.set_log_id("\xff\xfe");
+  EXPECT_EQ(DetailsOf(Plan(request).status()).at("requested_log_id"), "\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 TEST(SubscriptionPlan, UnknownTableIsNotFoundAndListsThePublishedOnes) {

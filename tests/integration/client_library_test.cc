@@ -1,6 +1,7 @@
 // The C++ client library (walfeed::Subscriber) against a real walfeed and PostgreSQL: it resumes
 // across a walfeed crash and restart without losing or repeating a change, resumes a later run
-// from its cursor file, and ends with walfeed's status on errors retrying cannot mend.
+// from its cursor file, ends with walfeed's status on errors retrying cannot mend, and refuses to
+// resume on a log its cursor does not belong to (a rebuilt data directory, another database).
 #include <atomic>
 #include <thread>
 
@@ -88,9 +89,10 @@ TEST_F(ClientLibrary, ResumesAcrossAWalfeedCrashAndFromItsCursorFile) {
   ASSERT_TRUE(first.ended.ok()) << first.ended;
   EXPECT_EQ(first.ids, Range(1, 60)) << "every change once, in order, across the crash";
   EXPECT_GT(first.retries, 0) << "it noticed walfeed was gone";
-  absl::StatusOr<std::string> saved = store.Load();
+  absl::StatusOr<SavedCursor> saved = store.Load();
   ASSERT_TRUE(saved.ok());
-  EXPECT_EQ(*saved, subscriber.cursor());
+  EXPECT_EQ(saved->cursor, subscriber.cursor());
+  EXPECT_EQ(saved->log_id, FeedInfo().log_id()) << "the log's id is kept beside the cursor";
 
   // A later run (a restarted application) resumes after the saved cursor.
   Insert(61, 70);
@@ -118,6 +120,91 @@ TEST_F(ClientLibrary, ErrorsRetryingCannotMendEndRunWithWalfeedsStatus) {
   const absl::Status refused = failing.Run(
       [](const v1::Change&) { return absl::FailedPreconditionError("the application said no"); });
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// The consumer read rows 1..20; then walfeed's data directory is lost and rebuilt (the slot
+// dropped and created again, as an operator does), and rows 1..10 are deleted meanwhile. The new
+// log's positions mean other changes: resuming with the old cursor would silently skip the new
+// snapshot's rows and never report the deletes. It must be refused, and a re-read from
+// from_lsn=0 must then give exactly the table.
+TEST_F(ClientLibrary, ACursorOfARebuiltDataDirectoryIsRefusedNotMisread) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  const int port = walfeed_->options().port;
+  FileCursorStore store(dir_ + "/app.cursor");
+  Insert(1, 20);
+  Sql(MarkerSql("end-1"));
+  Subscriber first(Subscribing(&store));
+  Collected read;
+  Collect(first, "end-1", &read).join();
+  ASSERT_TRUE(read.ended.ok()) << read.ended;
+  ASSERT_EQ(read.ids, Range(1, 20));
+  const std::string old_log_id = first.log_id();
+  ASSERT_FALSE(old_log_id.empty());
+
+  walfeed_.reset();
+  RemoveTree(dir_ + "/data");
+  Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
+  Sql("DELETE FROM t WHERE id <= 10");
+  StartOnPort(port);
+  Insert(21, 25);
+  const std::string new_log_id = FeedInfo().log_id();
+  EXPECT_NE(new_log_id, old_log_id);
+
+  Subscriber resumed(Subscribing(&store));
+  Collected misread;
+  Collect(resumed, "end-2", &misread).join();
+  EXPECT_TRUE(IsLogMismatch(misread.ended)) << misread.ended;
+  EXPECT_EQ(misread.ended.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FeedErrorReason(misread.ended), "LOG_MISMATCH");
+  EXPECT_THAT(std::string(misread.ended.message()), ::testing::HasSubstr("from_lsn=0"));
+  EXPECT_TRUE(misread.ids.empty()) << "nothing handed over from the wrong log";
+  EXPECT_EQ(misread.retries, 0) << "retrying cannot mend it";
+
+  // What the error says to do: read the new log from the start into a fresh state.
+  Sql(MarkerSql("end-3"));
+  FileCursorStore fresh_store(dir_ + "/fresh.cursor");
+  Subscriber fresh(Subscribing(&fresh_store));
+  Collected reread;
+  Collect(fresh, "end-3", &reread).join();
+  ASSERT_TRUE(reread.ended.ok()) << reread.ended;
+  EXPECT_EQ(reread.ids, Range(11, 25));
+  EXPECT_EQ(fresh.log_id(), new_log_id);
+}
+
+// The same cursor file pointed at another database's walfeed.
+TEST_F(ClientLibrary, ACursorOfAnotherDatabasesFeedIsRefused) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  StartWalfeed();
+  FileCursorStore store(dir_ + "/app.cursor");
+  Insert(1, 5);
+  Sql(MarkerSql("end-1"));
+  Subscriber first(Subscribing(&store));
+  Collected read;
+  Collect(first, "end-1", &read).join();
+  ASSERT_TRUE(read.ended.ok()) << read.ended;
+
+  absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("t_other_feed");
+  ASSERT_TRUE(other_db.ok()) << other_db.status();
+  ASSERT_TRUE(SharedPostgres().Exec(*other_db, "CREATE TABLE t (id int PRIMARY KEY)").ok());
+  ASSERT_TRUE(SharedPostgres().Exec(*other_db, "INSERT INTO t SELECT generate_series(1, 50)").ok());
+  WalfeedOptions other_options;
+  other_options.conninfo = SharedPostgres().Conninfo(*other_db);
+  other_options.data_dir = dir_ + "/other-data";
+  other_options.slot = *other_db;
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> other = WalfeedProcess::Start(other_options);
+  ASSERT_TRUE(other.ok()) << other.status();
+
+  SubscriberOptions options = Subscribing(&store);
+  options.server = (*other)->address();
+  Subscriber misdirected(options);
+  Collected misread;
+  Collect(misdirected, "never", &misread).join();
+  EXPECT_TRUE(IsLogMismatch(misread.ended)) << misread.ended;
+  EXPECT_TRUE(misread.ids.empty());
+  other->reset();
+  (void)SharedPostgres().Exec("postgres",
+                              absl::StrCat("SELECT pg_drop_replication_slot('", *other_db, "')"));
 }
 
 }  // namespace

@@ -162,6 +162,36 @@ TEST_F(Tools, WalfeedctlInfoPrintsTheFeedDescription) {
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_THAT(result.output, HasSubstr("\"newestCursor\""));
   EXPECT_THAT(result.output, HasSubstr(db_));
+  EXPECT_THAT(result.output, HasSubstr(absl::StrCat("\"logId\": \"", FeedInfo().log_id(), "\"")));
+}
+
+// --cursor-file keeps the log id beside the cursor; --log-id names it by hand. Either way a
+// cursor of another log is refused with a non-zero exit and a sentence on what to do.
+TEST_F(Tools, WalfeedctlKeepsTheLogIdWithTheCursorAndRefusesAnotherLogs) {
+  const std::string log_id = FeedInfo().log_id();
+  const std::string cursor_file = dir_ + "/ctl.cursor";
+  RunResult first = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                "--cursor-file", cursor_file});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::vector<std::string> saved =
+      absl::StrSplit(ReadFile(cursor_file), '\n', absl::SkipEmpty());
+  ASSERT_EQ(saved.size(), 2u);
+  EXPECT_EQ(saved[1], "log_id=" + log_id);
+
+  RunResult by_hand = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                  "--cursor", saved[0], "--log-id", log_id});
+  EXPECT_EQ(by_hand.exit_code, 0) << by_hand.output;
+  RunResult other = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                "--cursor", saved[0], "--log-id", "another-log"});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_THAT(other.output, HasSubstr("belongs to another log"));
+
+  // The same file, as a rebuilt walfeed's log would see it.
+  ASSERT_TRUE(WriteFile(cursor_file, absl::StrCat(saved[0], "\nlog_id=another-log\n")));
+  RunResult refused = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
+                                  "--cursor-file", cursor_file});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("remove that file and read again from the start"));
 }
 
 TEST_F(Tools, WalfeedctlHealthSaysServingAndFailsWhenNothingListens) {

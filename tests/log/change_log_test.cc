@@ -174,6 +174,29 @@ TEST_F(ChangeLogTest, MetadataIsDurable) {
   EXPECT_EQ(Open()->Metadata("source/identity"), "system 42, database shop");
 }
 
+TEST_F(ChangeLogTest, LogIdIsCreatedWithTheDirectoryAndNeverChanges) {
+  std::string first_id;
+  {
+    std::unique_ptr<ChangeLog> log = Open();
+    first_id = log->LogId();
+    ASSERT_TRUE(log->Append({MakeTransaction(100, 2)}, 130).ok());
+  }
+  EXPECT_THAT(first_id, ::testing::MatchesRegex(
+                            "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+  EXPECT_EQ(Open()->LogId(), first_id) << "after a reopen";
+
+  // A new directory is a new log, even holding the same changes.
+  const std::string other_dir = testing::MakeTempDir("walfeed-log");
+  ChangeLogOptions options;
+  options.path = other_dir;
+  absl::StatusOr<std::unique_ptr<ChangeLog>> other = ChangeLog::Open(options);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Append({MakeTransaction(100, 2)}, 130).ok());
+  EXPECT_NE((*other)->LogId(), first_id);
+  other->reset();
+  testing::RemoveTree(other_dir);
+}
+
 std::vector<v1::Change> Staged(uint64_t lsn, int count) {
   Transaction txn = MakeTransaction(lsn, count, "t", v1::Change::READ);
   return txn.changes;

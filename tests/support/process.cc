@@ -167,6 +167,12 @@ std::string ReadFile(const std::string& path) {
   return buffer.str();
 }
 
+bool WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::trunc);
+  out << contents;
+  return static_cast<bool>(out);
+}
+
 std::string MakeTempDir(const std::string& prefix) {
   std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (mkdtemp(pattern.data()) == nullptr) return "";

@@ -46,6 +46,8 @@ class ChildProcess {
 int FreePort();
 
 std::string ReadFile(const std::string& path);
+// Replaces the file's contents; false when that failed.
+bool WriteFile(const std::string& path, const std::string& contents);
 
 // A new empty directory under the system temp dir, removed by RemoveTree.
 std::string MakeTempDir(const std::string& prefix);
