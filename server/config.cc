@@ -168,6 +168,12 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetDuration("progress-interval", v, &c.feed.progress_interval);
        }},
+      {"unhealthy-after", "WALFEED_UNHEALTHY_AFTER", "60s",
+       "how long the source may fail without progress (PostgreSQL unreachable, the slot gone or "
+       "invalidated) before health answers NOT_SERVING",
+       [](const std::string& v, Config& c) {
+         return SetDuration("unhealthy-after", v, &c.feed.unhealthy_after);
+       }},
       {"status-interval", "WALFEED_STATUS_INTERVAL", "10s",
        "how often walfeed reports its durable position to PostgreSQL when nothing else prompts it",
        [](const std::string& v, Config& c) {

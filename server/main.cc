@@ -122,8 +122,13 @@ int main(int argc, char** argv) {
   }
   spdlog::info("event=ready listen={} port={}", config->feed.listen_address, (*feed)->port());
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  // Waits for SIGTERM or SIGINT, checking the source's health every second meanwhile.
+  int signal_number = -1;
+  const timespec one_second = {1, 0};
+  while (signal_number < 0) {
+    signal_number = sigtimedwait(&signals, nullptr, &one_second);
+    if (signal_number < 0) (*feed)->CheckSourceHealth();
+  }
   spdlog::info("event=shutdown_requested signal={}", signal_number);
   metrics_exposer.reset();  // no scrape may outlive what it reads
   compactor.Stop();

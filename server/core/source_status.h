@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+
 namespace walfeed {
 
 struct SourceStatus {
@@ -29,6 +31,11 @@ struct SourceStatus {
   uint32_t snapshot_tables_total = 0;
   uint32_t snapshot_tables_copied = 0;
   uint64_t snapshot_rows_copied = 0;
+  // Since when the source has been failing without making progress in between (its connection
+  // or replication refused, say an invalidated slot), with its latest error; InfiniteFuture and
+  // "" while it streams or snapshots.
+  absl::Time failing_since = absl::InfiniteFuture();
+  std::string last_error;
 };
 
 }  // namespace walfeed

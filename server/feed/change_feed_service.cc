@@ -6,6 +6,7 @@
 #include "server/core/error_reason.h"
 #include "server/core/position.h"
 #include "server/feed/grpc_status.h"
+#include "server/feed/source_health.h"
 #include "server/feed/subscribe_reactor.h"
 #include "server/feed/subscription_plan.h"
 #include "server/feed/value_read_reactor.h"
@@ -100,6 +101,8 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   info.set_publication(source.publication);
   for (const std::string& table : source.tables) info.add_tables(table);
   info.set_source_state(source.state);
+  info.set_source_problem(SourceProblem(source, options_->unhealthy_after, absl::Now()));
+  info.set_source_last_error(source.last_error);
   info.set_confirmed_flush_lsn(FormatLsn(source.confirmed_flush_lsn));
   info.set_snapshot_state(source.snapshot_state);
   info.set_snapshot_tables_total(source.snapshot_tables_total);

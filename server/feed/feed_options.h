@@ -17,6 +17,8 @@ struct FeedOptions {
   std::string listen_address = "127.0.0.1:50051";
   // A subscriber with nothing to receive gets a progress message this often.
   absl::Duration progress_interval = absl::Seconds(5);
+  // Health answers NOT_SERVING once the source has been failing this long without progress.
+  absl::Duration unhealthy_after = absl::Seconds(60);
   // Batches per stream message: at most this many changes (the request may ask for fewer) ...
   size_t max_batch_changes = 4000;
   size_t default_batch_changes = 500;

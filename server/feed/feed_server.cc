@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/log_format.h"
+#include "server/feed/source_health.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -77,6 +78,7 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
   log->AddHeadListener([hub](const Position& head) {
     if (std::shared_ptr<SubscriberHub> alive = hub.lock()) alive->OnHeadAdvanced(head);
   });
+  server->source_status_ = source_status;
   server->service_ = std::make_unique<ChangeFeedService>(log, server->hub_.get(), &server->options_,
                                                          &server->auth_, std::move(source_status));
 
@@ -124,6 +126,11 @@ FeedServer::~FeedServer() { Shutdown(); }
 v1::FeedInfo FeedServer::Describe() const { return service_->Describe(); }
 uint64_t FeedServer::changes_sent() const { return hub_->changes_sent(); }
 Position FeedServer::SlowestSubscriber() const { return hub_->SlowestPosition(); }
+
+void FeedServer::CheckSourceHealth() {
+  if (health_ == nullptr) return;
+  health_->SetSourceProblem(SourceProblem(source_status_(), options_.unhealthy_after, absl::Now()));
+}
 
 void FeedServer::BeginShutdown() {
   if (hub_ == nullptr || shutdown_begun_) return;

@@ -49,10 +49,15 @@ class FeedServer {
   void BeginShutdown();
   void Shutdown();
 
+  // Brings the health status up to date with the source (see source_health.h); call it every
+  // second or so.
+  void CheckSourceHealth();
+
  private:
   FeedServer() = default;
 
   FeedOptions options_;
+  SourceStatusFn source_status_;
   Authenticator auth_;
   std::shared_ptr<SubscriberHub> hub_;
   std::unique_ptr<ChangeFeedService> service_;

@@ -1,19 +1,31 @@
 #include "server/feed/health_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/core/event_counters.h"
+#include "server/core/table_name.h"
+#include "spdlog/spdlog.h"
 
 namespace walfeed {
 
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
-// One Watch stream: sends the current status, then NOT_SERVING at shutdown, then ends.
+// One Watch stream: sends the current status and each change of it, then NOT_SERVING at
+// shutdown, then ends.
 class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
  public:
   HealthWatch(HealthService* service, HealthService::ServingStatus status, bool serving)
-      : service_(service) {
+      : service_(service), known_service_(status != HealthCheckResponse::SERVICE_UNKNOWN) {
     absl::MutexLock lock(&mu_);
     Send(status, /*last=*/!serving);
+  }
+
+  // The status changed (for the services walfeed knows).
+  void SendUpdate(HealthService::ServingStatus status) {
+    if (!known_service_) return;
+    absl::MutexLock lock(&mu_);
+    if (final_sent_) return;
+    Send(status, /*last=*/false);
   }
 
   // Shutdown: the final status.
@@ -73,6 +85,7 @@ class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
   }
 
   HealthService* const service_;
+  const bool known_service_;
   absl::Mutex mu_;
   HealthCheckResponse response_ ABSL_GUARDED_BY(mu_);
   HealthCheckResponse next_ ABSL_GUARDED_BY(mu_);
@@ -87,7 +100,8 @@ class HealthWatch final : public grpc::ServerWriteReactor<HealthCheckResponse> {
 HealthService::ServingStatus HealthService::StatusOf(const std::string& service) const {
   if (!service.empty() && service != "walfeed.v1.ChangeFeed")
     return HealthCheckResponse::SERVICE_UNKNOWN;
-  return serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
+  return serving_ && source_problem_.empty() ? HealthCheckResponse::SERVING
+                                             : HealthCheckResponse::NOT_SERVING;
 }
 
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
@@ -119,6 +133,23 @@ void HealthService::Shutdown() {
   absl::MutexLock lock(&mu_);
   serving_ = false;
   for (HealthWatch* watch : watches_) watch->SendFinal();
+}
+
+void HealthService::SetSourceProblem(const std::string& problem) {
+  absl::MutexLock lock(&mu_);
+  if (problem.empty() == source_problem_.empty()) {
+    source_problem_ = problem;  // the same status; the sentence may have changed
+    return;
+  }
+  source_problem_ = problem;
+  if (problem.empty()) {
+    spdlog::info("event=health_serving reason=\"the source makes progress again\"");
+  } else {
+    CountEvent("health_not_serving");
+    spdlog::error("event=health_not_serving reason=\"{}\"", EscapeForLog(problem));
+  }
+  if (!serving_) return;  // shutdown already said NOT_SERVING
+  for (HealthWatch* watch : watches_) watch->SendUpdate(StatusOf(""));
 }
 
 void HealthService::Forget(HealthWatch* watch) {

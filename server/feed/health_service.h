@@ -1,10 +1,12 @@
 // HealthService: the standard grpc.health.v1.Health service for walfeed.
 //
-// Check answers SERVING for "" (the server) and "walfeed.v1.ChangeFeed" while walfeed runs,
-// NOT_SERVING once shutdown began, and NOT_FOUND for any other service name. Watch sends the
-// current status at once and again when it changes; at shutdown every watch gets NOT_SERVING
-// and ends. Health calls need no authentication. Implemented with the C++ protobuf runtime
-// (not gRPC's built-in health service) so server reflection can describe it. Thread-safe.
+// Check answers SERVING for "" (the server) and "walfeed.v1.ChangeFeed" while walfeed runs and
+// its source makes progress, NOT_SERVING while the source has a problem (SetSourceProblem: it
+// has been failing for longer than its grace period) and once shutdown began, and NOT_FOUND for
+// any other service name. Watch sends the current status at once and again when it changes; at
+// shutdown every watch gets NOT_SERVING and ends. Health calls need no authentication. Implemented
+// with the C++ protobuf runtime (not gRPC's built-in health service) so server reflection can
+// describe it. Thread-safe.
 #ifndef WALFEED_SERVER_FEED_HEALTH_SERVICE_H_
 #define WALFEED_SERVER_FEED_HEALTH_SERVICE_H_
 
@@ -34,6 +36,10 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   // Every watch hears NOT_SERVING and ends; later checks answer NOT_SERVING.
   void Shutdown();
 
+  // Why the source cannot make progress, "" when it can: NOT_SERVING while it is set. Logs and
+  // tells every watch when the status changes.
+  void SetSourceProblem(const std::string& problem);
+
   // Used by HealthWatch.
   void Forget(HealthWatch* watch);
 
@@ -42,6 +48,7 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
 
   mutable absl::Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = true;
+  std::string source_problem_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<HealthWatch*> watches_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -95,6 +95,16 @@ void Source::RaiseServerWalEnd(uint64_t lsn) {
 void Source::SetState(const std::string& state) {
   absl::MutexLock lock(&mu_);
   status_.state = state;
+  if (state == "streaming" || state == "snapshotting") {
+    status_.failing_since = absl::InfiniteFuture();
+    status_.last_error.clear();
+  }
+}
+
+void Source::NoteFailure(const absl::Status& error) {
+  absl::MutexLock lock(&mu_);
+  status_.last_error = std::string(error.message());
+  if (status_.failing_since == absl::InfiniteFuture()) status_.failing_since = absl::Now();
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
@@ -214,8 +224,8 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   {
     absl::MutexLock lock(&mu_);
     status_.snapshot_state = "running";
-    status_.state = "snapshotting";
   }
+  SetState("snapshotting");
   absl::StatusOr<ExportedSnapshot> exported;
   {
     SlotCreationWatch watch(options_.conninfo, options_.slot);
@@ -391,6 +401,7 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
         conn = std::move(*fresh);
       } else {
         CountEvent("source_reconnect_failed");
+        NoteFailure(fresh.status());
         spdlog::warn("event=source_reconnect_failed error=\"{}\" retry_in={}",
                      EscapeForLog(fresh.status().message()), absl::FormatDuration(backoff));
       }
@@ -418,6 +429,7 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
       }
       if (absl::Now() - session_start > absl::Minutes(1)) backoff = options_.reconnect_min;
       CountEvent("source_disconnected");
+      if (!ended.ok()) NoteFailure(ended);
       spdlog::warn("event=source_disconnected error=\"{}\" retry_in={}",
                    EscapeForLog(ended.message()), absl::FormatDuration(backoff));
     }

@@ -100,7 +100,10 @@ class Source {
   // moved or `force`, otherwise on the status interval.
   absl::Status ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
                               Session& session, bool force);
+  // "streaming" and "snapshotting" are progress: they end a failure (see NoteFailure).
   void SetState(const std::string& state);
+  // The source could not go on: keeps `error` and, unless already failing, the time.
+  void NoteFailure(const absl::Status& error);
   void RaiseServerWalEnd(uint64_t lsn);
 
   const SourceOptions options_;

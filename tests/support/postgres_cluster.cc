@@ -90,8 +90,17 @@ absl::StatusOr<std::string> PostgresCluster::CreateDatabase(const std::string& p
 }
 
 absl::Status PostgresCluster::Restart() {
+  if (absl::Status stopped = StopServer(); !stopped.ok()) return stopped;
+  return StartServer();
+}
+
+absl::Status PostgresCluster::StopServer() {
   RunResult stopped = RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
   if (stopped.exit_code != 0) return absl::InternalError(stopped.output);
+  return absl::OkStatus();
+}
+
+absl::Status PostgresCluster::StartServer() {
   RunResult started = RunCommand({"bash", kScript, "start", dir_}, absl::Seconds(60));
   if (started.exit_code != 0) return absl::InternalError(started.output);
   return absl::OkStatus();

@@ -30,6 +30,9 @@ class PostgresCluster {
   absl::StatusOr<std::string> CreateDatabase(const std::string& prefix);
 
   absl::Status Restart();
+  // Stops the server (fast shutdown: connections are closed) / starts it again on its port.
+  absl::Status StopServer();
+  absl::Status StartServer();
 
  private:
   explicit PostgresCluster(std::string dir) : dir_(std::move(dir)) {}
