@@ -15,6 +15,12 @@
 namespace walfeed::testing {
 namespace {
 
+std::vector<int64_t> Range(int from, int to) {
+  std::vector<int64_t> ids;
+  for (int i = from; i <= to; ++i) ids.push_back(i);
+  return ids;
+}
+
 class ClientLibrary : public WalfeedTest {
  protected:
   // (Re)starts walfeed on `port`, so that a subscriber's address stays valid.
@@ -48,6 +54,21 @@ class ClientLibrary : public WalfeedTest {
     });
   }
 
+  // Starts walfeed on table t holding rows 1..`rows`, reads them all with a subscriber saving
+  // to `store`, and returns the log id that subscriber kept.
+  std::string ReadRowsIntoStore(int rows, CursorStore* store) {
+    Sql("CREATE TABLE t (id int PRIMARY KEY)");
+    StartWalfeed();
+    Insert(1, rows);
+    Sql(MarkerSql("read-rows"));
+    Subscriber subscriber(Subscribing(store));
+    Collected read;
+    Collect(subscriber, "read-rows", &read).join();
+    EXPECT_TRUE(read.ended.ok()) << read.ended;
+    EXPECT_EQ(read.ids, Range(1, rows));
+    return subscriber.log_id();
+  }
+
   SubscriberOptions Subscribing(CursorStore* store) {
     SubscriberOptions options;
     options.server = walfeed_->address();
@@ -61,12 +82,6 @@ class ClientLibrary : public WalfeedTest {
     Sql(absl::StrCat("INSERT INTO t SELECT g FROM generate_series(", from, ", ", to, ") g"));
   }
 };
-
-std::vector<int64_t> Range(int from, int to) {
-  std::vector<int64_t> ids;
-  for (int i = from; i <= to; ++i) ids.push_back(i);
-  return ids;
-}
 
 TEST_F(ClientLibrary, ResumesAcrossAWalfeedCrashAndFromItsCursorFile) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
@@ -128,19 +143,10 @@ TEST_F(ClientLibrary, ErrorsRetryingCannotMendEndRunWithWalfeedsStatus) {
 // snapshot's rows and never report the deletes. It must be refused, and a re-read from
 // from_lsn=0 must then give exactly the table.
 TEST_F(ClientLibrary, ACursorOfARebuiltDataDirectoryIsRefusedNotMisread) {
-  Sql("CREATE TABLE t (id int PRIMARY KEY)");
-  StartWalfeed();
-  const int port = walfeed_->options().port;
   FileCursorStore store(dir_ + "/app.cursor");
-  Insert(1, 20);
-  Sql(MarkerSql("end-1"));
-  Subscriber first(Subscribing(&store));
-  Collected read;
-  Collect(first, "end-1", &read).join();
-  ASSERT_TRUE(read.ended.ok()) << read.ended;
-  ASSERT_EQ(read.ids, Range(1, 20));
-  const std::string old_log_id = first.log_id();
+  const std::string old_log_id = ReadRowsIntoStore(20, &store);
   ASSERT_FALSE(old_log_id.empty());
+  const int port = walfeed_->options().port;
 
   walfeed_.reset();
   RemoveTree(dir_ + "/data");
@@ -174,15 +180,8 @@ TEST_F(ClientLibrary, ACursorOfARebuiltDataDirectoryIsRefusedNotMisread) {
 
 // The same cursor file pointed at another database's walfeed.
 TEST_F(ClientLibrary, ACursorOfAnotherDatabasesFeedIsRefused) {
-  Sql("CREATE TABLE t (id int PRIMARY KEY)");
-  StartWalfeed();
   FileCursorStore store(dir_ + "/app.cursor");
-  Insert(1, 5);
-  Sql(MarkerSql("end-1"));
-  Subscriber first(Subscribing(&store));
-  Collected read;
-  Collect(first, "end-1", &read).join();
-  ASSERT_TRUE(read.ended.ok()) << read.ended;
+  ASSERT_FALSE(ReadRowsIntoStore(5, &store).empty());
 
   absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("t_other_feed");
   ASSERT_TRUE(other_db.ok()) << other_db.status();
