@@ -101,9 +101,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool merged_key =
       moved.key_kind() == Change::PRIMARY_KEY || moved.key_kind() == Change::UNIQUE_INDEX;
   bool short_values_only = true;
+  // A merged row's identity stays in the change: its key columns and their old values in
+  // `before` (same name and raw name) are never moved.
+  const auto holds_merged_key = [&](const auto* part, const Column& column) {
+    if (!merged_key) return false;
+    if (part == &moved.key()) return true;
+    if (part != &moved.before()) return false;
+    for (const Column& key : moved.key()) {
+      if (key.name() == column.name() && key.raw_name() == column.raw_name()) return true;
+    }
+    return false;
+  };
   for (const auto* part : {&moved.key(), &moved.before(), &moved.after()}) {
     for (const Column& column : *part) {
-      if (part == &moved.key() && merged_key) continue;
+      if (holds_merged_key(part, column)) continue;
       const std::string* value = walfeed::MovableValue(column);
       if (value == nullptr) continue;
       // (Below 64 bytes a value is not worth a reference, whatever the limit.)
