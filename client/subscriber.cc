@@ -1,15 +1,7 @@
 #include "client/subscriber.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "client/large_values.h"
 
@@ -95,19 +87,19 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
     const grpc::Status status = StreamOnce(on_change, on_progress, &handler_error, &delivered);
     if (!handler_error.ok()) return handler_error;
     if (stopping_.load() || status.ok()) return absl::OkStatus();
-    if (!Retryable(status.error_code())) return FromGrpcStatus(status);
+    const absl::Status error = FromGrpcStatus(status);
+    if (!Retryable(status.error_code())) return error;
     const bool transport = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
                            status.error_code() == grpc::StatusCode::CANCELLED ||
                            status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     stuck_failures = delivered || transport ? 0 : stuck_failures + 1;
     if (stuck_failures >= kMaxStuckFailures) {
-      return absl::Status(
-          FromGrpcStatus(status).code(),
-          absl::StrCat(status.error_message(), " (", stuck_failures, " times in a row at cursor '",
-                       cursor(), "' with no change delivered; not retrying)"));
+      return absl::Status(error.code(), absl::StrCat(status.error_message(), " (", stuck_failures,
+                                                     " times in a row at cursor '", cursor(),
+                                                     "' with no change delivered; not retrying)"));
     }
     if (delivered) backoff = options_.min_backoff;
-    if (on_retry) on_retry(FromGrpcStatus(status), backoff);
+    if (on_retry) on_retry(error, backoff);
     if (stopped_.WaitForNotificationWithTimeout(backoff)) return absl::OkStatus();
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
