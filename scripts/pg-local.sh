@@ -6,11 +6,16 @@
 #   scripts/pg-local.sh start DIR [PORT]   initdb DIR if new, start it, print its conninfo
 #   scripts/pg-local.sh stop DIR           stop the cluster in DIR (fast shutdown)
 #   scripts/pg-local.sh conninfo DIR       print the conninfo of the cluster in DIR
+#   scripts/pg-local.sh standby DIR PRIMARY_DIR
+#                                          make DIR a streaming physical standby of the cluster
+#                                          in PRIMARY_DIR (pg_basebackup), start it, print its
+#                                          conninfo
+#   scripts/pg-local.sh promote DIR        promote the standby in DIR to a primary
 # WALFEED_PG_CONF, when set on the first start, is appended to postgresql.conf (tests use it to
 # make a misconfigured server, e.g. "wal_level = replica").
 set -euo pipefail
 
-usage() { echo "usage: $0 start DIR [PORT] | stop DIR | conninfo DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start DIR [PORT] | stop DIR | conninfo DIR | standby DIR PRIMARY_DIR | promote DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 action="$1"
 dir="$(mkdir -p "$2" && cd "$2" && pwd)"
@@ -66,6 +71,23 @@ CONF
     ;;
   conninfo)
     conninfo
+    ;;
+  standby)
+    [ $# -ge 3 ] || usage
+    primary="$(cd "$3" && pwd)"
+    port="$(free_port)"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
+    as_owner "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$(cat "$primary/port")" -U postgres \
+      -D "$dir/data" -R -X stream --checkpoint=fast >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    sed -i -e "s/^port = .*/port = $port/" \
+      -e "s|^unix_socket_directories = .*|unix_socket_directories = '$dir'|" "$dir/data/postgresql.conf"
+    echo "$port" >"$dir/port"
+    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+      || { tail -n 20 "$dir/server.log" >&2; exit 1; }
+    conninfo
+    ;;
+  promote)
+    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
     ;;
   *) usage ;;
 esac

@@ -133,6 +133,22 @@ const std::vector<Setting>& Settings() {
          }
          return absl::OkStatus();
        }},
+      {"on-slot-lost", "WALFEED_ON_SLOT_LOST", "resync",
+       "when the log holds changes but the replication slot is gone or invalidated (a failover, a "
+       "DROP, max_slot_wal_keep_size): resync creates a new slot and appends only the differences "
+       "between the log and PostgreSQL's rows, so every consumer keeps its cursor; fail refuses "
+       "to go on",
+       [](const std::string& v, Config& c) {
+         if (v == "resync") {
+           c.source.on_slot_lost = OnSlotLost::kResync;
+         } else if (v == "fail") {
+           c.source.on_slot_lost = OnSlotLost::kFail;
+         } else {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--on-slot-lost='", v, "' must be resync or fail"));
+         }
+         return absl::OkStatus();
+       }},
       {"tables", "WALFEED_TABLES", "(all published tables)",
        "comma-separated 'schema.table' names or globs (* and ?) of the tables to capture",
        [](const std::string& v, Config& c) {

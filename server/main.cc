@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
                walfeed::FormatCursor((*log)->Head()), walfeed::FormatLsn((*log)->ResumeLsn()),
                (*log)->LogId());
 
-  walfeed::Source source(config->source, log->get());
+  walfeed::Source source(config->source, log->get(), log->get());
   walfeed::Compactor compactor(log->get(), config->compaction, config->compaction_interval);
   absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
       config->feed, log->get(), &compactor, [&source] { return source.status(); });

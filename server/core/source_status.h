@@ -4,10 +4,12 @@
 #define WALFEED_SERVER_CORE_SOURCE_STATUS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
 
@@ -18,7 +20,7 @@ struct SourceStatus {
   std::string publication;
   // Published tables as "schema.table", sorted.
   std::vector<std::string> tables;
-  // "starting", "snapshotting", "streaming", "reconnecting" or "stopped".
+  // "starting", "snapshotting", "resyncing", "streaming", "reconnecting" or "stopped".
   std::string state = "starting";
   // The LSN most recently confirmed to PostgreSQL as flushed.
   uint64_t confirmed_flush_lsn = 0;
@@ -36,6 +38,8 @@ struct SourceStatus {
   // "" while it streams or snapshots.
   absl::Time failing_since = absl::InfiniteFuture();
   std::string last_error;
+  // The log's newest resynchronisation, also from before a restart.
+  std::optional<v1::Resynchronisation> last_resync;
 };
 
 }  // namespace walfeed

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -37,8 +39,11 @@ class TransactionSink {
   // head, without a sync; readers do not see them. CommitStaged() makes everything up to `last`
   // visible and durable together with `resume_lsn`; DiscardStaged() drops whatever is staged
   // (also done when the sink reopens), so a crash never leaves a partial stage visible.
+  // `metadata` (see Metadata()) is written in the same atomic write as the commit.
+  using MetadataUpdates = std::vector<std::pair<std::string, std::string>>;
   virtual absl::Status StageChanges(absl::Span<const v1::Change> changes) = 0;
-  virtual absl::Status CommitStaged(const Position& last, uint64_t resume_lsn) = 0;
+  virtual absl::Status CommitStaged(const Position& last, uint64_t resume_lsn,
+                                    const MetadataUpdates& metadata) = 0;
   virtual absl::Status DiscardStaged() = 0;
 
   // Small durable facts the source keeps beside its changes ("" when `key` was never set):

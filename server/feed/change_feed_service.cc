@@ -108,6 +108,7 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   info.set_snapshot_tables_total(source.snapshot_tables_total);
   info.set_snapshot_tables_copied(source.snapshot_tables_copied);
   info.set_snapshot_rows_copied(source.snapshot_rows_copied);
+  if (source.last_resync.has_value()) *info.mutable_last_resync() = *source.last_resync;
   info.set_subscribers(hub_->subscribers());
   const ChangeLogStats stats = log_->Stats();
   info.set_changes_appended(stats.changes_appended);

@@ -501,7 +501,8 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
   return impl_->Write(batch, /*sync=*/false, "cannot stage changes");
 }
 
-absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn) {
+absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn,
+                                     const MetadataUpdates& metadata) {
   absl::MutexLock append_lock(&impl_->append_mu);
   const Position head = Head();
   if (last < head) {
@@ -511,6 +512,11 @@ absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn) 
   }
   rocksdb::WriteBatch batch;
   if (absl::Status s = impl_->PutHead(batch, last, resume_lsn); !s.ok()) return s;
+  for (const auto& [key, value] : metadata) {
+    rocksdb::Status put =
+        batch.Put(impl_->meta, absl::StrCat(kMetadataPrefix, key), ToSlice(value));
+    if (!put.ok()) return FromRocks(put, "cannot record metadata with staged changes");
+  }
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
     return s;
   impl_->Publish(last, resume_lsn, 0, 0, std::nullopt);

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "server/core/logged_rows.h"
 #include "server/core/position.h"
 #include "server/core/transaction_sink.h"
 #include "server/core/value_ref.h"
@@ -61,7 +62,7 @@ struct ChangeLogStats {
   absl::Time newest_append_time = absl::InfinitePast();
 };
 
-class ChangeLog : public TransactionSink {
+class ChangeLog : public TransactionSink, public LoggedRows {
  public:
   using HeadListener = std::function<void(const Position& head)>;
 
@@ -78,10 +79,21 @@ class ChangeLog : public TransactionSink {
   // Newest committed position; zero when the log is empty.
   Position Head() const override;
   absl::Status StageChanges(absl::Span<const v1::Change> changes) override;
-  absl::Status CommitStaged(const Position& last, uint64_t resume_lsn) override;
+  absl::Status CommitStaged(const Position& last, uint64_t resume_lsn,
+                            const MetadataUpdates& metadata) override;
   absl::Status DiscardStaged() override;
   std::string Metadata(absl::string_view key) const override;
   absl::Status SetMetadata(absl::string_view key, absl::string_view value) override;
+
+  // LoggedRows (logged_rows.cc).
+  absl::Status CatchUpRows() override;
+  absl::StatusOr<bool> RowsFollowedByKey(const v1::Change& table) const override;
+  absl::StatusOr<std::optional<v1::Change>> LiveRow(const v1::Change& row) const override;
+  absl::StatusOr<bool> LargeValueEquals(const v1::LargeValue& large,
+                                        const v1::Column& column) const override;
+  absl::Status NoteSeenRow(const v1::Change& row) override;
+  absl::Status VisitUnseenLiveRows(const v1::Change& table, const RowVisitor& visit) const override;
+  absl::Status ForgetSeenRows() override;
 
   // Appends to `out` the committed records whose position is >= `start`, in order, stopping
   // after `max_records` records or before the record that would take the change data read past

@@ -44,6 +44,8 @@ inline constexpr char kIndexedUpToKey[] = "compaction/indexed_up_to";
 inline constexpr char kIndexFormatKey[] = "compaction/index_format";
 inline constexpr char kIndexFormat[] = "2";
 inline constexpr char kPurgePointKey[] = "compaction/purge_point";
+// The rows a resynchronisation found in the source (LoggedRows::NoteSeenRow), by row key.
+inline constexpr char kSeenRowPrefix[] = "resync/seen/";
 inline constexpr char kLastCompactionKey[] = "compaction/last";
 
 inline absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
@@ -95,6 +97,11 @@ struct ChangeLog::Impl {
   ChangeLogStats stats ABSL_GUARDED_BY(mu);
   std::optional<v1::CompactionResult> last_compaction ABSL_GUARDED_BY(mu);
   std::vector<HeadListener> listeners ABSL_GUARDED_BY(mu);
+  // Seen rows not yet written (logged_rows.cc).
+  absl::Mutex seen_mu;
+  rocksdb::WriteBatch seen_rows ABSL_GUARDED_BY(seen_mu);
+  // Writes `seen_rows` (not synced: a crash forgets them with the resynchronisation).
+  absl::Status FlushSeenRows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(seen_mu);
 
   ~Impl() {
     handles.clear();  // column family handles must go before the DB

@@ -209,6 +209,14 @@ std::string TableKeyOfRow(absl::string_view row_key) {
   return key;
 }
 
+std::string TableKeyOf(const v1::Change& change) { return TableKey(change); }
+
+std::string RowKeyPrefix(const v1::Change& change) {
+  std::string prefix(1, kRowTag);
+  AppendTableIdentity(change, &prefix);
+  return prefix;
+}
+
 std::string RedescribedMarkerKey(absl::string_view table_key) {
   if (table_key.empty()) return std::string();
   std::string key(table_key);

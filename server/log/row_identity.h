@@ -65,6 +65,10 @@ std::string UnmergedMarkerKey(absl::string_view table_key);
 // table's images older than that are not used to fill in left-out values either.
 std::string RedescribedMarkerKey(absl::string_view table_key);
 
+// The table key of `change`'s table, and the prefix every row key of that table starts with.
+std::string TableKeyOf(const v1::Change& change);
+std::string RowKeyPrefix(const v1::Change& change);
+
 // Whether `key` (from the index) is a row key rather than a table key.
 bool IsRowKey(absl::string_view key);
 

@@ -19,6 +19,9 @@
 
 namespace walfeed {
 
+// The metadata key (TransactionSink::Metadata) the list is stored under.
+inline constexpr char kCapturedTablesKey[] = "snapshot/captured_tables";
+
 class CapturedTables {
  public:
   // Reads a stored list; `published` resolves an older list's dotted names. Fails on a list that

@@ -67,13 +67,13 @@ absl::Status EnsurePublication(PgConnection& conn, const std::string& publicatio
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot) {
+absl::StatusOr<SlotState> CheckSlot(PgConnection& conn, const std::string& slot) {
   absl::StatusOr<QueryRows> found = conn.Query(
-      absl::StrCat("SELECT plugin, slot_type, database, active, coalesce(active_pid::text, '') "
-                   "FROM pg_replication_slots WHERE slot_name = ",
+      absl::StrCat("SELECT plugin, slot_type, database, active, coalesce(active_pid::text, ''), "
+                   "coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = ",
                    conn.QuoteLiteral(slot)));
   if (!found.ok()) return found.status();
-  if (found->rows.empty()) return false;
+  if (found->rows.empty()) return SlotState::kMissing;
   const std::vector<std::string>& row = found->rows[0];
   if (row[1] != "logical" || row[0] != "pgoutput") {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -90,7 +90,34 @@ absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot) {
         absl::StrCat("replication slot '", slot, "' is in use by another process (pid ", row[4],
                      "): stop that consumer or pass another --slot name"));
   }
-  return true;
+  return row[5] == "lost" ? SlotState::kInvalidated : SlotState::kReady;
+}
+
+absl::StatusOr<uint64_t> CurrentWalInsertLsn(PgConnection& conn) {
+  absl::StatusOr<QueryRows> result = conn.Query("SELECT pg_current_wal_insert_lsn()");
+  if (!result.ok()) return result.status();
+  if (result->rows.size() != 1) {
+    return absl::InternalError("pg_current_wal_insert_lsn() returned an unexpected result");
+  }
+  return ParseLsn(result->rows[0][0]);
+}
+
+absl::StatusOr<uint64_t> AdvanceWalTo(PgConnection& conn, uint64_t lsn) {
+  constexpr uint64_t kMessageBytes = 1 << 20;
+  uint64_t written = 0;
+  for (;;) {
+    absl::StatusOr<uint64_t> current = CurrentWalInsertLsn(conn);
+    if (!current.ok()) return current.status();
+    if (*current >= lsn) return written;
+    const uint64_t bytes = std::min(lsn - *current, kMessageBytes);
+    absl::Status emitted =
+        conn.Query(absl::StrCat("SELECT pg_logical_emit_message(false, 'walfeed.wal_advance', "
+                                "repeat(' ', ",
+                                bytes, "))"))
+            .status();
+    if (!emitted.ok()) return emitted;
+    written += bytes;
+  }
 }
 
 absl::StatusOr<uint64_t> SlotConfirmedFlushLsn(PgConnection& conn, const std::string& slot) {
@@ -124,9 +151,9 @@ absl::StatusOr<QueryRows> CreateSlotCommand(PgConnection& conn, const std::strin
 }  // namespace
 
 absl::Status EnsureSlot(PgConnection& conn, const std::string& slot) {
-  absl::StatusOr<bool> exists = CheckSlot(conn, slot);
-  if (!exists.ok()) return exists.status();
-  if (*exists) return absl::OkStatus();
+  absl::StatusOr<SlotState> state = CheckSlot(conn, slot);
+  if (!state.ok()) return state.status();
+  if (*state != SlotState::kMissing) return absl::OkStatus();
   return CreateSlotCommand(conn, slot, "nothing").status();
 }
 

@@ -35,9 +35,27 @@ absl::Status CheckWalLevel(PgConnection& conn);
 absl::Status EnsurePublication(PgConnection& conn, const std::string& publication,
                                bool create_if_missing);
 
-// True when the slot exists and walfeed can use it, false when it does not exist; fails when it
-// exists with another plugin, on another database, or is in use by another process.
-absl::StatusOr<bool> CheckSlot(PgConnection& conn, const std::string& slot);
+// Whether the slot exists, and whether PostgreSQL still keeps the WAL it needs.
+enum class SlotState {
+  kMissing,
+  kReady,
+  // wal_status 'lost': PostgreSQL removed WAL the slot needed (max_slot_wal_keep_size); it can
+  // never stream again.
+  kInvalidated,
+};
+
+// Fails when the slot exists with another plugin, on another database, or is in use by another
+// process.
+absl::StatusOr<SlotState> CheckSlot(PgConnection& conn, const std::string& slot);
+
+// The server's current WAL insert position.
+absl::StatusOr<uint64_t> CurrentWalInsertLsn(PgConnection& conn);
+
+// Writes WAL (non-transactional logical messages with prefix "walfeed.wal_advance") until the
+// server's insert position is at least `lsn`; returns how many bytes it wrote. A promoted standby
+// continues the WAL from where it had replayed, which may be behind what the old primary had
+// already streamed: a new slot must start past that.
+absl::StatusOr<uint64_t> AdvanceWalTo(PgConnection& conn, uint64_t lsn);
 
 // The slot's confirmed_flush_lsn (0 when it has none yet).
 absl::StatusOr<uint64_t> SlotConfirmedFlushLsn(PgConnection& conn, const std::string& slot);

@@ -1,7 +1,6 @@
 #include "server/source/snapshot_copier.h"
 
 #include <algorithm>
-#include <limits>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -23,35 +22,27 @@ constexpr int kRowsPerFetch = 2000;
 
 }  // namespace
 
-SnapshotCopier::SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                               const TableFilter* filter, std::string publication, Position first,
+SnapshotCopier::SnapshotCopier(PgConnection* conn, const TypeCatalog* types,
+                               const TableFilter* filter, std::string publication,
                                const absl::Notification* stop,
                                std::function<void(const SnapshotProgress&)> on_progress)
     : conn_(conn),
-      sink_(sink),
       types_(types),
       filter_(filter),
       publication_(std::move(publication)),
-      first_(first),
       stop_(stop),
-      on_progress_(std::move(on_progress)),
-      lsn_text_(FormatLsn(first.lsn)),
-      next_seq_(first.seq) {
-  SetPgTimestamp(PgNowMicros(), &read_time_);
-}
+      on_progress_(std::move(on_progress)) {}
 
-absl::StatusOr<Position> SnapshotCopier::CopyTables(
-    const std::vector<std::pair<std::string, std::string>>& tables) {
+absl::Status SnapshotCopier::CopyTables(
+    const std::vector<std::pair<std::string, std::string>>& tables, CopiedRowHandler* handler) {
   progress_.tables_total = static_cast<uint32_t>(tables.size());
   on_progress_(progress_);
   for (const auto& [schema, table] : tables) {
-    if (absl::Status copied = CopyTable(schema, table); !copied.ok()) return copied;
+    if (absl::Status copied = CopyTable(schema, table, handler); !copied.ok()) return copied;
     ++progress_.tables_copied;
     on_progress_(progress_);
   }
-  if (absl::Status staged = StagePending(/*final=*/true); !staged.ok()) return staged;
-  if (next_seq_ == first_.seq) return Position{};
-  return Position{first_.lsn, next_seq_ - 1};
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::string& schema,
@@ -118,9 +109,16 @@ absl::StatusOr<SnapshotCopier::TableShape> SnapshotCopier::ShapeOf(const std::st
   return shape;
 }
 
-absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::string& table) {
+absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::string& table,
+                                       CopiedRowHandler* handler) {
   absl::StatusOr<TableShape> shape = ShapeOf(schema, table);
   if (!shape.ok()) return shape.status();
+  v1::Change described;
+  SetName(schema, described.mutable_schema(), described.mutable_raw_schema());
+  SetName(table, described.mutable_table(), described.mutable_raw_table());
+  described.set_key_kind(shape->key_kind);
+  described.set_relation_id(shape->relation_id);
+  if (absl::Status s = handler->BeginTable(described); !s.ok()) return s;
   const std::string qualified =
       absl::StrCat(conn_->QuoteIdentifier(schema), ".", conn_->QuoteIdentifier(table));
   std::vector<std::string> quoted;
@@ -140,21 +138,8 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
     if (!batch.ok()) return batch.status();
     if (batch->rows.empty()) break;
     for (size_t r = 0; r < batch->rows.size(); ++r) {
-      if (next_seq_ == std::numeric_limits<uint32_t>::max()) {
-        return absl::ResourceExhaustedError("the snapshot has more than 4,294,967,295 rows");
-      }
-      v1::Change& change = pending_.emplace_back();
-      change.set_lsn(first_.lsn);
-      change.set_seq(next_seq_);
-      change.set_cursor(absl::StrCat(lsn_text_, ":", next_seq_));
-      change.set_lsn_text(lsn_text_);
+      v1::Change change = described;
       change.set_op(v1::Change::READ);
-      SetName(schema, change.mutable_schema(), change.mutable_raw_schema());
-      SetName(table, change.mutable_table(), change.mutable_raw_table());
-      *change.mutable_commit_time() = read_time_;
-      change.set_key_kind(shape->key_kind);
-      change.set_relation_id(shape->relation_id);
-      ++next_seq_;
       for (size_t c = 0; c < batch->column_names.size(); ++c) {
         pgoutput::TupleColumn value;
         value.kind = batch->nulls[r][c] ? pgoutput::TupleColumn::Kind::kNull
@@ -170,35 +155,19 @@ absl::Status SnapshotCopier::CopyTable(const std::string& schema, const std::str
         SetColumnValue(types_->BaseOf(oid), std::move(value), column);
         if (c < shape->is_key.size() && shape->is_key[c]) *change.add_key() = *column;
       }
+      if (absl::Status s = handler->Row(std::move(change)); !s.ok()) return s;
     }
     table_rows += batch->rows.size();
     progress_.rows_copied += batch->rows.size();
-    if (absl::Status staged = StagePending(/*final=*/false); !staged.ok()) return staged;
     on_progress_(progress_);
   }
   if (absl::Status closed = conn_->Query("CLOSE walfeed_snapshot").status(); !closed.ok()) {
     return closed;
   }
+  if (absl::Status s = handler->EndTable(described); !s.ok()) return s;
   spdlog::info("event=snapshot_table_copied table=\"{}\" rows={} total_rows={}",
                EscapeForLog(FormatTableName(schema, table)), table_rows, progress_.rows_copied);
   return absl::OkStatus();
-}
-
-absl::Status SnapshotCopier::StagePending(bool final) {
-  if (pending_.empty()) return absl::OkStatus();
-  if (final) {
-    pending_.back().set_last_in_transaction(true);
-    absl::Status staged = sink_->StageChanges(pending_);
-    pending_.clear();
-    return staged;
-  }
-  if (pending_.size() < 2) return absl::OkStatus();
-  v1::Change held_back = std::move(pending_.back());
-  pending_.pop_back();
-  absl::Status staged = sink_->StageChanges(pending_);
-  pending_.clear();
-  pending_.push_back(std::move(held_back));
-  return staged;
 }
 
 }  // namespace walfeed

@@ -1,18 +1,13 @@
-// SnapshotCopier: reads the rows that already exist in the published tables, inside a
-// transaction that imported the slot's exported snapshot, and stages them in the sink as READ
-// changes.
+// SnapshotCopier: reads the rows that exist in the published tables, inside a transaction that
+// imported a slot's exported snapshot, and hands them to a CopiedRowHandler: the initial snapshot
+// stages each as a READ change (ReadRowStager), a resynchronisation compares it with the log.
 //
-// Rows are fetched through a cursor a few thousand at a time and staged as they come, so memory
-// stays constant whatever the table size. They take positions `first`, (first.lsn,
-// first.seq + 1), ..., where `first` sorts before every change streamed after the snapshot (see
-// FirstSyntheticPosition for rows read mid-stream); the last row is marked
-// last_in_transaction. Staged rows stay invisible until the caller commits them, so an
-// interrupted copy never looks complete. Columns are the ones pgoutput sends (no dropped or
-// generated columns, none the filter excludes, only the publication's column list) and rows
-// (the publication's row filter; a partitioned table published through its root whole) with
-// the same key columns (primary key, replica identity index, or every column under REPLICA
-// IDENTITY FULL). Not thread-safe; progress is
-// reported through a callback.
+// Rows are fetched through a cursor a few thousand at a time and handed on as they come, so
+// memory stays constant whatever the table size. Columns are the ones pgoutput sends (no dropped
+// or generated columns, none the filter excludes, only the publication's column list) and rows
+// (the publication's row filter; a partitioned table published through its root whole) with the
+// same key columns (primary key, replica identity index, or every column under REPLICA IDENTITY
+// FULL). Not thread-safe; progress is reported through a callback.
 #ifndef WALFEED_SERVER_SOURCE_SNAPSHOT_COPIER_H_
 #define WALFEED_SERVER_SOURCE_SNAPSHOT_COPIER_H_
 
@@ -24,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "server/core/position.h"
-#include "server/core/transaction_sink.h"
+#include "server/source/change_stager.h"
 #include "server/source/pg_connection.h"
 #include "server/source/table_filter.h"
 #include "server/source/type_catalog.h"
@@ -38,18 +33,40 @@ struct SnapshotProgress {
   uint64_t rows_copied = 0;
 };
 
+// What becomes of the rows a copy reads.
+class CopiedRowHandler {
+ public:
+  virtual ~CopiedRowHandler() = default;
+  // Around each table's rows. `table` carries its names, relation_id and key_kind (no op).
+  virtual absl::Status BeginTable(const v1::Change& table) = 0;
+  virtual absl::Status EndTable(const v1::Change& table) = 0;
+  // One row: a READ change with names, relation_id, key_kind, key and after, no position.
+  virtual absl::Status Row(v1::Change row) = 0;
+};
+
+// The initial snapshot's handler: every row is staged as it is.
+class ReadRowStager final : public CopiedRowHandler {
+ public:
+  explicit ReadRowStager(ChangeStager* stager) : stager_(stager) {}
+  absl::Status BeginTable(const v1::Change&) override { return absl::OkStatus(); }
+  absl::Status EndTable(const v1::Change&) override { return absl::OkStatus(); }
+  absl::Status Row(v1::Change row) override { return stager_->Add(std::move(row)); }
+
+ private:
+  ChangeStager* const stager_;
+};
+
 class SnapshotCopier {
  public:
   // `conn` is in the transaction that imported the snapshot. Everything must outlive the copier.
-  SnapshotCopier(PgConnection* conn, TransactionSink* sink, const TypeCatalog* types,
-                 const TableFilter* filter, std::string publication, Position first,
-                 const absl::Notification* stop,
+  SnapshotCopier(PgConnection* conn, const TypeCatalog* types, const TableFilter* filter,
+                 std::string publication, const absl::Notification* stop,
                  std::function<void(const SnapshotProgress&)> on_progress);
 
-  // Copies every table ("schema.table"); returns the position of the last staged row, or a zero
-  // position when the tables are empty. Cancelled when `stop` is notified.
-  absl::StatusOr<Position> CopyTables(
-      const std::vector<std::pair<std::string, std::string>>& tables);
+  // Reads every table (schema, table) into `handler`, in order. Cancelled when `stop` is
+  // notified.
+  absl::Status CopyTables(const std::vector<std::pair<std::string, std::string>>& tables,
+                          CopiedRowHandler* handler);
 
  private:
   struct TableShape {
@@ -64,24 +81,16 @@ class SnapshotCopier {
   };
 
   absl::StatusOr<TableShape> ShapeOf(const std::string& schema, const std::string& table);
-  absl::Status CopyTable(const std::string& schema, const std::string& table);
-  // Stages `pending_` except its last row, which waits to learn whether it ends the snapshot.
-  absl::Status StagePending(bool final);
+  absl::Status CopyTable(const std::string& schema, const std::string& table,
+                         CopiedRowHandler* handler);
 
   PgConnection* const conn_;
-  TransactionSink* const sink_;
   const TypeCatalog* const types_;
   const TableFilter* const filter_;
   const std::string publication_;
-  const Position first_;
   const absl::Notification* const stop_;
   const std::function<void(const SnapshotProgress&)> on_progress_;
-  const std::string lsn_text_;
-  google::protobuf::Timestamp read_time_;
-
   SnapshotProgress progress_;
-  std::vector<v1::Change> pending_;
-  uint32_t next_seq_;
 };
 
 }  // namespace walfeed

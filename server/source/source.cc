@@ -12,11 +12,13 @@
 #include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/core/utf8.h"
+#include "server/source/change_stager.h"
 #include "server/source/durable_appender.h"
 #include "server/source/pg_connection.h"
 #include "server/source/pgoutput_decoder.h"
 #include "server/source/replication_setup.h"
 #include "server/source/replication_stream.h"
+#include "server/source/resync_record.h"
 #include "server/source/slot_creation_watch.h"
 #include "server/source/snapshot_copier.h"
 #include "server/source/transaction_builder.h"
@@ -30,9 +32,6 @@ constexpr char kSnapshotStateKey[] = "snapshot/state";
 // The consistent point of the slot the running snapshot created: proof that a slot found later
 // is that one (its confirmed_flush_lsn stays there until streaming starts).
 constexpr char kSnapshotSlotKey[] = "snapshot/slot_consistent_point";
-// The captured tables whose existing rows are in the log (or need not be: --snapshot=never), in
-// CapturedTables' stored form; a published table missing here is new and gets its rows read.
-constexpr char kCapturedTablesKey[] = "snapshot/captured_tables";
 
 }  // namespace
 
@@ -49,8 +48,8 @@ struct Source::Session {
   absl::Time last_status = absl::Now();
 };
 
-Source::Source(SourceOptions options, TransactionSink* sink)
-    : options_(std::move(options)), sink_(sink) {
+Source::Source(SourceOptions options, TransactionSink* sink, LoggedRows* rows)
+    : options_(std::move(options)), sink_(sink), rows_(rows) {
   absl::MutexLock lock(&mu_);
   status_.slot = options_.slot;
   status_.publication = options_.publication;
@@ -95,7 +94,7 @@ void Source::RaiseServerWalEnd(uint64_t lsn) {
 void Source::SetState(const std::string& state) {
   absl::MutexLock lock(&mu_);
   status_.state = state;
-  if (state == "streaming" || state == "snapshotting") {
+  if (state == "streaming" || state == "snapshotting" || state == "resyncing") {
     status_.failing_since = absl::InfiniteFuture();
     status_.last_error.clear();
   }
@@ -123,12 +122,14 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<bool> slot_exists = CheckSlot(c, options_.slot);
-  if (!slot_exists.ok()) return slot_exists.status();
+  absl::StatusOr<SlotState> slot = CheckSlot(c, options_.slot);
+  if (!slot.ok()) return slot.status();
   absl::StatusOr<bool> snapshot_pending = SnapshotPending();
   if (!snapshot_pending.ok()) return snapshot_pending.status();
   snapshot_pending_ = *snapshot_pending;
-  if (snapshot_pending_ && *slot_exists) {
+  const bool resync_interrupted = ResyncInterrupted(*sink_);
+  resync_reason_.clear();
+  if (snapshot_pending_ && *slot != SlotState::kMissing) {
     // Only the slot of our own interrupted snapshot may be dropped: never another consumer's.
     absl::StatusOr<uint64_t> confirmed = SlotConfirmedFlushLsn(c, options_.slot);
     if (!confirmed.ok()) return confirmed.status();
@@ -145,19 +146,10 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     spdlog::warn("event=snapshot_restart slot={} reason=\"the previous snapshot did not finish\"",
                  options_.slot);
     if (absl::Status s = DropSlot(c, options_.slot); !s.ok()) return s;
-  } else if (!*slot_exists && !snapshot_pending_) {
-    if (!SinkIsEmpty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "replication slot '", options_.slot,
-          "' does not exist, but this data directory holds "
-          "changes up to LSN ",
-          FormatLsn(sink_->ResumeLsn()),
-          ": a new slot would start at the server's current WAL position and every change in "
-          "between would be lost without a trace. Start over with a new --data-dir (the initial "
-          "snapshot then reads the current rows), or, to accept that gap, create the slot "
-          "yourself: SELECT pg_create_logical_replication_slot('",
-          options_.slot, "', 'pgoutput')"));
-    }
+  } else if (!snapshot_pending_ &&
+             (resync_interrupted || (!SinkIsEmpty() && *slot != SlotState::kReady))) {
+    if (absl::Status s = PrepareResync(c, *slot, resync_interrupted); !s.ok()) return s;
+  } else if (*slot == SlotState::kMissing && !snapshot_pending_) {
     SlotCreationWatch watch(options_.conninfo, options_.slot);
     if (absl::Status s = EnsureSlot(c, options_.slot); !s.ok()) return s;
   }
@@ -186,6 +178,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     status_.database = identity->database;
     status_.system_identifier = identity->system_identifier;
     status_.tables = std::move(table_names);
+    status_.last_resync = LastResync(*sink_);
   }
   RaiseServerWalEnd(identity->wal_flush_lsn);
   spdlog::info("event=source_ready {} slot={} publication={} wal_flush_lsn={}", c.Describe(),
@@ -251,8 +244,7 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   for (auto& [schema, table] : *relations) {
     if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
   }
-  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication,
-                        Position{exported->consistent_point - 1, 0}, &stop_,
+  SnapshotCopier copier(reader->get(), &types, &filter_, options_.publication, &stop_,
                         [this](const SnapshotProgress& progress) {
                           absl::MutexLock lock(&mu_);
                           status_.snapshot_tables_total = progress.tables_total;
@@ -261,11 +253,16 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
                         });
   spdlog::info("event=snapshot_started consistent_point={} tables={}",
                FormatLsn(exported->consistent_point), captured.size());
-  absl::StatusOr<Position> last = copier.CopyTables(captured);
-  if (!last.ok()) return last.status();
+  ChangeStager stager(sink_, Position{exported->consistent_point - 1, 0});
+  ReadRowStager read_rows(&stager);
+  if (absl::Status s = copier.CopyTables(captured, &read_rows); !s.ok()) return s;
+  if (absl::Status s = stager.Finish(); !s.ok()) return s;
   if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
-  if (absl::Status s = sink_->CommitStaged(*last, exported->consistent_point); !s.ok()) return s;
-  if (absl::Status s = sink_->SetMetadata(kSnapshotStateKey, "done"); !s.ok()) return s;
+  if (absl::Status s = sink_->CommitStaged(stager.last(), exported->consistent_point,
+                                           {{kSnapshotStateKey, "done"}});
+      !s.ok()) {
+    return s;
+  }
   for (const auto& [schema, table] : captured) captured_tables_.insert(TableName{schema, table});
   if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
   uint64_t rows;
@@ -353,20 +350,23 @@ absl::Status Source::SnapshotAddedTables() {
   SetState("snapshotting");
   spdlog::info("event=added_tables_snapshot_started tables={} snapshot_lsn={} placed_at={}",
                added_tables_.size(), FormatLsn(exported->consistent_point), FormatCursor(*first));
-  SnapshotCopier copier(reader->get(), sink_, &types, &filter_, options_.publication, *first,
-                        &stop_, [](const SnapshotProgress&) {});
-  absl::StatusOr<Position> last = copier.CopyTables(added_tables_);
-  if (!last.ok()) return last.status();
+  SnapshotCopier copier(reader->get(), &types, &filter_, options_.publication, &stop_,
+                        [](const SnapshotProgress&) {});
+  ChangeStager stager(sink_, *first);
+  ReadRowStager read_rows(&stager);
+  if (absl::Status s = copier.CopyTables(added_tables_, &read_rows); !s.ok()) return s;
+  if (absl::Status s = stager.Finish(); !s.ok()) return s;
   if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
-  if (!last->IsZero()) {
-    if (absl::Status s = sink_->CommitStaged(*last, sink_->ResumeLsn()); !s.ok()) return s;
+  if (stager.count() > 0) {
+    if (absl::Status s = sink_->CommitStaged(stager.last(), sink_->ResumeLsn(), {}); !s.ok()) {
+      return s;
+    }
   }
   for (const auto& [schema, table] : added_tables_)
     captured_tables_.insert(TableName{schema, table});
   if (absl::Status s = StoreCapturedTables(); !s.ok()) return s;
   spdlog::info("event=added_tables_snapshot_done tables={} rows={} seconds={:.2f}",
-               added_tables_.size(), last->IsZero() ? 0 : last->seq - first->seq + 1,
-               absl::ToDoubleSeconds(absl::Now() - started));
+               added_tables_.size(), stager.count(), absl::ToDoubleSeconds(absl::Now() - started));
   return absl::OkStatus();
 }
 
@@ -413,11 +413,17 @@ void Source::Run(std::unique_ptr<PgConnection> conn) {
         ended = RunSnapshot(*conn);
         if (ended.ok()) snapshot_pending_ = false;
       }
-      if (!snapshot_pending_ && !added_tables_.empty()) {
+      if (!snapshot_pending_ && !resync_reason_.empty()) {
+        ended = RunResync(*conn);
+        if (ended.ok()) resync_reason_.clear();
+      }
+      if (!snapshot_pending_ && resync_reason_.empty() && !added_tables_.empty()) {
         ended = SnapshotAddedTables();
         if (ended.ok()) added_tables_.clear();
       }
-      if (!snapshot_pending_ && added_tables_.empty()) ended = StreamSession(*conn);
+      if (!snapshot_pending_ && resync_reason_.empty() && added_tables_.empty()) {
+        ended = StreamSession(*conn);
+      }
       conn.reset();
       if (stop_.HasBeenNotified()) break;
       if (table_added_) {

@@ -4,7 +4,9 @@
 // slot when missing, and fails fast with a sentence naming the fix when it cannot. On the first
 // start (empty log) it takes the initial snapshot: the slot is created with an exported snapshot,
 // the existing rows are staged as READ changes and committed before any streamed change; an
-// interrupted snapshot is redone from scratch on the next start. Then a
+// interrupted snapshot is redone from scratch on the next start. When the log holds changes but
+// the slot is gone or invalidated, it resynchronises (source_resync.cc) or, under
+// --on-slot-lost=fail, refuses with the way out. Then a
 // streaming thread decodes pgoutput into whole transactions, appends those that arrive together
 // with one durable Append (group commit), and only after that reports their end LSN to
 // PostgreSQL as flushed. It resumes from the sink's stored resume point and skips anything
@@ -27,11 +29,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/core/logged_rows.h"
 #include "server/core/source_status.h"
 #include "server/core/table_name.h"
 #include "server/core/transaction_sink.h"
 #include "server/source/captured_tables.h"
 #include "server/source/pgoutput_messages.h"
+#include "server/source/replication_setup.h"
 #include "server/source/source_options.h"
 #include "server/source/table_filter.h"
 #include "server/source/type_catalog.h"
@@ -39,15 +43,14 @@
 namespace walfeed {
 
 class DurableAppender;
-struct SystemIdentity;
 class PgConnection;
 class ReplicationStream;
 class TransactionBuilder;
 
 class Source {
  public:
-  // `sink` must outlive the source.
-  Source(SourceOptions options, TransactionSink* sink);
+  // `sink` and `rows` (the same log, read by a resynchronisation) must outlive the source.
+  Source(SourceOptions options, TransactionSink* sink, LoggedRows* rows);
   ~Source();
 
   Source(const Source&) = delete;
@@ -73,6 +76,14 @@ class Source {
   // Creates the slot with an exported snapshot, copies the published tables under it into the
   // sink, and commits them with the slot's consistent point as the resume point.
   absl::Status RunSnapshot(PgConnection& replication);
+  // The log holds changes but the slot is gone or invalidated (`slot`), or a resynchronisation
+  // was interrupted: fails under --on-slot-lost=fail; otherwise drops what is left of the slot
+  // and sets resync_reason_ (source_resync.cc).
+  absl::Status PrepareResync(PgConnection& conn, SlotState slot, bool interrupted);
+  // Creates a new slot with an exported snapshot and appends the differences between the log
+  // and the captured tables under it, committed together with the slot's consistent point as
+  // the resume point (source_resync.cc).
+  absl::Status RunResync(PgConnection& replication);
   void Run(std::unique_ptr<PgConnection> first_connection);
   absl::Status StreamSession(PgConnection& conn);
   absl::Status HandleXLogData(pgoutput::Message message, size_t payload_bytes, int64_t send_time,
@@ -108,12 +119,15 @@ class Source {
 
   const SourceOptions options_;
   TransactionSink* const sink_;
+  LoggedRows* const rows_;
   TableFilter filter_;  // from options_, set in Start()
   std::thread thread_;
   absl::Notification stop_;
   std::atomic<bool> started_{false};
   // Set by ConnectAndPrepare(), which runs before the streaming thread or on it.
   bool snapshot_pending_ = false;
+  // Why the next session starts with a resynchronisation ("" when it does not).
+  std::string resync_reason_;
   // Touched only by the thread that runs the source (ConnectAndPrepare and the stream).
   CapturedTables captured_tables_;
   std::vector<std::pair<std::string, std::string>> added_tables_;

@@ -15,6 +15,14 @@ namespace walfeed {
 // Whether the rows that exist when walfeed first starts are read into the feed.
 enum class SnapshotMode { kInitial, kNever };
 
+// What walfeed does when the log holds changes but the slot is gone or invalidated.
+enum class OnSlotLost {
+  // Refuse to go on, with a sentence naming the way out.
+  kFail,
+  // Create a new slot and append the differences between the log and PostgreSQL's rows.
+  kResync,
+};
+
 struct SourceOptions {
   // libpq conninfo ("host=... dbname=..." or a postgresql:// URI). Never logged.
   std::string conninfo;
@@ -25,6 +33,9 @@ struct SourceOptions {
   // kInitial: on first start (empty log, new slot) deliver the existing rows as READ changes,
   // consistent with the slot, before any streamed change.
   SnapshotMode snapshot = SnapshotMode::kInitial;
+  // kResync: consumers keep their cursors and converge to PostgreSQL's rows; kFail leaves the
+  // feed stale until an operator acts, and the only way on is a new log everyone re-reads.
+  OnSlotLost on_slot_lost = OnSlotLost::kResync;
   // Which published tables reach the log ("schema.table" globs; empty include means all) and
   // which columns never do ("schema.table.column"). See TableFilter.
   std::vector<std::string> include_tables;

@@ -30,20 +30,13 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "server/core/table_name.h"
+#include "tests/integration/feed_state.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/process.h"
 
 namespace walfeed::testing {
 namespace {
-
-std::string Quote(const std::string& identifier) {
-  return absl::StrCat("\"", absl::StrReplaceAll(identifier, {{"\"", "\"\""}}), "\"");
-}
-
-std::string Literal(const std::string& text) {
-  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "''"}}), "'");
-}
 
 uint64_t EnvNumber(const char* name, uint64_t fallback) {
   const char* value = std::getenv(name);
@@ -61,7 +54,9 @@ struct TableModel {
   std::string name;
   std::vector<ColumnModel> columns;  // columns[0] is the key, "id" bigint
   int64_t next_id = 1;
-  std::string Qualified() const { return absl::StrCat(Quote(schema), ".", Quote(name)); }
+  std::string Qualified() const {
+    return absl::StrCat(QuoteIdentifier(schema), ".", QuoteIdentifier(name));
+  }
 };
 
 // Generates one transaction's SQL at a time from a seeded engine, keeping a model of the tables
@@ -180,7 +175,7 @@ class Workload {
     }
     if (type == "boolean") return Uniform(0, 1) ? "true" : "false";
     if (type == "jsonb")
-      return Literal(absl::StrCat("{\"k\": ", Uniform(0, 99), ", \"s\": \"\xc3\xa9\"}"));
+      return QuoteLiteral(absl::StrCat("{\"k\": ", Uniform(0, 99), ", \"s\": \"\xc3\xa9\"}"));
     // text: sometimes large and random enough to be stored out of line (TOAST), now and then
     // several MB (walfeed stores values over 256 KiB out of line too).
     if (Uniform(0, 59) == 0) {
@@ -191,7 +186,7 @@ class Workload {
       return absl::StrCat("(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ",
                           Uniform(100, 4000), "))");
     }
-    return Literal(absl::StrCat("v", Uniform(0, 999), " 'q' \\ \xe2\x82\xac"));
+    return QuoteLiteral(absl::StrCat("v", Uniform(0, 999), " 'q' \\ \xe2\x82\xac"));
   }
 
   std::string RandomType() {
@@ -208,12 +203,12 @@ class Workload {
     for (int i = 0; i < extra; ++i) table.columns.push_back({Name("col"), RandomType()});
     std::vector<std::string> definitions;
     for (const ColumnModel& column : table.columns) {
-      definitions.push_back(absl::StrCat(Quote(column.name), " ", column.type,
+      definitions.push_back(absl::StrCat(QuoteIdentifier(column.name), " ", column.type,
                                          column.name == "id" ? " PRIMARY KEY" : ""));
     }
     std::string sql = "BEGIN; ";
     if (table.schema != "public") {
-      absl::StrAppend(&sql, "CREATE SCHEMA IF NOT EXISTS ", Quote(table.schema), "; ");
+      absl::StrAppend(&sql, "CREATE SCHEMA IF NOT EXISTS ", QuoteIdentifier(table.schema), "; ");
     }
     absl::StrAppend(&sql, "CREATE TABLE ", table.Qualified(), " (",
                     absl::StrJoin(definitions, ", "), "); ");
@@ -239,7 +234,7 @@ class Workload {
       rows.push_back(absl::StrCat("(", absl::StrJoin(values, ", "), ")"));
     }
     std::vector<std::string> names;
-    for (const ColumnModel& column : table.columns) names.push_back(Quote(column.name));
+    for (const ColumnModel& column : table.columns) names.push_back(QuoteIdentifier(column.name));
     return absl::StrCat("INSERT INTO ", table.Qualified(), " (", absl::StrJoin(names, ", "),
                         ") VALUES ", absl::StrJoin(rows, ", "));
   }
@@ -258,8 +253,8 @@ class Workload {
     if (roll < 60 && table.columns.size() > 1) {
       const ColumnModel& column =
           table.columns[Uniform(1, static_cast<int>(table.columns.size()) - 1)];
-      return absl::StrCat("UPDATE ", table.Qualified(), " SET ", Quote(column.name), " = ",
-                          Value(column.type), Where(table));
+      return absl::StrCat("UPDATE ", table.Qualified(), " SET ", QuoteIdentifier(column.name),
+                          " = ", Value(column.type), Where(table));
     }
     if (roll < 65) {
       // A key change: the row moves to a fresh id.
@@ -274,7 +269,7 @@ class Workload {
       for (size_t c = 1; c < table.columns.size(); ++c) values.push_back("NULL");
       const int rows = Uniform(2000, 6000);
       std::vector<std::string> names;
-      for (const ColumnModel& column : table.columns) names.push_back(Quote(column.name));
+      for (const ColumnModel& column : table.columns) names.push_back(QuoteIdentifier(column.name));
       const std::string sql = absl::StrCat(
           "INSERT INTO ", table.Qualified(), " (", absl::StrJoin(names, ", "), ") SELECT ",
           absl::StrJoin(values, ", "), " FROM generate_series(0, ", rows - 1, ") g");
@@ -291,37 +286,40 @@ class Workload {
     if (roll < 85) {
       ColumnModel column{Name("added"), RandomType()};
       table.columns.push_back(column);
-      return absl::StrCat("ALTER TABLE ", table.Qualified(), " ADD COLUMN ", Quote(column.name),
-                          " ", column.type);
+      return absl::StrCat("ALTER TABLE ", table.Qualified(), " ADD COLUMN ",
+                          QuoteIdentifier(column.name), " ", column.type);
     }
     if (roll < 88 && table.columns.size() > 2) {
       const size_t index = Uniform(1, static_cast<int>(table.columns.size()) - 1);
       const std::string name = table.columns[index].name;
       table.columns.erase(table.columns.begin() + index);
-      return absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP COLUMN ", Quote(name));
+      return absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP COLUMN ",
+                          QuoteIdentifier(name));
     }
     if (roll < 89) {
       // Renamed: the feed names it anew from its next change on.
       const std::string old_name = table.Qualified();
       table.name = Name("renamed");
-      return absl::StrCat("ALTER TABLE ", old_name, " RENAME TO ", Quote(table.name));
+      return absl::StrCat("ALTER TABLE ", old_name, " RENAME TO ", QuoteIdentifier(table.name));
     }
     if (roll < 90) {
       // Swapped: a copy takes the table's place under its name, the original is dropped.
       TableModel copy = table;
       copy.name = Name("copy");
-      const std::string sql = absl::StrCat(
-          "CREATE TABLE ", copy.Qualified(), " (LIKE ", table.Qualified(), " INCLUDING ALL); ",
-          "INSERT INTO ", copy.Qualified(), " SELECT * FROM ", table.Qualified(), "; DROP TABLE ",
-          table.Qualified(), "; ALTER TABLE ", copy.Qualified(), " RENAME TO ", Quote(table.name));
+      const std::string sql =
+          absl::StrCat("CREATE TABLE ", copy.Qualified(), " (LIKE ", table.Qualified(),
+                       " INCLUDING ALL); ", "INSERT INTO ", copy.Qualified(), " SELECT * FROM ",
+                       table.Qualified(), "; DROP TABLE ", table.Qualified(), "; ALTER TABLE ",
+                       copy.Qualified(), " RENAME TO ", QuoteIdentifier(table.name));
       return sql;
     }
     if (roll < 92 && table.columns.size() > 1) {
       // Retyped: the table is rewritten; rows keep their text form.
       ColumnModel& column = table.columns[Uniform(1, static_cast<int>(table.columns.size()) - 1)];
       column.type = "text";
-      return absl::StrCat("ALTER TABLE ", table.Qualified(), " ALTER COLUMN ", Quote(column.name),
-                          " TYPE text USING ", Quote(column.name), "::text");
+      return absl::StrCat("ALTER TABLE ", table.Qualified(), " ALTER COLUMN ",
+                          QuoteIdentifier(column.name), " TYPE text USING ",
+                          QuoteIdentifier(column.name), "::text");
     }
     if (roll < 93) {
       // Content too large for one stream message: it travels out of line.
@@ -329,14 +327,14 @@ class Workload {
                           ", 'bulk', repeat('b', ", Uniform(300000, 2000000), "))");
     }
     return absl::StrCat("SELECT pg_logical_emit_message(", Uniform(0, 1) ? "true" : "false",
-                        ", 'diff', ", Literal(absl::StrCat("m", Uniform(0, 9999))), ")");
+                        ", 'diff', ", QuoteLiteral(absl::StrCat("m", Uniform(0, 9999))), ")");
   }
 
   // COMMIT PREPARED cannot share a query string with the transaction it ends.
   std::vector<std::string> TwoPhase() {
     const std::string gid = absl::StrCat("walfeed_diff_", ++names_made_);
-    return {absl::StrCat("BEGIN; ", Statement(), "; PREPARE TRANSACTION ", Literal(gid)),
-            absl::StrCat("COMMIT PREPARED ", Literal(gid))};
+    return {absl::StrCat("BEGIN; ", Statement(), "; PREPARE TRANSACTION ", QuoteLiteral(gid)),
+            absl::StrCat("COMMIT PREPARED ", QuoteLiteral(gid))};
   }
 
   std::mt19937_64 rng_;
@@ -345,70 +343,6 @@ class Workload {
   TableModel pending_table_;
   int names_made_ = 0;
 };
-
-// The text PostgreSQL's ::text gives for a value as walfeed carries it (not walfeedctl's text
-// format, which quotes and escapes for a person).
-std::string TextForm(const v1::Column& column) {
-  switch (column.value_case()) {
-    case v1::Column::kNull:
-      return "<null>";
-    case v1::Column::kInt:
-      return absl::StrCat(column.int_());
-    case v1::Column::kBool:
-      return column.bool_() ? "true" : "false";
-    case v1::Column::kNumeric:
-      return column.numeric();
-    case v1::Column::kBytes:
-      return absl::StrCat("\\x", absl::BytesToHexString(column.bytes()));
-    case v1::Column::kJson:
-      return column.json();
-    case v1::Column::kText:
-      return column.text();
-    case v1::Column::kUnchangedToast:
-      return "<unchanged toast value walfeed did not fill>";
-    default:
-      return absl::StrCat("<", column.type(), " value case ", column.value_case(), ">");
-  }
-}
-
-using Row = std::map<std::string, std::string>;  // column -> text form
-using TableState = std::map<std::string, Row>;   // id -> row
-// By relation (pg_class OID): a table renamed, or swapped in under an old name, is followed by
-// what it is, not by what it is called (rows untouched since a rename keep their relation).
-using State = std::map<uint32_t, TableState>;
-
-void Apply(const v1::Change& change, State* state) {
-  if (change.op() == v1::Change::MESSAGE) return;
-  TableState& table = (*state)[change.relation_id()];
-  if (change.op() == v1::Change::TRUNCATE) {
-    table.clear();
-    return;
-  }
-  const std::string id = TextForm(change.key(0));
-  if (change.op() == v1::Change::DELETE) {
-    table.erase(id);
-    return;
-  }
-  Row row;
-  if (change.op() == v1::Change::UPDATE && change.before_size() > 0) {
-    const std::string old_id = TextForm(change.before(0));
-    if (auto old = table.find(old_id); old != table.end()) {
-      row = old->second;
-      table.erase(old);
-    }
-  } else if (auto it = table.find(id); it != table.end()) {
-    row = it->second;
-  }
-  Row next;
-  for (const v1::Column& column : change.after()) {
-    if (column.value_case() == v1::Column::kUnchangedToast && row.count(column.name())) {
-      next[column.name()] = row[column.name()];
-    } else {
-      next[column.name()] = TextForm(column);
-    }
-  }
-  table[id] = std::move(next);
-}
 
 // Reads one identifier of test_decoding's quote_qualified_identifier output at `*at`.
 std::string ReadIdentifier(const std::string& line, size_t* at) {
@@ -456,47 +390,8 @@ std::vector<std::string> DecodedOrder(const std::vector<std::vector<std::string>
 
 class Differential : public WalfeedTest {
  protected:
-  // The feed applied to an empty state equals SELECT of every table now.
   void ExpectStateMatchesSelect(const std::vector<v1::Change>& feed) {
-    State state;
-    for (const v1::Change& change : feed) Apply(change, &state);
-    const auto tables = Query(
-        "SELECT n.nspname, c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = "
-        "c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', "
-        "'information_schema')");
-    for (const auto& table : tables) {
-      const std::string qualified = absl::StrCat(Quote(table[0]), ".", Quote(table[1]));
-      SCOPED_TRACE(FormatTableName(table[0], table[1]));
-      const auto columns = Query(
-          absl::StrCat("SELECT attname FROM pg_attribute WHERE attrelid = ", Literal(qualified),
-                       "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"));
-      std::vector<std::string> casts;
-      for (const auto& column : columns) casts.push_back(absl::StrCat(Quote(column[0]), "::text"));
-      TableState expected;
-      for (const auto& row :
-           Query(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ", qualified))) {
-        Row values;
-        for (size_t c = 0; c < columns.size(); ++c) values[columns[c][0]] = row[c];
-        expected[values["id"]] = std::move(values);
-      }
-      TableState& actual = state[static_cast<uint32_t>(std::stoul(table[2]))];
-      // A column added later never reached rows no change touched since: it is NULL there.
-      for (auto& [id, row] : actual) {
-        for (const auto& column : columns) row.emplace(column[0], "<null>");
-        for (auto it = row.begin(); it != row.end();) {
-          const bool current = std::any_of(columns.begin(), columns.end(),
-                                           [&](const auto& c) { return c[0] == it->first; });
-          it = current ? std::next(it) : row.erase(it);
-        }
-      }
-      ASSERT_EQ(actual.size(), expected.size()) << "rows";
-      for (const auto& [id, row] : expected) {
-        ASSERT_TRUE(actual.count(id)) << "row id " << id << " is missing from the feed's state";
-        for (const auto& [column, value] : row) {
-          ASSERT_EQ(actual[id][column], value) << "row id " << id << " column " << column;
-        }
-      }
-    }
+    ExpectFeedMatchesSelect(feed, [this](const std::string& sql) { return Query(sql); });
   }
 
   // Runs the workload of `seed` for `budget` while walfeed streams, then checks both oracles.

@@ -94,6 +94,7 @@ TEST_F(Misconfiguration, NamedPublicationThatDoesNotExistIsAClearError) {
   EXPECT_EQ((*changes)[0].table(), "orders");
 }
 
+// Under --on-slot-lost=fail (the default resynchronises: resync_test.cc).
 TEST_F(Misconfiguration, SlotDroppedUnderANonEmptyLogIsRefusedNotSilentlyRecreated) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
@@ -103,9 +104,12 @@ TEST_F(Misconfiguration, SlotDroppedUnderANonEmptyLogIsRefusedNotSilentlyRecreat
   EXPECT_EQ(walfeed_->Terminate(), 0);
   Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
   Sql("INSERT INTO t VALUES (2)");  // would be lost to a new slot
-  RunResult result = RunWalfeed(BaseArgs(SharedPostgres().Conninfo(db_)));
+  std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
+  args.insert(args.end(), {"--on-slot-lost", "fail"});
+  RunResult result = RunWalfeed(args);
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.output, HasSubstr("does not exist, but this data directory holds changes"));
+  EXPECT_THAT(result.output, HasSubstr("does not exist"));
+  EXPECT_THAT(result.output, HasSubstr("this data directory holds changes up to LSN"));
   EXPECT_FALSE(SlotExists(slot_)) << "no slot was created behind the user's back";
 }
 

@@ -80,11 +80,12 @@ TEST_F(SourceHealth, PostgresDownPastTheGracePeriodIsNotServingAndServingAgainOn
   (void)watch->Finish();
 }
 
-// The slot is dropped under a running walfeed (as a failover or an operator would lose it): the
-// source cannot go on, and says so instead of retrying silently.
+// The slot is dropped under a running walfeed (as a failover or an operator would lose it), and
+// --on-slot-lost=fail forbids a resynchronisation: the source cannot go on, and says so instead
+// of retrying silently.
 TEST_F(SourceHealth, ADroppedSlotIsNotServingWithTheReasonInFeedInfo) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
-  StartWalfeed({"--unhealthy-after", "2s"});
+  StartWalfeed({"--unhealthy-after", "2s", "--on-slot-lost", "fail"});
   Sql("INSERT INTO t VALUES (1)");
   ASSERT_TRUE(CommitMarkerAndRead("in").ok());
   // walfeed reconnects at once: end its walsender and drop the slot until the drop wins.
@@ -102,6 +103,7 @@ TEST_F(SourceHealth, ADroppedSlotIsNotServingWithTheReasonInFeedInfo) {
   const v1::FeedInfo info = FeedInfo();
   EXPECT_THAT(info.source_problem(), HasSubstr("no progress for"));
   EXPECT_THAT(info.source_problem(), HasSubstr(slot_));
+  EXPECT_THAT(info.source_problem(), HasSubstr("--on-slot-lost=resync"));
   EXPECT_NE(info.source_state(), "streaming");
 }
 

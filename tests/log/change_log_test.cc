@@ -209,7 +209,7 @@ TEST_F(ChangeLogTest, StagedChangesAreInvisibleUntilCommitted) {
   ASSERT_TRUE(log->StageChanges(Staged(99, 3)).ok());
   EXPECT_TRUE(ReadAll(*log).empty());
   EXPECT_TRUE(log->Head().IsZero());
-  ASSERT_TRUE(log->CommitStaged({99, 2}, 100).ok());
+  ASSERT_TRUE(log->CommitStaged({99, 2}, 100, {}).ok());
   EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{99, 0}, {99, 1}, {99, 2}}));
   EXPECT_EQ(log->Head(), (Position{99, 2}));
   EXPECT_EQ(log->Oldest(), (Position{99, 0}));
@@ -231,7 +231,7 @@ TEST_F(ChangeLogTest, StagedChangesLeftByACrashAreDiscardedOnReopen) {
   EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{50, 0}}));
   // Nothing above the head remains: committing now exposes no stale row.
   ASSERT_TRUE(log->StageChanges(Staged(99, 2)).ok());
-  ASSERT_TRUE(log->CommitStaged({99, 1}, 100).ok());
+  ASSERT_TRUE(log->CommitStaged({99, 1}, 100, {}).ok());
   EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
 
@@ -250,7 +250,7 @@ TEST_F(ChangeLogTest, DiscardStagedDropsOnlyWhatIsAboveTheHead) {
   ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());
   ASSERT_TRUE(log->StageChanges(Staged(99, 4)).ok());
   ASSERT_TRUE(log->DiscardStaged().ok());
-  ASSERT_TRUE(log->CommitStaged({50, 1}, 60).ok());
+  ASSERT_TRUE(log->CommitStaged({50, 1}, 60, {}).ok());
   std::vector<LogRecord> everything;
   ASSERT_TRUE(log->Read({}, 100, 1 << 20, &everything).ok());
   EXPECT_EQ(everything.size(), 2u);

@@ -167,7 +167,7 @@ TEST_F(ToastFillTest, FilledAfterASnapshotLeftTheIndexBehindAndAfterCompaction) 
   read.set_seq(0);
   read.set_last_in_transaction(true);
   ASSERT_TRUE(log_->StageChanges({read}).ok());
-  ASSERT_TRUE(log_->CommitStaged({0x500, 0}, 0x500).ok());
+  ASSERT_TRUE(log_->CommitStaged({0x500, 0}, 0x500, {}).ok());
   EXPECT_FALSE(log_->IndexIsCurrent());
   Append({RowChange(v1::Change::UPDATE, 1, 1, "")});
   EXPECT_EQ(LastDoc().text(), "snapshot image");

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "tests/support/process.h"
@@ -31,12 +32,39 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(
   if (started.exit_code != 0) {
     return absl::InternalError(absl::StrCat("cannot start PostgreSQL: ", started.output));
   }
-  cluster->conninfo_base_ = std::string(absl::StripAsciiWhitespace(started.output));
-  // Keep only the last line: the conninfo.
-  if (const size_t newline = cluster->conninfo_base_.rfind('\n'); newline != std::string::npos) {
-    cluster->conninfo_base_ = cluster->conninfo_base_.substr(newline + 1);
-  }
+  cluster->SetConninfo(started.output);
   return cluster;
+}
+
+void PostgresCluster::SetConninfo(const std::string& output) {
+  conninfo_base_ = std::string(absl::StripAsciiWhitespace(output));
+  if (const size_t newline = conninfo_base_.rfind('\n'); newline != std::string::npos) {
+    conninfo_base_ = conninfo_base_.substr(newline + 1);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::StartStandby() const {
+  const std::string dir = MakeTempDir("walfeed-pg-standby");
+  if (dir.empty()) return absl::InternalError("cannot make a temp dir for the standby");
+  std::unique_ptr<PostgresCluster> standby(new PostgresCluster(dir));
+  RunResult started = RunCommand({"bash", kScript, "standby", dir, dir_}, absl::Seconds(120));
+  if (started.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("cannot start a standby: ", started.output));
+  }
+  standby->SetConninfo(started.output);
+  return standby;
+}
+
+absl::Status PostgresCluster::Promote() {
+  RunResult promoted = RunCommand({"bash", kScript, "promote", dir_}, absl::Seconds(90));
+  if (promoted.exit_code != 0) return absl::InternalError(promoted.output);
+  return absl::OkStatus();
+}
+
+int PostgresCluster::port() const {
+  int port = 0;
+  (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(dir_ + "/port")), &port);
+  return port;
 }
 
 PostgresCluster::~PostgresCluster() {

@@ -34,8 +34,16 @@ class PostgresCluster {
   absl::Status StopServer();
   absl::Status StartServer();
 
+  // A streaming physical standby of this cluster (pg_basebackup on loopback), started; stopped
+  // and removed when the object goes away. Promote() makes it a primary.
+  absl::StatusOr<std::unique_ptr<PostgresCluster>> StartStandby() const;
+  absl::Status Promote();
+  int port() const;
+
  private:
   explicit PostgresCluster(std::string dir) : dir_(std::move(dir)) {}
+  // Keeps the last line of the script's output: the conninfo.
+  void SetConninfo(const std::string& output);
   std::string dir_;
   std::string conninfo_base_;
   int databases_made_ = 0;
