@@ -115,6 +115,25 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     families.push_back(std::move(removed));
   }
 
+  // The newest resynchronisation after a lost slot (none: no samples).
+  if (info.has_last_resync()) {
+    const v1::Resynchronisation& resync = info.last_resync();
+    gauge("walfeed_last_resync_timestamp_seconds",
+          "When the newest resynchronisation (after a lost slot) was committed, Unix seconds.",
+          static_cast<double>(resync.time().seconds()));
+    MetricFamily differences =
+        Family("walfeed_last_resync_changes",
+               "Changes the newest resynchronisation appended, by kind.", MetricType::Gauge);
+    for (const auto& [kind, count] : {std::pair<const char*, uint64_t>{"insert", resync.inserts()},
+                                      {"update", resync.updates()},
+                                      {"delete", resync.deletes()},
+                                      {"truncate", resync.truncated_tables()},
+                                      {"read", resync.reads()}}) {
+      AddSample(differences, static_cast<double>(count), {{"kind", kind}});
+    }
+    families.push_back(std::move(differences));
+  }
+
   // Trouble, by kind.
   MetricFamily errors = Family("walfeed_errors_total",
                                "Errors since start by kind: source_disconnected, "

@@ -102,13 +102,20 @@ absl::StatusOr<uint64_t> CurrentWalInsertLsn(PgConnection& conn) {
   return ParseLsn(result->rows[0][0]);
 }
 
-absl::StatusOr<uint64_t> AdvanceWalTo(PgConnection& conn, uint64_t lsn) {
+absl::StatusOr<uint64_t> AdvanceWalTo(PgConnection& conn, uint64_t lsn, uint64_t max_bytes) {
   constexpr uint64_t kMessageBytes = 1 << 20;
   uint64_t written = 0;
   for (;;) {
     absl::StatusOr<uint64_t> current = CurrentWalInsertLsn(conn);
     if (!current.ok()) return current.status();
     if (*current >= lsn) return written;
+    if (written == 0 && lsn - *current > max_bytes) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the server's WAL (at ", FormatLsn(*current), ") is ", lsn - *current,
+          " bytes behind what this data directory already holds (", FormatLsn(lsn),
+          "), more than a promoted standby lags: this is not the server the log was filled from "
+          "(a backup restored from long ago?). Start over with a new --data-dir"));
+    }
     const uint64_t bytes = std::min(lsn - *current, kMessageBytes);
     absl::Status emitted =
         conn.Query(absl::StrCat("SELECT pg_logical_emit_message(false, 'walfeed.wal_advance', "

@@ -54,8 +54,9 @@ absl::StatusOr<uint64_t> CurrentWalInsertLsn(PgConnection& conn);
 // Writes WAL (non-transactional logical messages with prefix "walfeed.wal_advance") until the
 // server's insert position is at least `lsn`; returns how many bytes it wrote. A promoted standby
 // continues the WAL from where it had replayed, which may be behind what the old primary had
-// already streamed: a new slot must start past that.
-absl::StatusOr<uint64_t> AdvanceWalTo(PgConnection& conn, uint64_t lsn);
+// already streamed: a new slot must start past that. Fails, writing nothing, when that would take
+// more than `max_bytes`.
+absl::StatusOr<uint64_t> AdvanceWalTo(PgConnection& conn, uint64_t lsn, uint64_t max_bytes);
 
 // The slot's confirmed_flush_lsn (0 when it has none yet).
 absl::StatusOr<uint64_t> SlotConfirmedFlushLsn(PgConnection& conn, const std::string& slot);

@@ -30,6 +30,9 @@ namespace walfeed {
 namespace {
 
 constexpr char kResyncMessagePrefix[] = "walfeed.resync";
+// A promoted standby lags by what replication had not sent yet, megabytes at most; a server much
+// further behind is something else, and walfeed will not write that much WAL into it.
+constexpr uint64_t kMaxWalAdvance = uint64_t{1} << 30;
 
 // The MESSAGE change that opens ("begin") or closes ("end") a resynchronisation; its content is
 // the Resynchronisation as JSON (so far, for "begin").
@@ -119,7 +122,7 @@ absl::Status Source::RunResync(PgConnection& replication) {
   // from where it had replayed, which may be behind what walfeed read from the old primary.
   const Position head = sink_->Head();
   const uint64_t past = std::max(head.lsn + 2, sink_->ResumeLsn());
-  absl::StatusOr<uint64_t> advanced = AdvanceWalTo(replication, past);
+  absl::StatusOr<uint64_t> advanced = AdvanceWalTo(replication, past, kMaxWalAdvance);
   if (!advanced.ok()) return advanced.status();
   if (*advanced > 0) {
     spdlog::warn(

@@ -88,6 +88,26 @@ TEST_F(Metrics, EndpointAnswersAndCountersMove) {
   EXPECT_EQ(Sample(after, "walfeed_errors_total{kind=\"call_cursor_malformed\"}"), 1) << after;
   EXPECT_THAT(after, HasSubstr("walfeed_subscribers"));
   EXPECT_THAT(after, HasSubstr("walfeed_slowest_subscriber_lag_bytes"));
+  EXPECT_THAT(after, ::testing::Not(HasSubstr("walfeed_last_resync"))) << "none happened";
+}
+
+TEST_F(Metrics, AResynchronisationAfterALostSlotIsCountedWithItsDifferences) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY)");
+  Sql("INSERT INTO t VALUES (1), (2)");
+  StartWalfeed();
+  ASSERT_TRUE(CommitMarkerAndRead("in").ok());
+  ASSERT_EQ(walfeed_->Terminate(), 0);
+  Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
+  Sql("INSERT INTO t VALUES (3)");
+  Sql("DELETE FROM t WHERE id = 1");
+  const int port = FreePort();
+  StartWalfeed({"--metrics-listen", absl::StrCat("127.0.0.1:", port)});
+  const std::string metrics = Scrape(port);
+  EXPECT_EQ(Sample(metrics, "walfeed_last_resync_changes{kind=\"insert\"}"), 1) << metrics;
+  EXPECT_EQ(Sample(metrics, "walfeed_last_resync_changes{kind=\"delete\"}"), 1);
+  EXPECT_EQ(Sample(metrics, "walfeed_last_resync_changes{kind=\"update\"}"), 0);
+  EXPECT_GT(Sample(metrics, "walfeed_last_resync_timestamp_seconds"), 1.7e9);
+  EXPECT_EQ(Sample(metrics, "walfeed_errors_total{kind=\"resync\"}"), 1);
 }
 
 TEST_F(Metrics, ABadOrTakenAddressIsRefusedAtStart) {
