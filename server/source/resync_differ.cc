@@ -3,7 +3,11 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/core/large_value.h"
+#include "server/core/log_format.h"
+#include "server/core/table_name.h"
+#include "spdlog/spdlog.h"
 
 namespace walfeed {
 namespace {
@@ -111,18 +115,36 @@ absl::Status ResyncDiffer::EndTable(const v1::Change& table) {
 
 absl::StatusOr<bool> ResyncDiffer::SameValues(const v1::Change& row,
                                               const v1::Change& image) const {
-  if (row.after_size() != image.after_size()) return false;
+  const auto differs = [&](absl::string_view why) {
+    spdlog::debug("event=resync_row_differs table=\"{}\" image={} why=\"{}\"",
+                  EscapeForLog(FormatTableName(row.schema(), row.table())), image.cursor(),
+                  EscapeForLog(why));
+    return false;
+  };
+  // As streaming leaves them: a column added since the image was taken is NULL to a consumer
+  // that holds the image, and a column dropped since is nothing PostgreSQL still has.
   for (const v1::Column& column : row.after()) {
     const v1::Column* stored = Named(image.after(), column);
-    if (stored == nullptr) return false;
+    if (stored == nullptr) {
+      if (column.value_case() == v1::Column::kNull) continue;
+      return differs(absl::StrCat("no column ", column.name()));
+    }
+    if (stored->value_case() == v1::Column::kNull && column.value_case() == v1::Column::kNull) {
+      continue;  // whatever the column's type
+    }
     if (stored->value_case() != v1::Column::kLarge) {
-      if (!SameInlineValue(column, *stored)) return false;
+      if (!SameInlineValue(column, *stored)) {
+        return differs(absl::StrCat("column ", column.name(), " value case ", stored->value_case(),
+                                    " -> ", column.value_case()));
+      }
       continue;
     }
-    if (stored->type_oid() != column.type_oid()) return false;
+    if (stored->type_oid() != column.type_oid()) {
+      return differs(absl::StrCat("column ", column.name(), " type"));
+    }
     absl::StatusOr<bool> equal = rows_->LargeValueEquals(stored->large(), column);
     if (!equal.ok()) return equal.status();
-    if (!*equal) return false;
+    if (!*equal) return differs(absl::StrCat("column ", column.name(), " large value"));
   }
   return true;
 }

@@ -6,7 +6,9 @@
 // INSERT; a row whose values differ from the log's newest image becomes an UPDATE with that image
 // as `before`; a row that is the same is left out; after the table's rows, every row the log
 // holds as live that PostgreSQL no longer has becomes a DELETE (`before`: its last image). A
-// value the log holds only as unchanged_toast counts as different. Any other table cannot be
+// value the log holds only as unchanged_toast, or of another type, counts as different; a column
+// the image lacks counts as NULL, and one PostgreSQL no longer has does not count (as streaming
+// leaves rows untouched since an ALTER TABLE). Any other table cannot be
 // compared row by row: it gets a TRUNCATE followed by its rows as READ. Applied to the log's
 // state, the staged changes give exactly the rows that were read. Not thread-safe.
 #ifndef WALFEED_SERVER_SOURCE_RESYNC_DIFFER_H_

@@ -1,6 +1,7 @@
 // The randomized differential test: a seeded generator of legal PostgreSQL workloads runs against
 // a real PostgreSQL while walfeed streams, with walfeed killed (-9) and its walsender cut at
-// random points. PostgreSQL is the oracle twice over:
+// random points (and, in one variant, its slot dropped at each kill, so that every restart
+// resynchronises). PostgreSQL is the oracle twice over:
 //   1. the feed applied to an empty state equals SELECT of every table at the end;
 //   2. the feed's row changes and messages, in order, equal what PostgreSQL's own test_decoding
 //      plugin decodes from a slot created at the same point.
@@ -395,7 +396,10 @@ class Differential : public WalfeedTest {
   }
 
   // Runs the workload of `seed` for `budget` while walfeed streams, then checks both oracles.
-  void Run(uint64_t seed, absl::Duration budget);
+  // With `lose_slot`, every kill of walfeed also drops its slot and runs a few steps before the
+  // restart, which must then resynchronise; oracle 2 is left out (test_decoding saw the gap's
+  // changes one by one, the feed carries their net effect).
+  void Run(uint64_t seed, absl::Duration budget, bool lose_slot = false);
 };
 
 TEST_F(Differential, RandomWorkloadsMatchSelectAndTestDecoding) {
@@ -407,6 +411,13 @@ TEST_F(Differential, RandomWorkloadsMatchSelectAndTestDecoding) {
 // every run while the generator is unchanged; the moments of kills and cuts vary with timing).
 // Each bug also has a deterministic test of its own.
 // 2903432047: compaction removed the image an update with an unchanged_toast marker needed.
+// The same workloads, with the slot lost at every kill: each restart resynchronises, and the feed
+// still rebuilds exactly what SELECT says.
+TEST_F(Differential, RandomWorkloadsWithLostSlotsMatchSelect) {
+  Run(EnvNumber("WALFEED_DIFF_SEED", std::random_device()()),
+      absl::Seconds(EnvNumber("WALFEED_DIFF_SECONDS", 40) * 3 / 4), /*lose_slot=*/true);
+}
+
 TEST_F(Differential, RegressionSeedLostToastValueAfterCompaction) {
   Run(2903432047, absl::Seconds(30));
 }
@@ -422,7 +433,7 @@ TEST_F(Differential, RegressionSeedRowResurrectedAcrossATableRename) {
   Run(230254735, absl::Seconds(45));
 }
 
-void Differential::Run(uint64_t seed, absl::Duration budget) {
+void Differential::Run(uint64_t seed, absl::Duration budget, bool lose_slot) {
   const std::string replay_path = absl::StrCat(dir_, "-replay-", seed, ".sql");
   std::ofstream replay(replay_path);
   SCOPED_TRACE(absl::StrCat("seed ", seed, " (WALFEED_DIFF_SEED=", seed,
@@ -439,7 +450,9 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
 
   Workload workload(seed);
   const absl::Time deadline = absl::Now() + budget;
-  int committed = 0, refused = 0, kills = 0, cuts = 0;
+  int committed = 0, refused = 0, kills = 0, cuts = 0, lost_slots = 0;
+  // Steps to run before walfeed comes back (a lost slot: the changes of a gap).
+  int down_for = 0;
   // A second session writes its own table meanwhile, so transactions interleave and commit in an
   // order neither session alone decides.
   Sql("CREATE TABLE concurrent_session (id bigint PRIMARY KEY, v text)");
@@ -465,6 +478,33 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   });
   while (absl::Now() < deadline) {
     const Workload::Step step = workload.Next();
+    if (walfeed_ == nullptr && --down_for <= 0) {
+      StartWalfeed(walfeed_args);
+      if (HasFatalFailure()) {
+        ADD_FAILURE() << "walfeed did not resynchronise after its slot was lost";
+        break;
+      }
+    }
+    if (walfeed_ == nullptr && step.action != Workload::Step::Action::kNone) continue;
+    if (step.action == Workload::Step::Action::kKillWalfeed && lose_slot) {
+      walfeed_->Kill();
+      walfeed_.reset();
+      // The killed walsender may hold the slot for a moment.
+      const absl::Time drop_by = absl::Now() + absl::Seconds(60);
+      while (!SharedPostgres()
+                  .Exec(db_, absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"))
+                  .ok() &&
+             absl::Now() < drop_by) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      if (SlotExists(slot_)) {
+        ADD_FAILURE() << "could not drop the slot";
+        break;
+      }
+      down_for = 1 + static_cast<int>(committed % 4);
+      ++lost_slots;
+      continue;
+    }
     if (step.action == Workload::Step::Action::kKillWalfeed) {
       walfeed_->Kill();
       StartWalfeed(walfeed_args);
@@ -510,10 +550,12 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   stop_concurrent = true;
   concurrent.join();
   replay.close();
+  if (walfeed_ == nullptr) StartWalfeed(walfeed_args);
   if (HasFailure()) return;
   std::cout << "differential: " << committed << " transactions run, " << refused
             << " refused by PostgreSQL, " << concurrent_commits << " by a concurrent session, "
-            << kills << " kills, " << cuts << " walsender cuts" << std::endl;
+            << kills << " kills, " << cuts << " walsender cuts, " << lost_slots << " lost slots"
+            << std::endl;
 
   absl::StatusOr<std::vector<v1::Change>> feed = CommitMarkerAndRead("differential-end");
   ASSERT_TRUE(feed.ok()) << feed.status() << "\n" << walfeed_->Log();
@@ -522,6 +564,15 @@ void Differential::Run(uint64_t seed, absl::Duration budget) {
   ExpectStateMatchesSelect(*feed);
   if (HasFatalFailure()) return;
 
+  if (lose_slot) {
+    const v1::Resynchronisation last = FeedInfo().last_resync();
+    std::cout << "differential: the last resynchronisation: " << last.inserts() << " inserts, "
+              << last.updates() << " updates, " << last.deletes() << " deletes, "
+              << last.truncated_tables() << " tables truncated and read (" << last.reads()
+              << " rows), " << last.rows_read() << " rows read" << std::endl;
+    Sql(absl::StrCat("SELECT pg_drop_replication_slot('", decoding_slot, "')"));
+    return;
+  }
   // Oracle 2: the order of the feed is test_decoding's order.
   const auto decoded =
       Query(absl::StrCat("SELECT data FROM pg_logical_slot_peek_changes('", decoding_slot,
