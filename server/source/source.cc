@@ -235,15 +235,11 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
       OpenSnapshotReader(exported->snapshot_name, &types);
   if (!reader.ok()) return reader.status();
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
-      PublishedRelations(**reader, options_.publication);
+      CapturedRelations(**reader);
   if (!relations.ok()) return relations.status();
-
+  const std::vector<std::pair<std::string, std::string>>& captured = *relations;
   // Snapshot rows sort before every streamed change: a streamed commit may sit exactly at the
   // consistent point.
-  std::vector<std::pair<std::string, std::string>> captured;
-  for (auto& [schema, table] : *relations) {
-    if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
-  }
   SnapshotCopier copier(reader->get(), &types, &filter_, options_.publication, &stop_,
                         [this](const SnapshotProgress& progress) {
                           absl::MutexLock lock(&mu_);
@@ -274,6 +270,18 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   spdlog::info("event=snapshot_done rows={} seconds={:.2f} resume_lsn={}", rows,
                absl::ToDoubleSeconds(absl::Now() - started), FormatLsn(exported->consistent_point));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Source::CapturedRelations(
+    PgConnection& reader) const {
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
+      PublishedRelations(reader, options_.publication);
+  if (!relations.ok()) return relations.status();
+  std::vector<std::pair<std::string, std::string>> captured;
+  for (auto& [schema, table] : *relations) {
+    if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
+  }
+  return captured;
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> Source::OpenSnapshotReader(

@@ -99,6 +99,9 @@ class Source {
   // A plain connection inside a transaction that imported `snapshot_name`, with the types.
   absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotReader(const std::string& snapshot_name,
                                                                    TypeCatalog* types);
+  // The publication's tables the filter includes, as `reader` (in a snapshot) sees them.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> CapturedRelations(
+      PgConnection& reader) const;
   // Loads the captured-table record and sets added_tables_ to the included tables missing from
   // it (when --snapshot=initial).
   absl::Status NoteCapturedTables(const std::vector<TableName>& tables);

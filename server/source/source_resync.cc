@@ -150,12 +150,9 @@ absl::Status Source::RunResync(PgConnection& replication) {
       OpenSnapshotReader(exported->snapshot_name, &types);
   if (!reader.ok()) return reader.status();
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
-      PublishedRelations(**reader, options_.publication);
+      CapturedRelations(**reader);
   if (!relations.ok()) return relations.status();
-  std::vector<std::pair<std::string, std::string>> captured;
-  for (auto& [schema, table] : *relations) {
-    if (filter_.IncludesTable(schema, table)) captured.emplace_back(schema, table);
-  }
+  const std::vector<std::pair<std::string, std::string>>& captured = *relations;
 
   // Synthetic changes: placed by the one rule that keeps them clear of every later commit.
   absl::StatusOr<Position> first = FirstSyntheticPosition(head, exported->consistent_point);
