@@ -171,13 +171,18 @@ TEST_F(Resync, SlotDroppedWhileDownGivesOnlyTheDifferences) {
   EXPECT_EQ(log.find("event=resync_started"), log.rfind("event=resync_started"));
 }
 
+// --on-slot-lost=fail refuses, and writes nothing: a table first seen at that start is not read
+// into the log before the refusal; the resynchronisation that follows carries it.
 TEST_F(Resync, FailRefusesAndNamesTheWayOut) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
+  log_id_ = FeedInfo().log_id();
   Sql("INSERT INTO t VALUES (1)");
-  ReadEverythingSoFar("in");
+  const std::string cursor = ReadEverythingSoFar("in");
   ASSERT_EQ(walfeed_->Terminate(), 0);
   DropSlot();
+  Sql("CREATE TABLE added (id int PRIMARY KEY)");
+  Sql("INSERT INTO added VALUES (1)");
   std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(db_));
   args.insert(args.end(), {"--on-slot-lost", "fail"});
   RunResult refused = RunWalfeed(args);
@@ -185,6 +190,11 @@ TEST_F(Resync, FailRefusesAndNamesTheWayOut) {
   EXPECT_THAT(refused.output, HasSubstr("does not exist"));
   EXPECT_THAT(refused.output, HasSubstr("--on-slot-lost=resync"));
   EXPECT_FALSE(SlotExists(slot_)) << "no slot was created behind the user's back";
+
+  StartWalfeed();
+  EXPECT_THAT(
+      Described(ResumeAfter(cursor, "after")),
+      ::testing::ElementsAre("MESSAGE walfeed.resync", "INSERT added 1", "MESSAGE walfeed.resync"));
 }
 
 // PostgreSQL removed WAL the slot needed while walfeed was down: the slot is there but can never
