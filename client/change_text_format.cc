@@ -63,7 +63,8 @@ std::string FormatValueAsText(const v1::Column& column) {
 }
 
 std::string FormatChangeAsText(const v1::Change& change) {
-  std::string line = absl::StrCat(change.cursor(), " ", v1::Change::Op_Name(change.op()));
+  std::string line = absl::StrCat(change.cursor(), " ", v1::Change::Op_Name(change.op()),
+                                  change.resync() ? " (resync)" : "");
   if (change.op() == v1::Change::MESSAGE) {
     absl::StrAppend(&line, " prefix=", Quoted(change.message().prefix()), " content=",
                     change.message().has_large_content()

@@ -142,7 +142,8 @@ std::string FormatChangeAsDebezium(const v1::Change& change, const DebeziumSourc
       ",\"snapshot\":", change.op() == v1::Change::READ ? "\"true\"" : "\"false\"",
       ",\"db\":", JsonString(source.database), ",\"schema\":", JsonString(change.schema()),
       ",\"table\":", JsonString(change.table()), ",\"txId\":", change.xid(),
-      ",\"lsn\":", change.lsn(), ",\"xmin\":null},\"op\":\"", OpCode(change.op()), "\"");
+      ",\"lsn\":", change.lsn(), ",\"xmin\":null", change.resync() ? ",\"resync\":true" : "",
+      "},\"op\":\"", OpCode(change.op()), "\"");
   if (change.op() == v1::Change::MESSAGE) {
     absl::StrAppend(&out, ",\"message\":{\"prefix\":", JsonString(change.message().prefix()),
                     ",\"content\":", JsonString(absl::Base64Escape(change.message().content())),

@@ -31,6 +31,17 @@ TEST(ChangeTextFormat, InsertIsOneLineWithKeyAndTypedValues) {
             "gone=NULL price=1.50 blob=\\xdead at=2024-02-29T23:59:59.123456Z");
 }
 
+TEST(ChangeTextFormat, AResynchronisedChangeSaysSo) {
+  v1::Change change;
+  change.set_cursor("0/20:1");
+  change.set_op(v1::Change::DELETE);
+  change.set_resync(true);
+  change.set_schema("public");
+  change.set_table("t");
+  Add(change.mutable_key(), "id")->set_int_(4);
+  EXPECT_EQ(FormatChangeAsText(change), "0/20:1 DELETE (resync) public.t [id=4]");
+}
+
 TEST(ChangeTextFormat, MessageShowsPrefixAndContent) {
   v1::Change change;
   change.set_cursor("0/10:0");

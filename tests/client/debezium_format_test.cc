@@ -70,7 +70,12 @@ TEST(DebeziumFormat, InsertHasAfterSourceAndOpC) {
   EXPECT_EQ(source.at("lsn").number_value(), 0x1506BA8);
   EXPECT_EQ(source.at("ts_ms").number_value(), 1'700'000'000'123.0);
   EXPECT_EQ(source.at("snapshot").string_value(), "false");
+  EXPECT_FALSE(source.contains("resync"));
   EXPECT_EQ(event.fields().at("ts_ms").number_value(), 1'700'000'001'000.0);
+
+  change.set_resync(true);  // from a resynchronisation after a lost slot
+  const auto resynced = Parse(Format(change)).fields().at("source").struct_value().fields();
+  EXPECT_TRUE(resynced.at("resync").bool_value());
 }
 
 TEST(DebeziumFormat, OpCodesAndRowsPerOperation) {
