@@ -9,13 +9,17 @@
 #    Then a short libFuzzer run of the pgoutput decoding path, the value converter, the cursor and
 #    request parsers and the large-value path on their corpus (fuzz/corpus/).
 # 3. The example consumers (examples/), the deployment checks (scripts/check-deploy.sh), a quick run of each benchmark (they must
-#    keep working), and a clang-format check.
+#    keep working). A clang-format check runs first, so a formatting slip fails at once.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
 bash scripts/install-deps.sh
+
+# Formatting first: a mis-formatted line fails in seconds, not after the whole suite.
+echo "== clang-format"
+bash scripts/check-format.sh
 
 run_suite() {
   local name="$1" dir="$2"
@@ -54,6 +58,4 @@ if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
   bash scripts/fuzz.sh "$here/build-asan" "${WALFEED_FUZZ_SECONDS:-20}"
 fi
 
-echo "== clang-format"
-bash scripts/check-format.sh
 echo "== all walfeed tests passed"
