@@ -13,6 +13,9 @@ packages=(
   librocksdb-dev libabsl-dev libpq-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev prometheus-cpp-dev
   postgresql postgresql-contrib
+  # the log's replication into NATS JetStream (--replicate-to): the C client, and the server for
+  # the tests and the demo
+  libnats-dev nats-server
   clang-14 libclang-rt-14-dev clang-format openssl
   # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv
   python3-yaml systemd dash shellcheck binutils util-linux

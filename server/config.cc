@@ -304,6 +304,87 @@ const std::vector<Setting>& Settings() {
          c.compaction_interval = interval;
          return absl::OkStatus();
        }},
+      {"replicate-to", "WALFEED_REPLICATE_TO", "(none: the log stays on this machine)",
+       "comma-separated NATS server URLs (nats://host:port, or tls://): the log is published, in "
+       "order and exactly once, into a JetStream stream there (see --replication-stream)",
+       [](const std::string& v, Config& c) {
+         c.replication.servers = SplitList(v);
+         return absl::OkStatus();
+       }},
+      {"replication-stream", "WALFEED_REPLICATION_STREAM", "walfeed",
+       "the JetStream stream the log goes into, created when missing on subject '<stream>.log'; "
+       "one stream per log",
+       [](const std::string& v, Config& c) {
+         c.replication.stream = v;
+         return absl::OkStatus();
+       }},
+      {"replication-replicas", "WALFEED_REPLICATION_REPLICAS", "3",
+       "copies JetStream keeps of a stream walfeed creates (1 to 5; file storage)",
+       [](const std::string& v, Config& c) {
+         if (!absl::SimpleAtoi(v, &c.replication.replicas)) c.replication.replicas = 0;
+         return absl::OkStatus();
+       }},
+      {"confirm-after", "WALFEED_CONFIRM_AFTER", "local",
+       "local: PostgreSQL is told a change is safe once the local log has synced it; "
+       "replicated: only once JetStream has it too, so losing this machine and its disk loses "
+       "nothing (PostgreSQL keeps the WAL meanwhile, also while NATS is down)",
+       [](const std::string& v, Config& c) {
+         if (v == "local") {
+           c.replication.confirm_after = ConfirmAfter::kLocal;
+         } else if (v == "replicated") {
+           c.replication.confirm_after = ConfirmAfter::kReplicated;
+         } else {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--confirm-after='", v, "' must be local or replicated"));
+         }
+         return absl::OkStatus();
+       }},
+      {"replication-segment-bytes", "WALFEED_REPLICATION_SEGMENT_BYTES", "1MiB",
+       "the most bytes of changes one stream message holds (lowered to fit the NATS servers' "
+       "max_payload)",
+       [](const std::string& v, Config& c) {
+         return SetBytes("replication-segment-bytes", v, &c.replication.segment_bytes);
+       }},
+      {"nats-user", "WALFEED_NATS_USER", "(none)", "NATS user name (with WALFEED_NATS_PASSWORD)",
+       [](const std::string& v, Config& c) {
+         c.replication.user = v;
+         return absl::OkStatus();
+       }},
+      {"nats-password", "WALFEED_NATS_PASSWORD", "(none)",
+       "NATS password; prefer the environment variable: it is never logged",
+       [](const std::string& v, Config& c) {
+         c.replication.password = v;
+         return absl::OkStatus();
+       }},
+      {"nats-token", "WALFEED_NATS_TOKEN", "(none)",
+       "NATS authentication token; prefer the environment variable",
+       [](const std::string& v, Config& c) {
+         c.replication.token = v;
+         return absl::OkStatus();
+       }},
+      {"nats-credentials", "WALFEED_NATS_CREDENTIALS", "(none)",
+       "NATS .creds file (user JWT and NKey seed)",
+       [](const std::string& v, Config& c) {
+         c.replication.credentials_file = v;
+         return absl::OkStatus();
+       }},
+      {"nats-tls-ca", "WALFEED_NATS_TLS_CA", "(none)",
+       "PEM CA certificates to trust for the NATS servers (turns TLS on)",
+       [](const std::string& v, Config& c) {
+         c.replication.tls_ca_file = v;
+         return absl::OkStatus();
+       }},
+      {"nats-tls-cert", "WALFEED_NATS_TLS_CERT", "(none)",
+       "PEM client certificate for the NATS servers (with --nats-tls-key; turns TLS on)",
+       [](const std::string& v, Config& c) {
+         c.replication.tls_cert_file = v;
+         return absl::OkStatus();
+       }},
+      {"nats-tls-key", "WALFEED_NATS_TLS_KEY", "(none)", "PEM private key of --nats-tls-cert",
+       [](const std::string& v, Config& c) {
+         c.replication.tls_key_file = v;
+         return absl::OkStatus();
+       }},
       {"log-level", "WALFEED_LOG_LEVEL", "info", "trace, debug, info, warn or error",
        [](const std::string& v, Config& c) {
          const std::string level = absl::AsciiStrToLower(v);
@@ -430,6 +511,7 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const E
   if (absl::Status s = config.source.Validate(); !s.ok()) return s;
   if (absl::Status s = config.log.Validate(); !s.ok()) return s;
   if (absl::Status s = config.feed.Validate(); !s.ok()) return s;
+  if (absl::Status s = config.replication.Validate(); !s.ok()) return s;
   return config;
 }
 

@@ -15,6 +15,7 @@
 #include "server/feed/feed_options.h"
 #include "server/log/change_log_options.h"
 #include "server/log/compaction_policy.h"
+#include "server/replication/replication_options.h"
 #include "server/source/source_options.h"
 
 namespace walfeed {
@@ -24,6 +25,7 @@ struct Config {
   ChangeLogOptions log;
   FeedOptions feed;
   CompactionPolicy compaction;
+  ReplicationOptions replication;
   // How often a background compaction pass runs; InfiniteDuration: only when asked.
   absl::Duration compaction_interval = absl::Minutes(10);
   std::string log_level = "info";

@@ -19,6 +19,7 @@
 #include "server/log/change_log.h"
 #include "server/log/compactor.h"
 #include "server/metrics/metrics_collector.h"
+#include "server/replication/log_replicator.h"
 #include "server/source/slot_monitor.h"
 #include "server/source/source.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -80,10 +81,26 @@ int main(int argc, char** argv) {
 
   walfeed::Source source(config->source, log->get(), log->get());
   walfeed::Compactor compactor(log->get(), config->compaction, config->compaction_interval);
+  // The replication into NATS JetStream (--replicate-to) reads the log like a subscriber; it
+  // bounds what compaction removes and, under --confirm-after=replicated, what the source
+  // confirms to PostgreSQL.
+  std::unique_ptr<walfeed::LogReplicator> replicator;
+  walfeed::ReplicationStatusFn replication_status;
+  if (config->replication.enabled()) {
+    replicator = std::make_unique<walfeed::LogReplicator>(config->replication, log->get());
+    walfeed::LogReplicator* r = replicator.get();
+    compactor.KeepFrom([r] { return r->KeepFrom(); });
+    if (config->replication.confirm_after == walfeed::ConfirmAfter::kReplicated) {
+      source.SetConfirmGate(r);
+    }
+    replication_status = [r] { return r->Status(); };
+  }
   absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
-      config->feed, log->get(), &compactor, [&source] { return source.status(); });
+      config->feed, log->get(), &compactor, [&source] { return source.status(); },
+      replication_status);
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
   compactor.Start();
+  if (replicator != nullptr) replicator->Start();
 
   // The Prometheus endpoint, read at each scrape from what the feed, log and slot keep.
   walfeed::SlotMonitor slot_monitor(config->source.conninfo, config->source.slot);
@@ -134,6 +151,7 @@ int main(int argc, char** argv) {
   compactor.Stop();
   (*feed)->BeginShutdown();
   source.Stop();
+  if (replicator != nullptr) replicator->Stop();
   (*feed)->Shutdown();
   const walfeed::SourceStatus final_status = source.status();
   const walfeed::ChangeLogStats stats = (*log)->Stats();

@@ -15,12 +15,14 @@ namespace walfeed {
 
 ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
                                      const FeedOptions* options, const Authenticator* auth,
-                                     SourceStatusFn source_status)
+                                     SourceStatusFn source_status,
+                                     ReplicationStatusFn replication_status)
     : log_(log),
       hub_(hub),
       options_(options),
       auth_(auth),
-      source_status_(std::move(source_status)) {}
+      source_status_(std::move(source_status)),
+      replication_status_(std::move(replication_status)) {}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
@@ -109,6 +111,7 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   info.set_snapshot_tables_copied(source.snapshot_tables_copied);
   info.set_snapshot_rows_copied(source.snapshot_rows_copied);
   if (source.last_resync.has_value()) *info.mutable_last_resync() = *source.last_resync;
+  if (replication_status_) *info.mutable_replication() = replication_status_();
   info.set_subscribers(hub_->subscribers());
   const ChangeLogStats stats = log_->Stats();
   info.set_changes_appended(stats.changes_appended);

@@ -23,6 +23,8 @@
 namespace walfeed {
 
 using SourceStatusFn = std::function<SourceStatus()>;
+// The log's replication into NATS JetStream; null when --replicate-to is off.
+using ReplicationStatusFn = std::function<v1::ReplicationStatus()>;
 
 namespace feed_internal {
 // Subscribe is registered raw (ByteBuffer in and out) so that stored changes go out without
@@ -36,7 +38,8 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
  public:
   // Every pointer must outlive the service.
   ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
-                    const Authenticator* auth, SourceStatusFn source_status);
+                    const Authenticator* auth, SourceStatusFn source_status,
+                    ReplicationStatusFn replication_status = nullptr);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
@@ -62,6 +65,7 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
   const FeedOptions* const options_;
   const Authenticator* const auth_;
   const SourceStatusFn source_status_;
+  const ReplicationStatusFn replication_status_;
 };
 
 }  // namespace walfeed

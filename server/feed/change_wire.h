@@ -1,11 +1,10 @@
 // The read path without parsing: stored changes go out as the bytes the log holds.
 //
 // The log stores each change as a serialized walfeed.v1.Change, and a SubscribeResponse's
-// `changes` field is those same bytes, length-prefixed. SummarizeChange() reads only what the
-// feed needs to filter a change (op, schema, table, last_in_transaction) straight from the
-// bytes, allocating nothing; ResponseBuilder writes the serialized SubscribeResponse around the
-// stored bytes. A stream then holds its batch once, as wire bytes, not as a parsed message
-// several times larger.
+// `changes` field is those same bytes, length-prefixed (server/core/change_wire_format.h, which
+// also reads what the feed filters on); ResponseBuilder writes the serialized SubscribeResponse
+// around the stored bytes. A stream then holds its batch once, as wire bytes, not as a parsed
+// message several times larger.
 #ifndef WALFEED_SERVER_FEED_CHANGE_WIRE_H_
 #define WALFEED_SERVER_FEED_CHANGE_WIRE_H_
 
@@ -15,19 +14,9 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "server/core/change_wire_format.h"
 
 namespace walfeed {
-
-struct ChangeSummary {
-  int op = 0;  // a v1::Change::Op value
-  absl::string_view schema;
-  absl::string_view table;
-  bool last_in_transaction = false;
-};
-
-// Fills `out` from a serialized walfeed.v1.Change; false when the bytes are not well-formed
-// protobuf (the views point into `stored`).
-bool SummarizeChange(absl::string_view stored, ChangeSummary* out);
 
 // Builds one serialized walfeed.v1.SubscribeResponse.
 class ResponseBuilder {

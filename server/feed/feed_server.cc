@@ -47,9 +47,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions& options,
-                                                              ChangeLog* log, Compactor* compactor,
-                                                              SourceStatusFn source_status) {
+absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(
+    const FeedOptions& options, ChangeLog* log, Compactor* compactor, SourceStatusFn source_status,
+    ReplicationStatusFn replication_status) {
   if (absl::Status valid = options.Validate(); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
@@ -79,8 +79,10 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(const FeedOptions&
     if (std::shared_ptr<SubscriberHub> alive = hub.lock()) alive->OnHeadAdvanced(head);
   });
   server->source_status_ = source_status;
+  server->replication_status_ = replication_status;
   server->service_ = std::make_unique<ChangeFeedService>(log, server->hub_.get(), &server->options_,
-                                                         &server->auth_, std::move(source_status));
+                                                         &server->auth_, std::move(source_status),
+                                                         std::move(replication_status));
 
   server->admin_ = std::make_unique<AdminService>(compactor, &server->auth_);
   server->health_ = std::make_unique<HealthService>();
@@ -129,7 +131,11 @@ Position FeedServer::SlowestSubscriber() const { return hub_->SlowestPosition();
 
 void FeedServer::CheckSourceHealth() {
   if (health_ == nullptr) return;
-  health_->SetSourceProblem(SourceProblem(source_status_(), options_.unhealthy_after, absl::Now()));
+  std::string problem = SourceProblem(source_status_(), options_.unhealthy_after, absl::Now());
+  if (problem.empty() && replication_status_) {
+    problem = ReplicationProblem(replication_status_(), options_.unhealthy_after);
+  }
+  health_->SetSourceProblem(problem);
 }
 
 void FeedServer::BeginShutdown() {

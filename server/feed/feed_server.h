@@ -28,9 +28,9 @@ class FeedServer {
  public:
   // `log` and `compactor` must outlive the server; stop the compactor before Shutdown() so
   // that no Compact call is left unanswered.
-  static absl::StatusOr<std::unique_ptr<FeedServer>> Start(const FeedOptions& options,
-                                                           ChangeLog* log, Compactor* compactor,
-                                                           SourceStatusFn source_status);
+  static absl::StatusOr<std::unique_ptr<FeedServer>> Start(
+      const FeedOptions& options, ChangeLog* log, Compactor* compactor,
+      SourceStatusFn source_status, ReplicationStatusFn replication_status = nullptr);
   ~FeedServer();
 
   // The port actually bound (useful with port 0).
@@ -49,8 +49,8 @@ class FeedServer {
   void BeginShutdown();
   void Shutdown();
 
-  // Brings the health status up to date with the source (see source_health.h); call it every
-  // second or so.
+  // Brings the health status up to date with the source and the replication (see
+  // source_health.h); call it every second or so.
   void CheckSourceHealth();
 
  private:
@@ -58,6 +58,7 @@ class FeedServer {
 
   FeedOptions options_;
   SourceStatusFn source_status_;
+  ReplicationStatusFn replication_status_;
   Authenticator auth_;
   std::shared_ptr<SubscriberHub> hub_;
   std::unique_ptr<ChangeFeedService> service_;

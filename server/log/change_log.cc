@@ -637,6 +637,14 @@ absl::StatusOr<std::string> ChangeLog::ReadLargeValue(const ValueRef& ref, uint6
   return ReadValueChunk(impl_->db.get(), impl_->values, ref, offset, max_bytes);
 }
 
+absl::Status ChangeLog::VisitValueChunks(const Position& first, const Position& last,
+                                         const ChunkVisitor& visit) const {
+  const Position head = Head();
+  if (head.IsZero() || first > head) return absl::OkStatus();
+  return walfeed::VisitValueChunks(impl_->db.get(), impl_->values, first, std::min(last, head),
+                                   visit);
+}
+
 Position ChangeLog::Head() const {
   absl::MutexLock lock(&impl_->mu);
   return impl_->head;

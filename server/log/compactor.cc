@@ -89,7 +89,15 @@ void Compactor::Loop() {
   }
 }
 
-absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& policy) {
+absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& requested) {
+  CompactionPolicy policy = requested;
+  if (keep_from_) {
+    const std::optional<Position> keep_from = keep_from_();
+    if (keep_from.has_value() &&
+        (!policy.keep_from.has_value() || *keep_from < *policy.keep_from)) {
+      policy.keep_from = keep_from;
+    }
+  }
   absl::StatusOr<v1::CompactionResult> result =
       log_->Compact(policy, absl::Now(), &stop_requested_);
   if (result.ok()) {

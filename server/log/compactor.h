@@ -34,6 +34,12 @@ class Compactor {
   Compactor(const Compactor&) = delete;
   Compactor& operator=(const Compactor&) = delete;
 
+  // Every pass keeps what is at or after the position `keep_from` returns (nullopt: no bound),
+  // whatever its policy allows: the replication's first unreplicated change. Call before Start().
+  void KeepFrom(std::function<std::optional<Position>()> keep_from) {
+    keep_from_ = std::move(keep_from);
+  }
+
   void Start();
 
   // Runs a pass with `policy` as soon as the thread is free and calls `done` with its result.
@@ -59,6 +65,7 @@ class Compactor {
   ChangeLog* const log_;
   const CompactionPolicy policy_;
   const absl::Duration interval_;
+  std::function<std::optional<Position>()> keep_from_;
   std::atomic<bool> stop_requested_{false};
   absl::Mutex stop_mu_;
   absl::Mutex mu_;

@@ -208,7 +208,8 @@ class Pass {
   absl::Status Clean(const Position& indexed) {
     absl::StatusOr<Position> window = CountWindowStart(indexed);
     if (!window.ok()) return window.status();
-    const Position bound = std::min(*window, indexed.Successor());
+    Position bound = std::min(*window, indexed.Successor());
+    if (policy_.keep_from.has_value()) bound = std::min(bound, *policy_.keep_from);
     if (policy_.retention_bytes > 0 && result_.log_bytes_before() > policy_.retention_bytes) {
       excess_bytes_ = static_cast<int64_t>(result_.log_bytes_before() - policy_.retention_bytes);
     }

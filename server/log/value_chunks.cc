@@ -77,4 +77,29 @@ absl::StatusOr<std::string> ReadValueChunk(rocksdb::DB* db, rocksdb::ColumnFamil
   return std::string(chunk.substr(offset - start, max_bytes));
 }
 
+absl::Status VisitValueChunks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values,
+                              const Position& first, const Position& last,
+                              const RangeChunkVisitor& visit) {
+  const std::string upper = EncodePositionKey(last.Successor());
+  const rocksdb::Slice upper_bound(upper);
+  rocksdb::ReadOptions options;
+  options.iterate_upper_bound = &upper_bound;
+  options.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(options, values));
+  for (it->Seek(EncodePositionKey(first)); it->Valid(); it->Next()) {
+    const absl::string_view key = KeyOf(*it);
+    if (key.size() != kChunkKeySize) continue;
+    absl::StatusOr<Position> position = DecodePositionKey(key.substr(0, kPositionKeySize));
+    if (!position.ok()) return position.status();
+    ValueRef ref;
+    ref.position = *position;
+    ref.part = static_cast<ValuePart>(key[kPositionKeySize]);
+    ref.index =
+        (static_cast<uint32_t>(static_cast<unsigned char>(key[kPositionKeySize + 1])) << 8) |
+        static_cast<unsigned char>(key[kPositionKeySize + 2]);
+    if (!visit(ref, OffsetOf(key), ValueOf(*it))) return absl::OkStatus();
+  }
+  return FromRocks(it->status(), "cannot read a stored value");
+}
+
 }  // namespace walfeed

@@ -7,6 +7,7 @@
 #ifndef WALFEED_SERVER_LOG_VALUE_CHUNKS_H_
 #define WALFEED_SERVER_LOG_VALUE_CHUNKS_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -41,6 +42,14 @@ class BatchValueStore final : public ValueChunkStore {
 // `max_bytes` of them). Empty when `offset` is at or past the value's end, or no chunk is stored.
 absl::StatusOr<std::string> ReadValueChunk(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values,
                                            const ValueRef& ref, uint64_t offset, size_t max_bytes);
+
+// Hands `visit` every stored chunk of the values of the changes at positions in [first, last],
+// in key order: by position, then part, column index and offset. `visit` returns false to stop.
+using RangeChunkVisitor =
+    std::function<bool(const ValueRef& ref, uint64_t offset, absl::string_view data)>;
+absl::Status VisitValueChunks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values,
+                              const Position& first, const Position& last,
+                              const RangeChunkVisitor& visit);
 
 }  // namespace walfeed
 

@@ -134,6 +134,35 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     families.push_back(std::move(differences));
   }
 
+  // The replication into NATS JetStream (--replicate-to; off: no samples).
+  if (info.has_replication()) {
+    const v1::ReplicationStatus& replication = info.replication();
+    MetricFamily replication_state =
+        Family("walfeed_replication_state",
+               "1 for the replication's current state (connecting, replicating, caught_up, "
+               "failing, failed).",
+               MetricType::Gauge);
+    AddSample(replication_state, 1, {{"state", replication.state()}});
+    families.push_back(std::move(replication_state));
+    gauge("walfeed_replication_lag_changes",
+          "Changes the log holds that JetStream has not acknowledged (counted up to 100,000).",
+          static_cast<double>(replication.lag_changes()));
+    gauge("walfeed_replication_lag_bytes", "Stored bytes of those changes.",
+          static_cast<double>(replication.lag_bytes()));
+    gauge("walfeed_replication_lag_seconds",
+          "Age (by commit time) of the oldest change JetStream does not have; 0 when caught up.",
+          replication.lag_seconds());
+    gauge("walfeed_replication_stream_sequence",
+          "Stream sequence of the newest message JetStream acknowledged.",
+          static_cast<double>(replication.stream_sequence()));
+    counter("walfeed_replication_segments_published_total",
+            "Stream messages (LogSegment) published since start.",
+            static_cast<double>(replication.segments_published()));
+    counter("walfeed_replication_publish_errors_total",
+            "Failed attempts to connect, read the stream's end or publish, since start.",
+            static_cast<double>(replication.publish_errors()));
+  }
+
   // Trouble, by kind.
   MetricFamily errors = Family("walfeed_errors_total",
                                "Errors since start by kind: source_disconnected, "

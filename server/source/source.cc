@@ -459,12 +459,13 @@ absl::Status Source::StreamSession(PgConnection& conn) {
   if (absl::Status s = LoadTypes(conn, &builder.types()); !s.ok()) return s;
   Session session;
   session.resume_lsn = sink_->ResumeLsn();
-  session.confirmed_lsn = session.resume_lsn;
-  // Idle keepalives may have confirmed past the log's resume point (nothing of ours lay in
-  // between): start from the slot's own point, so no status update ever reports an older LSN.
+  // The slot's own point: idle keepalives may have confirmed past the log's resume point (nothing
+  // of ours lay in between), and under a confirm gate the resume point may not be confirmable
+  // yet. Status updates start from there and never report an older LSN; the log's resume point
+  // is confirmed with the first one (the appender starts from it) once the gate allows.
   if (absl::StatusOr<uint64_t> slot_confirmed = SlotConfirmedFlushLsn(conn, options_.slot);
       slot_confirmed.ok()) {
-    session.confirmed_lsn = std::max(session.confirmed_lsn, *slot_confirmed);
+    session.confirmed_lsn = *slot_confirmed;
   } else {
     return slot_confirmed.status();
   }
@@ -636,8 +637,10 @@ absl::Status Source::CheckCaptured(const pgoutput::Message& message,
 
 absl::Status Source::ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
                                     Session& session, bool force) {
-  const uint64_t target =
-      std::max({session.confirmed_lsn, appender.durable_lsn(), session.idle_lsn});
+  // The durable point first, the gate after it (confirm_gate.h).
+  uint64_t target = std::max(appender.durable_lsn(), session.idle_lsn);
+  if (confirm_gate_ != nullptr) target = std::min(target, confirm_gate_->ConfirmableLsn());
+  target = std::max(target, session.confirmed_lsn);
   if (target == session.confirmed_lsn && !force &&
       absl::Now() - session.last_status < options_.status_interval) {
     return absl::OkStatus();

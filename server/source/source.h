@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/core/confirm_gate.h"
 #include "server/core/logged_rows.h"
 #include "server/core/source_status.h"
 #include "server/core/table_name.h"
@@ -62,6 +63,10 @@ class Source {
   void Stop();
 
   SourceStatus status() const;
+
+  // Bounds what the source confirms to PostgreSQL by `gate` as well as by the log's durability
+  // (--confirm-after=replicated). `gate` must outlive the source; call before Start().
+  void SetConfirmGate(const ConfirmGate* gate) { confirm_gate_ = gate; }
 
  private:
   struct Session;
@@ -123,6 +128,7 @@ class Source {
   const SourceOptions options_;
   TransactionSink* const sink_;
   LoggedRows* const rows_;
+  const ConfirmGate* confirm_gate_ = nullptr;
   TableFilter filter_;  // from options_, set in Start()
   std::thread thread_;
   absl::Notification stop_;

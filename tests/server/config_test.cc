@@ -74,10 +74,48 @@ TEST_F(ConfigFile, BadFilesAreRefusedWithTheLine) {
               HasSubstr("line 1: expected name = value"));
 }
 
+TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSetting) {
+  absl::StatusOr<Config> config = ParseConfig(
+      {"--pg", "x", "--replicate-to", "nats://a:4222, nats://b:4222", "--confirm-after",
+       "replicated", "--replication-replicas", "5", "--replication-segment-bytes", "256KiB"},
+      Env({{"WALFEED_REPLICATION_STREAM", "orders_feed"}, {"WALFEED_NATS_PASSWORD", "secret"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->replication.servers,
+            (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
+  EXPECT_EQ(config->replication.stream, "orders_feed");
+  EXPECT_EQ(config->replication.subject(), "orders_feed.log");
+  EXPECT_EQ(config->replication.replicas, 5);
+  EXPECT_EQ(config->replication.confirm_after, ConfirmAfter::kReplicated);
+  EXPECT_EQ(config->replication.segment_bytes, 256u << 10);
+  EXPECT_EQ(config->replication.password, "secret");
+
+  absl::StatusOr<Config> off = ParseConfig({"--pg", "x"}, Env({}));
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->replication.enabled());
+  EXPECT_EQ(off->replication.confirm_after, ConfirmAfter::kLocal);
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"--replicate-to", "localhost:4222"}, "expected nats://host:port"},
+      {{"--confirm-after", "replicated"}, "needs --replicate-to"},
+      {{"--confirm-after", "later"}, "must be local or replicated"},
+      {{"--replicate-to", "nats://a:1", "--replication-stream", "a.b"}, "letters, digits"},
+      {{"--replicate-to", "nats://a:1", "--replication-replicas", "7"}, "from 1 to 5"},
+      {{"--replicate-to", "nats://a:1", "--replication-replicas", "three"}, "from 1 to 5"},
+      {{"--replicate-to", "nats://a:1", "--nats-tls-cert", "c.pem"}, "go together"},
+  };
+  for (const auto& [flags, why] : refused) {
+    std::vector<std::string> args = {"--pg", "x"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    absl::StatusOr<Config> bad = ParseConfig(args, Env({}));
+    EXPECT_FALSE(bad.ok()) << flags.back();
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(why)) << flags.back();
+  }
+}
+
 TEST(ConfigHelp, ListsEverySettingWithItsDefaultAndThePrecedence) {
   const std::string help = ConfigHelp();
-  for (const char* flag :
-       {"--pg", "--listen", "--config", "--metrics-listen", "--compaction-lag"}) {
+  for (const char* flag : {"--pg", "--listen", "--config", "--metrics-listen", "--compaction-lag",
+                           "--replicate-to", "--confirm-after", "--nats-credentials"}) {
     EXPECT_THAT(help, HasSubstr(flag));
   }
   EXPECT_THAT(help, HasSubstr("wins over the environment variable"));

@@ -1,0 +1,277 @@
+#include "server/replication/jetstream_log.h"
+
+#include <nats/nats.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace walfeed {
+namespace {
+
+// An error of the NATS client as a Status with a sentence: what failed, the client's text and,
+// for JetStream API errors, the server's error code.
+absl::Status NatsError(absl::string_view what, natsStatus status,
+                       jsErrCode js_error = jsErrCode{}) {
+  std::string text = natsStatus_GetText(status);
+  const char* detail = nats_GetLastError(nullptr);
+  if (detail != nullptr && *detail != '\0' && text != detail) absl::StrAppend(&text, ": ", detail);
+  if (js_error != 0) absl::StrAppend(&text, " (JetStream error ", static_cast<int>(js_error), ")");
+  const std::string message = absl::StrCat(what, ": ", text);
+  switch (status) {
+    case NATS_TIMEOUT:
+      return absl::DeadlineExceededError(message);
+    case NATS_NOT_FOUND:
+      return absl::NotFoundError(message);
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NO_SERVER:
+    case NATS_NO_RESPONDERS:
+    case NATS_IO_ERROR:
+    case NATS_STALE_CONNECTION:
+      return absl::UnavailableError(message);
+    default:
+      return absl::UnknownError(message);
+  }
+}
+
+int64_t Millis(absl::Duration duration) { return absl::ToInt64Milliseconds(duration); }
+
+}  // namespace
+
+struct JetStreamLog::Handles {
+  natsConnection* connection = nullptr;
+  jsCtx* js = nullptr;
+  ~Handles() {
+    if (js != nullptr) jsCtx_Destroy(js);
+    if (connection != nullptr) {
+      natsConnection_Close(connection);
+      natsConnection_Destroy(connection);
+    }
+  }
+};
+
+std::string JetStreamLog::LastMessage::Header(absl::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return std::string();
+}
+
+absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(
+    const ReplicationOptions& options) {
+  natsOptions* raw_options = nullptr;
+  if (natsStatus s = natsOptions_Create(&raw_options); s != NATS_OK) {
+    return NatsError("cannot set up the NATS client", s);
+  }
+  std::unique_ptr<natsOptions, void (*)(natsOptions*)> nats_options(raw_options,
+                                                                    natsOptions_Destroy);
+  std::vector<const char*> servers;
+  for (const std::string& server : options.servers) servers.push_back(server.c_str());
+  const bool tls = !options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+                   absl::StrJoin(options.servers, ",").find("tls://") != std::string::npos;
+  const auto check = [](natsStatus s, absl::string_view what) -> absl::Status {
+    return s == NATS_OK ? absl::OkStatus() : NatsError(what, s);
+  };
+  absl::Status set =
+      check(natsOptions_SetServers(raw_options, servers.data(), static_cast<int>(servers.size())),
+            absl::StrCat("cannot use the NATS servers ", absl::StrJoin(options.servers, ",")));
+  if (set.ok()) set = check(natsOptions_SetName(raw_options, "walfeed"), "cannot name the client");
+  if (set.ok()) {
+    set = check(natsOptions_SetTimeout(raw_options, Millis(options.request_timeout)),
+                "cannot set the NATS connect timeout");
+  }
+  // The connection reconnects for ever; a publish meanwhile times out and is retried.
+  if (set.ok()) set = check(natsOptions_SetMaxReconnect(raw_options, -1), "cannot set reconnects");
+  if (set.ok())
+    set = check(natsOptions_SetReconnectWait(raw_options, 250), "cannot set reconnects");
+  if (set.ok() && !options.user.empty()) {
+    set =
+        check(natsOptions_SetUserInfo(raw_options, options.user.c_str(), options.password.c_str()),
+              "cannot use the NATS user and password");
+  }
+  if (set.ok() && !options.token.empty()) {
+    set = check(natsOptions_SetToken(raw_options, options.token.c_str()),
+                "cannot use the NATS token");
+  }
+  if (set.ok() && !options.credentials_file.empty()) {
+    set = check(natsOptions_SetUserCredentialsFromFiles(raw_options,
+                                                        options.credentials_file.c_str(), nullptr),
+                absl::StrCat("cannot use the NATS credentials file ", options.credentials_file));
+  }
+  if (set.ok() && tls) set = check(natsOptions_SetSecure(raw_options, true), "cannot turn on TLS");
+  if (set.ok() && !options.tls_ca_file.empty()) {
+    set = check(natsOptions_LoadCATrustedCertificates(raw_options, options.tls_ca_file.c_str()),
+                absl::StrCat("cannot load the CA certificates in ", options.tls_ca_file));
+  }
+  if (set.ok() && !options.tls_cert_file.empty()) {
+    set = check(natsOptions_LoadCertificatesChain(raw_options, options.tls_cert_file.c_str(),
+                                                  options.tls_key_file.c_str()),
+                absl::StrCat("cannot load the client certificate ", options.tls_cert_file,
+                             " and key ", options.tls_key_file));
+  }
+  if (!set.ok()) return set;
+
+  auto handles = std::make_unique<Handles>();
+  if (natsStatus s = natsConnection_Connect(&handles->connection, raw_options); s != NATS_OK) {
+    return NatsError(
+        absl::StrCat("cannot connect to NATS at ", absl::StrJoin(options.servers, ",")), s);
+  }
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = Millis(options.request_timeout);
+  if (natsStatus s = natsConnection_JetStream(&handles->js, handles->connection, &js_options);
+      s != NATS_OK) {
+    return NatsError("cannot use JetStream", s);
+  }
+  std::unique_ptr<JetStreamLog> log(new JetStreamLog(options, std::move(handles)));
+  if (absl::Status ensured = log->EnsureStream(); !ensured.ok()) return ensured;
+  return log;
+}
+
+JetStreamLog::JetStreamLog(const ReplicationOptions& options, std::unique_ptr<Handles> handles)
+    : options_(options), subject_(options.subject()), handles_(std::move(handles)) {}
+
+JetStreamLog::~JetStreamLog() = default;
+
+absl::Status JetStreamLog::EnsureStream() {
+  jsStreamInfo* info = nullptr;
+  jsErrCode js_error = jsErrCode{};
+  natsStatus s = js_GetStreamInfo(&info, handles_->js, options_.stream.c_str(), nullptr, &js_error);
+  if (s == NATS_OK) {
+    bool has_subject = false;
+    for (int i = 0; info->Config != nullptr && i < info->Config->SubjectsLen; ++i) {
+      has_subject = has_subject || subject_ == info->Config->Subjects[i];
+    }
+    jsStreamInfo_Destroy(info);
+    if (!has_subject) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the JetStream stream ", options_.stream, " exists but does not take the subject ",
+          subject_, ": it is not walfeed's; name another with --replication-stream"));
+    }
+    return absl::OkStatus();
+  }
+  if (s != NATS_NOT_FOUND && js_error != JSStreamNotFoundErr) {
+    if (js_error == JSNotEnabledErr || s == NATS_NO_RESPONDERS) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the NATS servers at ", absl::StrJoin(options_.servers, ","),
+          " do not run JetStream (no answer to its API): start nats-server with JetStream on "
+          "(-js, or a jetstream block in its config)"));
+    }
+    return NatsError(absl::StrCat("cannot read the JetStream stream ", options_.stream), s,
+                     js_error);
+  }
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  const char* subjects[] = {subject_.c_str()};
+  config.Name = options_.stream.c_str();
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  config.Storage = js_FileStorage;
+  config.Replicas = options_.replicas;
+  config.Description = "walfeed's change log (walfeed.v1.LogSegment messages)";
+  s = js_AddStream(&info, handles_->js, &config, nullptr, &js_error);
+  if (s == NATS_OK) {
+    jsStreamInfo_Destroy(info);
+    return absl::OkStatus();
+  }
+  // Another walfeed created it at the same time: use it.
+  if (js_error == JSStreamNameExistErr) return EnsureStream();
+  return NatsError(absl::StrCat("cannot create the JetStream stream ", options_.stream, " (",
+                                options_.replicas, " replicas)"),
+                   s, js_error);
+}
+
+absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
+  jsStreamInfo* info = nullptr;
+  jsErrCode js_error = jsErrCode{};
+  natsStatus s = js_GetStreamInfo(&info, handles_->js, options_.stream.c_str(), nullptr, &js_error);
+  if (s != NATS_OK) {
+    return NatsError(absl::StrCat("cannot read the end of the JetStream stream ", options_.stream),
+                     s, js_error);
+  }
+  LastMessage last;
+  last.sequence = info->State.LastSeq;
+  jsStreamInfo_Destroy(info);
+  if (last.sequence == 0) return last;
+  natsMsg* message = nullptr;
+  s = js_GetMsg(&message, handles_->js, options_.stream.c_str(), last.sequence, nullptr, &js_error);
+  if (s != NATS_OK) {
+    return NatsError(absl::StrCat("cannot read message ", last.sequence,
+                                  " of the JetStream stream ", options_.stream),
+                     s, js_error);
+  }
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(message, &keys, &count) == NATS_OK) {
+    for (int i = 0; i < count; ++i) {
+      const char* value = nullptr;
+      if (natsMsgHeader_Get(message, keys[i], &value) == NATS_OK && value != nullptr) {
+        last.headers.emplace_back(keys[i], value);
+      }
+    }
+    free(static_cast<void*>(keys));
+  }
+  natsMsg_Destroy(message);
+  last.id = last.Header("Nats-Msg-Id");
+  return last;
+}
+
+absl::StatusOr<uint64_t> JetStreamLog::Append(absl::string_view data, const Headers& headers,
+                                              absl::string_view id, const Expectation& expect) {
+  natsMsg* message = nullptr;
+  natsStatus s = natsMsg_Create(&message, subject_.c_str(), nullptr, data.data(),
+                                static_cast<int>(data.size()));
+  if (s != NATS_OK) return NatsError("cannot build a NATS message", s);
+  std::unique_ptr<natsMsg, void (*)(natsMsg*)> owned(message, natsMsg_Destroy);
+  for (const auto& [key, value] : headers) {
+    if (s = natsMsgHeader_Set(message, key.c_str(), value.c_str()); s != NATS_OK) {
+      return NatsError("cannot set a NATS message header", s);
+    }
+  }
+  const std::string id_text(id);
+  jsPubOptions publish;
+  jsPubOptions_Init(&publish);
+  publish.MaxWait = Millis(options_.request_timeout);
+  publish.MsgId = id_text.c_str();
+  publish.ExpectStream = options_.stream.c_str();
+  if (!expect.last_id.empty()) {
+    publish.ExpectLastMsgId = expect.last_id.c_str();
+  } else {
+    // The client sends this expectation only when it is above 0: "the stream must be empty" is
+    // set by hand.
+    natsMsgHeader_Set(message, "Nats-Expected-Last-Sequence",
+                      std::to_string(expect.last_sequence).c_str());
+  }
+  jsPubAck* ack = nullptr;
+  jsErrCode js_error = jsErrCode{};
+  s = js_PublishMsg(&ack, handles_->js, message, &publish, &js_error);
+  if (s != NATS_OK) {
+    if (js_error == JSStreamWrongLastSequenceErr || js_error == JSStreamWrongLastMsgIDErr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the JetStream stream ", options_.stream,
+          " does not end where this writer left it (another writer appended to it, or the "
+          "servers lost their memory of the last message id in a restart)"));
+    }
+    return NatsError(absl::StrCat("cannot publish to the JetStream stream ", options_.stream), s,
+                     js_error);
+  }
+  const uint64_t sequence = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return sequence;
+}
+
+int64_t JetStreamLog::MaxPayload() const {
+  return natsConnection_GetMaxPayload(handles_->connection);
+}
+
+std::string JetStreamLog::ConnectedUrl() const {
+  char url[512] = {0};
+  if (natsConnection_GetConnectedUrl(handles_->connection, url, sizeof(url)) != NATS_OK) {
+    return std::string();
+  }
+  return url;
+}
+
+}  // namespace walfeed

@@ -1,0 +1,77 @@
+// JetStreamLog: a NATS JetStream stream used as an append-only log of messages, the only place
+// walfeed talks to NATS (C client libnats).
+//
+// Open() connects to the servers and creates the stream when it is missing (file storage, the
+// given replica count, one subject "<stream>.log"). ReadLast() reads the stream's last message
+// from the stream itself, not from memory, so it is right after any crash. Append() publishes one
+// message synchronously with a message id (a retry of a stored message is acknowledged as a
+// duplicate, never stored twice) and an expectation that fences every other writer: the first
+// append after ReadLast() expects the last sequence it read (also 0 for an empty stream), every
+// later one the id of the message before it. An append that finds another message at the end
+// fails with FailedPrecondition; the writer then reads the end again. Not thread-safe: one
+// writer thread uses it.
+#ifndef WALFEED_SERVER_REPLICATION_JETSTREAM_LOG_H_
+#define WALFEED_SERVER_REPLICATION_JETSTREAM_LOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/replication/replication_options.h"
+
+namespace walfeed {
+
+class JetStreamLog {
+ public:
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+
+  // The stream's last message (sequence 0 and nothing else when the stream is empty).
+  struct LastMessage {
+    uint64_t sequence = 0;
+    std::string id;  // its Nats-Msg-Id
+    Headers headers;
+    std::string Header(absl::string_view name) const;
+  };
+
+  // What the next append expects to find at the stream's end.
+  struct Expectation {
+    uint64_t last_sequence = 0;  // used while last_id is empty
+    std::string last_id;
+  };
+
+  static absl::StatusOr<std::unique_ptr<JetStreamLog>> Open(const ReplicationOptions& options);
+  ~JetStreamLog();
+
+  JetStreamLog(const JetStreamLog&) = delete;
+  JetStreamLog& operator=(const JetStreamLog&) = delete;
+
+  absl::StatusOr<LastMessage> ReadLast();
+
+  // Publishes `data` with `headers` under message id `id`; returns its stream sequence.
+  absl::StatusOr<uint64_t> Append(absl::string_view data, const Headers& headers,
+                                  absl::string_view id, const Expectation& expect);
+
+  // The largest message the servers accept (their max_payload), headers included.
+  int64_t MaxPayload() const;
+  // The URL of the server the connection is on ("" while disconnected).
+  std::string ConnectedUrl() const;
+  const std::string& subject() const { return subject_; }
+
+ private:
+  struct Handles;
+  JetStreamLog(const ReplicationOptions& options, std::unique_ptr<Handles> handles);
+  absl::Status EnsureStream();
+
+  const ReplicationOptions options_;
+  const std::string subject_;
+  std::unique_ptr<Handles> handles_;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_REPLICATION_JETSTREAM_LOG_H_

@@ -1,0 +1,323 @@
+#include "server/replication/log_replicator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/core/proto_time.h"
+#include "server/core/table_name.h"
+#include "server/replication/jetstream_log.h"
+#include "spdlog/spdlog.h"
+
+namespace walfeed {
+namespace {
+
+// Room left in every message for its headers.
+constexpr size_t kHeaderRoom = 4096;
+// The smallest segment bound, whatever the servers' max_payload.
+constexpr size_t kMinSegmentBytes = 64 << 10;
+// Lag counting stops here (the figure then means "at least").
+constexpr size_t kLagCountLimit = 100000;
+
+}  // namespace
+
+struct LogReplicator::HeadSignal {
+  absl::Mutex mu;
+  bool moved ABSL_GUARDED_BY(mu) = false;
+  bool stop ABSL_GUARDED_BY(mu) = false;
+};
+
+LogReplicator::LogReplicator(ReplicationOptions options, ChangeLog* log)
+    : options_(std::move(options)), log_(log), head_signal_(std::make_shared<HeadSignal>()) {
+  status_.set_state("connecting");
+  status_.set_servers(absl::StrJoin(options_.servers, ","));
+  status_.set_stream(options_.stream);
+  status_.set_confirm_after(options_.confirm_after == ConfirmAfter::kReplicated ? "replicated"
+                                                                                : "local");
+}
+
+LogReplicator::~LogReplicator() { Stop(); }
+
+void LogReplicator::Start() {
+  std::shared_ptr<HeadSignal> signal = head_signal_;
+  log_->AddHeadListener([signal](const Position&) {
+    absl::MutexLock lock(&signal->mu);
+    signal->moved = true;
+  });
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LogReplicator::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  {
+    absl::MutexLock lock(&head_signal_->mu);
+    head_signal_->stop = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t LogReplicator::ConfirmableLsn() const {
+  absl::MutexLock lock(&mu_);
+  if (!next_.has_value()) return 0;
+  // The head is read after the source read its durable point: a newer head only makes this
+  // stricter.
+  if (next_->position > log_->Head()) return kNoBound;
+  return next_->position.lsn;
+}
+
+std::optional<Position> LogReplicator::KeepFrom() const {
+  absl::MutexLock lock(&mu_);
+  if (!next_.has_value()) return Position{};
+  return next_->position;
+}
+
+v1::ReplicationStatus LogReplicator::Status() const {
+  absl::MutexLock lock(&mu_);
+  v1::ReplicationStatus status = status_;
+  if (failing_since_ != absl::InfinitePast()) {
+    status.set_failing_seconds(absl::ToDoubleSeconds(absl::Now() - failing_since_));
+  }
+  return status;
+}
+
+bool LogReplicator::Failed() const {
+  absl::MutexLock lock(&mu_);
+  return failed_;
+}
+
+void LogReplicator::SetState(absl::string_view state) {
+  absl::MutexLock lock(&mu_);
+  if (status_.state() == state) return;
+  const bool routine = (state == "replicating" && status_.state() == "caught_up") ||
+                       (state == "caught_up" && status_.state() == "replicating");
+  status_.set_state(std::string(state));
+  // Replicating and caught up take turns with every burst of writes: not worth a line each.
+  spdlog::log(routine ? spdlog::level::debug : spdlog::level::info,
+              "event=replication_state state={} stream={}", std::string(state), options_.stream);
+}
+
+void LogReplicator::NoteError(const absl::Status& error) {
+  absl::MutexLock lock(&mu_);
+  status_.set_publish_errors(status_.publish_errors() + 1);
+  status_.set_last_error(std::string(error.message()));
+  if (failing_since_ == absl::InfinitePast()) failing_since_ = absl::Now();
+  if (!failed_) status_.set_state("failing");
+  spdlog::warn("event=replication_failed stream={} error=\"{}\" action=\"{}\"", options_.stream,
+               EscapeForLog(error.message()),
+               failed_ ? "replication stopped" : "retrying; the local log keeps the changes");
+}
+
+void LogReplicator::Run() {
+  absl::Duration backoff = options_.retry_min;
+  std::unique_ptr<JetStreamLog> stream;
+  const auto stopping = [this] {
+    absl::MutexLock lock(&mu_);
+    return stopping_;
+  };
+  while (!stopping()) {
+    if (stream == nullptr) {
+      absl::StatusOr<std::unique_ptr<JetStreamLog>> opened = JetStreamLog::Open(options_);
+      if (opened.ok()) {
+        stream = *std::move(opened);
+        const int64_t max_payload = stream->MaxPayload();
+        budget_ = std::max(kMinSegmentBytes,
+                           std::min(options_.segment_bytes,
+                                    static_cast<size_t>(std::max<int64_t>(max_payload, 0)) -
+                                        std::min<size_t>(kHeaderRoom, max_payload)));
+        spdlog::info(
+            "event=replication_connected server={} stream={} max_payload={} "
+            "segment_bytes={}",
+            stream->ConnectedUrl(), options_.stream, max_payload, budget_);
+      } else {
+        NoteError(opened.status());
+      }
+    }
+    absl::Status result = stream != nullptr ? Resume(*stream) : absl::OkStatus();
+    if (stream != nullptr && result.ok()) {
+      const uint64_t published_before = Status().segments_published();
+      result = Publish(*stream);
+      if (Status().segments_published() > published_before) backoff = options_.retry_min;
+    }
+    if (stopping()) break;
+    if (!result.ok()) NoteError(result);
+    MeasureLag(/*force=*/false);
+    if (Failed()) break;
+    // A stream deleted under us is created again by a new connection.
+    if (absl::IsNotFound(result)) stream.reset();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    }
+    backoff = std::min(backoff * 2, options_.retry_max);
+  }
+}
+
+absl::Status LogReplicator::Resume(JetStreamLog& stream) {
+  absl::StatusOr<JetStreamLog::LastMessage> last = stream.ReadLast();
+  if (!last.ok()) return last.status();
+  SegmentStart next;
+  if (last->sequence > 0) {
+    const std::string log_id = last->Header("Walfeed-Log-Id");
+    absl::StatusOr<SegmentStart> parsed = ParseSegmentStart(last->Header("Walfeed-Next"));
+    std::string problem;
+    if (log_id != log_->LogId()) {
+      problem = absl::StrCat("the JetStream stream ", options_.stream, " ends (message ",
+                             last->sequence, ") with ",
+                             log_id.empty() ? "a message walfeed did not write"
+                                            : absl::StrCat("segments of log ", log_id),
+                             ", not of this walfeed's log ", log_->LogId(),
+                             ": another walfeed publishes to it; give each log its own "
+                             "--replication-stream");
+    } else if (!parsed.ok()) {
+      problem = absl::StrCat("the last message (", last->sequence, ") of the JetStream stream ",
+                             options_.stream,
+                             " has no valid Walfeed-Next header: ", parsed.status().message());
+    } else if (parsed->position > log_->Head().Successor()) {
+      problem = absl::StrCat(
+          "the JetStream stream ", options_.stream, " holds this log's changes up to ",
+          FormatSegmentStart(*parsed), ", past its head ", FormatCursor(log_->Head()),
+          ": another walfeed with a copy of this data directory publishes to it, or the "
+          "directory is older than the stream");
+    } else if (!log_->PurgePoint().IsZero() && parsed->position <= log_->PurgePoint()) {
+      problem = absl::StrCat("the JetStream stream ", options_.stream, " ends at ",
+                             FormatSegmentStart(*parsed), ", but compaction removed changes up to ",
+                             FormatCursor(log_->PurgePoint()),
+                             " from the log: they cannot be replicated any more");
+    }
+    if (!problem.empty()) {
+      {
+        absl::MutexLock lock(&mu_);
+        failed_ = true;
+        status_.set_state("failed");
+      }
+      spdlog::error("event=replication_stopped stream={} reason=\"{}\"", options_.stream,
+                    EscapeForLog(problem));
+      return absl::FailedPreconditionError(problem);
+    }
+    next = *parsed;
+  }
+  expected_sequence_ = last->sequence;
+  expected_id_.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    next_ = next;
+    status_.set_stream_sequence(last->sequence);
+    const std::string last_cursor = last->Header("Walfeed-Last-Cursor");
+    if (!last_cursor.empty()) status_.set_replicated_cursor(last_cursor);
+  }
+  spdlog::info("event=replication_resumed stream={} stream_sequence={} next={}", options_.stream,
+               last->sequence, FormatSegmentStart(next));
+  MeasureLag(/*force=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status LogReplicator::Publish(JetStreamLog& stream) {
+  const std::string& log_id = log_->LogId();
+  while (true) {
+    SegmentStart start;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return absl::OkStatus();
+      start = *next_;
+    }
+    absl::StatusOr<std::optional<Segment>> segment = BuildSegment(*log_, log_id, start, budget_);
+    if (!segment.ok()) return segment.status();
+    if (!segment->has_value()) {
+      {
+        absl::MutexLock lock(&mu_);
+        status_.set_lag_changes(0);
+        status_.set_lag_bytes(0);
+        status_.set_lag_seconds(0);
+        failing_since_ = absl::InfinitePast();
+        status_.clear_last_error();
+      }
+      SetState("caught_up");
+      WaitForHead(absl::Seconds(1));
+      continue;
+    }
+    SetState("replicating");
+    const Segment& built = **segment;
+    const std::string start_text = FormatSegmentStart(start);
+    JetStreamLog::Headers headers = {{"Walfeed-Log-Id", log_id},
+                                     {"Walfeed-Start", start_text},
+                                     {"Walfeed-Next", FormatSegmentStart(built.next)}};
+    if (built.first.has_value()) {
+      headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
+      headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
+    }
+    const int64_t max_payload = stream.MaxPayload();
+    if (max_payload > 0 && built.bytes.size() + kHeaderRoom > static_cast<size_t>(max_payload)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the change at ", start_text, " takes ", built.bytes.size(),
+          " bytes in a segment, more than the NATS servers' max_payload (", max_payload,
+          " bytes) allows: raise max_payload in nats-server's configuration (walfeed's changes "
+          "stay under about 1 MiB; 8MB leaves room)"));
+    }
+    JetStreamLog::Expectation expect{expected_sequence_, expected_id_};
+    const std::string id = absl::StrCat(log_id, "@", start_text);
+    absl::StatusOr<uint64_t> sequence = stream.Append(built.bytes, headers, id, expect);
+    if (!sequence.ok()) return sequence.status();
+    expected_sequence_ = *sequence;
+    expected_id_ = id;
+    {
+      absl::MutexLock lock(&mu_);
+      next_ = built.next;
+      status_.set_stream_sequence(*sequence);
+      if (built.last.has_value()) status_.set_replicated_cursor(FormatCursor(*built.last));
+      status_.set_segments_published(status_.segments_published() + 1);
+      failing_since_ = absl::InfinitePast();
+      status_.clear_last_error();
+    }
+    MeasureLag(/*force=*/false);
+  }
+}
+
+void LogReplicator::WaitForHead(absl::Duration timeout) {
+  HeadSignal& signal = *head_signal_;
+  absl::MutexLock lock(&signal.mu);
+  const auto ready = [&signal]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(signal.mu) {
+    return signal.moved || signal.stop;
+  };
+  signal.mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  signal.moved = false;
+}
+
+void LogReplicator::MeasureLag(bool force) {
+  const absl::Time now = absl::Now();
+  if (!force && now - lag_measured_ < absl::Seconds(1)) return;
+  lag_measured_ = now;
+  SegmentStart next;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!next_.has_value()) return;
+    next = *next_;
+  }
+  uint64_t changes = 0;
+  uint64_t bytes = 0;
+  absl::Time oldest = absl::InfinitePast();
+  absl::Status counted = log_->Visit(
+      next.position, kLagCountLimit, ~size_t{0}, [&](const Position&, absl::string_view change) {
+        if (changes == 0) {
+          v1::Change parsed;
+          if (parsed.ParseFromArray(change.data(), static_cast<int>(change.size())) &&
+              parsed.has_commit_time()) {
+            oldest = FromProtoTimestamp(parsed.commit_time());
+          }
+        }
+        ++changes;
+        bytes += change.size();
+        return true;
+      });
+  if (!counted.ok()) return;
+  absl::MutexLock lock(&mu_);
+  status_.set_lag_changes(changes);
+  status_.set_lag_bytes(bytes);
+  status_.set_lag_seconds(
+      oldest == absl::InfinitePast() ? 0 : std::max(0.0, absl::ToDoubleSeconds(now - oldest)));
+}
+
+}  // namespace walfeed

@@ -1,0 +1,105 @@
+// LogReplicator: the replication room. It reads the change log the way a subscriber does and
+// publishes it, segment by segment (segment_builder.h), into a NATS JetStream stream
+// (jetstream_log.h). The source knows no NATS and the log knows no NATS: the source only meets a
+// ConfirmGate, the compactor a bound, both given by this class.
+//
+// Promises:
+// - Exactly once, in order: on start and after any failed publish it reads where the stream ends
+//   (the last message's Walfeed-Next header, from the stream itself) and continues right there,
+//   whatever crashed meanwhile: walfeed, a NATS node, the stream's leader, the whole cluster.
+//   Every message expects its predecessor at the stream's end, so a second writer cannot
+//   interleave: a stream that ends with another log's segments, or past this log's head, stops
+//   the replication with a sentence (state "failed") and nothing more is published.
+// - ConfirmableLsn() never lets PostgreSQL be told of a change JetStream has not acknowledged;
+//   KeepFrom() keeps compaction off every change not yet replicated.
+// - Publishing failures are retried with backoff for ever, counted, logged and shown in
+//   Status(); the local log buffers meanwhile.
+// Thread-safe: Status(), ConfirmableLsn() and KeepFrom() may be called from any thread.
+#ifndef WALFEED_SERVER_REPLICATION_LOG_REPLICATOR_H_
+#define WALFEED_SERVER_REPLICATION_LOG_REPLICATOR_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/confirm_gate.h"
+#include "server/core/position.h"
+#include "server/log/change_log.h"
+#include "server/replication/replication_options.h"
+#include "server/replication/segment_builder.h"
+#include "walfeed/v1/walfeed.pb.h"
+
+namespace walfeed {
+
+class JetStreamLog;
+
+class LogReplicator : public ConfirmGate {
+ public:
+  // `log` must outlive the replicator.
+  LogReplicator(ReplicationOptions options, ChangeLog* log);
+  ~LogReplicator() override;
+
+  LogReplicator(const LogReplicator&) = delete;
+  LogReplicator& operator=(const LogReplicator&) = delete;
+
+  void Start();
+  // Ends the publishing thread (a publish under way ends first, within the request timeout).
+  void Stop();
+
+  // ConfirmGate: kNoBound when JetStream has everything the log holds; else the commit LSN of
+  // the first change it lacks; 0 until the stream's end has been read.
+  uint64_t ConfirmableLsn() const override;
+  // The first change JetStream does not have (compaction keeps it and all after it); the log's
+  // beginning until the stream's end has been read.
+  std::optional<Position> KeepFrom() const;
+
+  v1::ReplicationStatus Status() const;
+  // Whether the replication is stuck for good (another writer, a stream ahead of the log).
+  bool Failed() const;
+
+ private:
+  void Run();
+  // Reads where the stream ends; fails for good (kFailed) when it is not this log's to continue.
+  absl::Status Resume(JetStreamLog& stream);
+  // Publishes what the log holds after the resume point until a publish fails or Stop().
+  absl::Status Publish(JetStreamLog& stream);
+  // Waits until the log's head moves past what is published, or `timeout`, or Stop().
+  void WaitForHead(absl::Duration timeout);
+  void NoteError(const absl::Status& error);
+  void SetState(absl::string_view state);
+  // Refreshes the lag figures (the replication thread, at most once a second).
+  void MeasureLag(bool force);
+
+  const ReplicationOptions options_;
+  ChangeLog* const log_;
+  // Where the thread waits for the head to move; shared with the log's head listener, which
+  // outlives the replicator.
+  struct HeadSignal;
+  const std::shared_ptr<HeadSignal> head_signal_;
+  std::thread thread_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Where the next segment begins, once the stream's end is known.
+  std::optional<SegmentStart> next_ ABSL_GUARDED_BY(mu_);
+  v1::ReplicationStatus status_ ABSL_GUARDED_BY(mu_);
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  // Since when publishing has failed (InfinitePast while it makes progress).
+  absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time lag_measured_ = absl::InfinitePast();  // replication thread only
+  // The segment size: the configured bound, lowered to fit the servers' max_payload.
+  size_t budget_ = 0;  // replication thread only
+  // What the next append expects at the stream's end.
+  uint64_t expected_sequence_ = 0;  // replication thread only
+  std::string expected_id_;         // replication thread only
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_REPLICATION_LOG_REPLICATOR_H_

@@ -1,0 +1,90 @@
+// ReplicationOptions: where and how the change log is replicated into NATS JetStream
+// (--replicate-to and the --replication-* / --nats-* settings).
+#ifndef WALFEED_SERVER_REPLICATION_REPLICATION_OPTIONS_H_
+#define WALFEED_SERVER_REPLICATION_REPLICATION_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace walfeed {
+
+enum class ConfirmAfter {
+  // PostgreSQL is told a change is safe once the local log has synced it.
+  kLocal,
+  // ... once JetStream has also acknowledged it.
+  kReplicated,
+};
+
+struct ReplicationOptions {
+  // NATS server URLs ("nats://host:port"); empty: no replication.
+  std::vector<std::string> servers;
+  // The JetStream stream (created when missing, on subject "<stream>.log") and its replicas.
+  std::string stream = "walfeed";
+  int replicas = 3;
+  ConfirmAfter confirm_after = ConfirmAfter::kLocal;
+
+  // Credentials: user and password, a token, or a .creds file (JWT and NKey seed).
+  std::string user;
+  std::string password;
+  std::string token;
+  std::string credentials_file;
+  // TLS: a CA file to trust, and a client certificate and key (all optional; any of them, or a
+  // tls:// URL, turns TLS on).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+
+  // A segment (one stream message) holds at most this many bytes, and never more than the
+  // servers' max_payload allows.
+  size_t segment_bytes = 1 << 20;
+  // How long a publish or a read of the stream may take before it is retried.
+  absl::Duration request_timeout = absl::Seconds(5);
+  // Backoff between attempts while publishing fails.
+  absl::Duration retry_min = absl::Milliseconds(100);
+  absl::Duration retry_max = absl::Seconds(5);
+
+  bool enabled() const { return !servers.empty(); }
+
+  // Rejects a bad value with a sentence naming the setting.
+  absl::Status Validate() const {
+    for (const std::string& server : servers) {
+      if (!absl::StartsWith(server, "nats://") && !absl::StartsWith(server, "tls://")) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--replicate-to names '", server, "': expected nats://host:port or tls://host:port"));
+      }
+    }
+    if (stream.empty() || stream.size() > 200 ||
+        stream.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+            std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--replication-stream='", stream,
+          "' is not a JetStream stream name walfeed uses: letters, digits, '_' and '-' only"));
+    }
+    if (replicas < 1 || replicas > 5) {
+      return absl::InvalidArgumentError(
+          "--replication-replicas must be a whole number from 1 to 5 (JetStream's limit)");
+    }
+    if (confirm_after == ConfirmAfter::kReplicated && servers.empty()) {
+      return absl::InvalidArgumentError(
+          "--confirm-after=replicated needs --replicate-to: there is nothing to wait for");
+    }
+    if (tls_cert_file.empty() != tls_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--nats-tls-cert and --nats-tls-key go together: give both or neither");
+    }
+    return absl::OkStatus();
+  }
+  std::string subject() const { return stream + ".log"; }
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_REPLICATION_REPLICATION_OPTIONS_H_

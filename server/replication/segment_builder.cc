@@ -1,0 +1,195 @@
+#include "server/replication/segment_builder.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/change_wire_format.h"
+#include "server/core/value_ref.h"
+
+namespace walfeed {
+namespace {
+
+// Field numbers of walfeed.v1.LogSegment and walfeed.v1.LargeValueChunk (see the .proto; they
+// never change).
+constexpr uint32_t kSegmentLogId = 1;
+constexpr uint32_t kSegmentChanges = 2;
+constexpr uint32_t kSegmentFirstCursor = 3;
+constexpr uint32_t kSegmentLastCursor = 4;
+constexpr uint32_t kSegmentContinued = 5;
+constexpr uint32_t kSegmentValues = 6;
+constexpr uint32_t kChunkRef = 1;
+constexpr uint32_t kChunkOffset = 2;
+constexpr uint32_t kChunkData = 3;
+
+// A field's tag and length prefix take at most this many bytes.
+constexpr size_t kFieldOverhead = 16;
+// At most this many changes are read ahead for one segment.
+constexpr size_t kMaxRecordsRead = 100000;
+
+struct Chunk {
+  ValueRef ref;
+  uint64_t offset = 0;
+  std::string data;
+};
+
+// Fills one segment item by item, remembering where the last whole transaction ended.
+class SegmentWriter {
+ public:
+  SegmentWriter(absl::string_view log_id, size_t budget) : budget_(budget) {
+    WriteLengthDelimited(kSegmentLogId, log_id, &buffer_);
+    empty_size_ = buffer_.size();
+  }
+
+  bool empty() const { return buffer_.size() == empty_size_; }
+  // Whether an item of `bytes` fits (anything fits an empty segment).
+  bool Fits(size_t bytes) const { return empty() || buffer_.size() + bytes <= budget_; }
+
+  void AddChunk(const Chunk& chunk) {
+    std::string field;
+    WriteLengthDelimited(kChunkRef, FormatValueRef(chunk.ref), &field);
+    WriteVarintField(kChunkOffset, chunk.offset, &field);
+    WriteLengthDelimited(kChunkData, chunk.data, &field);
+    WriteLengthDelimited(kSegmentValues, field, &buffer_);
+    ++segment_.chunks;
+  }
+
+  void AddChange(const Position& position, absl::string_view stored, bool last_in_transaction) {
+    WriteLengthDelimited(kSegmentChanges, stored, &buffer_);
+    if (!segment_.first.has_value()) segment_.first = position;
+    segment_.last = position;
+    ++segment_.changes;
+    open_transaction_ = !last_in_transaction;
+    if (last_in_transaction) boundary_ = Boundary{buffer_.size(), segment_};
+  }
+
+  // Ends the segment before the item that starts at `next`: at the end of the last whole
+  // transaction instead when the segment holds one and would otherwise end inside another.
+  Segment Cut(const SegmentStart& next) {
+    if (open_transaction_ || segment_.chunks > (boundary_ ? boundary_->segment.chunks : 0)) {
+      if (boundary_.has_value()) {
+        buffer_.resize(boundary_->size);
+        segment_ = boundary_->segment;
+        open_transaction_ = false;
+        return Finish(SegmentStart{segment_.last->Successor(), 0});
+      }
+    }
+    return Finish(next);
+  }
+
+ private:
+  Segment Finish(const SegmentStart& next) {
+    if (segment_.first.has_value()) {
+      WriteLengthDelimited(kSegmentFirstCursor, FormatCursor(*segment_.first), &buffer_);
+      WriteLengthDelimited(kSegmentLastCursor, FormatCursor(*segment_.last), &buffer_);
+    }
+    WriteVarintField(kSegmentContinued, open_transaction_ ? 1 : 0, &buffer_);
+    Segment done = std::move(segment_);
+    done.bytes = std::move(buffer_);
+    done.next = next;
+    return done;
+  }
+
+  struct Boundary {
+    size_t size;
+    Segment segment;
+  };
+  const size_t budget_;
+  std::string buffer_;
+  size_t empty_size_ = 0;
+  Segment segment_;
+  bool open_transaction_ = false;
+  std::optional<Boundary> boundary_;
+};
+
+}  // namespace
+
+std::string FormatSegmentStart(const SegmentStart& start) {
+  std::string text = FormatCursor(start.position);
+  if (start.chunks_done > 0) absl::StrAppend(&text, "+", start.chunks_done);
+  return text;
+}
+
+absl::StatusOr<SegmentStart> ParseSegmentStart(absl::string_view text) {
+  SegmentStart start;
+  const size_t plus = text.find('+');
+  if (plus != absl::string_view::npos &&
+      (!absl::SimpleAtoi(text.substr(plus + 1), &start.chunks_done) || start.chunks_done == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", text,
+        "' is not a segment start: expected a cursor, optionally followed by '+' and a "
+        "positive count of value chunks"));
+  }
+  absl::StatusOr<Position> position = ParseCursor(text.substr(0, plus));
+  if (!position.ok()) return position.status();
+  start.position = *position;
+  return start;
+}
+
+absl::StatusOr<std::optional<Segment>> BuildSegment(const ChangeLog& log, absl::string_view log_id,
+                                                    const SegmentStart& from, size_t budget) {
+  std::vector<LogRecord> records;
+  if (absl::Status read = log.Read(from.position, kMaxRecordsRead, budget, &records); !read.ok()) {
+    return read;
+  }
+  if (records.empty()) return std::optional<Segment>();
+  // The value chunks of those changes, as many as could fill the segment: past that, the
+  // changes whose chunks were not read are left for the next segment.
+  std::vector<Chunk> chunks;
+  size_t chunk_bytes = 0;
+  bool chunks_cut = false;
+  uint32_t skipped = 0;
+  absl::Status visited =
+      log.VisitValueChunks(records.front().position, records.back().position,
+                           [&](const ValueRef& ref, uint64_t offset, absl::string_view data) {
+                             if (ref.position == from.position && skipped < from.chunks_done) {
+                               ++skipped;
+                               return true;
+                             }
+                             if (chunk_bytes > budget) {
+                               chunks_cut = true;
+                               return false;
+                             }
+                             chunks.push_back(Chunk{ref, offset, std::string(data)});
+                             chunk_bytes += data.size();
+                             return true;
+                           });
+  if (!visited.ok()) return visited;
+
+  SegmentWriter writer(log_id, budget);
+  size_t next_chunk = 0;
+  for (const LogRecord& record : records) {
+    if (chunks_cut && record.position > chunks.back().ref.position) {
+      return std::optional<Segment>(writer.Cut(SegmentStart{record.position, 0}));
+    }
+    uint32_t done = record.position == from.position ? from.chunks_done : 0;
+    for (; next_chunk < chunks.size() && chunks[next_chunk].ref.position == record.position;
+         ++next_chunk, ++done) {
+      const Chunk& chunk = chunks[next_chunk];
+      if (!writer.Fits(chunk.data.size() + kFieldOverhead * 2 + 64)) {
+        return std::optional<Segment>(writer.Cut(SegmentStart{record.position, done}));
+      }
+      writer.AddChunk(chunk);
+    }
+    if (chunks_cut && next_chunk == chunks.size() &&
+        record.position == chunks.back().ref.position) {
+      // This change's chunks go on past what was read: it follows them in a later segment.
+      return std::optional<Segment>(writer.Cut(SegmentStart{record.position, done}));
+    }
+    if (!writer.Fits(record.change.size() + kFieldOverhead)) {
+      return std::optional<Segment>(writer.Cut(SegmentStart{record.position, done}));
+    }
+    ChangeSummary summary;
+    if (!SummarizeChange(record.change, &summary)) {
+      return absl::DataLossError(absl::StrCat("the change at ", FormatCursor(record.position),
+                                              " in the log cannot be parsed"));
+    }
+    writer.AddChange(record.position, record.change, summary.last_in_transaction);
+  }
+  // At the head the last change ends its transaction; short of it (the read stopped at the
+  // budget) the segment ends after its last whole transaction.
+  return std::optional<Segment>(writer.Cut(SegmentStart{records.back().position.Successor(), 0}));
+}
+
+}  // namespace walfeed

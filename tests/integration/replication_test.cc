@@ -1,0 +1,470 @@
+// The log replicated into NATS JetStream (--replicate-to), against a real 3-node JetStream cluster
+// on loopback: whatever crashes (the stream's leader, a follower, the whole cluster for 30 s,
+// walfeed itself at ten points), the stream read from its start with the NATS C client - not
+// walfeed - is exactly the gRPC feed: the same changes, byte for byte, same cursors, same order,
+// none missing, none twice. Under --confirm-after=replicated PostgreSQL is never told a change is
+// safe before JetStream has it; a second walfeed on the same stream is fenced; compaction never
+// removes what is not replicated yet.
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/postgres_environment.h"
+#include "tests/support/nats_cluster.h"
+#include "tests/support/process.h"
+#include "tests/support/walfeed_process.h"
+
+namespace walfeed::testing {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+// The stream as a consumer reads it: its changes in order, the values sent out of line (by ref),
+// and the log ids it names.
+struct StreamContent {
+  std::vector<v1::Change> changes;
+  std::map<std::string, std::string> values;
+  std::set<std::string> log_ids;
+  size_t messages = 0;
+};
+
+// Reads `stream` from its first message and checks that each message continues the one before
+// it (Walfeed-Start = the previous Walfeed-Next; the first starts at 0/0:0).
+StreamContent ReadStream(const NatsCluster& nats, const std::string& stream) {
+  StreamContent content;
+  absl::StatusOr<std::vector<StreamMessage>> messages = nats.ReadStream(stream);
+  EXPECT_TRUE(messages.ok()) << messages.status();
+  if (!messages.ok()) return content;
+  std::string expected_start = "0/0:0";
+  for (const StreamMessage& message : *messages) {
+    const auto header = [&message](const std::string& name) {
+      auto it = message.headers.find(name);
+      return it == message.headers.end() ? std::string() : it->second;
+    };
+    EXPECT_EQ(header("Walfeed-Start"), expected_start) << "message " << message.sequence;
+    expected_start = header("Walfeed-Next");
+    EXPECT_EQ(header("Walfeed-Log-Id"), message.segment.log_id());
+    EXPECT_EQ(header("Walfeed-First-Cursor"), message.segment.first_cursor());
+    EXPECT_EQ(header("Walfeed-Last-Cursor"), message.segment.last_cursor());
+    EXPECT_EQ(header("Nats-Msg-Id"),
+              absl::StrCat(message.segment.log_id(), "@", header("Walfeed-Start")));
+    content.log_ids.insert(message.segment.log_id());
+    for (const v1::LargeValueChunk& chunk : message.segment.values()) {
+      std::string& value = content.values[chunk.ref()];
+      if (chunk.offset() == 0) value.clear();
+      EXPECT_EQ(chunk.offset(), value.size()) << chunk.ref();
+      value += chunk.data();
+    }
+    for (const v1::Change& change : message.segment.changes()) content.changes.push_back(change);
+  }
+  content.messages = messages->size();
+  return content;
+}
+
+class Replication : public WalfeedTest {
+ protected:
+  void SetUp() override {
+    WalfeedTest::SetUp();
+    absl::StatusOr<std::unique_ptr<NatsCluster>> nats = NatsCluster::Start(3);
+    ASSERT_TRUE(nats.ok()) << nats.status();
+    nats_ = *std::move(nats);
+    stream_ = absl::StrCat("wf_", slot_);
+  }
+
+  std::vector<std::string> ReplicationArgs(const std::string& confirm_after) const {
+    return {"--replicate-to",  nats_->urls(), "--replication-stream",        stream_,
+            "--confirm-after", confirm_after, "--replication-segment-bytes", "64KiB"};
+  }
+
+  // Waits until JetStream has everything the log holds.
+  void WaitForReplication(absl::Duration timeout = absl::Seconds(300)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      const v1::FeedInfo info = FeedInfo();
+      if (info.replication().state() == "caught_up" &&
+          info.replication().replicated_cursor() == info.newest_cursor()) {
+        return;
+      }
+      ASSERT_LT(absl::Now(), deadline)
+          << "replication never caught up: " << info.replication().ShortDebugString() << "\n"
+          << walfeed_->Log();
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+
+  // The whole feed as walfeed stores it (values out of line stay references).
+  std::vector<v1::Change> RawFeed() {
+    std::vector<v1::Change> changes;
+    auto stub = walfeed_->NewStub();
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(300)));
+    v1::SubscribeRequest request;
+    request.set_stop_at_head(true);
+    auto reader = stub->Subscribe(&context, request);
+    v1::SubscribeResponse response;
+    while (reader->Read(&response)) {
+      for (const v1::Change& change : response.changes()) changes.push_back(change);
+    }
+    grpc::Status status = reader->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return changes;
+  }
+
+  // The stream, read with the NATS client, is exactly the gRPC feed, and every value sent out of
+  // line arrives whole.
+  void ExpectStreamIsTheFeed() {
+    const StreamContent stream = ReadStream(*nats_, stream_);
+    const std::vector<v1::Change> feed = RawFeed();
+    ASSERT_EQ(stream.log_ids, std::set<std::string>{FeedInfo().log_id()});
+    ASSERT_EQ(stream.changes.size(), feed.size()) << "changes in the stream vs the feed";
+    for (size_t i = 0; i < feed.size(); ++i) {
+      ASSERT_EQ(stream.changes[i].SerializeAsString(), feed[i].SerializeAsString())
+          << "change " << i << ": stream " << stream.changes[i].cursor() << " feed "
+          << feed[i].cursor();
+    }
+    absl::StatusOr<std::vector<v1::Change>> inlined =
+        ReadToHead(*walfeed_->NewStub(), v1::SubscribeRequest());
+    ASSERT_TRUE(inlined.ok()) << inlined.status();
+    ASSERT_EQ(inlined->size(), feed.size());
+    size_t large = 0;
+    for (size_t i = 0; i < feed.size(); ++i) {
+      for (int c = 0; c < feed[i].after_size(); ++c) {
+        if (feed[i].after(c).value_case() != v1::Column::kLarge) continue;
+        ++large;
+        const std::string& ref = feed[i].after(c).large().ref();
+        ASSERT_TRUE(stream.values.count(ref)) << "no chunks of " << ref;
+        EXPECT_EQ(stream.values.at(ref), (*inlined)[i].after(c).text()) << ref;
+      }
+    }
+    large_values_seen_ = large;
+  }
+
+  uint64_t SlotConfirmedLsn() {
+    const auto rows = Query(absl::StrCat(
+        "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots WHERE slot_name "
+        "= '",
+        slot_, "'"));
+    uint64_t lsn = 0;
+    if (!rows.empty()) {
+      EXPECT_TRUE(absl::SimpleAtoi(rows[0][0], &lsn));
+    }
+    return lsn;
+  }
+
+  HealthCheckResponse::ServingStatus Health() {
+    auto stub = grpc::health::v1::Health::NewStub(walfeed_->NewChannel());
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    HealthCheckResponse response;
+    grpc::Status status = stub->Check(&context, HealthCheckRequest(), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  }
+
+  std::unique_ptr<NatsCluster> nats_;
+  std::string stream_;
+  size_t large_values_seen_ = 0;
+};
+
+// Small transactions, updates, deletes, and now and then one of 300 rows, until stopped.
+class Writer {
+ public:
+  Writer(std::string db, int first_id) : db_(std::move(db)), next_id_(first_id) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Writer() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int transactions() const { return transactions_; }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      const int id = next_id_++;
+      std::string sql;
+      if (id % 40 == 0) {
+        sql = absl::StrCat("INSERT INTO t SELECT g, repeat('b', 150) FROM generate_series(",
+                           id * 1000, ", ", id * 1000 + 299, ") g");
+      } else if (id % 7 == 0) {
+        sql = absl::StrCat("UPDATE t SET v = 'updated ", id, "' WHERE id = ", id - 3);
+      } else if (id % 11 == 0) {
+        sql = absl::StrCat("DELETE FROM t WHERE id = ", id - 5);
+      } else {
+        sql = absl::StrCat("INSERT INTO t VALUES (", id, ", 'row ", id, "')");
+      }
+      if (SharedPostgres().Exec(db_, sql).ok()) ++transactions_;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  const std::string db_;
+  std::atomic<int> next_id_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> transactions_{0};
+  std::thread thread_;
+};
+
+TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCrashes) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  Sql("CREATE TABLE big (id int PRIMARY KEY, doc text)");
+  Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 500) g");
+  const std::vector<std::string> args = ReplicationArgs("replicated");
+  StartWalfeed(args);
+  Writer writer(db_, 1000);
+  absl::SleepFor(absl::Seconds(2));
+
+  // The stream's leader dies; a new one is elected (4 to 9 s); the old one comes back.
+  absl::StatusOr<int> leader = nats_->Leader(stream_);
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  ASSERT_TRUE(nats_->Kill(*leader).ok());
+  absl::SleepFor(absl::Seconds(12));
+  ASSERT_TRUE(nats_->StartNode(*leader).ok());
+  absl::SleepFor(absl::Seconds(2));
+
+  // A follower dies and comes back.
+  leader = nats_->Leader(stream_);
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int follower = *leader % 3 + 1;
+  ASSERT_TRUE(nats_->Kill(follower).ok());
+  absl::SleepFor(absl::Seconds(3));
+  ASSERT_TRUE(nats_->StartNode(follower).ok());
+
+  // The whole cluster is down for 30 s.
+  ASSERT_TRUE(nats_->StopAll().ok());
+  absl::SleepFor(absl::Seconds(30));
+  EXPECT_EQ(FeedInfo().replication().state(), "failing");
+  ASSERT_TRUE(nats_->StartAll().ok());
+
+  // walfeed is killed at ten points, some in the middle of a large value's chunks.
+  std::mt19937 random(::testing::UnitTest::GetInstance()->random_seed());
+  for (int kill = 0; kill < 10; ++kill) {
+    if (kill % 3 == 0) {
+      Sql(absl::StrCat("INSERT INTO big VALUES (", kill, ", repeat('", kill,
+                       " large value ', 200000))"));  // 2.6 MB: chunks over several segments
+    }
+    absl::SleepFor(absl::Milliseconds(100 + random() % 1500));
+    walfeed_->Kill();
+    StartWalfeed(args);
+  }
+  writer.Stop();
+  ASSERT_GT(writer.transactions(), 100);
+
+  ASSERT_TRUE(CommitMarkerAndRead("replication-end").ok());
+  WaitForReplication();
+  ExpectStreamIsTheFeed();
+  EXPECT_EQ(large_values_seen_, 4u);
+  EXPECT_GT(FeedInfo().replication().segments_published(), 0u);
+}
+
+TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed([&] {
+    std::vector<std::string> args = ReplicationArgs("replicated");
+    args.insert(args.end(), {"--unhealthy-after", "3s", "--status-interval", "1s"});
+    return args;
+  }());
+  Sql("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g");
+  ASSERT_TRUE(CommitMarkerAndRead("replicated").ok());
+  WaitForReplication();
+  EXPECT_EQ(Health(), HealthCheckResponse::SERVING);
+  // Replicated, so confirmed to PostgreSQL.
+  const uint64_t head = FeedInfo().newest_lsn();
+  const absl::Time confirmed_deadline = absl::Now() + absl::Seconds(60);
+  while (SlotConfirmedLsn() <= head) {
+    ASSERT_LT(absl::Now(), confirmed_deadline) << "the slot never moved past " << head;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+
+  // NATS goes away; PostgreSQL commits 50 more transactions; the local log has them at once.
+  ASSERT_TRUE(nats_->StopAll().ok());
+  for (int id = 101; id <= 150; ++id) Sql(absl::StrCat("INSERT INTO t VALUES (", id, ", 'after')"));
+  absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("local only");
+  ASSERT_TRUE(read.ok()) << read.status();
+  uint64_t first_unreplicated = 0;
+  for (const v1::Change& change : *read) {
+    if (change.op() != v1::Change::INSERT || change.after(1).text() != "after") continue;
+    if (first_unreplicated == 0) first_unreplicated = change.lsn();
+  }
+  ASSERT_NE(first_unreplicated, 0u);
+
+  // PostgreSQL is never told they are safe, and health says why once --unhealthy-after passes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (Health() != HealthCheckResponse::NOT_SERVING) {
+    ASSERT_LT(absl::Now(), deadline) << walfeed_->Log();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_LE(SlotConfirmedLsn(), first_unreplicated);
+  const v1::FeedInfo info = FeedInfo();
+  EXPECT_EQ(info.replication().state(), "failing");
+  EXPECT_GT(info.replication().lag_changes(), 50u);
+  EXPECT_GT(info.replication().failing_seconds(), 3.0);
+  EXPECT_FALSE(info.replication().last_error().empty());
+
+  // The machine is lost with its disk.
+  walfeed_->Kill();
+  RemoveTree(dir_ + "/data");
+  EXPECT_LE(SlotConfirmedLsn(), first_unreplicated);
+  ASSERT_TRUE(nats_->StartAll().ok());
+  const StreamContent stream = ReadStream(*nats_, stream_);
+  std::set<std::string> streamed_rows;
+  for (const v1::Change& change : stream.changes) {
+    if (change.op() == v1::Change::INSERT || change.op() == v1::Change::READ) {
+      streamed_rows.insert(change.after(0).DebugString());
+    }
+    EXPECT_LT(change.lsn(), first_unreplicated) << "acknowledged by JetStream after NATS stopped?";
+  }
+  EXPECT_EQ(streamed_rows.size(), 100u);
+  // Every change JetStream lacks is still PostgreSQL's to send: the slot's pending changes hold
+  // the 50 inserts.
+  std::vector<std::vector<std::string>> pending;
+  const absl::Time peek_deadline = absl::Now() + absl::Seconds(60);
+  while (true) {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
+        db_, absl::StrCat("SELECT count(*) FROM pg_logical_slot_peek_binary_changes('", slot_,
+                          "', NULL, NULL, 'proto_version', '1', 'publication_names', "
+                          "'walfeed') WHERE substr(data, 1, 1) = 'I'"));
+    if (rows.ok()) {
+      pending = *rows;
+      break;
+    }
+    // The walsender of the killed walfeed may hold the slot a moment longer.
+    ASSERT_LT(absl::Now(), peek_deadline) << rows.status();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0][0], "50");
+}
+
+TEST_F(Replication, UnderConfirmAfterLocalPostgresIsToldAtOnceAndTheStreamCatchesUp) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed([&] {
+    std::vector<std::string> args = ReplicationArgs("local");
+    args.insert(args.end(), {"--unhealthy-after", "2s", "--status-interval", "1s"});
+    return args;
+  }());
+  ASSERT_TRUE(nats_->StopAll().ok());
+  for (int id = 1; id <= 30; ++id) Sql(absl::StrCat("INSERT INTO t VALUES (", id, ", 'x')"));
+  absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("local");
+  ASSERT_TRUE(read.ok()) << read.status();
+  const uint64_t last_insert = read->back().lsn();
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (SlotConfirmedLsn() <= last_insert) {
+    ASSERT_LT(absl::Now(), deadline) << "the slot did not move under --confirm-after=local";
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_EQ(Health(), HealthCheckResponse::SERVING) << "local: a NATS outage is not a problem";
+  ASSERT_TRUE(nats_->StartAll().ok());
+  WaitForReplication();
+  ExpectStreamIsTheFeed();
+}
+
+TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) {
+  absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("replication_fence");
+  ASSERT_TRUE(other_db.ok()) << other_db.status();
+  for (const std::string& db : {db_, *other_db}) {
+    ASSERT_TRUE(SharedPostgres()
+                    .Exec(db,
+                          "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT "
+                          "g, 'x' FROM generate_series(1, 2000) g")
+                    .ok());
+  }
+  // Both start on an empty stream at the same moment.
+  WalfeedOptions first = Options();
+  first.extra_args = ReplicationArgs("replicated");
+  WalfeedOptions second = first;
+  second.conninfo = SharedPostgres().Conninfo(*other_db);
+  second.data_dir = dir_ + "/second";
+  second.slot = slot_ + "_b";
+  second.port = 0;
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> a = WalfeedProcess::Start(first);
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> b = WalfeedProcess::Start(second);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  for (const std::string& db : {db_, *other_db}) {
+    ASSERT_TRUE(SharedPostgres().Exec(db, "INSERT INTO t VALUES (5000, 'later')").ok());
+  }
+  const auto info_of = [](WalfeedProcess& process) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::FeedInfo info;
+    EXPECT_TRUE(process.NewStub()->GetFeedInfo(&context, {}, &info).ok());
+    return info;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  v1::FeedInfo info_a, info_b;
+  while (true) {
+    info_a = info_of(**a);
+    info_b = info_of(**b);
+    const bool one_failed =
+        (info_a.replication().state() == "failed") != (info_b.replication().state() == "failed");
+    const v1::FeedInfo& winner = info_a.replication().state() == "failed" ? info_b : info_a;
+    if (one_failed && winner.replication().state() == "caught_up" &&
+        winner.replication().replicated_cursor() == winner.newest_cursor()) {
+      break;
+    }
+    ASSERT_LT(absl::Now(), deadline) << info_a.replication().ShortDebugString() << "\n"
+                                     << info_b.replication().ShortDebugString();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  const v1::FeedInfo& loser = info_a.replication().state() == "failed" ? info_a : info_b;
+  const v1::FeedInfo& winner = info_a.replication().state() == "failed" ? info_b : info_a;
+  EXPECT_THAT(loser.replication().last_error(), HasSubstr("another walfeed publishes to it"));
+  EXPECT_THAT(loser.replication().last_error(), HasSubstr(winner.log_id()));
+  WalfeedProcess& losing_process = info_a.replication().state() == "failed" ? **a : **b;
+  EXPECT_THAT(losing_process.Log(), HasSubstr("event=replication_stopped"));
+  WalfeedProcess& winning_process = info_a.replication().state() == "failed" ? **b : **a;
+  absl::StatusOr<std::vector<v1::Change>> winner_feed =
+      ReadToHead(*winning_process.NewStub(), v1::SubscribeRequest());
+  ASSERT_TRUE(winner_feed.ok()) << winner_feed.status();
+  const StreamContent stream = ReadStream(*nats_, stream_);
+  EXPECT_EQ(stream.log_ids, std::set<std::string>{winner.log_id()});
+  EXPECT_EQ(stream.changes.size(), winner_feed->size());
+  EXPECT_GE(stream.changes.size(), 2001u);
+}
+
+TEST_F(Replication, CompactionKeepsEveryChangeNotYetReplicated) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v int)");
+  Sql("INSERT INTO t VALUES (1, 0)");
+  StartWalfeed(ReplicationArgs("local"));
+  ASSERT_TRUE(CommitMarkerAndRead("first").ok());
+  WaitForReplication();
+  ASSERT_TRUE(nats_->StopAll().ok());
+  for (int i = 1; i <= 20; ++i) Sql(absl::StrCat("UPDATE t SET v = ", i, " WHERE id = 1"));
+  ASSERT_TRUE(CommitMarkerAndRead("updated").ok());
+  const auto compact = [this] {
+    auto admin = v1::Admin::NewStub(walfeed_->NewChannel());
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::CompactRequest request;
+    request.mutable_compaction_lag()->set_seconds(0);
+    v1::CompactionResult result;
+    grpc::Status status = admin->Compact(&context, request, &result);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return result;
+  };
+  // Only the snapshot's row, replicated before NATS went away, may go.
+  EXPECT_LE(compact().superseded_removed(), 1u);
+  ASSERT_TRUE(nats_->StartAll().ok());
+  WaitForReplication();
+  const StreamContent stream = ReadStream(*nats_, stream_);
+  int updates = 0;
+  for (const v1::Change& change : stream.changes) updates += change.op() == v1::Change::UPDATE;
+  EXPECT_EQ(updates, 20);
+  // Once replicated, the superseded changes may go from the log (the stream keeps them).
+  EXPECT_GT(compact().superseded_removed(), 0u);
+}
+
+}  // namespace
+}  // namespace walfeed::testing

@@ -1,0 +1,143 @@
+#include "tests/support/nats_cluster.h"
+
+#include <nats/nats.h>
+
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "tests/support/process.h"
+
+namespace walfeed::testing {
+namespace {
+
+const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/nats-local.sh";
+
+std::string LastLine(const std::string& output) {
+  std::string text(absl::StripAsciiWhitespace(output));
+  if (const size_t newline = text.rfind('\n'); newline != std::string::npos) {
+    text = text.substr(newline + 1);
+  }
+  return text;
+}
+
+absl::Status NatsError(absl::string_view what, natsStatus s) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", natsStatus_GetText(s)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NatsCluster>> NatsCluster::Start(int nodes) {
+  const std::string dir = MakeTempDir("walfeed-nats");
+  if (dir.empty()) return absl::InternalError("cannot make a temp dir for NATS");
+  std::unique_ptr<NatsCluster> cluster(new NatsCluster(dir, nodes));
+  RunResult started =
+      RunCommand({"bash", kScript, "start", dir, std::to_string(nodes)}, absl::Seconds(90));
+  if (started.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("cannot start NATS: ", started.output));
+  }
+  cluster->urls_ = LastLine(started.output);
+  return cluster;
+}
+
+NatsCluster::~NatsCluster() {
+  RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
+  RemoveTree(dir_);
+}
+
+absl::Status NatsCluster::Script(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"bash", kScript};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunResult result = RunCommand(argv, absl::Seconds(90));
+  if (result.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("nats-local.sh ", args[0], ": ", result.output));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NatsCluster::Kill(int node) { return Script({"kill", dir_, std::to_string(node)}); }
+absl::Status NatsCluster::Stop(int node) { return Script({"term", dir_, std::to_string(node)}); }
+absl::Status NatsCluster::StartNode(int node) { return Script({"up", dir_, std::to_string(node)}); }
+absl::Status NatsCluster::StopAll() { return Script({"stop", dir_}); }
+absl::Status NatsCluster::StartAll() { return Script({"start", dir_}); }
+
+absl::StatusOr<int> NatsCluster::Leader(const std::string& stream) {
+  RunResult result = RunCommand({"bash", kScript, "leader", dir_, stream}, absl::Seconds(30));
+  int node = 0;
+  if (result.exit_code != 0 || !absl::SimpleAtoi(LastLine(result.output), &node)) {
+    return absl::UnavailableError(absl::StrCat("no leader of ", stream, ": ", result.output));
+  }
+  return node;
+}
+
+absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(
+    const std::string& stream) const {
+  natsOptions* options = nullptr;
+  natsOptions_Create(&options);
+  std::vector<std::string> urls = absl::StrSplit(urls_, ',');
+  std::vector<const char*> servers;
+  for (const std::string& url : urls) servers.push_back(url.c_str());
+  natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
+  natsConnection* connection = nullptr;
+  natsStatus s = natsConnection_Connect(&connection, options);
+  natsOptions_Destroy(options);
+  if (s != NATS_OK) return NatsError("cannot connect to NATS", s);
+  jsCtx* js = nullptr;
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = 10000;
+  natsConnection_JetStream(&js, connection, &js_options);
+  absl::StatusOr<std::vector<StreamMessage>> result = std::vector<StreamMessage>();
+  jsStreamInfo* info = nullptr;
+  jsErrCode js_error = jsErrCode{};
+  // Right after a restart the stream has no leader for a few seconds: ask again meanwhile.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while ((s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &js_error)) != NATS_OK &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  if (s != NATS_OK) {
+    result = NatsError(absl::StrCat("cannot read stream ", stream), s);
+  } else {
+    const uint64_t first = info->State.FirstSeq;
+    const uint64_t last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    for (uint64_t seq = std::max<uint64_t>(first, 1); seq <= last && result.ok(); ++seq) {
+      natsMsg* message = nullptr;
+      while ((s = js_GetMsg(&message, js, stream.c_str(), seq, nullptr, &js_error)) != NATS_OK &&
+             s != NATS_NOT_FOUND && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(500));
+      }
+      if (s != NATS_OK) {
+        result = NatsError(absl::StrCat("cannot read message ", seq, " of ", stream), s);
+        break;
+      }
+      StreamMessage read;
+      read.sequence = seq;
+      const char** keys = nullptr;
+      int count = 0;
+      if (natsMsgHeader_Keys(message, &keys, &count) == NATS_OK) {
+        for (int i = 0; i < count; ++i) {
+          const char* value = nullptr;
+          if (natsMsgHeader_Get(message, keys[i], &value) == NATS_OK) {
+            read.headers[keys[i]] = value;
+          }
+        }
+        free(static_cast<void*>(keys));
+      }
+      if (!read.segment.ParseFromArray(natsMsg_GetData(message), natsMsg_GetDataLength(message))) {
+        result = absl::DataLossError(absl::StrCat("message ", seq, " is not a LogSegment"));
+      }
+      natsMsg_Destroy(message);
+      if (result.ok()) result->push_back(std::move(read));
+    }
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(connection);
+  return result;
+}
+
+}  // namespace walfeed::testing
