@@ -54,14 +54,14 @@ def time_pg_recvlogical(pg, slot, end_lsn, out_dir):
     return elapsed, os.path.getsize(out)
 
 
-def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=()):
+def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=(), extra_args=()):
     """Seconds from walfeed's start until its slot confirms end_lsn; log bytes; changes stored."""
     data = os.path.join(out_dir, f"{slot}.data")
     log = open(os.path.join(out_dir, f"{slot}.log"), "w")
     server = f"127.0.0.1:{free_port()}"
     start = time.monotonic()
     proc = subprocess.Popen([*wrap, walfeed, "--pg", pg.conninfo, "--slot", slot, "--data-dir", data,
-                             "--listen", server, "--snapshot", "never"],
+                             "--listen", server, "--snapshot", "never", *extra_args],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         if not wait_for_confirmed(pg, slot, end_lsn, 1800, proc):

@@ -8,7 +8,9 @@ Runs, in order: ingest.py (walfeed vs pg_recvlogical), live.py (commit-to-consum
 1,000 and 10,000 changes/s; fan-out to 100 and 1,000 subscribers at 5,000 changes/s), catchup.py
 (a 10M-change log read from 0 vs a raw RocksDB scan), compaction.py (N updates over K keys vs the
 live rows alone), large_transaction.py (peak memory for one 1M-row transaction) and
-large_values.py (memory around one 100 MiB row, stalled subscribers at it, ReadValue). Each writes
+large_values.py (memory around one 100 MiB row, stalled subscribers at it, ReadValue) and
+replication.py (ingest and latency with the log replicated into a 3-node NATS JetStream cluster
+under --confirm-after=replicated, next to local-only and pg_recvlogical). Each writes
 its own bench/results/<name>.{json,md}; this script then writes bench/results/summary.{json,md}
 and summary.png. --quick runs each in its smoke size (CI checks that they run, not how fast).
 """
@@ -22,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import HERE, machine  # noqa: E402
 
-SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values"]
+SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values", "replication"]
 
 
 def load(out, name, quick):
@@ -75,6 +77,23 @@ def summarize(out, quick):
                  "reference": f"the value: {r['value_mib']} MiB", "ratio": None,
                  "target": "< 1 MiB per stalled stream",
                  "met": added < r["stalled_readers"]})
+    replication = load(out, "replication", quick)
+    for r in replication["ingest"]:
+        rows.append({"scenario": f"replicated ingest (3 replicas, confirm after replicated), "
+                                 f"{r['txn_size']}-row transactions",
+                     "walfeed": f"{r['replicated_changes_per_s']:,} changes/s",
+                     "reference": f"walfeed local-only {r['local_changes_per_s']:,} changes/s",
+                     "ratio": r["replicated_vs_local"], "target": ">= 0.8 x",
+                     "met": r["target_met"]})
+    for r in replication["latency"]:
+        if not r["replicated"]:
+            continue
+        grpc, stream = r["grpc"]["latency_ms"], r["stream"]["latency_ms"]
+        rows.append({"scenario": f"latency with replication at {r['target_changes_per_s']:,} changes/s",
+                     "walfeed": f"JetStream consumer p50 {stream['p50']:.1f} / p99 {stream['p99']:.1f} ms",
+                     "reference": f"gRPC feed p50 {grpc['p50']:.1f} / p99 {grpc['p99']:.1f} ms",
+                     "ratio": None, "target": "every change, in order",
+                     "met": r["grpc"]["complete"] and r["stream"]["complete"]})
     return rows
 
 

@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""Replication benchmark: what replicating the log into NATS JetStream costs.
+
+A private PostgreSQL and a private 3-node NATS JetStream cluster (scripts/nats-local.sh) run on
+this machine, beside walfeed.
+
+1. Ingest: the ingest benchmark's workload (bench/ingest.py) is committed first; then, each on
+   its own slot, pg_recvlogical, walfeed with its local log only, and walfeed with
+   --replicate-to (a 3-replica stream) and --confirm-after=replicated are timed until their slot
+   confirms the final LSN. Under `replicated` that is when JetStream has every change. Target:
+   replicated >= 0.8 x local-only.
+2. Latency: pgbench commits 10-row transactions at a fixed rate into walfeed with
+   --replicate-to and --confirm-after=replicated, while feed_followers reads the gRPC feed and
+   stream_follower reads the JetStream stream (an ordered push consumer, NATS C client). Latency is
+   receipt time minus commit time per change; the same run without replication gives the gRPC
+   reference. The extra latency of the stream is its p50/p99 over the gRPC feed's.
+
+Results go to bench/results/replication.{json,md}.
+
+  bench/replication.py [--quick] [--changes N] [--txn-sizes 10,1000] [--rate R] [--seconds S]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, free_port, machine,  # noqa: E402
+                      run, wait_for_health, write_results)
+from ingest import LOAD_PROCEDURE, time_pg_recvlogical, time_walfeed  # noqa: E402
+
+NATS = f"{ROOT}/scripts/nats-local.sh"
+ROWS_PER_TXN = 10
+
+
+def ingest(pg, root, urls, sizes, changes, runs, walfeed):
+    pg.sql("CREATE TABLE bench (id bigint PRIMARY KEY, payload text, n int)")
+    pg.sql("CREATE PUBLICATION walfeed FOR ALL TABLES")
+    pg.sql(LOAD_PROCEDURE)
+    results = []
+    for size in sizes:
+        pg.sql("TRUNCATE bench")
+        slots = [f"{kind}_{size}_{r}" for r in range(runs) for kind in ("ref", "local", "repl")]
+        for slot in slots:
+            pg.sql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
+        pg.sql(f"CALL bench_load({max(1, changes // size)}, {size})")
+        end_lsn = pg.sql("SELECT pg_current_wal_lsn()")
+        row = {"txn_size": size, "runs": []}
+        for r in range(runs):
+            ref_s, _ = time_pg_recvlogical(pg, f"ref_{size}_{r}", end_lsn, root)
+            local_s, _, count, _, local_cpu = time_walfeed(pg, f"local_{size}_{r}", end_lsn, root, walfeed)
+            repl_s, _, _, _, repl_cpu = time_walfeed(
+                pg, f"repl_{size}_{r}", end_lsn, root, walfeed,
+                extra_args=("--replicate-to", urls, "--replication-stream", f"bench_{size}_{r}",
+                            "--replication-replicas", "3", "--confirm-after", "replicated"))
+            row["changes"] = count
+            row["runs"].append({"pg_recvlogical_seconds": round(ref_s, 3),
+                                "local_seconds": round(local_s, 3), "local_cpu_seconds": round(local_cpu, 2),
+                                "replicated_seconds": round(repl_s, 3),
+                                "replicated_cpu_seconds": round(repl_cpu, 2)})
+            print(f"txn_size={size} run={r} changes={count} pg_recvlogical={ref_s:.2f}s "
+                  f"local={local_s:.2f}s replicated={repl_s:.2f}s", flush=True)
+        best = {k: min(x[k] for x in row["runs"])
+                for k in ("pg_recvlogical_seconds", "local_seconds", "replicated_seconds")}
+        row["pg_recvlogical_changes_per_s"] = round(row["changes"] / best["pg_recvlogical_seconds"])
+        row["local_changes_per_s"] = round(row["changes"] / best["local_seconds"])
+        row["replicated_changes_per_s"] = round(row["changes"] / best["replicated_seconds"])
+        row["replicated_vs_local"] = round(best["local_seconds"] / best["replicated_seconds"], 2)
+        row["target_met"] = row["replicated_vs_local"] >= 0.8
+        results.append(row)
+        for slot in slots:
+            pg.sql(f"SELECT pg_drop_replication_slot('{slot}')")
+    return results
+
+
+def latency(pg, root, urls, rate, seconds, replicate, index, walfeed):
+    db = f"latency_{index}"
+    stream = f"latency_{index}"
+    pg.sql(f"CREATE DATABASE {db}")
+    pg.sql("CREATE TABLE live (id bigserial PRIMARY KEY, payload text)", db=db)
+    script = os.path.join(root, f"{db}.sql")
+    with open(script, "w") as f:
+        f.write(f"INSERT INTO live (payload) SELECT repeat(md5(random()::text), 6) "
+                f"FROM generate_series(1, {ROWS_PER_TXN});\n")
+    server = f"127.0.0.1:{free_port()}"
+    log = open(os.path.join(root, f"{db}.walfeed.log"), "w")
+    extra = ["--replicate-to", urls, "--replication-stream", stream, "--confirm-after", "replicated"] if replicate else []
+    proc = subprocess.Popen([walfeed, "--pg", pg.conninfo_for(db), "--slot", db, "--data-dir",
+                             os.path.join(root, f"{db}.data"), "--listen", server, *extra],
+                            stdout=log, stderr=subprocess.STDOUT)
+    consumers = []
+    try:
+        wait_for_health(server, proc=proc)
+        time.sleep(1)
+        consumers.append(("grpc", subprocess.Popen(
+            [os.path.join(BUILD_BIN, "feed_followers"), "--server", server, "--subscribers", "1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)))
+        if replicate:
+            consumers.append(("stream", subprocess.Popen(
+                [os.path.join(BUILD_BIN, "stream_follower"), "--nats", urls, "--stream", stream],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)))
+        for name, consumer in consumers:
+            if consumer.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"the {name} consumer did not start")
+        start = time.monotonic()
+        subprocess.run([os.path.join(PG_BIN_DIR, "pgbench"), "-n", "-c", "4", "-j", "2", "-R",
+                        str(rate // ROWS_PER_TXN), "-T", str(seconds), "-f", script, pg.conninfo_for(db)],
+                       check=True, capture_output=True, text=True)
+        write_seconds = time.monotonic() - start
+        committed = int(pg.sql("SELECT count(*) FROM live", db=db))
+        result = {"replicated": replicate, "target_changes_per_s": rate,
+                  "achieved_changes_per_s": round(committed / write_seconds), "committed": committed}
+        for name, consumer in consumers:
+            out, _ = consumer.communicate(f"expect {committed}\n", timeout=600)
+            measured = json.loads(out.strip().splitlines()[-1])
+            result[name] = {"latency_ms": measured["latency_ms"], "complete": consumer.returncode == 0}
+        return result
+    finally:
+        for _, consumer in consumers:
+            if consumer.poll() is None:
+                consumer.kill()
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+        pg.sql(f"SELECT pg_drop_replication_slot('{db}')")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=1_000_000)
+    parser.add_argument("--txn-sizes", default="10,1000")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--rate", type=int, default=10_000, help="changes/s of the latency run")
+    parser.add_argument("--seconds", type=int, default=20, help="how long the latency run writes")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (CI)")
+    parser.add_argument("--walfeed", default=os.path.join(BUILD_BIN, "walfeed"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    if args.quick:
+        args.changes, args.txn_sizes, args.runs, args.rate, args.seconds = 20_000, "10", 1, 1_000, 3
+
+    root = tempfile.mkdtemp(prefix="walfeed-replication-bench-")
+    os.chmod(root, 0o755)
+    nats_dir = os.path.join(root, "nats")
+    pg = Postgres(root)
+    try:
+        urls = run(["bash", NATS, "start", nats_dir, "3"]).splitlines()[-1]
+        sizes = [int(s) for s in args.txn_sizes.split(",")]
+        ingest_results = ingest(pg, root, urls, sizes, args.changes, args.runs, args.walfeed)
+        latency_results = [latency(pg, root, urls, args.rate, args.seconds, replicate, i, args.walfeed)
+                           for i, replicate in enumerate((False, True))]
+    finally:
+        subprocess.run(["bash", NATS, "stop", nats_dir], check=False)
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    report = {
+        "benchmark": "replication",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "method": "PostgreSQL, a 3-node NATS JetStream cluster (3-replica file streams) and walfeed on "
+                  "one machine. Ingest: workload committed first, each consumer timed from its start "
+                  "until its slot confirms the final LSN, best of the runs. Latency: receipt minus "
+                  "commit time of every change at a fixed rate, gRPC feed and JetStream stream read at "
+                  "once",
+        "quick": args.quick,
+        "ingest": ingest_results,
+        "latency": latency_results,
+    }
+    lines = ["| transaction size | changes | pg_recvlogical changes/s | walfeed local changes/s | "
+             "walfeed replicated changes/s | replicated / local | target |",
+             "|---|---|---|---|---|---|---|"]
+    for r in ingest_results:
+        lines.append(f"| {r['txn_size']} | {r['changes']:,} | {r['pg_recvlogical_changes_per_s']:,} | "
+                     f"{r['local_changes_per_s']:,} | {r['replicated_changes_per_s']:,} | "
+                     f"{r['replicated_vs_local']} | >= 0.8 {'(met)' if r['target_met'] else '(missed)'} |")
+    lines += ["", "| latency at changes/s | gRPC feed p50 / p99 ms | JetStream stream p50 / p99 ms |",
+              "|---|---|---|"]
+    for r in latency_results:
+        grpc = r["grpc"]["latency_ms"]
+        stream = r.get("stream", {}).get("latency_ms")
+        lines.append(f"| {r['achieved_changes_per_s']:,} ({'replicated' if r['replicated'] else 'local only'}) | "
+                     f"{grpc['p50']:.1f} / {grpc['p99']:.1f} | "
+                     + (f"{stream['p50']:.1f} / {stream['p99']:.1f}" if stream else "-") + " |")
+    write_results(args.out, "replication-quick" if args.quick else "replication", report,
+                  f"Replication into NATS JetStream, PostgreSQL {PG_BIN}", "\n".join(lines))
+    complete = all(c["complete"] for r in latency_results for k, c in r.items() if isinstance(c, dict))
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
