@@ -183,9 +183,28 @@ for path, docs in documents.items():
             if holds_password(text):
                 fail(where, f"a plaintext password in {doc['kind']} '{name}' (value not shown)")
 
-statefulsets = k8s.get("StatefulSet", [])
+statefulsets = [(w, d) for w, d in k8s.get("StatefulSet", []) if d["metadata"]["name"] == "walfeed"]
 if len(statefulsets) != 1:
-    fail("deploy/k8s", f"expected one StatefulSet, found {len(statefulsets)}")
+    fail("deploy/k8s", f"expected one StatefulSet named walfeed, found {len(statefulsets)}")
+# The NATS JetStream cluster walfeed replicates into: three nodes, each with its own volume, the
+# config with JetStream on and a max_payload that takes a walfeed change (about 1 MiB).
+nats_sets = [(w, d) for w, d in k8s.get("StatefulSet", []) if d["metadata"]["name"] == "nats"]
+for where, sts in nats_sets:
+    spec = sts.get("spec") or {}
+    unknown_keys(f"{where} spec", spec, STATEFULSET_KEYS)
+    if spec.get("replicas") != 3:
+        fail(where, "the NATS cluster needs 3 nodes for a 3-replica stream")
+    if not spec.get("volumeClaimTemplates"):
+        fail(where, "NATS nodes without volumes lose the stream with the pod")
+for where, cm in k8s.get("ConfigMap", []):
+    if cm["metadata"]["name"] != "nats-config":
+        continue
+    conf = (cm.get("data") or {}).get("nats.conf", "")
+    if "jetstream" not in conf:
+        fail(where, "nats.conf does not turn JetStream on")
+    payload = re.search(r"max_payload:\s*(\d+)MB", conf)
+    if not payload or int(payload.group(1)) < 2:
+        fail(where, "nats.conf needs max_payload of 2MB or more (a walfeed change is up to ~1 MiB)")
 configmaps = {d["metadata"]["name"]: d for _, d in k8s.get("ConfigMap", [])}
 services = k8s.get("Service", [])
 for where, sts in statefulsets:
