@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
             change.commit_time().seconds() * 1'000'000 + change.commit_time().nanos() / 1000;
         const int64_t late = now_micros - commit_micros;
         latency.Add(late, 1);
-        worst_micros = std::max<uint64_t>(worst_micros, static_cast<uint64_t>(std::max<int64_t>(late, 0)));
+        worst_micros =
+            std::max<uint64_t>(worst_micros, static_cast<uint64_t>(std::max<int64_t>(late, 0)));
         ++changes;
       }
     }

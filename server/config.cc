@@ -345,6 +345,17 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetBytes("replication-segment-bytes", v, &c.replication.segment_bytes);
        }},
+      {"replication-timeout", "WALFEED_REPLICATION_TIMEOUT", "5s",
+       "how long a publish to JetStream (or a read of the stream's end) may take before it is "
+       "given up and retried from the stream's end; retries back off up to this long too",
+       [](const std::string& v, Config& c) {
+         if (absl::Status s = SetDuration("replication-timeout", v, &c.replication.request_timeout);
+             !s.ok()) {
+           return s;
+         }
+         c.replication.retry_max = c.replication.request_timeout;
+         return absl::OkStatus();
+       }},
       {"nats-user", "WALFEED_NATS_USER", "(none)", "NATS user name (with WALFEED_NATS_PASSWORD)",
        [](const std::string& v, Config& c) {
          c.replication.user = v;

@@ -1,7 +1,11 @@
-// walfeed's entry point: reads the configuration, opens the change log, starts the gRPC feed
-// the background compactor and the PostgreSQL source, and on SIGINT/SIGTERM shuts them down in
-// order: a running compaction pass stops between batches, streams end with UNAVAILABLE, the source
-// appends and confirms what it has, the log closes.
+// walfeed's entry point: reads the configuration, opens the change log, starts the gRPC feed,
+// the background compactor, the replication into NATS JetStream (with --replicate-to) and the
+// PostgreSQL source, and on SIGINT/SIGTERM shuts them down in order: a running compaction pass
+// stops between batches, streams end with UNAVAILABLE, the source appends and confirms what it
+// has, the replication stops after its current publish, the log closes.
+//
+// The rooms meet only here: the source writes the log through TransactionSink and is bounded by a
+// ConfirmGate; the feed and the replication read the log; none of them knows another.
 #include <pthread.h>
 #include <signal.h>
 

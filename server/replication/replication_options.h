@@ -46,7 +46,8 @@ struct ReplicationOptions {
   size_t segment_bytes = 1 << 20;
   // How long a publish or a read of the stream may take before it is retried.
   absl::Duration request_timeout = absl::Seconds(5);
-  // Backoff between attempts while publishing fails.
+  // Backoff between attempts while publishing fails (--replication-timeout sets both it and
+  // retry_max).
   absl::Duration retry_min = absl::Milliseconds(100);
   absl::Duration retry_max = absl::Seconds(5);
 
