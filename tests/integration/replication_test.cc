@@ -18,6 +18,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/walfeed_process.h"
@@ -269,9 +270,11 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
 
 TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  const int metrics_port = FreePort();
   StartWalfeed([&] {
     std::vector<std::string> args = ReplicationArgs("replicated");
-    args.insert(args.end(), {"--unhealthy-after", "3s", "--status-interval", "1s"});
+    args.insert(args.end(), {"--unhealthy-after", "3s", "--status-interval", "1s",
+                             "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)});
     return args;
   }());
   Sql("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g");
@@ -310,6 +313,11 @@ TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
   EXPECT_GT(info.replication().lag_changes(), 50u);
   EXPECT_GT(info.replication().failing_seconds(), 3.0);
   EXPECT_FALSE(info.replication().last_error().empty());
+  const std::string metrics = Scrape(metrics_port);
+  EXPECT_EQ(Sample(metrics, "walfeed_replication_state{state=\"failing\"}"), 1) << metrics;
+  EXPECT_GT(Sample(metrics, "walfeed_replication_lag_changes"), 50);
+  EXPECT_GT(Sample(metrics, "walfeed_replication_publish_errors_total"), 0);
+  EXPECT_GT(Sample(metrics, "walfeed_replication_segments_published_total"), 0);
 
   // The machine is lost with its disk.
   walfeed_->Kill();
