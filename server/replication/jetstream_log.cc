@@ -135,7 +135,7 @@ JetStreamLog::JetStreamLog(const ReplicationOptions& options, std::unique_ptr<Ha
 
 JetStreamLog::~JetStreamLog() = default;
 
-absl::Status JetStreamLog::EnsureStream() {
+absl::Status JetStreamLog::EnsureStream(bool retried) {
   jsStreamInfo* info = nullptr;
   jsErrCode js_error = jsErrCode{};
   natsStatus s = js_GetStreamInfo(&info, handles_->js, options_.stream.c_str(), nullptr, &js_error);
@@ -153,7 +153,8 @@ absl::Status JetStreamLog::EnsureStream() {
     return absl::OkStatus();
   }
   if (s != NATS_NOT_FOUND && js_error != JSStreamNotFoundErr) {
-    if (js_error == JSNotEnabledErr || s == NATS_NO_RESPONDERS) {
+    if (js_error == JSNotEnabledErr || js_error == JSNotEnabledForAccountErr ||
+        s == NATS_NO_RESPONDERS) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the NATS servers at ", absl::StrJoin(options_.servers, ","),
           " do not run JetStream (no answer to its API): start nats-server with JetStream on "
@@ -176,8 +177,8 @@ absl::Status JetStreamLog::EnsureStream() {
     jsStreamInfo_Destroy(info);
     return absl::OkStatus();
   }
-  // Another walfeed created it at the same time: use it.
-  if (js_error == JSStreamNameExistErr) return EnsureStream();
+  // Another walfeed created it at the same time: use it (once).
+  if (js_error == JSStreamNameExistErr && !retried) return EnsureStream(/*retried=*/true);
   return NatsError(absl::StrCat("cannot create the JetStream stream ", options_.stream, " (",
                                 options_.replicas, " replicas)"),
                    s, js_error);
@@ -197,6 +198,7 @@ absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
   if (last.sequence == 0) return last;
   natsMsg* message = nullptr;
   s = js_GetMsg(&message, handles_->js, options_.stream.c_str(), last.sequence, nullptr, &js_error);
+  if (s == NATS_NOT_FOUND) return last;  // gone: not present
   if (s != NATS_OK) {
     return NatsError(absl::StrCat("cannot read message ", last.sequence,
                                   " of the JetStream stream ", options_.stream),
@@ -213,6 +215,8 @@ absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
     }
     free(static_cast<void*>(keys));
   }
+  last.present = true;
+  last.data.assign(natsMsg_GetData(message), static_cast<size_t>(natsMsg_GetDataLength(message)));
   natsMsg_Destroy(message);
   last.id = last.Header("Nats-Msg-Id");
   return last;
@@ -241,8 +245,9 @@ absl::StatusOr<uint64_t> JetStreamLog::Append(absl::string_view data, const Head
   } else {
     // The client sends this expectation only when it is above 0: "the stream must be empty" is
     // set by hand.
-    natsMsgHeader_Set(message, "Nats-Expected-Last-Sequence",
-                      std::to_string(expect.last_sequence).c_str());
+    s = natsMsgHeader_Set(message, "Nats-Expected-Last-Sequence",
+                          std::to_string(expect.last_sequence).c_str());
+    if (s != NATS_OK) return NatsError("cannot set a NATS message header", s);
   }
   jsPubAck* ack = nullptr;
   jsErrCode js_error = jsErrCode{};

@@ -30,11 +30,15 @@ class JetStreamLog {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
 
-  // The stream's last message (sequence 0 and nothing else when the stream is empty).
+  // The stream's last message (sequence 0 and nothing else when the stream is empty; present
+  // false when the stream ends at `sequence` but that message is gone: expired by the stream's
+  // limits, or deleted).
   struct LastMessage {
     uint64_t sequence = 0;
+    bool present = false;
     std::string id;  // its Nats-Msg-Id
     Headers headers;
+    std::string data;
     std::string Header(absl::string_view name) const;
   };
 
@@ -65,7 +69,7 @@ class JetStreamLog {
  private:
   struct Handles;
   JetStreamLog(const ReplicationOptions& options, std::unique_ptr<Handles> handles);
-  absl::Status EnsureStream();
+  absl::Status EnsureStream(bool retried = false);
 
   const ReplicationOptions options_;
   const std::string subject_;

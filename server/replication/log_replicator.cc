@@ -65,12 +65,17 @@ uint64_t LogReplicator::ConfirmableLsn() const {
   if (!next_.has_value()) return 0;
   // The head is read after the source read its durable point: a newer head only makes this
   // stricter.
-  if (next_->position > log_->Head()) return kNoBound;
-  return next_->position.lsn;
+  const Position head = log_->Head();
+  if (head.IsZero() || next_->position > head) return kNoBound;
+  // Not next_->lsn: a non-transactional message sits at its record's end - 1, above the start
+  // PostgreSQL compares, and next_ may be inside a transaction split between segments.
+  if (!last_whole_.has_value()) return 0;
+  return last_whole_->lsn + 1;
 }
 
 std::optional<Position> LogReplicator::KeepFrom() const {
   absl::MutexLock lock(&mu_);
+  if (failed_) return std::nullopt;
   if (!next_.has_value()) return Position{};
   return next_->position;
 }
@@ -160,6 +165,26 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
   absl::StatusOr<JetStreamLog::LastMessage> last = stream.ReadLast();
   if (!last.ok()) return last.status();
   SegmentStart next;
+  std::optional<Position> last_whole;
+  if (last->sequence > 0 && !last->present) {
+    // The stream's limits (max_age, say) or a delete took its last message. Only this writer's
+    // own memory can say where that message ended the log.
+    absl::MutexLock lock(&mu_);
+    if (!next_.has_value() || expected_sequence_ != last->sequence) {
+      failed_ = true;
+      status_.set_state("failed");
+      const std::string problem = absl::StrCat(
+          "the last message (", last->sequence, ") of the JetStream stream ", options_.stream,
+          " is gone (expired by the stream's limits, or deleted), so walfeed cannot tell where "
+          "its log continues: keep the newest messages (limit the stream by max_bytes or max_msgs, "
+          "not max_age alone), or start a new stream with --replication-stream");
+      spdlog::error("event=replication_stopped stream={} reason=\"{}\"", options_.stream,
+                    EscapeForLog(problem));
+      return absl::FailedPreconditionError(problem);
+    }
+    expected_id_.clear();
+    return absl::OkStatus();
+  }
   if (last->sequence > 0) {
     const std::string log_id = last->Header("Walfeed-Log-Id");
     absl::StatusOr<SegmentStart> parsed = ParseSegmentStart(last->Header("Walfeed-Next"));
@@ -199,11 +224,30 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
       return absl::FailedPreconditionError(problem);
     }
     next = *parsed;
+    v1::LogSegment segment;
+    if (segment.ParseFromString(last->data)) {
+      for (const v1::Change& change : segment.changes()) {
+        if (change.last_in_transaction()) last_whole = Position{change.lsn(), change.seq()};
+      }
+    }
   }
   expected_sequence_ = last->sequence;
   expected_id_.clear();
   {
     absl::MutexLock lock(&mu_);
+    if (next_.has_value() && next.position < next_->position) {
+      // JetStream lost messages it had acknowledged (2.9 syncs its files every 60 s): they are
+      // published again, from the local log, which still holds them unless PostgreSQL was told.
+      spdlog::warn("event=replication_rewound stream={} acknowledged_up_to={} stream_ends_at={}",
+                   options_.stream, FormatSegmentStart(*next_), FormatSegmentStart(next));
+    }
+    // What the stream's last message says ends a transaction; else what this writer knew, when
+    // the stream ends where it left it.
+    if (last_whole.has_value()) {
+      last_whole_ = last_whole;
+    } else if (!(next_.has_value() && next == *next_)) {
+      last_whole_.reset();
+    }
     next_ = next;
     status_.set_stream_sequence(last->sequence);
     const std::string last_cursor = last->Header("Walfeed-Last-Cursor");
@@ -239,7 +283,13 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
       WaitForHead(absl::Seconds(1));
       continue;
     }
-    SetState("replicating");
+    {
+      // A retry while publishing fails stays "failing" until a publish succeeds.
+      absl::MutexLock lock(&mu_);
+      if (failing_since_ == absl::InfinitePast() && status_.state() != "replicating") {
+        status_.set_state("replicating");
+      }
+    }
     const Segment& built = **segment;
     const std::string start_text = FormatSegmentStart(start);
     JetStreamLog::Headers headers = {{"Walfeed-Log-Id", log_id},
@@ -249,8 +299,14 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
       headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
       headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
     }
+    // The id names both ends: a segment rebuilt from the same start after a failed publish may
+    // reach further (the head moved), and must not pass for the one stored meanwhile.
+    const std::string id =
+        absl::StrCat(log_id, "@", start_text, "..", FormatSegmentStart(built.next));
+    size_t header_bytes = id.size() + 64;
+    for (const auto& [key, value] : headers) header_bytes += key.size() + value.size() + 4;
     const int64_t max_payload = stream.MaxPayload();
-    if (max_payload > 0 && built.bytes.size() + kHeaderRoom > static_cast<size_t>(max_payload)) {
+    if (max_payload > 0 && built.bytes.size() + header_bytes > static_cast<size_t>(max_payload)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the change at ", start_text, " takes ", built.bytes.size(),
           " bytes in a segment, more than the NATS servers' max_payload (", max_payload,
@@ -258,7 +314,6 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
           "stay under about 1 MiB; 8MB leaves room)"));
     }
     JetStreamLog::Expectation expect{expected_sequence_, expected_id_};
-    const std::string id = absl::StrCat(log_id, "@", start_text);
     absl::StatusOr<uint64_t> sequence = stream.Append(built.bytes, headers, id, expect);
     if (!sequence.ok()) return sequence.status();
     expected_sequence_ = *sequence;
@@ -266,11 +321,16 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
     {
       absl::MutexLock lock(&mu_);
       next_ = built.next;
+      if (built.last_whole.has_value()) last_whole_ = built.last_whole;
       status_.set_stream_sequence(*sequence);
       if (built.last.has_value()) status_.set_replicated_cursor(FormatCursor(*built.last));
       status_.set_segments_published(status_.segments_published() + 1);
       failing_since_ = absl::InfinitePast();
       status_.clear_last_error();
+      if (status_.state() != "replicating") {
+        spdlog::info("event=replication_state state=replicating stream={}", options_.stream);
+        status_.set_state("replicating");
+      }
     }
     MeasureLag(/*force=*/false);
   }

@@ -52,11 +52,14 @@ class LogReplicator : public ConfirmGate {
   // Ends the publishing thread (a publish under way ends first, within the request timeout).
   void Stop();
 
-  // ConfirmGate: kNoBound when JetStream has everything the log holds; else the commit LSN of
-  // the first change it lacks; 0 until the stream's end has been read.
+  // ConfirmGate: kNoBound when JetStream has everything the log holds; else one past the
+  // position of the newest change JetStream has that ends a transaction (every transaction up
+  // to it is whole there, and the next one's commit record, or a non-transactional message's
+  // record, starts after it); 0 while that is not known.
   uint64_t ConfirmableLsn() const override;
   // The first change JetStream does not have (compaction keeps it and all after it); the log's
-  // beginning until the stream's end has been read.
+  // beginning until the stream's end has been read; no bound once the replication failed for
+  // good (the stream is not this log's to continue).
   std::optional<Position> KeepFrom() const;
 
   v1::ReplicationStatus Status() const;
@@ -88,6 +91,8 @@ class LogReplicator : public ConfirmGate {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Where the next segment begins, once the stream's end is known.
   std::optional<SegmentStart> next_ ABSL_GUARDED_BY(mu_);
+  // The newest replicated change that ends a transaction, when known.
+  std::optional<Position> last_whole_ ABSL_GUARDED_BY(mu_);
   v1::ReplicationStatus status_ ABSL_GUARDED_BY(mu_);
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   // Since when publishing has failed (InfinitePast while it makes progress).

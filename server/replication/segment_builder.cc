@@ -25,6 +25,8 @@ constexpr uint32_t kChunkData = 3;
 
 // A field's tag and length prefix take at most this many bytes.
 constexpr size_t kFieldOverhead = 16;
+// Room kept in every segment for the cursors and the flag written at its end.
+constexpr size_t kTrailerRoom = 128;
 // At most this many changes are read ahead for one segment.
 constexpr size_t kMaxRecordsRead = 100000;
 
@@ -37,14 +39,18 @@ struct Chunk {
 // Fills one segment item by item, remembering where the last whole transaction ended.
 class SegmentWriter {
  public:
-  SegmentWriter(absl::string_view log_id, size_t budget) : budget_(budget) {
+  // `starts_inside`: the segment's first change is not the first of its transaction.
+  SegmentWriter(absl::string_view log_id, size_t budget, bool starts_inside)
+      : budget_(budget), open_transaction_(starts_inside) {
     WriteLengthDelimited(kSegmentLogId, log_id, &buffer_);
     empty_size_ = buffer_.size();
   }
 
   bool empty() const { return buffer_.size() == empty_size_; }
   // Whether an item of `bytes` fits (anything fits an empty segment).
-  bool Fits(size_t bytes) const { return empty() || buffer_.size() + bytes <= budget_; }
+  bool Fits(size_t bytes) const {
+    return empty() || buffer_.size() + bytes + kTrailerRoom <= budget_;
+  }
 
   void AddChunk(const Chunk& chunk) {
     std::string field;
@@ -61,7 +67,10 @@ class SegmentWriter {
     segment_.last = position;
     ++segment_.changes;
     open_transaction_ = !last_in_transaction;
-    if (last_in_transaction) boundary_ = Boundary{buffer_.size(), segment_};
+    if (last_in_transaction) {
+      segment_.last_whole = position;
+      boundary_ = Boundary{buffer_.size(), segment_};
+    }
   }
 
   // Ends the segment before the item that starts at `next`: at the end of the last whole
@@ -157,7 +166,7 @@ absl::StatusOr<std::optional<Segment>> BuildSegment(const ChangeLog& log, absl::
                            });
   if (!visited.ok()) return visited;
 
-  SegmentWriter writer(log_id, budget);
+  SegmentWriter writer(log_id, budget, records.front().position.seq > 0);
   size_t next_chunk = 0;
   for (const LogRecord& record : records) {
     if (chunks_cut && record.position > chunks.back().ref.position) {

@@ -10,8 +10,10 @@
 // - Whole transactions: a segment that would end inside a transaction ends after the last
 //   transaction it holds whole instead; only a transaction too large for one segment is split,
 //   and the segment that splits it says so (`continued`).
-// - Cutting depends only on the log's content from `from` and the budget, so a segment rebuilt
-//   from the same point after a crash is the same segment (its message id dedupes a retry).
+// - A segment is the log's content between `from` and its `next`: committed changes there never
+//   change (compaction keeps what is not replicated), so two segments with the same start and the
+//   same next are the same bytes. (Rebuilt from the same start later, a segment may reach further,
+//   the head having moved: the message id names both ends.)
 // It knows the log and the wire format, nothing of NATS.
 #ifndef WALFEED_SERVER_REPLICATION_SEGMENT_BUILDER_H_
 #define WALFEED_SERVER_REPLICATION_SEGMENT_BUILDER_H_
@@ -49,6 +51,9 @@ struct Segment {
   // The first and last change in the segment (unset when it holds only value chunks).
   std::optional<Position> first;
   std::optional<Position> last;
+  // The last change in the segment that ends its transaction (unset when none does): every
+  // transaction up to it is whole in this segment and the ones before.
+  std::optional<Position> last_whole;
   uint64_t changes = 0;
   uint64_t chunks = 0;
 };

@@ -58,7 +58,8 @@ StreamContent ReadStream(const NatsCluster& nats, const std::string& stream) {
     EXPECT_EQ(header("Walfeed-First-Cursor"), message.segment.first_cursor());
     EXPECT_EQ(header("Walfeed-Last-Cursor"), message.segment.last_cursor());
     EXPECT_EQ(header("Nats-Msg-Id"),
-              absl::StrCat(message.segment.log_id(), "@", header("Walfeed-Start")));
+              absl::StrCat(message.segment.log_id(), "@", header("Walfeed-Start"), "..",
+                           header("Walfeed-Next")));
     content.log_ids.insert(message.segment.log_id());
     for (const v1::LargeValueChunk& chunk : message.segment.values()) {
       std::string& value = content.values[chunk.ref()];
@@ -389,9 +390,13 @@ TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsN
   };
   // Every change of id 1 but the newest is superseded, but none is replicated: none may go.
   EXPECT_EQ(compact().superseded_removed(), 0u);
-  absl::SleepFor(absl::Seconds(2));
+  const absl::Time failing_deadline = absl::Now() + absl::Seconds(60);
+  while (FeedInfo().replication().state() != "failing") {
+    ASSERT_LT(absl::Now(), failing_deadline) << walfeed_->Log();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  absl::SleepFor(absl::Seconds(3));  // past --unhealthy-after
   EXPECT_EQ(Health(), HealthCheckResponse::SERVING) << "local: a NATS outage is not a problem";
-  EXPECT_EQ(FeedInfo().replication().state(), "failing");
 
   ASSERT_TRUE(nats_->StartAll().ok());
   WaitForReplication();
