@@ -106,4 +106,14 @@ v1::FeedInfo WalfeedTest::FeedInfo() {
   return info;
 }
 
+grpc::health::v1::HealthCheckResponse::ServingStatus WalfeedTest::Health() {
+  auto stub = grpc::health::v1::Health::NewStub(walfeed_->NewChannel());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.status();
+}
+
 }  // namespace walfeed::testing

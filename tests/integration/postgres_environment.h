@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/support/postgres_cluster.h"
 #include "tests/support/walfeed_process.h"
@@ -29,6 +30,8 @@ class WalfeedTest : public ::testing::Test {
   }
   std::vector<std::vector<std::string>> Query(const std::string& sql);
   v1::FeedInfo FeedInfo();
+  // What the standard health service answers for the whole server.
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health();
 
   // walfeed's flags for this test's data directory and slot on `conninfo`, on a free port.
   std::vector<std::string> BaseArgs(const std::string& conninfo);

@@ -15,7 +15,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/metrics_scrape.h"
@@ -26,7 +25,6 @@
 namespace walfeed::testing {
 namespace {
 
-using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
 
@@ -161,16 +159,6 @@ class Replication : public WalfeedTest {
       EXPECT_TRUE(absl::SimpleAtoi(rows[0][0], &lsn));
     }
     return lsn;
-  }
-
-  HealthCheckResponse::ServingStatus Health() {
-    auto stub = grpc::health::v1::Health::NewStub(walfeed_->NewChannel());
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    HealthCheckResponse response;
-    grpc::Status status = stub->Check(&context, HealthCheckRequest(), &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.status();
   }
 
   std::unique_ptr<NatsCluster> nats_;

@@ -18,20 +18,10 @@ using ::testing::HasSubstr;
 
 class SourceHealth : public WalfeedTest {
  protected:
-  HealthCheckResponse::ServingStatus Check() {
-    auto stub = grpc::health::v1::Health::NewStub(walfeed_->NewChannel());
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    HealthCheckResponse response;
-    grpc::Status status = stub->Check(&context, HealthCheckRequest(), &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.status();
-  }
-
-  // Waits until Check answers `want`; fails after `timeout`.
+  // Waits until Health answers `want`; fails after `timeout`.
   void WaitForHealth(HealthCheckResponse::ServingStatus want, absl::Duration timeout) {
     const absl::Time deadline = absl::Now() + timeout;
-    while (Check() != want) {
+    while (Health() != want) {
       ASSERT_LT(absl::Now(), deadline)
           << "health never became " << HealthCheckResponse::ServingStatus_Name(want) << "\n"
           << walfeed_->Log();
@@ -43,7 +33,7 @@ class SourceHealth : public WalfeedTest {
 TEST_F(SourceHealth, PostgresDownPastTheGracePeriodIsNotServingAndServingAgainOnceBack) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed({"--unhealthy-after", "3s"});
-  EXPECT_EQ(Check(), HealthCheckResponse::SERVING);
+  EXPECT_EQ(Health(), HealthCheckResponse::SERVING);
   auto stub = grpc::health::v1::Health::NewStub(walfeed_->NewChannel());
   grpc::ClientContext watch_context;
   watch_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(180)));
@@ -55,12 +45,12 @@ TEST_F(SourceHealth, PostgresDownPastTheGracePeriodIsNotServingAndServingAgainOn
   ASSERT_TRUE(SharedPostgres().StopServer().ok());
   const absl::Time stopped = absl::Now();
   absl::SleepFor(absl::Seconds(1));
-  EXPECT_EQ(Check(), HealthCheckResponse::SERVING) << "within the grace period";
+  EXPECT_EQ(Health(), HealthCheckResponse::SERVING) << "within the grace period";
   ASSERT_TRUE(watch->Read(&watched)) << "the watch hears the change";
   EXPECT_EQ(watched.status(), HealthCheckResponse::NOT_SERVING);
   // (The source may have noticed a moment before StopServer() returned.)
   EXPECT_GE(absl::Now() - stopped, absl::Seconds(2)) << "not before the grace period";
-  EXPECT_EQ(Check(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Health(), HealthCheckResponse::NOT_SERVING);
   const v1::FeedInfo info = FeedInfo();
   EXPECT_THAT(info.source_problem(), HasSubstr("no progress for"));
   EXPECT_FALSE(info.source_last_error().empty());
