@@ -637,12 +637,13 @@ absl::StatusOr<std::string> ChangeLog::ReadLargeValue(const ValueRef& ref, uint6
   return ReadValueChunk(impl_->db.get(), impl_->values, ref, offset, max_bytes);
 }
 
-absl::Status ChangeLog::VisitValueChunks(const Position& first, const Position& last,
-                                         const ChunkVisitor& visit) const {
+absl::Status ChangeLog::VisitValueChunks(
+    const Position& first, const Position& last, const ChunkVisitor& visit,
+    const std::optional<std::pair<ValueRef, uint64_t>>& start_at) const {
   const Position head = Head();
   if (head.IsZero() || first > head) return absl::OkStatus();
   return walfeed::VisitValueChunks(impl_->db.get(), impl_->values, first, std::min(last, head),
-                                   visit);
+                                   visit, start_at);
 }
 
 Position ChangeLog::Head() const {

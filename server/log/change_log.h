@@ -117,11 +117,13 @@ class ChangeLog : public TransactionSink, public LoggedRows {
 
   // Every stored chunk of the out-of-line values of the committed changes at positions in
   // [first, last], in order: by position, then part, column index and offset (the order of
-  // the refs' text forms within one change is not that order). `visit` returns false to stop.
+  // the refs' text forms within one change is not that order); from the chunk `start_at` (a ref
+  // and an offset) on when given. `visit` returns false to stop.
   using ChunkVisitor =
       std::function<bool(const ValueRef& ref, uint64_t offset, absl::string_view data)>;
-  absl::Status VisitValueChunks(const Position& first, const Position& last,
-                                const ChunkVisitor& visit) const;
+  absl::Status VisitValueChunks(
+      const Position& first, const Position& last, const ChunkVisitor& visit,
+      const std::optional<std::pair<ValueRef, uint64_t>>& start_at = std::nullopt) const;
 
   // Oldest stored position; zero when the log is empty.
   Position Oldest() const;

@@ -79,14 +79,17 @@ absl::StatusOr<std::string> ReadValueChunk(rocksdb::DB* db, rocksdb::ColumnFamil
 
 absl::Status VisitValueChunks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values,
                               const Position& first, const Position& last,
-                              const RangeChunkVisitor& visit) {
+                              const RangeChunkVisitor& visit,
+                              const std::optional<std::pair<ValueRef, uint64_t>>& start_at) {
   const std::string upper = EncodePositionKey(last.Successor());
   const rocksdb::Slice upper_bound(upper);
   rocksdb::ReadOptions options;
   options.iterate_upper_bound = &upper_bound;
   options.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(options, values));
-  for (it->Seek(EncodePositionKey(first)); it->Valid(); it->Next()) {
+  const std::string start = start_at.has_value() ? ValueChunkKey(start_at->first, start_at->second)
+                                                 : EncodePositionKey(first);
+  for (it->Seek(start); it->Valid(); it->Next()) {
     const absl::string_view key = KeyOf(*it);
     if (key.size() != kChunkKeySize) continue;
     absl::StatusOr<Position> position = DecodePositionKey(key.substr(0, kPositionKeySize));

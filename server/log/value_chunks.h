@@ -8,7 +8,9 @@
 #define WALFEED_SERVER_LOG_VALUE_CHUNKS_H_
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "rocksdb/db.h"
@@ -44,12 +46,14 @@ absl::StatusOr<std::string> ReadValueChunk(rocksdb::DB* db, rocksdb::ColumnFamil
                                            const ValueRef& ref, uint64_t offset, size_t max_bytes);
 
 // Hands `visit` every stored chunk of the values of the changes at positions in [first, last],
-// in key order: by position, then part, column index and offset. `visit` returns false to stop.
+// in key order: by position, then part, column index and offset; from the chunk `start_at` (a
+// ref and an offset) on when given. `visit` returns false to stop.
 using RangeChunkVisitor =
     std::function<bool(const ValueRef& ref, uint64_t offset, absl::string_view data)>;
 absl::Status VisitValueChunks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* values,
                               const Position& first, const Position& last,
-                              const RangeChunkVisitor& visit);
+                              const RangeChunkVisitor& visit,
+                              const std::optional<std::pair<ValueRef, uint64_t>>& start_at);
 
 }  // namespace walfeed
 

@@ -81,7 +81,7 @@ class SegmentWriter {
         buffer_.resize(boundary_->size);
         segment_ = boundary_->segment;
         open_transaction_ = false;
-        return Finish(SegmentStart{segment_.last->Successor(), 0});
+        return Finish(SegmentStart::At(segment_.last->Successor()));
       }
     }
     return Finish(next);
@@ -115,24 +115,27 @@ class SegmentWriter {
 }  // namespace
 
 std::string FormatSegmentStart(const SegmentStart& start) {
-  std::string text = FormatCursor(start.position);
-  if (start.chunks_done > 0) absl::StrAppend(&text, "+", start.chunks_done);
-  return text;
+  if (!start.chunk.has_value()) return FormatCursor(start.position);
+  return absl::StrCat(FormatValueRef(*start.chunk), "+", start.chunk_offset);
 }
 
 absl::StatusOr<SegmentStart> ParseSegmentStart(absl::string_view text) {
   SegmentStart start;
   const size_t plus = text.find('+');
-  if (plus != absl::string_view::npos &&
-      (!absl::SimpleAtoi(text.substr(plus + 1), &start.chunks_done) || start.chunks_done == 0)) {
+  if (plus == absl::string_view::npos) {
+    absl::StatusOr<Position> position = ParseCursor(text);
+    if (!position.ok()) return position.status();
+    start.position = *position;
+    return start;
+  }
+  absl::StatusOr<ValueRef> ref = ParseValueRef(text.substr(0, plus));
+  if (!ref.ok() || !absl::SimpleAtoi(text.substr(plus + 1), &start.chunk_offset)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "'", text,
-        "' is not a segment start: expected a cursor, optionally followed by '+' and a "
-        "positive count of value chunks"));
+        "' is not a segment start: expected a cursor, or a value ref, '+' and a byte offset"));
   }
-  absl::StatusOr<Position> position = ParseCursor(text.substr(0, plus));
-  if (!position.ok()) return position.status();
-  start.position = *position;
+  start.position = ref->position;
+  start.chunk = *ref;
   return start;
 }
 
@@ -143,51 +146,58 @@ absl::StatusOr<std::optional<Segment>> BuildSegment(const ChangeLog& log, absl::
     return read;
   }
   if (records.empty()) return std::optional<Segment>();
-  // The value chunks of those changes, as many as could fill the segment: past that, the
-  // changes whose chunks were not read are left for the next segment.
+  if (from.chunk.has_value() && records.front().position != from.position) {
+    return absl::DataLossError(absl::StrCat("the change at ", FormatCursor(from.position),
+                                            ", whose values are being replicated, is not in the "
+                                            "log"));
+  }
+  // The value chunks of those changes (from `from`'s chunk on), as many as could fill the
+  // segment: where that stops, the segment stops too.
   std::vector<Chunk> chunks;
   size_t chunk_bytes = 0;
-  bool chunks_cut = false;
-  uint32_t skipped = 0;
-  absl::Status visited =
-      log.VisitValueChunks(records.front().position, records.back().position,
-                           [&](const ValueRef& ref, uint64_t offset, absl::string_view data) {
-                             if (ref.position == from.position && skipped < from.chunks_done) {
-                               ++skipped;
-                               return true;
-                             }
-                             if (chunk_bytes > budget) {
-                               chunks_cut = true;
-                               return false;
-                             }
-                             chunks.push_back(Chunk{ref, offset, std::string(data)});
-                             chunk_bytes += data.size();
-                             return true;
-                           });
+  std::optional<SegmentStart> first_unread;
+  absl::Status visited = log.VisitValueChunks(
+      records.front().position, records.back().position,
+      [&](const ValueRef& ref, uint64_t offset, absl::string_view data) {
+        if (chunk_bytes > budget) {
+          first_unread = SegmentStart{ref.position, ref, offset};
+          return false;
+        }
+        chunks.push_back(Chunk{ref, offset, std::string(data)});
+        chunk_bytes += data.size();
+        return true;
+      },
+      from.chunk.has_value() ? std::optional<std::pair<ValueRef, uint64_t>>(
+                                   std::make_pair(*from.chunk, from.chunk_offset))
+                             : std::nullopt);
   if (!visited.ok()) return visited;
 
   SegmentWriter writer(log_id, budget, records.front().position.seq > 0);
   size_t next_chunk = 0;
   for (const LogRecord& record : records) {
-    if (chunks_cut && record.position > chunks.back().ref.position) {
-      return std::optional<Segment>(writer.Cut(SegmentStart{record.position, 0}));
-    }
-    uint32_t done = record.position == from.position ? from.chunks_done : 0;
+    // Where this change starts once its chunks are sent: past the last one (the offset just
+    // beyond its data seeks to whatever chunk comes next, none of this change's).
+    SegmentStart after_chunks = SegmentStart::At(record.position);
     for (; next_chunk < chunks.size() && chunks[next_chunk].ref.position == record.position;
-         ++next_chunk, ++done) {
+         ++next_chunk) {
       const Chunk& chunk = chunks[next_chunk];
       if (!writer.Fits(chunk.data.size() + kFieldOverhead * 2 + 64)) {
-        return std::optional<Segment>(writer.Cut(SegmentStart{record.position, done}));
+        return std::optional<Segment>(
+            writer.Cut(SegmentStart{record.position, chunk.ref, chunk.offset}));
       }
       writer.AddChunk(chunk);
+      after_chunks = SegmentStart{record.position, chunk.ref, chunk.offset + chunk.data.size()};
     }
-    if (chunks_cut && next_chunk == chunks.size() &&
-        record.position == chunks.back().ref.position) {
-      // This change's chunks go on past what was read: it follows them in a later segment.
-      return std::optional<Segment>(writer.Cut(SegmentStart{record.position, done}));
+    // The chunks read end here: the rest of this change's values, or the next change's, come in
+    // a later segment.
+    if (first_unread.has_value() && first_unread->position == record.position) {
+      return std::optional<Segment>(writer.Cut(*first_unread));
+    }
+    if (first_unread.has_value() && first_unread->position < record.position) {
+      return std::optional<Segment>(writer.Cut(SegmentStart::At(record.position)));
     }
     if (!writer.Fits(record.change.size() + kFieldOverhead)) {
-      return std::optional<Segment>(writer.Cut(SegmentStart{record.position, done}));
+      return std::optional<Segment>(writer.Cut(after_chunks));
     }
     ChangeSummary summary;
     if (!SummarizeChange(record.change, &summary)) {
@@ -198,7 +208,7 @@ absl::StatusOr<std::optional<Segment>> BuildSegment(const ChangeLog& log, absl::
   }
   // At the head the last change ends its transaction; short of it (the read stopped at the
   // budget) the segment ends after its last whole transaction.
-  return std::optional<Segment>(writer.Cut(SegmentStart{records.back().position.Successor(), 0}));
+  return std::optional<Segment>(writer.Cut(SegmentStart::At(records.back().position.Successor())));
 }
 
 }  // namespace walfeed

@@ -25,23 +25,33 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/core/position.h"
+#include "server/core/value_ref.h"
 #include "server/log/change_log.h"
 
 namespace walfeed {
 
-// Where a segment begins: the first change at or after `position`, of which the first
-// `chunks_done` value chunks were already sent (a value too large for one segment is split
-// between segments at chunk boundaries).
+// Where a segment begins: the first change at or after `position`, or, when `chunk` is set, the
+// middle of that change's values stored out of line: from the chunk of `chunk` at `chunk_offset`
+// on (a value too large for one segment is split between segments at chunk boundaries).
 struct SegmentStart {
   Position position;
-  uint32_t chunks_done = 0;
+  std::optional<ValueRef> chunk;
+  uint64_t chunk_offset = 0;
+
+  // The first change at or after `position`, from its first value chunk.
+  static SegmentStart At(const Position& position) {
+    SegmentStart start;
+    start.position = position;
+    return start;
+  }
 
   friend bool operator==(const SegmentStart& a, const SegmentStart& b) {
-    return a.position == b.position && a.chunks_done == b.chunks_done;
+    return a.position == b.position && a.chunk == b.chunk && a.chunk_offset == b.chunk_offset;
   }
 };
 
-// "<cursor>", or "<cursor>+<chunks_done>" when chunks_done > 0 (the header Walfeed-Next).
+// "<cursor>", or "<value ref>+<offset>" inside a change's values, e.g. "0/16B3748:3/after/2+262144"
+// (the headers Walfeed-Start and Walfeed-Next).
 std::string FormatSegmentStart(const SegmentStart& start);
 absl::StatusOr<SegmentStart> ParseSegmentStart(absl::string_view text);
 

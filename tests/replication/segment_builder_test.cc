@@ -114,7 +114,7 @@ TEST_F(SegmentBuilder, ContinuesFromAnyStartItMadeAndFromTheMiddleOfAValue) {
   // A budget below one chunk: every chunk is a segment of its own, then the changes.
   const auto chain = Chain(SegmentStart{}, 100 << 10);
   ASSERT_EQ(chain.size(), 5u);
-  EXPECT_EQ(FormatSegmentStart(chain[0].first.next), "0/1000:0+1");
+  EXPECT_EQ(FormatSegmentStart(chain[0].first.next), "0/1000:0/after/1+262144");
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(chain[i].second.values_size(), 1) << i;
     EXPECT_EQ(chain[i].second.changes_size(), 0) << i;
@@ -132,13 +132,15 @@ TEST_F(SegmentBuilder, ContinuesFromAnyStartItMadeAndFromTheMiddleOfAValue) {
 }
 
 TEST(SegmentStartText, RoundTripsAndRefusesWhatItDidNotWrite) {
-  for (const SegmentStart& start :
-       {SegmentStart{}, SegmentStart{Position{0x16B3748, 3}, 0}, SegmentStart{Position{1, 0}, 7}}) {
+  const ValueRef ref{Position{1, 0}, ValuePart::kAfter, 2};
+  for (const SegmentStart& start : {SegmentStart{}, SegmentStart::At(Position{0x16B3748, 3}),
+                                    SegmentStart{Position{1, 0}, ref, 262144}}) {
     absl::StatusOr<SegmentStart> parsed = ParseSegmentStart(FormatSegmentStart(start));
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     EXPECT_TRUE(*parsed == start);
   }
-  for (const char* bad : {"", "0/1:0+", "0/1:0+0", "0/1:0+x", "nonsense", "0/1:0+-1"}) {
+  for (const char* bad : {"", "0/1:0+", "0/1:0+7", "0/1:0/after/1+x", "nonsense",
+                          "0/1:0/after/1+-1", "0/1:0/sideways/1+0"}) {
     EXPECT_FALSE(ParseSegmentStart(bad).ok()) << bad;
   }
 }
