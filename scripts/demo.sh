@@ -5,21 +5,28 @@
 #                                    rows for DEMO_SECONDS (default 20) and print the live feed
 #   scripts/demo.sh --pg "CONNINFO"  run walfeed on your own database and print its live feed
 #                                    until Ctrl-C (nothing is written to your database)
+#   scripts/demo.sh --replicate      also start a private 3-node NATS JetStream cluster and
+#                                    replicate the log into it (--confirm-after=replicated)
 #
-# Everything it starts (PostgreSQL, walfeed, the subscriber) is stopped on exit or Ctrl-C.
+# Everything it starts (PostgreSQL, NATS, walfeed, the subscriber) is stopped on exit or Ctrl-C.
 # State lives in demo-data/ (delete it to start over).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
 pg="${WALFEED_PG:-}"
-if [ "${1:-}" = "--pg" ]; then
-  [ $# -ge 2 ] || { echo "demo: --pg needs a libpq conninfo" >&2; exit 2; }
-  pg="$2"
-elif [ $# -gt 0 ]; then
-  echo "usage: scripts/demo.sh [--pg CONNINFO]" >&2
-  exit 2
-fi
+replicate=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pg)
+      [ $# -ge 2 ] || { echo "demo: --pg needs a libpq conninfo" >&2; exit 2; }
+      pg="$2"
+      shift 2
+      ;;
+    --replicate) replicate=1; shift ;;
+    *) echo "usage: scripts/demo.sh [--pg CONNINFO] [--replicate]" >&2; exit 2 ;;
+  esac
+done
 
 bash scripts/install-deps.sh
 echo "demo: building walfeed (first build takes a few minutes)"
@@ -35,6 +42,7 @@ cleanup() {
   [ -n "$subscriber_pid" ] && kill "$subscriber_pid" 2>/dev/null && wait "$subscriber_pid" 2>/dev/null
   [ -n "$walfeed_pid" ] && kill -TERM "$walfeed_pid" 2>/dev/null && wait "$walfeed_pid" 2>/dev/null
   [ "$private_pg" = 1 ] && bash scripts/pg-local.sh stop "$data/pg"
+  [ "$replicate" = 1 ] && bash scripts/nats-local.sh stop "$data/nats"
   echo "demo: stopped (walfeed's log is in $data/walfeed.log)"
 }
 trap cleanup EXIT
@@ -54,8 +62,16 @@ if [ "$private_pg" = 1 ]; then
       status text NOT NULL DEFAULT 'new', placed_at timestamptz NOT NULL DEFAULT now())"
 fi
 
+replication=()
+if [ "$replicate" = 1 ]; then
+  echo "demo: starting a private 3-node NATS JetStream cluster in $data/nats"
+  nats_urls="$(bash scripts/nats-local.sh start "$data/nats" 3 | tail -n 1)"
+  replication=(--replicate-to "$nats_urls" --replication-stream walfeed_demo --confirm-after replicated)
+fi
+
 echo "demo: starting walfeed on $server"
-build/bin/walfeed --pg "$pg" --data-dir "$data/walfeed" --listen "$server" >"$data/walfeed.log" 2>&1 &
+build/bin/walfeed --pg "$pg" --data-dir "$data/walfeed" --listen "$server" "${replication[@]}" \
+  >"$data/walfeed.log" 2>&1 &
 walfeed_pid=$!
 for _ in $(seq 1 100); do
   build/bin/walfeedctl info --server "$server" >/dev/null 2>&1 && break
