@@ -166,7 +166,8 @@ class Replication : public WalfeedTest {
   size_t large_values_seen_ = 0;
 };
 
-// Small transactions, updates, deletes, and now and then one of 300 rows, until stopped.
+// Small transactions, updates, deletes, non-transactional messages, and now and then a
+// transaction of 300 rows, until stopped.
 class Writer {
  public:
   Writer(std::string db, int first_id) : db_(std::move(db)), next_id_(first_id) {
@@ -189,6 +190,9 @@ class Writer {
                            id * 1000, ", ", id * 1000 + 299, ") g");
       } else if (id % 7 == 0) {
         sql = absl::StrCat("UPDATE t SET v = 'updated ", id, "' WHERE id = ", id - 3);
+      } else if (id % 13 == 0) {
+        // Not transactional: stored at its record's end - 1, between commits.
+        sql = absl::StrCat("SELECT pg_logical_emit_message(false, 'heartbeat', '", id, "')");
       } else if (id % 11 == 0) {
         sql = absl::StrCat("DELETE FROM t WHERE id = ", id - 5);
       } else {
