@@ -17,8 +17,10 @@ namespace {
 constexpr size_t kHeaderRoom = 4096;
 // The smallest segment bound, whatever the servers' max_payload.
 constexpr size_t kMinSegmentBytes = 64 << 10;
-// Lag counting stops here (the figure then means "at least").
+// Lag counting stops here (the figure then means "at least"), and runs at most this often while
+// changes wait: it reads the log, and a replication far behind has better uses for the core.
 constexpr size_t kLagCountLimit = 100000;
+constexpr absl::Duration kLagInterval = absl::Seconds(5);
 
 }  // namespace
 
@@ -348,7 +350,7 @@ void LogReplicator::WaitForHead(absl::Duration timeout) {
 
 void LogReplicator::MeasureLag(bool force) {
   const absl::Time now = absl::Now();
-  if (!force && now - lag_measured_ < absl::Seconds(1)) return;
+  if (!force && now - lag_measured_ < kLagInterval) return;
   lag_measured_ = now;
   SegmentStart next;
   {

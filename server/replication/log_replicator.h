@@ -76,7 +76,7 @@ class LogReplicator : public ConfirmGate {
   void WaitForHead(absl::Duration timeout);
   void NoteError(const absl::Status& error);
   void SetState(absl::string_view state);
-  // Refreshes the lag figures (the replication thread, at most once a second).
+  // Refreshes the lag figures (the replication thread; at most every 5 s unless forced).
   void MeasureLag(bool force);
 
   const ReplicationOptions options_;
