@@ -65,12 +65,17 @@ absl::Status NatsCluster::StopAll() { return Script({"stop", dir_}); }
 absl::Status NatsCluster::StartAll() { return Script({"start", dir_}); }
 
 absl::StatusOr<int> NatsCluster::Leader(const std::string& stream) {
-  RunResult result = RunCommand({"bash", kScript, "leader", dir_, stream}, absl::Seconds(30));
-  int node = 0;
-  if (result.exit_code != 0 || !absl::SimpleAtoi(LastLine(result.output), &node)) {
-    return absl::UnavailableError(absl::StrCat("no leader of ", stream, ": ", result.output));
+  // A stream without a leader (an election under way: 4 to 9 s) is asked again for a while.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (true) {
+    RunResult result = RunCommand({"bash", kScript, "leader", dir_, stream}, absl::Seconds(30));
+    int node = 0;
+    if (result.exit_code == 0 && absl::SimpleAtoi(LastLine(result.output), &node)) return node;
+    if (absl::Now() > deadline) {
+      return absl::UnavailableError(absl::StrCat("no leader of ", stream, ": ", result.output));
+    }
+    absl::SleepFor(absl::Milliseconds(500));
   }
-  return node;
 }
 
 absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(

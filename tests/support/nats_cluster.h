@@ -38,7 +38,7 @@ class NatsCluster {
   absl::Status StartNode(int node);
   absl::Status StopAll();
   absl::Status StartAll();
-  // The node that leads `stream` now.
+  // The node that leads `stream` now (waits up to 60 s for an election to end).
   absl::StatusOr<int> Leader(const std::string& stream);
 
   // Every message of `stream` from its first, decoded (fails on a message that is not a
