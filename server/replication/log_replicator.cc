@@ -118,6 +118,22 @@ void LogReplicator::NoteError(const absl::Status& error) {
                failed_ ? "replication stopped" : "retrying; the local log keeps the changes");
 }
 
+absl::Status LogReplicator::StopForGood(const std::string& problem) {
+  {
+    absl::MutexLock lock(&mu_);
+    failed_ = true;
+    status_.set_state("failed");
+  }
+  spdlog::error("event=replication_stopped stream={} reason=\"{}\"", options_.stream,
+                EscapeForLog(problem));
+  return absl::FailedPreconditionError(problem);
+}
+
+void LogReplicator::ClearFailure() {
+  failing_since_ = absl::InfinitePast();
+  status_.clear_last_error();
+}
+
 void LogReplicator::Run() {
   absl::Duration backoff = options_.retry_min;
   std::unique_ptr<JetStreamLog> stream;
@@ -171,18 +187,17 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
   if (last->sequence > 0 && !last->present) {
     // The stream's limits (max_age, say) or a delete took its last message. Only this writer's
     // own memory can say where that message ended the log.
-    absl::MutexLock lock(&mu_);
-    if (!next_.has_value() || expected_sequence_ != last->sequence) {
-      failed_ = true;
-      status_.set_state("failed");
-      const std::string problem = absl::StrCat(
+    bool known = false;
+    {
+      absl::MutexLock lock(&mu_);
+      known = next_.has_value() && expected_sequence_ == last->sequence;
+    }
+    if (!known) {
+      return StopForGood(absl::StrCat(
           "the last message (", last->sequence, ") of the JetStream stream ", options_.stream,
           " is gone (expired by the stream's limits, or deleted), so walfeed cannot tell where "
           "its log continues: keep the newest messages (limit the stream by max_bytes or max_msgs, "
-          "not max_age alone), or start a new stream with --replication-stream");
-      spdlog::error("event=replication_stopped stream={} reason=\"{}\"", options_.stream,
-                    EscapeForLog(problem));
-      return absl::FailedPreconditionError(problem);
+          "not max_age alone), or start a new stream with --replication-stream"));
     }
     expected_id_.clear();
     return absl::OkStatus();
@@ -215,16 +230,7 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
                              FormatCursor(log_->PurgePoint()),
                              " from the log: they cannot be replicated any more");
     }
-    if (!problem.empty()) {
-      {
-        absl::MutexLock lock(&mu_);
-        failed_ = true;
-        status_.set_state("failed");
-      }
-      spdlog::error("event=replication_stopped stream={} reason=\"{}\"", options_.stream,
-                    EscapeForLog(problem));
-      return absl::FailedPreconditionError(problem);
-    }
+    if (!problem.empty()) return StopForGood(problem);
     next = *parsed;
     v1::LogSegment segment;
     if (segment.ParseFromString(last->data)) {
@@ -278,8 +284,7 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
         status_.set_lag_changes(0);
         status_.set_lag_bytes(0);
         status_.set_lag_seconds(0);
-        failing_since_ = absl::InfinitePast();
-        status_.clear_last_error();
+        ClearFailure();
       }
       SetState("caught_up");
       WaitForHead(absl::Seconds(1));
@@ -327,8 +332,7 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
       status_.set_stream_sequence(*sequence);
       if (built.last.has_value()) status_.set_replicated_cursor(FormatCursor(*built.last));
       status_.set_segments_published(status_.segments_published() + 1);
-      failing_since_ = absl::InfinitePast();
-      status_.clear_last_error();
+      ClearFailure();
       if (status_.state() != "replicating") {
         spdlog::info("event=replication_state state=replicating stream={}", options_.stream);
         status_.set_state("replicating");

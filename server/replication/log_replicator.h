@@ -75,6 +75,11 @@ class LogReplicator : public ConfirmGate {
   // Waits until the log's head moves past what is published, or `timeout`, or Stop().
   void WaitForHead(absl::Duration timeout);
   void NoteError(const absl::Status& error);
+  // Marks the replication failed for good (state "failed"), logs why and returns it as
+  // FailedPrecondition.
+  absl::Status StopForGood(const std::string& problem);
+  // Publishing makes progress again: no longer failing, no last error.
+  void ClearFailure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetState(absl::string_view state);
   // Refreshes the lag figures (the replication thread; at most every 5 s unless forced).
   void MeasureLag(bool force);
