@@ -18,6 +18,7 @@ this machine, beside walfeed.
 Results go to bench/results/replication.{json,md}.
 
   bench/replication.py [--quick] [--changes N] [--txn-sizes 10,1000] [--rate R] [--seconds S]
+                       [--replication-args '--replication-in-flight 1'] [--out DIR]
 """
 import argparse
 import json
@@ -37,7 +38,7 @@ NATS = f"{ROOT}/scripts/nats-local.sh"
 ROWS_PER_TXN = 10
 
 
-def ingest(pg, root, urls, sizes, changes, runs, walfeed):
+def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=()):
     pg.sql("CREATE TABLE bench (id bigint PRIMARY KEY, payload text, n int)")
     pg.sql("CREATE PUBLICATION walfeed FOR ALL TABLES")
     pg.sql(LOAD_PROCEDURE)
@@ -56,7 +57,8 @@ def ingest(pg, root, urls, sizes, changes, runs, walfeed):
             repl_s, _, _, _, repl_cpu = time_walfeed(
                 pg, f"repl_{size}_{r}", end_lsn, root, walfeed,
                 extra_args=("--replicate-to", urls, "--replication-stream", f"bench_{size}_{r}",
-                            "--replication-replicas", "3", "--confirm-after", "replicated"))
+                            "--replication-replicas", "3", "--confirm-after", "replicated",
+                            *replication_args))
             row["changes"] = count
             row["runs"].append({"pg_recvlogical_seconds": round(ref_s, 3),
                                 "local_seconds": round(local_s, 3), "local_cpu_seconds": round(local_cpu, 2),
@@ -137,6 +139,8 @@ def main():
     parser.add_argument("--rate", type=int, default=10_000, help="changes/s of the latency run")
     parser.add_argument("--seconds", type=int, default=20, help="how long the latency run writes")
     parser.add_argument("--quick", action="store_true", help="a small smoke run (CI)")
+    parser.add_argument("--replication-args", default="",
+                        help="more walfeed flags for the replicated runs, e.g. '--replication-in-flight 1'")
     parser.add_argument("--walfeed", default=os.path.join(BUILD_BIN, "walfeed"))
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
@@ -150,7 +154,8 @@ def main():
     try:
         urls = run(["bash", NATS, "start", nats_dir, "3"]).splitlines()[-1]
         sizes = [int(s) for s in args.txn_sizes.split(",")]
-        ingest_results = ingest(pg, root, urls, sizes, args.changes, args.runs, args.walfeed)
+        ingest_results = ingest(pg, root, urls, sizes, args.changes, args.runs, args.walfeed,
+                                args.replication_args.split())
         latency_results = [latency(pg, root, urls, args.rate, args.seconds, replicate, i, args.walfeed)
                            for i, replicate in enumerate((False, True))]
     finally:
@@ -168,6 +173,7 @@ def main():
                   "commit time of every change at a fixed rate, gRPC feed and JetStream stream read at "
                   "once",
         "quick": args.quick,
+        "replication_args": args.replication_args,
         "ingest": ingest_results,
         "latency": latency_results,
     }

@@ -187,7 +187,8 @@ statefulsets = [(w, d) for w, d in k8s.get("StatefulSet", []) if d["metadata"]["
 if len(statefulsets) != 1:
     fail("deploy/k8s", f"expected one StatefulSet named walfeed, found {len(statefulsets)}")
 # The NATS JetStream cluster walfeed replicates into: three nodes, each with its own volume, the
-# config with JetStream on and a max_payload that takes a walfeed change (about 1 MiB).
+# config with JetStream on and a max_payload that takes any walfeed change (up to about 1 MiB in a
+# log stored before replication was on; 512 KiB once replicated).
 nats_sets = [(w, d) for w, d in k8s.get("StatefulSet", []) if d["metadata"]["name"] == "nats"]
 for where, sts in nats_sets:
     spec = sts.get("spec") or {}

@@ -12,7 +12,7 @@
 #   scripts/nats-local.sh term DIR K          SIGTERM node K and wait for it to exit
 #   scripts/nats-local.sh up DIR K            start node K again
 #   scripts/nats-local.sh leader DIR STREAM   print the number of the node that leads STREAM
-# NATS_MAX_PAYLOAD (default 8MB) sets every node's max_payload.
+# NATS_MAX_PAYLOAD sets every node's max_payload (default: NATS's own, 1MB, what users run).
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR [NODES] | stop DIR | urls DIR | kill DIR K | term DIR K | up DIR K | leader DIR STREAM" >&2; exit 2; }
@@ -46,7 +46,7 @@ write_configs() {
       echo "server_name: n$k"
       echo "listen: 127.0.0.1:$(cat "$dir/n$k.client_port")"
       echo "http: 127.0.0.1:$(cat "$dir/n$k.http_port")"
-      echo "max_payload: ${NATS_MAX_PAYLOAD:-8MB}"
+      echo "max_payload: ${NATS_MAX_PAYLOAD:-1MB}"
       echo "jetstream { store_dir: \"$dir/store/n$k\", max_memory_store: 256MB, max_file_store: 8GB }"
       if [ "$n" -gt 1 ]; then
         echo "cluster { name: walfeed, listen: 127.0.0.1:$(cat "$dir/n$k.cluster_port"), routes: [${routes%,} ] }"

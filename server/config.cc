@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -345,6 +346,12 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetBytes("replication-segment-bytes", v, &c.replication.segment_bytes);
        }},
+      {"replication-in-flight", "WALFEED_REPLICATION_IN_FLIGHT", "8",
+       "stream messages sent and not yet acknowledged at most (1 to 32; 1 waits for each)",
+       [](const std::string& v, Config& c) {
+         if (!absl::SimpleAtoi(v, &c.replication.in_flight)) c.replication.in_flight = 0;
+         return absl::OkStatus();
+       }},
       {"replication-timeout", "WALFEED_REPLICATION_TIMEOUT", "5s",
        "how long a publish to JetStream (or a read of the stream's end) may take before it is "
        "given up and retried from the stream's end; retries back off up to this long too",
@@ -523,6 +530,12 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const E
   if (absl::Status s = config.log.Validate(); !s.ok()) return s;
   if (absl::Status s = config.feed.Validate(); !s.ok()) return s;
   if (absl::Status s = config.replication.Validate(); !s.ok()) return s;
+  // A replicated change must fit one stream message, whatever the NATS servers' max_payload
+  // (1 MB by default): more of a very wide row's values go out of line.
+  if (config.replication.enabled()) {
+    config.log.out_of_line.change_bytes =
+        std::min(config.log.out_of_line.change_bytes, ReplicationOptions::kMaxChangeBytes);
+  }
   return config;
 }
 

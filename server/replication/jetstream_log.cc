@@ -3,19 +3,25 @@
 #include <nats/nats.h>
 
 #include <cstdlib>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 
 namespace walfeed {
 namespace {
 
-// An error of the NATS client as a Status with a sentence: what failed, the client's text and,
-// for JetStream API errors, the server's error code.
+// An error of the NATS client as a Status with a sentence: what failed, the client's text (and
+// `detail`, by default the client's last error on this thread) and, for JetStream API errors,
+// the server's error code.
 absl::Status NatsError(absl::string_view what, natsStatus status,
-                       jsErrCode js_error = jsErrCode{}) {
+                       jsErrCode js_error = jsErrCode{}, const char* detail = nullptr) {
   std::string text = natsStatus_GetText(status);
-  const char* detail = nats_GetLastError(nullptr);
+  if (detail == nullptr) detail = nats_GetLastError(nullptr);
   if (detail != nullptr && *detail != '\0' && text != detail) absl::StrAppend(&text, ": ", detail);
   if (js_error != 0) absl::StrAppend(&text, " (JetStream error ", static_cast<int>(js_error), ")");
   const std::string message = absl::StrCat(what, ": ", text);
@@ -38,13 +44,67 @@ absl::Status NatsError(absl::string_view what, natsStatus status,
 
 int64_t Millis(absl::Duration duration) { return absl::ToInt64Milliseconds(duration); }
 
+// Unanswered messages at most (the writer keeps its own window below: ReplicationOptions).
+constexpr int64_t kMaxPendingMessages = 64;
+
+// One message's answer: the sequence it was stored at, or why it was not.
+struct Answer {
+  absl::Status error;
+  uint64_t sequence = 0;
+};
+
+// The servers' answers to sent messages, by message id, as the client's thread delivers them.
+struct PublishAnswers {
+  std::string stream;
+  absl::Mutex mu;
+  std::map<std::string, Answer, std::less<>> by_id ABSL_GUARDED_BY(mu);
+};
+
+// What a publish answer or failure means for this writer.
+Answer PublishResult(const std::string& stream, jsPubAck* ack, jsPubAckErr* failure) {
+  if (ack != nullptr) return Answer{absl::OkStatus(), ack->Sequence};
+  if (failure->ErrCode == JSStreamWrongLastSequenceErr ||
+      failure->ErrCode == JSStreamWrongLastMsgIDErr) {
+    return Answer{absl::FailedPreconditionError(absl::StrCat(
+        "the JetStream stream ", stream,
+        " does not end where this writer left it (another writer appended to it, the servers "
+        "lost their memory of the last message id in a restart, or a message before this one "
+        "failed)"))};
+  }
+  return Answer{NatsError(absl::StrCat("cannot publish to the JetStream stream ", stream),
+                          failure->Err != NATS_OK ? failure->Err : NATS_ERR, failure->ErrCode,
+                          failure->ErrText != nullptr ? failure->ErrText : "")};
+}
+
+// The client's answer callback: files the answer under the message's id.
+void OnPublishAnswer(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr* failure,
+                     void* closure) {
+  auto* answers = static_cast<PublishAnswers*>(closure);
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(message, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr &&
+      (ack != nullptr || failure != nullptr)) {
+    Answer answer = PublishResult(answers->stream, ack, failure);
+    absl::MutexLock lock(&answers->mu);
+    answers->by_id.insert_or_assign(id, std::move(answer));
+  }
+  natsMsg_Destroy(message);
+}
+
 }  // namespace
 
 struct JetStreamLog::Handles {
+  // Declared first, destroyed last: the client's thread may file an answer until the connection
+  // is closed.
+  PublishAnswers answers;
   natsConnection* connection = nullptr;
   jsCtx* js = nullptr;
   ~Handles() {
-    if (js != nullptr) jsCtx_Destroy(js);
+    if (js != nullptr) {
+      // Unanswered messages are dropped, so no answer arrives for them any more.
+      natsMsgList pending;
+      if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) natsMsgList_Destroy(&pending);
+      jsCtx_Destroy(js);
+    }
     if (connection != nullptr) {
       natsConnection_Close(connection);
       natsConnection_Destroy(connection);
@@ -114,6 +174,7 @@ absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(
   if (!set.ok()) return set;
 
   auto handles = std::make_unique<Handles>();
+  handles->answers.stream = options.stream;
   if (natsStatus s = natsConnection_Connect(&handles->connection, raw_options); s != NATS_OK) {
     return NatsError(
         absl::StrCat("cannot connect to NATS at ", absl::StrJoin(options.servers, ",")), s);
@@ -121,6 +182,9 @@ absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(
   jsOptions js_options;
   jsOptions_Init(&js_options);
   js_options.Wait = Millis(options.request_timeout);
+  js_options.PublishAsync.MaxPending = kMaxPendingMessages;
+  js_options.PublishAsync.AckHandler = OnPublishAnswer;
+  js_options.PublishAsync.AckHandlerClosure = &handles->answers;
   if (natsStatus s = natsConnection_JetStream(&handles->js, handles->connection, &js_options);
       s != NATS_OK) {
     return NatsError("cannot use JetStream", s);
@@ -222,8 +286,8 @@ absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
   return last;
 }
 
-absl::StatusOr<uint64_t> JetStreamLog::Append(absl::string_view data, const Headers& headers,
-                                              absl::string_view id, const Expectation& expect) {
+absl::Status JetStreamLog::Send(absl::string_view data, const Headers& headers,
+                                absl::string_view id, const Expectation& expect) {
   natsMsg* message = nullptr;
   natsStatus s = natsMsg_Create(&message, subject_.c_str(), nullptr, data.data(),
                                 static_cast<int>(data.size()));
@@ -249,22 +313,49 @@ absl::StatusOr<uint64_t> JetStreamLog::Append(absl::string_view data, const Head
                           std::to_string(expect.last_sequence).c_str());
     if (s != NATS_OK) return NatsError("cannot set a NATS message header", s);
   }
-  jsPubAck* ack = nullptr;
-  jsErrCode js_error = jsErrCode{};
-  s = js_PublishMsg(&ack, handles_->js, message, &publish, &js_error);
-  if (s != NATS_OK) {
-    if (js_error == JSStreamWrongLastSequenceErr || js_error == JSStreamWrongLastMsgIDErr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the JetStream stream ", options_.stream,
-          " does not end where this writer left it (another writer appended to it, or the "
-          "servers lost their memory of the last message id in a restart)"));
-    }
-    return NatsError(absl::StrCat("cannot publish to the JetStream stream ", options_.stream), s,
-                     js_error);
+  {
+    absl::MutexLock lock(&handles_->answers.mu);
+    handles_->answers.by_id.erase(id_text);
   }
-  const uint64_t sequence = ack->Sequence;
-  jsPubAck_Destroy(ack);
-  return sequence;
+  // On success the client owns the message (and clears the pointer); the answer callback
+  // destroys it.
+  natsMsg* sent = owned.release();
+  s = js_PublishMsgAsync(handles_->js, &sent, &publish);
+  natsMsg_Destroy(sent);
+  if (s != NATS_OK) {
+    return NatsError(absl::StrCat("cannot publish to the JetStream stream ", options_.stream), s);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> JetStreamLog::AwaitAck(absl::string_view id) {
+  PublishAnswers& answers = handles_->answers;
+  absl::MutexLock lock(&answers.mu);
+  const auto answered = [&answers, id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(answers.mu) {
+    return answers.by_id.find(id) != answers.by_id.end();
+  };
+  // The client answers a message it got no reply for within the request timeout itself; this
+  // bound only covers a client that stopped answering.
+  if (!answers.mu.AwaitWithTimeout(absl::Condition(&answered),
+                                   options_.request_timeout + absl::Seconds(5))) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("no answer from the JetStream stream ", options_.stream, " within ",
+                     absl::FormatDuration(options_.request_timeout + absl::Seconds(5))));
+  }
+  auto found = answers.by_id.find(id);
+  const Answer answer = std::move(found->second);
+  answers.by_id.erase(found);
+  if (!answer.error.ok()) return answer.error;
+  return answer.sequence;
+}
+
+void JetStreamLog::Abandon() {
+  natsMsgList pending;
+  if (js_PublishAsyncGetPendingList(&pending, handles_->js) == NATS_OK) {
+    natsMsgList_Destroy(&pending);
+  }
+  absl::MutexLock lock(&handles_->answers.mu);
+  handles_->answers.by_id.clear();
 }
 
 int64_t JetStreamLog::MaxPayload() const {

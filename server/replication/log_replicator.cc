@@ -1,8 +1,10 @@
 #include "server/replication/log_replicator.h"
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/proto_time.h"
@@ -269,16 +271,34 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
 
 absl::Status LogReplicator::Publish(JetStreamLog& stream) {
   const std::string& log_id = log_->LogId();
+  // Sent, not yet answered, oldest first. On a failure (or Stop) they are forgotten: the end
+  // of the stream is read again and tells which of them were stored.
+  std::deque<InFlight> in_flight;
+  absl::Cleanup forget = [&stream, &in_flight] {
+    if (!in_flight.empty()) stream.Abandon();
+  };
+  SegmentStart build_from;
+  {
+    absl::MutexLock lock(&mu_);
+    build_from = *next_;
+  }
   while (true) {
-    SegmentStart start;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return absl::OkStatus();
-      start = *next_;
     }
-    absl::StatusOr<std::optional<Segment>> segment = BuildSegment(*log_, log_id, start, budget_);
-    if (!segment.ok()) return segment.status();
-    if (!segment->has_value()) {
+    // Keep the window full: build and send the segments that follow the last one sent.
+    while (in_flight.size() < static_cast<size_t>(options_.in_flight)) {
+      absl::StatusOr<std::optional<Segment>> segment =
+          BuildSegment(*log_, log_id, build_from, budget_);
+      if (!segment.ok()) return segment.status();
+      if (!segment->has_value()) break;
+      absl::StatusOr<InFlight> sent = Send(stream, build_from, **segment);
+      if (!sent.ok()) return sent.status();
+      build_from = sent->next;
+      in_flight.push_back(*std::move(sent));
+    }
+    if (in_flight.empty()) {
       {
         absl::MutexLock lock(&mu_);
         status_.set_lag_changes(0);
@@ -290,47 +310,17 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
       WaitForHead(absl::Seconds(1));
       continue;
     }
-    {
-      // A retry while publishing fails stays "failing" until a publish succeeds.
-      absl::MutexLock lock(&mu_);
-      if (failing_since_ == absl::InfinitePast() && status_.state() != "replicating") {
-        status_.set_state("replicating");
-      }
-    }
-    const Segment& built = **segment;
-    const std::string start_text = FormatSegmentStart(start);
-    JetStreamLog::Headers headers = {{"Walfeed-Log-Id", log_id},
-                                     {"Walfeed-Start", start_text},
-                                     {"Walfeed-Next", FormatSegmentStart(built.next)}};
-    if (built.first.has_value()) {
-      headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
-      headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
-    }
-    // The id names both ends: a segment rebuilt from the same start after a failed publish may
-    // reach further (the head moved), and must not pass for the one stored meanwhile.
-    const std::string id =
-        absl::StrCat(log_id, "@", start_text, "..", FormatSegmentStart(built.next));
-    size_t header_bytes = id.size() + 64;
-    for (const auto& [key, value] : headers) header_bytes += key.size() + value.size() + 4;
-    const int64_t max_payload = stream.MaxPayload();
-    if (max_payload > 0 && built.bytes.size() + header_bytes > static_cast<size_t>(max_payload)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the change at ", start_text, " takes ", built.bytes.size(),
-          " bytes in a segment, more than the NATS servers' max_payload (", max_payload,
-          " bytes) allows: raise max_payload in nats-server's configuration (walfeed's changes "
-          "stay under about 1 MiB; 8MB leaves room)"));
-    }
-    JetStreamLog::Expectation expect{expected_sequence_, expected_id_};
-    absl::StatusOr<uint64_t> sequence = stream.Append(built.bytes, headers, id, expect);
+    absl::StatusOr<uint64_t> sequence = stream.AwaitAck(in_flight.front().id);
     if (!sequence.ok()) return sequence.status();
+    const InFlight done = std::move(in_flight.front());
+    in_flight.pop_front();
     expected_sequence_ = *sequence;
-    expected_id_ = id;
     {
       absl::MutexLock lock(&mu_);
-      next_ = built.next;
-      if (built.last_whole.has_value()) last_whole_ = built.last_whole;
+      next_ = done.next;
+      if (done.last_whole.has_value()) last_whole_ = done.last_whole;
       status_.set_stream_sequence(*sequence);
-      if (built.last.has_value()) status_.set_replicated_cursor(FormatCursor(*built.last));
+      if (done.last.has_value()) status_.set_replicated_cursor(FormatCursor(*done.last));
       status_.set_segments_published(status_.segments_published() + 1);
       ClearFailure();
       if (status_.state() != "replicating") {
@@ -340,6 +330,50 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
     }
     MeasureLag(/*force=*/false);
   }
+}
+
+absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream,
+                                                            const SegmentStart& start,
+                                                            const Segment& built) {
+  const std::string& log_id = log_->LogId();
+  const std::string start_text = FormatSegmentStart(start);
+  JetStreamLog::Headers headers = {{"Walfeed-Log-Id", log_id},
+                                   {"Walfeed-Start", start_text},
+                                   {"Walfeed-Next", FormatSegmentStart(built.next)}};
+  if (built.first.has_value()) {
+    headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
+    headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
+  }
+  // The id names both ends: a segment rebuilt from the same start after a failed publish may
+  // reach further (the head moved), and must not pass for the one stored meanwhile.
+  InFlight sent{absl::StrCat(log_id, "@", start_text, "..", FormatSegmentStart(built.next)),
+                built.next, built.last, built.last_whole};
+  size_t header_bytes = sent.id.size() + 64;
+  for (const auto& [key, value] : headers) header_bytes += key.size() + value.size() + 4;
+  const int64_t max_payload = stream.MaxPayload();
+  if (max_payload > 0 && built.bytes.size() + header_bytes > static_cast<size_t>(max_payload)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the change at ", start_text, " takes ", built.bytes.size(),
+        " bytes in a segment, more than the NATS servers' max_payload (", max_payload,
+        " bytes) allows: raise max_payload in nats-server's configuration (walfeed's changes "
+        "stay under about 1 MiB; 8MB leaves room)"));
+  }
+  // The first message after the end was read expects that end's sequence; every later one the
+  // message sent before it.
+  const JetStreamLog::Expectation expect{expected_sequence_, expected_id_};
+  if (absl::Status sent_status = stream.Send(built.bytes, headers, sent.id, expect);
+      !sent_status.ok()) {
+    return sent_status;
+  }
+  expected_id_ = sent.id;
+  {
+    // A retry while publishing fails stays "failing" until a publish succeeds.
+    absl::MutexLock lock(&mu_);
+    if (failing_since_ == absl::InfinitePast() && status_.state() != "replicating") {
+      status_.set_state("replicating");
+    }
+  }
+  return sent;
 }
 
 void LogReplicator::WaitForHead(absl::Duration timeout) {

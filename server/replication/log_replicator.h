@@ -70,8 +70,20 @@ class LogReplicator : public ConfirmGate {
   void Run();
   // Reads where the stream ends; fails for good (kFailed) when it is not this log's to continue.
   absl::Status Resume(JetStreamLog& stream);
-  // Publishes what the log holds after the resume point until a publish fails or Stop().
+  // A segment sent and not yet answered: what its acknowledgement makes replicated.
+  struct InFlight {
+    std::string id;
+    SegmentStart next;
+    std::optional<Position> last;
+    std::optional<Position> last_whole;
+  };
+  // Publishes what the log holds after the resume point, a window of segments in flight, until
+  // a publish fails or Stop().
   absl::Status Publish(JetStreamLog& stream);
+  // Sends the segment `built` that begins at `start`, expecting the message sent before it (or
+  // the end read last) at the stream's end.
+  absl::StatusOr<InFlight> Send(JetStreamLog& stream, const SegmentStart& start,
+                                const Segment& built);
   // Waits until the log's head moves past what is published, or `timeout`, or Stop().
   void WaitForHead(absl::Duration timeout);
   void NoteError(const absl::Status& error);
@@ -105,7 +117,8 @@ class LogReplicator : public ConfirmGate {
   absl::Time lag_measured_ = absl::InfinitePast();  // replication thread only
   // The segment size: the configured bound, lowered to fit the servers' max_payload.
   size_t budget_ = 0;  // replication thread only
-  // What the next append expects at the stream's end.
+  // What the next message sent expects at the stream's end: the last sequence read or
+  // acknowledged while no message was sent since the end was read, else the last id sent.
   uint64_t expected_sequence_ = 0;  // replication thread only
   std::string expected_id_;         // replication thread only
 };

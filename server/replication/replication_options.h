@@ -23,6 +23,10 @@ enum class ConfirmAfter {
 };
 
 struct ReplicationOptions {
+  // The largest change (serialized, its large values out of line) a replicated log stores: it
+  // fits one stream message under NATS's default max_payload (1 MB) with room for the headers.
+  static constexpr size_t kMaxChangeBytes = 512 << 10;
+
   // NATS server URLs ("nats://host:port"); empty: no replication.
   std::vector<std::string> servers;
   // The JetStream stream (created when missing, on subject "<stream>.log") and its replicas.
@@ -44,6 +48,10 @@ struct ReplicationOptions {
   // A segment (one stream message) holds at most this many bytes, and never more than the
   // servers' max_payload allows.
   size_t segment_bytes = 1 << 20;
+  // Segments sent and not yet acknowledged at most: the servers check each one's expectation in
+  // order as they store it, so a window covers the round trip without losing the fencing; 1
+  // publishes one message at a time.
+  int in_flight = 8;
   // How long a publish or a read of the stream may take before it is retried.
   absl::Duration request_timeout = absl::Seconds(5);
   // Backoff between attempts while publishing fails (--replication-timeout sets both it and
@@ -72,6 +80,11 @@ struct ReplicationOptions {
     if (replicas < 1 || replicas > 5) {
       return absl::InvalidArgumentError(
           "--replication-replicas must be a whole number from 1 to 5 (JetStream's limit)");
+    }
+    if (in_flight < 1 || in_flight > 32) {
+      return absl::InvalidArgumentError(
+          "--replication-in-flight must be a whole number from 1 to 32 (segments awaiting "
+          "JetStream's acknowledgement)");
     }
     if (confirm_after == ConfirmAfter::kReplicated && servers.empty()) {
       return absl::InvalidArgumentError(

@@ -351,6 +351,10 @@ TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
 // buffers, compaction keeps what JetStream lacks, and the stream catches up when NATS returns.
 TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsNotReplicated) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v int)");
+  // A row of eight values just under the out-of-line value limit (256 KiB) each: about 1 MiB in
+  // all, more than one message may carry under NATS's default max_payload (the test cluster's).
+  Sql("CREATE TABLE wide (id int PRIMARY KEY, c1 text, c2 text, c3 text, c4 text, c5 text, "
+      "c6 text, c7 text, c8 text)");
   StartWalfeed([&] {
     std::vector<std::string> args = ReplicationArgs("local");
     args.insert(args.end(), {"--unhealthy-after", "2s", "--status-interval", "1s"});
@@ -361,6 +365,9 @@ TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsN
   ASSERT_TRUE(nats_->StopAll().ok());
   for (int id = 1; id <= 30; ++id) Sql(absl::StrCat("INSERT INTO t VALUES (", id, ", 0)"));
   for (int i = 1; i <= 20; ++i) Sql(absl::StrCat("UPDATE t SET v = ", i, " WHERE id = 1"));
+  Sql("INSERT INTO wide SELECT 1, repeat('1', 131000), repeat('2', 131000), repeat('3', 131000), "
+      "repeat('4', 131000), repeat('5', 131000), repeat('6', 131000), repeat('7', 131000), "
+      "repeat('8', 131000)");
   absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("local");
   ASSERT_TRUE(read.ok()) << read.status();
   const uint64_t last_update = read->back().lsn();
@@ -397,6 +404,9 @@ TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsN
   int updates = 0;
   for (const v1::Change& change : stream.changes) updates += change.op() == v1::Change::UPDATE;
   EXPECT_EQ(updates, 20);
+  // With --replicate-to a change is stored at most 512 KiB: part of the wide row went out of
+  // line (and arrived whole, above), though no value of it is over the value limit.
+  EXPECT_GE(large_values_seen_, 4u);
   // Once replicated, the superseded changes may go from the log (the stream keeps them).
   EXPECT_GT(compact().superseded_removed(), 0u);
 }

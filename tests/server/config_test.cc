@@ -78,7 +78,9 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
   absl::StatusOr<Config> config = ParseConfig(
       {"--pg", "x", "--replicate-to", "nats://a:4222, nats://b:4222", "--confirm-after",
        "replicated", "--replication-replicas", "5", "--replication-segment-bytes", "256KiB"},
-      Env({{"WALFEED_REPLICATION_STREAM", "orders_feed"}, {"WALFEED_NATS_PASSWORD", "secret"}}));
+      Env({{"WALFEED_REPLICATION_STREAM", "orders_feed"},
+           {"WALFEED_NATS_PASSWORD", "secret"},
+           {"WALFEED_REPLICATION_IN_FLIGHT", "3"}}));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->replication.servers,
             (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
@@ -88,11 +90,15 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
   EXPECT_EQ(config->replication.confirm_after, ConfirmAfter::kReplicated);
   EXPECT_EQ(config->replication.segment_bytes, 256u << 10);
   EXPECT_EQ(config->replication.password, "secret");
+  EXPECT_EQ(config->replication.in_flight, 3);
+  // A replicated change fits a stream message under NATS's default max_payload.
+  EXPECT_EQ(config->log.out_of_line.change_bytes, ReplicationOptions::kMaxChangeBytes);
 
   absl::StatusOr<Config> off = ParseConfig({"--pg", "x"}, Env({}));
   ASSERT_TRUE(off.ok());
   EXPECT_FALSE(off->replication.enabled());
   EXPECT_EQ(off->replication.confirm_after, ConfirmAfter::kLocal);
+  EXPECT_EQ(off->log.out_of_line.change_bytes, OutOfLineLimits{}.change_bytes);
 
   const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
       {{"--replicate-to", "localhost:4222"}, "expected nats://host:port"},
@@ -102,6 +108,8 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
       {{"--replicate-to", "nats://a:1", "--replication-replicas", "7"}, "from 1 to 5"},
       {{"--replicate-to", "nats://a:1", "--replication-replicas", "three"}, "from 1 to 5"},
       {{"--replicate-to", "nats://a:1", "--nats-tls-cert", "c.pem"}, "go together"},
+      {{"--replicate-to", "nats://a:1", "--replication-in-flight", "0"}, "from 1 to 32"},
+      {{"--replicate-to", "nats://a:1", "--replication-in-flight", "many"}, "from 1 to 32"},
   };
   for (const auto& [flags, why] : refused) {
     std::vector<std::string> args = {"--pg", "x"};
