@@ -18,8 +18,8 @@ namespace {
 // An error of the NATS client as a Status with a sentence: what failed, the client's text (and
 // `detail`, by default the client's last error on this thread) and, for JetStream API errors,
 // the server's error code.
-absl::Status NatsError(absl::string_view what, natsStatus status,
-                       jsErrCode js_error = jsErrCode{}, const char* detail = nullptr) {
+absl::Status NatsError(absl::string_view what, natsStatus status, jsErrCode js_error = jsErrCode{},
+                       const char* detail = nullptr) {
   std::string text = natsStatus_GetText(status);
   if (detail == nullptr) detail = nats_GetLastError(nullptr);
   if (detail != nullptr && *detail != '\0' && text != detail) absl::StrAppend(&text, ": ", detail);
@@ -77,8 +77,7 @@ Answer PublishResult(const std::string& stream, jsPubAck* ack, jsPubAckErr* fail
 }
 
 // The client's answer callback: files the answer under the message's id.
-void OnPublishAnswer(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr* failure,
-                     void* closure) {
+void OnPublishAnswer(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr* failure, void* closure) {
   auto* answers = static_cast<PublishAnswers*>(closure);
   const char* id = nullptr;
   if (natsMsgHeader_Get(message, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr &&
