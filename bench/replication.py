@@ -30,15 +30,27 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, free_port, machine,  # noqa: E402
-                      run, wait_for_health, write_results)
+from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, cpu_seconds, free_port,  # noqa: E402
+                      machine, run, wait_for_health, write_results)
 from ingest import LOAD_PROCEDURE, time_pg_recvlogical, time_walfeed  # noqa: E402
 
 NATS = f"{ROOT}/scripts/nats-local.sh"
 ROWS_PER_TXN = 10
 
 
-def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=()):
+def nats_cpu_seconds(nats_dir):
+    """CPU seconds the NATS servers of nats_dir have used so far, all nodes together."""
+    total = 0.0
+    for name in os.listdir(nats_dir):
+        if name.endswith(".pid"):
+            try:
+                total += cpu_seconds(int(open(os.path.join(nats_dir, name)).read()))
+            except (OSError, ValueError):
+                pass
+    return total
+
+
+def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=(), wrap=(), nats_dir=None):
     pg.sql("CREATE TABLE bench (id bigint PRIMARY KEY, payload text, n int)")
     pg.sql("CREATE PUBLICATION walfeed FOR ALL TABLES")
     pg.sql(LOAD_PROCEDURE)
@@ -54,18 +66,22 @@ def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=()):
         for r in range(runs):
             ref_s, _ = time_pg_recvlogical(pg, f"ref_{size}_{r}", end_lsn, root)
             local_s, _, count, _, local_cpu = time_walfeed(pg, f"local_{size}_{r}", end_lsn, root, walfeed)
+            nats_before = nats_cpu_seconds(nats_dir)
             repl_s, _, _, _, repl_cpu = time_walfeed(
-                pg, f"repl_{size}_{r}", end_lsn, root, walfeed,
+                pg, f"repl_{size}_{r}", end_lsn, root, walfeed, wrap=wrap,
                 extra_args=("--replicate-to", urls, "--replication-stream", f"bench_{size}_{r}",
                             "--replication-replicas", "3", "--confirm-after", "replicated",
                             *replication_args))
+            nats_cpu = nats_cpu_seconds(nats_dir) - nats_before
             row["changes"] = count
             row["runs"].append({"pg_recvlogical_seconds": round(ref_s, 3),
                                 "local_seconds": round(local_s, 3), "local_cpu_seconds": round(local_cpu, 2),
                                 "replicated_seconds": round(repl_s, 3),
-                                "replicated_cpu_seconds": round(repl_cpu, 2)})
+                                "replicated_cpu_seconds": round(repl_cpu, 2),
+                                "nats_cpu_seconds": round(nats_cpu, 2)})
             print(f"txn_size={size} run={r} changes={count} pg_recvlogical={ref_s:.2f}s "
-                  f"local={local_s:.2f}s replicated={repl_s:.2f}s", flush=True)
+                  f"local={local_s:.2f}s (cpu {local_cpu:.1f}s) replicated={repl_s:.2f}s (cpu {repl_cpu:.1f}s, "
+                  f"NATS servers {nats_cpu:.1f}s)", flush=True)
         best = {k: min(x[k] for x in row["runs"])
                 for k in ("pg_recvlogical_seconds", "local_seconds", "replicated_seconds")}
         row["pg_recvlogical_changes_per_s"] = round(row["changes"] / best["pg_recvlogical_seconds"])
@@ -141,6 +157,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a small smoke run (CI)")
     parser.add_argument("--replication-args", default="",
                         help="more walfeed flags for the replicated runs, e.g. '--replication-in-flight 1'")
+    parser.add_argument("--wrap", default="",
+                        help="command to run the replicated walfeed under, e.g. 'perf record -g -o /tmp/p.data --'")
     parser.add_argument("--walfeed", default=os.path.join(BUILD_BIN, "walfeed"))
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
@@ -155,7 +173,7 @@ def main():
         urls = run(["bash", NATS, "start", nats_dir, "3"]).splitlines()[-1]
         sizes = [int(s) for s in args.txn_sizes.split(",")]
         ingest_results = ingest(pg, root, urls, sizes, args.changes, args.runs, args.walfeed,
-                                args.replication_args.split())
+                                args.replication_args.split(), args.wrap.split(), nats_dir)
         latency_results = [latency(pg, root, urls, args.rate, args.seconds, replicate, i, args.walfeed)
                            for i, replicate in enumerate((False, True))]
     finally:
@@ -178,12 +196,16 @@ def main():
         "latency": latency_results,
     }
     lines = ["| transaction size | changes | pg_recvlogical changes/s | walfeed local changes/s | "
-             "walfeed replicated changes/s | replicated / local | target |",
-             "|---|---|---|---|---|---|---|"]
+             "walfeed replicated changes/s | replicated / local | target | CPU s: walfeed local / "
+             "replicated, NATS servers |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in ingest_results:
+        fastest = min(r["runs"], key=lambda x: x["replicated_seconds"])
         lines.append(f"| {r['txn_size']} | {r['changes']:,} | {r['pg_recvlogical_changes_per_s']:,} | "
                      f"{r['local_changes_per_s']:,} | {r['replicated_changes_per_s']:,} | "
-                     f"{r['replicated_vs_local']} | >= 0.8 {'(met)' if r['target_met'] else '(missed)'} |")
+                     f"{r['replicated_vs_local']} | >= 0.8 {'(met)' if r['target_met'] else '(missed)'} | "
+                     f"{fastest['local_cpu_seconds']} / {fastest['replicated_cpu_seconds']}, "
+                     f"{fastest['nats_cpu_seconds']} |")
     lines += ["", "| latency at changes/s | gRPC feed p50 / p99 ms | JetStream stream p50 / p99 ms |",
               "|---|---|---|"]
     for r in latency_results:
