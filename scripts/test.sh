@@ -15,34 +15,38 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
+started=$SECONDS
+# A phase's heading, with the minutes the command has run so far (CI has a time budget).
+phase() { printf '== %s (at %d min %02d s)\n' "$1" $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
+
 bash scripts/install-deps.sh
 
 # Formatting first: a mis-formatted line fails in seconds, not after the whole suite.
-echo "== clang-format"
+phase "clang-format"
 bash scripts/check-format.sh
 
 run_suite() {
   local name="$1" dir="$2"
   shift 2
-  echo "== $name: build"
+  phase "$name: build"
   bash scripts/build.sh "$dir" "$@"
-  echo "== $name: test"
+  phase "$name: test"
   (cd "$dir" && ctest --output-on-failure --parallel 2 --timeout 600)
 }
 
 run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR=ON -DWALFEED_BUILD_TESTS=ON
 
 # The Python and Node.js example consumers against a real walfeed and PostgreSQL.
-echo "== example consumers"
+phase "example consumers"
 /usr/bin/python3 examples/run_examples_test.py "$here/build"
 
 # The deployment files (deploy/), as far as a machine without a container engine can check them.
-echo "== deployment checks"
+phase "deployment checks"
 bash scripts/check-deploy.sh "$here/build"
 
 # The benchmarks must keep working: a quick run of the whole suite checks that each runs, not how
 # fast (bench/run_all.py; its summary and plot go to a temporary directory).
-echo "== benchmark smoke (bench/run_all.py --quick)"
+phase "benchmark smoke (bench/run_all.py --quick)"
 bench_out="$(mktemp -d)"
 /usr/bin/python3 bench/run_all.py --quick --out "$bench_out" >"$bench_out/run.log" 2>&1 ||
   { cat "$bench_out/run.log"; exit 1; }
@@ -55,7 +59,8 @@ if [ "${WALFEED_TEST_SANITIZERS:-1}" != "0" ] || [ "${CI:-}" = "true" ]; then
   run_suite "clang asan+ubsan" "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALFEED_WERROR=ON \
     -DWALFEED_SANITIZE=ON -DWALFEED_BUILD_TESTS=ON -DWALFEED_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14
   # A short fuzz run of every libFuzzer target on its corpus.
+  phase "fuzz"
   bash scripts/fuzz.sh "$here/build-asan" "${WALFEED_FUZZ_SECONDS:-20}"
 fi
 
-echo "== all walfeed tests passed"
+phase "all walfeed tests passed"
