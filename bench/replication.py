@@ -189,7 +189,7 @@ def main():
                   "one machine. Ingest: workload committed first, each consumer timed from its start "
                   "until its slot confirms the final LSN, best of the runs. Latency: receipt minus "
                   "commit time of every change at a fixed rate, gRPC feed and JetStream stream read at "
-                  "once",
+                  "once" + (f". Replicated runs with {args.replication_args}" if args.replication_args else ""),
         "quick": args.quick,
         "replication_args": args.replication_args,
         "ingest": ingest_results,
