@@ -312,6 +312,14 @@ const std::vector<Setting>& Settings() {
          c.replication.servers = SplitList(v);
          return absl::OkStatus();
        }},
+      {"follow", "WALFEED_FOLLOW", "(none: this walfeed reads PostgreSQL)",
+       "comma-separated NATS server URLs: run as a replica that copies the log from the "
+       "JetStream stream another walfeed publishes (--replication-stream) and serves the same "
+       "feed, same cursors and log id; --pg is not needed",
+       [](const std::string& v, Config& c) {
+         c.follow = SplitList(v);
+         return absl::OkStatus();
+       }},
       {"replication-stream", "WALFEED_REPLICATION_STREAM", "walfeed",
        "the JetStream stream the log goes into, created when missing on subject '<stream>.log'; "
        "one stream per log",
@@ -526,6 +534,28 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const E
     if (absl::Status applied = setting->apply(value, config); !applied.ok()) return applied;
   }
   if (config.show_help || config.show_version) return config;
+  if (!config.follow.empty()) {
+    // A replica: the replication settings name the stream it copies; it reads no PostgreSQL.
+    if (config.replication.enabled()) {
+      return absl::InvalidArgumentError(
+          "--follow and --replicate-to exclude each other: a replica copies the stream another "
+          "walfeed publishes and publishes nothing itself");
+    }
+    if (config.replication.confirm_after == ConfirmAfter::kReplicated) {
+      return absl::InvalidArgumentError(
+          "--confirm-after=replicated is for the walfeed that reads PostgreSQL, not a replica "
+          "(--follow)");
+    }
+    ReplicationOptions follow = config.replication;
+    follow.servers = config.follow;
+    if (absl::Status s = follow.Validate(); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(s.message(), " (--follow takes the same URLs as --replicate-to)"));
+    }
+    if (absl::Status s = config.log.Validate(); !s.ok()) return s;
+    if (absl::Status s = config.feed.Validate(); !s.ok()) return s;
+    return config;
+  }
   if (absl::Status s = config.source.Validate(); !s.ok()) return s;
   if (absl::Status s = config.log.Validate(); !s.ok()) return s;
   if (absl::Status s = config.feed.Validate(); !s.ok()) return s;

@@ -26,6 +26,9 @@ struct Config {
   FeedOptions feed;
   CompactionPolicy compaction;
   ReplicationOptions replication;
+  // A replica (--follow): the log is copied from the replication stream at these NATS servers
+  // (with the stream and NATS settings of `replication`), never read from PostgreSQL.
+  std::vector<std::string> follow;
   // How often a background compaction pass runs; InfiniteDuration: only when asked.
   absl::Duration compaction_interval = absl::Minutes(10);
   std::string log_level = "info";

@@ -1,11 +1,13 @@
 // walfeed's entry point: reads the configuration, opens the change log, starts the gRPC feed,
 // the background compactor, the replication into NATS JetStream (with --replicate-to) and the
-// PostgreSQL source, and on SIGINT/SIGTERM shuts them down in order: a running compaction pass
-// stops between batches, streams end with UNAVAILABLE, the source appends and confirms what it
-// has, the replication stops after its current publish, the log closes.
+// PostgreSQL source - or, for a replica (--follow), the follower that copies the log from the
+// replication stream instead of the source - and on SIGINT/SIGTERM shuts them down in order: a
+// running compaction pass stops between batches, streams end with UNAVAILABLE, the source appends
+// and confirms what it has, the replication stops after its current publish, the log closes.
 //
 // The rooms meet only here: the source writes the log through TransactionSink and is bounded by a
-// ConfirmGate; the feed and the replication read the log; none of them knows another.
+// ConfirmGate; the feed and the replication read the log, the follower writes it; none of them
+// knows another.
 #include <pthread.h>
 #include <signal.h>
 
@@ -23,6 +25,7 @@
 #include "server/log/change_log.h"
 #include "server/log/compactor.h"
 #include "server/metrics/metrics_collector.h"
+#include "server/replication/log_follower.h"
 #include "server/replication/log_replicator.h"
 #include "server/source/slot_monitor.h"
 #include "server/source/source.h"
@@ -83,25 +86,55 @@ int main(int argc, char** argv) {
                walfeed::FormatCursor((*log)->Head()), walfeed::FormatLsn((*log)->ResumeLsn()),
                (*log)->LogId());
 
-  walfeed::Source source(config->source, log->get(), log->get());
   walfeed::Compactor compactor(log->get(), config->compaction, config->compaction_interval);
+  // Where the log comes from: PostgreSQL (the source), or, for a replica (--follow), the
+  // replication stream another walfeed publishes.
+  std::unique_ptr<walfeed::Source> source;
+  std::unique_ptr<walfeed::LogFollower> follower;
+  walfeed::SourceStatusFn source_status;
   // The replication into NATS JetStream (--replicate-to) reads the log like a subscriber; it
   // bounds what compaction removes and, under --confirm-after=replicated, what the source
   // confirms to PostgreSQL.
   std::unique_ptr<walfeed::LogReplicator> replicator;
   walfeed::ReplicationStatusFn replication_status;
-  if (config->replication.enabled()) {
-    replicator = std::make_unique<walfeed::LogReplicator>(config->replication, log->get());
-    walfeed::LogReplicator* r = replicator.get();
-    compactor.KeepFrom([r] { return r->KeepFrom(); });
-    if (config->replication.confirm_after == walfeed::ConfirmAfter::kReplicated) {
-      source.SetConfirmGate(r);
+  if (!config->follow.empty()) {
+    walfeed::ReplicationOptions follow = config->replication;
+    follow.servers = config->follow;
+    follower = std::make_unique<walfeed::LogFollower>(follow, log->get());
+    // An empty replica takes the id of the log it copies before it serves anything; SIGTERM
+    // ends the wait.
+    const absl::Time give_up = absl::Now() + absl::Minutes(2);
+    while (true) {
+      absl::StatusOr<bool> adopted = follower->AdoptStreamLogId();
+      if (!adopted.ok()) return Fail("taking the id of the log to copy", adopted.status());
+      if (*adopted) break;
+      if (absl::Now() > give_up) {
+        return Fail("taking the id of the log to copy",
+                    absl::UnavailableError("the stream named no log within 2 minutes (see the "
+                                           "event=follow_waiting lines for why)"));
+      }
+      const timespec retry = {2, 0};
+      if (sigtimedwait(&signals, nullptr, &retry) >= 0) return 0;
     }
-    replication_status = [r] { return r->Status(); };
+    walfeed::LogFollower* f = follower.get();
+    source_status = [f] { return f->SourceView(); };
+    replication_status = [f] { return f->Status(); };
+  } else {
+    source = std::make_unique<walfeed::Source>(config->source, log->get(), log->get());
+    walfeed::Source* s = source.get();
+    source_status = [s] { return s->status(); };
+    if (config->replication.enabled()) {
+      replicator = std::make_unique<walfeed::LogReplicator>(config->replication, log->get());
+      walfeed::LogReplicator* r = replicator.get();
+      compactor.KeepFrom([r] { return r->KeepFrom(); });
+      if (config->replication.confirm_after == walfeed::ConfirmAfter::kReplicated) {
+        s->SetConfirmGate(r);
+      }
+      replication_status = [r] { return r->Status(); };
+    }
   }
   absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
-      config->feed, log->get(), &compactor, [&source] { return source.status(); },
-      replication_status);
+      config->feed, log->get(), &compactor, source_status, replication_status);
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
   compactor.Start();
   if (replicator != nullptr) replicator->Start();
@@ -120,7 +153,10 @@ int main(int argc, char** argv) {
           const walfeed::ChangeLogStats stats = change_log->Stats();
           return std::make_pair(stats.newest_commit_time, stats.newest_append_time);
         },
-        [&slot_monitor] { return slot_monitor.Read(); }});
+        [&slot_monitor, &follower]() -> absl::StatusOr<walfeed::SlotWal> {
+          if (follower != nullptr) return absl::UnavailableError("a replica reads no slot");
+          return slot_monitor.Read();
+        }});
     try {
       metrics_exposer = std::make_unique<prometheus::Exposer>(config->metrics_listen);
     } catch (const std::exception& error) {
@@ -136,7 +172,9 @@ int main(int argc, char** argv) {
                  ports.empty() ? 0 : ports[0]);
   }
 
-  if (absl::Status started = source.Start(); !started.ok()) {
+  if (follower != nullptr) {
+    follower->Start();
+  } else if (absl::Status started = source->Start(); !started.ok()) {
     compactor.Stop();
     (*feed)->Shutdown();
     return Fail("starting the PostgreSQL source", started);
@@ -154,10 +192,11 @@ int main(int argc, char** argv) {
   metrics_exposer.reset();  // no scrape may outlive what it reads
   compactor.Stop();
   (*feed)->BeginShutdown();
-  source.Stop();
+  if (source != nullptr) source->Stop();
+  if (follower != nullptr) follower->Stop();
   if (replicator != nullptr) replicator->Stop();
   (*feed)->Shutdown();
-  const walfeed::SourceStatus final_status = source.status();
+  const walfeed::SourceStatus final_status = source_status();
   const walfeed::ChangeLogStats stats = (*log)->Stats();
   spdlog::info(
       "event=stopped confirmed_flush_lsn={} head={} changes_appended={} transactions_appended={} "

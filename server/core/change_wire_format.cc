@@ -4,6 +4,8 @@ namespace walfeed {
 namespace {
 
 // Field numbers of walfeed.v1.Change (see the .proto; they never change).
+constexpr uint32_t kChangeLsn = 1;
+constexpr uint32_t kChangeSeq = 2;
 constexpr uint32_t kChangeOp = 4;
 constexpr uint32_t kChangeSchema = 5;
 constexpr uint32_t kChangeTable = 6;
@@ -48,9 +50,10 @@ void WriteLengthDelimited(uint32_t field, absl::string_view bytes, std::string* 
   out->append(bytes.data(), bytes.size());
 }
 
-bool SummarizeChange(absl::string_view stored, ChangeSummary* out) {
-  *out = ChangeSummary();
-  absl::string_view in = stored;
+bool VisitFields(
+    absl::string_view message,
+    absl::FunctionRef<bool(uint32_t field, uint64_t varint, absl::string_view bytes)> visit) {
+  absl::string_view in = message;
   while (!in.empty()) {
     uint64_t tag;
     if (!ReadVarint(&in, &tag)) return false;
@@ -59,8 +62,7 @@ bool SummarizeChange(absl::string_view stored, ChangeSummary* out) {
       case kVarint: {
         uint64_t value;
         if (!ReadVarint(&in, &value)) return false;
-        if (field == kChangeOp) out->op = static_cast<int>(value);
-        if (field == kChangeLastInTransaction) out->last_in_transaction = value != 0;
+        if (!visit(field, value, absl::string_view())) return true;
         break;
       }
       case kFixed64:
@@ -76,8 +78,7 @@ bool SummarizeChange(absl::string_view stored, ChangeSummary* out) {
         if (!ReadVarint(&in, &length) || length > in.size()) return false;
         const absl::string_view value = in.substr(0, length);
         in.remove_prefix(length);
-        if (field == kChangeSchema) out->schema = value;
-        if (field == kChangeTable) out->table = value;
+        if (!visit(field, 0, value)) return true;
         break;
       }
       default:  // groups (never written by walfeed) or garbage
@@ -85,6 +86,33 @@ bool SummarizeChange(absl::string_view stored, ChangeSummary* out) {
     }
   }
   return true;
+}
+
+bool SummarizeChange(absl::string_view stored, ChangeSummary* out) {
+  *out = ChangeSummary();
+  return VisitFields(stored, [out](uint32_t field, uint64_t varint, absl::string_view bytes) {
+    switch (field) {
+      case kChangeLsn:
+        out->lsn = varint;
+        break;
+      case kChangeSeq:
+        out->seq = static_cast<uint32_t>(varint);
+        break;
+      case kChangeOp:
+        out->op = static_cast<int>(varint);
+        break;
+      case kChangeLastInTransaction:
+        out->last_in_transaction = varint != 0;
+        break;
+      case kChangeSchema:
+        out->schema = bytes;
+        break;
+      case kChangeTable:
+        out->table = bytes;
+        break;
+    }
+    return true;
+  });
 }
 
 }  // namespace walfeed

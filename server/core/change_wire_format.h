@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 
 namespace walfeed {
 
 struct ChangeSummary {
+  uint64_t lsn = 0;
+  uint32_t seq = 0;
   int op = 0;  // a v1::Change::Op value
   absl::string_view schema;
   absl::string_view table;
@@ -24,6 +27,13 @@ struct ChangeSummary {
 // Fills `out` from a serialized walfeed.v1.Change; false when the bytes are not well-formed
 // protobuf (the views point into `stored`).
 bool SummarizeChange(absl::string_view stored, ChangeSummary* out);
+
+// Hands `visit` each field of a serialized message in order: its number and, for a varint, its
+// value, for a length-delimited field, its bytes (a view into `message`); fixed-width fields are
+// skipped. `visit` returns false to stop. False when the bytes are not well-formed protobuf.
+bool VisitFields(
+    absl::string_view message,
+    absl::FunctionRef<bool(uint32_t field, uint64_t varint, absl::string_view bytes)> visit);
 
 // Appends a base-128 varint.
 void WriteVarint(uint64_t value, std::string* out);

@@ -523,6 +523,79 @@ absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn,
   return absl::OkStatus();
 }
 
+absl::Status ChangeLog::AppendStored(absl::Span<const StoredChunk> chunks,
+                                     absl::Span<const LogRecord> records, bool commit,
+                                     const MetadataUpdates& metadata) {
+  absl::MutexLock append_lock(&impl_->append_mu);
+  const Position head = Head();
+  rocksdb::WriteBatch batch;
+  BatchValueStore values(impl_->db.get(), impl_->values, &batch);
+  for (const StoredChunk& chunk : chunks) {
+    if (chunk.ref.position <= head) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "a value chunk of the change at ", FormatCursor(chunk.ref.position),
+          " is not after the log's head ", FormatCursor(head), "; nothing was appended"));
+    }
+    if (absl::Status s = values.Put(chunk.ref, chunk.offset, chunk.data); !s.ok()) return s;
+  }
+  Position last = head;
+  std::optional<absl::Time> newest_commit;
+  for (const LogRecord& record : records) {
+    if (record.position <= last) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the stored change at ", FormatCursor(record.position), " is not after ",
+                       FormatCursor(last), "; nothing was appended"));
+    }
+    last = record.position;
+    rocksdb::Status put =
+        batch.Put(impl_->changes, EncodePositionKey(record.position), ToSlice(record.change));
+    if (!put.ok()) return FromRocks(put, "cannot build the append batch");
+  }
+  for (const auto& [key, value] : metadata) {
+    rocksdb::Status put =
+        batch.Put(impl_->meta, absl::StrCat(kMetadataPrefix, key), ToSlice(value));
+    if (!put.ok()) return FromRocks(put, "cannot record metadata with stored changes");
+  }
+  if (!commit) return impl_->WriteSynced(batch, "cannot stage stored changes");
+  // The source's resume point of a replica: just past its newest change (a transaction's commit
+  // record, or a non-transactional message's record, starts after it).
+  const uint64_t resume_lsn = last.lsn + 1;
+  if (!records.empty()) {
+    v1::Change newest;
+    if (newest.ParseFromString(records.back().change) && newest.has_commit_time()) {
+      newest_commit = FromProtoTimestamp(newest.commit_time());
+    }
+  }
+  if (absl::Status s = impl_->PutHead(batch, last, resume_lsn); !s.ok()) return s;
+  if (absl::Status s = impl_->WriteSynced(batch, "cannot append stored changes"); !s.ok()) {
+    return s;
+  }
+  impl_->Publish(last, resume_lsn, records.size(), 0, newest_commit);
+  return absl::OkStatus();
+}
+
+absl::Status ChangeLog::AdoptLogId(absl::string_view log_id) {
+  absl::MutexLock append_lock(&impl_->append_mu);
+  if (log_id == impl_->log_id) return absl::OkStatus();
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->changes));
+  it->SeekToFirst();
+  if (it->Valid() || !Head().IsZero()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this data directory holds the log ", impl_->log_id,
+                     ", not a copy of the log ", log_id, ": give the replica an empty --data-dir"));
+  }
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put = batch.Put(impl_->meta, log_internal::kLogIdKey, ToSlice(log_id));
+  if (!put.ok()) return FromRocks(put, "cannot record the change log's id");
+  if (absl::Status s = impl_->WriteSynced(batch, "cannot record the change log's id"); !s.ok()) {
+    return s;
+  }
+  spdlog::info("event=log_id_adopted log_id={} previous={}", std::string(log_id), impl_->log_id);
+  impl_->log_id = std::string(log_id);
+  return absl::OkStatus();
+}
+
 absl::Status ChangeLog::DiscardStaged() {
   absl::MutexLock append_lock(&impl_->append_mu);
   return impl_->DeleteAbove(Head());

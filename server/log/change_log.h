@@ -95,6 +95,25 @@ class ChangeLog : public TransactionSink, public LoggedRows {
   absl::Status VisitUnseenLiveRows(const v1::Change& table, const RowVisitor& visit) const override;
   absl::Status ForgetSeenRows() override;
 
+  // A replica's append: records and value chunks another log stored (its replication stream),
+  // written exactly as they were stored there (same positions, same bytes), with `metadata`, in
+  // one atomic, synced write. The records must continue after the head (and after what is
+  // staged). With `commit`, the head moves to the last record and everything staged before it
+  // becomes visible; without it they stay staged: invisible, and discarded when the log reopens
+  // (a transaction split between stream messages becomes visible whole). The per-key index
+  // catches up later (CatchUpIndex()).
+  struct StoredChunk {
+    ValueRef ref;
+    uint64_t offset = 0;
+    std::string data;
+  };
+  absl::Status AppendStored(absl::Span<const StoredChunk> chunks,
+                            absl::Span<const LogRecord> records, bool commit,
+                            const MetadataUpdates& metadata);
+  // A replica's log takes the id of the log it copies. Only while it holds nothing (committed or
+  // staged) and before anything reads LogId().
+  absl::Status AdoptLogId(absl::string_view log_id);
+
   // Appends to `out` the committed records whose position is >= `start`, in order, stopping
   // after `max_records` records or before the record that would take the change data read past
   // `max_bytes` (at least one record is read when there is one, however large).

@@ -81,7 +81,7 @@ struct ChangeLog::Impl {
   rocksdb::ColumnFamilyHandle* keys = nullptr;     // owned by `handles`
   rocksdb::ColumnFamilyHandle* values = nullptr;   // owned by `handles`
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
-  std::string log_id;  // set by Open(), never changed
+  std::string log_id;  // set by Open(); changed only by AdoptLogId(), before anything reads it
 
   absl::Mutex append_mu;  // serializes writers; taken before `mu`
   // The per-key index is complete up to here; it is current while this equals the head.

@@ -89,6 +89,24 @@ void OnPublishAnswer(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr* failu
   natsMsg_Destroy(message);
 }
 
+// Copies a message's headers and data into `out` (present, with its id).
+void CopyMessage(natsMsg* message, JetStreamLog::Message* out) {
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(message, &keys, &count) == NATS_OK) {
+    for (int i = 0; i < count; ++i) {
+      const char* value = nullptr;
+      if (natsMsgHeader_Get(message, keys[i], &value) == NATS_OK && value != nullptr) {
+        out->headers.emplace_back(keys[i], value);
+      }
+    }
+    free(static_cast<void*>(keys));
+  }
+  out->present = true;
+  out->data.assign(natsMsg_GetData(message), static_cast<size_t>(natsMsg_GetDataLength(message)));
+  out->id = out->Header("Nats-Msg-Id");
+}
+
 }  // namespace
 
 struct JetStreamLog::Handles {
@@ -97,11 +115,26 @@ struct JetStreamLog::Handles {
   PublishAnswers answers;
   natsConnection* connection = nullptr;
   jsCtx* js = nullptr;
+  natsSubscription* reader = nullptr;  // ReadFrom()'s pull consumer
+  // Whether anything was published asynchronously: the client's list of unanswered messages
+  // exists only then (asking for it before crashes libnats 3.4.1).
+  bool published = false;
+  void DropUnanswered() {
+    if (!published) return;
+    natsMsgList pending;
+    if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) natsMsgList_Destroy(&pending);
+  }
+  void CloseReader() {
+    if (reader == nullptr) return;
+    natsSubscription_Unsubscribe(reader);  // deletes the ephemeral consumer
+    natsSubscription_Destroy(reader);
+    reader = nullptr;
+  }
   ~Handles() {
+    CloseReader();
     if (js != nullptr) {
       // Unanswered messages are dropped, so no answer arrives for them any more.
-      natsMsgList pending;
-      if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) natsMsgList_Destroy(&pending);
+      DropUnanswered();
       jsCtx_Destroy(js);
     }
     if (connection != nullptr) {
@@ -111,15 +144,15 @@ struct JetStreamLog::Handles {
   }
 };
 
-std::string JetStreamLog::LastMessage::Header(absl::string_view name) const {
+std::string JetStreamLog::Message::Header(absl::string_view name) const {
   for (const auto& [key, value] : headers) {
     if (key == name) return value;
   }
   return std::string();
 }
 
-absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(
-    const ReplicationOptions& options) {
+absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const ReplicationOptions& options,
+                                                                 bool create_missing) {
   natsOptions* raw_options = nullptr;
   if (natsStatus s = natsOptions_Create(&raw_options); s != NATS_OK) {
     return NatsError("cannot set up the NATS client", s);
@@ -189,7 +222,7 @@ absl::StatusOr<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(
     return NatsError("cannot use JetStream", s);
   }
   std::unique_ptr<JetStreamLog> log(new JetStreamLog(options, std::move(handles)));
-  if (absl::Status ensured = log->EnsureStream(); !ensured.ok()) return ensured;
+  if (absl::Status ensured = log->EnsureStream(create_missing); !ensured.ok()) return ensured;
   return log;
 }
 
@@ -198,7 +231,7 @@ JetStreamLog::JetStreamLog(const ReplicationOptions& options, std::unique_ptr<Ha
 
 JetStreamLog::~JetStreamLog() = default;
 
-absl::Status JetStreamLog::EnsureStream(bool retried) {
+absl::Status JetStreamLog::EnsureStream(bool create_missing, bool retried) {
   jsStreamInfo* info = nullptr;
   jsErrCode js_error = jsErrCode{};
   natsStatus s = js_GetStreamInfo(&info, handles_->js, options_.stream.c_str(), nullptr, &js_error);
@@ -226,6 +259,13 @@ absl::Status JetStreamLog::EnsureStream(bool retried) {
     return NatsError(absl::StrCat("cannot read the JetStream stream ", options_.stream), s,
                      js_error);
   }
+  if (!create_missing) {
+    return absl::NotFoundError(
+        absl::StrCat("the NATS servers at ", absl::StrJoin(options_.servers, ","),
+                     " have no JetStream stream ", options_.stream,
+                     ": start the walfeed that publishes it (--replicate-to), or name its "
+                     "stream with --replication-stream"));
+  }
   jsStreamConfig config;
   jsStreamConfig_Init(&config);
   const char* subjects[] = {subject_.c_str()};
@@ -241,13 +281,15 @@ absl::Status JetStreamLog::EnsureStream(bool retried) {
     return absl::OkStatus();
   }
   // Another walfeed created it at the same time: use it (once).
-  if (js_error == JSStreamNameExistErr && !retried) return EnsureStream(/*retried=*/true);
+  if (js_error == JSStreamNameExistErr && !retried) {
+    return EnsureStream(create_missing, /*retried=*/true);
+  }
   return NatsError(absl::StrCat("cannot create the JetStream stream ", options_.stream, " (",
                                 options_.replicas, " replicas)"),
                    s, js_error);
 }
 
-absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
+absl::StatusOr<JetStreamLog::Message> JetStreamLog::ReadLast() {
   jsStreamInfo* info = nullptr;
   jsErrCode js_error = jsErrCode{};
   natsStatus s = js_GetStreamInfo(&info, handles_->js, options_.stream.c_str(), nullptr, &js_error);
@@ -255,7 +297,7 @@ absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
     return NatsError(absl::StrCat("cannot read the end of the JetStream stream ", options_.stream),
                      s, js_error);
   }
-  LastMessage last;
+  Message last;
   last.sequence = info->State.LastSeq;
   jsStreamInfo_Destroy(info);
   if (last.sequence == 0) return last;
@@ -267,22 +309,68 @@ absl::StatusOr<JetStreamLog::LastMessage> JetStreamLog::ReadLast() {
                                   " of the JetStream stream ", options_.stream),
                      s, js_error);
   }
-  const char** keys = nullptr;
-  int count = 0;
-  if (natsMsgHeader_Keys(message, &keys, &count) == NATS_OK) {
-    for (int i = 0; i < count; ++i) {
-      const char* value = nullptr;
-      if (natsMsgHeader_Get(message, keys[i], &value) == NATS_OK && value != nullptr) {
-        last.headers.emplace_back(keys[i], value);
-      }
-    }
-    free(static_cast<void*>(keys));
-  }
-  last.present = true;
-  last.data.assign(natsMsg_GetData(message), static_cast<size_t>(natsMsg_GetDataLength(message)));
+  CopyMessage(message, &last);
   natsMsg_Destroy(message);
-  last.id = last.Header("Nats-Msg-Id");
   return last;
+}
+
+absl::StatusOr<uint64_t> JetStreamLog::FirstSequence() {
+  jsStreamInfo* info = nullptr;
+  jsErrCode js_error = jsErrCode{};
+  natsStatus s = js_GetStreamInfo(&info, handles_->js, options_.stream.c_str(), nullptr, &js_error);
+  if (s != NATS_OK) {
+    return NatsError(absl::StrCat("cannot read the JetStream stream ", options_.stream), s,
+                     js_error);
+  }
+  const uint64_t first = info->State.Msgs > 0 ? info->State.FirstSeq : 0;
+  jsStreamInfo_Destroy(info);
+  return first;
+}
+
+absl::StatusOr<std::vector<JetStreamLog::Message>> JetStreamLog::ReadFrom(uint64_t sequence,
+                                                                          int max,
+                                                                          absl::Duration wait) {
+  if (handles_->reader == nullptr || reader_next_ != sequence) {
+    handles_->CloseReader();
+    jsSubOptions subscribe;
+    jsSubOptions_Init(&subscribe);
+    subscribe.Stream = options_.stream.c_str();
+    subscribe.Config.DeliverPolicy = js_DeliverByStartSequence;
+    subscribe.Config.OptStartSeq = sequence;
+    subscribe.Config.AckPolicy = js_AckNone;
+    jsErrCode js_error = jsErrCode{};
+    natsStatus s = js_PullSubscribe(&handles_->reader, handles_->js, subject_.c_str(), nullptr,
+                                    nullptr, &subscribe, &js_error);
+    if (s != NATS_OK) {
+      handles_->reader = nullptr;
+      return NatsError(absl::StrCat("cannot read the JetStream stream ", options_.stream,
+                                    " from message ", sequence),
+                       s, js_error);
+    }
+    reader_next_ = sequence;
+  }
+  natsMsgList list = {nullptr, 0};
+  jsErrCode js_error = jsErrCode{};
+  natsStatus s = natsSubscription_Fetch(&list, handles_->reader, max, Millis(wait), &js_error);
+  std::vector<Message> messages;
+  if (s == NATS_TIMEOUT) return messages;
+  if (s != NATS_OK) {
+    handles_->CloseReader();
+    return NatsError(absl::StrCat("cannot read the JetStream stream ", options_.stream), s,
+                     js_error);
+  }
+  for (int i = 0; i < list.Count; ++i) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, list.Msgs[i]) != NATS_OK) continue;
+    Message message;
+    message.sequence = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+    CopyMessage(list.Msgs[i], &message);
+    messages.push_back(std::move(message));
+  }
+  natsMsgList_Destroy(&list);
+  if (!messages.empty()) reader_next_ = messages.back().sequence + 1;
+  return messages;
 }
 
 absl::Status JetStreamLog::Send(absl::string_view data, const Headers& headers,
@@ -319,6 +407,7 @@ absl::Status JetStreamLog::Send(absl::string_view data, const Headers& headers,
   // On success the client owns the message (and clears the pointer); the answer callback
   // destroys it.
   natsMsg* sent = owned.release();
+  handles_->published = true;
   s = js_PublishMsgAsync(handles_->js, &sent, &publish);
   natsMsg_Destroy(sent);
   if (s != NATS_OK) {
@@ -349,10 +438,7 @@ absl::StatusOr<uint64_t> JetStreamLog::AwaitAck(absl::string_view id) {
 }
 
 void JetStreamLog::Abandon() {
-  natsMsgList pending;
-  if (js_PublishAsyncGetPendingList(&pending, handles_->js) == NATS_OK) {
-    natsMsgList_Destroy(&pending);
-  }
+  handles_->DropUnanswered();
   absl::MutexLock lock(&handles_->answers.mu);
   handles_->answers.by_id.clear();
 }

@@ -35,10 +35,10 @@ class JetStreamLog {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
 
-  // The stream's last message (sequence 0 and nothing else when the stream is empty; present
-  // false when the stream ends at `sequence` but that message is gone: expired by the stream's
-  // limits, or deleted).
-  struct LastMessage {
+  // A message of the stream. From ReadLast(): the last one (sequence 0 and nothing else when the
+  // stream is empty; present false when the stream ends at `sequence` but that message is gone:
+  // expired by the stream's limits, or deleted).
+  struct Message {
     uint64_t sequence = 0;
     bool present = false;
     std::string id;  // its Nats-Msg-Id
@@ -53,13 +53,16 @@ class JetStreamLog {
     std::string last_id;
   };
 
-  static absl::StatusOr<std::unique_ptr<JetStreamLog>> Open(const ReplicationOptions& options);
+  // Connects; creates the stream when it is missing, or with `create_missing` false (a reader)
+  // fails with NotFound.
+  static absl::StatusOr<std::unique_ptr<JetStreamLog>> Open(const ReplicationOptions& options,
+                                                            bool create_missing = true);
   ~JetStreamLog();
 
   JetStreamLog(const JetStreamLog&) = delete;
   JetStreamLog& operator=(const JetStreamLog&) = delete;
 
-  absl::StatusOr<LastMessage> ReadLast();
+  absl::StatusOr<Message> ReadLast();
 
   // Sends `data` with `headers` under message id `id` (unique among the unanswered ones) without
   // waiting for the answer; fails only when the client cannot take it.
@@ -71,6 +74,13 @@ class JetStreamLog {
   // Forgets every message still unanswered and every answer not yet taken.
   void Abandon();
 
+  // Reads the stream in order from message `sequence` on: up to `max` messages, waiting up to
+  // `wait` for the first (none when nothing came). Consecutive calls that continue where the
+  // previous one ended share one reader (an ephemeral pull consumer) on the servers.
+  absl::StatusOr<std::vector<Message>> ReadFrom(uint64_t sequence, int max, absl::Duration wait);
+  // The sequence of the stream's first stored message (0 when the stream is empty).
+  absl::StatusOr<uint64_t> FirstSequence();
+
   // The largest message the servers accept (their max_payload), headers included.
   int64_t MaxPayload() const;
   // The URL of the server the connection is on ("" while disconnected).
@@ -80,11 +90,12 @@ class JetStreamLog {
  private:
   struct Handles;
   JetStreamLog(const ReplicationOptions& options, std::unique_ptr<Handles> handles);
-  absl::Status EnsureStream(bool retried = false);
+  absl::Status EnsureStream(bool create_missing, bool retried = false);
 
   const ReplicationOptions options_;
   const std::string subject_;
   std::unique_ptr<Handles> handles_;
+  uint64_t reader_next_ = 0;  // the sequence ReadFrom()'s reader delivers next
 };
 
 }  // namespace walfeed

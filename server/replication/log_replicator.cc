@@ -182,7 +182,7 @@ void LogReplicator::Run() {
 }
 
 absl::Status LogReplicator::Resume(JetStreamLog& stream) {
-  absl::StatusOr<JetStreamLog::LastMessage> last = stream.ReadLast();
+  absl::StatusOr<JetStreamLog::Message> last = stream.ReadLast();
   if (!last.ok()) return last.status();
   SegmentStart next;
   std::optional<Position> last_whole;

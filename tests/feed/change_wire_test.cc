@@ -33,6 +33,8 @@ TEST(ChangeWire, SummaryReadsOpTableAndLastFlagFromTheStoredBytes) {
   const std::string stored = SampleChange().SerializeAsString();
   ChangeSummary summary;
   ASSERT_TRUE(SummarizeChange(stored, &summary));
+  EXPECT_EQ(summary.lsn, 0x16B3748u);
+  EXPECT_EQ(summary.seq, 3u);
   EXPECT_EQ(summary.op, v1::Change::UPDATE);
   EXPECT_EQ(summary.schema, "shop");
   EXPECT_EQ(summary.table, "orders");

@@ -120,10 +120,31 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
   }
 }
 
+TEST(ReplicaSettings, FollowNeedsNoPostgresAndExcludesPublishing) {
+  absl::StatusOr<Config> replica = ParseConfig(
+      {"--follow", "nats://a:4222,nats://b:4222", "--replication-stream", "orders"}, Env({}));
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  EXPECT_EQ(replica->follow, (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
+  EXPECT_EQ(replica->replication.stream, "orders");
+  EXPECT_FALSE(replica->replication.enabled()) << "a replica publishes nothing";
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"--follow", "nats://a:1", "--replicate-to", "nats://a:1"}, "exclude each other"},
+      {{"--follow", "nats://a:1", "--confirm-after", "replicated"}, "not a replica"},
+      {{"--follow", "a:1"}, "expected nats://host:port"},
+      {{"--follow", "nats://a:1", "--replication-stream", "a b"}, "letters, digits"},
+  };
+  for (const auto& [flags, why] : refused) {
+    absl::StatusOr<Config> bad = ParseConfig(flags, Env({}));
+    EXPECT_FALSE(bad.ok()) << flags.back();
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(why)) << flags.back();
+  }
+}
+
 TEST(ConfigHelp, ListsEverySettingWithItsDefaultAndThePrecedence) {
   const std::string help = ConfigHelp();
   for (const char* flag : {"--pg", "--listen", "--config", "--metrics-listen", "--compaction-lag",
-                           "--replicate-to", "--confirm-after", "--nats-credentials"}) {
+                           "--replicate-to", "--confirm-after", "--nats-credentials", "--follow"}) {
     EXPECT_THAT(help, HasSubstr(flag));
   }
   EXPECT_THAT(help, HasSubstr("wins over the environment variable"));

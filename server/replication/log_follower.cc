@@ -1,0 +1,292 @@
+#include "server/replication/log_follower.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/core/change_wire_format.h"
+#include "server/core/table_name.h"
+#include "server/replication/jetstream_log.h"
+#include "server/replication/segment_builder.h"
+#include "spdlog/spdlog.h"
+
+namespace walfeed {
+namespace {
+
+// Where the copy stands, recorded with every segment that ends a transaction.
+constexpr char kSequenceKey[] = "follow.stream_sequence";
+constexpr char kNextKey[] = "follow.next";
+// Field numbers of walfeed.v1.LogSegment (see the .proto; they never change).
+constexpr uint32_t kSegmentChanges = 2;
+constexpr uint32_t kSegmentValues = 6;
+// Messages read per request, and how long a request waits for the first one.
+constexpr int kReadBatch = 16;
+constexpr absl::Duration kReadWait = absl::Seconds(1);
+
+}  // namespace
+
+LogFollower::LogFollower(ReplicationOptions options, ChangeLog* log)
+    : options_(std::move(options)), log_(log) {
+  status_.set_state("connecting");
+  status_.set_servers(absl::StrJoin(options_.servers, ","));
+  status_.set_stream(options_.stream);
+  uint64_t sequence = 0;
+  if (absl::SimpleAtoi(log_->Metadata(kSequenceKey), &sequence)) next_sequence_ = sequence + 1;
+  next_start_ = log_->Metadata(kNextKey);
+  if (next_start_.empty()) next_start_ = FormatSegmentStart(SegmentStart());
+  status_.set_stream_sequence(next_sequence_ - 1);
+  if (!log_->Head().IsZero()) status_.set_replicated_cursor(FormatCursor(log_->Head()));
+}
+
+LogFollower::~LogFollower() { Stop(); }
+
+absl::StatusOr<bool> LogFollower::AdoptStreamLogId() {
+  if (!log_->Head().IsZero()) return true;
+  absl::StatusOr<std::unique_ptr<JetStreamLog>> stream =
+      JetStreamLog::Open(options_, /*create_missing=*/false);
+  absl::Status not_yet;
+  if (stream.ok()) {
+    absl::StatusOr<JetStreamLog::Message> last = (*stream)->ReadLast();
+    if (last.ok() && last->present) {
+      const std::string log_id = last->Header("Walfeed-Log-Id");
+      if (log_id.empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the JetStream stream ", options_.stream,
+                         " holds messages walfeed did not write (no Walfeed-Log-Id header)"));
+      }
+      if (absl::Status adopted = log_->AdoptLogId(log_id); !adopted.ok()) return adopted;
+      return true;
+    }
+    not_yet = last.ok() ? absl::UnavailableError(absl::StrCat(
+                              "the JetStream stream ", options_.stream, " holds no segment yet"))
+                        : last.status();
+  } else {
+    not_yet = stream.status();
+  }
+  spdlog::info("event=follow_waiting stream={} reason=\"{}\"", options_.stream,
+               EscapeForLog(not_yet.message()));
+  return false;
+}
+
+void LogFollower::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void LogFollower::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool LogFollower::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+v1::ReplicationStatus LogFollower::Status() const {
+  absl::MutexLock lock(&mu_);
+  v1::ReplicationStatus status = status_;
+  if (failing_since_ != absl::InfiniteFuture()) {
+    status.set_failing_seconds(absl::ToDoubleSeconds(absl::Now() - failing_since_));
+  }
+  return status;
+}
+
+SourceStatus LogFollower::SourceView() const {
+  SourceStatus view;
+  view.state = "following";
+  view.snapshot_state = "skipped";
+  absl::MutexLock lock(&mu_);
+  view.failing_since = failing_since_;
+  view.last_error = status_.last_error();
+  return view;
+}
+
+void LogFollower::SetState(absl::string_view state) {
+  absl::MutexLock lock(&mu_);
+  if (status_.state() == state) return;
+  const bool routine = (state == "following" && status_.state() == "caught_up") ||
+                       (state == "caught_up" && status_.state() == "following");
+  status_.set_state(std::string(state));
+  spdlog::log(routine ? spdlog::level::debug : spdlog::level::info,
+              "event=follow_state state={} stream={}", std::string(state), options_.stream);
+}
+
+void LogFollower::NoteError(const absl::Status& error) {
+  absl::MutexLock lock(&mu_);
+  status_.set_publish_errors(status_.publish_errors() + 1);
+  status_.set_last_error(std::string(error.message()));
+  if (failing_since_ == absl::InfiniteFuture()) failing_since_ = absl::Now();
+  if (!failed_) status_.set_state("failing");
+  spdlog::warn("event=follow_failed stream={} error=\"{}\" action=\"{}\"", options_.stream,
+               EscapeForLog(error.message()),
+               failed_ ? "following stopped" : "retrying; the local copy keeps serving");
+}
+
+absl::Status LogFollower::StopForGood(const std::string& problem) {
+  {
+    absl::MutexLock lock(&mu_);
+    failed_ = true;
+    status_.set_state("failed");
+  }
+  spdlog::error("event=follow_stopped stream={} reason=\"{}\"", options_.stream,
+                EscapeForLog(problem));
+  return absl::FailedPreconditionError(problem);
+}
+
+void LogFollower::Run() {
+  absl::Duration backoff = options_.retry_min;
+  std::unique_ptr<JetStreamLog> stream;
+  while (!stopping()) {
+    absl::Status result;
+    if (stream == nullptr) {
+      absl::StatusOr<std::unique_ptr<JetStreamLog>> opened =
+          JetStreamLog::Open(options_, /*create_missing=*/false);
+      if (opened.ok()) {
+        stream = *std::move(opened);
+        spdlog::info("event=follow_connected server={} stream={} next_sequence={} next={}",
+                     stream->ConnectedUrl(), options_.stream, next_sequence_, next_start_);
+      } else {
+        result = opened.status();
+      }
+    }
+    if (stream != nullptr) {
+      const uint64_t applied_before = Status().segments_published();
+      result = Follow(*stream);
+      if (Status().segments_published() > applied_before) backoff = options_.retry_min;
+    }
+    if (stopping()) break;
+    if (!result.ok()) NoteError(result);
+    {
+      absl::MutexLock lock(&mu_);
+      if (failed_) break;
+    }
+    if (absl::IsNotFound(result)) stream.reset();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+    }
+    backoff = std::min(backoff * 2, options_.retry_max);
+  }
+}
+
+absl::Status LogFollower::Follow(JetStreamLog& stream) {
+  while (!stopping()) {
+    absl::StatusOr<std::vector<JetStreamLog::Message>> messages =
+        stream.ReadFrom(next_sequence_, kReadBatch, kReadWait);
+    if (!messages.ok()) return messages.status();
+    if (messages->empty()) {
+      // Nothing new: caught up, unless the stream lost what this copy needs next.
+      absl::StatusOr<uint64_t> first = stream.FirstSequence();
+      if (!first.ok()) return first.status();
+      if (*first > next_sequence_) {
+        return StopForGood(absl::StrCat(
+            "the JetStream stream ", options_.stream, " no longer holds message ", next_sequence_,
+            " (its first is ", *first,
+            "): its limits removed segments this replica has not copied; start the replica "
+            "with an empty --data-dir while the stream still holds the log from its start"));
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        failing_since_ = absl::InfiniteFuture();
+        status_.clear_last_error();
+      }
+      SetState("caught_up");
+      continue;
+    }
+    for (const JetStreamLog::Message& message : *messages) {
+      if (message.sequence != next_sequence_) {
+        return StopForGood(absl::StrCat(
+            "the JetStream stream ", options_.stream, " went from message ", next_sequence_ - 1,
+            " to ", message.sequence, ": its limits removed segments this replica has not copied"));
+      }
+      if (absl::Status applied =
+              Apply(message.Header("Walfeed-Log-Id"), message.sequence,
+                    message.Header("Walfeed-Start"), message.Header("Walfeed-Next"), message.data);
+          !applied.ok()) {
+        return applied;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
+                                const std::string& start, const std::string& next,
+                                const std::string& data) {
+  if (log_id != log_->LogId()) {
+    return StopForGood(absl::StrCat(
+        "message ", sequence, " of the JetStream stream ", options_.stream, " holds ",
+        log_id.empty() ? std::string("no walfeed segment") : absl::StrCat("log ", log_id),
+        ", but this replica copies log ", log_->LogId(),
+        ": give the replica an empty --data-dir, or the stream of its own log"));
+  }
+  if (start != next_start_ || !ParseSegmentStart(next).ok()) {
+    return StopForGood(absl::StrCat("message ", sequence, " of the JetStream stream ",
+                                    options_.stream, " starts at '", start, "' (next '", next,
+                                    "'), but this replica's copy ends at '", next_start_,
+                                    "': the stream does not continue it"));
+  }
+  std::vector<ChangeLog::StoredChunk> chunks;
+  std::vector<LogRecord> records;
+  bool last_ends_transaction = false;
+  bool well_formed = true;
+  const bool parsed = VisitFields(data, [&](uint32_t field, uint64_t, absl::string_view bytes) {
+    if (field == kSegmentValues) {
+      v1::LargeValueChunk chunk;
+      if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        well_formed = false;
+        return false;
+      }
+      absl::StatusOr<ValueRef> ref = ParseValueRef(chunk.ref());
+      if (!ref.ok()) {
+        well_formed = false;
+        return false;
+      }
+      chunks.push_back(
+          ChangeLog::StoredChunk{*ref, chunk.offset(), std::move(*chunk.mutable_data())});
+    } else if (field == kSegmentChanges) {
+      ChangeSummary summary;
+      if (!SummarizeChange(bytes, &summary)) {
+        well_formed = false;
+        return false;
+      }
+      records.push_back(LogRecord{Position{summary.lsn, summary.seq}, std::string(bytes)});
+      last_ends_transaction = summary.last_in_transaction;
+    }
+    return true;
+  });
+  if (!parsed || !well_formed) {
+    return StopForGood(absl::StrCat("message ", sequence, " of the JetStream stream ",
+                                    options_.stream,
+                                    " is not a well-formed walfeed.v1.LogSegment"));
+  }
+  // Visible once a transaction is whole; recorded with it, so a restart reads on from there.
+  const bool commit = !records.empty() && last_ends_transaction;
+  ChangeLog::MetadataUpdates metadata;
+  if (commit) metadata = {{kSequenceKey, absl::StrCat(sequence)}, {kNextKey, next}};
+  if (absl::Status appended = log_->AppendStored(chunks, records, commit, metadata);
+      !appended.ok()) {
+    return appended;
+  }
+  next_sequence_ = sequence + 1;
+  next_start_ = next;
+  absl::MutexLock lock(&mu_);
+  status_.set_stream_sequence(sequence);
+  if (commit) status_.set_replicated_cursor(FormatCursor(records.back().position));
+  status_.set_segments_published(status_.segments_published() + 1);
+  failing_since_ = absl::InfiniteFuture();
+  status_.clear_last_error();
+  if (status_.state() != "following") {
+    spdlog::info("event=follow_state state=following stream={}", options_.stream);
+    status_.set_state("following");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace walfeed

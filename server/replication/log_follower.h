@@ -1,0 +1,95 @@
+// LogFollower: a replica's copy of the log (walfeed --follow). It reads the replication stream
+// that a publishing walfeed writes (log_replicator.h; each message one segment,
+// segment_builder.h) and appends every segment to the local log exactly as the publisher stored
+// it: the same positions, the same bytes, the same values out of line, the same log id. The local
+// log then serves the same feed with the same cursors.
+//
+// Promises:
+// - A segment is applied only when it continues the local copy exactly: the next stream
+//   sequence, the log's id, and a Walfeed-Start equal to where the copy ends. Anything else (a
+//   gap left by the stream's limits, another log's segments) stops the follower with a sentence
+//   (state "failed"); it never guesses.
+// - Crash-safe and exactly once: each segment that ends a transaction is appended together with
+//   the stream sequence and the start of the next segment, in one atomic write; a segment that
+//   ends inside a transaction is staged (invisible, discarded on reopen) until the segment that
+//   ends it, and a restart reads on from the last recorded sequence.
+// - Readers of the local log see whole transactions only.
+// - Failures to reach NATS are retried with backoff for ever, counted, logged and shown in
+//   Status() and SourceView() (so the health service turns NOT_SERVING past --unhealthy-after).
+// Thread-safe: Status() and SourceView() may be called from any thread.
+#ifndef WALFEED_SERVER_REPLICATION_LOG_FOLLOWER_H_
+#define WALFEED_SERVER_REPLICATION_LOG_FOLLOWER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/source_status.h"
+#include "server/log/change_log.h"
+#include "server/replication/replication_options.h"
+#include "walfeed/v1/walfeed.pb.h"
+
+namespace walfeed {
+
+class JetStreamLog;
+
+class LogFollower {
+ public:
+  // `log` must outlive the follower.
+  LogFollower(ReplicationOptions options, ChangeLog* log);
+  ~LogFollower();
+
+  LogFollower(const LogFollower&) = delete;
+  LogFollower& operator=(const LogFollower&) = delete;
+
+  // Before serving: an empty local log takes the id of the log the stream holds. True once the
+  // local log has its id (at once when it holds changes: Start() checks that id against the
+  // stream's); false, with a log line saying why, while the stream or its first segment cannot
+  // be read yet (the caller tries again); an error when the data directory holds another log.
+  absl::StatusOr<bool> AdoptStreamLogId();
+
+  void Start();
+  void Stop();
+
+  // State "following" (applying segments), "caught_up", "failing" or "failed"; the stream
+  // sequence and cursor of the newest applied segment.
+  v1::ReplicationStatus Status() const;
+  // What the feed shows in place of a PostgreSQL source: state "following", and since when the
+  // follower has failed with its latest error.
+  SourceStatus SourceView() const;
+
+ private:
+  void Run();
+  // Reads and applies segments until a read fails or Stop().
+  absl::Status Follow(JetStreamLog& stream);
+  // Appends one stream message (a segment) to the local log.
+  absl::Status Apply(const std::string& log_id, uint64_t sequence, const std::string& start,
+                     const std::string& next, const std::string& data);
+  absl::Status StopForGood(const std::string& problem);
+  void NoteError(const absl::Status& error);
+  void SetState(absl::string_view state);
+  bool stopping() const;
+
+  const ReplicationOptions options_;
+  ChangeLog* const log_;
+  std::thread thread_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  v1::ReplicationStatus status_ ABSL_GUARDED_BY(mu_);
+  // Where the copy continues (the follower thread only): the next stream sequence and the
+  // Walfeed-Start the next segment must have.
+  uint64_t next_sequence_ = 1;
+  std::string next_start_;
+};
+
+}  // namespace walfeed
+
+#endif  // WALFEED_SERVER_REPLICATION_LOG_FOLLOWER_H_
