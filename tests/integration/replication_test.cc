@@ -548,5 +548,54 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   EXPECT_EQ(large, 5u);
 }
 
+// A replica whose data directory holds another log (another database's walfeed, say) is not
+// fed this stream's segments: it stops following with a sentence and keeps its own log.
+TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed(ReplicationArgs("local"));
+  ASSERT_TRUE(CommitMarkerAndRead("published").ok());
+  WaitForReplication();
+
+  absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("replica_other");
+  ASSERT_TRUE(other_db.ok()) << other_db.status();
+  ASSERT_TRUE(SharedPostgres()
+                  .Exec(*other_db, "CREATE TABLE o (id int PRIMARY KEY); INSERT INTO o VALUES (1)")
+                  .ok());
+  WalfeedOptions other = Options();
+  other.conninfo = SharedPostgres().Conninfo(*other_db);
+  other.data_dir = dir_ + "/other";
+  other.slot = slot_ + "_other";
+  other.port = 0;
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> own = WalfeedProcess::Start(other);
+  ASSERT_TRUE(own.ok()) << own.status();
+  absl::StatusOr<std::vector<v1::Change>> own_feed =
+      ReadToHead(*(*own)->NewStub(), v1::SubscribeRequest());
+  ASSERT_TRUE(own_feed.ok()) << own_feed.status();
+  ASSERT_FALSE(own_feed->empty());
+  ASSERT_EQ((*own)->Terminate(), 0);
+
+  other.wait_for_streaming = false;
+  other.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(other);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  v1::FeedInfo info;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    ASSERT_TRUE((*replica)->NewStub()->GetFeedInfo(&context, {}, &info).ok());
+    if (info.replication().state() == "failed") break;
+    ASSERT_LT(absl::Now(), deadline) << info.replication().ShortDebugString();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_THAT(info.replication().last_error(), HasSubstr("but this replica copies log"));
+  EXPECT_THAT(info.replication().last_error(), HasSubstr(FeedInfo().log_id()));
+  EXPECT_THAT((*replica)->Log(), HasSubstr("event=follow_stopped"));
+  absl::StatusOr<std::vector<v1::Change>> kept =
+      ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_EQ(kept->size(), own_feed->size()) << "its own log, untouched";
+}
+
 }  // namespace
 }  // namespace walfeed::testing
