@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/large_values.h"
 
 namespace walfeed {
@@ -30,9 +32,16 @@ constexpr int kMaxStuckFailures = 3;
 }  // namespace
 
 Subscriber::Subscriber(SubscriberOptions options) : options_(std::move(options)) {
-  stub_ = v1::ChangeFeed::NewStub(grpc::CreateChannel(
-      options_.server,
-      options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials()));
+  for (absl::string_view address : absl::StrSplit(options_.server, ',', absl::SkipWhitespace())) {
+    stubs_.push_back(v1::ChangeFeed::NewStub(grpc::CreateChannel(
+        std::string(absl::StripAsciiWhitespace(address)),
+        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials())));
+  }
+  if (stubs_.empty()) {
+    stubs_.push_back(v1::ChangeFeed::NewStub(grpc::CreateChannel(
+        options_.server,
+        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials())));
+  }
 }
 
 std::string Subscriber::cursor() const {
@@ -99,6 +108,9 @@ absl::Status Subscriber::Run(const ChangeHandler& on_change, const ProgressHandl
                                                      "' with no change delivered; not retrying)"));
     }
     if (delivered) backoff = options_.min_backoff;
+    // Another instance of the group may be up: the next attempt tries the next address (a
+    // replica serves the same cursors and log id).
+    if (transport) current_ = (current_ + 1) % stubs_.size();
     if (on_retry) on_retry(error, backoff);
     if (stopped_.WaitForNotificationWithTimeout(backoff)) return absl::OkStatus();
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -128,7 +140,7 @@ grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
     if (!log_id_.empty()) request.set_log_id(log_id_);  // on that log only
   }
   std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader =
-      stub_->Subscribe(&context, request);
+      stubs_[current_]->Subscribe(&context, request);
   v1::SubscribeResponse response;
   // A value fetch that failed: the stream ends and the next one starts after the last change
   // handed over.
@@ -144,7 +156,7 @@ grpc::Status Subscriber::StreamOnce(const ChangeHandler& on_change,
     NoteLogId(response.log_id());
     for (v1::Change& change : *response.mutable_changes()) {
       if (options_.fetch_large_values && HasLargeValues(change)) {
-        const absl::Status fetched = FetchLargeValues(*stub_, setup, &change);
+        const absl::Status fetched = FetchLargeValues(*stubs_[current_], setup, &change);
         if (!fetched.ok()) {
           // NOT_FOUND: compaction removed the change after it was sent; a new stream from the
           // last cursor no longer holds it (ABORTED: retried at once, ends Run() if it persists).

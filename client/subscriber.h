@@ -41,6 +41,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -55,7 +56,9 @@
 namespace walfeed {
 
 struct SubscriberOptions {
-  // walfeed's address, host:port.
+  // walfeed's address, host:port; or several, comma-separated, of one group (a walfeed and its
+  // replicas, which serve the same cursors and log id): after a connection error the next
+  // attempt goes to the next address, resuming with the cursor and log id.
   std::string server = "127.0.0.1:50051";
   // Plaintext when unset.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
@@ -110,7 +113,9 @@ class Subscriber {
   void SetUp(grpc::ClientContext* context) const;
 
   const SubscriberOptions options_;
-  std::unique_ptr<v1::ChangeFeed::Stub> stub_;
+  // One per address; Run() uses stubs_[current_] (its thread only).
+  std::vector<std::unique_ptr<v1::ChangeFeed::Stub>> stubs_;
+  size_t current_ = 0;
   std::atomic<bool> stopping_{false};
   absl::Notification stopped_;
   mutable absl::Mutex mu_;

@@ -55,7 +55,10 @@ constexpr char kUsage[] =
     "and [--token-file FILE] (a bearer token; or set $WALFEED_TOKEN).\n"
     "Durations are like 0s, 90s, 30m, 24h. LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or "
     "decimal; a cursor is X/Y:seq.\n"
-    "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051.\n";
+    "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051; several, comma-separated (a "
+    "walfeed\n"
+    "and its replicas), are tried in turn: subscribe moves on to the next after a connection "
+    "error.\n";
 
 struct Options {
   std::string command;
@@ -332,6 +335,23 @@ int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options
 
 }  // namespace
 
+// A channel to the first of the comma-separated addresses that accepts a connection within a
+// few seconds (the instances of one group serve the same feed); the first one when none does, so
+// the call fails with its error.
+std::shared_ptr<grpc::Channel> FirstReachable(
+    const std::string& servers, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+  std::vector<std::string> addresses = absl::StrSplit(servers, ',', absl::SkipWhitespace());
+  if (addresses.size() <= 1) return grpc::CreateChannel(servers, credentials);
+  for (std::string& address : addresses) address = std::string(absl::StripAsciiWhitespace(address));
+  for (const std::string& address : addresses) {
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(address, credentials);
+    if (channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(3)))) {
+      return channel;
+    }
+  }
+  return grpc::CreateChannel(addresses.front(), credentials);
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     std::cout << kUsage;
@@ -347,7 +367,7 @@ int main(int argc, char** argv) {
     ssl.pem_private_key = options.tls_key;
     credentials = grpc::SslCredentials(ssl);
   }
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(options.server, credentials);
+  std::shared_ptr<grpc::Channel> channel = FirstReachable(options.server, credentials);
   if (options.command == "compact") return Compact(channel, options);
   if (options.command == "health") return Health(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/subscriber.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
@@ -595,6 +596,91 @@ TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {
       ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
   ASSERT_TRUE(kept.ok()) << kept.status();
   ASSERT_EQ(kept->size(), own_feed->size()) << "its own log, untouched";
+}
+
+// A consumer given the publisher's and a replica's address (the C++ Subscriber) moves to the
+// replica when the publisher dies and resumes there with its cursor and log id: while the
+// publisher stays down it receives the rest of the feed from the replica, every change exactly
+// once, in order.
+TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed(ReplicationArgs("replicated"));
+  WalfeedOptions replica_options = Options();
+  replica_options.data_dir = dir_ + "/replica";
+  replica_options.port = 0;
+  replica_options.wait_for_streaming = false;
+  replica_options.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
+  {
+    Writer writer(db_, 1000);
+    absl::SleepFor(absl::Seconds(3));
+  }
+  ASSERT_TRUE(CommitMarkerAndRead("written").ok());
+  WaitForReplication();
+  const std::vector<v1::Change> feed = RawFeed();
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(replica_options);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  const absl::Time copied_by = absl::Now() + absl::Seconds(120);
+  while (RawFeed(**replica).size() < feed.size()) {
+    ASSERT_LT(absl::Now(), copied_by) << (*replica)->Log();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+
+  // A slow consumer starts on the publisher (the first address).
+  SubscriberOptions options;
+  options.server = absl::StrCat(walfeed_->address(), ",", (*replica)->address());
+  options.request.set_from_lsn(1);
+  options.request.set_max_batch_changes(10);
+  options.min_backoff = absl::Milliseconds(100);
+  options.max_backoff = absl::Seconds(1);
+  Subscriber subscriber(options);
+  absl::Mutex mu;
+  std::vector<v1::Change> received;
+  int retries = 0;
+  std::thread reader([&] {
+    absl::Status ended = subscriber.Run(
+        [&](const v1::Change& change) {
+          absl::SleepFor(absl::Milliseconds(5));
+          absl::MutexLock lock(&mu);
+          received.push_back(change);
+          return absl::OkStatus();
+        },
+        nullptr,
+        [&](const absl::Status&, absl::Duration) {
+          absl::MutexLock lock(&mu);
+          ++retries;
+        });
+    EXPECT_TRUE(ended.ok()) << ended;
+  });
+  const auto received_count = [&] {
+    absl::MutexLock lock(&mu);
+    return received.size();
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (received_count() < 50) {
+    ASSERT_LT(absl::Now(), deadline);
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // The publisher dies and stays down: the rest comes from the replica.
+  walfeed_->Kill();
+  const size_t at_kill = received_count();
+  ASSERT_LT(at_kill, feed.size()) << "the consumer must still have changes to read";
+  while (received_count() < feed.size()) {
+    ASSERT_LT(absl::Now(), deadline) << received_count() << " of " << feed.size();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // nothing more may come
+  subscriber.Stop();
+  reader.join();
+  absl::MutexLock lock(&mu);
+  EXPECT_GE(retries, 1) << "the consumer never lost the publisher";
+  ASSERT_EQ(received.size(), feed.size());
+  for (size_t i = 0; i < feed.size(); ++i) {
+    ASSERT_EQ(received[i].cursor(), feed[i].cursor()) << "change " << i;
+  }
+  grpc::ClientContext context;
+  v1::FeedInfo replica_info;
+  ASSERT_TRUE((*replica)->NewStub()->GetFeedInfo(&context, {}, &replica_info).ok());
+  EXPECT_EQ(subscriber.log_id(), replica_info.log_id());
 }
 
 }  // namespace
