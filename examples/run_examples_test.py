@@ -278,7 +278,7 @@ def run(world):
         check_cursor_file(name, cursor_files[name], phase1[-1]["cursor"], world.log_id())
         say(f"ok {name}: a first run printed the {len(printed)} changes so far")
 
-    # Phase 2: a second run prints only what was committed since.
+    # Phase 2: a second run prints only what was committed since, from the second address given.
     world.sql("INSERT INTO items (id, name) VALUES (4, 'four');\n"
               "UPDATE items SET name = 'ZERO' WHERE id = 0;\nDELETE FROM items WHERE id = 3;\n")
     start = len(expected.changes)
@@ -286,12 +286,18 @@ def run(world):
     zero["name"] = "ZERO"
     expected.add("UPDATE", zero)
     expected.add("DELETE", old_id=3)
+    # The first of two addresses is dead (an instance of the group that is down): the consumer
+    # moves on to the next one.
     phase2 = expected.with_cursors(world, start)
     for name in EXAMPLES:
-        _, printed = Consumer(name, world.address, cursor_files[name], stop_at_head=True).finish()
+        second = Consumer(name, f"127.0.0.1:{free_port()},{world.address}", cursor_files[name],
+                          stop_at_head=True)
+        _, printed = second.finish()
         check_printed(name, "second run, resumed from the saved cursor", printed, phase2)
         check_cursor_file(name, cursor_files[name], phase2[-1]["cursor"], world.log_id())
-        say(f"ok {name}: a second run printed only the {len(printed)} new changes")
+        check("on the next address" in "".join(second.stderr),
+              f"{name}: never moved past the dead address: {''.join(second.stderr)!r}")
+        say(f"ok {name}: a second run, its first address dead, printed only the {len(printed)} new changes")
 
     # Phase 3: SIGTERM in the middle of a backlog of 3,000 changes, then a restart.
     start = len(expected.changes)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A walfeed consumer: prints each change as one JSON line and saves its cursor after it.
 //
-//   node consumer.js --server HOST:PORT --cursor-file FILE [--stop-at-head]
+//   node consumer.js --server HOST:PORT[,HOST:PORT...] --cursor-file FILE [--stop-at-head]
 //
 // Resumes right after the cursor saved in FILE (from the oldest change when FILE does not exist),
 // reconnects with backoff when the server is unavailable, stops cleanly on SIGINT/SIGTERM, and
@@ -39,7 +39,13 @@ const definition = protoLoader.loadSync(path.join(protoDir, 'walfeed/v1/walfeed.
   includeDirs: [protoDir], longs: String, enums: String, oneofs: true, defaults: true,
 });
 const { ChangeFeed } = grpc.loadPackageDefinition(definition).walfeed.v1;
-const client = new ChangeFeed(args.server, grpc.credentials.createInsecure());
+// One client per address of the group (a walfeed and its replicas, which serve the same cursors
+// and log id): after a connection error the next one serves.
+const clients = args.server.split(',').map((a) => a.trim()).filter((a) => a)
+  .map((address) => new ChangeFeed(address, grpc.credentials.createInsecure()));
+let current = 0;
+let client = clients[current];
+const closeAll = () => clients.forEach((c) => c.close());
 const metadata = new grpc.Metadata();
 if (process.env.WALFEED_TOKEN) metadata.set('authorization', `Bearer ${process.env.WALFEED_TOKEN}`);
 
@@ -148,7 +154,7 @@ function stop() {
   if (call) call.cancel();
   if (currentFetch) currentFetch.cancel();
   if (retryTimer) clearTimeout(retryTimer);
-  client.close();
+  closeAll();
 }
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
@@ -207,18 +213,20 @@ function ended(status, fromFetch) {
     if (gone.times > 3) {
       console.error(`consumer: NOT_FOUND: ${status.details} (${gone.times} times at ${cursor})`);
       process.exitCode = 1;
-      client.close();
+      closeAll();
       return;
     }
     console.error(`consumer: ${status.details}; reading on from ${cursor || 'the start'}`);
     retryTimer = setTimeout(subscribe, 200 * gone.times);
   } else if (status.code === grpc.status.OK) {  // only with --stop-at-head, once the head is reached
-    client.close();
+    closeAll();
   } else if (status.code === grpc.status.UNAVAILABLE || status.code === grpc.status.CANCELLED) {
     // UNAVAILABLE: walfeed restarts or is unreachable. CANCELLED that we did not ask for (we
     // are not stopping): the call reached walfeed in the instant its gRPC server shut down.
+    current = (current + 1) % clients.length;
+    client = clients[current];
     console.error(`consumer: server unavailable (${status.details}), ` +
-                  `retrying in ${backoff / 1000}s`);
+                  `retrying in ${backoff / 1000}s${clients.length > 1 ? ' on the next address' : ''}`);
     retryTimer = setTimeout(subscribe, backoff);
     backoff = Math.min(backoff * 2, 30000);
   } else {
@@ -228,7 +236,7 @@ function ended(status, fromFetch) {
                     'remove it and start again from an empty state');
     }
     process.exitCode = 1;
-    client.close();
+    closeAll();
   }
 }
 subscribe();

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A walfeed consumer: prints each change as one JSON line and saves its cursor after it.
 
-  consumer.py --server HOST:PORT --cursor-file FILE [--stop-at-head]
+  consumer.py --server HOST:PORT[,HOST:PORT...] --cursor-file FILE [--stop-at-head]
 
 Resumes right after the cursor saved in FILE (from the oldest change when FILE does not exist),
 reconnects with backoff when the server is unavailable, stops cleanly on SIGINT/SIGTERM, and sends
@@ -116,7 +116,9 @@ def save_cursor(path, cursor, log_id):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", required=True, help="walfeed's gRPC address, HOST:PORT")
+    parser.add_argument("--server", required=True,
+                        help="walfeed's gRPC address, HOST:PORT; several, comma-separated (a walfeed "
+                             "and its replicas): after a connection error the next one is tried")
     parser.add_argument("--cursor-file", required=True, help="keeps the last processed cursor")
     parser.add_argument("--stop-at-head", action="store_true", help="exit at the feed's head")
     args = parser.parse_args()
@@ -139,7 +141,12 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    stub = walfeed_pb2_grpc.ChangeFeedStub(grpc.insecure_channel(args.server))
+    # One stub per address of the group; after a connection error the next one serves (a
+    # replica has the same cursors and log id).
+    stubs = [walfeed_pb2_grpc.ChangeFeedStub(grpc.insecure_channel(address.strip()))
+             for address in args.server.split(",") if address.strip()]
+    current = 0
+    stub = stubs[current]
     backoff = 0.5
     gone_at = (None, 0)  # value fetches that found their change compacted away, at one cursor
     while not stop.requested:
@@ -189,8 +196,10 @@ def main():
                     print(f"consumer: the cursor in {args.cursor_file} belongs to another log: "
                           "remove it and start again from an empty state", file=sys.stderr)
                 return 1
-            print(f"consumer: server unavailable ({error.details()}), retrying in {backoff:g}s",
-                  file=sys.stderr)
+            current = (current + 1) % len(stubs)
+            stub = stubs[current]
+            print(f"consumer: server unavailable ({error.details()}), retrying in {backoff:g}s"
+                  + (" on the next address" if len(stubs) > 1 else ""), file=sys.stderr)
             deadline = time.monotonic() + backoff
             while not stop.requested and time.monotonic() < deadline:
                 time.sleep(0.1)  # short sleeps: a signal may land on a gRPC thread, not this one
