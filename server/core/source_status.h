@@ -14,6 +14,8 @@
 namespace walfeed {
 
 struct SourceStatus {
+  // "ingester" (reads PostgreSQL) or "replica" (copies the log from the replication stream).
+  std::string role = "ingester";
   std::string database;
   std::string system_identifier;
   std::string slot;

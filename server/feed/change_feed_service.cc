@@ -102,6 +102,7 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   info.set_slot(source.slot);
   info.set_publication(source.publication);
   for (const std::string& table : source.tables) info.add_tables(table);
+  info.set_role(source.role);
   info.set_source_state(source.state);
   info.set_source_problem(SourceProblem(source, options_->unhealthy_after, absl::Now()));
   info.set_source_last_error(source.last_error);

@@ -153,8 +153,11 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
           "Age (by commit time) of the oldest change JetStream does not have; 0 when caught up.",
           replication.lag_seconds());
     gauge("walfeed_replication_stream_sequence",
-          "Stream sequence of the newest message JetStream acknowledged.",
+          "Stream sequence of the newest message JetStream acknowledged (a replica: copied).",
           static_cast<double>(replication.stream_sequence()));
+    gauge("walfeed_replication_lag_segments",
+          "A replica: stream messages not copied yet when last read; 0 when caught up.",
+          static_cast<double>(replication.lag_segments()));
     counter("walfeed_replication_segments_published_total",
             "Stream messages (LogSegment) published since start.",
             static_cast<double>(replication.segments_published()));

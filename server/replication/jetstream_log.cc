@@ -364,6 +364,7 @@ absl::StatusOr<std::vector<JetStreamLog::Message>> JetStreamLog::ReadFrom(uint64
     if (natsMsg_GetMetaData(&meta, list.Msgs[i]) != NATS_OK) continue;
     Message message;
     message.sequence = meta->Sequence.Stream;
+    message.pending = meta->NumPending;
     jsMsgMetaData_Destroy(meta);
     CopyMessage(list.Msgs[i], &message);
     messages.push_back(std::move(message));

@@ -42,6 +42,8 @@ class JetStreamLog {
     uint64_t sequence = 0;
     bool present = false;
     std::string id;  // its Nats-Msg-Id
+    // ReadFrom(): how many messages the stream held after this one when it was delivered.
+    uint64_t pending = 0;
     Headers headers;
     std::string data;
     std::string Header(absl::string_view name) const;

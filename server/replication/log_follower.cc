@@ -99,6 +99,7 @@ v1::ReplicationStatus LogFollower::Status() const {
 
 SourceStatus LogFollower::SourceView() const {
   SourceStatus view;
+  view.role = "replica";
   view.state = "following";
   view.snapshot_state = "skipped";
   absl::MutexLock lock(&mu_);
@@ -196,6 +197,10 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
         failing_since_ = absl::InfiniteFuture();
         status_.clear_last_error();
       }
+      {
+        absl::MutexLock lock(&mu_);
+        status_.set_lag_segments(0);
+      }
       SetState("caught_up");
       continue;
     }
@@ -212,6 +217,8 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
         return applied;
       }
     }
+    absl::MutexLock lock(&mu_);
+    status_.set_lag_segments(messages->back().pending);
   }
   return absl::OkStatus();
 }

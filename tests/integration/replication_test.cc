@@ -527,6 +527,16 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   }
   EXPECT_EQ(copy.log_id(), primary.log_id());
   EXPECT_EQ(copy.source_state(), "following");
+  EXPECT_EQ(copy.role(), "replica");
+  EXPECT_EQ(primary.role(), "ingester");
+  EXPECT_EQ(copy.replication().lag_segments(), 0u);
+  EXPECT_EQ(copy.replication().stream_sequence(), primary.replication().stream_sequence());
+  // walfeedctl, given a dead address first, describes the replica.
+  const RunResult info = RunCommand(
+      {WalfeedctlBinary(), "info", "--server", absl::StrCat("127.0.0.1:1,", (*replica)->address())},
+      absl::Seconds(60));
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_THAT(info.output, HasSubstr("\"role\": \"replica\""));
 
   const std::vector<v1::Change> expected = RawFeed();
   const std::vector<v1::Change> copied = RawFeed(**replica);
