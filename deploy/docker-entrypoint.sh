@@ -1,8 +1,9 @@
 #!/bin/sh
 # docker-entrypoint.sh: starts walfeed after checking the two things that otherwise fail late or
-# with an obscure message: that a PostgreSQL to capture is given, and that the data directory
-# exists (or can be created) and is writable. Then it execs walfeed, so that walfeed is the
-# container's PID 1 and receives SIGTERM itself (its clean shutdown).
+# with an obscure message: that a PostgreSQL to capture is given (or, for a replica, the NATS
+# servers to follow), and that the data directory exists (or can be created) and is writable.
+# Then it execs walfeed, so that walfeed is the container's PID 1 and receives SIGTERM itself (its
+# clean shutdown).
 #
 #   docker-entrypoint.sh [walfeed] [FLAGS...]   check, then exec walfeed FLAGS...
 #   docker-entrypoint.sh --help | --version     exec walfeed at once, nothing to check
@@ -39,11 +40,13 @@ esac || fail 127 "walfeed binary '$walfeed_bin' not found or not executable; set
 
 # The settings that the checks need, as walfeed will see them: the variable, then the flags.
 pg=${WALFEED_PG:-}
+follow=${WALFEED_FOLLOW:-}
 data_dir=${WALFEED_DATA_DIR:-./walfeed-data}
 value_of=
 for arg in "$@"; do
   case $value_of in
     pg) pg=$arg ;;
+    follow) follow=$arg ;;
     data-dir) data_dir=$arg ;;
   esac
   if [ -n "$value_of" ]; then
@@ -54,6 +57,8 @@ for arg in "$@"; do
     --help | -h | --version) exec "$walfeed_bin" "$@" ;;
     --pg=*) pg=${arg#--pg=} ;;
     --pg) value_of=pg ;;
+    --follow=*) follow=${arg#--follow=} ;;
+    --follow) value_of=follow ;;
     --data-dir=*) data_dir=${arg#--data-dir=} ;;
     --data-dir) value_of=data-dir ;;
     --*=*) ;;
@@ -61,10 +66,11 @@ for arg in "$@"; do
   esac
 done
 
-if [ -z "$pg" ]; then
+# A replica (--follow) copies the log from NATS JetStream and reads no PostgreSQL.
+if [ -z "$pg" ] && [ -z "$follow" ]; then
   fail 2 "no PostgreSQL to capture: set WALFEED_PG or pass --pg, a libpq conninfo such as" \
     "'host=db.example.com dbname=shop user=walfeed' (the password goes in PGPASSWORD or a" \
-    "PGPASSFILE, not in the conninfo)"
+    "PGPASSFILE, not in the conninfo); a replica sets WALFEED_FOLLOW or --follow instead"
 fi
 case $pg in
   *password=* | *://*:*@*)

@@ -208,11 +208,19 @@ for where, cm in k8s.get("ConfigMap", []):
         fail(where, "nats.conf needs max_payload of 2MB or more (a walfeed change is up to ~1 MiB)")
 configmaps = {d["metadata"]["name"]: d for _, d in k8s.get("ConfigMap", [])}
 services = k8s.get("Service", [])
-for where, sts in statefulsets:
+# Replicas (--follow): a StatefulSet named walfeed-replica, any number of pods.
+replica_sets = [(w, d) for w, d in k8s.get("StatefulSet", [])
+                if d["metadata"]["name"] == "walfeed-replica"]
+if len(replica_sets) != 1:
+    fail("deploy/k8s", f"expected one StatefulSet named walfeed-replica, found {len(replica_sets)}")
+for where, sts in statefulsets + replica_sets:
+    replica = sts["metadata"]["name"] == "walfeed-replica"
     spec = sts.get("spec") or {}
     unknown_keys(f"{where} spec", spec, STATEFULSET_KEYS)
-    if spec.get("replicas") != 1:
+    if not replica and spec.get("replicas") != 1:
         fail(where, f"replicas is {spec.get('replicas')!r}: one walfeed per replication slot")
+    if replica and not (isinstance(spec.get("replicas"), int) and spec["replicas"] >= 1):
+        fail(where, f"replicas is {spec.get('replicas')!r}: expected a number of replicas")
     pod_labels = (spec.get("template", {}).get("metadata") or {}).get("labels") or {}
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
@@ -261,8 +269,23 @@ for where, sts in statefulsets:
         fail(where, "container securityContext.allowPrivilegeEscalation is not false")
     env = {e.get("name"): e for e in container.get("env") or []}
     password = env.get("PGPASSWORD") or {}
-    if not (password.get("valueFrom") or {}).get("secretKeyRef"):
+    if not replica and not (password.get("valueFrom") or {}).get("secretKeyRef"):
         fail(where, "PGPASSWORD does not come from a secretKeyRef")
+    if replica:
+        # A replica follows exactly what the walfeed StatefulSet publishes and reads no PostgreSQL.
+        settings = {}
+        for source in container.get("envFrom") or []:
+            settings.update((configmaps.get((source.get("configMapRef") or {}).get("name")) or {})
+                            .get("data") or {})
+        published = (configmaps.get("walfeed-config") or {}).get("data") or {}
+        if not settings.get("WALFEED_FOLLOW") or \
+                settings.get("WALFEED_FOLLOW") != published.get("WALFEED_REPLICATE_TO"):
+            fail(where, "WALFEED_FOLLOW is not the NATS servers walfeed-config publishes to")
+        if settings.get("WALFEED_REPLICATION_STREAM") != published.get("WALFEED_REPLICATION_STREAM"):
+            fail(where, "WALFEED_REPLICATION_STREAM is not the stream walfeed-config publishes")
+        for name in ("WALFEED_PG", "WALFEED_REPLICATE_TO", "PGPASSWORD"):
+            if name in settings or name in env:
+                fail(where, f"a replica sets {name}")
     for name, entry in env.items():
         if re.search(r"PASS|TOKEN|SECRET", name or "") and "value" in entry:
             fail(where, f"env {name} has a literal value; use a secretKeyRef")
@@ -281,6 +304,13 @@ for name, cm in configmaps.items():
         fail(f"deploy/k8s ConfigMap {name}", "WALFEED_LISTEN must listen on every interface in a pod")
 clusterip = [d for _, d in services if (d.get("spec") or {}).get("type", "ClusterIP") == "ClusterIP"
              and (d.get("spec") or {}).get("clusterIP") != "None"]
+# The consumers' Service reaches the walfeed pod and the replicas alike.
+feed_service = [d for d in clusterip if d["metadata"]["name"] == "walfeed"]
+for where, sts in statefulsets + replica_sets:
+    labels = ((sts.get("spec") or {}).get("template", {}).get("metadata") or {}).get("labels") or {}
+    selector = ((feed_service[0].get("spec") or {}).get("selector") or {}) if feed_service else {}
+    if not selector or any(labels.get(k) != v for k, v in selector.items()):
+        fail(where, "the Service walfeed does not select its pods")
 if not any(p.get("name") == "grpc" and p.get("port") == 50051
            for s in clusterip for p in (s.get("spec") or {}).get("ports") or []):
     fail("deploy/k8s", "no ClusterIP Service with port 50051 named grpc")
@@ -365,6 +395,33 @@ if "walfeed:50051" not in " ".join(args):
     fail("deploy/compose.yaml", "consumer does not subscribe to walfeed:50051")
 if consumer.get("image") != walfeed_svc.get("image"):
     fail("deploy/compose.yaml", "consumer does not use walfeed's image")
+# Replicas (--follow): each copies the stream walfeed publishes into its own named volume, reads
+# no PostgreSQL, and the consumer can reach it.
+replicas = {name: service for name, service in svc.items() if name.startswith("walfeed-replica")}
+if len(replicas) < 2:
+    fail("deploy/compose.yaml", f"expected at least 2 walfeed replicas, found {len(replicas)}")
+replica_volumes = set()
+for name, replica in replicas.items():
+    env = replica.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    check_env_names(f"deploy/compose.yaml {name}", env)
+    if env.get("WALFEED_FOLLOW") != environment.get("WALFEED_REPLICATE_TO"):
+        fail("deploy/compose.yaml", f"{name} does not follow the NATS servers walfeed publishes to")
+    if env.get("WALFEED_REPLICATION_STREAM") != environment.get("WALFEED_REPLICATION_STREAM"):
+        fail("deploy/compose.yaml", f"{name} does not follow walfeed's stream")
+    if env.get("WALFEED_PG"):
+        fail("deploy/compose.yaml", f"{name} is a replica but sets WALFEED_PG")
+    if replica.get("image") != walfeed_svc.get("image"):
+        fail("deploy/compose.yaml", f"{name} does not use walfeed's image")
+    volume = dict((t, s) for s, t in mounts_of(replica)).get("/var/lib/walfeed")
+    if volume not in declared_volumes or volume == walfeed_mounts.get("/var/lib/walfeed"):
+        fail("deploy/compose.yaml", f"{name} has no named volume of its own at /var/lib/walfeed")
+    replica_volumes.add(volume)
+    if f"{name}:50051" not in " ".join(args):
+        fail("deploy/compose.yaml", f"the consumer does not list {name}:50051")
+if len(replica_volumes) != len(replicas):
+    fail("deploy/compose.yaml", "two replicas share a volume")
 
 # 4. The Dockerfile: a tiny parser (continuations, comments), then what the image promises.
 dockerfile_path = os.path.join(root, "deploy", "Dockerfile")
@@ -689,7 +746,12 @@ expect handover '[1-9]*' "PostgreSQL"
 if compgen -G "$scratch/data/.walfeed-entrypoint-probe.*" >/dev/null; then
   fail "entrypoint, handover: the write probe was left in the data directory"
 fi
-# (e) another command runs as given (docker run IMAGE walfeedctl ...)
+# (e) a replica (WALFEED_FOLLOW) needs no PostgreSQL: the entrypoint hands over, and walfeed
+# itself judges the setting (here a URL without its scheme, refused at once).
+run_entrypoint replica WALFEED_FOLLOW=127.0.0.1:4222 WALFEED_LISTEN=127.0.0.1:0 -- \
+  --data-dir "$scratch/replica"
+expect replica '[1-9]*' "--follow takes the same URLs"
+# (f) another command runs as given (docker run IMAGE walfeedctl ...)
 run_entrypoint other -- "$walfeedctl_bin" --help
 expect other 0 "walfeedctl subscribe"
 
