@@ -10,7 +10,8 @@ Runs, in order: ingest.py (walfeed vs pg_recvlogical), live.py (commit-to-consum
 live rows alone), large_transaction.py (peak memory for one 1M-row transaction) and
 large_values.py (memory around one 100 MiB row, stalled subscribers at it, ReadValue) and
 replication.py (ingest and latency with the log replicated into a 3-node NATS JetStream cluster
-under --confirm-after=replicated, next to local-only and pg_recvlogical). Each writes
+under --confirm-after=replicated, next to local-only and pg_recvlogical) and replicas.py (the same
+subscribers on one walfeed, or spread over a walfeed and two replicas). Each writes
 its own bench/results/<name>.{json,md}; this script then writes bench/results/summary.{json,md}
 and summary.png. --quick runs each in its smoke size (CI checks that they run, not how fast).
 """
@@ -24,7 +25,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import HERE, machine  # noqa: E402
 
-SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values", "replication"]
+SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values", "replication",
+           "replicas"]
 
 
 def load(out, name, quick):
@@ -94,6 +96,16 @@ def summarize(out, quick):
                      "reference": f"gRPC feed p50 {grpc['p50']:.1f} / p99 {grpc['p99']:.1f} ms",
                      "ratio": None, "target": "every change, in order",
                      "met": r["grpc"]["complete"] and r["stream"]["complete"]})
+    replicas = load(out, "replicas", quick)
+    for r in replicas["results"]:
+        worst = max(p["latency_ms"]["p99"] for p in r["per_instance"])
+        cpu = sum(p["cpu_percent"] for p in r["per_instance"])
+        rows.append({"scenario": f"{r['subscribers']:,} subscribers on {r['instances']} instance(s) at "
+                                 f"{r['target_changes_per_s']:,} changes/s",
+                     "walfeed": f"walfeed CPU {cpu:.0f} % in all, worst instance p99 {worst:.1f} ms; "
+                                f"NATS CPU {r['nats_cpu_percent']} %",
+                     "reference": "-", "ratio": None, "target": "every change to every subscriber",
+                     "met": all(p["complete"] for p in r["per_instance"])})
     return rows
 
 
