@@ -55,10 +55,9 @@ constexpr char kUsage[] =
     "and [--token-file FILE] (a bearer token; or set $WALFEED_TOKEN).\n"
     "Durations are like 0s, 90s, 30m, 24h. LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or "
     "decimal; a cursor is X/Y:seq.\n"
-    "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051; several, comma-separated (a "
-    "walfeed\n"
-    "and its replicas), are tried in turn: subscribe moves on to the next after a connection "
-    "error.\n";
+    "The server defaults to $WALFEED_SERVER or 127.0.0.1:50051. Several, comma-separated (a\n"
+    "walfeed and its replicas), are tried in turn: subscribe moves on to the next after a\n"
+    "connection error; compact takes one (each instance compacts its own log).\n";
 
 struct Options {
   std::string command;
@@ -341,8 +340,10 @@ int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options
 std::shared_ptr<grpc::Channel> FirstReachable(
     const std::string& servers, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   std::vector<std::string> addresses = absl::StrSplit(servers, ',', absl::SkipWhitespace());
-  if (addresses.size() <= 1) return grpc::CreateChannel(servers, credentials);
   for (std::string& address : addresses) address = std::string(absl::StripAsciiWhitespace(address));
+  if (addresses.size() <= 1) {
+    return grpc::CreateChannel(addresses.empty() ? servers : addresses.front(), credentials);
+  }
   for (const std::string& address : addresses) {
     std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(address, credentials);
     if (channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(3)))) {
@@ -359,6 +360,10 @@ int main(int argc, char** argv) {
   }
   Options options;
   if (std::string error = ParseArgs(argc, argv, &options); !error.empty()) return UsageError(error);
+  if (options.command == "compact" && options.server.find(',') != std::string::npos) {
+    return UsageError(
+        "compact acts on one instance (each compacts its own log): give one --server");
+  }
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!options.tls_ca.empty()) {
     grpc::SslCredentialsOptions ssl;

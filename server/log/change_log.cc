@@ -13,6 +13,7 @@
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "server/core/change_wire_format.h"
 #include "server/core/error_reason.h"
 #include "server/core/event_counters.h"
 #include "server/core/proto_time.h"
@@ -108,7 +109,13 @@ absl::Status ChangeLog::Impl::DeleteAbove(const Position& above_this) {
   const std::string start = AboveHead(above_this);
   absl::StatusOr<Position> above = FirstAtOrAfter(start);
   if (!above.ok()) return above.status();
-  if (above->IsZero()) return absl::OkStatus();
+  if (above->IsZero()) {
+    // No change above the head; value chunks may be (a replica stages a large value's chunks
+    // before its change).
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), values));
+    it->Seek(start);
+    if (!it->Valid()) return FromRocks(it->status(), "cannot read the change log");
+  }
   rocksdb::WriteBatch batch;
   rocksdb::Status deleted = batch.DeleteRange(changes, start, kEndOfPositions);
   if (deleted.ok()) deleted = batch.DeleteRange(values, start, kEndOfPositions);
@@ -528,6 +535,12 @@ absl::Status ChangeLog::AppendStored(absl::Span<const StoredChunk> chunks,
                                      const MetadataUpdates& metadata) {
   absl::MutexLock append_lock(&impl_->append_mu);
   const Position head = Head();
+  // Records continue after the head and after what earlier calls staged.
+  if (impl_->stored_staged_last < head) {
+    impl_->stored_staged_last = head;
+    impl_->stored_staged_changes = 0;
+    impl_->stored_staged_transactions = 0;
+  }
   rocksdb::WriteBatch batch;
   BatchValueStore values(impl_->db.get(), impl_->values, &batch);
   for (const StoredChunk& chunk : chunks) {
@@ -538,9 +551,12 @@ absl::Status ChangeLog::AppendStored(absl::Span<const StoredChunk> chunks,
     }
     if (absl::Status s = values.Put(chunk.ref, chunk.offset, chunk.data); !s.ok()) return s;
   }
-  Position last = head;
+  Position last = impl_->stored_staged_last;
+  uint64_t transactions = 0;
   std::optional<absl::Time> newest_commit;
   for (const LogRecord& record : records) {
+    ChangeSummary summary;
+    if (SummarizeChange(record.change, &summary) && summary.last_in_transaction) ++transactions;
     if (record.position <= last) {
       return absl::FailedPreconditionError(
           absl::StrCat("the stored change at ", FormatCursor(record.position), " is not after ",
@@ -556,7 +572,15 @@ absl::Status ChangeLog::AppendStored(absl::Span<const StoredChunk> chunks,
         batch.Put(impl_->meta, absl::StrCat(kMetadataPrefix, key), ToSlice(value));
     if (!put.ok()) return FromRocks(put, "cannot record metadata with stored changes");
   }
-  if (!commit) return impl_->WriteSynced(batch, "cannot stage stored changes");
+  if (!commit) {
+    if (absl::Status s = impl_->WriteSynced(batch, "cannot stage stored changes"); !s.ok()) {
+      return s;
+    }
+    impl_->stored_staged_last = last;
+    impl_->stored_staged_changes += records.size();
+    impl_->stored_staged_transactions += transactions;
+    return absl::OkStatus();
+  }
   // The source's resume point of a replica: just past its newest change (a transaction's commit
   // record, or a non-transactional message's record, starts after it).
   const uint64_t resume_lsn = last.lsn + 1;
@@ -570,7 +594,11 @@ absl::Status ChangeLog::AppendStored(absl::Span<const StoredChunk> chunks,
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append stored changes"); !s.ok()) {
     return s;
   }
-  impl_->Publish(last, resume_lsn, records.size(), 0, newest_commit);
+  impl_->Publish(last, resume_lsn, impl_->stored_staged_changes + records.size(),
+                 impl_->stored_staged_transactions + transactions, newest_commit);
+  impl_->stored_staged_last = last;
+  impl_->stored_staged_changes = 0;
+  impl_->stored_staged_transactions = 0;
   return absl::OkStatus();
 }
 

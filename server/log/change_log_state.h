@@ -86,6 +86,11 @@ struct ChangeLog::Impl {
   absl::Mutex append_mu;  // serializes writers; taken before `mu`
   // The per-key index is complete up to here; it is current while this equals the head.
   Position indexed_up_to ABSL_GUARDED_BY(append_mu);
+  // AppendStored(): the last record written (staged or committed) and what was staged since the
+  // last commit (a reopen discards staged records, and a new Impl starts at the head).
+  Position stored_staged_last ABSL_GUARDED_BY(append_mu);
+  uint64_t stored_staged_changes ABSL_GUARDED_BY(append_mu) = 0;
+  uint64_t stored_staged_transactions ABSL_GUARDED_BY(append_mu) = 0;
   // Held by a compaction pass from start to end; TryLock tells a second caller to wait.
   absl::Mutex compaction_mu;
   mutable absl::Mutex mu;

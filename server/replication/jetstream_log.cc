@@ -322,7 +322,8 @@ absl::StatusOr<uint64_t> JetStreamLog::FirstSequence() {
     return NatsError(absl::StrCat("cannot read the JetStream stream ", options_.stream), s,
                      js_error);
   }
-  const uint64_t first = info->State.Msgs > 0 ? info->State.FirstSeq : 0;
+  // An emptied stream (purged, or every message expired) reports the next sequence to be stored.
+  const uint64_t first = info->State.FirstSeq;
   jsStreamInfo_Destroy(info);
   return first;
 }
@@ -361,7 +362,14 @@ absl::StatusOr<std::vector<JetStreamLog::Message>> JetStreamLog::ReadFrom(uint64
   }
   for (int i = 0; i < list.Count; ++i) {
     jsMsgMetaData* meta = nullptr;
-    if (natsMsg_GetMetaData(&meta, list.Msgs[i]) != NATS_OK) continue;
+    if (natsStatus got = natsMsg_GetMetaData(&meta, list.Msgs[i]); got != NATS_OK) {
+      natsMsgList_Destroy(&list);
+      handles_->CloseReader();
+      return NatsError(absl::StrCat("cannot read the position of a message of the JetStream "
+                                    "stream ",
+                                    options_.stream),
+                       got);
+    }
     Message message;
     message.sequence = meta->Sequence.Stream;
     message.pending = meta->NumPending;
@@ -408,9 +416,9 @@ absl::Status JetStreamLog::Send(absl::string_view data, const Headers& headers,
   // On success the client owns the message (and clears the pointer); the answer callback
   // destroys it.
   natsMsg* sent = owned.release();
-  handles_->published = true;
   s = js_PublishMsgAsync(handles_->js, &sent, &publish);
   natsMsg_Destroy(sent);
+  if (s == NATS_OK) handles_->published = true;
   if (s != NATS_OK) {
     return NatsError(absl::StrCat("cannot publish to the JetStream stream ", options_.stream), s);
   }

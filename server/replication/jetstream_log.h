@@ -80,7 +80,8 @@ class JetStreamLog {
   // `wait` for the first (none when nothing came). Consecutive calls that continue where the
   // previous one ended share one reader (an ephemeral pull consumer) on the servers.
   absl::StatusOr<std::vector<Message>> ReadFrom(uint64_t sequence, int max, absl::Duration wait);
-  // The sequence of the stream's first stored message (0 when the stream is empty).
+  // The sequence of the stream's first stored message; when it holds none, the sequence the next
+  // message will get (0 for a stream never written).
   absl::StatusOr<uint64_t> FirstSequence();
 
   // The largest message the servers accept (their max_payload), headers included.

@@ -35,6 +35,9 @@ LogFollower::LogFollower(ReplicationOptions options, ChangeLog* log)
   status_.set_stream(options_.stream);
   uint64_t sequence = 0;
   if (absl::SimpleAtoi(log_->Metadata(kSequenceKey), &sequence)) next_sequence_ = sequence + 1;
+  // A log with changes but no record of a stream was not copied: walfeed wrote it from
+  // PostgreSQL (or it is a copy of such a directory).
+  copy_ = log_->Head().IsZero() || !log_->Metadata(kSequenceKey).empty();
   next_start_ = log_->Metadata(kNextKey);
   if (next_start_.empty()) next_start_ = FormatSegmentStart(SegmentStart());
   status_.set_stream_sequence(next_sequence_ - 1);
@@ -177,6 +180,11 @@ void LogFollower::Run() {
 }
 
 absl::Status LogFollower::Follow(JetStreamLog& stream) {
+  if (!copy_) {
+    return StopForGood(absl::StrCat(
+        "this data directory holds a log walfeed wrote from PostgreSQL (log ", log_->LogId(),
+        "), not a replica's copy of a stream: give the replica an empty --data-dir"));
+  }
   while (!stopping()) {
     absl::StatusOr<std::vector<JetStreamLog::Message>> messages =
         stream.ReadFrom(next_sequence_, kReadBatch, kReadWait);
@@ -279,6 +287,11 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
   if (commit) metadata = {{kSequenceKey, absl::StrCat(sequence)}, {kNextKey, next}};
   if (absl::Status appended = log_->AppendStored(chunks, records, commit, metadata);
       !appended.ok()) {
+    // Segments that do not continue the copy are not mended by retrying.
+    if (absl::IsFailedPrecondition(appended)) {
+      return StopForGood(absl::StrCat("message ", sequence, " of the JetStream stream ",
+                                      options_.stream, ": ", appended.message()));
+    }
     return appended;
   }
   next_sequence_ = sequence + 1;

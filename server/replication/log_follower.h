@@ -88,6 +88,8 @@ class LogFollower {
   // Walfeed-Start the next segment must have.
   uint64_t next_sequence_ = 1;
   std::string next_start_;
+  // Whether the local log is a copy of a stream (empty, or written by a follower).
+  bool copy_ = true;
 };
 
 }  // namespace walfeed

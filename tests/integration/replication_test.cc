@@ -599,8 +599,10 @@ TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {
     ASSERT_LT(absl::Now(), deadline) << info.replication().ShortDebugString();
     absl::SleepFor(absl::Milliseconds(200));
   }
-  EXPECT_THAT(info.replication().last_error(), HasSubstr("but this replica copies log"));
-  EXPECT_THAT(info.replication().last_error(), HasSubstr(FeedInfo().log_id()));
+  EXPECT_THAT(info.replication().last_error(), HasSubstr("wrote from PostgreSQL"));
+  EXPECT_THAT(info.replication().last_error(), HasSubstr("give the replica an empty --data-dir"));
+  EXPECT_THAT(info.replication().last_error(), HasSubstr(info.log_id()));
+  EXPECT_NE(info.log_id(), FeedInfo().log_id());
   EXPECT_THAT((*replica)->Log(), HasSubstr("event=follow_stopped"));
   absl::StatusOr<std::vector<v1::Change>> kept =
       ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
