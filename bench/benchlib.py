@@ -1,11 +1,15 @@
-"""What walfeed's benchmark scripts share: a private PostgreSQL (scripts/pg-local.sh), starting
-walfeed on it, reading a process's CPU time and peak memory, the machine's description, and
-writing a results pair (JSON and a Markdown table) under bench/results/."""
+"""What walfeed's benchmark scripts share: a private PostgreSQL (scripts/pg-local.sh) and NATS
+JetStream cluster (scripts/nats-local.sh), starting walfeed on it, reading a process's CPU time and
+peak memory, the machine's description, and writing a results pair (JSON and a Markdown table)
+under bench/results/."""
+import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -125,3 +129,35 @@ def write_results(out_dir, name, report, title, table):
         f.write(f"# {title} ({report['date']}, {m['cores']} cores, {m['memory_gib']} GiB)\n\n"
                 f"{report['method']}.\n\n{table}\n")
     print(table)
+
+
+NATS = os.path.join(ROOT, "scripts", "nats-local.sh")
+
+
+@contextlib.contextmanager
+def postgres_and_nats(prefix, nodes=3):
+    """A private PostgreSQL and a private NATS JetStream cluster of `nodes` servers under a new
+    temporary directory: yields (root, pg, nats urls, nats dir), and stops and removes them all."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(root, 0o755)
+    nats_dir = os.path.join(root, "nats")
+    pg = Postgres(root)
+    try:
+        urls = run(["bash", NATS, "start", nats_dir, str(nodes)]).splitlines()[-1]
+        yield root, pg, urls, nats_dir
+    finally:
+        subprocess.run(["bash", NATS, "stop", nats_dir], check=False)
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def nats_cpu_seconds(nats_dir):
+    """CPU seconds the NATS servers of nats_dir have used so far, all nodes together."""
+    total = 0.0
+    for name in os.listdir(nats_dir):
+        if name.endswith(".pid"):
+            try:
+                total += cpu_seconds(int(open(os.path.join(nats_dir, name)).read()))
+            except (OSError, ValueError):
+                pass
+    return total

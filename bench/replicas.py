@@ -21,18 +21,13 @@ Results go to bench/results/replicas.{json,md}.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, cpu_seconds, free_port,  # noqa: E402
-                      machine, peak_rss_mib, run, wait_for_health, write_results)
-from replication import nats_cpu_seconds  # noqa: E402
-
-NATS = f"{ROOT}/scripts/nats-local.sh"
+from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, cpu_seconds, free_port, machine,  # noqa: E402
+                      nats_cpu_seconds, peak_rss_mib, postgres_and_nats, wait_for_health, write_results)
 ROWS_PER_TXN = 10
 
 
@@ -124,19 +119,10 @@ def main():
     if args.quick:
         args.subscribers, args.rate, args.seconds = 30, 500, 3
 
-    root = tempfile.mkdtemp(prefix="walfeed-replicas-bench-")
-    os.chmod(root, 0o755)
-    nats_dir = os.path.join(root, "nats")
-    pg = Postgres(root)
-    try:
-        urls = run(["bash", NATS, "start", nats_dir, "3"]).splitlines()[-1]
+    with postgres_and_nats("walfeed-replicas-bench-") as (root, pg, urls, nats_dir):
         results = [scenario(pg, root, urls, nats_dir, i, instances, args.subscribers, args.rate, args.seconds,
                             args.walfeed)
                    for i, instances in enumerate((1, 3))]
-    finally:
-        subprocess.run(["bash", NATS, "stop", nats_dir], check=False)
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
     report = {
         "benchmark": "replicas",

@@ -23,31 +23,16 @@ Results go to bench/results/replication.{json,md}.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, cpu_seconds, free_port,  # noqa: E402
-                      machine, run, wait_for_health, write_results)
+from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, free_port, machine,  # noqa: E402
+                      nats_cpu_seconds, postgres_and_nats, wait_for_health, write_results)
 from ingest import LOAD_PROCEDURE, time_pg_recvlogical, time_walfeed  # noqa: E402
 
-NATS = f"{ROOT}/scripts/nats-local.sh"
 ROWS_PER_TXN = 10
-
-
-def nats_cpu_seconds(nats_dir):
-    """CPU seconds the NATS servers of nats_dir have used so far, all nodes together."""
-    total = 0.0
-    for name in os.listdir(nats_dir):
-        if name.endswith(".pid"):
-            try:
-                total += cpu_seconds(int(open(os.path.join(nats_dir, name)).read()))
-            except (OSError, ValueError):
-                pass
-    return total
 
 
 def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=(), wrap=(), nats_dir=None):
@@ -165,21 +150,12 @@ def main():
     if args.quick:
         args.changes, args.txn_sizes, args.runs, args.rate, args.seconds = 20_000, "10", 1, 1_000, 3
 
-    root = tempfile.mkdtemp(prefix="walfeed-replication-bench-")
-    os.chmod(root, 0o755)
-    nats_dir = os.path.join(root, "nats")
-    pg = Postgres(root)
-    try:
-        urls = run(["bash", NATS, "start", nats_dir, "3"]).splitlines()[-1]
+    with postgres_and_nats("walfeed-replication-bench-") as (root, pg, urls, nats_dir):
         sizes = [int(s) for s in args.txn_sizes.split(",")]
         ingest_results = ingest(pg, root, urls, sizes, args.changes, args.runs, args.walfeed,
                                 args.replication_args.split(), args.wrap.split(), nats_dir)
         latency_results = [latency(pg, root, urls, args.rate, args.seconds, replicate, i, args.walfeed)
                            for i, replicate in enumerate((False, True))]
-    finally:
-        subprocess.run(["bash", NATS, "stop", nats_dir], check=False)
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
     report = {
         "benchmark": "replication",
