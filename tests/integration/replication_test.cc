@@ -486,6 +486,9 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   Sql("CREATE TABLE big (id int PRIMARY KEY, doc text)");
   Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 500) g");
   StartWalfeed(ReplicationArgs("local"));
+  // The stream exists and names the log before the replica starts (a new cluster elects its
+  // JetStream leader first, which can outlast the replica's start-up check).
+  WaitForReplication();
   Writer writer(db_, 1000);
   WalfeedOptions replica_options = Options();
   replica_options.data_dir = dir_ + "/replica";
