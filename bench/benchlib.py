@@ -161,3 +161,29 @@ def nats_cpu_seconds(nats_dir):
             except (OSError, ValueError):
                 pass
     return total
+
+
+class InsertWorkload:
+    """A database `db` with an empty table `live`, and pgbench committing transactions of
+    `rows` new rows (192 characters of payload each) into it at a fixed rate."""
+
+    def __init__(self, pg, root, db, rows=10):
+        self.pg, self.db, self.rows = pg, db, rows
+        pg.sql(f"CREATE DATABASE {db}")
+        pg.sql("CREATE TABLE live (id bigserial PRIMARY KEY, payload text)", db=db)
+        self.script = os.path.join(root, f"{db}.sql")
+        with open(self.script, "w") as f:
+            f.write(f"INSERT INTO live (payload) SELECT repeat(md5(random()::text), 6) "
+                    f"FROM generate_series(1, {rows});\n")
+
+    def run(self, changes_per_s, seconds):
+        """Writes for `seconds` at `changes_per_s`; returns how long it took."""
+        start = time.monotonic()
+        subprocess.run([os.path.join(PG_BIN_DIR, "pgbench"), "-n", "-c", "4", "-j", "2", "-R",
+                        str(changes_per_s // self.rows), "-T", str(seconds), "-f", self.script,
+                        self.pg.conninfo_for(self.db)],
+                       check=True, capture_output=True, text=True)
+        return time.monotonic() - start
+
+    def committed(self):
+        return int(self.pg.sql("SELECT count(*) FROM live", db=self.db))

@@ -26,9 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, cpu_seconds, free_port, machine,  # noqa: E402
+from benchlib import (BUILD_BIN, HERE, PG_BIN, InsertWorkload, cpu_seconds, free_port, machine,  # noqa: E402
                       nats_cpu_seconds, peak_rss_mib, postgres_and_nats, wait_for_health, write_results)
-ROWS_PER_TXN = 10
 
 
 def start_walfeed(walfeed, root, name, args):
@@ -43,12 +42,7 @@ def start_walfeed(walfeed, root, name, args):
 def scenario(pg, root, urls, nats_dir, index, instances, subscribers, rate, seconds, walfeed):
     db = f"fanout_{index}"
     stream = f"fanout_{index}"
-    pg.sql(f"CREATE DATABASE {db}")
-    pg.sql("CREATE TABLE live (id bigserial PRIMARY KEY, payload text)", db=db)
-    script = os.path.join(root, f"{db}.sql")
-    with open(script, "w") as f:
-        f.write(f"INSERT INTO live (payload) SELECT repeat(md5(random()::text), 6) "
-                f"FROM generate_series(1, {ROWS_PER_TXN});\n")
+    workload = InsertWorkload(pg, root, db)
     walfeeds = [start_walfeed(walfeed, root, f"{db}_ingester",
                               ["--pg", pg.conninfo_for(db), "--slot", db, "--replicate-to", urls,
                                "--replication-stream", stream])]
@@ -75,11 +69,8 @@ def scenario(pg, root, urls, nats_dir, index, instances, subscribers, rate, seco
         cpu_before = {w["name"]: cpu_seconds(w["proc"].pid) for w in walfeeds}
         nats_before = nats_cpu_seconds(nats_dir)
         start = time.monotonic()
-        subprocess.run([os.path.join(PG_BIN_DIR, "pgbench"), "-n", "-c", "4", "-j", "2", "-R",
-                        str(rate // ROWS_PER_TXN), "-T", str(seconds), "-f", script, pg.conninfo_for(db)],
-                       check=True, capture_output=True, text=True)
-        write_seconds = time.monotonic() - start
-        committed = int(pg.sql("SELECT count(*) FROM live", db=db))
+        write_seconds = workload.run(rate, seconds)
+        committed = workload.committed()
         measured = []
         for w, share, follower in followers:
             out, _ = follower.communicate(f"expect {committed}\n", timeout=600)

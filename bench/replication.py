@@ -28,11 +28,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BUILD_BIN, HERE, PG_BIN, PG_BIN_DIR, free_port, machine,  # noqa: E402
+from benchlib import (BUILD_BIN, HERE, PG_BIN, InsertWorkload, free_port, machine,  # noqa: E402
                       nats_cpu_seconds, postgres_and_nats, wait_for_health, write_results)
 from ingest import LOAD_PROCEDURE, time_pg_recvlogical, time_walfeed  # noqa: E402
 
-ROWS_PER_TXN = 10
 
 
 def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=(), wrap=(), nats_dir=None):
@@ -83,12 +82,7 @@ def ingest(pg, root, urls, sizes, changes, runs, walfeed, replication_args=(), w
 def latency(pg, root, urls, rate, seconds, replicate, index, walfeed):
     db = f"latency_{index}"
     stream = f"latency_{index}"
-    pg.sql(f"CREATE DATABASE {db}")
-    pg.sql("CREATE TABLE live (id bigserial PRIMARY KEY, payload text)", db=db)
-    script = os.path.join(root, f"{db}.sql")
-    with open(script, "w") as f:
-        f.write(f"INSERT INTO live (payload) SELECT repeat(md5(random()::text), 6) "
-                f"FROM generate_series(1, {ROWS_PER_TXN});\n")
+    workload = InsertWorkload(pg, root, db)
     server = f"127.0.0.1:{free_port()}"
     log = open(os.path.join(root, f"{db}.walfeed.log"), "w")
     extra = ["--replicate-to", urls, "--replication-stream", stream, "--confirm-after", "replicated"] if replicate else []
@@ -109,12 +103,8 @@ def latency(pg, root, urls, rate, seconds, replicate, index, walfeed):
         for name, consumer in consumers:
             if consumer.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"the {name} consumer did not start")
-        start = time.monotonic()
-        subprocess.run([os.path.join(PG_BIN_DIR, "pgbench"), "-n", "-c", "4", "-j", "2", "-R",
-                        str(rate // ROWS_PER_TXN), "-T", str(seconds), "-f", script, pg.conninfo_for(db)],
-                       check=True, capture_output=True, text=True)
-        write_seconds = time.monotonic() - start
-        committed = int(pg.sql("SELECT count(*) FROM live", db=db))
+        write_seconds = workload.run(rate, seconds)
+        committed = workload.committed()
         result = {"replicated": replicate, "target_changes_per_s": rate,
                   "achieved_changes_per_s": round(committed / write_seconds), "committed": committed}
         for name, consumer in consumers:
