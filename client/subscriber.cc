@@ -32,16 +32,23 @@ constexpr int kMaxStuckFailures = 3;
 }  // namespace
 
 Subscriber::Subscriber(SubscriberOptions options) : options_(std::move(options)) {
-  for (absl::string_view address : absl::StrSplit(options_.server, ',', absl::SkipWhitespace())) {
-    stubs_.push_back(v1::ChangeFeed::NewStub(grpc::CreateChannel(
+  // Keepalive pings find a server that hangs (a paused process, a machine gone without a
+  // word), so that the next address is tried; walfeed accepts them every 10 s.
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  arguments.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  const auto connect = [this, &arguments](absl::string_view address) {
+    stubs_.push_back(v1::ChangeFeed::NewStub(grpc::CreateCustomChannel(
         std::string(absl::StripAsciiWhitespace(address)),
-        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials())));
+        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(),
+        arguments)));
+  };
+  for (absl::string_view address : absl::StrSplit(options_.server, ',', absl::SkipWhitespace())) {
+    connect(address);
   }
-  if (stubs_.empty()) {
-    stubs_.push_back(v1::ChangeFeed::NewStub(grpc::CreateChannel(
-        options_.server,
-        options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials())));
-  }
+  if (stubs_.empty()) connect(options_.server);
 }
 
 std::string Subscriber::cursor() const {

@@ -320,6 +320,26 @@ const std::vector<Setting>& Settings() {
          c.follow = SplitList(v);
          return absl::OkStatus();
        }},
+      {"ingest", "WALFEED_INGEST", "always",
+       "always: this walfeed reads PostgreSQL; auto: one of a group of walfeeds with the same "
+       "--pg, --slot, --replicate-to and --replication-stream, of which the one holding the slot "
+       "ingests and the others serve the stream's copy, taking over when it dies (needs "
+       "--confirm-after=replicated)",
+       [](const std::string& v, Config& c) {
+         if (v != "always" && v != "auto") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--ingest='", v, "' must be always or auto"));
+         }
+         c.ingest_auto = v == "auto";
+         return absl::OkStatus();
+       }},
+      {"instance-name", "WALFEED_INSTANCE_NAME", "(the host name)",
+       "this walfeed's name in an ingest group, shown as FeedInfo.replication.writer on every "
+       "member while it ingests",
+       [](const std::string& v, Config& c) {
+         c.instance_name = v;
+         return absl::OkStatus();
+       }},
       {"replication-stream", "WALFEED_REPLICATION_STREAM", "walfeed",
        "the JetStream stream the log goes into, created when missing on subject '<stream>.log'; "
        "one stream per log",
@@ -536,6 +556,11 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const E
   if (config.show_help || config.show_version) return config;
   if (!config.follow.empty()) {
     // A replica: the replication settings name the stream it copies; it reads no PostgreSQL.
+    if (config.ingest_auto) {
+      return absl::InvalidArgumentError(
+          "--follow and --ingest=auto exclude each other: a group member follows the stream it "
+          "would publish to (--replicate-to) whenever another member ingests");
+    }
     if (config.replication.enabled()) {
       return absl::InvalidArgumentError(
           "--follow and --replicate-to exclude each other: a replica copies the stream another "
@@ -555,6 +580,19 @@ absl::StatusOr<Config> ParseConfig(const std::vector<std::string>& args, const E
     if (absl::Status s = config.log.Validate(); !s.ok()) return s;
     if (absl::Status s = config.feed.Validate(); !s.ok()) return s;
     return config;
+  }
+  if (config.ingest_auto) {
+    if (!config.replication.enabled()) {
+      return absl::InvalidArgumentError(
+          "--ingest=auto needs --replicate-to: the group's members share the log through that "
+          "JetStream stream");
+    }
+    if (config.replication.confirm_after != ConfirmAfter::kReplicated) {
+      return absl::InvalidArgumentError(
+          "--ingest=auto needs --confirm-after=replicated: a member that takes over finds in the "
+          "stream only what JetStream has, so PostgreSQL must keep the rest");
+    }
+    config.replication.failover = true;
   }
   if (absl::Status s = config.source.Validate(); !s.ok()) return s;
   if (absl::Status s = config.log.Validate(); !s.ok()) return s;

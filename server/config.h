@@ -29,6 +29,11 @@ struct Config {
   // A replica (--follow): the log is copied from the replication stream at these NATS servers
   // (with the stream and NATS settings of `replication`), never read from PostgreSQL.
   std::vector<std::string> follow;
+  // --ingest=auto: one of an ingest group (see group_member.h); false: this walfeed always reads
+  // PostgreSQL (or, with --follow, never).
+  bool ingest_auto = false;
+  // This instance's name in an ingest group (--instance-name); empty: the host name.
+  std::string instance_name;
   // How often a background compaction pass runs; InfiniteDuration: only when asked.
   absl::Duration compaction_interval = absl::Minutes(10);
   std::string log_level = "info";

@@ -1,7 +1,8 @@
 // walfeed's entry point: reads the configuration, opens the change log, starts the gRPC feed,
 // the background compactor, the replication into NATS JetStream (with --replicate-to) and the
 // PostgreSQL source - or, for a replica (--follow), the follower that copies the log from the
-// replication stream instead of the source - and on SIGINT/SIGTERM shuts them down in order: a
+// replication stream instead of the source, or, in an ingest group (--ingest=auto), the member
+// that is one or the other as the group needs - and on SIGINT/SIGTERM shuts them down in order: a
 // running compaction pass stops between batches, streams end with UNAVAILABLE, the source appends
 // and confirms what it has, the replication stops after its current publish, the log closes.
 //
@@ -10,11 +11,13 @@
 // knows another.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
@@ -22,6 +25,7 @@
 #include "server/core/log_format.h"
 #include "server/core/table_name.h"
 #include "server/feed/feed_server.h"
+#include "server/group_member.h"
 #include "server/log/change_log.h"
 #include "server/log/compactor.h"
 #include "server/metrics/metrics_collector.h"
@@ -46,6 +50,19 @@ void SetUpLogging(const std::string& level) {
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
+}
+
+// Who publishes, as every stream message names it: the instance's name (the host name unless
+// --instance-name says) and a token of this process, so that a restarted or second process
+// under the same name is still another writer.
+std::string WriterName(const std::string& instance_name) {
+  std::string name = instance_name;
+  if (name.empty()) {
+    char host[256] = {};
+    name = gethostname(host, sizeof(host) - 1) == 0 ? host : "walfeed";
+  }
+  std::random_device random;
+  return absl::StrCat(name, "/", absl::Hex(random(), absl::kZeroPad8));
 }
 
 }  // namespace
@@ -87,6 +104,8 @@ int main(int argc, char** argv) {
                (*log)->LogId());
 
   walfeed::Compactor compactor(log->get(), config->compaction, config->compaction_interval);
+  config->replication.writer = WriterName(config->instance_name);
+  walfeed::SlotMonitor slot_monitor(config->source.conninfo, config->source.slot);
   // Where the log comes from: PostgreSQL (the source), or, for a replica (--follow), the
   // replication stream another walfeed publishes.
   std::unique_ptr<walfeed::Source> source;
@@ -97,7 +116,22 @@ int main(int argc, char** argv) {
   // confirms to PostgreSQL.
   std::unique_ptr<walfeed::LogReplicator> replicator;
   walfeed::ReplicationStatusFn replication_status;
-  if (!config->follow.empty()) {
+  // Or, under --ingest=auto, a member of an ingest group that is either, and changes.
+  std::unique_ptr<walfeed::GroupMember> member;
+  if (config->ingest_auto) {
+    member = std::make_unique<walfeed::GroupMember>(config->source, config->replication, log->get(),
+                                                    &slot_monitor);
+    absl::StatusOr<bool> joined = member->Join([&signals] {
+      const timespec no_wait = {0, 0};
+      return sigtimedwait(&signals, nullptr, &no_wait) >= 0;
+    });
+    if (!joined.ok()) return Fail("joining the ingest group", joined.status());
+    if (!*joined) return 0;
+    walfeed::GroupMember* g = member.get();
+    source_status = [g] { return g->SourceView(); };
+    replication_status = [g] { return g->ReplicationView(); };
+    compactor.KeepFrom([g] { return g->KeepFrom(); });
+  } else if (!config->follow.empty()) {
     walfeed::ReplicationOptions follow = config->replication;
     follow.servers = config->follow;
     follower = std::make_unique<walfeed::LogFollower>(follow, log->get());
@@ -140,7 +174,6 @@ int main(int argc, char** argv) {
   if (replicator != nullptr) replicator->Start();
 
   // The Prometheus endpoint, read at each scrape from what the feed, log and slot keep.
-  walfeed::SlotMonitor slot_monitor(config->source.conninfo, config->source.slot);
   std::unique_ptr<prometheus::Exposer> metrics_exposer;
   std::shared_ptr<walfeed::MetricsCollector> metrics;
   if (!config->metrics_listen.empty()) {
@@ -172,7 +205,9 @@ int main(int argc, char** argv) {
                  ports.empty() ? 0 : ports[0]);
   }
 
-  if (follower != nullptr) {
+  if (member != nullptr) {
+    member->Start();
+  } else if (follower != nullptr) {
     follower->Start();
   } else if (absl::Status started = source->Start(); !started.ok()) {
     compactor.Stop();
@@ -193,6 +228,7 @@ int main(int argc, char** argv) {
   compactor.Stop();
   (*feed)->BeginShutdown();
   if (source != nullptr) source->Stop();
+  if (member != nullptr) member->Stop();
   if (follower != nullptr) follower->Stop();
   if (replicator != nullptr) replicator->Stop();
   (*feed)->Shutdown();

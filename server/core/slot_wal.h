@@ -11,6 +11,7 @@ struct SlotWal {
   uint64_t current_wal_lsn = 0;      // pg_current_wal_lsn()
   uint64_t restart_lsn = 0;          // the oldest WAL the slot keeps
   uint64_t confirmed_flush_lsn = 0;  // what walfeed confirmed as durable
+  bool active = false;               // a walsender streams from the slot now
 
   // WAL PostgreSQL has written that walfeed has not confirmed.
   uint64_t LagBytes() const {

@@ -644,6 +644,16 @@ absl::Status ChangeLog::SetMetadata(absl::string_view key, absl::string_view val
   return impl_->WriteSynced(batch, what);
 }
 
+absl::Status ChangeLog::SetMetadata(const MetadataUpdates& updates) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [key, value] : updates) {
+    rocksdb::Status put =
+        batch.Put(impl_->meta, absl::StrCat(kMetadataPrefix, key), ToSlice(value));
+    if (!put.ok()) return FromRocks(put, "cannot record metadata in the change log");
+  }
+  return impl_->WriteSynced(batch, "cannot record metadata in the change log");
+}
+
 const std::string& ChangeLog::LogId() const { return impl_->log_id; }
 
 uint64_t ChangeLog::ResumeLsn() const {

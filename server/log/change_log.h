@@ -84,6 +84,8 @@ class ChangeLog : public TransactionSink, public LoggedRows {
   absl::Status DiscardStaged() override;
   std::string Metadata(absl::string_view key) const override;
   absl::Status SetMetadata(absl::string_view key, absl::string_view value) override;
+  // Several keys in one atomic, synced write.
+  absl::Status SetMetadata(const MetadataUpdates& updates);
 
   // LoggedRows (logged_rows.cc).
   absl::Status CatchUpRows() override;

@@ -4,11 +4,11 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/change_wire_format.h"
 #include "server/core/table_name.h"
+#include "server/replication/copy_point.h"
 #include "server/replication/jetstream_log.h"
 #include "server/replication/segment_builder.h"
 #include "spdlog/spdlog.h"
@@ -16,9 +16,6 @@
 namespace walfeed {
 namespace {
 
-// Where the copy stands, recorded with every segment that ends a transaction.
-constexpr char kSequenceKey[] = "follow.stream_sequence";
-constexpr char kNextKey[] = "follow.next";
 // Field numbers of walfeed.v1.LogSegment (see the .proto; they never change).
 constexpr uint32_t kSegmentChanges = 2;
 constexpr uint32_t kSegmentValues = 6;
@@ -33,13 +30,14 @@ LogFollower::LogFollower(ReplicationOptions options, ChangeLog* log)
   status_.set_state("connecting");
   status_.set_servers(absl::StrJoin(options_.servers, ","));
   status_.set_stream(options_.stream);
-  uint64_t sequence = 0;
-  if (absl::SimpleAtoi(log_->Metadata(kSequenceKey), &sequence)) next_sequence_ = sequence + 1;
+  const CopyPoint point = CopyPoint::Read(*log_);
+  next_sequence_ = point.sequence + 1;
   // A log with changes but no record of a stream was not copied: walfeed wrote it from
-  // PostgreSQL (or it is a copy of such a directory).
-  copy_ = log_->Head().IsZero() || !log_->Metadata(kSequenceKey).empty();
-  next_start_ = log_->Metadata(kNextKey);
-  if (next_start_.empty()) next_start_ = FormatSegmentStart(SegmentStart());
+  // PostgreSQL (or it is a copy of such a directory). In an ingest group it may have been this
+  // instance that wrote it: the copy then skips what the log holds.
+  copy_ = options_.failover || log_->Head().IsZero() || point.sequence > 0;
+  next_start_ = point.sequence > 0 ? point.next : FormatSegmentStart(SegmentStart());
+  status_next_start_ = next_start_;
   status_.set_stream_sequence(next_sequence_ - 1);
   if (!log_->Head().IsZero()) status_.set_replicated_cursor(FormatCursor(log_->Head()));
 }
@@ -84,6 +82,30 @@ void LogFollower::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+}
+
+bool LogFollower::DrainAndStop(absl::Duration timeout) {
+  bool drained = false;
+  {
+    absl::MutexLock lock(&mu_);
+    drain_ = true;
+    const auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return drained_ || failed_; };
+    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+    drained = drained_;
+  }
+  Stop();
+  return drained;
+}
+
+std::optional<Position> LogFollower::KeepFrom() const {
+  absl::StatusOr<SegmentStart> next = ParseSegmentStart(next_start());
+  if (!next.ok()) return Position{};
+  return next->position;
+}
+
+std::string LogFollower::next_start() const {
+  absl::MutexLock lock(&mu_);
+  return status_next_start_;
 }
 
 bool LogFollower::stopping() const {
@@ -149,8 +171,9 @@ void LogFollower::Run() {
   while (!stopping()) {
     absl::Status result;
     if (stream == nullptr) {
+      // An ingest group's first member may find no stream yet: whoever ingests would create it.
       absl::StatusOr<std::unique_ptr<JetStreamLog>> opened =
-          JetStreamLog::Open(options_, /*create_missing=*/false);
+          JetStreamLog::Open(options_, /*create_missing=*/options_.failover);
       if (opened.ok()) {
         stream = *std::move(opened);
         spdlog::info("event=follow_connected server={} stream={} next_sequence={} next={}",
@@ -208,6 +231,10 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
       {
         absl::MutexLock lock(&mu_);
         status_.set_lag_segments(0);
+        if (drain_) {
+          drained_ = true;
+          stopping_ = true;
+        }
       }
       SetState("caught_up");
       continue;
@@ -224,6 +251,8 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
           !applied.ok()) {
         return applied;
       }
+      absl::MutexLock lock(&mu_);
+      status_.set_writer(message.Header("Walfeed-Writer"));
     }
     absl::MutexLock lock(&mu_);
     status_.set_lag_segments(messages->back().pending);
@@ -281,12 +310,16 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
                                     options_.stream,
                                     " is not a well-formed walfeed.v1.LogSegment"));
   }
+  if (options_.failover) SkipHeld(&chunks, &records);
   // Visible once a transaction is whole; recorded with it, so a restart reads on from there.
   const bool commit = !records.empty() && last_ends_transaction;
   ChangeLog::MetadataUpdates metadata;
-  if (commit) metadata = {{kSequenceKey, absl::StrCat(sequence)}, {kNextKey, next}};
-  if (absl::Status appended = log_->AppendStored(chunks, records, commit, metadata);
-      !appended.ok()) {
+  if (commit) metadata = CopyPoint{sequence, next}.Updates();
+  absl::Status appended = absl::OkStatus();
+  if (!records.empty() || !chunks.empty()) {
+    appended = log_->AppendStored(chunks, records, commit, metadata);
+  }
+  if (!appended.ok()) {
     // Segments that do not continue the copy are not mended by retrying.
     if (absl::IsFailedPrecondition(appended)) {
       return StopForGood(absl::StrCat("message ", sequence, " of the JetStream stream ",
@@ -297,6 +330,7 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
   next_sequence_ = sequence + 1;
   next_start_ = next;
   absl::MutexLock lock(&mu_);
+  status_next_start_ = next;
   status_.set_stream_sequence(sequence);
   if (commit) status_.set_replicated_cursor(FormatCursor(records.back().position));
   status_.set_segments_published(status_.segments_published() + 1);
@@ -307,6 +341,23 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
     status_.set_state("following");
   }
   return absl::OkStatus();
+}
+
+void LogFollower::SkipHeld(std::vector<ChangeLog::StoredChunk>* chunks,
+                           std::vector<LogRecord>* records) const {
+  // The log's head ends a transaction, and a segment splits only a transaction too large for
+  // one message: what a segment holds is either all at or below the head, or from a
+  // transaction's start on.
+  const Position head = log_->Head();
+  chunks->erase(std::remove_if(chunks->begin(), chunks->end(),
+                               [&head](const ChangeLog::StoredChunk& chunk) {
+                                 return chunk.ref.position <= head;
+                               }),
+                chunks->end());
+  records->erase(
+      std::remove_if(records->begin(), records->end(),
+                     [&head](const LogRecord& record) { return record.position <= head; }),
+      records->end());
 }
 
 }  // namespace walfeed

@@ -14,6 +14,9 @@
 //   ends inside a transaction is staged (invisible, discarded on reopen) until the segment that
 //   ends it, and a restart reads on from the last recorded sequence.
 // - Readers of the local log see whole transactions only.
+// - In an ingest group (ReplicationOptions::failover) the log may already hold what the stream
+//   brings (this instance published it when it was the ingester): changes at or below the log's
+//   head are skipped, the rest continues the log.
 // - Failures to reach NATS are retried with backoff for ever, counted, logged and shown in
 //   Status() and SourceView() (so the health service turns NOT_SERVING past --unhealthy-after).
 // Thread-safe: Status() and SourceView() may be called from any thread.
@@ -22,8 +25,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -55,6 +60,12 @@ class LogFollower {
 
   void Start();
   void Stop();
+  // Copies until the stream's end as read now, then stops: true once caught up, false when
+  // `timeout` passed or following failed first (it is stopped either way).
+  bool DrainAndStop(absl::Duration timeout);
+  // Compaction keeps the changes from where the copy of the stream ends on (an ingest group's
+  // member may hold changes it ingested and the stream lacks).
+  std::optional<Position> KeepFrom() const;
 
   // State "following" (applying segments), "caught_up", "failing" or "failed"; the stream
   // sequence and cursor of the newest applied segment.
@@ -70,6 +81,9 @@ class LogFollower {
   // Appends one stream message (a segment) to the local log.
   absl::Status Apply(const std::string& log_id, uint64_t sequence, const std::string& start,
                      const std::string& next, const std::string& data);
+  // Drops the chunks and records the log already holds (an ingest group's member).
+  void SkipHeld(std::vector<ChangeLog::StoredChunk>* chunks, std::vector<LogRecord>* records) const;
+  std::string next_start() const;
   absl::Status StopForGood(const std::string& problem);
   void NoteError(const absl::Status& error);
   void SetState(absl::string_view state);
@@ -82,6 +96,11 @@ class LogFollower {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  // DrainAndStop(): stop once caught up, and whether it was.
+  bool drain_ ABSL_GUARDED_BY(mu_) = false;
+  bool drained_ ABSL_GUARDED_BY(mu_) = false;
+  // next_start_, for other threads.
+  std::string status_next_start_ ABSL_GUARDED_BY(mu_);
   absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   v1::ReplicationStatus status_ ABSL_GUARDED_BY(mu_);
   // Where the copy continues (the follower thread only): the next stream sequence and the

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "server/core/proto_time.h"
 #include "server/core/table_name.h"
+#include "server/replication/copy_point.h"
 #include "server/replication/jetstream_log.h"
 #include "spdlog/spdlog.h"
 
@@ -23,6 +24,8 @@ constexpr size_t kMinSegmentBytes = 64 << 10;
 // changes wait: it reads the log, and a replication far behind has better uses for the core.
 constexpr size_t kLagCountLimit = 100000;
 constexpr absl::Duration kLagInterval = absl::Seconds(5);
+// How often an ingest group's publisher records where its log stands in the stream.
+constexpr absl::Duration kCopyPointInterval = absl::Seconds(2);
 
 }  // namespace
 
@@ -96,6 +99,11 @@ v1::ReplicationStatus LogReplicator::Status() const {
 bool LogReplicator::Failed() const {
   absl::MutexLock lock(&mu_);
   return failed_;
+}
+
+bool LogReplicator::Demoted() const {
+  absl::MutexLock lock(&mu_);
+  return demoted_;
 }
 
 void LogReplicator::SetState(absl::string_view state) {
@@ -205,6 +213,20 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
     return absl::OkStatus();
   }
   if (last->sequence > 0) {
+    const std::string writer = last->Header("Walfeed-Writer");
+    if (options_.failover && acknowledged_any_ && last->sequence > expected_sequence_ &&
+        writer != options_.writer) {
+      // Another member of the ingest group took over after this one published: it holds the
+      // slot now, and this one must not write again.
+      {
+        absl::MutexLock lock(&mu_);
+        demoted_ = true;
+        status_.set_writer(writer);
+      }
+      return StopForGood(absl::StrCat("another walfeed (", writer,
+                                      ") took over publishing the log at stream message ",
+                                      last->sequence, "; this one goes back to following"));
+    }
     const std::string log_id = last->Header("Walfeed-Log-Id");
     absl::StatusOr<SegmentStart> parsed = ParseSegmentStart(last->Header("Walfeed-Next"));
     std::string problem;
@@ -220,7 +242,10 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
       problem = absl::StrCat("the last message (", last->sequence, ") of the JetStream stream ",
                              options_.stream,
                              " has no valid Walfeed-Next header: ", parsed.status().message());
-    } else if (parsed->position > log_->Head().Successor()) {
+    } else if (parsed->position > log_->Head().Successor() && !options_.failover) {
+      // (In an ingest group the stream may be ahead: the previous ingester published what this
+      // one is still reading from PostgreSQL, at the same positions. Publishing continues once
+      // the log reaches the stream's end.)
       problem = absl::StrCat(
           "the JetStream stream ", options_.stream, " holds this log's changes up to ",
           FormatSegmentStart(*parsed), ", past its head ", FormatCursor(log_->Head()),
@@ -260,6 +285,7 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
     }
     next_ = next;
     status_.set_stream_sequence(last->sequence);
+    if (last->sequence > 0) status_.set_writer(last->Header("Walfeed-Writer"));
     const std::string last_cursor = last->Header("Walfeed-Last-Cursor");
     if (!last_cursor.empty()) status_.set_replicated_cursor(last_cursor);
   }
@@ -282,13 +308,17 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
     absl::MutexLock lock(&mu_);
     build_from = *next_;
   }
+  if (options_.failover && !acknowledged_any_) {
+    if (absl::Status fenced = Fence(stream, build_from); !fenced.ok()) return fenced;
+  }
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return absl::OkStatus();
     }
     // Keep the window full: build and send the segments that follow the last one sent.
-    while (in_flight.size() < static_cast<size_t>(options_.in_flight)) {
+    while (in_flight.size() < static_cast<size_t>(options_.in_flight) &&
+           build_from.position <= log_->Head()) {
       absl::StatusOr<std::optional<Segment>> segment =
           BuildSegment(*log_, log_id, build_from, budget_);
       if (!segment.ok()) return segment.status();
@@ -315,8 +345,11 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
     const InFlight done = std::move(in_flight.front());
     in_flight.pop_front();
     expected_sequence_ = *sequence;
+    acknowledged_any_ = true;
+    if (options_.failover) RecordCopyPoint(*sequence, done);
     {
       absl::MutexLock lock(&mu_);
+      status_.set_writer(options_.writer);
       next_ = done.next;
       if (done.last_whole.has_value()) last_whole_ = done.last_whole;
       status_.set_stream_sequence(*sequence);
@@ -332,6 +365,28 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
   }
 }
 
+absl::Status LogReplicator::Fence(JetStreamLog& stream, const SegmentStart& end) {
+  v1::LogSegment empty;
+  empty.set_log_id(log_->LogId());
+  Segment fence;
+  fence.bytes = empty.SerializeAsString();
+  fence.next = end;
+  absl::StatusOr<InFlight> sent = Send(stream, end, fence);
+  if (!sent.ok()) return sent.status();
+  absl::StatusOr<uint64_t> sequence = stream.AwaitAck(sent->id);
+  if (!sequence.ok()) return sequence.status();
+  expected_sequence_ = *sequence;
+  acknowledged_any_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    status_.set_stream_sequence(*sequence);
+    status_.set_writer(options_.writer);
+  }
+  spdlog::info("event=replication_fenced stream={} stream_sequence={} at={} writer={}",
+               options_.stream, *sequence, FormatSegmentStart(end), options_.writer);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream,
                                                             const SegmentStart& start,
                                                             const Segment& built) {
@@ -340,13 +395,17 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
   JetStreamLog::Headers headers = {{"Walfeed-Log-Id", log_id},
                                    {"Walfeed-Start", start_text},
                                    {"Walfeed-Next", FormatSegmentStart(built.next)}};
+  if (!options_.writer.empty()) headers.emplace_back("Walfeed-Writer", options_.writer);
   if (built.first.has_value()) {
     headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
     headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
   }
   // The id names both ends: a segment rebuilt from the same start after a failed publish may
   // reach further (the head moved), and must not pass for the one stored meanwhile.
-  InFlight sent{absl::StrCat(log_id, "@", start_text, "..", FormatSegmentStart(built.next)),
+  // The writer too: another member of an ingest group builds the same segment under the same
+  // name, and JetStream's deduplication must not take one writer's for the other's.
+  InFlight sent{absl::StrCat(log_id, "@", start_text, "..", FormatSegmentStart(built.next), "#",
+                             options_.writer),
                 built.next, built.last, built.last_whole};
   size_t header_bytes = sent.id.size() + 64;
   for (const auto& [key, value] : headers) header_bytes += key.size() + value.size() + 4;
@@ -374,6 +433,23 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
     }
   }
   return sent;
+}
+
+void LogReplicator::RecordCopyPoint(uint64_t sequence, const InFlight& done) {
+  // Only where a segment ends a transaction (the log's head may rest there), and at most every
+  // few seconds: a follower reads on from an older point just as well, skipping what it holds.
+  if (!done.last.has_value() || done.last != done.last_whole || done.next.chunk.has_value()) {
+    return;
+  }
+  const absl::Time now = absl::Now();
+  if (now - copy_point_recorded_ < kCopyPointInterval) return;
+  copy_point_recorded_ = now;
+  if (absl::Status recorded =
+          log_->SetMetadata(CopyPoint{sequence, FormatSegmentStart(done.next)}.Updates());
+      !recorded.ok()) {
+    spdlog::warn("event=copy_point_not_recorded stream={} error=\"{}\"", options_.stream,
+                 EscapeForLog(recorded.message()));
+  }
 }
 
 void LogReplicator::WaitForHead(absl::Duration timeout) {

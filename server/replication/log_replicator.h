@@ -65,6 +65,9 @@ class LogReplicator : public ConfirmGate {
   v1::ReplicationStatus Status() const;
   // Whether the replication is stuck for good (another writer, a stream ahead of the log).
   bool Failed() const;
+  // In an ingest group: another member published after this one did, so it holds the slot now
+  // and this one has stopped for good (Failed() too).
+  bool Demoted() const;
 
  private:
   void Run();
@@ -80,10 +83,17 @@ class LogReplicator : public ConfirmGate {
   // Publishes what the log holds after the resume point, a window of segments in flight, until
   // a publish fails or Stop().
   absl::Status Publish(JetStreamLog& stream);
+  // In an ingest group, before anything else: publishes a segment without changes at the
+  // stream's `end`, so that whatever the previous ingester still sends (it may only be paused)
+  // no longer continues the stream and it steps down.
+  absl::Status Fence(JetStreamLog& stream, const SegmentStart& end);
   // Sends the segment `built` that begins at `start`, expecting the message sent before it (or
   // the end read last) at the stream's end.
   absl::StatusOr<InFlight> Send(JetStreamLog& stream, const SegmentStart& start,
                                 const Segment& built);
+  // In an ingest group: records where the log stands in the stream (copy_point.h) now and then,
+  // so that going back to following reads on from there.
+  void RecordCopyPoint(uint64_t sequence, const InFlight& done);
   // Waits until the log's head moves past what is published, or `timeout`, or Stop().
   void WaitForHead(absl::Duration timeout);
   void NoteError(const absl::Status& error);
@@ -112,6 +122,7 @@ class LogReplicator : public ConfirmGate {
   std::optional<Position> last_whole_ ABSL_GUARDED_BY(mu_);
   v1::ReplicationStatus status_ ABSL_GUARDED_BY(mu_);
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool demoted_ ABSL_GUARDED_BY(mu_) = false;
   // Since when publishing has failed (InfinitePast while it makes progress).
   absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time lag_measured_ = absl::InfinitePast();  // replication thread only
@@ -121,6 +132,10 @@ class LogReplicator : public ConfirmGate {
   // acknowledged while no message was sent since the end was read, else the last id sent.
   uint64_t expected_sequence_ = 0;  // replication thread only
   std::string expected_id_;         // replication thread only
+  // Whether JetStream acknowledged a message of this replicator, and when the copy point was
+  // last recorded.
+  bool acknowledged_any_ = false;                          // replication thread only
+  absl::Time copy_point_recorded_ = absl::InfinitePast();  // replication thread only
 };
 
 }  // namespace walfeed

@@ -52,6 +52,15 @@ struct ReplicationOptions {
   // order as they store it, so a window covers the round trip without losing the fencing; 1
   // publishes one message at a time.
   int in_flight = 8;
+  // Ingest failover (--ingest=auto): this walfeed is one of a group that shares the stream and
+  // the slot; whichever holds the slot publishes. The replication then waits for the log to
+  // reach a stream that is ahead of it instead of failing, and stops (demoted) once another
+  // writer publishes after it did.
+  bool failover = false;
+  // Who publishes, in every message's Walfeed-Writer header: the instance's name
+  // (--instance-name) and a token of this process ("walfeed-0/3f9a1c2e").
+  std::string writer;
+
   // How long a publish or a read of the stream may take before it is retried.
   absl::Duration request_timeout = absl::Seconds(5);
   // Backoff between attempts while publishing fails (--replication-timeout sets both it and

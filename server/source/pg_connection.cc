@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
@@ -13,6 +15,23 @@ namespace {
 constexpr char kSessionOptions[] =
     "-c datestyle=ISO,YMD -c timezone=UTC -c bytea_output=hex -c extra_float_digits=3 "
     "-c intervalstyle=postgres";
+
+// The options (server settings) the conninfo itself gives, "" when none (or it does not parse:
+// connecting then says why).
+std::string UserOptions(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &error);
+  if (error != nullptr) PQfreemem(error);
+  if (parsed == nullptr) return "";
+  std::string options;
+  for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
+    if (std::string_view(option->keyword) == "options" && option->val != nullptr) {
+      options = option->val;
+    }
+  }
+  PQconninfoFree(parsed);
+  return options;
+}
 
 // Adds the fix to the error a user most often meets when connecting.
 std::string ExplainConnectError(const std::string& error, PgConnection::Mode mode) {
@@ -42,9 +61,12 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
   // dbname comes first so that the keywords after it override what the conninfo says.
   // client_encoding UTF8: PostgreSQL converts text (values and names, pgoutput's too) from any
   // server encoding to UTF-8. SQL_ASCII is the exception, below.
+  // The user's own options (say, -c wal_sender_timeout=10s) are kept; walfeed's come after them
+  // and win where both set something.
+  const std::string options = absl::StrCat(UserOptions(conninfo), " ", kSessionOptions);
   std::vector<const char*> keywords = {"dbname", "options", "fallback_application_name",
                                        "client_encoding"};
-  std::vector<const char*> values = {conninfo.c_str(), kSessionOptions, "walfeed", "UTF8"};
+  std::vector<const char*> values = {conninfo.c_str(), options.c_str(), "walfeed", "UTF8"};
   if (mode == Mode::kReplication) {
     keywords.push_back("replication");
     values.push_back("database");

@@ -15,7 +15,7 @@ absl::StatusOr<SlotWal> SlotMonitor::Read() {
   }
   absl::StatusOr<QueryRows> rows = connection_->Query(absl::StrCat(
       "SELECT (pg_current_wal_lsn() - '0/0')::bigint, (restart_lsn - '0/0')::bigint, "
-      "(confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots WHERE slot_name = ",
+      "(confirmed_flush_lsn - '0/0')::bigint, active FROM pg_replication_slots WHERE slot_name = ",
       connection_->QuoteLiteral(slot_)));
   if (!rows.ok()) {
     connection_.reset();  // asked again on a fresh connection next time
@@ -32,6 +32,7 @@ absl::StatusOr<SlotWal> SlotMonitor::Read() {
       (!nulls[2] && !absl::SimpleAtoi(row[2], &wal.confirmed_flush_lsn))) {
     return absl::InternalError("pg_replication_slots answered something that is not an LSN");
   }
+  wal.active = row[3] == "t";
   return wal;
 }
 

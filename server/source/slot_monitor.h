@@ -1,5 +1,6 @@
 // SlotMonitor: asks PostgreSQL, on a plain (non-replication) connection of its own, where its
-// WAL ends and what walfeed's slot holds (pg_replication_slots), for the metrics endpoint. The
+// WAL ends and what walfeed's slot holds (pg_replication_slots), for the metrics endpoint and
+// an ingest group's members (whether the slot is free). The
 // connection is opened on first use and again after any failure; a failure is an error status,
 // never a crash, and never touches the replication stream. Thread-safe.
 #ifndef WALFEED_SERVER_SOURCE_SLOT_MONITOR_H_

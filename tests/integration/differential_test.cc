@@ -30,7 +30,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
-#include "server/core/table_name.h"
+#include "tests/integration/decoding_oracle.h"
 #include "tests/integration/feed_state.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
@@ -345,50 +345,6 @@ class Workload {
   int names_made_ = 0;
 };
 
-// Reads one identifier of test_decoding's quote_qualified_identifier output at `*at`.
-std::string ReadIdentifier(const std::string& line, size_t* at) {
-  std::string out;
-  if (line[*at] == '"') {
-    for (++*at; *at < line.size(); ++*at) {
-      if (line[*at] == '"') {
-        if (*at + 1 < line.size() && line[*at + 1] == '"') {
-          out.push_back('"');
-          ++*at;
-          continue;
-        }
-        ++*at;
-        break;
-      }
-      out.push_back(line[*at]);
-    }
-    return out;
-  }
-  while (*at < line.size() && line[*at] != '.' && line[*at] != ':') out.push_back(line[(*at)++]);
-  return out;
-}
-
-// "OP schema.table" per row change, "MESSAGE prefix" per message: the order both sides agree on.
-std::vector<std::string> DecodedOrder(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::string> order;
-  for (const auto& row : rows) {
-    const std::string& line = row[0];
-    if (line.rfind("table ", 0) == 0) {
-      size_t at = 6;
-      const std::string schema = ReadIdentifier(line, &at);
-      ++at;  // '.'
-      const std::string table = ReadIdentifier(line, &at);
-      at += 2;  // ": "
-      const std::string op = line.substr(at, line.find(':', at) - at);
-      order.push_back(absl::StrCat(op, " ", FormatTableName(schema, table)));
-    } else if (line.rfind("message:", 0) == 0) {
-      const size_t prefix = line.find("prefix: ") + 8;
-      order.push_back(
-          absl::StrCat("MESSAGE ", line.substr(prefix, line.find(',', prefix) - prefix)));
-    }
-  }
-  return order;
-}
-
 class Differential : public WalfeedTest {
  protected:
   void ExpectStateMatchesSelect(const std::vector<v1::Change>& feed) {
@@ -578,16 +534,7 @@ void Differential::Run(uint64_t seed, absl::Duration budget, bool lose_slot) {
       Query(absl::StrCat("SELECT data FROM pg_logical_slot_peek_changes('", decoding_slot,
                          "', NULL, NULL, 'skip-empty-xacts', '1')"));
   std::vector<std::string> expected_order = DecodedOrder(decoded);
-  std::vector<std::string> actual_order;
-  for (const v1::Change& change : *feed) {
-    if (change.op() == v1::Change::READ) continue;
-    if (change.op() == v1::Change::MESSAGE) {
-      actual_order.push_back(absl::StrCat("MESSAGE ", change.message().prefix()));
-    } else {
-      actual_order.push_back(absl::StrCat(v1::Change::Op_Name(change.op()), " ",
-                                          FormatTableName(change.schema(), change.table())));
-    }
-  }
+  const std::vector<std::string> actual_order = FeedOrder(*feed);
   // test_decoding saw the closing marker too; walfeed's read stopped just before it.
   if (!expected_order.empty() && expected_order.back() == "MESSAGE walfeed-test") {
     expected_order.pop_back();

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/steady_writer.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/process.h"
@@ -58,7 +59,8 @@ StreamContent ReadStream(const NatsCluster& nats, const std::string& stream) {
     EXPECT_EQ(header("Walfeed-Last-Cursor"), message.segment.last_cursor());
     EXPECT_EQ(header("Nats-Msg-Id"),
               absl::StrCat(message.segment.log_id(), "@", header("Walfeed-Start"), "..",
-                           header("Walfeed-Next")));
+                           header("Walfeed-Next"), "#", header("Walfeed-Writer")));
+    EXPECT_FALSE(header("Walfeed-Writer").empty());
     content.log_ids.insert(message.segment.log_id());
     for (const v1::LargeValueChunk& chunk : message.segment.values()) {
       std::string& value = content.values[chunk.ref()];
@@ -168,56 +170,13 @@ class Replication : public WalfeedTest {
   size_t large_values_seen_ = 0;
 };
 
-// Small transactions, updates, deletes, non-transactional messages, and now and then a
-// transaction of 300 rows, until stopped.
-class Writer {
- public:
-  Writer(std::string db, int first_id) : db_(std::move(db)), next_id_(first_id) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Writer() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int transactions() const { return transactions_; }
-
- private:
-  void Run() {
-    while (!stop_) {
-      const int id = next_id_++;
-      std::string sql;
-      if (id % 40 == 0) {
-        sql = absl::StrCat("INSERT INTO t SELECT g, repeat('b', 150) FROM generate_series(",
-                           id * 1000, ", ", id * 1000 + 299, ") g");
-      } else if (id % 7 == 0) {
-        sql = absl::StrCat("UPDATE t SET v = 'updated ", id, "' WHERE id = ", id - 3);
-      } else if (id % 13 == 0) {
-        // Not transactional: stored at its record's end - 1, between commits.
-        sql = absl::StrCat("SELECT pg_logical_emit_message(false, 'heartbeat', '", id, "')");
-      } else if (id % 11 == 0) {
-        sql = absl::StrCat("DELETE FROM t WHERE id = ", id - 5);
-      } else {
-        sql = absl::StrCat("INSERT INTO t VALUES (", id, ", 'row ", id, "')");
-      }
-      if (SharedPostgres().Exec(db_, sql).ok()) ++transactions_;
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  }
-  const std::string db_;
-  std::atomic<int> next_id_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> transactions_{0};
-  std::thread thread_;
-};
-
 TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCrashes) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
   Sql("CREATE TABLE big (id int PRIMARY KEY, doc text)");
   Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 500) g");
   const std::vector<std::string> args = ReplicationArgs("replicated");
   StartWalfeed(args);
-  Writer writer(db_, 1000);
+  SteadyWriter writer(db_, 1000);
   absl::SleepFor(absl::Seconds(2));
 
   // The stream's leader dies; a new one is elected (4 to 9 s); the old one comes back.
@@ -489,7 +448,7 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   // The stream exists and names the log before the replica starts (a new cluster elects its
   // JetStream leader first, which can outlast the replica's start-up check).
   WaitForReplication();
-  Writer writer(db_, 1000);
+  SteadyWriter writer(db_, 1000);
   WalfeedOptions replica_options = Options();
   replica_options.data_dir = dir_ + "/replica";
   replica_options.port = 0;
@@ -626,7 +585,7 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
   replica_options.wait_for_streaming = false;
   replica_options.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
   {
-    Writer writer(db_, 1000);
+    SteadyWriter writer(db_, 1000);
     absl::SleepFor(absl::Seconds(3));
   }
   ASSERT_TRUE(CommitMarkerAndRead("written").ok());

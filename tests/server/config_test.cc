@@ -141,10 +141,41 @@ TEST(ReplicaSettings, FollowNeedsNoPostgresAndExcludesPublishing) {
   }
 }
 
+TEST(IngestGroupSettings, AutoNeedsTheStreamAndConfirmingAfterReplication) {
+  absl::StatusOr<Config> member =
+      ParseConfig({"--pg", "x", "--ingest", "auto", "--replicate-to", "nats://a:1",
+                   "--confirm-after", "replicated", "--instance-name", "walfeed-2"},
+                  Env({}));
+  ASSERT_TRUE(member.ok()) << member.status();
+  EXPECT_TRUE(member->ingest_auto);
+  EXPECT_TRUE(member->replication.failover);
+  EXPECT_EQ(member->instance_name, "walfeed-2");
+  absl::StatusOr<Config> plain = ParseConfig({"--pg", "x"}, Env({{"WALFEED_INGEST", "always"}}));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->ingest_auto);
+  EXPECT_FALSE(plain->replication.failover);
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+      {{"--pg", "x", "--ingest", "auto"}, "needs --replicate-to"},
+      {{"--pg", "x", "--ingest", "auto", "--replicate-to", "nats://a:1"},
+       "needs --confirm-after=replicated"},
+      {{"--pg", "x", "--ingest", "sometimes"}, "must be always or auto"},
+      {{"--ingest", "auto", "--follow", "nats://a:1"}, "exclude each other"},
+      {{"--ingest", "auto", "--replicate-to", "nats://a:1", "--confirm-after", "replicated"},
+       "--pg"},
+  };
+  for (const auto& [flags, why] : refused) {
+    absl::StatusOr<Config> bad = ParseConfig(flags, Env({}));
+    EXPECT_FALSE(bad.ok()) << flags.back();
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(why)) << flags.back();
+  }
+}
+
 TEST(ConfigHelp, ListsEverySettingWithItsDefaultAndThePrecedence) {
   const std::string help = ConfigHelp();
-  for (const char* flag : {"--pg", "--listen", "--config", "--metrics-listen", "--compaction-lag",
-                           "--replicate-to", "--confirm-after", "--nats-credentials", "--follow"}) {
+  for (const char* flag :
+       {"--pg", "--listen", "--config", "--metrics-listen", "--compaction-lag", "--replicate-to",
+        "--confirm-after", "--nats-credentials", "--follow", "--ingest", "--instance-name"}) {
     EXPECT_THAT(help, HasSubstr(flag));
   }
   EXPECT_THAT(help, HasSubstr("wins over the environment variable"));
