@@ -340,6 +340,14 @@ const std::vector<Setting>& Settings() {
          c.instance_name = v;
          return absl::OkStatus();
        }},
+      {"bootstrap-from", "WALFEED_BOOTSTRAP_FROM", "(none)",
+       "comma-separated host:port of other walfeeds of the group: a replica (--follow, or "
+       "--ingest=auto) whose stream no longer holds what it lacks copies it from the first one "
+       "that answers (plaintext gRPC) instead of stopping",
+       [](const std::string& v, Config& c) {
+         c.replication.bootstrap_from = SplitList(v);
+         return absl::OkStatus();
+       }},
       {"replication-stream", "WALFEED_REPLICATION_STREAM", "walfeed",
        "the JetStream stream the log goes into, created when missing on subject '<stream>.log'; "
        "one stream per log",

@@ -772,6 +772,26 @@ Position ChangeLog::PurgePoint() const {
   return impl_->purge_point;
 }
 
+absl::Status ChangeLog::RaisePurgePoint(const Position& position) {
+  Position raised;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (position <= impl_->purge_point) return absl::OkStatus();
+    raised = position;
+  }
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put =
+      batch.Put(impl_->meta, log_internal::kPurgePointKey, EncodePositionKey(raised));
+  if (!put.ok()) return FromRocks(put, "cannot record the purge point");
+  if (absl::Status written = impl_->WriteSynced(batch, "cannot record the purge point");
+      !written.ok()) {
+    return written;
+  }
+  absl::MutexLock lock(&impl_->mu);
+  impl_->purge_point = std::max(impl_->purge_point, raised);
+  return absl::OkStatus();
+}
+
 std::optional<v1::CompactionResult> ChangeLog::LastCompaction() const {
   absl::MutexLock lock(&impl_->mu);
   return impl_->last_compaction;

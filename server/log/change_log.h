@@ -174,6 +174,10 @@ class ChangeLog : public TransactionSink, public LoggedRows {
   // removed). A reader that holds state and has not yet read past it must start again from 0.
   Position PurgePoint() const;
 
+  // Raises the purge point to `position` (never lowers it): a replica that copied another
+  // instance's compacted log takes that log's purge point with it.
+  absl::Status RaisePurgePoint(const Position& position);
+
   // The last compaction pass, also from before a restart.
   std::optional<v1::CompactionResult> LastCompaction() const;
 

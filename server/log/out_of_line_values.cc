@@ -195,6 +195,12 @@ absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& positi
 
 bool HasOutOfLineValues(const v1::Change& change) { return HasLargeValues(change); }
 
+std::vector<v1::LargeValue> OutOfLineValues(const v1::Change& change) {
+  std::vector<v1::LargeValue> values;
+  ForEachLargeValue(change, [&values](const v1::LargeValue& large) { values.push_back(large); });
+  return values;
+}
+
 uint64_t OutOfLineBytes(const v1::Change& change) {
   uint64_t bytes = 0;
   ForEachLargeValue(change, [&bytes](const v1::LargeValue& large) { bytes += large.size(); });

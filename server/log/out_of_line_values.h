@@ -64,6 +64,9 @@ absl::Status MoveOutOfLine(const OutOfLineLimits& limits, const Position& positi
 // Whether any value of `change` is stored out of line.
 bool HasOutOfLineValues(const v1::Change& change);
 
+// The references to `change`'s values stored out of line.
+std::vector<v1::LargeValue> OutOfLineValues(const v1::Change& change);
+
 // The bytes of `change`'s values stored out of line.
 uint64_t OutOfLineBytes(const v1::Change& change);
 

@@ -10,6 +10,7 @@
 #include "server/core/table_name.h"
 #include "server/replication/copy_point.h"
 #include "server/replication/jetstream_log.h"
+#include "server/replication/log_bootstrap.h"
 #include "server/replication/segment_builder.h"
 #include "spdlog/spdlog.h"
 
@@ -217,11 +218,10 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
       absl::StatusOr<uint64_t> first = stream.FirstSequence();
       if (!first.ok()) return first.status();
       if (*first > next_sequence_) {
-        return StopForGood(absl::StrCat(
-            "the JetStream stream ", options_.stream, " no longer holds message ", next_sequence_,
-            " (its first is ", *first,
-            "): its limits removed segments this replica has not copied; start the replica "
-            "with an empty --data-dir while the stream still holds the log from its start"));
+        if (absl::Status bootstrapped = Bootstrap(stream, *first); !bootstrapped.ok()) {
+          return bootstrapped;
+        }
+        continue;
       }
       {
         absl::MutexLock lock(&mu_);
@@ -241,9 +241,8 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
     }
     for (const JetStreamLog::Message& message : *messages) {
       if (message.sequence != next_sequence_) {
-        return StopForGood(absl::StrCat(
-            "the JetStream stream ", options_.stream, " went from message ", next_sequence_ - 1,
-            " to ", message.sequence, ": its limits removed segments this replica has not copied"));
+        // The stream's limits removed segments this replica has not copied.
+        return Bootstrap(stream, message.sequence);
       }
       if (absl::Status applied =
               Apply(message.Header("Walfeed-Log-Id"), message.sequence,
@@ -310,7 +309,7 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
                                     options_.stream,
                                     " is not a well-formed walfeed.v1.LogSegment"));
   }
-  if (options_.failover) SkipHeld(&chunks, &records);
+  SkipHeld(&chunks, &records);
   // Visible once a transaction is whole; recorded with it, so a restart reads on from there.
   const bool commit = !records.empty() && last_ends_transaction;
   ChangeLog::MetadataUpdates metadata;
@@ -340,6 +339,65 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
     spdlog::info("event=follow_state state=following stream={}", options_.stream);
     status_.set_state("following");
   }
+  return absl::OkStatus();
+}
+
+absl::Status LogFollower::Bootstrap(JetStreamLog& stream, uint64_t first) {
+  const std::string lost = absl::StrCat(
+      "the JetStream stream ", options_.stream, " no longer holds message ", next_sequence_,
+      " (its first is ", first, "): its limits removed segments this replica has not copied");
+  if (options_.bootstrap_from.empty()) {
+    return StopForGood(absl::StrCat(
+        lost,
+        "; give --bootstrap-from the address of another instance of the group to copy "
+        "them from, or start the replica with an empty --data-dir while the stream still "
+        "holds the log from its start"));
+  }
+  spdlog::info("event=bootstrap_started stream={} reason=\"{}\" peers={}", options_.stream,
+               EscapeForLog(lost), absl::StrJoin(options_.bootstrap_from, ","));
+  SetState("bootstrapping");
+  // What the stream's last segments staged of a transaction comes again from the peer.
+  if (absl::Status discarded = log_->DiscardStaged(); !discarded.ok()) return discarded;
+  LogBootstrap copy(options_.bootstrap_from, log_);
+  if (absl::Status copied = copy.CopyToPeerHead([this] { return stopping(); }); !copied.ok()) {
+    if (absl::IsFailedPrecondition(copied)) return StopForGood(std::string(copied.message()));
+    return copied;
+  }
+  // The stream continues the copy from its first segment on, what the copy holds skipped.
+  absl::StatusOr<std::vector<JetStreamLog::Message>> messages =
+      stream.ReadFrom(first, 1, kReadWait);
+  if (!messages.ok()) return messages.status();
+  if (messages->empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("the JetStream stream ", options_.stream, " did not give message ", first));
+  }
+  const JetStreamLog::Message& message = messages->front();
+  const std::string start_text = message.Header("Walfeed-Start");
+  absl::StatusOr<SegmentStart> start = ParseSegmentStart(start_text);
+  if (!start.ok()) return StopForGood(std::string(start.status().message()));
+  const Position head = log_->Head();
+  // A segment that begins inside a change's values needs that change's earlier chunks.
+  const bool reaches =
+      start->chunk.has_value() ? start->position <= head : start->position <= head.Successor();
+  if (!reaches) {
+    return absl::UnavailableError(
+        absl::StrCat("the copy from --bootstrap-from ends at ", FormatCursor(head),
+                     ", before the stream's first segment begins (", start_text,
+                     "): that instance is behind the stream; trying again"));
+  }
+  if (absl::Status recorded =
+          log_->SetMetadata(CopyPoint{message.sequence - 1, start_text}.Updates());
+      !recorded.ok()) {
+    return recorded;
+  }
+  next_sequence_ = message.sequence;
+  next_start_ = start_text;
+  {
+    absl::MutexLock lock(&mu_);
+    status_next_start_ = start_text;
+  }
+  spdlog::info("event=bootstrap_done stream={} head={} next_sequence={}", options_.stream,
+               FormatCursor(head), next_sequence_);
   return absl::OkStatus();
 }
 

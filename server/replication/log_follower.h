@@ -14,9 +14,12 @@
 //   ends inside a transaction is staged (invisible, discarded on reopen) until the segment that
 //   ends it, and a restart reads on from the last recorded sequence.
 // - Readers of the local log see whole transactions only.
-// - In an ingest group (ReplicationOptions::failover) the log may already hold what the stream
-//   brings (this instance published it when it was the ingester): changes at or below the log's
-//   head are skipped, the rest continues the log.
+// - The log may already hold what the stream brings (in an ingest group this instance published
+//   it when it was the ingester; a bootstrap copied it): changes at or below the log's head are
+//   skipped, the rest continues the log.
+// - When the stream's limits removed segments the copy lacks, it copies them from another
+//   instance of the group (--bootstrap-from, log_bootstrap.h) and continues from the stream's
+//   first segment; without --bootstrap-from it stops with a sentence.
 // - Failures to reach NATS are retried with backoff for ever, counted, logged and shown in
 //   Status() and SourceView() (so the health service turns NOT_SERVING past --unhealthy-after).
 // Thread-safe: Status() and SourceView() may be called from any thread.
@@ -81,7 +84,10 @@ class LogFollower {
   // Appends one stream message (a segment) to the local log.
   absl::Status Apply(const std::string& log_id, uint64_t sequence, const std::string& start,
                      const std::string& next, const std::string& data);
-  // Drops the chunks and records the log already holds (an ingest group's member).
+  // The stream begins at `first`, after what the copy holds: copies the rest from another
+  // instance and continues from `first`.
+  absl::Status Bootstrap(JetStreamLog& stream, uint64_t first);
+  // Drops the chunks and records the log already holds.
   void SkipHeld(std::vector<ChangeLog::StoredChunk>* chunks, std::vector<LogRecord>* records) const;
   std::string next_start() const;
   absl::Status StopForGood(const std::string& problem);

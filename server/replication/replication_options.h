@@ -61,6 +61,10 @@ struct ReplicationOptions {
   // (--instance-name) and a token of this process ("walfeed-0/3f9a1c2e").
   std::string writer;
 
+  // Other instances of the group (host:port of their gRPC feed) a replica copies the log from
+  // when the stream no longer holds what it lacks (--bootstrap-from); empty: it stops instead.
+  std::vector<std::string> bootstrap_from;
+
   // How long a publish or a read of the stream may take before it is retried.
   absl::Duration request_timeout = absl::Seconds(5);
   // Backoff between attempts while publishing fails (--replication-timeout sets both it and

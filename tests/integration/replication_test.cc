@@ -521,6 +521,85 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   EXPECT_EQ(large, 5u);
 }
 
+// A replica started empty while the stream holds only the newest part of the log copies the rest
+// from another instance (--bootstrap-from), values out of line included, then follows the
+// stream from its first message: it serves the same feed as the publisher, byte for byte, and
+// goes on copying what comes after. Without --bootstrap-from it stops with a sentence.
+TEST_F(Replication, AnEmptyReplicaBootstrapsFromAnotherInstanceWhenTheStreamLostTheStart) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  Sql("CREATE TABLE big (id int PRIMARY KEY, doc text)");
+  Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 500) g");
+  StartWalfeed(ReplicationArgs("local"));
+  {
+    SteadyWriter writer(db_, 1000);
+    for (int i = 0; i < 2; ++i) {
+      Sql(absl::StrCat("INSERT INTO big VALUES (", i, ", repeat('", i, " large value ', 200000))"));
+      absl::SleepFor(absl::Seconds(1));
+    }
+  }
+  ASSERT_TRUE(CommitMarkerAndRead("before-purge").ok());
+  WaitForReplication();
+  ASSERT_TRUE(nats_->PurgeStream(stream_, 3).ok());
+
+  WalfeedOptions stuck_options = Options();
+  stuck_options.data_dir = dir_ + "/stuck";
+  stuck_options.port = 0;
+  stuck_options.wait_for_streaming = false;
+  stuck_options.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> stuck = WalfeedProcess::Start(stuck_options);
+  ASSERT_TRUE(stuck.ok()) << stuck.status();
+  WalfeedOptions replica_options = stuck_options;
+  replica_options.data_dir = dir_ + "/replica";
+  replica_options.extra_args.insert(replica_options.extra_args.end(),
+                                    {"--bootstrap-from", walfeed_->address()});
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(replica_options);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  {
+    SteadyWriter writer(db_, 100000);
+    absl::SleepFor(absl::Seconds(2));
+  }
+  ASSERT_TRUE(CommitMarkerAndRead("after-bootstrap").ok());
+  WaitForReplication();
+
+  const auto info_of = [](const WalfeedProcess& process) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::FeedInfo info;
+    EXPECT_TRUE(process.NewStub()->GetFeedInfo(&context, {}, &info).ok());
+    return info;
+  };
+  const v1::FeedInfo primary = FeedInfo();
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (info_of(**replica).newest_cursor() != primary.newest_cursor()) {
+    ASSERT_LT(absl::Now(), deadline) << (*replica)->Log();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_THAT((*replica)->Log(), HasSubstr("event=bootstrap_done"));
+  EXPECT_EQ(info_of(**replica).log_id(), primary.log_id());
+  const std::vector<v1::Change> expected = RawFeed();
+  const std::vector<v1::Change> copied = RawFeed(**replica);
+  ASSERT_EQ(copied.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(copied[i].SerializeAsString(), expected[i].SerializeAsString())
+        << "change " << i << ": replica " << copied[i].cursor() << " primary "
+        << expected[i].cursor();
+  }
+  absl::StatusOr<std::vector<v1::Change>> inlined =
+      ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
+  ASSERT_TRUE(inlined.ok()) << inlined.status();
+  size_t large = 0;
+  for (const v1::Change& change : *inlined) {
+    if (change.table() != "big") continue;
+    ++large;
+    ASSERT_EQ(change.after(1).text().size(), 14u * 200000) << change.cursor();
+  }
+  EXPECT_EQ(large, 2u);
+
+  const v1::FeedInfo stopped = info_of(**stuck);
+  EXPECT_EQ(stopped.replication().state(), "failed");
+  EXPECT_THAT(stopped.replication().last_error(), HasSubstr("give --bootstrap-from"));
+}
+
 // A replica whose data directory holds another log (another database's walfeed, say) is not
 // fed this stream's segments: it stops following with a sentence and keeps its own log.
 TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {

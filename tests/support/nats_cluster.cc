@@ -28,6 +28,32 @@ absl::Status NatsError(absl::string_view what, natsStatus s) {
   return absl::UnavailableError(absl::StrCat(what, ": ", natsStatus_GetText(s)));
 }
 
+// A connection to the cluster with its JetStream context, closed on destruction.
+struct JetStreamSession {
+  natsConnection* connection = nullptr;
+  jsCtx* js = nullptr;
+
+  natsStatus Connect(const std::string& urls) {
+    natsOptions* options = nullptr;
+    natsOptions_Create(&options);
+    std::vector<std::string> split = absl::StrSplit(urls, ',');
+    std::vector<const char*> servers;
+    for (const std::string& url : split) servers.push_back(url.c_str());
+    natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
+    natsStatus s = natsConnection_Connect(&connection, options);
+    natsOptions_Destroy(options);
+    if (s != NATS_OK) return s;
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = 10000;
+    return natsConnection_JetStream(&js, connection, &js_options);
+  }
+  ~JetStreamSession() {
+    if (js != nullptr) jsCtx_Destroy(js);
+    if (connection != nullptr) natsConnection_Destroy(connection);
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NatsCluster>> NatsCluster::Start(int nodes) {
@@ -80,21 +106,10 @@ absl::StatusOr<int> NatsCluster::Leader(const std::string& stream) {
 
 absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(
     const std::string& stream) const {
-  natsOptions* options = nullptr;
-  natsOptions_Create(&options);
-  std::vector<std::string> urls = absl::StrSplit(urls_, ',');
-  std::vector<const char*> servers;
-  for (const std::string& url : urls) servers.push_back(url.c_str());
-  natsOptions_SetServers(options, servers.data(), static_cast<int>(servers.size()));
-  natsConnection* connection = nullptr;
-  natsStatus s = natsConnection_Connect(&connection, options);
-  natsOptions_Destroy(options);
+  JetStreamSession session;
+  natsStatus s = session.Connect(urls_);
   if (s != NATS_OK) return NatsError("cannot connect to NATS", s);
-  jsCtx* js = nullptr;
-  jsOptions js_options;
-  jsOptions_Init(&js_options);
-  js_options.Wait = 10000;
-  natsConnection_JetStream(&js, connection, &js_options);
+  jsCtx* js = session.js;
   absl::StatusOr<std::vector<StreamMessage>> result = std::vector<StreamMessage>();
   jsStreamInfo* info = nullptr;
   jsErrCode js_error = jsErrCode{};
@@ -140,9 +155,22 @@ absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(
       if (result.ok()) result->push_back(std::move(read));
     }
   }
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(connection);
   return result;
+}
+
+absl::Status NatsCluster::PurgeStream(const std::string& stream, uint64_t keep) const {
+  JetStreamSession session;
+  natsStatus s = session.Connect(urls_);
+  if (s != NATS_OK) return NatsError("cannot connect to NATS", s);
+  jsCtx* js = session.js;
+  jsOptions purge;
+  jsOptions_Init(&purge);
+  purge.Wait = 10000;
+  purge.Stream.Purge.Keep = keep;
+  jsErrCode js_error = jsErrCode{};
+  s = js_PurgeStream(js, stream.c_str(), &purge, &js_error);
+  if (s != NATS_OK) return NatsError(absl::StrCat("cannot purge stream ", stream), s);
+  return absl::OkStatus();
 }
 
 }  // namespace walfeed::testing

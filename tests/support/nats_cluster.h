@@ -44,6 +44,8 @@ class NatsCluster {
   // Every message of `stream` from its first, decoded (fails on a message that is not a
   // LogSegment).
   absl::StatusOr<std::vector<StreamMessage>> ReadStream(const std::string& stream) const;
+  // Removes all but the newest `keep` messages of `stream`, as its limits would.
+  absl::Status PurgeStream(const std::string& stream, uint64_t keep) const;
 
  private:
   NatsCluster(std::string dir, int nodes) : dir_(std::move(dir)), nodes_(nodes) {}
