@@ -62,6 +62,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                               MetricType::Gauge);
   AddSample(state, 1, {{"state", info.source_state()}});
   families.push_back(std::move(state));
+  MetricFamily role = Family("walfeed_role",
+                             "1 for this instance's role: ingester (reads PostgreSQL) or replica "
+                             "(copies the replication stream).",
+                             MetricType::Gauge);
+  AddSample(role, 1, {{"role", info.role()}});
+  families.push_back(std::move(role));
   const auto [commit_time, append_time] = inputs_.newest_append();
   if (commit_time != absl::InfinitePast()) {
     gauge("walfeed_source_lag_seconds",
@@ -144,6 +150,15 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                MetricType::Gauge);
     AddSample(replication_state, 1, {{"state", replication.state()}});
     families.push_back(std::move(replication_state));
+    if (!replication.writer().empty()) {
+      MetricFamily writer = Family(
+          "walfeed_replication_writer",
+          "1 for the instance that wrote the newest stream message this one published or read "
+          "(--instance-name and a process token): the ingester of its group.",
+          MetricType::Gauge);
+      AddSample(writer, 1, {{"writer", replication.writer()}});
+      families.push_back(std::move(writer));
+    }
     gauge("walfeed_replication_lag_changes",
           "Changes the log holds that JetStream has not acknowledged (counted up to 100,000).",
           static_cast<double>(replication.lag_changes()));

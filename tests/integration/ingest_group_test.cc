@@ -21,6 +21,7 @@
 #include "tests/integration/feed_state.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/integration/steady_writer.h"
+#include "tests/support/metrics_scrape.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/walfeed_process.h"
@@ -84,6 +85,7 @@ class IngestGroup : public WalfeedTest {
     nats_ = *std::move(nats);
     stream_ = absl::StrCat("wf_", slot_);
     for (int i = 0; i < kMembers; ++i) ports_.push_back(FreePort());
+    for (int i = 0; i < kMembers; ++i) metrics_ports_.push_back(FreePort());
   }
 
   // Member `i`: its own data directory and port, the shared slot and stream. A paused
@@ -106,7 +108,9 @@ class IngestGroup : public WalfeedTest {
                           "--instance-name",
                           absl::StrCat("member", i),
                           "--replication-segment-bytes",
-                          "64KiB"};
+                          "64KiB",
+                          "--metrics-listen",
+                          absl::StrCat("127.0.0.1:", metrics_ports_[i])};
     return options;
   }
 
@@ -184,6 +188,7 @@ class IngestGroup : public WalfeedTest {
   std::unique_ptr<NatsCluster> nats_;
   std::string stream_;
   std::vector<int> ports_;
+  std::vector<int> metrics_ports_;
   std::unique_ptr<WalfeedProcess> members_[kMembers];
 };
 
@@ -328,6 +333,21 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
       ASSERT_EQ(mine.SerializeAsString(), theirs.SerializeAsString())
           << "member" << i << " change " << c;
     }
+  }
+  // Every member names the group's ingester; each its own role.
+  const int ingester = Ingester();
+  ASSERT_GE(ingester, 0);
+  const std::string writer_name = InfoOf(*members_[ingester])->replication().writer();
+  ASSERT_EQ(writer_name.rfind(absl::StrCat("member", ingester, "/"), 0), 0u) << writer_name;
+  for (int i = 0; i < kMembers; ++i) {
+    const std::string metrics = Scrape(metrics_ports_[i]);
+    const std::string role = i == ingester ? "ingester" : "replica";
+    EXPECT_EQ(Sample(metrics, absl::StrCat("walfeed_role{role=\"", role, "\"}")), 1) << i;
+    EXPECT_EQ(
+        Sample(metrics, absl::StrCat("walfeed_replication_writer{writer=\"", writer_name, "\"}")),
+        1)
+        << "member" << i << "\n"
+        << metrics;
   }
   // Exactly once, in order, for every consumer, wherever it was served from.
   for (size_t k = 0; k < consumers.size(); ++k) {
