@@ -217,8 +217,26 @@ for where, sts in statefulsets + replica_sets:
     replica = sts["metadata"]["name"] == "walfeed-replica"
     spec = sts.get("spec") or {}
     unknown_keys(f"{where} spec", spec, STATEFULSET_KEYS)
-    if not replica and spec.get("replicas") != 1:
-        fail(where, f"replicas is {spec.get('replicas')!r}: one walfeed per replication slot")
+    if not replica:
+        # One walfeed per slot, or an ingest group of them: then the members take turns on the
+        # slot (--ingest=auto), confirm only what JetStream has, and can bootstrap from each
+        # other by the headless Service's pod names.
+        count = spec.get("replicas")
+        settings = (configmaps.get("walfeed-config") or {}).get("data") or {}
+        if not isinstance(count, int) or count < 1:
+            fail(where, f"replicas is {count!r}: expected a number of walfeeds")
+        elif count > 1:
+            if settings.get("WALFEED_INGEST") != "auto":
+                fail(where, f"{count} walfeeds on one slot need WALFEED_INGEST=auto")
+            if settings.get("WALFEED_CONFIRM_AFTER") != "replicated" or \
+                    not settings.get("WALFEED_REPLICATE_TO"):
+                fail(where, "an ingest group needs WALFEED_REPLICATE_TO and "
+                     "WALFEED_CONFIRM_AFTER=replicated")
+            pods = {f"walfeed-{i}.{spec.get('serviceName')}:50051" for i in range(count)}
+            named = set(filter(None, settings.get("WALFEED_BOOTSTRAP_FROM", "").split(",")))
+            if named != pods:
+                fail(where, f"WALFEED_BOOTSTRAP_FROM names {sorted(named)}, not the pods "
+                     f"{sorted(pods)}")
     if replica and not (isinstance(spec.get("replicas"), int) and spec["replicas"] >= 1):
         fail(where, f"replicas is {spec.get('replicas')!r}: expected a number of replicas")
     pod_labels = (spec.get("template", {}).get("metadata") or {}).get("labels") or {}
@@ -395,33 +413,43 @@ if "walfeed:50051" not in " ".join(args):
     fail("deploy/compose.yaml", "consumer does not subscribe to walfeed:50051")
 if consumer.get("image") != walfeed_svc.get("image"):
     fail("deploy/compose.yaml", "consumer does not use walfeed's image")
-# Replicas (--follow): each copies the stream walfeed publishes into its own named volume, reads
-# no PostgreSQL, and the consumer can reach it.
-replicas = {name: service for name, service in svc.items() if name.startswith("walfeed-replica")}
-if len(replicas) < 2:
-    fail("deploy/compose.yaml", f"expected at least 2 walfeed replicas, found {len(replicas)}")
-replica_volumes = set()
-for name, replica in replicas.items():
-    env = replica.get("environment") or {}
+# The ingest group (--ingest=auto): walfeed and at least two more members with the same
+# PostgreSQL, slot and stream, each with a volume of its own and a name of its own, all listed by
+# the consumer and by WALFEED_BOOTSTRAP_FROM.
+members = {name: service for name, service in svc.items()
+           if name == "walfeed" or re.fullmatch(r"walfeed-\d+", name)}
+if len(members) < 3:
+    fail("deploy/compose.yaml", f"expected an ingest group of 3 walfeeds, found {len(members)}")
+member_volumes = set()
+member_names = set()
+shared = ("WALFEED_PG", "WALFEED_REPLICATE_TO", "WALFEED_REPLICATION_STREAM", "WALFEED_SLOT",
+          "WALFEED_BOOTSTRAP_FROM")
+for name, member in members.items():
+    env = member.get("environment") or {}
     if isinstance(env, list):
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
     check_env_names(f"deploy/compose.yaml {name}", env)
-    if env.get("WALFEED_FOLLOW") != environment.get("WALFEED_REPLICATE_TO"):
-        fail("deploy/compose.yaml", f"{name} does not follow the NATS servers walfeed publishes to")
-    if env.get("WALFEED_REPLICATION_STREAM") != environment.get("WALFEED_REPLICATION_STREAM"):
-        fail("deploy/compose.yaml", f"{name} does not follow walfeed's stream")
-    if env.get("WALFEED_PG"):
-        fail("deploy/compose.yaml", f"{name} is a replica but sets WALFEED_PG")
-    if replica.get("image") != walfeed_svc.get("image"):
+    if env.get("WALFEED_INGEST") != "auto" or env.get("WALFEED_CONFIRM_AFTER") != "replicated":
+        fail("deploy/compose.yaml", f"{name} is not an ingest group member (WALFEED_INGEST=auto, "
+             "WALFEED_CONFIRM_AFTER=replicated)")
+    for setting in shared:
+        if env.get(setting) != environment.get(setting):
+            fail("deploy/compose.yaml", f"{name}'s {setting} differs from walfeed's")
+    member_names.add(env.get("WALFEED_INSTANCE_NAME"))
+    if member.get("image") != walfeed_svc.get("image"):
         fail("deploy/compose.yaml", f"{name} does not use walfeed's image")
-    volume = dict((t, s) for s, t in mounts_of(replica)).get("/var/lib/walfeed")
-    if volume not in declared_volumes or volume == walfeed_mounts.get("/var/lib/walfeed"):
-        fail("deploy/compose.yaml", f"{name} has no named volume of its own at /var/lib/walfeed")
-    replica_volumes.add(volume)
+    volume = dict((t, s) for s, t in mounts_of(member)).get("/var/lib/walfeed")
+    if volume not in declared_volumes:
+        fail("deploy/compose.yaml", f"{name} has no named volume at /var/lib/walfeed")
+    member_volumes.add(volume)
     if f"{name}:50051" not in " ".join(args):
         fail("deploy/compose.yaml", f"the consumer does not list {name}:50051")
-if len(replica_volumes) != len(replicas):
-    fail("deploy/compose.yaml", "two replicas share a volume")
+    if f"{name}:50051" not in environment.get("WALFEED_BOOTSTRAP_FROM", ""):
+        fail("deploy/compose.yaml", f"WALFEED_BOOTSTRAP_FROM does not list {name}:50051")
+if len(member_volumes) != len(members):
+    fail("deploy/compose.yaml", "two members share a volume")
+if None in member_names or len(member_names) != len(members):
+    fail("deploy/compose.yaml", "the members need WALFEED_INSTANCE_NAME, each its own")
 
 # 4. The Dockerfile: a tiny parser (continuations, comments), then what the image promises.
 dockerfile_path = os.path.join(root, "deploy", "Dockerfile")

@@ -342,8 +342,8 @@ const std::vector<Setting>& Settings() {
        }},
       {"bootstrap-from", "WALFEED_BOOTSTRAP_FROM", "(none)",
        "comma-separated host:port of other walfeeds of the group: a replica (--follow, or "
-       "--ingest=auto) whose stream no longer holds what it lacks copies it from the first one "
-       "that answers (plaintext gRPC) instead of stopping",
+       "--ingest=auto) whose stream no longer holds what it lacks copies it from those that "
+       "answer (plaintext gRPC; the list may name the instance itself) instead of stopping",
        [](const std::string& v, Config& c) {
          c.replication.bootstrap_from = SplitList(v);
          return absl::OkStatus();

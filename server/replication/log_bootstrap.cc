@@ -61,13 +61,21 @@ absl::Status ReadChunks(v1::ChangeFeed::Stub& stub, const v1::LargeValue& large,
 }  // namespace
 
 absl::Status LogBootstrap::CopyToPeerHead(const std::function<bool()>& stopping) {
+  // Every reachable peer in turn gives what it holds past the head so far (the list may name
+  // this instance too: it gives nothing); an unreachable one is passed over.
   absl::Status last = absl::UnavailableError("no address to copy the log from");
+  bool reached = false;
   for (const std::string& address : addresses_) {
-    last = CopyFrom(address, stopping);
-    // Only an unreachable peer sends us to the next one.
-    if (last.ok() || !absl::IsUnavailable(last)) return last;
+    absl::Status copied = CopyFrom(address, stopping);
+    if (copied.ok()) {
+      reached = true;
+    } else if (!absl::IsUnavailable(copied)) {
+      return copied;
+    } else {
+      last = copied;
+    }
   }
-  return last;
+  return reached ? absl::OkStatus() : last;
 }
 
 absl::Status LogBootstrap::CopyFrom(const std::string& address,

@@ -1,7 +1,7 @@
 // LogBootstrap: fills a replica's log from another instance of its group over the public API,
 // for when the replication stream no longer holds what the replica lacks (JetStream's limits
 // removed the log's beginning). It reads Subscribe(log_id, from the local head, stop_at_head)
-// and ReadValue from the first reachable address and appends what it gets exactly as that
+// and ReadValue from each reachable address in turn and appends what it gets exactly as that
 // instance stores it (same positions, same bytes, values out of line in the same chunks).
 //
 // Promises:
@@ -31,8 +31,8 @@ class LogBootstrap {
   LogBootstrap(std::vector<std::string> addresses, ChangeLog* log)
       : addresses_(std::move(addresses)), log_(log) {}
 
-  // Copies what the first reachable peer holds after the local head; `stopping` ends it early
-  // (with Cancelled).
+  // Copies what the reachable peers hold after the local head; Unavailable when none answers;
+  // `stopping` ends it early (with Cancelled).
   absl::Status CopyToPeerHead(const std::function<bool()>& stopping);
 
  private:
