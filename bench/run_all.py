@@ -11,7 +11,8 @@ live rows alone), large_transaction.py (peak memory for one 1M-row transaction) 
 large_values.py (memory around one 100 MiB row, stalled subscribers at it, ReadValue) and
 replication.py (ingest and latency with the log replicated into a 3-node NATS JetStream cluster
 under --confirm-after=replicated, next to local-only and pg_recvlogical) and replicas.py (the same
-subscribers on one walfeed, or spread over a walfeed and two replicas). Each writes
+subscribers on one walfeed, or spread over a walfeed and two replicas) and failover.py (how long
+an ingest group goes without ingesting when its ingester is killed or paused). Each writes
 its own bench/results/<name>.{json,md}; this script then writes bench/results/summary.{json,md}
 and summary.png. --quick runs each in its smoke size (CI checks that they run, not how fast).
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import HERE, machine  # noqa: E402
 
 SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values", "replication",
-           "replicas"]
+           "replicas", "failover"]
 
 
 def load(out, name, quick):
@@ -106,6 +107,13 @@ def summarize(out, quick):
                                 f"NATS CPU {r['nats_cpu_percent']} %",
                      "reference": "-", "ratio": None, "target": "every change to every subscriber",
                      "met": all(p["complete"] for p in r["per_instance"])})
+    failover = load(out, "failover", quick)
+    kills = sorted(failover["kill_seconds"])
+    rows.append({"scenario": f"ingest failover after kill -9 ({len(kills)} rounds)",
+                 "walfeed": f"median {kills[len(kills) // 2]:.2f} s, worst {kills[-1]:.2f} s; after SIGSTOP "
+                            f"{max(failover['pause_seconds']):.2f} s (wal_sender_timeout 5 s)",
+                 "reference": "-", "ratio": None, "target": "under 15 s, every change once",
+                 "met": failover["complete"] and kills[-1] < 15})
     return rows
 
 

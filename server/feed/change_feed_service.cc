@@ -46,6 +46,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
   PlanLimits limits;
   limits.default_batch_changes = options_->default_batch_changes;
   limits.max_batch_changes = options_->max_batch_changes;
+  limits.tables_known = source.role != "replica";
   absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(
       *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end, log_->LogId()},
       source.tables, limits);

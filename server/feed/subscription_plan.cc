@@ -134,7 +134,8 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
     absl::StatusOr<TableName> parsed = ParseTableName("table filter entry", name);
     if (!parsed.ok()) return WithReason(parsed.status(), reason::kFilterInvalid);
     const std::string qualified = FormatTableName(*parsed);
-    if (!std::binary_search(known_tables.begin(), known_tables.end(), qualified)) {
+    if (limits.tables_known &&
+        !std::binary_search(known_tables.begin(), known_tables.end(), qualified)) {
       return WithReason(
           absl::NotFoundError(absl::StrCat(
               "table '", qualified, "' in the table filter is not published; published tables: ",

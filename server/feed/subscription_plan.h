@@ -44,6 +44,9 @@ struct SubscriptionPlan {
 struct PlanLimits {
   size_t default_batch_changes = 500;
   size_t max_batch_changes = 1000;
+  // Whether the published tables are known: a replica reads no publication, so its table
+  // filters may name any well-formed table.
+  bool tables_known = true;
 };
 
 // What the log and the source know when a Subscribe arrives.

@@ -193,6 +193,26 @@ TEST(SubscriptionPlan, UnknownTableIsNotFoundAndListsThePublishedOnes) {
   EXPECT_THAT(status.message(), HasSubstr("public.\"a.b\", public.a, public.b, shop.orders"));
 }
 
+TEST(SubscriptionPlan, AReplicaKnowsNoPublicationAndTakesAnyWellFormedTable) {
+  v1::SubscribeRequest request;
+  request.add_tables("public.nope");
+  PlanLimits replica;
+  replica.tables_known = false;
+  absl::StatusOr<SubscriptionPlan> plan =
+      PlanSubscription(request, FeedBounds{{500, 2}, {}, 0, "log-a"}, {}, replica);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  v1::Change change;
+  change.set_schema("public");
+  change.set_table("nope");
+  EXPECT_TRUE(plan->Accepts(change));
+  change.set_table("other");
+  EXPECT_FALSE(plan->Accepts(change));
+  request.set_tables(0, "");
+  EXPECT_EQ(
+      PlanSubscription(request, FeedBounds{{500, 2}, {}, 0, "log-a"}, {}, replica).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
 TEST(SubscriptionPlan, OperationFilter) {
   v1::SubscribeRequest request;
   request.add_ops(v1::Change::DELETE);

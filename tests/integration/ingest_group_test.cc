@@ -315,6 +315,16 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
     }
   }
   const std::vector<v1::Change>& feed = feeds[0];
+  // A table filter works on every member, replicas included (they read no publication).
+  const size_t t_changes = std::count_if(
+      feed.begin(), feed.end(), [](const v1::Change& change) { return change.table() == "t"; });
+  for (int i = 0; i < kMembers; ++i) {
+    v1::SubscribeRequest only_t;
+    only_t.add_tables("public.t");
+    absl::StatusOr<std::vector<v1::Change>> filtered = ReadToHead(*members_[i]->NewStub(), only_t);
+    ASSERT_TRUE(filtered.ok()) << "member" << i << ": " << filtered.status();
+    EXPECT_EQ(filtered->size(), t_changes) << "member" << i;
+  }
   for (int i = 1; i < kMembers; ++i) {
     ASSERT_EQ(feeds[i].size(), feed.size()) << "member" << i;
     for (size_t c = 0; c < feed.size(); ++c) {
