@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/decoding_oracle.h"
 #include "tests/integration/feed_state.h"
+#include "tests/integration/nats_test.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/integration/steady_writer.h"
 #include "tests/support/metrics_scrape.h"
@@ -76,14 +77,10 @@ class Consumer {
   std::thread thread_;
 };
 
-class IngestGroup : public WalfeedTest {
+class IngestGroup : public WalfeedNatsTest {
  protected:
   void SetUp() override {
-    WalfeedTest::SetUp();
-    absl::StatusOr<std::unique_ptr<NatsCluster>> nats = NatsCluster::Start(3);
-    ASSERT_TRUE(nats.ok()) << nats.status();
-    nats_ = *std::move(nats);
-    stream_ = absl::StrCat("wf_", slot_);
+    WalfeedNatsTest::SetUp();
     for (int i = 0; i < kMembers; ++i) ports_.push_back(FreePort());
     for (int i = 0; i < kMembers; ++i) metrics_ports_.push_back(FreePort());
   }
@@ -128,14 +125,6 @@ class IngestGroup : public WalfeedTest {
       addresses.push_back(absl::StrCat("127.0.0.1:", ports_[(first + i) % kMembers]));
     }
     return absl::StrJoin(addresses, ",");
-  }
-
-  static std::optional<v1::FeedInfo> InfoOf(const WalfeedProcess& process) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    v1::FeedInfo info;
-    if (!process.NewStub()->GetFeedInfo(&context, {}, &info).ok()) return std::nullopt;
-    return info;
   }
 
   // The member that ingests and streams, other than `except`; -1 when none does yet.
@@ -185,8 +174,6 @@ class IngestGroup : public WalfeedTest {
     WalfeedTest::TearDown();
   }
 
-  std::unique_ptr<NatsCluster> nats_;
-  std::string stream_;
   std::vector<int> ports_;
   std::vector<int> metrics_ports_;
   std::unique_ptr<WalfeedProcess> members_[kMembers];

@@ -17,6 +17,7 @@
 #include "client/subscriber.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/nats_test.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/integration/steady_writer.h"
 #include "tests/support/metrics_scrape.h"
@@ -74,16 +75,8 @@ StreamContent ReadStream(const NatsCluster& nats, const std::string& stream) {
   return content;
 }
 
-class Replication : public WalfeedTest {
+class Replication : public WalfeedNatsTest {
  protected:
-  void SetUp() override {
-    WalfeedTest::SetUp();
-    absl::StatusOr<std::unique_ptr<NatsCluster>> nats = NatsCluster::Start(3);
-    ASSERT_TRUE(nats.ok()) << nats.status();
-    nats_ = *std::move(nats);
-    stream_ = absl::StrCat("wf_", slot_);
-  }
-
   std::vector<std::string> ReplicationArgs(const std::string& confirm_after) const {
     return {"--replicate-to",  nats_->urls(), "--replication-stream",        stream_,
             "--confirm-after", confirm_after, "--replication-segment-bytes", "64KiB"};
@@ -165,8 +158,29 @@ class Replication : public WalfeedTest {
     return lsn;
   }
 
-  std::unique_ptr<NatsCluster> nats_;
-  std::string stream_;
+  // `replica` serves exactly the feed of the walfeed under test, byte for byte, and the values
+  // of table big's `large_rows` rows (2.8 MB each) arrive whole from it.
+  void ExpectReplicaServesTheFeed(const WalfeedProcess& replica, size_t large_rows) {
+    const std::vector<v1::Change> expected = RawFeed();
+    const std::vector<v1::Change> copied = RawFeed(replica);
+    ASSERT_EQ(copied.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_EQ(copied[i].SerializeAsString(), expected[i].SerializeAsString())
+          << "change " << i << ": replica " << copied[i].cursor() << " primary "
+          << expected[i].cursor();
+    }
+    absl::StatusOr<std::vector<v1::Change>> inlined =
+        ReadToHead(*replica.NewStub(), v1::SubscribeRequest());
+    ASSERT_TRUE(inlined.ok()) << inlined.status();
+    size_t large = 0;
+    for (const v1::Change& change : *inlined) {
+      if (change.table() != "big") continue;
+      ++large;
+      ASSERT_EQ(change.after(1).text().size(), 14u * 200000) << change.cursor();
+    }
+    EXPECT_EQ(large, large_rows);
+  }
+
   size_t large_values_seen_ = 0;
 };
 
@@ -397,18 +411,11 @@ TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) 
   for (const std::string& db : {db_, *other_db}) {
     ASSERT_TRUE(SharedPostgres().Exec(db, "INSERT INTO t VALUES (5000, 'later')").ok());
   }
-  const auto info_of = [](WalfeedProcess& process) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    v1::FeedInfo info;
-    EXPECT_TRUE(process.NewStub()->GetFeedInfo(&context, {}, &info).ok());
-    return info;
-  };
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
   v1::FeedInfo info_a, info_b;
   while (true) {
-    info_a = info_of(**a);
-    info_b = info_of(**b);
+    info_a = Describe(**a);
+    info_b = Describe(**b);
     const bool one_failed =
         (info_a.replication().state() == "failed") != (info_b.replication().state() == "failed");
     const v1::FeedInfo& winner = info_a.replication().state() == "failed" ? info_b : info_a;
@@ -470,22 +477,15 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   ASSERT_TRUE(CommitMarkerAndRead("replica-end").ok());
   WaitForReplication();
 
-  const auto info_of = [](const WalfeedProcess& process) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    v1::FeedInfo info;
-    EXPECT_TRUE(process.NewStub()->GetFeedInfo(&context, {}, &info).ok());
-    return info;
-  };
   const v1::FeedInfo primary = FeedInfo();
   const absl::Time deadline = absl::Now() + absl::Seconds(300);
-  v1::FeedInfo copy = info_of(**replica);
+  v1::FeedInfo copy = Describe(**replica);
   while (copy.newest_cursor() != primary.newest_cursor() ||
          copy.replication().state() != "caught_up") {
     ASSERT_LT(absl::Now(), deadline) << copy.replication().ShortDebugString() << "\n"
                                      << (*replica)->Log();
     absl::SleepFor(absl::Milliseconds(200));
-    copy = info_of(**replica);
+    copy = Describe(**replica);
   }
   EXPECT_EQ(copy.log_id(), primary.log_id());
   EXPECT_EQ(copy.source_state(), "following");
@@ -500,25 +500,7 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   EXPECT_EQ(info.exit_code, 0) << info.output;
   EXPECT_THAT(info.output, HasSubstr("\"role\": \"replica\""));
 
-  const std::vector<v1::Change> expected = RawFeed();
-  const std::vector<v1::Change> copied = RawFeed(**replica);
-  ASSERT_EQ(copied.size(), expected.size());
-  for (size_t i = 0; i < expected.size(); ++i) {
-    ASSERT_EQ(copied[i].SerializeAsString(), expected[i].SerializeAsString())
-        << "change " << i << ": replica " << copied[i].cursor() << " primary "
-        << expected[i].cursor();
-  }
-  // Values out of line arrive whole from the replica too.
-  absl::StatusOr<std::vector<v1::Change>> inlined =
-      ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
-  ASSERT_TRUE(inlined.ok()) << inlined.status();
-  size_t large = 0;
-  for (const v1::Change& change : *inlined) {
-    if (change.table() != "big") continue;
-    ++large;
-    ASSERT_EQ(change.after(1).text().size(), 14u * 200000) << change.cursor();
-  }
-  EXPECT_EQ(large, 5u);
+  ExpectReplicaServesTheFeed(**replica, 5);
 }
 
 // A replica started empty while the stream holds only the newest part of the log copies the rest
@@ -561,41 +543,18 @@ TEST_F(Replication, AnEmptyReplicaBootstrapsFromAnotherInstanceWhenTheStreamLost
   ASSERT_TRUE(CommitMarkerAndRead("after-bootstrap").ok());
   WaitForReplication();
 
-  const auto info_of = [](const WalfeedProcess& process) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    v1::FeedInfo info;
-    EXPECT_TRUE(process.NewStub()->GetFeedInfo(&context, {}, &info).ok());
-    return info;
-  };
   const v1::FeedInfo primary = FeedInfo();
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
-  while (info_of(**replica).newest_cursor() != primary.newest_cursor()) {
+  while (Describe(**replica).newest_cursor() != primary.newest_cursor()) {
     ASSERT_LT(absl::Now(), deadline) << (*replica)->Log();
     absl::SleepFor(absl::Milliseconds(200));
   }
   EXPECT_THAT((*replica)->Log(), HasSubstr("event=bootstrap_done"));
-  EXPECT_EQ(info_of(**replica).log_id(), primary.log_id());
-  const std::vector<v1::Change> expected = RawFeed();
-  const std::vector<v1::Change> copied = RawFeed(**replica);
-  ASSERT_EQ(copied.size(), expected.size());
-  for (size_t i = 0; i < expected.size(); ++i) {
-    ASSERT_EQ(copied[i].SerializeAsString(), expected[i].SerializeAsString())
-        << "change " << i << ": replica " << copied[i].cursor() << " primary "
-        << expected[i].cursor();
-  }
-  absl::StatusOr<std::vector<v1::Change>> inlined =
-      ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
-  ASSERT_TRUE(inlined.ok()) << inlined.status();
-  size_t large = 0;
-  for (const v1::Change& change : *inlined) {
-    if (change.table() != "big") continue;
-    ++large;
-    ASSERT_EQ(change.after(1).text().size(), 14u * 200000) << change.cursor();
-  }
-  EXPECT_EQ(large, 2u);
+  EXPECT_EQ(Describe(**replica).log_id(), primary.log_id());
+  ExpectReplicaServesTheFeed(**replica, 2);
+  if (HasFatalFailure()) return;
 
-  const v1::FeedInfo stopped = info_of(**stuck);
+  const v1::FeedInfo stopped = Describe(**stuck);
   EXPECT_EQ(stopped.replication().state(), "failed");
   EXPECT_THAT(stopped.replication().last_error(), HasSubstr("give --bootstrap-from"));
 }
