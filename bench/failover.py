@@ -129,9 +129,10 @@ def main():
                 pause = round_number == rounds // 2
                 ingester = group.ingester()
                 time.sleep(2)
-                lsn = lsn_number(pg.sql("SELECT pg_current_wal_lsn()"))
                 since = time.monotonic()
                 ingester["proc"].send_signal(signal.SIGSTOP if pause else signal.SIGKILL)
+                # Read after the signal: whatever commits after this point only a new ingester reads.
+                lsn = lsn_number(pg.sql("SELECT pg_current_wal_lsn()"))
                 took = group.wait_for_ingest_after(lsn, ingester, since)
                 (pauses if pause else kills).append(round(took, 3))
                 print(f"failover: {'paused' if pause else 'killed'} {ingester['name']}: {took:.3f} s", flush=True)

@@ -217,13 +217,14 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
     const std::optional<v1::FeedInfo> before = InfoOf(*members_[ingester]);
     ASSERT_TRUE(before.has_value());
     const std::string paused_writer = before->replication().writer();
-    const uint64_t lsn = CurrentWalLsn();
     const absl::Time cut = absl::Now();
     if (pause) {
       ASSERT_EQ(kill(members_[ingester]->pid(), SIGSTOP), 0);
     } else {
       members_[ingester]->Kill();
     }
+    // Read after the cut: whatever commits after this point only a new ingester reads.
+    const uint64_t lsn = CurrentWalLsn();
     const absl::Duration took = WaitForIngestAfter(lsn, ingester, cut);
     ASSERT_FALSE(HasFailure());
     std::cout << "ingest group: " << (pause ? "paused" : "killed") << " member" << ingester
