@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -37,7 +38,7 @@ TEST(Cursor, RoundTripsEveryPosition) {
        {Position{0, 0}, Position{0x16B3748, 3},
         Position{std::numeric_limits<uint64_t>::max(), std::numeric_limits<uint32_t>::max()}}) {
     absl::StatusOr<Position> parsed = ParseCursor(FormatCursor(p));
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, p);
   }
   EXPECT_EQ(FormatCursor({0x16B3748, 3}), "0/16B3748:3");
@@ -69,14 +70,14 @@ TEST(Position, SuccessorIsTheNextPositionEvenAtTheEndOfASequence) {
 TEST(SyntheticPosition, AfterAMessageAtResumeMinusOneContinuesTheHeadsSequence) {
   const uint64_t resume = 0x1528780;
   absl::StatusOr<Position> first = FirstSyntheticPosition(Position{resume - 1, 0}, resume);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_OK(first);
   EXPECT_EQ(*first, (Position{resume - 1, 1}));
   EXPECT_LT(*first, (Position{resume, 0}));
 }
 
 TEST(SyntheticPosition, AfterACommitTakesTheNextLsnBelowTheResumePoint) {
   absl::StatusOr<Position> first = FirstSyntheticPosition(Position{0x1000, 7}, 0x1030);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_OK(first);
   EXPECT_EQ(*first, (Position{0x1001, 0}));
 }
 
@@ -87,14 +88,14 @@ TEST(SyntheticPosition, EveryAnswerLiesStrictlyBetweenTheHeadAndTheResumePoint) 
       for (uint32_t seq : {0u, 5u}) {
         const Position head{resume - gap, seq};
         absl::StatusOr<Position> first = FirstSyntheticPosition(head, resume);
-        ASSERT_TRUE(first.ok()) << first.status();
+        ASSERT_OK(first);
         EXPECT_GT(*first, head);
         EXPECT_LT(*first, (Position{resume, 0}));
       }
     }
   }
   absl::StatusOr<Position> empty = FirstSyntheticPosition(Position{}, 0x500);
-  ASSERT_TRUE(empty.ok());
+  ASSERT_OK(empty);
   EXPECT_EQ(*empty, (Position{0x4FF, 0}));
 }
 

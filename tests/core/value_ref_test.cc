@@ -4,6 +4,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/error_reason.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -12,7 +13,7 @@ TEST(ValueRef, FormatsAndParsesBack) {
   const ValueRef ref{Position{0x16B3748, 3}, ValuePart::kAfter, 2};
   EXPECT_EQ(FormatValueRef(ref), "0/16B3748:3/after/2");
   absl::StatusOr<ValueRef> parsed = ParseValueRef("0/16B3748:3/after/2");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(*parsed, ref);
   for (const char* text : {"1/0:0/key/0", "0/1:1/before/1599", "AB/CD:7/message/0"}) {
     absl::StatusOr<ValueRef> again = ParseValueRef(text);

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "server/feed/feed_server.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 #include "tests/support/walfeed_process.h"
@@ -67,7 +68,7 @@ class ChangeFeedServiceTest : public testing::TempLogTest {
           status.state = "streaming";
           return status;
         });
-    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_OK(server);
     server_ = std::move(*server);
     stub_ = testing::NewStub(absl::StrCat("127.0.0.1:", server_->port()));
     admin_ = v1::Admin::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
@@ -85,13 +86,13 @@ class ChangeFeedServiceTest : public testing::TempLogTest {
     for (int i = 0; i < count; ++i) {
       const uint64_t lsn = next_lsn_;
       next_lsn_ += 100;
-      ASSERT_TRUE(log_->Append({MakeTransaction(lsn, per_txn, table)}, lsn + 50).ok());
+      ASSERT_OK(log_->Append({MakeTransaction(lsn, per_txn, table)}, lsn + 50));
     }
   }
 
   std::vector<v1::Change> ReadToHead(v1::SubscribeRequest request = {}) {
     absl::StatusOr<std::vector<v1::Change>> changes = testing::ReadToHead(*stub_, request);
-    EXPECT_TRUE(changes.ok()) << changes.status();
+    EXPECT_OK(changes);
     return changes.ok() ? *changes : std::vector<v1::Change>{};
   }
 
@@ -257,7 +258,7 @@ TEST_F(ChangeFeedServiceTest, StopAtHeadWithFiltersEndsWithTheStopPointAsProgres
     std::vector<v1::SubscribeResponse> responses;
     v1::SubscribeResponse response;
     while (reader->Read(&response)) responses.push_back(response);
-    ASSERT_TRUE(reader->Finish().ok());
+    ASSERT_OK(reader->Finish());
     ASSERT_FALSE(responses.empty());
     EXPECT_EQ(responses.back().changes_size(), 0) << "a last progress message";
     EXPECT_EQ(responses.back().cursor(), head) << "resuming never re-scans table b";
@@ -273,7 +274,7 @@ TEST_F(ChangeFeedServiceTest, StopAtHeadWithFiltersEndsWithTheStopPointAsProgres
   v1::SubscribeResponse response;
   std::vector<v1::SubscribeResponse> responses;
   while (reader->Read(&response)) responses.push_back(response);
-  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_OK(reader->Finish());
   ASSERT_FALSE(responses.empty());
   EXPECT_GT(responses.back().changes_size(), 0);
   EXPECT_EQ(responses.back().cursor(), head);
@@ -285,7 +286,7 @@ TEST_F(ChangeFeedServiceTest, EveryResponseNamesTheLogAndACursorOfAnotherLogIsRe
   const std::string log_id = log_->LogId();
   grpc::ClientContext info_context;
   v1::FeedInfo info;
-  ASSERT_TRUE(stub_->GetFeedInfo(&info_context, v1::GetFeedInfoRequest(), &info).ok());
+  ASSERT_OK(stub_->GetFeedInfo(&info_context, v1::GetFeedInfoRequest(), &info));
   EXPECT_EQ(info.log_id(), log_id);
 
   v1::SubscribeRequest request;
@@ -302,7 +303,7 @@ TEST_F(ChangeFeedServiceTest, EveryResponseNamesTheLogAndACursorOfAnotherLogIsRe
       EXPECT_EQ(response.log_id(), log_id);
       if (response.changes_size() > 0) last_cursor = response.cursor();
     }
-    ASSERT_TRUE(reader->Finish().ok());
+    ASSERT_OK(reader->Finish());
     EXPECT_GE(responses, 4);
   }
 
@@ -349,7 +350,7 @@ TEST_F(ChangeFeedServiceTest, BatchesAreCutByBytesWellUnderTheDefaultMessageLimi
     EXPECT_LT(response.ByteSizeLong(), size_t{2} << 20);
     changes += response.changes_size();
   }
-  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_OK(reader->Finish());
   EXPECT_EQ(changes, 40);
 }
 
@@ -392,7 +393,7 @@ TEST_F(ChangeFeedServiceTest, FeedInfoDescribesTheLogAndCountsSubscribers) {
 
   grpc::ClientContext context;
   v1::FeedInfo info;
-  ASSERT_TRUE(stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok());
+  ASSERT_OK(stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info));
   EXPECT_EQ(info.oldest_cursor(), "0/64:0");
   EXPECT_EQ(info.newest_cursor(), "0/12C:1");
   EXPECT_EQ(info.newest_lsn(), 300u);
@@ -406,7 +407,7 @@ TEST_F(ChangeFeedServiceTest, FeedInfoDescribesTheLogAndCountsSubscribers) {
   uint32_t subscribers = 1;
   while (subscribers != 0 && absl::Now() < deadline) {
     grpc::ClientContext again;
-    ASSERT_TRUE(stub_->GetFeedInfo(&again, v1::GetFeedInfoRequest(), &info).ok());
+    ASSERT_OK(stub_->GetFeedInfo(&again, v1::GetFeedInfoRequest(), &info));
     subscribers = info.subscribers();
     absl::SleepFor(absl::Milliseconds(20));
   }
@@ -428,7 +429,7 @@ TEST_F(ChangeFeedServiceTest, CompactCallRemovesSupersededChangesAndReportsCount
 
   grpc::ClientContext context;
   v1::FeedInfo info;
-  ASSERT_TRUE(stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok());
+  ASSERT_OK(stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info));
   EXPECT_EQ(info.live_keys(), 5u);
   EXPECT_EQ(info.last_compaction().superseded_removed(), 95u);
   EXPECT_GT(info.log_bytes(), 0u);
@@ -454,7 +455,7 @@ TEST_F(ChangeFeedServiceTest, CursorOlderThanAPurgedTombstoneIsOutOfRange) {
                   .ok());  // delete id 1
   next_lsn_ += 100;
   v1::CompactionResult result;
-  ASSERT_TRUE(Compact(&result).ok());
+  ASSERT_OK(Compact(&result));
   ASSERT_EQ(result.tombstones_purged(), 1u);
   ASSERT_FALSE(result.purge_cursor().empty());
 
@@ -498,7 +499,7 @@ TEST_F(ChangeFeedServiceTest, StreamBehindAPurgeEndsWithOutOfRangeInsteadOfMissi
       log_->Append({MakeTransaction(next_lsn_, 1, "t", v1::Change::DELETE, 19990)}, next_lsn_ + 50)
           .ok());
   v1::CompactionResult result;
-  ASSERT_TRUE(Compact(&result).ok());
+  ASSERT_OK(Compact(&result));
   ASSERT_EQ(result.tombstones_purged(), 1u);
 
   size_t received = 0;
@@ -537,7 +538,7 @@ TEST_F(ChangeFeedServiceTest, BatchReadingAcrossThePurgePointStillEndsWithOutOfR
       change.mutable_key(0)->set_int_(row);
       change.mutable_after(0)->set_int_(row);
     }
-    ASSERT_TRUE(log_->Append({updates}, next_lsn_ + 50).ok());
+    ASSERT_OK(log_->Append({updates}, next_lsn_ + 50));
     next_lsn_ += 100;
 
     grpc::ClientContext context;
@@ -558,7 +559,7 @@ TEST_F(ChangeFeedServiceTest, BatchReadingAcrossThePurgePointStillEndsWithOutOfR
     next_lsn_ += 100;
     AppendTransactions(1, 1);
     v1::CompactionResult result;
-    ASSERT_TRUE(Compact(&result).ok());
+    ASSERT_OK(Compact(&result));
     ASSERT_EQ(result.tombstones_purged(), 1u);
 
     bool saw_delete = false;

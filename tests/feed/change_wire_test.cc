@@ -3,6 +3,7 @@
 #include "server/feed/change_wire.h"
 
 #include "gtest/gtest.h"
+#include "tests/support/status_assertions.h"
 #include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
@@ -71,7 +72,7 @@ TEST(ChangeWire, BuiltResponseParsesAsTheSubscribeResponse) {
   grpc::ByteBuffer buffer = builder.Finish("0/16B3748:4", "0/16B3748:9", "log-a");
   EXPECT_EQ(builder.changes(), 0u);
   std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(buffer.Dump(&slices).ok());
+  ASSERT_OK(buffer.Dump(&slices));
   std::string bytes;
   for (const grpc::Slice& slice : slices) {
     bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
@@ -88,7 +89,7 @@ TEST(ChangeWire, BuiltResponseParsesAsTheSubscribeResponse) {
   // A progress message: cursors only.
   grpc::ByteBuffer progress = builder.Finish("0/1:0", "0/2:0", "log-a");
   slices.clear();
-  ASSERT_TRUE(progress.Dump(&slices).ok());
+  ASSERT_OK(progress.Dump(&slices));
   bytes.clear();
   for (const grpc::Slice& slice : slices) {
     bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -15,7 +16,7 @@ grpc::ByteBuffer Bytes(const std::string& text) {
 
 std::string Text(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
+  EXPECT_OK(buffer.Dump(&slices));
   std::string text;
   for (const grpc::Slice& slice : slices) {
     text.append(reinterpret_cast<const char*>(slice.begin()), slice.size());

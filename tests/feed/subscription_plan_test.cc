@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/error_reason.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -20,7 +21,7 @@ absl::StatusOr<SubscriptionPlan> Plan(const v1::SubscribeRequest& request,
 
 TEST(SubscriptionPlan, DefaultStartsAtTheOldestChange) {
   absl::StatusOr<SubscriptionPlan> plan = Plan(v1::SubscribeRequest());
-  ASSERT_TRUE(plan.ok());
+  ASSERT_OK(plan);
   EXPECT_EQ(plan->start, (Position{0, 0}));
   EXPECT_FALSE(plan->stop_at.has_value());
   EXPECT_EQ(plan->max_batch_changes, PlanLimits{}.default_batch_changes);
@@ -56,14 +57,14 @@ TEST(SubscriptionPlan, StartAtOrBeforeThePurgePointIsOutOfRangeExceptFromZero) {
   EXPECT_EQ(ReasonOf(rejected.status()), reason::kCursorPurged);
 
   request.set_cursor("0/200:1");  // has read the purged change itself: nothing missed
-  ASSERT_TRUE(plan(request).ok());
+  ASSERT_OK(plan(request));
   EXPECT_TRUE(plan(request)->holds_state);
 
   request.Clear();
   request.set_from_lsn(0x200);
   EXPECT_EQ(plan(request).status().code(), absl::StatusCode::kOutOfRange);
   request.set_from_lsn(0x201);
-  EXPECT_TRUE(plan(request).ok());
+  EXPECT_OK(plan(request));
 }
 
 TEST(SubscriptionPlan, StartBeyondTheEndOfTheWalIsOutOfRange) {
@@ -115,7 +116,7 @@ TEST(SubscriptionPlan, TableFilterAcceptsQualifiedAndBareNames) {
   request.add_tables("a");
   request.add_tables("shop.orders");
   absl::StatusOr<SubscriptionPlan> plan = Plan(request);
-  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_OK(plan);
   v1::Change change;
   change.set_schema("public");
   change.set_table("a");
@@ -137,14 +138,14 @@ TEST(SubscriptionPlan, DottedNamesAreUnambiguousAndUnquotedThreePartNamesRejecte
   request.Clear();
   request.add_tables("public.\"a.b\"");
   absl::StatusOr<SubscriptionPlan> plan = Plan(request);
-  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_OK(plan);
   EXPECT_TRUE(plan->Accepts(v1::Change::INSERT, "public", "a.b"));
   EXPECT_FALSE(plan->Accepts(v1::Change::INSERT, "public.a", "b"));
 
   request.Clear();
   request.add_tables("\"public.a\".b");
   plan = Plan(request);
-  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_OK(plan);
   EXPECT_TRUE(plan->Accepts(v1::Change::INSERT, "public.a", "b"));
   EXPECT_FALSE(plan->Accepts(v1::Change::INSERT, "public", "a.b"));
 }
@@ -200,7 +201,7 @@ TEST(SubscriptionPlan, AReplicaKnowsNoPublicationAndTakesAnyWellFormedTable) {
   replica.tables_known = false;
   absl::StatusOr<SubscriptionPlan> plan =
       PlanSubscription(request, FeedBounds{{500, 2}, {}, 0, "log-a"}, {}, replica);
-  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_OK(plan);
   v1::Change change;
   change.set_schema("public");
   change.set_table("nope");

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -29,7 +30,7 @@ class ClientLibrary : public WalfeedTest {
     WalfeedOptions options = Options();
     options.port = port;
     absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
+    ASSERT_OK(process);
     walfeed_ = *std::move(process);
   }
 
@@ -64,7 +65,7 @@ class ClientLibrary : public WalfeedTest {
     Subscriber subscriber(Subscribing(store));
     Collected read;
     Collect(subscriber, "read-rows", &read).join();
-    EXPECT_TRUE(read.ended.ok()) << read.ended;
+    EXPECT_OK(read.ended);
     EXPECT_EQ(read.ids, Range(1, rows));
     return subscriber.log_id();
   }
@@ -101,11 +102,11 @@ TEST_F(ClientLibrary, ResumesAcrossAWalfeedCrashAndFromItsCursorFile) {
   Insert(41, 60);
   Sql(MarkerSql("end-1"));
   reader.join();
-  ASSERT_TRUE(first.ended.ok()) << first.ended;
+  ASSERT_OK(first.ended);
   EXPECT_EQ(first.ids, Range(1, 60)) << "every change once, in order, across the crash";
   EXPECT_GT(first.retries, 0) << "it noticed walfeed was gone";
   absl::StatusOr<SavedCursor> saved = store.Load();
-  ASSERT_TRUE(saved.ok());
+  ASSERT_OK(saved);
   EXPECT_EQ(saved->cursor, subscriber.cursor());
   EXPECT_EQ(saved->log_id, FeedInfo().log_id()) << "the log's id is kept beside the cursor";
 
@@ -115,7 +116,7 @@ TEST_F(ClientLibrary, ResumesAcrossAWalfeedCrashAndFromItsCursorFile) {
   Subscriber again(Subscribing(&store));
   Collected second;
   Collect(again, "end-2", &second).join();
-  ASSERT_TRUE(second.ended.ok()) << second.ended;
+  ASSERT_OK(second.ended);
   EXPECT_EQ(second.ids, Range(61, 70));
 }
 
@@ -173,7 +174,7 @@ TEST_F(ClientLibrary, ACursorOfARebuiltDataDirectoryIsRefusedNotMisread) {
   Subscriber fresh(Subscribing(&fresh_store));
   Collected reread;
   Collect(fresh, "end-3", &reread).join();
-  ASSERT_TRUE(reread.ended.ok()) << reread.ended;
+  ASSERT_OK(reread.ended);
   EXPECT_EQ(reread.ids, Range(11, 25));
   EXPECT_EQ(fresh.log_id(), new_log_id);
 }
@@ -184,15 +185,15 @@ TEST_F(ClientLibrary, ACursorOfAnotherDatabasesFeedIsRefused) {
   ASSERT_FALSE(ReadRowsIntoStore(5, &store).empty());
 
   absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("t_other_feed");
-  ASSERT_TRUE(other_db.ok()) << other_db.status();
-  ASSERT_TRUE(SharedPostgres().Exec(*other_db, "CREATE TABLE t (id int PRIMARY KEY)").ok());
-  ASSERT_TRUE(SharedPostgres().Exec(*other_db, "INSERT INTO t SELECT generate_series(1, 50)").ok());
+  ASSERT_OK(other_db);
+  ASSERT_OK(SharedPostgres().Exec(*other_db, "CREATE TABLE t (id int PRIMARY KEY)"));
+  ASSERT_OK(SharedPostgres().Exec(*other_db, "INSERT INTO t SELECT generate_series(1, 50)"));
   WalfeedOptions other_options;
   other_options.conninfo = SharedPostgres().Conninfo(*other_db);
   other_options.data_dir = dir_ + "/other-data";
   other_options.slot = *other_db;
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> other = WalfeedProcess::Start(other_options);
-  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_OK(other);
 
   SubscriberOptions options = Subscribing(&store);
   options.server = (*other)->address();

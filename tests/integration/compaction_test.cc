@@ -12,6 +12,7 @@
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -39,7 +40,7 @@ class Compaction : public WalfeedTest {
   // Every row change (messages left out) from 0 up to the head, in order.
   std::vector<v1::Change> RowChangesFromZero() {
     absl::StatusOr<std::vector<v1::Change>> all = ReadToHead(*walfeed_->NewStub(), {});
-    EXPECT_TRUE(all.ok()) << all.status();
+    EXPECT_OK(all);
     std::vector<v1::Change> rows;
     if (!all.ok()) return rows;
     for (size_t i = 0; i < all->size(); ++i) {
@@ -56,7 +57,7 @@ class Compaction : public WalfeedTest {
     Sql(MarkerSql(marker));
     // Generous: under AddressSanitizer on a busy machine, hundreds of thousands of changes
     // take minutes to ingest; a passing run returns as soon as the marker arrives.
-    ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, marker, absl::Minutes(5)).ok());
+    ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, marker, absl::Minutes(5)));
   }
 };
 
@@ -113,7 +114,7 @@ TEST_F(Compaction, TombstoneIsReadWithinRetentionAndPurgedAfterItWithOutOfRangeF
   EXPECT_EQ(rows[1].op(), v1::Change::DELETE);
   v1::SubscribeRequest resume;
   resume.set_cursor(inserted[0].cursor());
-  ASSERT_TRUE(ReadToHead(*walfeed_->NewStub(), resume).ok());
+  ASSERT_OK(ReadToHead(*walfeed_->NewStub(), resume));
 
   // Past it: neither row 1 nor its tombstone; the old cursor is refused, not misled.
   const v1::CompactionResult purged = CompactNow({"--delete-retention", "0s"});

@@ -35,6 +35,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -557,7 +558,7 @@ void Differential::Run(uint64_t seed, absl::Duration budget, bool lose_slot) {
   const grpc::Status compacted = admin->Compact(&context, compact, &result);
   ASSERT_TRUE(compacted.ok()) << compacted.error_message();
   absl::StatusOr<std::vector<v1::Change>> after = CommitMarkerAndRead("differential-compacted");
-  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_OK(after);
   std::cout << "differential: compaction left " << after->size() << " of " << feed->size()
             << " changes" << std::endl;
   ExpectStateMatchesSelect(*after);

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -196,7 +197,7 @@ TEST_F(FanOut, StalledStreamsHoldABoundedBudgetAndGiveTheMemoryBack) {
     Sql(absl::StrCat("INSERT INTO t SELECT g, repeat(md5(g::text), 60) FROM generate_series(",
                      batch * 5000 + 1, ", ", batch * 5000 + 5000, ") g"));
   }
-  ASSERT_TRUE(CommitMarkerAndRead("loaded").ok());
+  ASSERT_OK(CommitMarkerAndRead("loaded"));
   absl::SleepFor(absl::Seconds(2));
   const int64_t before_kib = StatusField(walfeed_->pid(), "VmRSS");
 

@@ -17,6 +17,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/small_disk.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -94,7 +95,7 @@ TEST_F(Faults, TwentyKillsDuringSteadyWritesLoseAndDuplicateNothing) {
   const int committed = writer.Stop();
   ASSERT_GT(committed, 100);
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   EXPECT_EQ(Ids(*changes), OneTo(committed)) << "every committed row exactly once, in order";
   RecordProperty("committed", committed);
   std::cout << "faults: 20 kill -9 under steady writes; " << committed << " rows committed, "
@@ -113,9 +114,9 @@ void ExpectOneStreamSurvives(WalfeedProcess& walfeed, const std::string& db,
   SteadyWriter writer(db, absl::Milliseconds(3), pad_bytes);
   fault(writer);
   const int committed = writer.Stop();
-  ASSERT_TRUE(SharedPostgres().Exec(db, MarkerSql("end")).ok());
+  ASSERT_OK(SharedPostgres().Exec(db, MarkerSql("end")));
   subscriber.join();
-  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  ASSERT_OK(streamed);
   EXPECT_EQ(Ids(*streamed), OneTo(committed));
   std::cout << "faults: " << fault_name << "; " << committed << " rows committed, "
             << Ids(*streamed).size() << " delivered on one open stream\n";
@@ -140,7 +141,7 @@ TEST_F(Faults, PostgresRestartedUnderLoadIsFollowedWithoutLossOrDuplicates) {
   StartWalfeed();
   ExpectOneStreamSurvives(*walfeed_, db_, "PostgreSQL restarted", [](const SteadyWriter& writer) {
     absl::SleepFor(absl::Milliseconds(500));
-    ASSERT_TRUE(SharedPostgres().Restart().ok());
+    ASSERT_OK(SharedPostgres().Restart());
     // Go on until the writer has committed 50 more rows after the restart.
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     const int before = writer.committed();
@@ -170,11 +171,11 @@ class DiskFull : public WalfeedTest {
 
   void FillDisk(int leave_mib) {
     absl::Status filled = disk_->Fill(leave_mib);
-    ASSERT_TRUE(filled.ok()) << filled;
+    ASSERT_OK(filled);
   }
   void FreeDisk() {
     absl::Status freed = disk_->Free();
-    ASSERT_TRUE(freed.ok()) << freed;
+    ASSERT_OK(freed);
   }
 
   // Commits bulk transactions of 2.6 MB (table `big`, keyed by `n`, which the checks of `t`
@@ -263,7 +264,7 @@ TEST_F(DiskFull, KilledWhileTheDiskIsFullRestartsWithoutLoss) {
   const int committed = writer.Stop();
   absl::StatusOr<std::vector<v1::Change>> changes =
       CommitMarkerAndRead("end", {}, absl::Seconds(300));
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   EXPECT_EQ(Ids(*changes), OneTo(committed)) << "every committed row exactly once, in order";
   std::cout << "faults: killed while the disk was full; " << committed << " rows committed, "
             << Ids(*changes).size() << " delivered\n";

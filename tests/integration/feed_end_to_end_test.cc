@@ -13,6 +13,7 @@
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -146,7 +147,7 @@ TEST_F(FeedEndToEnd, LogicalMessagesInsideAndOutsideTransactionsAreDeliveredInOr
   walfeed_->Terminate();
   StartWalfeed();
   absl::StatusOr<std::vector<v1::Change>> after = CommitMarkerAndRead("again");
-  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_OK(after);
   EXPECT_EQ(after->size(), 6u);  // the five above and the first marker
 }
 
@@ -159,13 +160,13 @@ TEST_F(FeedEndToEnd, ResumeByCursorYieldsExactlyTheRest) {
   Sql(MarkerSql("end"));
   auto stub = walfeed_->NewStub();
   absl::StatusOr<std::vector<v1::Change>> all = ReadUntilMarker(*stub, {}, "end");
-  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 60u);
   for (size_t k : {size_t{0}, size_t{1}, size_t{2}, size_t{31}, size_t{59}}) {
     v1::SubscribeRequest request;
     request.set_cursor((*all)[k].cursor());
     absl::StatusOr<std::vector<v1::Change>> rest = ReadUntilMarker(*stub, request, "end");
-    ASSERT_TRUE(rest.ok()) << rest.status();
+    ASSERT_OK(rest);
     ASSERT_EQ(rest->size(), 59 - k) << "after " << (*all)[k].cursor();
     for (size_t i = 0; i < rest->size(); ++i)
       EXPECT_EQ((*rest)[i].cursor(), (*all)[k + 1 + i].cursor());
@@ -183,7 +184,7 @@ TEST_F(FeedEndToEnd, FromLsnTakesPostgresLsnsInclusively) {
   v1::SubscribeRequest request;
   request.set_from_lsn(between);
   absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*stub, request, "end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_EQ(IdOf((*changes)[0]), 2);
   request.set_from_lsn((*changes)[0].lsn());
@@ -199,7 +200,7 @@ TEST_F(FeedEndToEnd, ConcurrentSubscribersSeeIdenticalSequences) {
     readers.emplace_back([this, i, &seen] {
       auto stub = walfeed_->NewStub();
       absl::StatusOr<std::vector<v1::Change>> changes = ReadUntilMarker(*stub, {}, "end");
-      ASSERT_TRUE(changes.ok()) << changes.status();
+      ASSERT_OK(changes);
       for (const v1::Change& change : *changes) seen[i].push_back(change.cursor());
     });
   }
@@ -241,13 +242,13 @@ TEST_F(FeedEndToEnd, RestartLosesNothingAndDuplicatesNothing) {
   StartWalfeed();
   for (int i = 1; i <= 30; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
   Sql(MarkerSql("first"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "first").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "first"));
   EXPECT_EQ(walfeed_->Terminate(), 0);
   for (int i = 31; i <= 60; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));  // while down
   StartWalfeed();
   for (int i = 61; i <= 90; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("second");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) {
     if (change.op() == v1::Change::INSERT) ids.push_back(IdOf(change));
@@ -282,7 +283,7 @@ TEST_F(FeedEndToEnd, KillDuringSteadyWritesLosesNothingAndDuplicatesNothing) {
   }
   writer.join();
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   std::vector<int64_t> ids;
   for (const v1::Change& change : *changes) ids.push_back(IdOf(change));
   std::vector<int64_t> expected;
@@ -319,7 +320,7 @@ TEST_F(FeedEndToEnd, KillWhileALargeTransactionIsStagedLosesAndDuplicatesNothing
   Sql("INSERT INTO t VALUES (0, 'after')");
   StartWalfeed({"--max-transaction-memory", "64KiB"});
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 100001u);
   ExpectStrictlyIncreasingPositions(*changes);
   for (uint32_t i = 0; i < 100000; ++i) ASSERT_EQ(IdOf((*changes)[i]), i + 1);
@@ -330,7 +331,7 @@ TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
   StartWalfeed();
   for (int i = 1; i <= 10; ++i) Sql(absl::StrCat("INSERT INTO t VALUES (", i, ")"));
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok());
+  ASSERT_OK(changes);
   const uint64_t last_commit = changes->back().lsn();
   // Wait for the acknowledgement to reach the slot.
   uint64_t confirmed = 0;
@@ -346,7 +347,7 @@ TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
 
   grpc::ClientContext context;
   v1::FeedInfo info;
-  ASSERT_TRUE(walfeed_->NewStub()->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok());
+  ASSERT_OK(walfeed_->NewStub()->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info));
   EXPECT_EQ(info.database(), db_);
   EXPECT_EQ(info.slot(), slot_);
   EXPECT_EQ(info.publication(), "walfeed");
@@ -360,8 +361,8 @@ TEST_F(FeedEndToEnd, IdleSlotKeepsUpWhileOtherDatabasesWrite) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
   absl::StatusOr<std::string> busy = SharedPostgres().CreateDatabase("busy");
-  ASSERT_TRUE(busy.ok());
-  ASSERT_TRUE(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)").ok());
+  ASSERT_OK(busy);
+  ASSERT_OK(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)"));
   uint64_t target = 0;
   uint64_t confirmed = 0;
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -394,10 +395,10 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
   Sql("INSERT INTO t VALUES (1)");
-  ASSERT_TRUE(CommitMarkerAndRead("first").ok());
+  ASSERT_OK(CommitMarkerAndRead("first"));
   absl::StatusOr<std::string> busy = SharedPostgres().CreateDatabase("busy");
-  ASSERT_TRUE(busy.ok());
-  ASSERT_TRUE(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)").ok());
+  ASSERT_OK(busy);
+  ASSERT_OK(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)"));
   const auto confirmed_now = [this]() -> uint64_t {
     absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
         "postgres", absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots "
@@ -458,7 +459,7 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   // durable yet and no idle keepalive moved anything.
   Sql("INSERT INTO t SELECT g FROM generate_series(2, 300001) g");
   StartWalfeed({"--status-interval", "50ms"});
-  ASSERT_TRUE(CommitMarkerAndRead("second").ok());
+  ASSERT_OK(CommitMarkerAndRead("second"));
   absl::SleepFor(absl::Milliseconds(200));
   sampling = false;
   slot_sampler.join();

@@ -4,6 +4,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -61,7 +62,7 @@ TEST_F(Filters, RenamingAnExcludedColumnStopsTheStreamInsteadOfLeakingIt) {
   StartWalfeed({"--exclude-columns", "users.ssn"});
   Sql("INSERT INTO users VALUES (1, 'ada', 'SECRET-1')");
   Sql(MarkerSql("first"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "first").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "first"));
   Sql("ALTER TABLE users RENAME COLUMN ssn TO national_id");
   Sql("INSERT INTO users VALUES (2, 'grace', 'SECRET-2')");
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -71,7 +72,7 @@ TEST_F(Filters, RenamingAnExcludedColumnStopsTheStreamInsteadOfLeakingIt) {
   }
   EXPECT_THAT(walfeed_->Log(), HasSubstr("update --exclude-columns"));
   absl::StatusOr<std::vector<v1::Change>> stored = ReadToHead(*walfeed_->NewStub(), {});
-  ASSERT_TRUE(stored.ok());
+  ASSERT_OK(stored);
   for (const v1::Change& change : *stored) {
     EXPECT_EQ(change.SerializeAsString().find("SECRET"), std::string::npos);
   }

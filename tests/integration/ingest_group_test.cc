@@ -25,6 +25,7 @@
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
 namespace walfeed::testing {
@@ -50,7 +51,7 @@ class Consumer {
             return absl::OkStatus();
           },
           nullptr, nullptr);
-      EXPECT_TRUE(ended.ok()) << ended;
+      EXPECT_OK(ended);
     });
   }
   ~Consumer() { Stop(); }
@@ -114,7 +115,7 @@ class IngestGroup : public WalfeedNatsTest {
   void StartMember(int i) {
     absl::StatusOr<std::unique_ptr<WalfeedProcess>> started =
         WalfeedProcess::Start(MemberOptions(i));
-    ASSERT_TRUE(started.ok()) << started.status();
+    ASSERT_OK(started);
     members_[i] = *std::move(started);
   }
 
@@ -249,7 +250,7 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
     // Nothing it sent reached the stream after the new ingester's first segment.
     absl::SleepFor(absl::Seconds(2));
     absl::StatusOr<std::vector<StreamMessage>> messages = nats_->ReadStream(stream_);
-    ASSERT_TRUE(messages.ok()) << messages.status();
+    ASSERT_OK(messages);
     // Its messages form one run: none after another writer's that follows them.
     bool wrote = false;
     bool taken_over = false;
@@ -292,7 +293,7 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
     while (true) {
       absl::StatusOr<std::vector<v1::Change>> feed =
           ReadToHead(*members_[i]->NewStub(), v1::SubscribeRequest());
-      ASSERT_TRUE(feed.ok()) << feed.status();
+      ASSERT_OK(feed);
       if (!feed->empty() && feed->back().op() == v1::Change::MESSAGE &&
           feed->back().message().prefix() == "walfeed-group-end") {
         feeds.push_back(*std::move(feed));

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -97,7 +98,7 @@ class LargeValues : public WalfeedTest {
         [retries](const absl::Status&, absl::Duration) {
           if (retries != nullptr) ++*retries;
         });
-    EXPECT_TRUE(ended.ok()) << ended;
+    EXPECT_OK(ended);
     return changes;
   }
 };
@@ -119,7 +120,7 @@ TEST_F(LargeValues, EveryDefaultClientReadsPastA20MibRowAndGetsItWhole) {
   Sql("INSERT INTO big VALUES (4, 0, repeat('z', 3300000), decode(repeat('ff00', 300000), "
       "'hex'))");
   Sql("INSERT INTO big VALUES (5, 0, 'after', NULL)");
-  ASSERT_TRUE(CommitMarkerAndRead("written").ok());
+  ASSERT_OK(CommitMarkerAndRead("written"));
   const std::string twenty = Value("SELECT v FROM big WHERE id = 2");
   ASSERT_EQ(twenty.size(), 20u << 20);
 
@@ -168,7 +169,7 @@ TEST_F(LargeValues, EveryDefaultClientReadsPastA20MibRowAndGetsItWhole) {
   bool found = false;
   for (absl::string_view line : absl::StrSplit(ctl.output, '\n', absl::SkipEmpty())) {
     v1::Change change;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &change).ok());
+    ASSERT_OK(google::protobuf::util::JsonStringToMessage(std::string(line), &change));
     if (change.cursor() == second->cursor()) {
       found = true;
       EXPECT_TRUE(FindColumn(change.after(), "v")->text() == twenty);
@@ -208,7 +209,7 @@ TEST_F(LargeValues, AMessageWithLargeContentArrivesWhole) {
   Sql("SELECT pg_logical_emit_message(true, 'bulk', repeat('m', 5000000))");
   Sql("SELECT pg_logical_emit_message(false, 'bulk', repeat('n', 3000000))");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("done");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 2u);
   EXPECT_EQ((*changes)[0].message().content(), std::string(5000000, 'm'));
   EXPECT_EQ((*changes)[1].message().content(), std::string(3000000, 'n'));
@@ -219,7 +220,7 @@ TEST_F(LargeValues, AnUnchangedLargeValueIsFilledAndOutlivesTheRowsOlderChanges)
   Sql("UPDATE big SET n = 1 WHERE id = 2");  // v is left out: it did not change
   const std::string twenty = Value("SELECT v FROM big WHERE id = 2");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("updated");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   const v1::Change* update = RowWithId(*changes, 2, v1::Change::UPDATE);
   ASSERT_NE(update, nullptr);
   EXPECT_TRUE(FindColumn(update->after(), "v")->text() == twenty);
@@ -229,7 +230,7 @@ TEST_F(LargeValues, AnUnchangedLargeValueIsFilledAndOutlivesTheRowsOlderChanges)
       absl::Seconds(120));
   ASSERT_EQ(compacted.exit_code, 0) << compacted.output;
   absl::StatusOr<std::vector<v1::Change>> after = ReadToHead(*walfeed_->NewStub(), {});
-  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_OK(after);
   EXPECT_EQ(RowWithId(*after, 2, v1::Change::INSERT), nullptr) << "compacted away";
   ASSERT_NE(RowWithId(*after, 2, v1::Change::UPDATE), nullptr);
   EXPECT_TRUE(FindColumn(RowWithId(*after, 2, v1::Change::UPDATE)->after(), "v")->text() == twenty);
@@ -243,7 +244,7 @@ TEST_F(LargeValues, ASubscriberReadsOnWhenAChangeIsCompactedBeforeItsValueIsFetc
   Sql("INSERT INTO big VALUES (2, 0, repeat('v', 2000000), NULL)");
   Sql("UPDATE big SET v = 'now short' WHERE id = 2");
   Sql(MarkerSql("end"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "end").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "end"));
   int retries = 0;
   bool compacted = false;
   const std::vector<v1::Change> changes = SubscribeToHead(

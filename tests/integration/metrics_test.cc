@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -30,7 +31,7 @@ TEST_F(Metrics, EndpointAnswersAndCountersMove) {
   Sql("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 50) g");
   Sql("UPDATE t SET note = 'changed' WHERE id <= 10");
   absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("counted");
-  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_OK(read);
   ASSERT_EQ(read->size(), 60u);
 
   // A refused call is counted by its reason.
@@ -61,7 +62,7 @@ TEST_F(Metrics, AResynchronisationAfterALostSlotIsCountedWithItsDifferences) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   Sql("INSERT INTO t VALUES (1), (2)");
   StartWalfeed();
-  ASSERT_TRUE(CommitMarkerAndRead("in").ok());
+  ASSERT_OK(CommitMarkerAndRead("in"));
   ASSERT_EQ(walfeed_->Terminate(), 0);
   Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
   Sql("INSERT INTO t VALUES (3)");

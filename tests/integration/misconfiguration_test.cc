@@ -4,6 +4,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -15,7 +16,7 @@ class Misconfiguration : public WalfeedTest {};
 TEST_F(Misconfiguration, WalLevelOtherThanLogicalIsRejectedWithTheFix) {
   absl::StatusOr<std::unique_ptr<PostgresCluster>> replica =
       PostgresCluster::Start("wal_level = replica");
-  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_OK(replica);
   RunResult result = RunWalfeed(BaseArgs((*replica)->Conninfo()));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("wal_level=replica"));
@@ -45,7 +46,7 @@ TEST_F(Misconfiguration, SlotInUseByAnotherProcessIsRejectedAndTheOwnerKeepsStre
   // The first walfeed still has everything and still streams.
   Sql("INSERT INTO t VALUES (2)");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   EXPECT_EQ(changes->size(), 2u);
 }
 
@@ -54,11 +55,11 @@ TEST_F(Misconfiguration, DataDirectoryOfAnotherDatabaseIsRefusedAndKept) {
   StartWalfeed();
   Sql("INSERT INTO t VALUES (1)");
   Sql(MarkerSql("end"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "end").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "end"));
   EXPECT_EQ(walfeed_->Terminate(), 0);
 
   absl::StatusOr<std::string> other = SharedPostgres().CreateDatabase("other");
-  ASSERT_TRUE(other.ok());
+  ASSERT_OK(other);
   std::vector<std::string> args = BaseArgs(SharedPostgres().Conninfo(*other));
   args[5] = *other;  // its own slot
   RunResult result = RunWalfeed(args);
@@ -69,7 +70,7 @@ TEST_F(Misconfiguration, DataDirectoryOfAnotherDatabaseIsRefusedAndKept) {
   // The refused start changed nothing: the first feed is all there.
   StartWalfeed();
   absl::StatusOr<std::vector<v1::Change>> changes = ReadToHead(*walfeed_->NewStub(), {});
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   EXPECT_EQ(changes->size(), 2u);
 }
 
@@ -89,7 +90,7 @@ TEST_F(Misconfiguration, NamedPublicationThatDoesNotExistIsAClearError) {
   StartWalfeed({"--publication", "orders_only"});
   Sql("INSERT INTO other VALUES (1); INSERT INTO orders VALUES (2)");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_EQ((*changes)[0].table(), "orders");
 }
@@ -100,7 +101,7 @@ TEST_F(Misconfiguration, SlotDroppedUnderANonEmptyLogIsRefusedNotSilentlyRecreat
   StartWalfeed();
   Sql("INSERT INTO t VALUES (1)");
   Sql(MarkerSql("end"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "end").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "end"));
   EXPECT_EQ(walfeed_->Terminate(), 0);
   Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
   Sql("INSERT INTO t VALUES (2)");  // would be lost to a new slot

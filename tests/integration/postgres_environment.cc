@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -15,7 +16,7 @@ class PostgresEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<PostgresCluster>> cluster = PostgresCluster::Start();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    ASSERT_OK(cluster);
     Cluster() = std::move(*cluster);
   }
   void TearDown() override { Cluster().reset(); }
@@ -32,7 +33,7 @@ void WalfeedTest::SetUp() {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
   absl::StatusOr<std::string> db =
       SharedPostgres().CreateDatabase(absl::StrCat("t_", info->name()).substr(0, 40));
-  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_OK(db);
   db_ = *db;
   slot_ = db_;
   dir_ = MakeTempDir("walfeed-it");
@@ -63,13 +64,13 @@ void WalfeedTest::StartWalfeed(std::vector<std::string> extra_args, bool wait_fo
   options.extra_args = std::move(extra_args);
   options.wait_for_streaming = wait_for_streaming;
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
-  ASSERT_TRUE(process.ok()) << process.status();
+  ASSERT_OK(process);
   walfeed_ = std::move(*process);
 }
 
 std::vector<std::vector<std::string>> WalfeedTest::Query(const std::string& sql) {
   absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(db_, sql);
-  EXPECT_TRUE(rows.ok()) << rows.status();
+  EXPECT_OK(rows);
   return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
 }
 
@@ -87,7 +88,7 @@ bool WalfeedTest::SlotExists(const std::string& slot) {
   absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
       "postgres",
       absl::StrCat("SELECT 1 FROM pg_replication_slots WHERE slot_name = '", slot, "'"));
-  EXPECT_TRUE(rows.ok()) << rows.status();
+  EXPECT_OK(rows);
   return rows.ok() && !rows->empty();
 }
 

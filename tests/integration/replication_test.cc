@@ -23,6 +23,7 @@
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
 namespace walfeed::testing {
@@ -45,7 +46,7 @@ struct StreamContent {
 StreamContent ReadStream(const NatsCluster& nats, const std::string& stream) {
   StreamContent content;
   absl::StatusOr<std::vector<StreamMessage>> messages = nats.ReadStream(stream);
-  EXPECT_TRUE(messages.ok()) << messages.status();
+  EXPECT_OK(messages);
   if (!messages.ok()) return content;
   std::string expected_start = "0/0:0";
   for (const StreamMessage& message : *messages) {
@@ -131,7 +132,7 @@ class Replication : public WalfeedNatsTest {
     }
     absl::StatusOr<std::vector<v1::Change>> inlined =
         ReadToHead(*walfeed_->NewStub(), v1::SubscribeRequest());
-    ASSERT_TRUE(inlined.ok()) << inlined.status();
+    ASSERT_OK(inlined);
     ASSERT_EQ(inlined->size(), feed.size());
     size_t large = 0;
     for (size_t i = 0; i < feed.size(); ++i) {
@@ -171,7 +172,7 @@ class Replication : public WalfeedNatsTest {
     }
     absl::StatusOr<std::vector<v1::Change>> inlined =
         ReadToHead(*replica.NewStub(), v1::SubscribeRequest());
-    ASSERT_TRUE(inlined.ok()) << inlined.status();
+    ASSERT_OK(inlined);
     size_t large = 0;
     for (const v1::Change& change : *inlined) {
       if (change.table() != "big") continue;
@@ -195,25 +196,25 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
 
   // The stream's leader dies; a new one is elected (4 to 9 s); the old one comes back.
   absl::StatusOr<int> leader = nats_->Leader(stream_);
-  ASSERT_TRUE(leader.ok()) << leader.status();
-  ASSERT_TRUE(nats_->Kill(*leader).ok());
+  ASSERT_OK(leader);
+  ASSERT_OK(nats_->Kill(*leader));
   absl::SleepFor(absl::Seconds(12));
-  ASSERT_TRUE(nats_->StartNode(*leader).ok());
+  ASSERT_OK(nats_->StartNode(*leader));
   absl::SleepFor(absl::Seconds(2));
 
   // A follower dies and comes back.
   leader = nats_->Leader(stream_);
-  ASSERT_TRUE(leader.ok()) << leader.status();
+  ASSERT_OK(leader);
   const int follower = *leader % 3 + 1;
-  ASSERT_TRUE(nats_->Kill(follower).ok());
+  ASSERT_OK(nats_->Kill(follower));
   absl::SleepFor(absl::Seconds(3));
-  ASSERT_TRUE(nats_->StartNode(follower).ok());
+  ASSERT_OK(nats_->StartNode(follower));
 
   // The whole cluster is down for 30 s.
-  ASSERT_TRUE(nats_->StopAll().ok());
+  ASSERT_OK(nats_->StopAll());
   absl::SleepFor(absl::Seconds(30));
   EXPECT_EQ(FeedInfo().replication().state(), "failing");
-  ASSERT_TRUE(nats_->StartAll().ok());
+  ASSERT_OK(nats_->StartAll());
 
   // walfeed is killed at ten points, some in the middle of a large value's chunks.
   std::mt19937 random(::testing::UnitTest::GetInstance()->random_seed());
@@ -229,7 +230,7 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
   writer.Stop();
   ASSERT_GT(writer.transactions(), 100);
 
-  ASSERT_TRUE(CommitMarkerAndRead("replication-end").ok());
+  ASSERT_OK(CommitMarkerAndRead("replication-end"));
   WaitForReplication();
   ExpectStreamIsTheFeed();
   EXPECT_EQ(large_values_seen_, 4u);
@@ -246,7 +247,7 @@ TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
     return args;
   }());
   Sql("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g");
-  ASSERT_TRUE(CommitMarkerAndRead("replicated").ok());
+  ASSERT_OK(CommitMarkerAndRead("replicated"));
   WaitForReplication();
   EXPECT_EQ(Health(), HealthCheckResponse::SERVING);
   // Replicated, so confirmed to PostgreSQL.
@@ -258,10 +259,10 @@ TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
   }
 
   // NATS goes away; PostgreSQL commits 50 more transactions; the local log has them at once.
-  ASSERT_TRUE(nats_->StopAll().ok());
+  ASSERT_OK(nats_->StopAll());
   for (int id = 101; id <= 150; ++id) Sql(absl::StrCat("INSERT INTO t VALUES (", id, ", 'after')"));
   absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("local only");
-  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_OK(read);
   uint64_t first_unreplicated = 0;
   for (const v1::Change& change : *read) {
     if (change.op() != v1::Change::INSERT || change.after(1).text() != "after") continue;
@@ -291,7 +292,7 @@ TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
   walfeed_->Kill();
   RemoveTree(dir_ + "/data");
   EXPECT_LE(SlotConfirmedLsn(), first_unreplicated);
-  ASSERT_TRUE(nats_->StartAll().ok());
+  ASSERT_OK(nats_->StartAll());
   const StreamContent stream = ReadStream(*nats_, stream_);
   std::set<std::string> streamed_rows;
   for (const v1::Change& change : stream.changes) {
@@ -335,16 +336,16 @@ TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsN
     args.insert(args.end(), {"--unhealthy-after", "2s", "--status-interval", "1s"});
     return args;
   }());
-  ASSERT_TRUE(CommitMarkerAndRead("first").ok());
+  ASSERT_OK(CommitMarkerAndRead("first"));
   WaitForReplication();
-  ASSERT_TRUE(nats_->StopAll().ok());
+  ASSERT_OK(nats_->StopAll());
   for (int id = 1; id <= 30; ++id) Sql(absl::StrCat("INSERT INTO t VALUES (", id, ", 0)"));
   for (int i = 1; i <= 20; ++i) Sql(absl::StrCat("UPDATE t SET v = ", i, " WHERE id = 1"));
   Sql("INSERT INTO wide SELECT 1, repeat('1', 131000), repeat('2', 131000), repeat('3', 131000), "
       "repeat('4', 131000), repeat('5', 131000), repeat('6', 131000), repeat('7', 131000), "
       "repeat('8', 131000)");
   absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead("local");
-  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_OK(read);
   const uint64_t last_update = read->back().lsn();
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (SlotConfirmedLsn() <= last_update) {
@@ -372,7 +373,7 @@ TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsN
   absl::SleepFor(absl::Seconds(3));  // past --unhealthy-after
   EXPECT_EQ(Health(), HealthCheckResponse::SERVING) << "local: a NATS outage is not a problem";
 
-  ASSERT_TRUE(nats_->StartAll().ok());
+  ASSERT_OK(nats_->StartAll());
   WaitForReplication();
   ExpectStreamIsTheFeed();
   const StreamContent stream = ReadStream(*nats_, stream_);
@@ -388,7 +389,7 @@ TEST_F(Replication, UnderConfirmAfterLocalTheLogBuffersAndCompactionKeepsWhatIsN
 
 TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) {
   absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("replication_fence");
-  ASSERT_TRUE(other_db.ok()) << other_db.status();
+  ASSERT_OK(other_db);
   for (const std::string& db : {db_, *other_db}) {
     ASSERT_TRUE(SharedPostgres()
                     .Exec(db,
@@ -406,10 +407,10 @@ TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) 
   second.port = 0;
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> a = WalfeedProcess::Start(first);
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> b = WalfeedProcess::Start(second);
-  ASSERT_TRUE(a.ok()) << a.status();
-  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   for (const std::string& db : {db_, *other_db}) {
-    ASSERT_TRUE(SharedPostgres().Exec(db, "INSERT INTO t VALUES (5000, 'later')").ok());
+    ASSERT_OK(SharedPostgres().Exec(db, "INSERT INTO t VALUES (5000, 'later')"));
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
   v1::FeedInfo info_a, info_b;
@@ -436,7 +437,7 @@ TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) 
   WalfeedProcess& winning_process = info_a.replication().state() == "failed" ? **b : **a;
   absl::StatusOr<std::vector<v1::Change>> winner_feed =
       ReadToHead(*winning_process.NewStub(), v1::SubscribeRequest());
-  ASSERT_TRUE(winner_feed.ok()) << winner_feed.status();
+  ASSERT_OK(winner_feed);
   const StreamContent stream = ReadStream(*nats_, stream_);
   EXPECT_EQ(stream.log_ids, std::set<std::string>{winner.log_id()});
   EXPECT_EQ(stream.changes.size(), winner_feed->size());
@@ -462,7 +463,7 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   replica_options.wait_for_streaming = false;
   replica_options.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(replica_options);
-  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_OK(replica);
   std::mt19937 random(::testing::UnitTest::GetInstance()->random_seed());
   for (int kill = 0; kill < 5; ++kill) {
     Sql(absl::StrCat("INSERT INTO big VALUES (", kill, ", repeat('", kill,
@@ -470,11 +471,11 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
     absl::SleepFor(absl::Milliseconds(200 + random() % 1500));
     (*replica)->Kill();
     replica = WalfeedProcess::Start((*replica)->options());
-    ASSERT_TRUE(replica.ok()) << replica.status();
+    ASSERT_OK(replica);
   }
   writer.Stop();
   ASSERT_GT(writer.transactions(), 50);
-  ASSERT_TRUE(CommitMarkerAndRead("replica-end").ok());
+  ASSERT_OK(CommitMarkerAndRead("replica-end"));
   WaitForReplication();
 
   const v1::FeedInfo primary = FeedInfo();
@@ -519,9 +520,9 @@ TEST_F(Replication, AnEmptyReplicaBootstrapsFromAnotherInstanceWhenTheStreamLost
       absl::SleepFor(absl::Seconds(1));
     }
   }
-  ASSERT_TRUE(CommitMarkerAndRead("before-purge").ok());
+  ASSERT_OK(CommitMarkerAndRead("before-purge"));
   WaitForReplication();
-  ASSERT_TRUE(nats_->PurgeStream(stream_, 3).ok());
+  ASSERT_OK(nats_->PurgeStream(stream_, 3));
 
   WalfeedOptions stuck_options = Options();
   stuck_options.data_dir = dir_ + "/stuck";
@@ -529,18 +530,18 @@ TEST_F(Replication, AnEmptyReplicaBootstrapsFromAnotherInstanceWhenTheStreamLost
   stuck_options.wait_for_streaming = false;
   stuck_options.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> stuck = WalfeedProcess::Start(stuck_options);
-  ASSERT_TRUE(stuck.ok()) << stuck.status();
+  ASSERT_OK(stuck);
   WalfeedOptions replica_options = stuck_options;
   replica_options.data_dir = dir_ + "/replica";
   replica_options.extra_args.insert(replica_options.extra_args.end(),
                                     {"--bootstrap-from", walfeed_->address()});
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(replica_options);
-  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_OK(replica);
   {
     SteadyWriter writer(db_, 100000);
     absl::SleepFor(absl::Seconds(2));
   }
-  ASSERT_TRUE(CommitMarkerAndRead("after-bootstrap").ok());
+  ASSERT_OK(CommitMarkerAndRead("after-bootstrap"));
   WaitForReplication();
 
   const v1::FeedInfo primary = FeedInfo();
@@ -564,11 +565,11 @@ TEST_F(Replication, AnEmptyReplicaBootstrapsFromAnotherInstanceWhenTheStreamLost
 TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
   StartWalfeed(ReplicationArgs("local"));
-  ASSERT_TRUE(CommitMarkerAndRead("published").ok());
+  ASSERT_OK(CommitMarkerAndRead("published"));
   WaitForReplication();
 
   absl::StatusOr<std::string> other_db = SharedPostgres().CreateDatabase("replica_other");
-  ASSERT_TRUE(other_db.ok()) << other_db.status();
+  ASSERT_OK(other_db);
   ASSERT_TRUE(SharedPostgres()
                   .Exec(*other_db, "CREATE TABLE o (id int PRIMARY KEY); INSERT INTO o VALUES (1)")
                   .ok());
@@ -578,23 +579,23 @@ TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {
   other.slot = slot_ + "_other";
   other.port = 0;
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> own = WalfeedProcess::Start(other);
-  ASSERT_TRUE(own.ok()) << own.status();
+  ASSERT_OK(own);
   absl::StatusOr<std::vector<v1::Change>> own_feed =
       ReadToHead(*(*own)->NewStub(), v1::SubscribeRequest());
-  ASSERT_TRUE(own_feed.ok()) << own_feed.status();
+  ASSERT_OK(own_feed);
   ASSERT_FALSE(own_feed->empty());
   ASSERT_EQ((*own)->Terminate(), 0);
 
   other.wait_for_streaming = false;
   other.extra_args = {"--follow", nats_->urls(), "--replication-stream", stream_};
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(other);
-  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_OK(replica);
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
   v1::FeedInfo info;
   while (true) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    ASSERT_TRUE((*replica)->NewStub()->GetFeedInfo(&context, {}, &info).ok());
+    ASSERT_OK((*replica)->NewStub()->GetFeedInfo(&context, {}, &info));
     if (info.replication().state() == "failed") break;
     ASSERT_LT(absl::Now(), deadline) << info.replication().ShortDebugString();
     absl::SleepFor(absl::Milliseconds(200));
@@ -606,7 +607,7 @@ TEST_F(Replication, AReplicaOfAnotherLogIsRefusedWithASentence) {
   EXPECT_THAT((*replica)->Log(), HasSubstr("event=follow_stopped"));
   absl::StatusOr<std::vector<v1::Change>> kept =
       ReadToHead(*(*replica)->NewStub(), v1::SubscribeRequest());
-  ASSERT_TRUE(kept.ok()) << kept.status();
+  ASSERT_OK(kept);
   ASSERT_EQ(kept->size(), own_feed->size()) << "its own log, untouched";
 }
 
@@ -626,11 +627,11 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
     SteadyWriter writer(db_, 1000);
     absl::SleepFor(absl::Seconds(3));
   }
-  ASSERT_TRUE(CommitMarkerAndRead("written").ok());
+  ASSERT_OK(CommitMarkerAndRead("written"));
   WaitForReplication();
   const std::vector<v1::Change> feed = RawFeed();
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> replica = WalfeedProcess::Start(replica_options);
-  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_OK(replica);
   const absl::Time copied_by = absl::Now() + absl::Seconds(120);
   while (RawFeed(**replica).size() < feed.size()) {
     ASSERT_LT(absl::Now(), copied_by) << (*replica)->Log();
@@ -661,7 +662,7 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
           absl::MutexLock lock(&mu);
           ++retries;
         });
-    EXPECT_TRUE(ended.ok()) << ended;
+    EXPECT_OK(ended);
   });
   const auto received_count = [&] {
     absl::MutexLock lock(&mu);
@@ -691,7 +692,7 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
   }
   grpc::ClientContext context;
   v1::FeedInfo replica_info;
-  ASSERT_TRUE((*replica)->NewStub()->GetFeedInfo(&context, {}, &replica_info).ok());
+  ASSERT_OK((*replica)->NewStub()->GetFeedInfo(&context, {}, &replica_info));
   EXPECT_EQ(subscriber.log_id(), replica_info.log_id());
 }
 

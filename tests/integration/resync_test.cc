@@ -17,6 +17,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/postgres_cluster.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
 namespace walfeed::testing {
@@ -70,7 +71,7 @@ class Resync : public WalfeedTest {
   // Reads to the head and returns the head's cursor: where a consumer would resume.
   std::string ReadEverythingSoFar(const std::string& marker) {
     absl::StatusOr<std::vector<v1::Change>> read = CommitMarkerAndRead(marker);
-    EXPECT_TRUE(read.ok()) << read.status();
+    EXPECT_OK(read);
     return FeedInfo().newest_cursor();
   }
 
@@ -88,7 +89,7 @@ class Resync : public WalfeedTest {
     v1::SubscribeRequest request;
     request.set_from_lsn(0);
     absl::StatusOr<std::vector<v1::Change>> all = ReadToHead(*walfeed_->NewStub(), request);
-    ASSERT_TRUE(all.ok()) << all.status();
+    ASSERT_OK(all);
     ExpectFeedMatchesSelect(*all, [this](const std::string& sql) { return Query(sql); });
   }
 
@@ -209,7 +210,7 @@ TEST_F(Resync, SlotInvalidatedByMaxSlotWalKeepSizeIsResynchronised) {
 
   ASSERT_TRUE(
       SharedPostgres().Exec("postgres", "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'").ok());
-  ASSERT_TRUE(SharedPostgres().Exec("postgres", "SELECT pg_reload_conf()").ok());
+  ASSERT_OK(SharedPostgres().Exec("postgres", "SELECT pg_reload_conf()"));
   Sql("DELETE FROM t WHERE id = 1");
   Sql("UPDATE t SET v = 'w' WHERE id = 2");
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
@@ -224,8 +225,8 @@ TEST_F(Resync, SlotInvalidatedByMaxSlotWalKeepSizeIsResynchronised) {
         "'"));
     status = rows.empty() ? "gone" : rows[0][0];
   }
-  ASSERT_TRUE(SharedPostgres().Exec("postgres", "ALTER SYSTEM RESET max_slot_wal_keep_size").ok());
-  ASSERT_TRUE(SharedPostgres().Exec("postgres", "SELECT pg_reload_conf()").ok());
+  ASSERT_OK(SharedPostgres().Exec("postgres", "ALTER SYSTEM RESET max_slot_wal_keep_size"));
+  ASSERT_OK(SharedPostgres().Exec("postgres", "SELECT pg_reload_conf()"));
   ASSERT_EQ(status, "lost") << "PostgreSQL never invalidated the slot";
 
   StartWalfeed();
@@ -273,9 +274,9 @@ TEST_F(Resync, KilledMidwayLeavesTheLogAsItWasAndIsRedone) {
 // given both hosts, follows the failover and brings the feed back to the new primary's truth.
 TEST_F(Resync, PromotedStandbyBringsTheFeedBackToTheNewPrimarysRows) {
   absl::StatusOr<std::unique_ptr<PostgresCluster>> primary = PostgresCluster::Start();
-  ASSERT_TRUE(primary.ok()) << primary.status();
+  ASSERT_OK(primary);
   absl::StatusOr<std::string> db = (*primary)->CreateDatabase("failover");
-  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_OK(db);
   const auto exec = [&](PostgresCluster& cluster, const std::string& sql) {
     absl::Status done = cluster.Exec(*db, sql);
     ASSERT_TRUE(done.ok()) << sql << ": " << done;
@@ -283,7 +284,7 @@ TEST_F(Resync, PromotedStandbyBringsTheFeedBackToTheNewPrimarysRows) {
   exec(**primary, "CREATE TABLE t (id int PRIMARY KEY, v text)");
   exec(**primary, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g");
   absl::StatusOr<std::unique_ptr<PostgresCluster>> standby = (*primary)->StartStandby();
-  ASSERT_TRUE(standby.ok()) << standby.status();
+  ASSERT_OK(standby);
 
   WalfeedOptions options = Options();
   options.conninfo = absl::StrCat("host=127.0.0.1,127.0.0.1 port=", (*primary)->port(), ",",
@@ -291,7 +292,7 @@ TEST_F(Resync, PromotedStandbyBringsTheFeedBackToTheNewPrimarysRows) {
                                   " target_session_attrs=read-write connect_timeout=5");
   options.extra_args = {"--unhealthy-after", "600s"};
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> started = WalfeedProcess::Start(options);
-  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_OK(started);
   walfeed_ = std::move(*started);
   exec(**primary, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(21, 30) g");
   // Writes flowing: the standby has replayed them all.
@@ -304,21 +305,21 @@ TEST_F(Resync, PromotedStandbyBringsTheFeedBackToTheNewPrimarysRows) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   // The standby stops receiving; the old primary commits more, which walfeed streams.
-  ASSERT_TRUE((*standby)->StopServer().ok());
+  ASSERT_OK((*standby)->StopServer());
   exec(**primary, "INSERT INTO t SELECT g, 'lost' FROM generate_series(31, 35) g");
   exec(**primary, "UPDATE t SET v = 'lost' WHERE id = 1");
   exec(**primary, "DELETE FROM t WHERE id = 2");
   // Enough WAL that the promoted standby's WAL is surely behind what walfeed has read.
   exec(**primary, "SELECT pg_logical_emit_message(true, 'padding', repeat('x', 200000))");
   exec(**primary, MarkerSql("before"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "before").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "before"));
   const v1::FeedInfo before = FeedInfo();
   const std::string cursor = before.newest_cursor();
 
   // Failover: the old primary goes away, the standby is promoted.
-  ASSERT_TRUE((*primary)->StopServer().ok());
-  ASSERT_TRUE((*standby)->StartServer().ok());
-  ASSERT_TRUE((*standby)->Promote().ok());
+  ASSERT_OK((*primary)->StopServer());
+  ASSERT_OK((*standby)->StartServer());
+  ASSERT_OK((*standby)->Promote());
   const absl::Time resynced_by = absl::Now() + absl::Seconds(180);
   while (!FeedInfo().has_last_resync()) {
     ASSERT_LT(absl::Now(), resynced_by) << walfeed_->Log();
@@ -341,10 +342,10 @@ TEST_F(Resync, PromotedStandbyBringsTheFeedBackToTheNewPrimarysRows) {
   v1::SubscribeRequest all;
   all.set_from_lsn(0);
   absl::StatusOr<std::vector<v1::Change>> feed = ReadToHead(*walfeed_->NewStub(), all);
-  ASSERT_TRUE(feed.ok()) << feed.status();
+  ASSERT_OK(feed);
   ExpectFeedMatchesSelect(*feed, [&](const std::string& sql) {
     absl::StatusOr<std::vector<std::vector<std::string>>> rows = (*standby)->Query(*db, sql);
-    EXPECT_TRUE(rows.ok()) << rows.status();
+    EXPECT_OK(rows);
     return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
   });
   walfeed_.reset();

@@ -7,6 +7,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/status_assertions.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
 namespace walfeed::testing {
@@ -64,7 +65,7 @@ class Security : public WalfeedTest {
     options.credentials = std::move(creds);
     options.token = token;
     absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
+    ASSERT_OK(process);
     walfeed_ = std::move(*process);
   }
 
@@ -138,7 +139,7 @@ TEST_F(Security, ConsumerTokensWithoutAnAdminTokenFileCloseAdmin) {
 
 TEST_F(Security, WithNoCredentialsAdminIsOpenAndTheStartLogSaysSo) {
   StartWalfeed();
-  EXPECT_TRUE(CompactStatus(grpc::InsecureChannelCredentials()).ok());
+  EXPECT_OK(CompactStatus(grpc::InsecureChannelCredentials()));
   EXPECT_THAT(walfeed_->Log(), HasSubstr("event=admin_open"));
 }
 
@@ -156,7 +157,7 @@ TEST_F(Security, AdminClientNameRuleAdmitsOnlyThatCertificate) {
 TEST_F(Security, TlsServesClientsThatTrustItsCaOnly) {
   StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key"},
                Tls("ca"));
-  EXPECT_TRUE(Info(Tls("ca")).ok());
+  EXPECT_OK(Info(Tls("ca")));
   EXPECT_EQ(Info(Tls("other-ca")).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_FALSE(Info(grpc::InsecureChannelCredentials()).ok());
 }
@@ -165,7 +166,7 @@ TEST_F(Security, MutualTlsRequiresAClientCertificateFromTheConfiguredCa) {
   StartSecured({"--tls-cert", certs_ + "/server.pem", "--tls-key", certs_ + "/server.key",
                 "--tls-client-ca", certs_ + "/ca.pem"},
                Tls("ca", "client"));
-  EXPECT_TRUE(Info(Tls("ca", "client")).ok());
+  EXPECT_OK(Info(Tls("ca", "client")));
   EXPECT_FALSE(Info(Tls("ca")).ok()) << "no client certificate";
   EXPECT_FALSE(Info(Tls("ca", "stranger")).ok()) << "a certificate from another CA";
 }
@@ -183,7 +184,7 @@ TEST_F(Security, BearerTokenIsRequiredForDataButNotForHealth) {
   EXPECT_EQ(SubscribeStatus("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(SubscribeStatus("guess").error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
-  EXPECT_TRUE(Info(grpc::InsecureChannelCredentials(), "s3cret-token").ok());
+  EXPECT_OK(Info(grpc::InsecureChannelCredentials(), "s3cret-token"));
   EXPECT_TRUE(Info(grpc::InsecureChannelCredentials(), "old-token").ok()) << "rotation";
   const grpc::Status read = SubscribeStatus("s3cret-token");
   EXPECT_TRUE(read.ok()) << read.error_message();

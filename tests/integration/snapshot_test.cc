@@ -14,6 +14,7 @@
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -106,7 +107,7 @@ TEST_F(Snapshot, ExistingRowsArriveAsReadBeforeStreamedChanges) {
   walfeed_->Terminate();
   StartWalfeed();
   absl::StatusOr<std::vector<v1::Change>> after = CommitMarkerAndRead("again");
-  ASSERT_TRUE(after.ok());
+  ASSERT_OK(after);
   EXPECT_EQ(after->size(), 5003u);
 }
 
@@ -135,7 +136,7 @@ TEST_F(Snapshot, SnapshotUnderConcurrentWritesMatchesTheTable) {
   stop = true;
   writer.join();
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
   const std::map<int64_t, std::string> in_table = TableContents();
   EXPECT_EQ(from_feed.size(), in_table.size());
@@ -148,7 +149,7 @@ TEST_F(Snapshot, NeverStreamsOnlyNewChanges) {
   StartWalfeed({"--snapshot", "never"});
   Sql("INSERT INTO t VALUES (2, 'new')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok());
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_EQ((*changes)[0].op(), v1::Change::INSERT);
   EXPECT_EQ(FeedInfo().snapshot_state(), "skipped");
@@ -165,7 +166,7 @@ TEST_F(Snapshot, InterruptedSnapshotIsRedoneFromScratch) {
   StartWalfeed({}, /*wait_for_streaming=*/false);
   WaitForSnapshotState("done");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   EXPECT_EQ(changes->size(), 300000u);
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
   EXPECT_EQ(from_feed.size(), 300000u);
@@ -256,7 +257,7 @@ TEST_F(Snapshot, ForgottenPreparedTransactionIsNamedWhileTheSlotWaits) {
   WaitForSnapshotState("done");
   Sql("INSERT INTO t VALUES (2, 'after')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   EXPECT_EQ(Apply(*changes), (std::map<int64_t, std::string>{{2, "after"}}));
 }
 
@@ -290,7 +291,7 @@ TEST_F(AddedTableSnapshot, TableAddedWhileStreamingHasItsExistingRowsReadOnce) {
   Sql("INSERT INTO b VALUES (4, 'new 4')");
   Sql("INSERT INTO a VALUES (2, 'a2')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   const std::vector<v1::Change> b = ChangesOf(*changes, "b");
   std::map<int64_t, int> reads;
   for (const v1::Change& change : b) {
@@ -319,12 +320,12 @@ TEST_F(AddedTableSnapshot, TableAddedWhileStreamingHasItsExistingRowsReadOnce) {
 TEST_F(AddedTableSnapshot, TableAddedWhileStoppedIsReadAtTheNextStart) {
   StartWalfeed({"--publication", "only_a"});
   Sql("INSERT INTO a VALUES (1, 'a1')");
-  ASSERT_TRUE(CommitMarkerAndRead("first").ok());
+  ASSERT_OK(CommitMarkerAndRead("first"));
   walfeed_->Terminate();
   Sql("ALTER PUBLICATION only_a ADD TABLE b");
   StartWalfeed({"--publication", "only_a"});
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   const std::vector<v1::Change> b = ChangesOf(*changes, "b");
   ASSERT_EQ(b.size(), 3u);
   for (const v1::Change& change : b) EXPECT_EQ(change.op(), v1::Change::READ);
@@ -335,7 +336,7 @@ TEST_F(AddedTableSnapshot, NeverStreamsTheAddedTableFromNowOnWithoutReadingIt) {
   Sql("ALTER PUBLICATION only_a ADD TABLE b");
   Sql("INSERT INTO b VALUES (4, 'new 4')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   const std::vector<v1::Change> b = ChangesOf(*changes, "b");
   ASSERT_EQ(b.size(), 1u);
   EXPECT_EQ(b[0].op(), v1::Change::INSERT);
@@ -414,7 +415,7 @@ TEST_F(AddedTableSnapshot, DotsAndNewlinesInNamesAreCapturedExactlyOnce) {
   v1::SubscribeRequest request;
   request.add_tables("public.\"q.r\"");
   absl::StatusOr<std::vector<v1::Change>> filtered = ReadToHead(*walfeed_->NewStub(), request);
-  ASSERT_TRUE(filtered.ok()) << filtered.status();
+  ASSERT_OK(filtered);
   ASSERT_EQ(filtered->size(), 1u);
   EXPECT_EQ((*filtered)[0].schema(), "public");
   EXPECT_EQ((*filtered)[0].table(), "q.r");

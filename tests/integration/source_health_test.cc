@@ -8,6 +8,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -42,7 +43,7 @@ TEST_F(SourceHealth, PostgresDownPastTheGracePeriodIsNotServingAndServingAgainOn
   ASSERT_TRUE(watch->Read(&watched));
   EXPECT_EQ(watched.status(), HealthCheckResponse::SERVING);
 
-  ASSERT_TRUE(SharedPostgres().StopServer().ok());
+  ASSERT_OK(SharedPostgres().StopServer());
   const absl::Time stopped = absl::Now();
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ(Health(), HealthCheckResponse::SERVING) << "within the grace period";
@@ -56,7 +57,7 @@ TEST_F(SourceHealth, PostgresDownPastTheGracePeriodIsNotServingAndServingAgainOn
   EXPECT_FALSE(info.source_last_error().empty());
   EXPECT_THAT(walfeed_->Log(), HasSubstr("event=health_not_serving"));
 
-  ASSERT_TRUE(SharedPostgres().StartServer().ok());
+  ASSERT_OK(SharedPostgres().StartServer());
   WaitForHealth(HealthCheckResponse::SERVING, absl::Seconds(60));
   ASSERT_TRUE(watch->Read(&watched));
   EXPECT_EQ(watched.status(), HealthCheckResponse::SERVING);
@@ -64,7 +65,7 @@ TEST_F(SourceHealth, PostgresDownPastTheGracePeriodIsNotServingAndServingAgainOn
   EXPECT_EQ(FeedInfo().source_last_error(), "");
   Sql("INSERT INTO t VALUES (1)");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("after");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 1u);
   watch_context.TryCancel();
   (void)watch->Finish();
@@ -77,7 +78,7 @@ TEST_F(SourceHealth, ADroppedSlotIsNotServingWithTheReasonInFeedInfo) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed({"--unhealthy-after", "2s", "--on-slot-lost", "fail"});
   Sql("INSERT INTO t VALUES (1)");
-  ASSERT_TRUE(CommitMarkerAndRead("in").ok());
+  ASSERT_OK(CommitMarkerAndRead("in"));
   // walfeed reconnects at once: end its walsender and drop the slot until the drop wins.
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (SlotExists(slot_)) {

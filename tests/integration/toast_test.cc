@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -17,7 +18,7 @@ class ToastFill : public WalfeedTest {
  protected:
   std::vector<v1::Change> Updates(const std::string& marker) {
     absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead(marker);
-    EXPECT_TRUE(changes.ok()) << changes.status();
+    EXPECT_OK(changes);
     std::vector<v1::Change> updates;
     if (changes.ok()) {
       for (const v1::Change& change : *changes) {

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed::testing {
 namespace {
@@ -26,7 +27,7 @@ class Tools : public WalfeedTest {
     Sql("INSERT INTO accounts VALUES (1, 'ada', 100.25), (2, 'grace', 7)");
     Sql("UPDATE accounts SET balance = 99.75 WHERE id = 1");
     Sql(MarkerSql("ready"));
-    ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "ready").ok());
+    ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "ready"));
   }
 
   RunResult BufCurl(const std::string& method, const std::string& body) {
@@ -130,7 +131,7 @@ TEST_F(Tools, WalfeedctlTextFormatPrintsOneReadableLinePerChange) {
 TEST_F(Tools, WalfeedctlDebeziumFormatPrintsDebeziumEnvelopes) {
   Sql("DELETE FROM accounts WHERE id = 2");
   Sql(MarkerSql("deleted"));
-  ASSERT_TRUE(ReadUntilMarker(*walfeed_->NewStub(), {}, "deleted").ok());
+  ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "deleted"));
   RunResult result = Walfeedctl({"subscribe", "--server", walfeed_->address(), "--stop-at-head",
                                  "--format", "debezium", "--table", "accounts"});
   ASSERT_EQ(result.exit_code, 0) << result.output;

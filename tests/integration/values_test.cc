@@ -12,6 +12,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
 namespace walfeed::testing {
@@ -204,7 +205,7 @@ TEST_F(Values, ReplicaIdentityDecidesKeyAndBefore) {
   Sql("INSERT INTO i VALUES (1, 'k1', 'a'); UPDATE i SET code = 'k2'; DELETE FROM i");
   Sql("INSERT INTO n VALUES (1, 'a')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 11u);
   const std::vector<v1::Change>& c = *changes;
   // DEFAULT: key is the primary key; before holds the old key only when the key changed, and
@@ -255,7 +256,7 @@ TEST_F(Encodings, Latin1TextArrivesAsUtf8) {
   StartWalfeed();
   Sql("INSERT INTO t VALUES (2, '\xe0 la carte')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 2u);
   EXPECT_EQ(Col((*changes)[0], "v").text(), "caf\xc3\xa9 na\xc3\xafve");
   EXPECT_EQ(Col((*changes)[1], "v").text(), "\xc3\xa0 la carte");
@@ -268,7 +269,7 @@ TEST_F(Encodings, SqlAsciiBytesThatAreNotUtf8ArriveExactlyAsRawText) {
   StartWalfeed();
   Sql("INSERT INTO t VALUES (2, 'fine', E'\"\\xc3\\x28\"'), (3, E'\\xc3\\xa9', NULL)");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 3u);
   EXPECT_EQ(Col((*changes)[0], "v").raw_text(), "bad-\xff\xfe");
   EXPECT_EQ(Col((*changes)[0], "v").raw_text_encoding(), "SQL_ASCII");
@@ -300,7 +301,7 @@ TEST_F(Encodings, SqlAsciiNamesThatAreNotUtf8ArriveExactlyAsRawNames) {
   Sql("INSERT INTO \"added\xfc\" VALUES (3)");
   Sql("SELECT pg_logical_emit_message(true, E'p\\xfb', 'content')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
-  ASSERT_TRUE(changes.ok()) << changes.status();
+  ASSERT_OK(changes);
   // The snapshot's row, the streamed one, the added table's row (read by its snapshot, and
   // streamed), the message.
   ASSERT_EQ(changes->size(), 5u);

@@ -5,6 +5,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/transactions.h"
 
 namespace walfeed {
@@ -22,13 +23,13 @@ class ChangeLogTest : public ::testing::Test {
     ChangeLogOptions options;
     options.path = dir_;
     absl::StatusOr<std::unique_ptr<ChangeLog>> log = ChangeLog::Open(options);
-    EXPECT_TRUE(log.ok()) << log.status();
+    EXPECT_OK(log);
     return log.ok() ? std::move(*log) : nullptr;
   }
 
   static std::vector<LogRecord> ReadAll(const ChangeLog& log, Position from = {}) {
     std::vector<LogRecord> records;
-    EXPECT_TRUE(log.Read(from, 1 << 20, size_t{1} << 40, &records).ok());
+    EXPECT_OK(log.Read(from, 1 << 20, size_t{1} << 40, &records));
     return records;
   }
 
@@ -52,8 +53,8 @@ TEST_F(ChangeLogTest, EmptyLogHasZeroHeadAndResumePoint) {
 TEST_F(ChangeLogTest, ReadsBackEveryChangeInPositionOrder) {
   std::unique_ptr<ChangeLog> log = Open();
   std::vector<Transaction> batch = {MakeTransaction(100, 3), MakeTransaction(200, 2)};
-  ASSERT_TRUE(log->Append(batch, 230).ok());
-  ASSERT_TRUE(log->Append({MakeTransaction(300, 1)}, 330).ok());
+  ASSERT_OK(log->Append(batch, 230));
+  ASSERT_OK(log->Append({MakeTransaction(300, 1)}, 330));
 
   const std::vector<LogRecord> records = ReadAll(*log);
   EXPECT_EQ(Positions(records),
@@ -69,7 +70,7 @@ TEST_F(ChangeLogTest, ReadsBackEveryChangeInPositionOrder) {
 
 TEST_F(ChangeLogTest, ReadStartsAtTheGivenPositionInclusive) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 3), MakeTransaction(200, 2)}, 230).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 3), MakeTransaction(200, 2)}, 230));
   EXPECT_EQ(Positions(ReadAll(*log, {100, 2})),
             (std::vector<Position>{{100, 2}, {200, 0}, {200, 1}}));
   EXPECT_EQ(Positions(ReadAll(*log, {150, 0})), (std::vector<Position>{{200, 0}, {200, 1}}));
@@ -78,22 +79,22 @@ TEST_F(ChangeLogTest, ReadStartsAtTheGivenPositionInclusive) {
 
 TEST_F(ChangeLogTest, ReadStopsAtTheRecordAndByteLimits) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 10, "t", v1::Change::INSERT, 0, 1000)}, 130).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 10, "t", v1::Change::INSERT, 0, 1000)}, 130));
   std::vector<LogRecord> records;
-  ASSERT_TRUE(log->Read({}, 4, 1 << 20, &records).ok());
+  ASSERT_OK(log->Read({}, 4, 1 << 20, &records));
   EXPECT_EQ(records.size(), 4u);
   records.clear();
-  ASSERT_TRUE(log->Read({}, 100, 2500, &records).ok());
+  ASSERT_OK(log->Read({}, 100, 2500, &records));
   EXPECT_EQ(records.size(), 2u);  // a third record of ~1,050 bytes would cross 2,500
   records.clear();
-  ASSERT_TRUE(log->Read({}, 100, 1, &records).ok());
+  ASSERT_OK(log->Read({}, 100, 1, &records));
   EXPECT_EQ(records.size(), 1u);  // always at least one
 }
 
 TEST_F(ChangeLogTest, ReopenSeesEveryCommittedTransactionAndTheResumePoint) {
   {
     std::unique_ptr<ChangeLog> log = Open();
-    ASSERT_TRUE(log->Append({MakeTransaction(100, 2), MakeTransaction(200, 1)}, 230).ok());
+    ASSERT_OK(log->Append({MakeTransaction(100, 2), MakeTransaction(200, 1)}, 230));
   }
   std::unique_ptr<ChangeLog> log = Open();
   EXPECT_EQ(log->Head(), (Position{200, 0}));
@@ -104,7 +105,7 @@ TEST_F(ChangeLogTest, ReopenSeesEveryCommittedTransactionAndTheResumePoint) {
 
 TEST_F(ChangeLogTest, BatchWithAnOutOfOrderTransactionStoresNothing) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 1)}, 130));
   absl::Status bad = log->Append({MakeTransaction(200, 1), MakeTransaction(150, 1)}, 230);
   EXPECT_EQ(bad.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(bad.message(), HasSubstr("nothing was appended"));
@@ -115,7 +116,7 @@ TEST_F(ChangeLogTest, BatchWithAnOutOfOrderTransactionStoresNothing) {
 
 TEST_F(ChangeLogTest, RejectsATransactionAtOrBeforeTheHead) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 1)}, 130));
   EXPECT_FALSE(log->Append({MakeTransaction(100, 1)}, 130).ok());
   EXPECT_FALSE(log->Append({MakeTransaction(99, 1)}, 130).ok());
   EXPECT_EQ(ReadAll(*log).size(), 1u);
@@ -131,7 +132,7 @@ TEST_F(ChangeLogTest, RejectsChangesWhosePositionDoesNotMatchTheirTransaction) {
 
 TEST_F(ChangeLogTest, EmptyAppendStoresOnlyTheResumePoint) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({}, 500).ok());
+  ASSERT_OK(log->Append({}, 500));
   EXPECT_EQ(log->ResumeLsn(), 500u);
   EXPECT_TRUE(log->Head().IsZero());
 }
@@ -140,9 +141,9 @@ TEST_F(ChangeLogTest, HeadListenersHearEveryAppendThatMovesTheHead) {
   std::unique_ptr<ChangeLog> log = Open();
   std::vector<Position> heard;
   log->AddHeadListener([&heard](const Position& head) { heard.push_back(head); });
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 2)}, 130).ok());
-  ASSERT_TRUE(log->Append({}, 140).ok());
-  ASSERT_TRUE(log->Append({MakeTransaction(200, 1), MakeTransaction(300, 3)}, 330).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 2)}, 130));
+  ASSERT_OK(log->Append({}, 140));
+  ASSERT_OK(log->Append({MakeTransaction(200, 1), MakeTransaction(300, 3)}, 330));
   EXPECT_EQ(heard, (std::vector<Position>{{100, 1}, {300, 2}}));
 }
 
@@ -151,7 +152,7 @@ TEST_F(ChangeLogTest, ReadersRunningDuringAppendsSeeOnlyWholeOrderedPrefixes) {
   std::atomic<bool> done{false};
   std::thread writer([&] {
     for (uint64_t lsn = 1; lsn <= 300; ++lsn) {
-      ASSERT_TRUE(log->Append({MakeTransaction(lsn * 100, 5)}, lsn * 100 + 50).ok());
+      ASSERT_OK(log->Append({MakeTransaction(lsn * 100, 5)}, lsn * 100 + 50));
     }
     done = true;
   });
@@ -169,7 +170,7 @@ TEST_F(ChangeLogTest, MetadataIsDurable) {
   {
     std::unique_ptr<ChangeLog> log = Open();
     EXPECT_EQ(log->Metadata("source/identity"), "");
-    ASSERT_TRUE(log->SetMetadata("source/identity", "system 42, database shop").ok());
+    ASSERT_OK(log->SetMetadata("source/identity", "system 42, database shop"));
   }
   EXPECT_EQ(Open()->Metadata("source/identity"), "system 42, database shop");
 }
@@ -179,7 +180,7 @@ TEST_F(ChangeLogTest, LogIdIsCreatedWithTheDirectoryAndNeverChanges) {
   {
     std::unique_ptr<ChangeLog> log = Open();
     first_id = log->LogId();
-    ASSERT_TRUE(log->Append({MakeTransaction(100, 2)}, 130).ok());
+    ASSERT_OK(log->Append({MakeTransaction(100, 2)}, 130));
   }
   EXPECT_THAT(first_id, ::testing::MatchesRegex(
                             "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
@@ -190,8 +191,8 @@ TEST_F(ChangeLogTest, LogIdIsCreatedWithTheDirectoryAndNeverChanges) {
   ChangeLogOptions options;
   options.path = other_dir;
   absl::StatusOr<std::unique_ptr<ChangeLog>> other = ChangeLog::Open(options);
-  ASSERT_TRUE(other.ok()) << other.status();
-  ASSERT_TRUE((*other)->Append({MakeTransaction(100, 2)}, 130).ok());
+  ASSERT_OK(other);
+  ASSERT_OK((*other)->Append({MakeTransaction(100, 2)}, 130));
   EXPECT_NE((*other)->LogId(), first_id);
   other->reset();
   testing::RemoveTree(other_dir);
@@ -206,39 +207,39 @@ TEST_F(ChangeLogTest, StagedChangesAreInvisibleUntilCommitted) {
   std::unique_ptr<ChangeLog> log = Open();
   std::vector<Position> heard;
   log->AddHeadListener([&heard](const Position& head) { heard.push_back(head); });
-  ASSERT_TRUE(log->StageChanges(Staged(99, 3)).ok());
+  ASSERT_OK(log->StageChanges(Staged(99, 3)));
   EXPECT_TRUE(ReadAll(*log).empty());
   EXPECT_TRUE(log->Head().IsZero());
-  ASSERT_TRUE(log->CommitStaged({99, 2}, 100, {}).ok());
+  ASSERT_OK(log->CommitStaged({99, 2}, 100, {}));
   EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{99, 0}, {99, 1}, {99, 2}}));
   EXPECT_EQ(log->Head(), (Position{99, 2}));
   EXPECT_EQ(log->Oldest(), (Position{99, 0}));
   EXPECT_EQ(log->ResumeLsn(), 100u);
   EXPECT_EQ(heard, (std::vector<Position>{{99, 2}}));
   // Streaming continues after the committed stage.
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 1)}, 130));
   EXPECT_EQ(ReadAll(*log).size(), 4u);
 }
 
 TEST_F(ChangeLogTest, StagedChangesLeftByACrashAreDiscardedOnReopen) {
   {
     std::unique_ptr<ChangeLog> log = Open();
-    ASSERT_TRUE(log->Append({MakeTransaction(50, 1)}, 60).ok());
-    ASSERT_TRUE(log->StageChanges(Staged(99, 5)).ok());
+    ASSERT_OK(log->Append({MakeTransaction(50, 1)}, 60));
+    ASSERT_OK(log->StageChanges(Staged(99, 5)));
   }
   std::unique_ptr<ChangeLog> log = Open();
   EXPECT_EQ(log->Head(), (Position{50, 0}));
   EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{50, 0}}));
   // Nothing above the head remains: committing now exposes no stale row.
-  ASSERT_TRUE(log->StageChanges(Staged(99, 2)).ok());
-  ASSERT_TRUE(log->CommitStaged({99, 1}, 100, {}).ok());
+  ASSERT_OK(log->StageChanges(Staged(99, 2)));
+  ASSERT_OK(log->CommitStaged({99, 1}, 100, {}));
   EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
 
 TEST_F(ChangeLogTest, NewLogWithOnlyStagedChangesReopensEmpty) {
   {
     std::unique_ptr<ChangeLog> log = Open();
-    ASSERT_TRUE(log->StageChanges(Staged(99, 5)).ok());
+    ASSERT_OK(log->StageChanges(Staged(99, 5)));
   }
   std::unique_ptr<ChangeLog> log = Open();
   EXPECT_TRUE(log->Head().IsZero());
@@ -247,24 +248,24 @@ TEST_F(ChangeLogTest, NewLogWithOnlyStagedChangesReopensEmpty) {
 
 TEST_F(ChangeLogTest, DiscardStagedDropsOnlyWhatIsAboveTheHead) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());
-  ASSERT_TRUE(log->StageChanges(Staged(99, 4)).ok());
-  ASSERT_TRUE(log->DiscardStaged().ok());
-  ASSERT_TRUE(log->CommitStaged({50, 1}, 60, {}).ok());
+  ASSERT_OK(log->Append({MakeTransaction(50, 2)}, 60));
+  ASSERT_OK(log->StageChanges(Staged(99, 4)));
+  ASSERT_OK(log->DiscardStaged());
+  ASSERT_OK(log->CommitStaged({50, 1}, 60, {}));
   std::vector<LogRecord> everything;
-  ASSERT_TRUE(log->Read({}, 100, 1 << 20, &everything).ok());
+  ASSERT_OK(log->Read({}, 100, 1 << 20, &everything));
   EXPECT_EQ(everything.size(), 2u);
 }
 
 TEST_F(ChangeLogTest, LargeTransactionStagedInPartsBecomesVisibleWithItsLastPart) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(100, 1)}, 130).ok());
+  ASSERT_OK(log->Append({MakeTransaction(100, 1)}, 130));
   Transaction large = MakeTransaction(200, 5);
   std::vector<v1::Change> early(large.changes.begin(), large.changes.begin() + 3);
   large.changes.erase(large.changes.begin(), large.changes.begin() + 3);
-  ASSERT_TRUE(log->StageChanges(early).ok());
+  ASSERT_OK(log->StageChanges(early));
   EXPECT_EQ(ReadAll(*log).size(), 1u) << "staged parts are invisible";
-  ASSERT_TRUE(log->Append({large, MakeTransaction(300, 1)}, 330).ok());
+  ASSERT_OK(log->Append({large, MakeTransaction(300, 1)}, 330));
   EXPECT_EQ(Positions(ReadAll(*log)),
             (std::vector<Position>{
                 {100, 0}, {200, 0}, {200, 1}, {200, 2}, {200, 3}, {200, 4}, {300, 0}}));
@@ -281,7 +282,7 @@ TEST_F(ChangeLogTest, LastPartWithoutItsStagedPartIsRefused) {
 
 TEST_F(ChangeLogTest, StagingAtOrBelowTheHeadIsRefused) {
   std::unique_ptr<ChangeLog> log = Open();
-  ASSERT_TRUE(log->Append({MakeTransaction(50, 2)}, 60).ok());
+  ASSERT_OK(log->Append({MakeTransaction(50, 2)}, 60));
   EXPECT_EQ(log->StageChanges(Staged(50, 1)).code(), absl::StatusCode::kFailedPrecondition);
 }
 
@@ -311,15 +312,15 @@ TEST(ChangeLogBytes, ABatchNeverCrossesTheByteBoundBecauseOfItsLastChange) {
     payload->set_name("payload");
     payload->set_text(std::string(sizes[i], 'x'));
   }
-  ASSERT_TRUE(log->Append({txn}, 0x150).ok());
+  ASSERT_OK(log->Append({txn}, 0x150));
   std::vector<LogRecord> first;
-  ASSERT_TRUE(log->Read({}, 100, 1 << 20, &first).ok());
+  ASSERT_OK(log->Read({}, 100, 1 << 20, &first));
   ASSERT_EQ(first.size(), 1u) << "the second change would have crossed 1 MiB";
   std::vector<LogRecord> second;
-  ASSERT_TRUE(log->Read({0x100, 1}, 100, 1 << 20, &second).ok());
+  ASSERT_OK(log->Read({0x100, 1}, 100, 1 << 20, &second));
   ASSERT_EQ(second.size(), 1u) << "a change over the bound comes alone";
   std::vector<LogRecord> rest;
-  ASSERT_TRUE(log->Read({0x100, 2}, 100, 1 << 20, &rest).ok());
+  ASSERT_OK(log->Read({0x100, 2}, 100, 1 << 20, &rest));
   EXPECT_EQ(rest.size(), 1u);
   log.reset();
   testing::RemoveTree(dir);

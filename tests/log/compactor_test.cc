@@ -4,6 +4,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 
@@ -24,7 +25,7 @@ class CompactorTest : public testing::TempLogTest {
 
 TEST_F(CompactorTest, SecondRequestWhileOneIsPendingIsRefused) {
   for (uint64_t lsn = 100; lsn <= 1000; lsn += 100) {
-    ASSERT_TRUE(log_->Append({testing::MakeTransaction(lsn, 2)}, lsn + 50).ok());
+    ASSERT_OK(log_->Append({testing::MakeTransaction(lsn, 2)}, lsn + 50));
   }
   Compactor compactor(log_.get(), policy_, absl::InfiniteDuration());
   absl::Notification done;
@@ -42,7 +43,7 @@ TEST_F(CompactorTest, SecondRequestWhileOneIsPendingIsRefused) {
 
   compactor.Start();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_OK(first);
   EXPECT_EQ(first->superseded_removed(), 18u);
   // Free again once the pass is done.
   absl::Notification again;
@@ -68,8 +69,8 @@ TEST_F(CompactorTest, StopAnswersAPendingRequest) {
 }
 
 TEST_F(CompactorTest, RunsOnItsIntervalInTheBackground) {
-  ASSERT_TRUE(log_->Append({testing::MakeTransaction(100, 1)}, 150).ok());
-  ASSERT_TRUE(log_->Append({testing::MakeTransaction(200, 1)}, 250).ok());
+  ASSERT_OK(log_->Append({testing::MakeTransaction(100, 1)}, 150));
+  ASSERT_OK(log_->Append({testing::MakeTransaction(200, 1)}, 250));
   Compactor compactor(log_.get(), policy_, absl::Milliseconds(50));
   compactor.Start();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);

@@ -12,6 +12,7 @@
 #include "server/log/change_log.h"
 #include "tests/support/process.h"
 #include "tests/support/small_disk.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/transactions.h"
 
 namespace walfeed {
@@ -41,7 +42,7 @@ class FullDiskTest : public ::testing::Test {
     ChangeLogOptions options;
     options.path = disk_->dir() + "/log";
     absl::StatusOr<std::unique_ptr<ChangeLog>> log = ChangeLog::Open(options);
-    ASSERT_TRUE(log.ok()) << log.status();
+    ASSERT_OK(log);
     log_ = *std::move(log);
   }
 
@@ -66,7 +67,7 @@ class FullDiskTest : public ::testing::Test {
   std::set<uint64_t> StoredTransactions() {
     std::set<uint64_t> stored;
     std::vector<LogRecord> records;
-    EXPECT_TRUE(log_->Read(Position{}, 1 << 20, size_t{1} << 40, &records).ok());
+    EXPECT_OK(log_->Read(Position{}, 1 << 20, size_t{1} << 40, &records));
     for (const LogRecord& record : records) stored.insert(record.position.lsn);
     EXPECT_EQ(records.size(), stored.size() * kChangesPerTransaction)
         << "a transaction is stored in part";
@@ -81,7 +82,7 @@ class FullDiskTest : public ::testing::Test {
 };
 
 TEST_F(FullDiskTest, AppendsFailClearlyWhileFullAndResumeWithoutLossOnceSpaceReturns) {
-  ASSERT_TRUE(disk_->Fill(/*leave_mib=*/6).ok());
+  ASSERT_OK(disk_->Fill(/*leave_mib=*/6));
   // Reopened on the full disk, RocksDB cannot preallocate its new write-ahead log file: appends
   // then find the disk full in that file, not only in a flush.
   Open();
@@ -98,7 +99,7 @@ TEST_F(FullDiskTest, AppendsFailClearlyWhileFullAndResumeWithoutLossOnceSpaceRet
     if (++failures == 1) first_failure = absl::Now();
     // A failed write may leave some bytes free (RocksDB removes a half-written table file):
     // RocksDB's next messages must find none.
-    ASSERT_TRUE(disk_->FillCompletely().ok());
+    ASSERT_OK(disk_->FillCompletely());
     EXPECT_NE(appended.code(), absl::StatusCode::kInvalidArgument) << appended;
     EXPECT_FALSE(appended.message().empty());
     absl::SleepFor(absl::Milliseconds(100));
@@ -107,13 +108,13 @@ TEST_F(FullDiskTest, AppendsFailClearlyWhileFullAndResumeWithoutLossOnceSpaceRet
   EXPECT_GT(acknowledged_while_filling, 0u);
   EXPECT_EQ(StoredTransactions(), acknowledged_) << "only acknowledged transactions are stored";
 
-  ASSERT_TRUE(disk_->Free().ok());
+  ASSERT_OK(disk_->Free());
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (!Append(lsn).ok()) {
     ASSERT_LT(absl::Now(), deadline) << "the log never took writes again after space returned";
     absl::SleepFor(absl::Milliseconds(100));
   }
-  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(Append(lsn + i * 0x1000).ok());
+  for (int i = 1; i <= 5; ++i) ASSERT_OK(Append(lsn + i * 0x1000));
 
   EXPECT_EQ(StoredTransactions(), acknowledged_);
   EXPECT_EQ(log_->Head().lsn, *acknowledged_.rbegin());

@@ -10,6 +10,7 @@
 #include "server/log/change_log.h"
 #include "tests/support/log_surgery.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -109,14 +110,14 @@ class LogCompactionTest : public ::testing::Test {
     options.path = dir_;
     options.sync = false;
     absl::StatusOr<std::unique_ptr<ChangeLog>> log = ChangeLog::Open(options);
-    ASSERT_TRUE(log.ok()) << log.status();
+    ASSERT_OK(log);
     log_ = std::move(*log);
   }
 
   // Appends one change at the next LSN; returns its position.
   Position Add(const RowSpec& spec) {
     next_lsn_ += 0x100;
-    EXPECT_TRUE(log_->Append({Row(next_lsn_, spec)}, next_lsn_ + 0x30).ok());
+    EXPECT_OK(log_->Append({Row(next_lsn_, spec)}, next_lsn_ + 0x30));
     return Position{next_lsn_, 0};
   }
   Position Add(v1::Change::Op op, int64_t id = 0, std::string value = "",
@@ -126,13 +127,13 @@ class LogCompactionTest : public ::testing::Test {
 
   v1::CompactionResult Compact(const CompactionPolicy& policy, absl::Time now) {
     absl::StatusOr<v1::CompactionResult> result = log_->Compact(policy, now);
-    EXPECT_TRUE(result.ok()) << result.status();
+    EXPECT_OK(result);
     return result.ok() ? *result : v1::CompactionResult();
   }
 
   std::vector<v1::Change> ReadAll() {
     std::vector<LogRecord> records;
-    EXPECT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 40, &records).ok());
+    EXPECT_OK(log_->Read({}, 1 << 20, size_t{1} << 40, &records));
     std::vector<v1::Change> changes;
     for (const LogRecord& record : records) {
       EXPECT_TRUE(changes.emplace_back().ParseFromString(record.change));
@@ -373,11 +374,11 @@ TEST_F(LogCompactionTest, KeyValueLeftOutByPostgresIsTakenFromTheOldKeyOrNeverMe
   with_old_key.old_id = 1;
   Transaction first = Row(next_lsn_ + 0x100, with_old_key);
   first.changes[0].mutable_key(0)->set_unchanged_toast(true);
-  ASSERT_TRUE(log_->Append({first}, next_lsn_ + 0x130).ok());
+  ASSERT_OK(log_->Append({first}, next_lsn_ + 0x130));
   next_lsn_ += 0x100;
   Transaction second = Row(next_lsn_ + 0x100, Spec(v1::Change::UPDATE, 0, "b2"));
   second.changes[0].mutable_key(0)->set_unchanged_toast(true);
-  ASSERT_TRUE(log_->Append({second}, next_lsn_ + 0x130).ok());
+  ASSERT_OK(log_->Append({second}, next_lsn_ + 0x130));
   next_lsn_ += 0x100;
 
   const v1::CompactionResult result =
@@ -410,10 +411,10 @@ TEST_F(LogCompactionTest, AnIndexOfAnotherFormatIsRebuiltFromTheChanges) {
   spec.op = v1::Change::UPDATE;
   Add(spec);
   log_.reset();
-  ASSERT_TRUE(testing::ForgetIndexFormat(dir_).ok());
+  ASSERT_OK(testing::ForgetIndexFormat(dir_));
   Reopen();
   EXPECT_FALSE(log_->IndexIsCurrent());
-  ASSERT_TRUE(log_->CatchUpIndex().ok());
+  ASSERT_OK(log_->CatchUpIndex());
   EXPECT_TRUE(log_->IndexIsCurrent());
   const v1::CompactionResult result =
       Compact(Policy(absl::ZeroDuration(), absl::Hours(1)), kT0 + absl::Hours(1));
@@ -447,7 +448,7 @@ TEST_F(LogCompactionTest, ReaderDuringAPassSeesEveryRowsNewestStateInOrder) {
   int reads = 0;
   for (;;) {
     std::vector<LogRecord> records;
-    ASSERT_TRUE(log_->Read(next, 50, size_t{1} << 30, &records).ok());
+    ASSERT_OK(log_->Read(next, 50, size_t{1} << 30, &records));
     if (records.empty()) break;
     ++reads;
     for (const LogRecord& record : records) {

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "server/log/change_log.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 
@@ -18,7 +19,7 @@ class LoggedRowsTest : public TempLogTest {
   // Appends `txn` with every change in relation kRelation.
   void Append(Transaction txn) {
     for (v1::Change& change : txn.changes) change.set_relation_id(kRelation);
-    ASSERT_TRUE(log_->Append({txn}, txn.end_lsn).ok());
+    ASSERT_OK(log_->Append({txn}, txn.end_lsn));
   }
 
   // A READ of row `id`, as a resynchronisation reads it.
@@ -34,13 +35,13 @@ class LoggedRowsTest : public TempLogTest {
       ids.insert(newest.key(0).int_());
       return absl::OkStatus();
     });
-    EXPECT_TRUE(visited.ok()) << visited;
+    EXPECT_OK(visited);
     return ids;
   }
 
   bool Live(int64_t id) {
     absl::StatusOr<std::optional<v1::Change>> row = log_->LiveRow(Row(id));
-    EXPECT_TRUE(row.ok()) << row.status();
+    EXPECT_OK(row);
     return row.ok() && row->has_value();
   }
 };
@@ -54,7 +55,7 @@ TEST_F(LoggedRowsTest, DeletedAndTruncatedRowsAreNotLive) {
   v->set_name("v");
   v->set_text("changed");
   Append(update);
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
 
   EXPECT_TRUE(Live(0));
   EXPECT_FALSE(Live(1)) << "deleted";
@@ -67,7 +68,7 @@ TEST_F(LoggedRowsTest, DeletedAndTruncatedRowsAreNotLive) {
 
   Append(MakeTransaction(0x400, 1, "t", v1::Change::TRUNCATE));
   Append(MakeTransaction(0x500, 1, "t", v1::Change::INSERT, 7));
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
   EXPECT_FALSE(Live(0)) << "truncated since";
   EXPECT_TRUE(Live(7)) << "inserted after the truncate";
   EXPECT_EQ(Unseen(), (std::set<int64_t>{7}));
@@ -76,44 +77,44 @@ TEST_F(LoggedRowsTest, DeletedAndTruncatedRowsAreNotLive) {
 TEST_F(LoggedRowsTest, SeenRowsAreLeftOutUntilForgotten) {
   constexpr int kRows = 30000;  // the seen rows take more than one write
   Append(MakeTransaction(0x100, kRows, "t", v1::Change::INSERT, 0));
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
   for (int64_t id = 0; id < kRows; ++id) {
     if (id % 1000 == 0) continue;
-    ASSERT_TRUE(log_->NoteSeenRow(Row(id)).ok());
+    ASSERT_OK(log_->NoteSeenRow(Row(id)));
   }
   std::set<int64_t> expected;
   for (int64_t id = 0; id < kRows; id += 1000) expected.insert(id);
   EXPECT_EQ(Unseen(), expected);
-  ASSERT_TRUE(log_->ForgetSeenRows().ok());
+  ASSERT_OK(log_->ForgetSeenRows());
   EXPECT_EQ(Unseen().size(), static_cast<size_t>(kRows));
 }
 
 TEST_F(LoggedRowsTest, AChangeTheLogNeverMergesStopsFollowingByKeyUntilATruncate) {
   Append(MakeTransaction(0x100, 2, "t", v1::Change::INSERT, 0));
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
   absl::StatusOr<bool> followed = log_->RowsFollowedByKey(Row(0));
-  ASSERT_TRUE(followed.ok());
+  ASSERT_OK(followed);
   EXPECT_TRUE(*followed);
 
   Transaction full = MakeTransaction(0x200, 1, "t", v1::Change::UPDATE, 0);
   full.changes[0].set_key_kind(v1::Change::FULL_ROW);  // REPLICA IDENTITY FULL for a while
   Append(full);
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
   followed = log_->RowsFollowedByKey(Row(0));
-  ASSERT_TRUE(followed.ok());
+  ASSERT_OK(followed);
   EXPECT_FALSE(*followed);
 
   Append(MakeTransaction(0x300, 1, "t", v1::Change::TRUNCATE));
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
   followed = log_->RowsFollowedByKey(Row(0));
-  ASSERT_TRUE(followed.ok());
+  ASSERT_OK(followed);
   EXPECT_TRUE(*followed);
 }
 
 TEST_F(LoggedRowsTest, ValuesStoredOutOfLineCompareByContent) {
   constexpr size_t kSize = 600 << 10;  // past the 256 KiB out-of-line threshold
   Append(MakeTransaction(0x100, 1, "t", v1::Change::INSERT, 0, kSize));
-  ASSERT_TRUE(log_->CatchUpRows().ok());
+  ASSERT_OK(log_->CatchUpRows());
   absl::StatusOr<std::optional<v1::Change>> stored = log_->LiveRow(Row(0));
   ASSERT_TRUE(stored.ok() && stored->has_value());
   const v1::Column& payload = (*stored)->after(1);
@@ -132,7 +133,7 @@ TEST_F(LoggedRowsTest, ValuesStoredOutOfLineCompareByContent) {
                                       {&shorter, false},
                                       {&as_bytes, false}}) {
     absl::StatusOr<bool> compared = log_->LargeValueEquals(payload.large(), *column);
-    ASSERT_TRUE(compared.ok()) << compared.status();
+    ASSERT_OK(compared);
     EXPECT_EQ(*compared, equal);
   }
 }

@@ -9,6 +9,7 @@
 #include "server/core/error_reason.h"
 #include "server/log/change_log.h"
 #include "tests/support/memory_value_store.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 
 namespace walfeed {
@@ -68,7 +69,7 @@ TEST(OutOfLineValues, ASmallChangeStaysAsItIs) {
   EXPECT_FALSE(MayMoveOutOfLine(original, OutOfLineLimits()));
   v1::Change change = original;
   MemoryValueStore store;
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store));
   EXPECT_TRUE(MessageDifferencer::Equals(change, original));
   EXPECT_EQ(store.chunk_count(), 0u);
 }
@@ -88,7 +89,7 @@ TEST(OutOfLineValues, EveryValueOverTheLimitLeavesAndComesBackExactly) {
   v1::Change change = original;
   MemoryValueStore store;
   ASSERT_TRUE(MayMoveOutOfLine(change, OutOfLineLimits()));
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store));
   EXPECT_LT(change.ByteSizeLong(), 1024u);
   ASSERT_EQ(change.after(1).value_case(), v1::Column::kLarge);
   EXPECT_EQ(change.after(1).large().ref(), "0/5000:2/after/1");
@@ -112,7 +113,7 @@ TEST(OutOfLineValues, AChangeStillTooLargeLosesItsLongestValuesFirst) {
   const v1::Change original = Row(1, values);
   v1::Change change = original;
   MemoryValueStore store;
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store));
   EXPECT_LE(change.ByteSizeLong(), size_t{1} << 20);
   // 1.6 MB to bring under 1 MiB: the three longest (the last three columns) left.
   for (int i = 0; i < 8; ++i) {
@@ -126,20 +127,20 @@ TEST(OutOfLineValues, KeysOfMergedRowsStayAndFullRowKeysMayLeave) {
   v1::Change merged = Row(1, {});
   *merged.mutable_key(0) = TextColumn("id", Text(300 << 10, 3));
   MemoryValueStore store;
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &merged, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &merged, &store));
   EXPECT_EQ(merged.key(0).value_case(), v1::Column::kText) << "the index reads row keys";
   // The old key of an UPDATE that changed it: the index reads it from `before`.
   v1::Change moved_key = Row(1, {TextColumn("doc", Text(300 << 10, 4))});
   moved_key.set_op(v1::Change::UPDATE);
   *moved_key.mutable_key(0) = TextColumn("id", Text(300 << 10, 5));
   *moved_key.add_before() = TextColumn("id", Text(300 << 10, 6));
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &moved_key, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &moved_key, &store));
   EXPECT_EQ(moved_key.before(0).value_case(), v1::Column::kText);
   EXPECT_EQ(moved_key.after(1).value_case(), v1::Column::kLarge) << "other values still leave";
 
   v1::Change full = Row(1, {}, v1::Change::FULL_ROW);
   *full.mutable_key(0) = TextColumn("id", Text(300 << 10, 3));
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &full, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &full, &store));
   EXPECT_EQ(full.key(0).large().ref(), "0/5000:2/key/0");
 }
 
@@ -150,7 +151,7 @@ TEST(OutOfLineValues, AMessagesLargeContentLeaves) {
   original.mutable_message()->set_content(Text(2 << 20, 4));
   v1::Change change = original;
   MemoryValueStore store;
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &change, &store));
   EXPECT_TRUE(change.message().content().empty());
   EXPECT_EQ(change.message().large_content().ref(), "0/5000:2/message/0");
   EXPECT_EQ(change.message().large_content().size(), 2u << 20);
@@ -162,19 +163,19 @@ TEST(OutOfLineValues, AReferenceToAnOlderChangeIsCopiedOrElseMarked) {
   MemoryValueStore store;
   v1::Change older = Row(1, {TextColumn("doc", Text(400 << 10, 5))});
   const Position older_at{0x4000, 0};
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), older_at, &older, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), older_at, &older, &store));
 
   // The TOAST filler took the older image's column as it is stored: a reference.
   v1::Change filled = Row(1, {older.after(1)});
   ASSERT_TRUE(MayMoveOutOfLine(filled, OutOfLineLimits()));
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &filled, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &filled, &store));
   EXPECT_EQ(filled.after(1).large().ref(), "0/5000:2/after/1") << "its own copy";
   EXPECT_EQ(store.Value("0/5000:2/after/1"), Text(400 << 10, 5));
 
   // A reference whose chunks are gone: the marker, never a guess.
   v1::Change dangling = Row(1, {older.after(1)});
   dangling.mutable_after(1)->mutable_large()->set_ref("0/3000:0/after/1");
-  ASSERT_TRUE(MoveOutOfLine(OutOfLineLimits(), kAt, &dangling, &store).ok());
+  ASSERT_OK(MoveOutOfLine(OutOfLineLimits(), kAt, &dangling, &store));
   EXPECT_TRUE(dangling.after(1).unchanged_toast());
 }
 
@@ -189,13 +190,13 @@ class ChangeLogOutOfLine : public testing::TempLogTest {
     txn.commit_lsn = next_lsn_;
     txn.end_lsn = next_lsn_ + 0x30;
     txn.changes.push_back(std::move(change));
-    EXPECT_TRUE(log_->Append({txn}, next_lsn_ + 0x30).ok());
+    EXPECT_OK(log_->Append({txn}, next_lsn_ + 0x30));
     return Position{next_lsn_, 0};
   }
 
   v1::Change Stored(const Position& position) {
     std::vector<LogRecord> records;
-    EXPECT_TRUE(log_->Read(position, 1, size_t{1} << 30, &records).ok());
+    EXPECT_OK(log_->Read(position, 1, size_t{1} << 30, &records));
     v1::Change change;
     EXPECT_TRUE(!records.empty() && change.ParseFromString(records[0].change));
     return change;
@@ -207,7 +208,7 @@ class ChangeLogOutOfLine : public testing::TempLogTest {
     std::string value;
     for (;;) {
       absl::StatusOr<std::string> chunk = log_->ReadLargeValue(ref, value.size(), 100000);
-      EXPECT_TRUE(chunk.ok()) << chunk.status();
+      EXPECT_OK(chunk);
       if (!chunk.ok() || chunk->empty()) return value;
       EXPECT_LE(chunk->size(), 100000u);
       value += *chunk;
@@ -221,7 +222,7 @@ TEST_F(ChangeLogOutOfLine, AppendStoresLargeValuesApartAndReadsThemBackInChunks)
   const std::string doc = Text(3 << 20, 6);
   const Position at = Append(Row(1, {TextColumn("doc", doc)}));
   std::vector<LogRecord> records;
-  ASSERT_TRUE(log_->Read({}, 10, size_t{1} << 30, &records).ok());
+  ASSERT_OK(log_->Read({}, 10, size_t{1} << 30, &records));
   ASSERT_EQ(records.size(), 1u);
   EXPECT_LT(records[0].change.size(), 1024u);
   const v1::Change stored = Stored(at);
@@ -229,13 +230,13 @@ TEST_F(ChangeLogOutOfLine, AppendStoresLargeValuesApartAndReadsThemBackInChunks)
   const std::string ref = stored.after(1).large().ref();
 
   absl::StatusOr<v1::LargeValue> found = log_->FindLargeValue(*ParseValueRef(ref));
-  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_OK(found);
   EXPECT_EQ(found->size(), doc.size());
   EXPECT_EQ(ReadWhole(ref), doc);
   // From the middle of a chunk on.
   absl::StatusOr<std::string> tail =
       log_->ReadLargeValue(*ParseValueRef(ref), doc.size() - 10, 1 << 20);
-  ASSERT_TRUE(tail.ok());
+  ASSERT_OK(tail);
   EXPECT_EQ(*tail, doc.substr(doc.size() - 10));
 
   for (const char* missing : {"0/1100:0/after/0", "0/1100:0/before/1", "0/1100:0/message/0",
@@ -253,7 +254,7 @@ TEST_F(ChangeLogOutOfLine, CompactionRemovesTheValuesWithTheirChange) {
   Append(Row(1, {TextColumn("doc", "short")}));  // supersedes it
   CompactionPolicy policy;
   policy.lag = absl::ZeroDuration();
-  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  ASSERT_OK(log_->Compact(policy, absl::Now() + absl::Hours(1)));
   EXPECT_EQ(log_->FindLargeValue(*ParseValueRef(ref)).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadWhole(ref), "") << "its chunks went with it";
 }
@@ -262,11 +263,11 @@ TEST_F(ChangeLogOutOfLine, DiscardedStagedChangesTakeTheirValuesAlong) {
   v1::Change staged = Row(1, {TextColumn("doc", Text(1 << 20, 8))});
   staged.set_lsn(0x9000);
   staged.set_op(v1::Change::READ);
-  ASSERT_TRUE(log_->StageChanges({staged}).ok());
+  ASSERT_OK(log_->StageChanges({staged}));
   EXPECT_EQ(log_->FindLargeValue(*ParseValueRef("0/9000:2/after/1")).status().code(),
             absl::StatusCode::kNotFound)
       << "staged changes are invisible";
-  ASSERT_TRUE(log_->DiscardStaged().ok());
+  ASSERT_OK(log_->DiscardStaged());
   EXPECT_EQ(ReadWhole("0/9000:2/after/1"), "");
 }
 
@@ -283,7 +284,7 @@ TEST_F(ChangeLogOutOfLine, AFilledValueGetsItsOwnCopyThatOutlivesTheImage) {
   EXPECT_EQ(ref, FormatValueRef({updated, ValuePart::kAfter, 2}));
   CompactionPolicy policy;
   policy.lag = absl::ZeroDuration();
-  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  ASSERT_OK(log_->Compact(policy, absl::Now() + absl::Hours(1)));
   EXPECT_EQ(ReadWhole(ref), doc) << "the insert is gone, the update's copy is not";
 }
 

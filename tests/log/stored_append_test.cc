@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "server/log/change_log.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 
 namespace walfeed {
@@ -29,7 +30,7 @@ LogRecord Stored(uint64_t lsn, uint32_t seq, bool last, const std::string& text)
 
 std::vector<LogRecord> ReadAll(const ChangeLog& log) {
   std::vector<LogRecord> records;
-  EXPECT_TRUE(log.Read(Position{}, 1000, ~size_t{0}, &records).ok());
+  EXPECT_OK(log.Read(Position{}, 1000, ~size_t{0}, &records));
   return records;
 }
 
@@ -37,11 +38,11 @@ class StoredAppend : public TempLogTest {};
 
 TEST_F(StoredAppend, StagedPartsBecomeVisibleWholeAtTheCommitWithTheirBytesAndMetadata) {
   const std::vector<LogRecord> first = {Stored(100, 0, false, "a"), Stored(100, 1, false, "b")};
-  ASSERT_TRUE(log_->AppendStored({}, first, /*commit=*/false, {}).ok());
+  ASSERT_OK(log_->AppendStored({}, first, /*commit=*/false, {}));
   EXPECT_TRUE(ReadAll(*log_).empty()) << "staged records are invisible";
   EXPECT_TRUE(log_->Head().IsZero());
   const std::vector<LogRecord> rest = {Stored(100, 2, true, "c"), Stored(200, 0, true, "d")};
-  ASSERT_TRUE(log_->AppendStored({}, rest, /*commit=*/true, {{"follow.x", "7"}}).ok());
+  ASSERT_OK(log_->AppendStored({}, rest, /*commit=*/true, {{"follow.x", "7"}}));
   const std::vector<LogRecord> all = ReadAll(*log_);
   ASSERT_EQ(all.size(), 4u);
   EXPECT_EQ(all[0].change, first[0].change);
@@ -54,25 +55,25 @@ TEST_F(StoredAppend, StagedPartsBecomeVisibleWholeAtTheCommitWithTheirBytesAndMe
 }
 
 TEST_F(StoredAppend, PositionsMustContinueAfterTheHeadAndWhatIsStaged) {
-  ASSERT_TRUE(log_->AppendStored({}, {Stored(100, 0, true, "a")}, true, {}).ok());
+  ASSERT_OK(log_->AppendStored({}, {Stored(100, 0, true, "a")}, true, {}));
   EXPECT_EQ(log_->AppendStored({}, {Stored(100, 0, true, "again")}, true, {}).code(),
             absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(log_->AppendStored({}, {Stored(300, 0, false, "staged")}, false, {}).ok());
+  ASSERT_OK(log_->AppendStored({}, {Stored(300, 0, false, "staged")}, false, {}));
   EXPECT_EQ(log_->AppendStored({}, {Stored(300, 0, true, "over it")}, true, {}).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReadAll(*log_).size(), 1u);
 }
 
 TEST_F(StoredAppend, AReopenDiscardsStagedRecordsAndTheirValueChunks) {
-  ASSERT_TRUE(log_->AppendStored({}, {Stored(100, 0, true, "a")}, true, {}).ok());
+  ASSERT_OK(log_->AppendStored({}, {Stored(100, 0, true, "a")}, true, {}));
   const ValueRef ref{Position{200, 0}, ValuePart::kAfter, 0};
   std::vector<ChangeLog::StoredChunk> chunks = {{ref, 0, std::string(1000, 'x')}};
   // Only chunks staged: their change comes in a later segment, which the reopen lost.
-  ASSERT_TRUE(log_->AppendStored(chunks, {}, false, {}).ok());
+  ASSERT_OK(log_->AppendStored(chunks, {}, false, {}));
   Reopen();
   EXPECT_EQ(log_->Head(), (Position{100, 0}));
   // The change at 200:0 committed now, without chunks: none of the staged ones is left.
-  ASSERT_TRUE(log_->AppendStored({}, {Stored(200, 0, true, "b")}, true, {}).ok());
+  ASSERT_OK(log_->AppendStored({}, {Stored(200, 0, true, "b")}, true, {}));
   size_t chunks_found = 0;
   ASSERT_TRUE(log_->VisitValueChunks(Position{200, 0}, Position{200, 0},
                                      [&](const ValueRef&, uint64_t, absl::string_view) {
@@ -87,11 +88,11 @@ TEST_F(StoredAppend, AReopenDiscardsStagedRecordsAndTheirValueChunks) {
 }
 
 TEST_F(StoredAppend, AnEmptyLogTakesAnotherLogsIdAndAFullOneRefuses) {
-  ASSERT_TRUE(log_->AdoptLogId("11111111-2222-3333-4444-555555555555").ok());
+  ASSERT_OK(log_->AdoptLogId("11111111-2222-3333-4444-555555555555"));
   EXPECT_EQ(log_->LogId(), "11111111-2222-3333-4444-555555555555");
   Reopen();
   EXPECT_EQ(log_->LogId(), "11111111-2222-3333-4444-555555555555");
-  ASSERT_TRUE(log_->AppendStored({}, {Stored(100, 0, true, "a")}, true, {}).ok());
+  ASSERT_OK(log_->AppendStored({}, {Stored(100, 0, true, "a")}, true, {}));
   const absl::Status refused = log_->AdoptLogId("99999999-2222-3333-4444-555555555555");
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(log_->LogId(), "11111111-2222-3333-4444-555555555555");

@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/log/change_log.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 
 namespace walfeed {
@@ -66,7 +67,7 @@ class ToastFillTest : public testing::TempLogTest {
       changes[i].set_seq(static_cast<uint32_t>(i));
       txn.changes.push_back(changes[i]);
     }
-    ASSERT_TRUE(log_->Append({txn}, next_lsn_ + 0x30).ok());
+    ASSERT_OK(log_->Append({txn}, next_lsn_ + 0x30));
   }
 
   // Appends a transaction of two changes at the next LSN the way one too large to hold arrives:
@@ -75,20 +76,20 @@ class ToastFillTest : public testing::TempLogTest {
     next_lsn_ += 0x100;
     first.set_lsn(next_lsn_);
     first.set_seq(0);
-    ASSERT_TRUE(log_->StageChanges({first}).ok());
+    ASSERT_OK(log_->StageChanges({first}));
     last.set_lsn(next_lsn_);
     last.set_seq(1);
     Transaction txn;
     txn.commit_lsn = next_lsn_;
     txn.end_lsn = next_lsn_ + 0x30;
     txn.changes.push_back(last);
-    ASSERT_TRUE(log_->Append({txn}, next_lsn_ + 0x30).ok());
+    ASSERT_OK(log_->Append({txn}, next_lsn_ + 0x30));
   }
 
   // The stored doc column of the newest change.
   v1::Column LastDoc() {
     std::vector<LogRecord> records;
-    EXPECT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 30, &records).ok());
+    EXPECT_OK(log_->Read({}, 1 << 20, size_t{1} << 30, &records));
     v1::Change change;
     EXPECT_TRUE(change.ParseFromString(records.back().change));
     for (const v1::Column& column : change.after()) {
@@ -166,8 +167,8 @@ TEST_F(ToastFillTest, FilledAfterASnapshotLeftTheIndexBehindAndAfterCompaction) 
   read.set_lsn(0x500);
   read.set_seq(0);
   read.set_last_in_transaction(true);
-  ASSERT_TRUE(log_->StageChanges({read}).ok());
-  ASSERT_TRUE(log_->CommitStaged({0x500, 0}, 0x500, {}).ok());
+  ASSERT_OK(log_->StageChanges({read}));
+  ASSERT_OK(log_->CommitStaged({0x500, 0}, 0x500, {}));
   EXPECT_FALSE(log_->IndexIsCurrent());
   Append({RowChange(v1::Change::UPDATE, 1, 1, "")});
   EXPECT_EQ(LastDoc().text(), "snapshot image");
@@ -175,7 +176,7 @@ TEST_F(ToastFillTest, FilledAfterASnapshotLeftTheIndexBehindAndAfterCompaction) 
 
   CompactionPolicy policy;
   policy.lag = absl::ZeroDuration();
-  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  ASSERT_OK(log_->Compact(policy, absl::Now() + absl::Hours(1)));
   Append({RowChange(v1::Change::UPDATE, 1, 2, "")});
   EXPECT_EQ(LastDoc().text(), "snapshot image");
 }
@@ -186,7 +187,7 @@ TEST_F(ToastFillTest, TransactionStagedInPartsKeepsItsMarkers) {
                       RowChange(v1::Change::UPDATE, 1, 1, ""));
   EXPECT_TRUE(LastDoc().unchanged_toast());
   EXPECT_FALSE(log_->IndexIsCurrent());
-  ASSERT_TRUE(log_->CatchUpIndex().ok());
+  ASSERT_OK(log_->CatchUpIndex());
   EXPECT_TRUE(log_->IndexIsCurrent());
 }
 
@@ -201,10 +202,10 @@ TEST_F(ToastFillTest, CompactionKeepsTheImageANewerMarkedUpdateNeeds) {
 
   CompactionPolicy policy;
   policy.lag = absl::ZeroDuration();
-  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  ASSERT_OK(log_->Compact(policy, absl::Now() + absl::Hours(1)));
   // Rebuilt from 0: the newest value walfeed held reaches the consumer before the marker.
   std::vector<LogRecord> records;
-  ASSERT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 30, &records).ok());
+  ASSERT_OK(log_->Read({}, 1 << 20, size_t{1} << 30, &records));
   std::string doc;
   for (const LogRecord& record : records) {
     v1::Change change;
@@ -218,9 +219,9 @@ TEST_F(ToastFillTest, CompactionKeepsTheImageANewerMarkedUpdateNeeds) {
 
   // Once a change carries every value again, the older images may go.
   Append({RowChange(v1::Change::UPDATE, 1, 3, "third image")});
-  ASSERT_TRUE(log_->Compact(policy, absl::Now() + absl::Hours(1)).ok());
+  ASSERT_OK(log_->Compact(policy, absl::Now() + absl::Hours(1)));
   records.clear();
-  ASSERT_TRUE(log_->Read({}, 1 << 20, size_t{1} << 30, &records).ok());
+  ASSERT_OK(log_->Read({}, 1 << 20, size_t{1} << 30, &records));
   size_t row_one = 0;
   for (const LogRecord& record : records) {
     v1::Change change;
@@ -278,7 +279,7 @@ TEST_F(ToastFillTest, ColumnsNamedAlikeAreFilledEachFromItsOwnValue) {
   *update.add_after() = with_raw_name(RowChange(v1::Change::UPDATE, 1, 1, ""), "a\xe8").after(2);
   Append({update});
   std::vector<LogRecord> records;
-  ASSERT_TRUE(log_->Read({}, 10, size_t{1} << 30, &records).ok());
+  ASSERT_OK(log_->Read({}, 10, size_t{1} << 30, &records));
   v1::Change stored;
   ASSERT_TRUE(stored.ParseFromString(records.back().change));
   ASSERT_EQ(stored.after_size(), 4);

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "server/core/value_ref.h"
+#include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 
@@ -18,7 +19,7 @@ class SegmentBuilder : public TempLogTest {
  protected:
   void Append(const Transaction& txn) {
     absl::Status appended = log_->Append({txn}, txn.end_lsn);
-    ASSERT_TRUE(appended.ok()) << appended;
+    ASSERT_OK(appended);
   }
 
   // Every segment from `from` on, each checked against a rebuild from its own start.
@@ -26,7 +27,7 @@ class SegmentBuilder : public TempLogTest {
     std::vector<std::pair<Segment, v1::LogSegment>> chain;
     while (true) {
       absl::StatusOr<std::optional<Segment>> built = BuildSegment(*log_, "log-1", from, budget);
-      EXPECT_TRUE(built.ok()) << built.status();
+      EXPECT_OK(built);
       if (!built.ok() || !built->has_value()) break;
       absl::StatusOr<std::optional<Segment>> again = BuildSegment(*log_, "log-1", from, budget);
       EXPECT_TRUE(again.ok() && again->has_value() && (*again)->bytes == (*built)->bytes)
@@ -53,7 +54,7 @@ TEST_F(SegmentBuilder, ChainedSegmentsAreTheLogWithValuesBeforeTheirChanges) {
   ASSERT_FALSE(chain.empty());
 
   std::vector<LogRecord> log;
-  ASSERT_TRUE(log_->Read(Position{}, 100000, ~size_t{0}, &log).ok());
+  ASSERT_OK(log_->Read(Position{}, 100000, ~size_t{0}, &log));
   std::vector<std::string> streamed;
   std::map<std::string, std::string> values;  // ref -> bytes so far
   bool in_transaction = false;
@@ -136,7 +137,7 @@ TEST(SegmentStartText, RoundTripsAndRefusesWhatItDidNotWrite) {
   for (const SegmentStart& start : {SegmentStart{}, SegmentStart::At(Position{0x16B3748, 3}),
                                     SegmentStart{Position{1, 0}, ref, 262144}}) {
     absl::StatusOr<SegmentStart> parsed = ParseSegmentStart(FormatSegmentStart(start));
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_OK(parsed);
     EXPECT_TRUE(*parsed == start);
   }
   for (const char* bad : {"", "0/1:0+", "0/1:0+7", "0/1:0/after/1+x", "nonsense",

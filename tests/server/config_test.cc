@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/process.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -44,7 +45,7 @@ TEST_F(ConfigFile, SettingsComeFromTheFileAndFlagsThenVariablesWin) {
   absl::StatusOr<Config> config =
       ParseConfig({"--config", path, "--slot", "from_flag"},
                   Env({{"WALFEED_SLOT", "from_env"}, {"WALFEED_PUBLICATION", "from_env"}}));
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   EXPECT_EQ(config->source.conninfo, "host=db dbname=shop");
   EXPECT_EQ(config->feed.listen_address, "127.0.0.1:6000");
   EXPECT_EQ(config->feed.progress_interval, absl::Seconds(2));
@@ -52,7 +53,7 @@ TEST_F(ConfigFile, SettingsComeFromTheFileAndFlagsThenVariablesWin) {
   EXPECT_EQ(config->source.publication, "from_env") << "a variable wins over the file";
 
   absl::StatusOr<Config> by_env = ParseConfig({}, Env({{"WALFEED_CONFIG", path}}));
-  ASSERT_TRUE(by_env.ok()) << by_env.status();
+  ASSERT_OK(by_env);
   EXPECT_EQ(by_env->source.slot, "from_file");
 }
 
@@ -81,7 +82,7 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
       Env({{"WALFEED_REPLICATION_STREAM", "orders_feed"},
            {"WALFEED_NATS_PASSWORD", "secret"},
            {"WALFEED_REPLICATION_IN_FLIGHT", "3"}}));
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   EXPECT_EQ(config->replication.servers,
             (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
   EXPECT_EQ(config->replication.stream, "orders_feed");
@@ -95,7 +96,7 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
   EXPECT_EQ(config->log.out_of_line.change_bytes, ReplicationOptions::kMaxChangeBytes);
 
   absl::StatusOr<Config> off = ParseConfig({"--pg", "x"}, Env({}));
-  ASSERT_TRUE(off.ok());
+  ASSERT_OK(off);
   EXPECT_FALSE(off->replication.enabled());
   EXPECT_EQ(off->replication.confirm_after, ConfirmAfter::kLocal);
   EXPECT_EQ(off->log.out_of_line.change_bytes, OutOfLineLimits{}.change_bytes);
@@ -123,7 +124,7 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
 TEST(ReplicaSettings, FollowNeedsNoPostgresAndExcludesPublishing) {
   absl::StatusOr<Config> replica = ParseConfig(
       {"--follow", "nats://a:4222,nats://b:4222", "--replication-stream", "orders"}, Env({}));
-  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_OK(replica);
   EXPECT_EQ(replica->follow, (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
   EXPECT_EQ(replica->replication.stream, "orders");
   EXPECT_FALSE(replica->replication.enabled()) << "a replica publishes nothing";
@@ -146,12 +147,12 @@ TEST(IngestGroupSettings, AutoNeedsTheStreamAndConfirmingAfterReplication) {
       ParseConfig({"--pg", "x", "--ingest", "auto", "--replicate-to", "nats://a:1",
                    "--confirm-after", "replicated", "--instance-name", "walfeed-2"},
                   Env({}));
-  ASSERT_TRUE(member.ok()) << member.status();
+  ASSERT_OK(member);
   EXPECT_TRUE(member->ingest_auto);
   EXPECT_TRUE(member->replication.failover);
   EXPECT_EQ(member->instance_name, "walfeed-2");
   absl::StatusOr<Config> plain = ParseConfig({"--pg", "x"}, Env({{"WALFEED_INGEST", "always"}}));
-  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_OK(plain);
   EXPECT_FALSE(plain->ingest_auto);
   EXPECT_FALSE(plain->replication.failover);
 

@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/source/wire_bytes.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -14,7 +15,7 @@ using testing::WireBytes;
 template <typename T>
 T DecodeAs(const std::string& bytes) {
   absl::StatusOr<pgoutput::Message> message = DecodePgOutputMessage(bytes);
-  EXPECT_TRUE(message.ok()) << message.status();
+  EXPECT_OK(message);
   EXPECT_TRUE(message.ok() && std::holds_alternative<T>(*message));
   return message.ok() && std::holds_alternative<T>(*message) ? std::get<T>(*message) : T{};
 }

@@ -2,6 +2,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/source/wire_bytes.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -12,7 +13,7 @@ TEST(ReplicationProtocol, ParsesXLogDataAndKeepsThePayload) {
   WireBytes b;
   b.Char('w').U64(0x100).U64(0x200).U64(12345).Bytes("B-payload");
   absl::StatusOr<ReplicationFrame> frame = ParseReplicationFrame(b.str());
-  ASSERT_TRUE(frame.ok()) << frame.status();
+  ASSERT_OK(frame);
   EXPECT_EQ(frame->kind, ReplicationFrame::Kind::kXLogData);
   EXPECT_EQ(frame->wal_start, 0x100u);
   EXPECT_EQ(frame->wal_end, 0x200u);
@@ -24,7 +25,7 @@ TEST(ReplicationProtocol, ParsesKeepaliveWithReplyRequested) {
   WireBytes b;
   b.Char('k').U64(0x300).U64(99).U8(1);
   absl::StatusOr<ReplicationFrame> frame = ParseReplicationFrame(b.str());
-  ASSERT_TRUE(frame.ok());
+  ASSERT_OK(frame);
   EXPECT_EQ(frame->kind, ReplicationFrame::Kind::kKeepalive);
   EXPECT_EQ(frame->wal_end, 0x300u);
   EXPECT_TRUE(frame->reply_requested);

@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -22,7 +23,7 @@ TEST(GlobMatch, StarAndQuestionMark) {
 TEST(TableFilter, IncludeThenExclude) {
   absl::StatusOr<TableFilter> filter =
       TableFilter::Create({"public.*", "shop.orders"}, {"public.secret*"}, {});
-  ASSERT_TRUE(filter.ok()) << filter.status();
+  ASSERT_OK(filter);
   EXPECT_TRUE(filter->IncludesTable("public", "users"));
   EXPECT_TRUE(filter->IncludesTable("shop", "orders"));
   EXPECT_FALSE(filter->IncludesTable("shop", "items"));
@@ -31,7 +32,7 @@ TEST(TableFilter, IncludeThenExclude) {
 
 TEST(TableFilter, BareNamesMeanPublicAndNoIncludeMeansEverything) {
   absl::StatusOr<TableFilter> filter = TableFilter::Create({}, {"logs"}, {"users.ssn"});
-  ASSERT_TRUE(filter.ok());
+  ASSERT_OK(filter);
   EXPECT_TRUE(filter->IncludesTable("shop", "anything"));
   EXPECT_FALSE(filter->IncludesTable("public", "logs"));
   EXPECT_TRUE(filter->ExcludesColumn("public", "users", "ssn"));
@@ -51,7 +52,7 @@ TEST(TableFilter, MalformedEntriesAreRejectedByName) {
 TEST(TableFilter, QuotedPartsHoldDotsAndCaseAndNeverShiftTheSchema) {
   absl::StatusOr<TableFilter> filter =
       TableFilter::Create({"\"x.y\".z", "\"UPPER\"", "public.\"a.b\""}, {}, {});
-  ASSERT_TRUE(filter.ok()) << filter.status();
+  ASSERT_OK(filter);
   EXPECT_TRUE(filter->IncludesTable("x.y", "z"));
   EXPECT_FALSE(filter->IncludesTable("x", "y.z"));
   EXPECT_TRUE(filter->IncludesTable("public", "UPPER"));
@@ -62,7 +63,7 @@ TEST(TableFilter, QuotedPartsHoldDotsAndCaseAndNeverShiftTheSchema) {
 
 TEST(TableFilter, WildcardsMatchWithinOnePartAndAreLiteralWhenQuoted) {
   absl::StatusOr<TableFilter> filter = TableFilter::Create({"*.orders", "public.\"t*\""}, {}, {});
-  ASSERT_TRUE(filter.ok()) << filter.status();
+  ASSERT_OK(filter);
   EXPECT_TRUE(filter->IncludesTable("a.b", "orders"));
   EXPECT_FALSE(filter->IncludesTable("a", "b.orders"));
   EXPECT_TRUE(filter->IncludesTable("public", "t*"));
@@ -71,7 +72,7 @@ TEST(TableFilter, WildcardsMatchWithinOnePartAndAreLiteralWhenQuoted) {
 
 TEST(TableFilter, ExcludedColumnWithADotInItsNameCanBeNamed) {
   absl::StatusOr<TableFilter> filter = TableFilter::Create({}, {}, {"public.t.\"a.b\""});
-  ASSERT_TRUE(filter.ok()) << filter.status();
+  ASSERT_OK(filter);
   EXPECT_TRUE(filter->ExcludesColumn("public", "t", "a.b"));
   EXPECT_FALSE(filter->ExcludesColumn("public", "t.a", "b"));
   ASSERT_EQ(filter->ExcludedColumns().size(), 1u);

@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/source/value_converter.h"
+#include "tests/support/status_assertions.h"
 
 namespace walfeed {
 namespace {
@@ -32,7 +33,7 @@ class TransactionBuilderTest : public ::testing::Test {
 
   std::optional<Transaction> Feed(pgoutput::Message message) {
     absl::StatusOr<std::optional<Transaction>> done = builder_.Consume(std::move(message), 0);
-    EXPECT_TRUE(done.ok()) << done.status();
+    EXPECT_OK(done);
     return done.ok() ? std::move(*done) : std::nullopt;
   }
 
