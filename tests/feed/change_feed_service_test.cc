@@ -17,7 +17,7 @@ namespace walfeed {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::MakeTransaction;
+using test::MakeTransaction;
 
 // The google.rpc.ErrorInfo in a status's details (AIP-193); empty when there is none.
 google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
@@ -42,7 +42,7 @@ std::vector<std::string> Cursors(const std::vector<v1::Change>& changes) {
   return out;
 }
 
-class ChangeFeedServiceTest : public testing::TempLogTest {
+class ChangeFeedServiceTest : public test::TempLogTest {
  protected:
   void TearDown() override {
     if (compactor_) compactor_->Stop();
@@ -70,7 +70,7 @@ class ChangeFeedServiceTest : public testing::TempLogTest {
         });
     ASSERT_OK(server);
     server_ = std::move(*server);
-    stub_ = testing::NewStub(absl::StrCat("127.0.0.1:", server_->port()));
+    stub_ = test::NewStub(absl::StrCat("127.0.0.1:", server_->port()));
     admin_ = v1::Admin::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                                     grpc::InsecureChannelCredentials()));
   }
@@ -91,7 +91,7 @@ class ChangeFeedServiceTest : public testing::TempLogTest {
   }
 
   std::vector<v1::Change> ReadToHead(v1::SubscribeRequest request = {}) {
-    absl::StatusOr<std::vector<v1::Change>> changes = testing::ReadToHead(*stub_, request);
+    absl::StatusOr<std::vector<v1::Change>> changes = test::ReadToHead(*stub_, request);
     EXPECT_OK(changes);
     return changes.ok() ? *changes : std::vector<v1::Change>{};
   }

@@ -13,7 +13,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 std::vector<int64_t> Range(int from, int to) {
@@ -208,4 +208,4 @@ TEST_F(ClientLibrary, ACursorOfAnotherDatabasesFeedIsRefused) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

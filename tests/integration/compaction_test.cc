@@ -14,7 +14,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -232,4 +232,4 @@ TEST_F(Compaction, SecondCompactWhileOneRunsIsRefusedClearly) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/table_name.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 // Reads one identifier of test_decoding's quote_qualified_identifier output at `*at`.
@@ -65,4 +65,4 @@ std::vector<std::string> FeedOrder(const std::vector<v1::Change>& feed) {
   return order;
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -9,7 +9,7 @@
 
 #include "walfeed/v1/walfeed.pb.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // "OP schema.table" per row change, "MESSAGE prefix" per message, from the rows of
 // pg_logical_slot_peek_changes(slot, NULL, NULL, 'skip-empty-xacts', '1') on a test_decoding
@@ -19,6 +19,6 @@ std::vector<std::string> DecodedOrder(const std::vector<std::vector<std::string>
 // The same for a feed (snapshot READs, which test_decoding never sees, left out).
 std::vector<std::string> FeedOrder(const std::vector<v1::Change>& feed);
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_INTEGRATION_DECODING_ORACLE_H_

@@ -37,7 +37,7 @@
 #include "tests/support/process.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 uint64_t EnvNumber(const char* name, uint64_t fallback) {
@@ -565,4 +565,4 @@ void Differential::Run(uint64_t seed, absl::Duration budget, bool lose_slot) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -17,7 +17,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 constexpr int kHealthy = 800;
@@ -236,4 +236,4 @@ TEST_F(FanOut, StalledStreamsHoldABoundedBudgetAndGiveTheMemoryBack) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -19,7 +19,7 @@
 #include "tests/support/small_disk.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 // Commits single-row inserts of 1, 2, 3, ... until stopped; knows how many committed. With
@@ -271,4 +271,4 @@ TEST_F(DiskFull, KilledWhileTheDiskIsFullRestartsWithoutLoss) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -15,7 +15,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -508,4 +508,4 @@ TEST_F(FeedEndToEnd, SigtermEndsStreamsWithUnavailableAndExitsCleanly) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "server/core/table_name.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 // The row's "id": from the key, or (a table without one) from the row itself.
@@ -137,4 +137,4 @@ void ExpectFeedMatchesSelect(const std::vector<v1::Change>& feed, const QueryFun
   }
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

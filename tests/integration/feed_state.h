@@ -12,7 +12,7 @@
 
 #include "walfeed/v1/walfeed.pb.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // The text PostgreSQL's ::text gives for a value as walfeed carries it (not walfeedctl's text
 // format, which quotes and escapes for a person).
@@ -34,6 +34,6 @@ std::string QuoteLiteral(const std::string& text);
 using QueryFunction = std::function<std::vector<std::vector<std::string>>(const std::string& sql)>;
 void ExpectFeedMatchesSelect(const std::vector<v1::Change>& feed, const QueryFunction& query);
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_INTEGRATION_FEED_STATE_H_

@@ -6,7 +6,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -103,4 +103,4 @@ TEST_F(Filters, ExcludingAColumnThatDoesNotExistIsAClearError) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -28,7 +28,7 @@
 #include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 constexpr int kMembers = 3;
@@ -377,4 +377,4 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

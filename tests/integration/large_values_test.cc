@@ -13,7 +13,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -268,4 +268,4 @@ TEST_F(LargeValues, ASubscriberReadsOnWhenAChangeIsCompactedBeforeItsValueIsFetc
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -11,7 +11,7 @@
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -97,4 +97,4 @@ TEST_F(Metrics, ABadOrTakenAddressIsRefusedAtStart) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

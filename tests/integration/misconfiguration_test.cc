@@ -6,7 +6,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -192,4 +192,4 @@ TEST_F(Misconfiguration, DataDirectoryThatIsAFileIsAClearError) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -12,7 +12,7 @@
 #include "tests/support/nats_cluster.h"
 #include "tests/support/walfeed_process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class WalfeedNatsTest : public WalfeedTest {
  protected:
@@ -44,6 +44,6 @@ class WalfeedNatsTest : public WalfeedTest {
   std::string stream_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_INTEGRATION_NATS_TEST_H_

@@ -4,7 +4,7 @@
 #include "tests/support/process.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 std::unique_ptr<PostgresCluster>& Cluster() {
@@ -117,4 +117,4 @@ grpc::health::v1::HealthCheckResponse::ServingStatus WalfeedTest::Health() {
   return response.status();
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -10,7 +10,7 @@
 #include "tests/support/postgres_cluster.h"
 #include "tests/support/walfeed_process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 PostgresCluster& SharedPostgres();
 
@@ -49,6 +49,6 @@ class WalfeedTest : public ::testing::Test {
   std::unique_ptr<WalfeedProcess> walfeed_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_INTEGRATION_POSTGRES_ENVIRONMENT_H_

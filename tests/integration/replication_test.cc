@@ -26,7 +26,7 @@
 #include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using grpc::health::v1::HealthCheckResponse;
@@ -697,4 +697,4 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

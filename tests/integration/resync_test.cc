@@ -20,7 +20,7 @@
 #include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -352,4 +352,4 @@ TEST_F(Resync, PromotedStandbyBringsTheFeedBackToTheNewPrimarysRows) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

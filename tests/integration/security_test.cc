@@ -10,7 +10,7 @@
 #include "tests/support/status_assertions.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -234,4 +234,4 @@ TEST_F(Security, BadTlsAndTokenSettingsAreRejectedAtStart) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

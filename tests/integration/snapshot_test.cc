@@ -16,7 +16,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -235,9 +235,9 @@ TEST_F(Snapshot, ExistingSlotWithAnEmptyLogIsRefusedWithTheWayOut) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 // A forgotten prepared transaction holds back the creation of the slot: walfeed says so in the
@@ -438,4 +438,4 @@ TEST_F(AddedTableSnapshot, TableAddedToAPublicationThatWasEmptyGetsItsExistingRo
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

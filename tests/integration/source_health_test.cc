@@ -10,7 +10,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using grpc::health::v1::HealthCheckRequest;
@@ -99,4 +99,4 @@ TEST_F(SourceHealth, ADroppedSlotIsNotServingWithTheReasonInFeedInfo) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

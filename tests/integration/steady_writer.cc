@@ -4,7 +4,7 @@
 #include "absl/time/clock.h"
 #include "tests/integration/postgres_environment.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 SteadyWriter::SteadyWriter(std::string db, int first_id) : db_(std::move(db)), next_id_(first_id) {
   thread_ = std::thread([this] { Run(); });
@@ -37,4 +37,4 @@ void SteadyWriter::Run() {
   }
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

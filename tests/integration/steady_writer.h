@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class SteadyWriter {
  public:
@@ -31,6 +31,6 @@ class SteadyWriter {
   std::thread thread_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_INTEGRATION_STEADY_WRITER_H_

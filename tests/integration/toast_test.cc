@@ -7,7 +7,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 // 1 MiB of random hex, far too long to stay inline: PostgreSQL stores it out of line (TOAST).
@@ -102,4 +102,4 @@ TEST_F(ToastFill, ValueStaysMarkedUnchangedWhenWalfeedNeverSawTheRow) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -15,7 +15,7 @@
 #include "tests/support/status_assertions.h"
 #include "tests/support/walfeed_process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -340,4 +340,4 @@ TEST_F(Encodings, SqlAsciiNamesThatAreNotUtf8ArriveExactlyAsRawNames) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -12,12 +12,12 @@ namespace walfeed {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::MakeTransaction;
+using test::MakeTransaction;
 
 class ChangeLogTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = testing::MakeTempDir("walfeed-log"); }
-  void TearDown() override { testing::RemoveTree(dir_); }
+  void SetUp() override { dir_ = test::MakeTempDir("walfeed-log"); }
+  void TearDown() override { test::RemoveTree(dir_); }
 
   std::unique_ptr<ChangeLog> Open() {
     ChangeLogOptions options;
@@ -187,7 +187,7 @@ TEST_F(ChangeLogTest, LogIdIsCreatedWithTheDirectoryAndNeverChanges) {
   EXPECT_EQ(Open()->LogId(), first_id) << "after a reopen";
 
   // A new directory is a new log, even holding the same changes.
-  const std::string other_dir = testing::MakeTempDir("walfeed-log");
+  const std::string other_dir = test::MakeTempDir("walfeed-log");
   ChangeLogOptions options;
   options.path = other_dir;
   absl::StatusOr<std::unique_ptr<ChangeLog>> other = ChangeLog::Open(options);
@@ -195,7 +195,7 @@ TEST_F(ChangeLogTest, LogIdIsCreatedWithTheDirectoryAndNeverChanges) {
   ASSERT_OK((*other)->Append({MakeTransaction(100, 2)}, 130));
   EXPECT_NE((*other)->LogId(), first_id);
   other->reset();
-  testing::RemoveTree(other_dir);
+  test::RemoveTree(other_dir);
 }
 
 std::vector<v1::Change> Staged(uint64_t lsn, int count) {
@@ -299,13 +299,13 @@ TEST_F(ChangeLogTest, SecondOpenOfTheSameDirectoryFailsClearly) {
 // once made one message past gRPC's 4 MiB default), and a single change larger than the bound
 // still comes alone. (Values stay inline here: out-of-line values are tested on their own.)
 TEST(ChangeLogBytes, ABatchNeverCrossesTheByteBoundBecauseOfItsLastChange) {
-  const std::string dir = testing::MakeTempDir("walfeed-bytes");
+  const std::string dir = test::MakeTempDir("walfeed-bytes");
   ChangeLogOptions options;
   options.path = dir;
   options.sync = false;
   options.out_of_line.value_bytes = options.out_of_line.change_bytes = 64 << 20;
   std::unique_ptr<ChangeLog> log = *ChangeLog::Open(options);
-  Transaction txn = testing::MakeTransaction(0x100, 3);
+  Transaction txn = test::MakeTransaction(0x100, 3);
   const size_t sizes[] = {990000, 3300000, 10};
   for (size_t i = 0; i < 3; ++i) {
     v1::Column* payload = txn.changes[i].add_after();
@@ -323,7 +323,7 @@ TEST(ChangeLogBytes, ABatchNeverCrossesTheByteBoundBecauseOfItsLastChange) {
   ASSERT_OK(log->Read({0x100, 2}, 100, 1 << 20, &rest));
   EXPECT_EQ(rest.size(), 1u);
   log.reset();
-  testing::RemoveTree(dir);
+  test::RemoveTree(dir);
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class CompactorTest : public testing::TempLogTest {
+class CompactorTest : public test::TempLogTest {
  protected:
   void SetUp() override {
     TempLogTest::SetUp();
@@ -25,7 +25,7 @@ class CompactorTest : public testing::TempLogTest {
 
 TEST_F(CompactorTest, SecondRequestWhileOneIsPendingIsRefused) {
   for (uint64_t lsn = 100; lsn <= 1000; lsn += 100) {
-    ASSERT_OK(log_->Append({testing::MakeTransaction(lsn, 2)}, lsn + 50));
+    ASSERT_OK(log_->Append({test::MakeTransaction(lsn, 2)}, lsn + 50));
   }
   Compactor compactor(log_.get(), policy_, absl::InfiniteDuration());
   absl::Notification done;
@@ -69,8 +69,8 @@ TEST_F(CompactorTest, StopAnswersAPendingRequest) {
 }
 
 TEST_F(CompactorTest, RunsOnItsIntervalInTheBackground) {
-  ASSERT_OK(log_->Append({testing::MakeTransaction(100, 1)}, 150));
-  ASSERT_OK(log_->Append({testing::MakeTransaction(200, 1)}, 250));
+  ASSERT_OK(log_->Append({test::MakeTransaction(100, 1)}, 150));
+  ASSERT_OK(log_->Append({test::MakeTransaction(200, 1)}, 250));
   Compactor compactor(log_.get(), policy_, absl::Milliseconds(50));
   compactor.Start();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);

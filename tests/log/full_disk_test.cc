@@ -24,8 +24,8 @@ constexpr size_t kPayloadBytes = 24 << 10;
 class FullDiskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("walfeed-full-disk");
-    disk_ = std::make_unique<testing::SmallDisk>();
+    dir_ = test::MakeTempDir("walfeed-full-disk");
+    disk_ = std::make_unique<test::SmallDisk>();
     if (absl::Status mounted = disk_->Mount(dir_ + "/disk", 256); !mounted.ok()) {
       GTEST_SKIP() << mounted;
     }
@@ -34,7 +34,7 @@ class FullDiskTest : public ::testing::Test {
   void TearDown() override {
     log_.reset();
     disk_.reset();  // unmounts before the directory is removed
-    testing::RemoveTree(dir_);
+    test::RemoveTree(dir_);
   }
 
   void Open() {
@@ -48,7 +48,7 @@ class FullDiskTest : public ::testing::Test {
 
   // A transaction of about 1 MiB of incompressible text at `lsn`.
   Transaction BigTransaction(uint64_t lsn) {
-    Transaction txn = testing::MakeTransaction(lsn, kChangesPerTransaction, "t", v1::Change::INSERT,
+    Transaction txn = test::MakeTransaction(lsn, kChangesPerTransaction, "t", v1::Change::INSERT,
                                                0, kPayloadBytes);
     for (v1::Change& change : txn.changes) {
       for (char& c : *change.mutable_after(1)->mutable_text()) c = 'a' + random_() % 26;
@@ -75,7 +75,7 @@ class FullDiskTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<testing::SmallDisk> disk_;
+  std::unique_ptr<test::SmallDisk> disk_;
   std::unique_ptr<ChangeLog> log_;
   std::mt19937 random_{20261202};
   std::set<uint64_t> acknowledged_;

@@ -96,12 +96,12 @@ CompactionPolicy Policy(absl::Duration lag, absl::Duration delete_retention) {
 class LogCompactionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("walfeed-compaction");
+    dir_ = test::MakeTempDir("walfeed-compaction");
     Reopen();
   }
   void TearDown() override {
     log_.reset();
-    testing::RemoveTree(dir_);
+    test::RemoveTree(dir_);
   }
 
   void Reopen() {
@@ -411,7 +411,7 @@ TEST_F(LogCompactionTest, AnIndexOfAnotherFormatIsRebuiltFromTheChanges) {
   spec.op = v1::Change::UPDATE;
   Add(spec);
   log_.reset();
-  ASSERT_OK(testing::ForgetIndexFormat(dir_));
+  ASSERT_OK(test::ForgetIndexFormat(dir_));
   Reopen();
   EXPECT_FALSE(log_->IndexIsCurrent());
   ASSERT_OK(log_->CatchUpIndex());

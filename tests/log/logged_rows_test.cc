@@ -9,7 +9,7 @@
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 constexpr uint32_t kRelation = 42;
@@ -139,4 +139,4 @@ TEST_F(LoggedRowsTest, ValuesStoredOutOfLineCompareByContent) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -16,7 +16,7 @@ namespace walfeed {
 namespace {
 
 using google::protobuf::util::MessageDifferencer;
-using testing::MemoryValueStore;
+using test::MemoryValueStore;
 
 constexpr Position kAt{0x5000, 2};
 
@@ -179,7 +179,7 @@ TEST(OutOfLineValues, AReferenceToAnOlderChangeIsCopiedOrElseMarked) {
   EXPECT_TRUE(dangling.after(1).unchanged_toast());
 }
 
-class ChangeLogOutOfLine : public testing::TempLogTest {
+class ChangeLogOutOfLine : public test::TempLogTest {
  protected:
   // Appends `change` alone in a transaction at the next LSN; returns its position.
   Position Append(v1::Change change) {

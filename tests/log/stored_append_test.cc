@@ -14,7 +14,7 @@
 namespace walfeed {
 namespace {
 
-using testing::TempLogTest;
+using test::TempLogTest;
 
 LogRecord Stored(uint64_t lsn, uint32_t seq, bool last, const std::string& text) {
   v1::Change change;

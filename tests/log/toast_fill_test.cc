@@ -54,7 +54,7 @@ v1::Change RowChange(v1::Change::Op op, int64_t id, int64_t version, const std::
   return change;
 }
 
-class ToastFillTest : public testing::TempLogTest {
+class ToastFillTest : public test::TempLogTest {
  protected:
   // Appends one transaction of `changes` at the next LSN.
   void Append(std::vector<v1::Change> changes) {

@@ -12,7 +12,7 @@
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 class SegmentBuilder : public TempLogTest {
@@ -147,4 +147,4 @@ TEST(SegmentStartText, RoundTripsAndRefusesWhatItDidNotWrite) {
 }
 
 }  // namespace
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

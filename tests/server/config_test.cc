@@ -23,8 +23,8 @@ EnvLookup Env(std::map<std::string, std::string> values) {
 
 class ConfigFile : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = testing::MakeTempDir("walfeed-config"); }
-  void TearDown() override { testing::RemoveTree(dir_); }
+  void SetUp() override { dir_ = test::MakeTempDir("walfeed-config"); }
+  void TearDown() override { test::RemoveTree(dir_); }
   std::string Write(const std::string& text) {
     const std::string path = dir_ + "/walfeed.conf";
     std::ofstream(path) << text;

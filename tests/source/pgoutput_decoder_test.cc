@@ -8,9 +8,9 @@
 namespace walfeed {
 namespace {
 
-using testing::FromHex;
+using test::FromHex;
 using ::testing::HasSubstr;
-using testing::WireBytes;
+using test::WireBytes;
 
 template <typename T>
 T DecodeAs(const std::string& bytes) {

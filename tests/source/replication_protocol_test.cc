@@ -7,7 +7,7 @@
 namespace walfeed {
 namespace {
 
-using testing::WireBytes;
+using test::WireBytes;
 
 TEST(ReplicationProtocol, ParsesXLogDataAndKeepsThePayload) {
   WireBytes b;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class WireBytes {
  public:
@@ -52,6 +52,6 @@ inline std::string FromHex(const std::string& hex) {
   return out;
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SOURCE_WIRE_BYTES_H_

@@ -6,7 +6,7 @@
 
 #include "walfeed/v1/walfeed.pb.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // The column called `name`, or nullptr.
 inline const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1::Column>& columns,
@@ -17,6 +17,6 @@ inline const v1::Column* FindColumn(const google::protobuf::RepeatedPtrField<v1:
   return nullptr;
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_CHANGE_HELPERS_H_

@@ -5,7 +5,7 @@
 
 #include "rocksdb/db.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 absl::Status ForgetIndexFormat(const std::string& log_dir) {
   std::vector<std::string> names;
@@ -24,4 +24,4 @@ absl::Status ForgetIndexFormat(const std::string& log_dir) {
   return absl::OkStatus();
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

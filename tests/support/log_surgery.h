@@ -7,11 +7,11 @@
 
 #include "absl/status/status.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // Removes the per-key index's format record, as a log written before the format was recorded.
 absl::Status ForgetIndexFormat(const std::string& log_dir);
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_LOG_SURGERY_H_

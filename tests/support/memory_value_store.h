@@ -10,7 +10,7 @@
 #include "server/core/large_value.h"
 #include "server/log/out_of_line_values.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class MemoryValueStore final : public ValueChunkStore {
  public:
@@ -63,6 +63,6 @@ class MemoryValueStore final : public ValueChunkStore {
   std::map<std::pair<std::string, uint64_t>, std::string> chunks_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_MEMORY_VALUE_STORE_H_

@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 std::string Scrape(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -40,4 +40,4 @@ double Sample(const std::string& metrics, const std::string& series) {
   return -1;
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // GET http://127.0.0.1:port/metrics over a plain socket; the body, or "" when nothing answers.
 std::string Scrape(int port);
@@ -12,6 +12,6 @@ std::string Scrape(int port);
 // The value of the first sample whose line starts with `series` (name and labels), or -1.
 double Sample(const std::string& metrics, const std::string& series);
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_METRICS_SCRAPE_H_

@@ -11,7 +11,7 @@
 #include "absl/time/clock.h"
 #include "tests/support/process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/nats-local.sh";
@@ -173,4 +173,4 @@ absl::Status NatsCluster::PurgeStream(const std::string& stream, uint64_t keep) 
   return absl::OkStatus();
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "walfeed/v1/walfeed.pb.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // One message of a stream: its sequence, headers and the LogSegment it holds.
 struct StreamMessage {
@@ -56,6 +56,6 @@ class NatsCluster {
   std::string urls_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_NATS_CLUSTER_H_

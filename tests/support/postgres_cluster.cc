@@ -9,7 +9,7 @@
 #include "absl/strings/strip.h"
 #include "tests/support/process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/pg-local.sh";
@@ -134,4 +134,4 @@ absl::Status PostgresCluster::StartServer() {
   return absl::OkStatus();
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class PostgresCluster {
  public:
@@ -49,6 +49,6 @@ class PostgresCluster {
   int databases_made_ = 0;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_POSTGRES_CLUSTER_H_

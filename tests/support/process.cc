@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 std::vector<char*> CStrings(const std::vector<std::string>& strings) {
@@ -184,4 +184,4 @@ void RemoveTree(const std::string& path) {
   std::filesystem::remove_all(path, ignored);
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

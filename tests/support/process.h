@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 struct RunResult {
   int exit_code = -1;  // -1 when killed by a signal or timed out
@@ -53,6 +53,6 @@ bool WriteFile(const std::string& path, const std::string& contents);
 std::string MakeTempDir(const std::string& prefix);
 void RemoveTree(const std::string& path);
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_PROCESS_H_

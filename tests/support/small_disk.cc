@@ -12,7 +12,7 @@
 #include "absl/time/time.h"
 #include "tests/support/process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 namespace {
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
@@ -84,4 +84,4 @@ absl::Status SmallDisk::FreeOneFiller() {
   return absl::OkStatus();
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

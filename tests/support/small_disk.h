@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class SmallDisk {
  public:
@@ -41,6 +41,6 @@ class SmallDisk {
   std::vector<std::string> fillers_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_SMALL_DISK_H_

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 template <typename T, typename = void>
 struct HasErrorMessage : std::false_type {};
@@ -41,9 +41,9 @@ template <typename T>
   return failure;
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
-#define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(::walfeed::testing::IsOk, expr)
-#define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(::walfeed::testing::IsOk, expr)
+#define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(::walfeed::test::IsOk, expr)
+#define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(::walfeed::test::IsOk, expr)
 
 #endif  // WALFEED_TESTS_SUPPORT_STATUS_ASSERTIONS_H_

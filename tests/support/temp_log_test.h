@@ -11,7 +11,7 @@
 #include "server/log/change_log.h"
 #include "tests/support/process.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 class TempLogTest : public ::testing::Test {
  protected:
@@ -38,6 +38,6 @@ class TempLogTest : public ::testing::Test {
   std::unique_ptr<ChangeLog> log_;
 };
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_TEMP_LOG_TEST_H_

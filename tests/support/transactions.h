@@ -9,7 +9,7 @@
 #include "server/core/position.h"
 #include "server/core/transaction.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 // A transaction at `commit_lsn` with `count` changes to `schema.table`; change i sets column
 // "id", the table's primary key, to `first_id + i`.
@@ -46,6 +46,6 @@ inline Transaction MakeTransaction(uint64_t commit_lsn, int count, const std::st
   return txn;
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_TRANSACTIONS_H_

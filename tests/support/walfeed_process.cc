@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/large_values.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 std::string WalfeedBinary() { return std::string(WALFEED_BIN_DIR) + "/walfeed"; }
 std::string WalfeedctlBinary() { return std::string(WALFEED_BIN_DIR) + "/walfeedctl"; }
@@ -57,7 +57,7 @@ std::shared_ptr<grpc::Channel> WalfeedProcess::NewChannel() const {
 }
 
 std::unique_ptr<v1::ChangeFeed::Stub> WalfeedProcess::NewStub() const {
-  return testing::NewStub(address());
+  return test::NewStub(address());
 }
 
 absl::StatusOr<std::vector<v1::Change>> ReadToHead(v1::ChangeFeed::Stub& stub,
@@ -122,4 +122,4 @@ std::string MarkerSql(const std::string& marker) {
   return absl::StrCat("SELECT pg_logical_emit_message(true, 'walfeed-test', '", marker, "')");
 }
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test

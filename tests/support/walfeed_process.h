@@ -16,7 +16,7 @@
 #include "tests/support/process.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
-namespace walfeed::testing {
+namespace walfeed::test {
 
 std::string WalfeedBinary();
 std::string WalfeedctlBinary();
@@ -82,6 +82,6 @@ absl::StatusOr<std::vector<v1::Change>> ReadUntilMarker(
 // SQL that emits the marker ReadUntilMarker waits for.
 std::string MarkerSql(const std::string& marker);
 
-}  // namespace walfeed::testing
+}  // namespace walfeed::test
 
 #endif  // WALFEED_TESTS_SUPPORT_WALFEED_PROCESS_H_
