@@ -16,8 +16,8 @@
 namespace walfeed {
 namespace {
 
-using ::testing::HasSubstr;
 using test::MakeTransaction;
+using ::testing::HasSubstr;
 
 // The google.rpc.ErrorInfo in a status's details (AIP-193); empty when there is none.
 google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status) {

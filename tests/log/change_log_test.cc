@@ -11,8 +11,8 @@
 namespace walfeed {
 namespace {
 
-using ::testing::HasSubstr;
 using test::MakeTransaction;
+using ::testing::HasSubstr;
 
 class ChangeLogTest : public ::testing::Test {
  protected:

@@ -48,8 +48,8 @@ class FullDiskTest : public ::testing::Test {
 
   // A transaction of about 1 MiB of incompressible text at `lsn`.
   Transaction BigTransaction(uint64_t lsn) {
-    Transaction txn = test::MakeTransaction(lsn, kChangesPerTransaction, "t", v1::Change::INSERT,
-                                               0, kPayloadBytes);
+    Transaction txn = test::MakeTransaction(lsn, kChangesPerTransaction, "t", v1::Change::INSERT, 0,
+                                            kPayloadBytes);
     for (v1::Change& change : txn.changes) {
       for (char& c : *change.mutable_after(1)->mutable_text()) c = 'a' + random_() % 26;
     }

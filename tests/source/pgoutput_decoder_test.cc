@@ -9,8 +9,8 @@ namespace walfeed {
 namespace {
 
 using test::FromHex;
-using ::testing::HasSubstr;
 using test::WireBytes;
+using ::testing::HasSubstr;
 
 template <typename T>
 T DecodeAs(const std::string& bytes) {
