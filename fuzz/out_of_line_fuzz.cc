@@ -94,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const walfeed::Position position{input.ConsumeIntegral<uint64_t>(),
                                    input.ConsumeIntegral<uint32_t>()};
-  walfeed::testing::MemoryValueStore store;
+  walfeed::test::MemoryValueStore store;
   Change moved = original;
   const bool may_move = walfeed::MayMoveOutOfLine(moved, limits);
   if (!walfeed::MoveOutOfLine(limits, position, &moved, &store).ok()) Fail("MoveOutOfLine failed");

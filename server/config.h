@@ -1,6 +1,7 @@
 // walfeed's configuration: every setting with its flag, environment variable, default and help.
 //
-// Precedence: a command-line flag beats its environment variable, which beats the default.
+// Precedence: a command-line flag beats its environment variable, which beats the config file
+// (--config / WALFEED_CONFIG), which beats the default.
 // ParseConfig() validates every value once and rejects a bad one with a sentence naming the
 // setting, the value and the expected form. ConfigHelp() lists every setting with its default.
 #ifndef WALFEED_SERVER_CONFIG_H_

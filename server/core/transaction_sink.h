@@ -4,6 +4,11 @@
 // transactions and the resume point are durable together (atomically: all or nothing), and
 // ResumeLsn() then returns that resume point, also after a restart. Staged changes become visible
 // only when committed.
+//
+// Threads: the source calls it from two threads (its streaming thread reads ResumeLsn(), Head()
+// and Metadata() and sets metadata and discards staged changes between sessions; the durable
+// appender's thread calls Append() and StageChanges()), and readers of the log call Head() from
+// theirs. An implementation must be thread-safe and must serialize the writing calls.
 #ifndef WALFEED_SERVER_CORE_TRANSACTION_SINK_H_
 #define WALFEED_SERVER_CORE_TRANSACTION_SINK_H_
 

@@ -6,8 +6,10 @@
 // - Records are keyed by Position and read back in position order; positions only grow.
 // - Readers see nothing above the head: staged changes (the initial snapshot) stay invisible
 //   until CommitStaged(), and whatever is staged when the log reopens is discarded.
-// - Head listeners are called after every successful append, outside any lock, with the new
-//   head; they must be quick (signal a thread, do not read the log inline).
+// - Head listeners are called after every successful append with the new head, on the
+//   appending thread, outside the log's state lock but while appends are serialized (the append
+//   lock is held): they must be quick (signal a thread, do not read the log inline) and must
+//   never append.
 // - Compact() only removes changes, never moves one: positions and order stay. It removes what
 //   CompactionPolicy allows and records the purge point, the newest removed change that a
 //   resuming reader could not do without (a tombstone, or a change that is never merged).

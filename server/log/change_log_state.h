@@ -83,7 +83,7 @@ struct ChangeLog::Impl {
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles;
   std::string log_id;  // set by Open(); changed only by AdoptLogId(), before anything reads it
 
-  absl::Mutex append_mu;  // serializes writers; taken before `mu`
+  absl::Mutex append_mu ABSL_ACQUIRED_BEFORE(mu);  // serializes writers
   // The per-key index is complete up to here; it is current while this equals the head.
   Position indexed_up_to ABSL_GUARDED_BY(append_mu);
   // AppendStored(): the last record written (staged or committed) and what was staged since the
@@ -127,7 +127,7 @@ struct ChangeLog::Impl {
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync, absl::string_view what);
   std::atomic<bool> write_failed{false};
   // Taken by Write() for its whole course; the innermost lock.
-  absl::Mutex write_mu;
+  absl::Mutex write_mu ABSL_ACQUIRED_AFTER(append_mu, mu);
   // A position stored in the default column family under `key` (zero when absent).
   absl::StatusOr<Position> ReadPosition(absl::string_view key) const;
   Position ReadPurgePoint() const;
@@ -158,7 +158,8 @@ struct ChangeLog::Impl {
                                                       rocksdb::WriteBatch& batch,
                                                       std::string* value, v1::Change* moved);
 
-  // After a durable write: publish the new head and tell the listeners (outside the lock).
+  // After a durable write: publish the new head and tell the listeners (outside `mu`, under
+  // `append_mu`, which the caller holds).
   // `commit_time`: the newest appended transaction's, when this append had one.
   void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
                uint64_t transactions, std::optional<absl::Time> commit_time)
