@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -161,6 +162,19 @@ def nats_cpu_seconds(nats_dir):
             except (OSError, ValueError):
                 pass
     return total
+
+
+def nats_stream_state(nats_dir, stream):
+    """The state of JetStream stream `stream` ({"messages": ..., "bytes": ...}) as the first NATS
+    server of nats_dir reports it (every server holds a replica of a 3-replica stream)."""
+    port = open(os.path.join(nats_dir, "n1.http_port")).read().strip()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/jsz?streams=true", timeout=5) as answer:
+        jsz = json.loads(answer.read())
+    for account in jsz.get("account_details", []):
+        for detail in account.get("stream_detail", []):
+            if detail.get("name") == stream:
+                return detail.get("state", {})
+    raise RuntimeError(f"NATS does not report stream {stream}")
 
 
 class InsertWorkload:

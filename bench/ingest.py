@@ -26,7 +26,15 @@ from benchlib import (HERE, PG_BIN, PG_BIN_DIR, ROOT, Postgres, cpu_seconds, du,
 PG_RECVLOGICAL = f"{PG_BIN_DIR}/pg_recvlogical"
 
 
-LOAD_PROCEDURE = """
+# The payload column of the bench table, 192 characters: six md5s of the row's number within its
+# transaction (the same few values again and again, like a status column), or of random numbers
+# (hex noise, which no compressor shrinks below about half).
+PAYLOADS = {
+    "repeated": "repeat(md5(g::text), 6)",
+    "random": " || ".join(["md5(random()::text)"] * 6),
+}
+
+LOAD_PROCEDURE_TEMPLATE = """
 CREATE OR REPLACE PROCEDURE bench_load(transactions int, rows_per_txn int) LANGUAGE plpgsql AS $$
 DECLARE
   base bigint;
@@ -34,7 +42,7 @@ BEGIN
   FOR i IN 0 .. transactions - 1 LOOP
     base := i::bigint * rows_per_txn;
     -- 60% inserts, 30% updates of the previous transaction's rows, 10% deletes of older rows.
-    INSERT INTO bench SELECT base + g, repeat(md5(g::text), 6), g
+    INSERT INTO bench SELECT base + g, PAYLOAD_SQL, g
       FROM generate_series(1, greatest(1, rows_per_txn * 6 / 10)) g;
     UPDATE bench SET n = n + 1 WHERE id >= base - rows_per_txn AND id < base - rows_per_txn + rows_per_txn * 3 / 10;
     DELETE FROM bench WHERE id >= base - 2 * rows_per_txn AND id < base - 2 * rows_per_txn + rows_per_txn / 10;
@@ -42,6 +50,14 @@ BEGIN
   END LOOP;
 END $$;
 """
+
+
+def load_procedure(payload="repeated"):
+    """The bench_load procedure, its rows' payloads of the kind `payload` (see PAYLOADS)."""
+    return LOAD_PROCEDURE_TEMPLATE.replace("PAYLOAD_SQL", PAYLOADS[payload])
+
+
+LOAD_PROCEDURE = load_procedure()
 
 
 def time_pg_recvlogical(pg, slot, end_lsn, out_dir):

@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/latency_histogram.h"
+#include "server/replication/segment_codec.h"
 #include "walfeed/v1/walfeed.pb.h"
 
 int main(int argc, char** argv) {
@@ -98,7 +99,13 @@ int main(int argc, char** argv) {
     if (natsSubscription_NextMsg(&message, subscription, 200) != NATS_OK) continue;
     const int64_t now_micros = absl::ToUnixMicros(absl::Now());
     ++messages;
-    if (segment.ParseFromArray(natsMsg_GetData(message), natsMsg_GetDataLength(message))) {
+    const char* compression = nullptr;
+    if (natsMsgHeader_Get(message, walfeed::kCompressionHeader, &compression) != NATS_OK) {
+      compression = "";
+    }
+    absl::StatusOr<std::string> bytes = walfeed::DecodeSegment(
+        std::string(natsMsg_GetData(message), natsMsg_GetDataLength(message)), compression);
+    if (bytes.ok() && segment.ParseFromString(*bytes)) {
       for (const walfeed::v1::Change& change : segment.changes()) {
         const std::pair<uint64_t, uint32_t> position{change.lsn(), change.seq()};
         if (changes > 0 && !(last < position)) in_order = false;

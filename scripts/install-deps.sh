@@ -15,7 +15,7 @@ packages=(
   postgresql postgresql-contrib
   # the log's replication into NATS JetStream (--replicate-to): the C client, and the server for
   # the tests and the demo
-  libnats-dev nats-server
+  libnats-dev nats-server libzstd-dev
   clang-14 libclang-rt-14-dev clang-format openssl
   # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv
   python3-yaml systemd dash shellcheck binutils util-linux

@@ -382,6 +382,20 @@ const std::vector<Setting>& Settings() {
        [](const std::string& v, Config& c) {
          return SetBytes("replication-segment-bytes", v, &c.replication.segment_bytes);
        }},
+      {"replication-compression", "WALFEED_REPLICATION_COMPRESSION", "zstd",
+       "how a stream message holds its segment: zstd (compressed; readers decompress a message "
+       "whose Walfeed-Compression header says zstd) or none",
+       [](const std::string& v, Config& c) {
+         if (v == "zstd") {
+           c.replication.compression = SegmentCompression::kZstd;
+         } else if (v == "none") {
+           c.replication.compression = SegmentCompression::kNone;
+         } else {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--replication-compression='", v, "' must be zstd or none"));
+         }
+         return absl::OkStatus();
+       }},
       {"replication-in-flight", "WALFEED_REPLICATION_IN_FLIGHT", "8",
        "stream messages sent and not yet acknowledged at most (1 to 32; 1 waits for each)",
        [](const std::string& v, Config& c) {

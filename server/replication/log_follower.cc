@@ -10,6 +10,7 @@
 #include "server/core/table_name.h"
 #include "server/replication/copy_point.h"
 #include "server/replication/jetstream_log.h"
+#include "server/replication/segment_codec.h"
 #include "server/replication/log_bootstrap.h"
 #include "server/replication/segment_builder.h"
 #include "spdlog/spdlog.h"
@@ -244,10 +245,7 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
         // The stream's limits removed segments this replica has not copied.
         return Bootstrap(stream, message.sequence);
       }
-      if (absl::Status applied =
-              Apply(message.Header("Walfeed-Log-Id"), message.sequence,
-                    message.Header("Walfeed-Start"), message.Header("Walfeed-Next"), message.data);
-          !applied.ok()) {
+      if (absl::Status applied = Apply(message); !applied.ok()) {
         return applied;
       }
       absl::MutexLock lock(&mu_);
@@ -259,9 +257,11 @@ absl::Status LogFollower::Follow(JetStreamLog& stream) {
   return absl::OkStatus();
 }
 
-absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
-                                const std::string& start, const std::string& next,
-                                const std::string& data) {
+absl::Status LogFollower::Apply(const JetStreamLog::Message& message) {
+  const uint64_t sequence = message.sequence;
+  const std::string log_id = message.Header("Walfeed-Log-Id");
+  const std::string start = message.Header("Walfeed-Start");
+  const std::string next = message.Header("Walfeed-Next");
   if (log_id != log_->LogId()) {
     return StopForGood(absl::StrCat(
         "message ", sequence, " of the JetStream stream ", options_.stream, " holds ",
@@ -275,11 +275,17 @@ absl::Status LogFollower::Apply(const std::string& log_id, uint64_t sequence,
                                     "'), but this replica's copy ends at '", next_start_,
                                     "': the stream does not continue it"));
   }
+  absl::StatusOr<std::string> data =
+      DecodeSegment(message.data, message.Header(kCompressionHeader));
+  if (!data.ok()) {
+    return StopForGood(absl::StrCat("message ", sequence, " of the JetStream stream ",
+                                    options_.stream, " cannot be read: ", data.status().message()));
+  }
   std::vector<ChangeLog::StoredChunk> chunks;
   std::vector<LogRecord> records;
   bool last_ends_transaction = false;
   bool well_formed = true;
-  const bool parsed = VisitFields(data, [&](uint32_t field, uint64_t, absl::string_view bytes) {
+  const bool parsed = VisitFields(*data, [&](uint32_t field, uint64_t, absl::string_view bytes) {
     if (field == kSegmentValues) {
       v1::LargeValueChunk chunk;
       if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {

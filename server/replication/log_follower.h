@@ -39,12 +39,11 @@
 #include "absl/time/time.h"
 #include "server/core/source_status.h"
 #include "server/log/change_log.h"
+#include "server/replication/jetstream_log.h"
 #include "server/replication/replication_options.h"
 #include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
-
-class JetStreamLog;
 
 class LogFollower {
  public:
@@ -82,8 +81,7 @@ class LogFollower {
   // Reads and applies segments until a read fails or Stop().
   absl::Status Follow(JetStreamLog& stream);
   // Appends one stream message (a segment) to the local log.
-  absl::Status Apply(const std::string& log_id, uint64_t sequence, const std::string& start,
-                     const std::string& next, const std::string& data);
+  absl::Status Apply(const JetStreamLog::Message& message);
   // The stream begins at `first`, after what the copy holds: copies the rest from another
   // instance and continues from `first`.
   absl::Status Bootstrap(JetStreamLog& stream, uint64_t first);

@@ -11,6 +11,7 @@
 #include "server/core/table_name.h"
 #include "server/replication/copy_point.h"
 #include "server/replication/jetstream_log.h"
+#include "server/replication/segment_codec.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
@@ -259,8 +260,10 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
     }
     if (!problem.empty()) return StopForGood(problem);
     next = *parsed;
+    absl::StatusOr<std::string> bytes =
+        DecodeSegment(std::move(last->data), last->Header(kCompressionHeader));
     v1::LogSegment segment;
-    if (segment.ParseFromString(last->data)) {
+    if (bytes.ok() && segment.ParseFromString(*bytes)) {
       for (const v1::Change& change : segment.changes()) {
         if (change.last_in_transaction()) last_whole = Position{change.lsn(), change.seq()};
       }
@@ -396,6 +399,8 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
                                    {"Walfeed-Start", start_text},
                                    {"Walfeed-Next", FormatSegmentStart(built.next)}};
   if (!options_.writer.empty()) headers.emplace_back("Walfeed-Writer", options_.writer);
+  const EncodedSegment encoded = EncodeSegment(built.bytes, options_.compression);
+  if (!encoded.compression.empty()) headers.emplace_back(kCompressionHeader, encoded.compression);
   if (built.first.has_value()) {
     headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
     headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
@@ -410,9 +415,9 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
   size_t header_bytes = sent.id.size() + 64;
   for (const auto& [key, value] : headers) header_bytes += key.size() + value.size() + 4;
   const int64_t max_payload = stream.MaxPayload();
-  if (max_payload > 0 && built.bytes.size() + header_bytes > static_cast<size_t>(max_payload)) {
+  if (max_payload > 0 && encoded.data.size() + header_bytes > static_cast<size_t>(max_payload)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the change at ", start_text, " takes ", built.bytes.size(),
+        "the change at ", start_text, " takes ", encoded.data.size(),
         " bytes in a segment, more than the NATS servers' max_payload (", max_payload,
         " bytes) allows: raise max_payload in nats-server's configuration (walfeed's changes "
         "stay under about 1 MiB; 8MB leaves room)"));
@@ -420,7 +425,7 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
   // The first message after the end was read expects that end's sequence; every later one the
   // message sent before it.
   const JetStreamLog::Expectation expect{expected_sequence_, expected_id_};
-  if (absl::Status sent_status = stream.Send(built.bytes, headers, sent.id, expect);
+  if (absl::Status sent_status = stream.Send(encoded.data, headers, sent.id, expect);
       !sent_status.ok()) {
     return sent_status;
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/replication/segment_codec.h"
 
 namespace walfeed {
 
@@ -48,6 +49,9 @@ struct ReplicationOptions {
   // A segment (one stream message) holds at most this many bytes, and never more than the
   // servers' max_payload allows.
   size_t segment_bytes = 1 << 20;
+  // How a segment is stored in its message (--replication-compression): zstd shrinks changes'
+  // repeated names several times over, so the servers store and replicate that much less.
+  SegmentCompression compression = SegmentCompression::kZstd;
   // Segments sent and not yet acknowledged at most: the servers check each one's expectation in
   // order as they store it, so a window covers the round trip without losing the fencing; 1
   // publishes one message at a time.

@@ -39,6 +39,8 @@ struct StreamContent {
   std::map<std::string, std::string> values;
   std::set<std::string> log_ids;
   size_t messages = 0;
+  // Messages by their Walfeed-Compression header ("" for none).
+  std::map<std::string, size_t> compressions;
 };
 
 // Reads `stream` from its first message and checks that each message continues the one before
@@ -63,6 +65,7 @@ StreamContent ReadStream(const NatsCluster& nats, const std::string& stream) {
               absl::StrCat(message.segment.log_id(), "@", header("Walfeed-Start"), "..",
                            header("Walfeed-Next"), "#", header("Walfeed-Writer")));
     EXPECT_FALSE(header("Walfeed-Writer").empty());
+    ++content.compressions[header("Walfeed-Compression")];
     content.log_ids.insert(message.segment.log_id());
     for (const v1::LargeValueChunk& chunk : message.segment.values()) {
       std::string& value = content.values[chunk.ref()];
@@ -145,6 +148,7 @@ class Replication : public WalfeedNatsTest {
       }
     }
     large_values_seen_ = large;
+    compressions_seen_ = stream.compressions;
   }
 
   uint64_t SlotConfirmedLsn() {
@@ -183,6 +187,7 @@ class Replication : public WalfeedNatsTest {
   }
 
   size_t large_values_seen_ = 0;
+  std::map<std::string, size_t> compressions_seen_;
 };
 
 TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCrashes) {
@@ -216,7 +221,8 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
   EXPECT_EQ(FeedInfo().replication().state(), "failing");
   ASSERT_OK(nats_->StartAll());
 
-  // walfeed is killed at ten points, some in the middle of a large value's chunks.
+  // walfeed is killed at ten points, some in the middle of a large value's chunks; every other
+  // run publishes its segments uncompressed, so the stream holds both kinds of message.
   std::mt19937 random(::testing::UnitTest::GetInstance()->random_seed());
   for (int kill = 0; kill < 10; ++kill) {
     if (kill % 3 == 0) {
@@ -225,7 +231,9 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
     }
     absl::SleepFor(absl::Milliseconds(100 + random() % 1500));
     walfeed_->Kill();
-    StartWalfeed(args);
+    std::vector<std::string> run_args = args;
+    run_args.insert(run_args.end(), {"--replication-compression", kill % 2 ? "zstd" : "none"});
+    StartWalfeed(run_args);
   }
   writer.Stop();
   ASSERT_GT(writer.transactions(), 100);
@@ -235,6 +243,9 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
   ExpectStreamIsTheFeed();
   EXPECT_EQ(large_values_seen_, 4u);
   EXPECT_GT(FeedInfo().replication().segments_published(), 0u);
+  EXPECT_GT(compressions_seen_["zstd"], 0u);
+  EXPECT_GT(compressions_seen_[""], 0u);
+  EXPECT_EQ(compressions_seen_.size(), 2u);
 }
 
 TEST_F(Replication, ConfirmAfterReplicatedLeavesInPostgresWhatJetStreamLacks) {
@@ -452,7 +463,10 @@ TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
   Sql("CREATE TABLE big (id int PRIMARY KEY, doc text)");
   Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 500) g");
-  StartWalfeed(ReplicationArgs("local"));
+  // Uncompressed segments (the other tests' replicas read zstd ones).
+  std::vector<std::string> args = ReplicationArgs("local");
+  args.insert(args.end(), {"--replication-compression", "none"});
+  StartWalfeed(args);
   // The stream exists and names the log before the replica starts (a new cluster elects its
   // JetStream leader first, which can outlast the replica's start-up check).
   WaitForReplication();

@@ -81,7 +81,8 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
        "replicated", "--replication-replicas", "5", "--replication-segment-bytes", "256KiB"},
       Env({{"WALFEED_REPLICATION_STREAM", "orders_feed"},
            {"WALFEED_NATS_PASSWORD", "secret"},
-           {"WALFEED_REPLICATION_IN_FLIGHT", "3"}}));
+           {"WALFEED_REPLICATION_IN_FLIGHT", "3"},
+           {"WALFEED_REPLICATION_COMPRESSION", "none"}}));
   ASSERT_OK(config);
   EXPECT_EQ(config->replication.servers,
             (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
@@ -92,6 +93,7 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
   EXPECT_EQ(config->replication.segment_bytes, 256u << 10);
   EXPECT_EQ(config->replication.password, "secret");
   EXPECT_EQ(config->replication.in_flight, 3);
+  EXPECT_EQ(config->replication.compression, SegmentCompression::kNone);
   // A replicated change fits a stream message under NATS's default max_payload.
   EXPECT_EQ(config->log.out_of_line.change_bytes, ReplicationOptions::kMaxChangeBytes);
 
@@ -99,6 +101,7 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
   ASSERT_OK(off);
   EXPECT_FALSE(off->replication.enabled());
   EXPECT_EQ(off->replication.confirm_after, ConfirmAfter::kLocal);
+  EXPECT_EQ(off->replication.compression, SegmentCompression::kZstd);
   EXPECT_EQ(off->log.out_of_line.change_bytes, OutOfLineLimits{}.change_bytes);
 
   const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
@@ -110,6 +113,7 @@ TEST(ReplicationSettings, ComeFromFlagsAndVariablesAndBadOnesAreRefusedWithTheSe
       {{"--replicate-to", "nats://a:1", "--replication-replicas", "three"}, "from 1 to 5"},
       {{"--replicate-to", "nats://a:1", "--nats-tls-cert", "c.pem"}, "go together"},
       {{"--replicate-to", "nats://a:1", "--replication-in-flight", "0"}, "from 1 to 32"},
+      {{"--replication-compression", "gzip"}, "must be zstd or none"},
       {{"--replicate-to", "nats://a:1", "--replication-in-flight", "many"}, "from 1 to 32"},
   };
   for (const auto& [flags, why] : refused) {

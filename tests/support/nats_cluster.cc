@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "server/replication/segment_codec.h"
 #include "tests/support/process.h"
 
 namespace walfeed::test {
@@ -148,7 +149,14 @@ absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(
         }
         free(static_cast<void*>(keys));
       }
-      if (!read.segment.ParseFromArray(natsMsg_GetData(message), natsMsg_GetDataLength(message))) {
+      const auto compression = read.headers.find(kCompressionHeader);
+      absl::StatusOr<std::string> bytes = DecodeSegment(
+          std::string(natsMsg_GetData(message), natsMsg_GetDataLength(message)),
+          compression == read.headers.end() ? "" : compression->second);
+      if (!bytes.ok()) {
+        result = absl::DataLossError(
+            absl::StrCat("message ", seq, " cannot be read: ", bytes.status().message()));
+      } else if (!read.segment.ParseFromString(*bytes)) {
         result = absl::DataLossError(absl::StrCat("message ", seq, " is not a LogSegment"));
       }
       natsMsg_Destroy(message);
