@@ -83,7 +83,7 @@ def summarize(out, quick):
     replication = load(out, "replication", quick)
     for r in replication["ingest"]:
         rows.append({"scenario": f"replicated ingest (3 replicas, confirm after replicated), "
-                                 f"{r['txn_size']}-row transactions",
+                                 f"{r['txn_size']}-row transactions ({r.get('payload', 'repeated')} payloads)",
                      "walfeed": f"{r['replicated_changes_per_s']:,} changes/s",
                      "reference": f"walfeed local-only {r['local_changes_per_s']:,} changes/s",
                      "ratio": r["replicated_vs_local"], "target": ">= 0.8 x",
