@@ -391,8 +391,8 @@ const std::vector<Setting>& Settings() {
          } else if (v == "none") {
            c.replication.compression = SegmentCompression::kNone;
          } else {
-           return absl::InvalidArgumentError(absl::StrCat(
-               "--replication-compression='", v, "' must be zstd or none"));
+           return absl::InvalidArgumentError(
+               absl::StrCat("--replication-compression='", v, "' must be zstd or none"));
          }
          return absl::OkStatus();
        }},

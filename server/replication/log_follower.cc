@@ -10,9 +10,9 @@
 #include "server/core/table_name.h"
 #include "server/replication/copy_point.h"
 #include "server/replication/jetstream_log.h"
-#include "server/replication/segment_codec.h"
 #include "server/replication/log_bootstrap.h"
 #include "server/replication/segment_builder.h"
+#include "server/replication/segment_codec.h"
 #include "spdlog/spdlog.h"
 
 namespace walfeed {

@@ -16,7 +16,8 @@ constexpr int kZstdLevel = 1;
 }  // namespace
 
 EncodedSegment EncodeSegment(absl::string_view segment, SegmentCompression compression) {
-  if (compression == SegmentCompression::kNone || segment.empty()) return {std::string(segment), ""};
+  if (compression == SegmentCompression::kNone || segment.empty())
+    return {std::string(segment), ""};
   std::string frame(ZSTD_compressBound(segment.size()), '\0');
   const size_t written =
       ZSTD_compress(frame.data(), frame.size(), segment.data(), segment.size(), kZstdLevel);
@@ -38,16 +39,16 @@ absl::StatusOr<std::string> DecodeSegment(std::string data, absl::string_view co
   }
   if (size > kMaxSegmentBytes) {
     return absl::DataLossError(absl::StrCat("the message's zstd frame would expand to ", size,
-                                            " bytes, more than a segment holds (",
-                                            kMaxSegmentBytes, ")"));
+                                            " bytes, more than a segment holds (", kMaxSegmentBytes,
+                                            ")"));
   }
   std::string segment(static_cast<size_t>(size), '\0');
   const size_t read = ZSTD_decompress(segment.data(), segment.size(), data.data(), data.size());
   if (ZSTD_isError(read) || read != segment.size()) {
-    return absl::DataLossError(
-        absl::StrCat("the message's zstd frame is damaged: ",
-                     ZSTD_isError(read) ? ZSTD_getErrorName(read) : "it holds fewer bytes than "
-                                                                    "it says"));
+    return absl::DataLossError(absl::StrCat("the message's zstd frame is damaged: ",
+                                            ZSTD_isError(read) ? ZSTD_getErrorName(read)
+                                                               : "it holds fewer bytes than "
+                                                                 "it says"));
   }
   return segment;
 }

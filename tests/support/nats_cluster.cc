@@ -150,9 +150,9 @@ absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(
         free(static_cast<void*>(keys));
       }
       const auto compression = read.headers.find(kCompressionHeader);
-      absl::StatusOr<std::string> bytes = DecodeSegment(
-          std::string(natsMsg_GetData(message), natsMsg_GetDataLength(message)),
-          compression == read.headers.end() ? "" : compression->second);
+      absl::StatusOr<std::string> bytes =
+          DecodeSegment(std::string(natsMsg_GetData(message), natsMsg_GetDataLength(message)),
+                        compression == read.headers.end() ? "" : compression->second);
       if (!bytes.ok()) {
         result = absl::DataLossError(
             absl::StrCat("message ", seq, " cannot be read: ", bytes.status().message()));
