@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Large-transaction memory benchmark: walfeed's peak RSS while it ingests one transaction of
-many rows, with the default --max-transaction-memory (the transaction is staged in parts) and
-with a budget larger than the transaction (held whole, as before staging existed).
+many rows, with the default --max-transaction-memory (the transaction is staged in parts), for
+each of the given row counts (memory must not grow with the transaction), and for the first
+count also with a budget larger than the transaction (held whole, as before staging existed).
 
-  bench/large_transaction.py [--rows N] [--quick]
+  bench/large_transaction.py [--rows N[,N...]] [--quick]
 
 Writes bench/results/large_transaction.{json,md}.
 """
@@ -40,13 +41,13 @@ def ingest(pg, slot, end_lsn, root, walfeed, budget):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", default="1000000,5000000")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--walfeed", default=os.path.join(ROOT, "build", "bin", "walfeed"))
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
     if args.quick:
-        args.rows = 50_000
+        args.rows = "50000"
     root = tempfile.mkdtemp(prefix="walfeed-bench-")
     os.chmod(root, 0o755)
     pg = Postgres(root)
@@ -54,17 +55,22 @@ def main():
     try:
         pg.sql("CREATE TABLE big (id bigint PRIMARY KEY, payload text)")
         pg.sql("CREATE PUBLICATION walfeed FOR ALL TABLES")
-        budgets = [("16MiB", "staged in parts (default)"), ("64GiB", "held whole")]
-        for i, _ in enumerate(budgets):
-            pg.sql(f"SELECT pg_create_logical_replication_slot('big_{i}', 'pgoutput')")
-        pg.sql(f"INSERT INTO big SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {args.rows}) g")
-        end_lsn = pg.sql("SELECT pg_current_wal_lsn()")
-        for i, (budget, label) in enumerate(budgets):
-            seconds, rss = ingest(pg, f"big_{i}", end_lsn, root, args.walfeed, budget)
-            print(f"budget={budget} rows={args.rows} seconds={seconds:.2f} peak_rss_mib={rss:.0f}",
-                  flush=True)
-            results.append({"max_transaction_memory": budget, "mode": label, "rows": args.rows,
-                            "seconds": round(seconds, 2), "peak_rss_mib": round(rss)})
+        for n, rows in enumerate(int(r) for r in args.rows.split(",")):
+            budgets = [("16MiB", "staged in parts (default)")]
+            if n == 0:
+                budgets.append(("64GiB", "held whole"))
+            pg.sql("TRUNCATE big")
+            for i, _ in enumerate(budgets):
+                pg.sql(f"SELECT pg_create_logical_replication_slot('big_{n}_{i}', 'pgoutput')")
+            pg.sql(f"INSERT INTO big SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {rows}) g")
+            end_lsn = pg.sql("SELECT pg_current_wal_lsn()")
+            for i, (budget, label) in enumerate(budgets):
+                seconds, rss = ingest(pg, f"big_{n}_{i}", end_lsn, root, args.walfeed, budget)
+                print(f"budget={budget} rows={rows} seconds={seconds:.2f} peak_rss_mib={rss:.0f}",
+                      flush=True)
+                results.append({"max_transaction_memory": budget, "mode": label, "rows": rows,
+                                "seconds": round(seconds, 2), "peak_rss_mib": round(rss)})
+                pg.sql(f"SELECT pg_drop_replication_slot('big_{n}_{i}')")
     finally:
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)

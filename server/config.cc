@@ -169,8 +169,9 @@ const std::vector<Setting>& Settings() {
          return absl::OkStatus();
        }},
       {"max-transaction-memory", "WALFEED_MAX_TRANSACTION_MEMORY", "16MiB",
-       "a transaction bigger than this is staged in the log in parts instead of held in memory "
-       "(bytes, or with a KiB, MiB or GiB suffix)",
+       "a transaction whose decoded changes would take more than this (estimated at four times "
+       "what PostgreSQL sends) is staged in the log in parts instead of held in memory (bytes, "
+       "or with a KiB, MiB or GiB suffix)",
        [](const std::string& v, Config& c) {
          return SetBytes("max-transaction-memory", v, &c.source.max_transaction_bytes);
        }},

@@ -288,6 +288,10 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   // cache than the 4 KiB default (a raw scan took 0.49 instead of 0.72 us a change).
   table_options.block_size = 32 << 10;
   changes_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  // Memtables of 16 MiB instead of 64: a change is written once and read back from the block
+  // cache or the files, so larger ones buy nothing but resident memory (two of them, the one
+  // being flushed and the next, held 125 MiB while a million-row transaction was staged).
+  changes_options.write_buffer_size = 16 << 20;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
@@ -483,11 +487,10 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
 }
 
 absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
+  // The most bytes one staging write holds.
+  constexpr size_t kStageBatchBytes = 4 << 20;
   absl::MutexLock append_lock(&impl_->append_mu);
   Position last = Head();
-  rocksdb::WriteBatch batch;
-  std::string value;
-  v1::Change moved;
   for (const v1::Change& change : changes) {
     const Position position{change.lsn(), change.seq()};
     if (position <= last) {
@@ -496,6 +499,12 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
                                                         "; nothing was staged"));
     }
     last = position;
+  }
+  rocksdb::WriteBatch batch;
+  std::string value;
+  v1::Change moved;
+  for (const v1::Change& change : changes) {
+    const Position position{change.lsn(), change.seq()};
     if (absl::StatusOr<const v1::Change*> stored =
             impl_->SerializeForStore(change, position, batch, &value, &moved);
         !stored.ok()) {
@@ -503,6 +512,14 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
     }
     rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
     if (!put.ok()) return FromRocks(put, "cannot build the staging batch");
+    // Staged changes are invisible until CommitStaged(), so they may reach the log in several
+    // writes: a bounded batch keeps a large transaction's memory independent of its part size.
+    if (batch.GetDataSize() >= kStageBatchBytes) {
+      if (absl::Status s = impl_->Write(batch, /*sync=*/false, "cannot stage changes"); !s.ok()) {
+        return s;
+      }
+      batch.Clear();
+    }
   }
   // Not synced: CommitStaged()'s synced write makes the log durable up to here.
   return impl_->Write(batch, /*sync=*/false, "cannot stage changes");

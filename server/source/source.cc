@@ -533,13 +533,13 @@ absl::Status Source::HandleXLogData(pgoutput::Message message, size_t payload_by
   absl::StatusOr<std::optional<Transaction>> done = builder.Consume(std::move(message), send_time);
   if (!done.ok()) return done.status();
   if (!done->has_value()) {
-    if (session.transaction_bytes > options_.max_transaction_bytes) {
+    if (SourceOptions::DecodedBytes(session.transaction_bytes) > options_.max_transaction_bytes) {
       return SpillOpenTransaction(builder, session, appender);
     }
     return absl::OkStatus();
   }
   Transaction& txn = **done;
-  const size_t bytes = session.transaction_bytes;
+  const size_t bytes = SourceOptions::DecodedBytes(session.transaction_bytes);
   session.transaction_bytes = 0;
   // PostgreSQL re-sends whatever was not confirmed before a restart; the log's resume point
   // says what it already holds.
@@ -585,7 +585,7 @@ absl::Status Source::CheckExcludedColumns(PgConnection& conn) const {
 absl::Status Source::SpillOpenTransaction(TransactionBuilder& builder, Session& session,
                                           DurableAppender& appender) {
   std::vector<v1::Change> early = builder.TakeOpenChanges();
-  const size_t bytes = session.transaction_bytes;
+  const size_t bytes = SourceOptions::DecodedBytes(session.transaction_bytes);
   session.transaction_bytes = 0;
   // A transaction the log already holds is being sent again: nothing of it is stored twice.
   if (early.empty() || builder.open_commit_lsn() < session.resume_lsn) return absl::OkStatus();

@@ -46,11 +46,17 @@ struct SourceOptions {
   // Reconnect backoff after a lost connection: doubles from min up to max.
   absl::Duration reconnect_min = absl::Milliseconds(500);
   absl::Duration reconnect_max = absl::Seconds(30);
+  // Decoded changes take about this many times the bytes pgoutput sent for them (column names,
+  // types and cursors repeated per change, each a small allocation; measured on 1M-row
+  // transactions of three columns). Memory budgets below are in decoded bytes, estimated so.
+  static constexpr size_t kDecodedBytesPerWireByte = 4;
+  static size_t DecodedBytes(size_t wire_bytes) { return wire_bytes * kDecodedBytesPerWireByte; }
+
   // Group commit: transactions wait here while the previous group is synced; decoding pauses
-  // when this many bytes are waiting (bounds memory).
-  size_t max_queued_bytes = 64 << 20;
-  // A transaction bigger than this (in pgoutput bytes) is not held whole: its changes so far are
-  // staged in the log (invisible until its commit) and memory is freed.
+  // when this many (decoded) bytes are waiting, which bounds memory.
+  size_t max_queued_bytes = 16 << 20;
+  // A transaction whose decoded changes would take more than this is not held whole: its changes
+  // so far are staged in the log (invisible until its commit) and their memory is freed.
   size_t max_transaction_bytes = 16 << 20;
 
   absl::Status Validate() const;

@@ -236,6 +236,26 @@ TEST_F(ChangeLogTest, StagedChangesLeftByACrashAreDiscardedOnReopen) {
   EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
 
+// One call stages more than one write holds (the log writes it in bounded batches): still
+// invisible until committed, and all of it discarded by a crash.
+TEST_F(ChangeLogTest, AStageLargerThanOneWriteIsStillAllOrNothing) {
+  const std::vector<v1::Change> large =
+      MakeTransaction(99, 3000, "t", v1::Change::READ, 0, /*payload_bytes=*/2000).changes;
+  {
+    std::unique_ptr<ChangeLog> log = Open();
+    ASSERT_OK(log->Append({MakeTransaction(50, 1)}, 60));
+    ASSERT_OK(log->StageChanges(large));
+    EXPECT_EQ(ReadAll(*log).size(), 1u);
+  }
+  std::unique_ptr<ChangeLog> log = Open();
+  EXPECT_EQ(Positions(ReadAll(*log)), (std::vector<Position>{{50, 0}}));
+  ASSERT_OK(log->StageChanges(large));
+  ASSERT_OK(log->CommitStaged({99, 2999}, 100, {}));
+  const std::vector<LogRecord> all = ReadAll(*log);
+  ASSERT_EQ(all.size(), 3001u);
+  EXPECT_EQ(all.back().position, (Position{99, 2999}));
+}
+
 TEST_F(ChangeLogTest, NewLogWithOnlyStagedChangesReopensEmpty) {
   {
     std::unique_ptr<ChangeLog> log = Open();
