@@ -10,7 +10,9 @@ the log was just written, so both reads come from memory and the figures are CPU
 
   bench/catchup.py [--quick]
 
-Targets: >= 1,000,000 changes/s delivered, and >= 0.5 x the raw scan.
+Targets: >= 2,000,000 changes/s delivered, and >= 0.7 x the raw scan, for a client that reads
+each change's position from the wire format (as the raw scan touches records without parsing
+them); a client that parses every response, as most consumers do, is measured beside it.
 Writes bench/results/catchup.{json,md} (catchup-quick.* with --quick).
 """
 import argparse
@@ -25,8 +27,9 @@ from benchlib import HERE, ROOT, run_in_fresh_dir  # noqa: E402
 
 FULL = 10_000_000
 QUICK = 200_000
-TARGET_RATE = 1_000_000
-TARGET_RATIO = 0.5
+# Issue 16's targets (round 1's were 1,000,000/s and 0.5 x).
+TARGET_RATE = 2_000_000
+TARGET_RATIO = 0.7
 
 
 def measure(binary, changes, row_bytes):
@@ -61,9 +64,11 @@ def main():
                   "its flushes and compactions let finish, so reads come from SST files as after a "
                   "restart (page cache not dropped: the just-written log is read from memory). "
                   "walfeed: its gRPC server in-process on 127.0.0.1 with default options, one "
-                  "synchronous C++ client subscribed from LSN 0 with stop_at_head and the largest "
-                  "batch the server allows, parsing every response and checking order and count, "
-                  "timed from the call to the stream's OK end. Reference: a plain RocksDB iterator "
+                  "C++ client subscribed from LSN 0 with stop_at_head and the largest batch the "
+                  "server allows, checking order and count, timed from the call to the stream's OK "
+                  "end: first one that reads each message as bytes and each change's position from "
+                  "the wire format (the feed figure: the raw scan does not parse either), then one "
+                  "that parses every response into the generated classes. Reference: a plain RocksDB iterator "
                   "over the log's changes column family (read-only, same block cache), run before "
                   "and after the feed, the faster counting",
         "quick": args.quick,
@@ -80,17 +85,21 @@ def main():
         return "met" if ok else "missed"
 
     table = "\n".join([
-        "| log | walfeed (gRPC, C++ client) | raw RocksDB scan | ratio | targets |",
-        "|---|---|---|---|---|",
+        "| log | walfeed (gRPC, C++ client reading positions) | the same, client parsing every change | "
+        "raw RocksDB scan | ratio | targets |",
+        "|---|---|---|---|---|---|",
         f"| {row['changes']:,} changes, {row['log_bytes'] / 2**30:.2f} GiB | "
         f"{row['feed_changes_per_second']:,} changes/s ({row['feed_seconds']:.2f} s) | "
+        f"{row['parsing_feed_changes_per_second']:,} changes/s ({row['parsing_feed_seconds']:.2f} s) | "
         f"{row['raw_scan_changes_per_second']:,} changes/s ({row['raw_scan_seconds']:.2f} s) | "
         f"{row['ratio']:.2f} | >= {TARGET_RATE:,}/s: {met(rate_met)}; "
         f">= {TARGET_RATIO} x raw: {met(ratio_met)} |",
     ])
     cpu = (f"During the feed the process used {row['feed_process_cpu_seconds']:.2f} s of CPU in "
            f"{row['feed_seconds']:.2f} s, {row['feed_client_cpu_seconds']:.2f} s of it in the client "
-           f"thread; {row['feed_messages']:,} messages.")
+           f"thread; {row['feed_messages']:,} messages. The parsing client's run used "
+           f"{row['parsing_feed_process_cpu_seconds']:.2f} s of CPU in {row['parsing_feed_seconds']:.2f} s, "
+           f"{row['parsing_feed_client_cpu_seconds']:.2f} s of it in the client.")
     with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write(f"# Catch-up read ({report['date']}, {report['machine']['cores']} cores, "
                 f"{report['machine']['memory_gib']} GiB)\n\n{report['method']}.\n\n{table}\n\n{cpu}\n")

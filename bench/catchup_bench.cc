@@ -16,12 +16,16 @@
 //    with the log's table options (64 MiB block cache), touching every key and value. Run before
 //    and after the feed; the faster one counts, so the ratio errs against walfeed.
 // 4. The feed: the log reopened, walfeed's FeedServer on 127.0.0.1 (port 0) with default
-//    FeedOptions, and one synchronous C++ client on this thread: Subscribe from_lsn 0,
-//    stop_at_head, max_batch_changes at the server's maximum. Every SubscribeResponse is parsed;
-//    the changes must arrive in strictly increasing (lsn, seq) order and number exactly N. Timed
-//    from the call (on an already connected channel) to the stream's OK end.
+//    FeedOptions, and one C++ client on this thread: Subscribe from_lsn 0, stop_at_head,
+//    max_batch_changes at the server's maximum. The changes must arrive in strictly increasing
+//    (lsn, seq) order and number exactly N. Timed from the call (on an already connected
+//    channel) to the stream's OK end. Twice: first a client that reads each message as bytes and
+//    only each change's position from the wire format (as the raw scan touches each record
+//    without parsing it: the "feed" figures), then one that parses every SubscribeResponse into
+//    the generated classes, as most consumers do (the "parsing_feed" figures).
 // Prints one JSON object on stdout (logs go to stderr). Exits 1 with a message when anything
 // fails or the feed delivers the wrong changes.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <time.h>
 
@@ -45,6 +49,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "server/core/change_wire_format.h"
 #include "server/core/position.h"
 #include "server/core/source_status.h"
 #include "server/feed/feed_options.h"
@@ -168,8 +173,116 @@ struct FeedResult {
   double client_cpu_seconds = 0;
 };
 
+// How the client reads the stream.
+enum class Client {
+  // Parses every SubscribeResponse into generated protobuf classes, as most consumers do.
+  kParse,
+  // Receives each message as bytes and reads only each change's (lsn, seq) from the wire format,
+  // as the raw scan touches each record without parsing it: like with like.
+  kCount,
+};
+
+// Checks that changes arrive in strictly increasing order and counts them.
+class OrderCheck {
+ public:
+  void See(const walfeed::Position& position) {
+    if (position <= last_ && status_.ok()) {
+      status_ = absl::DataLossError(absl::StrCat("change ", changes_, " arrived at ",
+                                                 walfeed::FormatCursor(position), ", not after ",
+                                                 walfeed::FormatCursor(last_)));
+    }
+    last_ = position;
+    ++changes_;
+  }
+  void Fail(absl::Status status) {
+    if (status_.ok()) status_ = std::move(status);
+  }
+  uint64_t changes() const { return changes_; }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  walfeed::Position last_;
+  uint64_t changes_ = 0;
+  absl::Status status_;
+};
+
+grpc::Status ReadParsed(grpc::Channel& channel, const walfeed::v1::SubscribeRequest& request,
+                        OrderCheck& check, uint64_t& messages) {
+  std::unique_ptr<walfeed::v1::ChangeFeed::Stub> stub = walfeed::v1::ChangeFeed::NewStub(
+      std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<walfeed::v1::SubscribeResponse>> reader =
+      stub->Subscribe(&context, request);
+  walfeed::v1::SubscribeResponse response;  // reused, as a consumer's read loop would
+  while (reader->Read(&response)) {
+    ++messages;
+    for (const walfeed::v1::Change& change : response.changes()) {
+      check.See(walfeed::Position{change.lsn(), change.seq()});
+    }
+  }
+  return reader->Finish();
+}
+
+grpc::Status ReadCounted(grpc::Channel& channel, const walfeed::v1::SubscribeRequest& request,
+                         OrderCheck& check, uint64_t& messages) {
+  // SubscribeResponse.changes (see the .proto).
+  constexpr uint32_t kChangesField = 1;
+  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      stub.PrepareCall(&context, "/walfeed.v1.ChangeFeed/Subscribe", &queue);
+  // One operation at a time: each is started, then awaited.
+  const auto await = [&queue] {
+    void* tag = nullptr;
+    bool ok = false;
+    return queue.Next(&tag, &ok) && ok;
+  };
+  call->StartCall(nullptr);
+  if (!await()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the call did not start");
+  const std::string request_bytes = request.SerializeAsString();
+  grpc::Slice request_slice(request_bytes);
+  call->WriteLast(grpc::ByteBuffer(&request_slice, 1), grpc::WriteOptions(), nullptr);
+  if (!await()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the request was not sent");
+  grpc::ByteBuffer buffer;
+  std::vector<grpc::Slice> slices;
+  std::string joined;
+  for (;;) {
+    call->Read(&buffer, nullptr);
+    if (!await()) break;
+    ++messages;
+    if (!buffer.Dump(&slices).ok()) {
+      check.Fail(absl::DataLossError("a message could not be read"));
+      continue;
+    }
+    absl::string_view bytes;
+    if (slices.size() == 1) {
+      bytes = absl::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+    } else {
+      joined.clear();
+      for (const grpc::Slice& slice : slices) {
+        joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+      bytes = joined;
+    }
+    const bool parsed =
+        walfeed::VisitFields(bytes, [&check](uint32_t field, uint64_t, absl::string_view change) {
+          if (field != kChangesField) return true;
+          walfeed::ChangeSummary summary;
+          if (!walfeed::SummarizeChange(change, &summary)) return false;
+          check.See(walfeed::Position{summary.lsn, summary.seq});
+          return true;
+        });
+    if (!parsed) check.Fail(absl::DataLossError("a message is not a well-formed response"));
+  }
+  grpc::Status finished;
+  call->Finish(&finished, nullptr);
+  await();
+  return finished;
+}
+
 // The real feed: walfeed's server in-process, one C++ client subscribed from 0 to the head.
-absl::StatusOr<FeedResult> Feed(const std::string& path, uint64_t expected) {
+absl::StatusOr<FeedResult> Feed(const std::string& path, uint64_t expected, Client client) {
   absl::StatusOr<std::unique_ptr<walfeed::ChangeLog>> log = walfeed::bench::OpenUnsyncedLog(path);
   if (!log.ok()) return log.status();
   // Not started: no pass and no index catch-up runs during the read.
@@ -185,46 +298,30 @@ absl::StatusOr<FeedResult> Feed(const std::string& path, uint64_t expected) {
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     return absl::UnavailableError("the client cannot connect to the in-process feed server");
   }
-  std::unique_ptr<walfeed::v1::ChangeFeed::Stub> stub = walfeed::v1::ChangeFeed::NewStub(channel);
   walfeed::v1::SubscribeRequest request;
   request.set_from_lsn(0);
   request.set_stop_at_head(true);
   request.set_max_batch_changes(static_cast<uint32_t>(options.max_batch_changes));
 
   FeedResult result;
-  absl::Status delivered = absl::OkStatus();
+  OrderCheck check;
   const double process_cpu_start = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
   const double client_cpu_start = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
   const absl::Time start = absl::Now();
-  grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<walfeed::v1::SubscribeResponse>> reader =
-      stub->Subscribe(&context, request);
-  walfeed::v1::SubscribeResponse response;  // reused, as a consumer's read loop would
-  walfeed::Position last;
-  while (reader->Read(&response)) {
-    ++result.messages;
-    for (const walfeed::v1::Change& change : response.changes()) {
-      const walfeed::Position position{change.lsn(), change.seq()};
-      if (position <= last && delivered.ok()) {
-        delivered = absl::DataLossError(absl::StrCat("change ", result.changes, " arrived at ",
-                                                     walfeed::FormatCursor(position),
-                                                     ", not after ", walfeed::FormatCursor(last)));
-      }
-      last = position;
-      ++result.changes;
-    }
-  }
-  const grpc::Status finished = reader->Finish();
+  const grpc::Status finished = client == Client::kParse
+                                    ? ReadParsed(*channel, request, check, result.messages)
+                                    : ReadCounted(*channel, request, check, result.messages);
   result.took = absl::Now() - start;
   result.client_cpu_seconds = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - client_cpu_start;
   result.process_cpu_seconds = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - process_cpu_start;
+  result.changes = check.changes();
   (*server)->Shutdown();
 
   if (!finished.ok()) {
     return absl::UnavailableError(absl::StrCat(
         "the Subscribe stream ended with ", finished.error_code(), ": ", finished.error_message()));
   }
-  if (!delivered.ok()) return delivered;
+  if (!check.status().ok()) return check.status();
   if (result.changes != expected) {
     return absl::DataLossError(
         absl::StrCat("the feed delivered ", result.changes, " changes; the log holds ", expected));
@@ -280,8 +377,10 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<ScanResult> scan_before = RawScan(path);
   if (!scan_before.ok()) return Fail(scan_before.status());
-  absl::StatusOr<FeedResult> feed = Feed(path, changes);
+  absl::StatusOr<FeedResult> feed = Feed(path, changes, Client::kCount);
   if (!feed.ok()) return Fail(feed.status());
+  absl::StatusOr<FeedResult> parsing = Feed(path, changes, Client::kParse);
+  if (!parsing.ok()) return Fail(parsing.status());
   absl::StatusOr<ScanResult> scan_after = RawScan(path);
   if (!scan_after.ok()) return Fail(scan_after.status());
   for (const ScanResult* scan : {&*scan_before, &*scan_after}) {
@@ -310,6 +409,11 @@ int main(int argc, char** argv) {
             << ", \"feed_messages\": " << feed->messages
             << ", \"feed_process_cpu_seconds\": " << feed->process_cpu_seconds
             << ", \"feed_client_cpu_seconds\": " << feed->client_cpu_seconds
+            << ", \"parsing_feed_seconds\": " << absl::ToDoubleSeconds(parsing->took)
+            << ", \"parsing_feed_changes_per_second\": "
+            << static_cast<uint64_t>(changes / absl::ToDoubleSeconds(parsing->took))
+            << ", \"parsing_feed_process_cpu_seconds\": " << parsing->process_cpu_seconds
+            << ", \"parsing_feed_client_cpu_seconds\": " << parsing->client_cpu_seconds
             << ", \"ratio\": " << feed_rate / scan_rate << "}\n";
   return 0;
 }

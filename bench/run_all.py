@@ -57,9 +57,10 @@ def summarize(out, quick):
     catchup = load(out, "catchup", quick)
     c = catchup["result"]
     rows.append({"scenario": f"catch-up read of {c['changes']:,} changes",
-                 "walfeed": f"{c['feed_changes_per_second']:,} changes/s",
+                 "walfeed": f"{c['feed_changes_per_second']:,} changes/s (a client parsing every "
+                            f"change: {c.get('parsing_feed_changes_per_second', 0):,})",
                  "reference": f"raw RocksDB scan {c['raw_scan_changes_per_second']:,} changes/s",
-                 "ratio": round(c["ratio"], 2), "target": ">= 1,000,000/s and >= 0.5 x",
+                 "ratio": round(c["ratio"], 2), "target": ">= 2,000,000/s and >= 0.7 x",
                  "met": all(catchup["targets_met"].values())})
     for r in load(out, "compaction", quick)["results"]:
         rows.append({"scenario": f"compaction, {r['updates']:,} updates over {r['keys']:,} keys",
