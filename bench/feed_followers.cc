@@ -3,7 +3,7 @@
 // gets every change. The client side of the latency and fan-out benchmarks (bench/live.py).
 //
 //   feed_followers --server HOST:PORT --subscribers N [--channels C] [--timeout 300s]
-//                  [--from-head]
+//                  [--from-head] [--idle N [--idle-table SCHEMA.TABLE]]
 //
 // Every subscriber reads from from_lsn 0 (the benchmark starts walfeed on an empty table, so
 // that is every change of the run; with --from-head, every change committed after it started) with
@@ -17,6 +17,8 @@
 // timeout passes), and prints one JSON object: latency percentiles over every change received
 // by every subscriber, the worst subscriber's worst latency, changes delivered, and how many
 // subscribers were complete. Exits 1 when a subscriber missed a change or a stream failed.
+// With --idle N, N more streams subscribe from the head to a table nobody writes (connected,
+// mostly idle: they receive only progress messages); each must still be open at the end.
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -96,7 +98,9 @@ bool ReadChangeStamp(google::protobuf::io::CodedInputStream& in, ChangeStamp* st
 // checking order and counting.
 class Follower : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  Follower(grpc::GenericStub* stub, Totals* totals, bool every_change, bool from_head)
+  // `table`: subscribe to that table only ("" for every change).
+  Follower(grpc::GenericStub* stub, Totals* totals, bool every_change, bool from_head,
+           const std::string& table = "")
       : totals_(totals), every_change_(every_change) {
     walfeed::v1::SubscribeRequest request;
     if (from_head) {
@@ -104,6 +108,7 @@ class Follower : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuff
     } else {
       request.set_from_lsn(0);
     }
+    if (!table.empty()) request.add_tables(table);
     const std::string bytes = request.SerializeAsString();
     grpc::Slice slice(bytes);
     request_ = grpc::ByteBuffer(&slice, 1);
@@ -216,12 +221,22 @@ class Follower : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuff
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-bool ParseFlags(int argc, char** argv, std::string* server, int* subscribers, int* channels,
-                absl::Duration* timeout, bool* from_head) {
+struct Flags {
+  std::string server;
+  int subscribers = 1;
+  int channels = 0;
+  absl::Duration timeout = absl::Seconds(300);
+  bool from_head = false;
+  // More subscribers, each to a table nobody writes: connected, mostly idle.
+  int idle = 0;
+  std::string idle_table = "public.feed_followers_idle";
+};
+
+bool ParseFlags(int argc, char** argv, Flags* flags) {
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--from-head") {
-      *from_head = true;
+      flags->from_head = true;
       --i;  // takes no value
       continue;
     }
@@ -229,13 +244,17 @@ bool ParseFlags(int argc, char** argv, std::string* server, int* subscribers, in
     const std::string value = argv[i + 1];
     bool ok = true;
     if (flag == "--server") {
-      *server = value;
+      flags->server = value;
     } else if (flag == "--subscribers") {
-      ok = absl::SimpleAtoi(value, subscribers) && *subscribers > 0;
+      ok = absl::SimpleAtoi(value, &flags->subscribers) && flags->subscribers > 0;
     } else if (flag == "--channels") {
-      ok = absl::SimpleAtoi(value, channels) && *channels > 0;
+      ok = absl::SimpleAtoi(value, &flags->channels) && flags->channels > 0;
     } else if (flag == "--timeout") {
-      ok = absl::ParseDuration(value, timeout);
+      ok = absl::ParseDuration(value, &flags->timeout);
+    } else if (flag == "--idle") {
+      ok = absl::SimpleAtoi(value, &flags->idle) && flags->idle >= 0;
+    } else if (flag == "--idle-table") {
+      flags->idle_table = value;
     } else {
       ok = false;
     }
@@ -244,26 +263,27 @@ bool ParseFlags(int argc, char** argv, std::string* server, int* subscribers, in
       return false;
     }
   }
-  return !server->empty();
+  return !flags->server.empty();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string server;
-  int subscribers = 1;
-  int channels = 0;
-  absl::Duration timeout = absl::Seconds(300);
-  bool from_head = false;
-  if (!ParseFlags(argc, argv, &server, &subscribers, &channels, &timeout, &from_head)) {
+  Flags flags;
+  if (!ParseFlags(argc, argv, &flags)) {
     std::cerr << "usage: feed_followers --server HOST:PORT --subscribers N [--channels C] "
-                 "[--timeout 300s] [--from-head]\n";
+                 "[--timeout 300s] [--from-head] [--idle N [--idle-table SCHEMA.TABLE]]\n";
     return 2;
   }
+  const std::string& server = flags.server;
+  const int subscribers = flags.subscribers;
+  const bool from_head = flags.from_head;
+  const absl::Duration timeout = flags.timeout;
+  int channels = flags.channels;
   // Many subscribers: decode only the first and last change of each message (see the header).
   const bool sampled = subscribers > 1;
   // About 100 streams per connection unless told otherwise.
-  if (channels == 0) channels = std::max(1, subscribers / 100);
+  if (channels == 0) channels = std::max(1, (subscribers + flags.idle) / 100);
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
   for (int c = 0; c < channels; ++c) {
     grpc::ChannelArguments arguments;
@@ -277,14 +297,21 @@ int main(int argc, char** argv) {
     followers.push_back(
         std::make_unique<Follower>(stubs[i % channels].get(), &totals, !sampled, from_head));
   }
+  std::vector<std::unique_ptr<Follower>> idle;
+  for (int i = 0; i < flags.idle; ++i) {
+    idle.push_back(std::make_unique<Follower>(stubs[(subscribers + i) % channels].get(), &totals,
+                                              false, true, flags.idle_table));
+  }
   std::cout << "ready" << std::endl;
 
   std::string word;
   uint64_t expect = 0;
   if (!(std::cin >> word >> expect) || word != "expect") {
     std::cerr << "feed_followers: expected a line 'expect M' on stdin\n";
-    for (auto& follower : followers) follower->Cancel();
-    for (auto& follower : followers) follower->AwaitDone();
+    for (auto* group : {&followers, &idle}) {
+      for (auto& follower : *group) follower->Cancel();
+      for (auto& follower : *group) follower->AwaitDone();
+    }
     return 2;
   }
   const absl::Time deadline = absl::Now() + timeout;
@@ -301,10 +328,16 @@ int main(int argc, char** argv) {
     exact = exact && follower->received() == expect;
     ordered = ordered && !follower->out_of_order();
   }
-  for (auto& follower : followers) follower->Cancel();
-  for (auto& follower : followers) follower->AwaitDone();
+  // Failures so far include the idle streams': each must still be open.
+  const uint64_t failed = totals.failed.load();
+  for (auto* group : {&followers, &idle}) {
+    for (auto& follower : *group) follower->Cancel();
+    for (auto& follower : *group) follower->AwaitDone();
+  }
 
-  std::cout << "{\"subscribers\": " << subscribers << ", \"expected_per_subscriber\": " << expect
+  std::cout << "{\"subscribers\": " << subscribers << ", \"idle_subscribers\": " << flags.idle
+            << ", \"failed_streams\": " << failed
+            << ", \"expected_per_subscriber\": " << expect
             << ", \"complete_subscribers\": " << complete
             << ", \"changes_delivered\": " << totals.changes.load()
             << ", \"in_order\": " << (ordered ? "true" : "false")
@@ -313,5 +346,5 @@ int main(int argc, char** argv) {
             << ", \"p999\": " << totals.latency.PercentileMillis(0.999)
             << ", \"max\": " << static_cast<double>(totals.worst_micros.load()) / 1000.0 << "}}"
             << std::endl;
-  return exact && ordered && totals.failed.load() == 0 ? 0 : 1;
+  return exact && ordered && failed == 0 ? 0 : 1;
 }
