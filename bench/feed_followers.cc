@@ -336,8 +336,7 @@ int main(int argc, char** argv) {
   }
 
   std::cout << "{\"subscribers\": " << subscribers << ", \"idle_subscribers\": " << flags.idle
-            << ", \"failed_streams\": " << failed
-            << ", \"expected_per_subscriber\": " << expect
+            << ", \"failed_streams\": " << failed << ", \"expected_per_subscriber\": " << expect
             << ", \"complete_subscribers\": " << complete
             << ", \"changes_delivered\": " << totals.changes.load()
             << ", \"in_order\": " << (ordered ? "true" : "false")
