@@ -29,6 +29,13 @@ std::vector<v1::Change> Part(uint64_t lsn, int count) {
   return MakeTransaction(lsn, count).changes;
 }
 
+// Submits the transaction at 100 and waits until `sink` (held) is appending it, so that what is
+// submitted next queues behind it.
+void StartHeldAppend(RecordingSink& sink, DurableAppender& appender) {
+  ASSERT_TRUE(appender.Submit(MakeTransaction(100, 1), 10));
+  sink.AwaitAppendsBegun(1);
+}
+
 bool Readable(int fd) {
   pollfd polled{fd, POLLIN, 0};
   return poll(&polled, 1, 0) == 1;
@@ -38,8 +45,7 @@ TEST(DurableAppender, TransactionsQueuedDuringAnAppendGoInTheNextOneTogether) {
   RecordingSink sink;
   sink.Hold();
   DurableAppender appender(&sink, 1 << 20);
-  ASSERT_TRUE(appender.Submit(MakeTransaction(100, 1), 10));
-  sink.AwaitAppendsBegun(1);
+  StartHeldAppend(sink, appender);
   ASSERT_TRUE(appender.Submit(MakeTransaction(200, 2), 10));
   ASSERT_TRUE(appender.Submit(MakeTransaction(300, 1), 10));
   EXPECT_FALSE(appender.idle());
@@ -85,8 +91,7 @@ TEST(DurableAppender, StagedPartsAreWrittenInQueueOrderBeforeTheTransactionsLast
   RecordingSink sink;
   sink.Hold();
   DurableAppender appender(&sink, 1 << 20);
-  ASSERT_TRUE(appender.Submit(MakeTransaction(100, 1), 10));
-  sink.AwaitAppendsBegun(1);
+  StartHeldAppend(sink, appender);
   ASSERT_TRUE(appender.SubmitStaged(Part(200, 2), 10));
   ASSERT_TRUE(appender.SubmitStaged(Part(200, 1), 10));
   ASSERT_TRUE(appender.Submit(MakeTransaction(200, 1), 10));
@@ -131,8 +136,7 @@ TEST(DurableAppender, TheDestructorAppendsWhatIsStillQueued) {
   RecordingSink sink;
   sink.Hold();
   auto appender = std::make_unique<DurableAppender>(&sink, 1 << 20);
-  ASSERT_TRUE(appender->Submit(MakeTransaction(100, 1), 10));
-  sink.AwaitAppendsBegun(1);
+  StartHeldAppend(sink, *appender);
   ASSERT_TRUE(appender->Submit(MakeTransaction(200, 1), 10));
   std::thread destroy([&appender] { appender.reset(); });
   absl::SleepFor(absl::Milliseconds(50));
