@@ -126,25 +126,29 @@ def plot(out, name, quick):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ingest = load(out, "ingest", quick)["results"]
-    catchup = load(out, "catchup", quick)["result"]
+    catchup_report = load(out, "catchup", quick)
+    catchup = catchup_report["result"]
+    catchup_target = catchup_report.get("targets", {}).get("ratio", 0.5)
     live = load(out, "live", quick)["results"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     labels = [f"ingest {r['txn_size']}-row" for r in ingest] + ["catch-up read"]
     ratios = [r["ratio"] for r in ingest] + [catchup["ratio"]]
     left.bar(labels, ratios, color="#4477aa")
     left.axhline(0.8, color="#cc6677", linestyle="--", label="ingest target 0.8")
-    left.axhline(0.5, color="#999933", linestyle=":", label="catch-up target 0.5")
+    left.axhline(catchup_target, color="#999933", linestyle=":", label=f"catch-up target {catchup_target}")
     left.set_ylabel("walfeed / reference (higher is better)")
     left.set_title("Throughput against the reference in the same run")
     left.legend(fontsize=8)
     left.tick_params(axis="x", labelsize=8)
-    names = [f"{r['subscribers']} sub @ {r['target_changes_per_s'] // 1000}k/s" for r in live]
+    names = [f"{r['scenario']}\n{r['subscribers']:,} sub"
+             + (f" (+{r['idle_subscribers']:,} idle)" if r.get("idle_subscribers") else "")
+             + f"\n{r['target_changes_per_s'] // 1000}k/s" for r in live]
     x = range(len(live))
     for offset, key, color in ((-0.25, "p50", "#117733"), (0, "p99", "#ddcc77"), (0.25, "p999", "#882255")):
         right.bar([i + offset for i in x], [r["latency_ms"][key] for r in live], width=0.25,
                   label=key, color=color)
     right.set_xticks(list(x))
-    right.set_xticklabels(names, fontsize=8)
+    right.set_xticklabels(names, fontsize=7)
     right.set_yscale("log")
     right.set_ylabel("commit-to-consumer latency, ms (log scale)")
     right.set_title("Live feed latency")
