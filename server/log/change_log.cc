@@ -288,13 +288,6 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   // cache than the 4 KiB default (a raw scan took 0.49 instead of 0.72 us a change).
   table_options.block_size = 32 << 10;
   changes_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
-  // Memtables of 16 MiB instead of 64: a change is written once and read back from the block
-  // cache or the files, so larger ones buy nothing but resident memory (two of them, the one
-  // being flushed and the next, held 125 MiB while a million-row transaction was staged).
-  changes_options.write_buffer_size = 16 << 20;
-  // Up to three of them may wait for their flush before writes stall (at most 64 MiB, half the
-  // default two of 64): small memtables are flushed often, and a burst must not stop ingest.
-  changes_options.max_write_buffer_number = 4;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
