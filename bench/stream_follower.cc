@@ -103,9 +103,11 @@ int main(int argc, char** argv) {
     if (natsMsgHeader_Get(message, walfeed::kCompressionHeader, &compression) != NATS_OK) {
       compression = "";
     }
-    absl::StatusOr<std::string> bytes = walfeed::DecodeSegment(
-        std::string(natsMsg_GetData(message), natsMsg_GetDataLength(message)), compression);
-    if (bytes.ok() && segment.ParseFromString(*bytes)) {
+    std::string scratch;
+    absl::StatusOr<absl::string_view> bytes = walfeed::DecodeSegment(
+        absl::string_view(natsMsg_GetData(message), natsMsg_GetDataLength(message)), compression,
+        &scratch);
+    if (bytes.ok() && segment.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
       for (const walfeed::v1::Change& change : segment.changes()) {
         const std::pair<uint64_t, uint32_t> position{change.lsn(), change.seq()};
         if (changes > 0 && !(last < position)) in_order = false;

@@ -75,8 +75,10 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(
   const absl::Duration tick = std::min(options.progress_interval, absl::Seconds(1));
   server->hub_ = std::make_shared<SubscriberHub>(log->Head(), tick);
   std::weak_ptr<SubscriberHub> hub = server->hub_;
-  log->AddHeadListener([hub](const Position& head) {
-    if (std::shared_ptr<SubscriberHub> alive = hub.lock()) alive->OnHeadAdvanced(head);
+  log->AddHeadListener([hub](const HeadAdvance& advance) {
+    if (std::shared_ptr<SubscriberHub> alive = hub.lock()) {
+      alive->OnHeadAdvanced(advance.previous, advance.head, advance.tables, advance.all_tables);
+    }
   });
   server->source_status_ = source_status;
   server->replication_status_ = replication_status;

@@ -92,7 +92,8 @@ void SubscribeReactor::Pump() {
       WriteProgress();
       return;
     }
-    if (hub_->AddWaiter(this, next_)) return;  // the hub drives us from here on
+    // A subscriber to some tables waits for changes of those (see SubscriberHub).
+    if (hub_->AddWaiter(this, next_, plan_.tables.empty() ? nullptr : &plan_.tables)) return;
     if (reads >= kMaxReadsPerPump) {
       hub_->Requeue(this);
       return;
@@ -159,9 +160,14 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     reported_ = Predecessor(next_);  // an unfiltered batch ends with the change before next_
     return BatchResult::kWrite;
   }
+  const Position head = log_->Head();
+  if (!plan_.tables.empty() && !plan_.stop_at) {
+    // Nothing of this subscriber's tables since next_, as far as the hub heard: skip unread.
+    next_ = hub_->FirstPossible(plan_.tables, next_);
+    if (!head.IsZero() && next_ > head) return BatchResult::kCaughtUp;
+  }
   // The changes go from RocksDB's buffers straight into the response being built (a subscriber
   // holds no records between reads: a thousand idle streams hold nothing).
-  const Position head = log_->Head();
   const Position start = next_;
   size_t visited = 0;
   Position last_sent;

@@ -7,34 +7,93 @@
 
 namespace walfeed {
 
-SubscriberHub::SubscriberHub(Position head, absl::Duration tick) : tick_(tick), head_(head) {
+SubscriberHub::SubscriberHub(Position head, absl::Duration tick)
+    : tick_(tick), head_(head), complete_after_(head) {
   dispatcher_ = std::thread(&SubscriberHub::Dispatch, this);
 }
 
 SubscriberHub::~SubscriberHub() { Stop(); }
 
-void SubscriberHub::OnHeadAdvanced(const Position& head) {
+void SubscriberHub::OnHeadAdvanced(const Position& previous, const Position& head,
+                                   absl::Span<const std::string> tables, bool all_tables) {
   absl::MutexLock lock(&mu_);
-  if (head > head_) {
-    head_ = head;
-    head_moved_ = true;
+  if (head <= head_) return;
+  // What the hub knows of the tables holds after the newest advance it did not hear in full.
+  if (all_tables || previous != head_) {
+    complete_after_ = std::max(complete_after_, head);
+    any_table_moved_ = true;
+  }
+  head_ = head;
+  head_moved_ = true;
+  for (const std::string& table : tables) {
+    touched_at_[table] = head;
+    const auto waiters = waiting_by_table_.find(table);
+    if (waiters == waiting_by_table_.end()) continue;
+    // Every table waiter waits from at most the head before this advance: all of these wake.
+    const absl::flat_hash_set<Pumpable*> woken = std::move(waiters->second);
+    for (Pumpable* subscriber : woken) {
+      ForgetTableWait(subscriber);
+      ready_.push_back(subscriber);
+    }
   }
 }
 
-bool SubscriberHub::AddWaiter(Pumpable* subscriber, const Position& next) {
+bool SubscriberHub::AddWaiter(Pumpable* subscriber, const Position& next,
+                              const absl::flat_hash_set<std::string>* tables) {
   absl::MutexLock lock(&mu_);
   if (next <= head_ && !head_.IsZero()) return false;
   if (woken_.erase(subscriber) > 0 || shutting_down() || stopping_) {
     ready_.push_back(subscriber);
+  } else if (tables != nullptr && !tables->empty()) {
+    table_waiting_[subscriber] = TableWait{next, tables};
+    for (const std::string& table : *tables) waiting_by_table_[table].insert(subscriber);
   } else {
     waiting_[subscriber] = next;
   }
   return true;
 }
 
+Position SubscriberHub::FirstPossible(const absl::flat_hash_set<std::string>& tables,
+                                      const Position& next) const {
+  absl::MutexLock lock(&mu_);
+  if (next <= complete_after_ || next > head_) return next;
+  for (const std::string& table : tables) {
+    const auto touched = touched_at_.find(table);
+    if (touched != touched_at_.end() && touched->second >= next) return next;
+  }
+  return head_.Successor();
+}
+
+void SubscriberHub::ForgetTableWait(Pumpable* subscriber) {
+  const auto wait = table_waiting_.find(subscriber);
+  if (wait == table_waiting_.end()) return;
+  for (const std::string& table : *wait->second.tables) {
+    const auto waiters = waiting_by_table_.find(table);
+    if (waiters == waiting_by_table_.end()) continue;
+    waiters->second.erase(subscriber);
+    if (waiters->second.empty()) waiting_by_table_.erase(waiters);
+  }
+  table_waiting_.erase(wait);
+}
+
+template <typename Wakes>
+void SubscriberHub::WakeTableWaiters(Wakes wakes) {
+  std::vector<Pumpable*> woken;
+  for (const auto& [subscriber, wait] : table_waiting_) {
+    if (wakes(wait)) woken.push_back(subscriber);
+  }
+  for (Pumpable* subscriber : woken) {
+    ForgetTableWait(subscriber);
+    ready_.push_back(subscriber);
+  }
+}
+
 void SubscriberHub::Wake(Pumpable* subscriber) {
   absl::MutexLock lock(&mu_);
   if (waiting_.erase(subscriber) > 0) {
+    ready_.push_back(subscriber);
+  } else if (table_waiting_.contains(subscriber)) {
+    ForgetTableWait(subscriber);
     ready_.push_back(subscriber);
   } else {
     woken_.insert(subscriber);
@@ -79,6 +138,7 @@ void SubscriberHub::BeginShutdown() {
   shutting_down_.store(true, std::memory_order_release);
   for (const auto& [subscriber, next] : waiting_) ready_.push_back(subscriber);
   waiting_.clear();
+  WakeTableWaiters([](const TableWait&) { return true; });
 }
 
 void SubscriberHub::Stop() {
@@ -116,6 +176,11 @@ void SubscriberHub::Dispatch() {
           }
         }
         head_moved_ = false;
+      }
+      if (any_table_moved_ || tick) {
+        const Position head = head_;
+        WakeTableWaiters([&](const TableWait& wait) { return tick || wait.next <= head; });
+        any_table_moved_ = false;
       }
       batch.swap(ready_);
     }

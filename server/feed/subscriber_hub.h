@@ -7,6 +7,11 @@
 // that finds nothing to send hands itself to the hub with AddWaiter(); the hub gives it back
 // by calling Pump() from its dispatcher thread when the head passes the subscriber's next
 // position, at each progress tick, on cancellation, and at shutdown.
+//
+// A subscriber filtered to some tables waits for those tables only: the hub learns which tables
+// each head advance touched (HeadAdvance), wakes it when one of them moved, and tells it how far
+// it may skip without reading (FirstPossible), so that thousands of streams following quiet
+// tables cost nothing while other tables take writes.
 // Thread-safe.
 #ifndef WALFEED_SERVER_FEED_SUBSCRIBER_HUB_H_
 #define WALFEED_SERVER_FEED_SUBSCRIBER_HUB_H_
@@ -20,6 +25,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "server/core/position.h"
 
 namespace walfeed {
@@ -34,18 +40,33 @@ class Pumpable {
 
 class SubscriberHub {
  public:
+  // `head`: the log's head when the hub starts; it knows nothing of the tables before it.
   SubscriberHub(Position head, absl::Duration tick);
   ~SubscriberHub();
 
   SubscriberHub(const SubscriberHub&) = delete;
   SubscriberHub& operator=(const SubscriberHub&) = delete;
 
-  // The log's head moved (called from the appender's thread; cheap).
-  void OnHeadAdvanced(const Position& head);
+  // The log's head moved from `previous` to `head`; the changes in between belong to `tables`
+  // (TableKey) or, when `all_tables`, to any. Called from the appender's thread, one advance at
+  // a time and in order; cheap.
+  void OnHeadAdvanced(const Position& previous, const Position& head,
+                      absl::Span<const std::string> tables, bool all_tables);
+  // An advance whose tables are not told.
+  void OnHeadAdvanced(const Position& head) { OnHeadAdvanced(Position(), head, {}, true); }
 
   // Takes `subscriber` until the head reaches `next` (or a tick, cancel or shutdown). Returns
   // false, keeping nothing, when the head is already at or past `next`: read again.
-  bool AddWaiter(Pumpable* subscriber, const Position& next);
+  // With `tables` (TableKeys; must outlive the wait), it waits until a change of one of them is
+  // appended at or after `next` instead.
+  bool AddWaiter(Pumpable* subscriber, const Position& next,
+                 const absl::flat_hash_set<std::string>* tables = nullptr);
+
+  // Where a subscriber to `tables` that reads on from `next` may read on from instead: past the
+  // head, when the hub has heard of every change since `next` and none was of these tables;
+  // otherwise `next`.
+  Position FirstPossible(const absl::flat_hash_set<std::string>& tables,
+                         const Position& next) const;
 
   // Hands a waiting subscriber back promptly (it was cancelled). If it is not waiting right now,
   // its next AddWaiter() hands it back at once instead.
@@ -90,15 +111,37 @@ class SubscriberHub {
   // Streams ended since the dispatcher last gave freed memory back to the system.
   std::atomic<uint32_t> ended_since_trim_{0};
 
+  // A subscriber waiting for changes of some tables.
+  struct TableWait {
+    Position next;
+    const absl::flat_hash_set<std::string>* tables;
+  };
+  // Hands every table waiter that `wakes` accepts to the ready queue.
+  template <typename Wakes>
+  void WakeTableWaiters(Wakes wakes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetTableWait(Pumpable* subscriber) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   Position head_ ABSL_GUARDED_BY(mu_);
+  // Waiting for any change at or after their position.
   absl::flat_hash_map<Pumpable*, Position> waiting_ ABSL_GUARDED_BY(mu_);
+  // Waiting for changes of their tables, and the same by table.
+  absl::flat_hash_map<Pumpable*, TableWait> table_waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::flat_hash_set<Pumpable*>> waiting_by_table_
+      ABSL_GUARDED_BY(mu_);
+  // The newest head at which each table was touched, heard since `complete_after_`: the hub has
+  // heard which tables every change after that position belongs to (not before: changes appended
+  // before it started, or in an advance whose tables were not told).
+  absl::flat_hash_map<std::string, Position> touched_at_ ABSL_GUARDED_BY(mu_);
+  Position complete_after_ ABSL_GUARDED_BY(mu_);
   std::vector<Pumpable*> ready_ ABSL_GUARDED_BY(mu_);
   // Woken while not waiting: the next AddWaiter returns them to the ready queue.
   absl::flat_hash_set<Pumpable*> woken_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Pumpable*, Position> positions_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool head_moved_ ABSL_GUARDED_BY(mu_) = false;
+  // The head moved by changes whose tables were not told: table waiters must look.
+  bool any_table_moved_ ABSL_GUARDED_BY(mu_) = false;
   std::thread dispatcher_;
 };
 

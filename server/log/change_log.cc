@@ -205,7 +205,8 @@ absl::StatusOr<const v1::Change*> ChangeLog::Impl::SerializeForStore(const v1::C
 }
 
 void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
-                              uint64_t transactions, std::optional<absl::Time> commit_time) {
+                              uint64_t transactions, std::optional<absl::Time> commit_time,
+                              const TouchedTables* touched) {
   std::vector<HeadListener> to_call;
   Position previous;
   {
@@ -225,7 +226,12 @@ void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_
     }
   }
   if (previous.IsZero() && !new_head.IsZero()) RefreshOldest();
-  for (const HeadListener& listener : to_call) listener(new_head);
+  HeadAdvance advance{previous, new_head};
+  if (touched != nullptr && !touched->all()) {
+    advance.tables = touched->keys();
+    advance.all_tables = false;
+  }
+  for (const HeadListener& listener : to_call) listener(advance);
 }
 
 namespace {
@@ -418,6 +424,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
 
   Position head = old_head;
   rocksdb::WriteBatch batch;
+  TouchedTables touched;
   std::string value;  // reused: one serialization buffer for the whole batch
   v1::Change moved;   // reused: a change with values moved out of line
   uint64_t change_count = 0;
@@ -449,6 +456,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
             "change ", i, " of the transaction at ", FormatLsn(txn.commit_lsn), " says position ",
             FormatCursor({change.lsn(), change.seq()}), "; nothing was appended"));
       }
+      touched.Add(change.schema(), change.table());
       const v1::Change* stored = &change;
       if (filler) {
         absl::StatusOr<const v1::Change*> processed = filler->Process(change);
@@ -478,7 +486,9 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
     return s;
   if (index) impl_->indexed_up_to = head;
-  impl_->Publish(head, resume_lsn, change_count, transactions.size(), newest_commit);
+  // The last part of a staged transaction publishes the earlier parts' changes too.
+  if (staged_parts) touched.SetAll();
+  impl_->Publish(head, resume_lsn, change_count, transactions.size(), newest_commit, &touched);
   return absl::OkStatus();
 }
 

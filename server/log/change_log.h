@@ -64,9 +64,20 @@ struct ChangeLogStats {
   absl::Time newest_append_time = absl::InfinitePast();
 };
 
+// What a head listener hears: the head moved from `previous` to `head`, and the changes in
+// between belong to `tables` (TableKey(schema, table), each once; changes without a table, such
+// as messages, name none), or to tables not told when `all_tables` (changes copied as stored,
+// staged parts, or more tables than are listed).
+struct HeadAdvance {
+  Position previous;
+  Position head;
+  absl::Span<const std::string> tables;  // valid during the call only
+  bool all_tables = true;
+};
+
 class ChangeLog : public TransactionSink, public LoggedRows {
  public:
-  using HeadListener = std::function<void(const Position& head)>;
+  using HeadListener = std::function<void(const HeadAdvance& advance)>;
 
   static absl::StatusOr<std::unique_ptr<ChangeLog>> Open(const ChangeLogOptions& options);
   ~ChangeLog() override;

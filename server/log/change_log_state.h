@@ -26,6 +26,7 @@
 #include "server/log/change_log.h"
 #include "server/log/key_index.h"
 #include "server/log/position_key.h"
+#include "server/log/touched_tables.h"
 
 namespace walfeed {
 namespace log_internal {
@@ -160,10 +161,11 @@ struct ChangeLog::Impl {
 
   // After a durable write: publish the new head and tell the listeners (outside `mu`, under
   // `append_mu`, which the caller holds).
-  // `commit_time`: the newest appended transaction's, when this append had one.
+  // `commit_time`: the newest appended transaction's, when this append had one. `touched`: the
+  // tables of the new changes, nullptr when not known (see HeadAdvance).
   void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
-               uint64_t transactions, std::optional<absl::Time> commit_time)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
+               uint64_t transactions, std::optional<absl::Time> commit_time,
+               const TouchedTables* touched = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
 };
 
 }  // namespace walfeed

@@ -275,8 +275,9 @@ absl::Status LogFollower::Apply(const JetStreamLog::Message& message) {
                                     "'), but this replica's copy ends at '", next_start_,
                                     "': the stream does not continue it"));
   }
-  absl::StatusOr<std::string> data =
-      DecodeSegment(message.data, message.Header(kCompressionHeader));
+  std::string scratch;
+  absl::StatusOr<absl::string_view> data =
+      DecodeSegment(message.data, message.Header(kCompressionHeader), &scratch);
   if (!data.ok()) {
     return StopForGood(absl::StrCat("message ", sequence, " of the JetStream stream ",
                                     options_.stream, " cannot be read: ", data.status().message()));

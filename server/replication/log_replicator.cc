@@ -49,7 +49,7 @@ LogReplicator::~LogReplicator() { Stop(); }
 
 void LogReplicator::Start() {
   std::shared_ptr<HeadSignal> signal = head_signal_;
-  log_->AddHeadListener([signal](const Position&) {
+  log_->AddHeadListener([signal](const HeadAdvance&) {
     absl::MutexLock lock(&signal->mu);
     signal->moved = true;
   });
@@ -260,10 +260,11 @@ absl::Status LogReplicator::Resume(JetStreamLog& stream) {
     }
     if (!problem.empty()) return StopForGood(problem);
     next = *parsed;
-    absl::StatusOr<std::string> bytes =
-        DecodeSegment(std::move(last->data), last->Header(kCompressionHeader));
+    std::string scratch;
+    absl::StatusOr<absl::string_view> bytes =
+        DecodeSegment(last->data, last->Header(kCompressionHeader), &scratch);
     v1::LogSegment segment;
-    if (bytes.ok() && segment.ParseFromString(*bytes)) {
+    if (bytes.ok() && segment.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
       for (const v1::Change& change : segment.changes()) {
         if (change.last_in_transaction()) last_whole = Position{change.lsn(), change.seq()};
       }
@@ -401,6 +402,7 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
   if (!options_.writer.empty()) headers.emplace_back("Walfeed-Writer", options_.writer);
   const EncodedSegment encoded = EncodeSegment(built.bytes, options_.compression);
   if (!encoded.compression.empty()) headers.emplace_back(kCompressionHeader, encoded.compression);
+  const absl::string_view data = encoded.Data(built.bytes);
   if (built.first.has_value()) {
     headers.emplace_back("Walfeed-First-Cursor", FormatCursor(*built.first));
     headers.emplace_back("Walfeed-Last-Cursor", FormatCursor(*built.last));
@@ -415,9 +417,9 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
   size_t header_bytes = sent.id.size() + 64;
   for (const auto& [key, value] : headers) header_bytes += key.size() + value.size() + 4;
   const int64_t max_payload = stream.MaxPayload();
-  if (max_payload > 0 && encoded.data.size() + header_bytes > static_cast<size_t>(max_payload)) {
+  if (max_payload > 0 && data.size() + header_bytes > static_cast<size_t>(max_payload)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the change at ", start_text, " takes ", encoded.data.size(),
+        "the change at ", start_text, " takes ", data.size(),
         " bytes in a segment, more than the NATS servers' max_payload (", max_payload,
         " bytes) allows: raise max_payload in nats-server's configuration (walfeed's changes "
         "stay under about 1 MiB; 8MB leaves room)"));
@@ -425,8 +427,7 @@ absl::StatusOr<LogReplicator::InFlight> LogReplicator::Send(JetStreamLog& stream
   // The first message after the end was read expects that end's sequence; every later one the
   // message sent before it.
   const JetStreamLog::Expectation expect{expected_sequence_, expected_id_};
-  if (absl::Status sent_status = stream.Send(encoded.data, headers, sent.id, expect);
-      !sent_status.ok()) {
+  if (absl::Status sent_status = stream.Send(data, headers, sent.id, expect); !sent_status.ok()) {
     return sent_status;
   }
   expected_id_ = sent.id;

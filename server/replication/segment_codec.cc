@@ -16,17 +16,23 @@ constexpr int kZstdLevel = 1;
 }  // namespace
 
 EncodedSegment EncodeSegment(absl::string_view segment, SegmentCompression compression) {
-  if (compression == SegmentCompression::kNone || segment.empty())
-    return {std::string(segment), ""};
-  std::string frame(ZSTD_compressBound(segment.size()), '\0');
-  const size_t written =
-      ZSTD_compress(frame.data(), frame.size(), segment.data(), segment.size(), kZstdLevel);
-  if (ZSTD_isError(written) || written >= segment.size()) return {std::string(segment), ""};
-  frame.resize(written);
-  return {std::move(frame), kZstd};
+  EncodedSegment encoded;
+  if (compression == SegmentCompression::kNone || segment.empty()) return encoded;
+  encoded.frame.resize(ZSTD_compressBound(segment.size()));
+  const size_t written = ZSTD_compress(encoded.frame.data(), encoded.frame.size(), segment.data(),
+                                       segment.size(), kZstdLevel);
+  if (ZSTD_isError(written) || written >= segment.size()) {
+    encoded.frame.clear();
+    return encoded;
+  }
+  encoded.frame.resize(written);
+  encoded.compression = kZstd;
+  return encoded;
 }
 
-absl::StatusOr<std::string> DecodeSegment(std::string data, absl::string_view compression) {
+absl::StatusOr<absl::string_view> DecodeSegment(absl::string_view data,
+                                                absl::string_view compression,
+                                                std::string* scratch) {
   if (compression.empty()) return data;
   if (compression != kZstd) {
     return absl::InvalidArgumentError(
@@ -42,15 +48,15 @@ absl::StatusOr<std::string> DecodeSegment(std::string data, absl::string_view co
                                             " bytes, more than a segment holds (", kMaxSegmentBytes,
                                             ")"));
   }
-  std::string segment(static_cast<size_t>(size), '\0');
-  const size_t read = ZSTD_decompress(segment.data(), segment.size(), data.data(), data.size());
-  if (ZSTD_isError(read) || read != segment.size()) {
+  scratch->resize(static_cast<size_t>(size));
+  const size_t read = ZSTD_decompress(scratch->data(), scratch->size(), data.data(), data.size());
+  if (ZSTD_isError(read) || read != scratch->size()) {
     return absl::DataLossError(absl::StrCat("the message's zstd frame is damaged: ",
                                             ZSTD_isError(read) ? ZSTD_getErrorName(read)
                                                                : "it holds fewer bytes than "
                                                                  "it says"));
   }
-  return segment;
+  return absl::string_view(*scratch);
 }
 
 }  // namespace walfeed

@@ -31,17 +31,27 @@ enum class SegmentCompression {
   kZstd,
 };
 
+// A message's header and, when compressed, its data.
 struct EncodedSegment {
-  std::string data;
-  // The Walfeed-Compression header's value; empty: no header, `data` is the segment.
+  // The Walfeed-Compression header's value; empty: no header, the data is the segment itself.
   std::string compression;
+  // The zstd frame, when `compression` is set.
+  std::string frame;
+
+  // The message's data: the frame, or `segment` (the one encoded) as it is, without a copy.
+  absl::string_view Data(absl::string_view segment) const {
+    return compression.empty() ? segment : absl::string_view(frame);
+  }
 };
 
 EncodedSegment EncodeSegment(absl::string_view segment, SegmentCompression compression);
 
 // The serialized segment a message's data holds, given its Walfeed-Compression header ("" when
-// the message has none).
-absl::StatusOr<std::string> DecodeSegment(std::string data, absl::string_view compression);
+// the message has none): `data` itself when it is not compressed (no copy), or the frame's
+// content decompressed into `*scratch`. The view lives as long as both `data` and `*scratch`.
+absl::StatusOr<absl::string_view> DecodeSegment(absl::string_view data,
+                                                absl::string_view compression,
+                                                std::string* scratch);
 
 }  // namespace walfeed
 

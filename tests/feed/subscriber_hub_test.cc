@@ -2,10 +2,15 @@
 // its position, a wake before or during its wait, a requeue, a tick, shutdown) and when not.
 #include "server/feed/subscriber_hub.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/core/table_name.h"
 
 namespace walfeed {
 namespace {
@@ -104,6 +109,82 @@ TEST(SubscriberHub, StreamsShareTheBatchBudgetDownToTheFloor) {
   EXPECT_EQ(hub.BatchBytesPerStream(4 << 20, 256 << 20), (size_t{256} << 20) / 1000);
   for (int i = 0; i < 9000; ++i) hub.SubscriberStarted();
   EXPECT_EQ(hub.BatchBytesPerStream(4 << 20, 256 << 20), SubscriberHub::kMinBatchBytes);
+  hub.Stop();
+}
+
+// Tables as subscribers name them (TableKey), and the spans the log tells the hub.
+const std::string kOrders = TableKey("public", "orders");
+const std::string kUsers = TableKey("public", "users");
+const std::string kAudit = TableKey("public", "audit");
+std::vector<std::string> Only(std::string table) { return {std::move(table)}; }
+
+TEST(SubscriberHub, ATableWaiterWakesOnlyForItsTables) {
+  SubscriberHub hub(Position{10, 0}, kNoTick);
+  const absl::flat_hash_set<std::string> tables = {kOrders, kUsers};
+  FakeSubscriber subscriber;
+  ASSERT_TRUE(hub.AddWaiter(&subscriber, Position{10, 1}, &tables));
+  hub.OnHeadAdvanced(Position{10, 0}, Position{20, 4}, Only(kAudit), false);
+  hub.OnHeadAdvanced(Position{20, 4}, Position{30, 0}, {}, false);  // a message: no table
+  EXPECT_FALSE(subscriber.AwaitPumps(1, kWhile)) << "other tables' changes must not wake it";
+  hub.OnHeadAdvanced(Position{30, 0}, Position{40, 2}, Only(kUsers), false);
+  EXPECT_TRUE(subscriber.AwaitPumps(1));
+  hub.Stop();
+}
+
+TEST(SubscriberHub, ATableWaiterWakesWhenTheTablesAreNotTold) {
+  SubscriberHub hub(Position{10, 0}, kNoTick);
+  const absl::flat_hash_set<std::string> tables = {kOrders};
+  FakeSubscriber untold;
+  FakeSubscriber after_gap;
+  ASSERT_TRUE(hub.AddWaiter(&untold, Position{10, 1}, &tables));
+  hub.OnHeadAdvanced(Position{10, 0}, Position{20, 0}, {}, /*all_tables=*/true);
+  EXPECT_TRUE(untold.AwaitPumps(1));
+  ASSERT_TRUE(hub.AddWaiter(&after_gap, Position{20, 1}, &tables));
+  hub.OnHeadAdvanced(Position{20, 0}, Position{30, 0}, Only(kAudit), false);
+  EXPECT_FALSE(after_gap.AwaitPumps(1, kWhile));
+  hub.Stop();
+  EXPECT_TRUE(after_gap.AwaitPumps(1)) << "shutdown hands every waiter back";
+}
+
+TEST(SubscriberHub, ATickAndACancelHandATableWaiterBack) {
+  SubscriberHub hub(Position{10, 0}, absl::Milliseconds(50));
+  const absl::flat_hash_set<std::string> tables = {kOrders};
+  FakeSubscriber ticked;
+  ASSERT_TRUE(hub.AddWaiter(&ticked, Position{10, 1}, &tables));
+  EXPECT_TRUE(ticked.AwaitPumps(1));
+  hub.Stop();
+
+  SubscriberHub quiet(Position{10, 0}, kNoTick);
+  FakeSubscriber cancelled;
+  ASSERT_TRUE(quiet.AddWaiter(&cancelled, Position{10, 1}, &tables));
+  quiet.Wake(&cancelled);
+  EXPECT_TRUE(cancelled.AwaitPumps(1));
+  // Forgotten under every table it waited for: a later change of one pumps it no more.
+  quiet.OnHeadAdvanced(Position{10, 0}, Position{20, 0}, Only(kOrders), false);
+  EXPECT_FALSE(cancelled.AwaitPumps(2, kWhile));
+  quiet.Stop();
+}
+
+TEST(SubscriberHub, FirstPossibleSkipsOnlyWhatTheHubHeardInFull) {
+  SubscriberHub hub(Position{10, 0}, kNoTick);
+  const absl::flat_hash_set<std::string> orders = {kOrders};
+  // Before anything was heard: the hub knows nothing of what lies at or before its start.
+  EXPECT_EQ(hub.FirstPossible(orders, Position{5, 0}), (Position{5, 0}));
+  hub.OnHeadAdvanced(Position{10, 0}, Position{20, 3}, Only(kUsers), false);
+  hub.OnHeadAdvanced(Position{20, 3}, Position{30, 1}, Only(kOrders), false);
+  hub.OnHeadAdvanced(Position{30, 1}, Position{40, 0}, Only(kAudit), false);
+  EXPECT_EQ(hub.FirstPossible(orders, Position{10, 1}), (Position{10, 1})) << "orders at 30";
+  EXPECT_EQ(hub.FirstPossible(orders, Position{30, 1}), (Position{30, 1}));
+  EXPECT_EQ(hub.FirstPossible(orders, Position{30, 2}), (Position{40, 0}).Successor());
+  EXPECT_EQ(hub.FirstPossible({kUsers, kAudit}, Position{30, 2}), (Position{30, 2}));
+  EXPECT_EQ(hub.FirstPossible(orders, Position{40, 1}), (Position{40, 1})) << "past the head";
+  // An advance heard without its tables, or after one that was missed, ends what is known.
+  hub.OnHeadAdvanced(Position{40, 0}, Position{50, 0}, {}, true);
+  EXPECT_EQ(hub.FirstPossible(orders, Position{40, 1}), (Position{40, 1}));
+  hub.OnHeadAdvanced(Position{55, 0}, Position{60, 0}, Only(kAudit), false);  // 50..55 missed
+  EXPECT_EQ(hub.FirstPossible(orders, Position{50, 1}), (Position{50, 1}));
+  hub.OnHeadAdvanced(Position{60, 0}, Position{70, 0}, Only(kAudit), false);
+  EXPECT_EQ(hub.FirstPossible(orders, Position{60, 1}), (Position{70, 0}).Successor());
   hub.Stop();
 }
 

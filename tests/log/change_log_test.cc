@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/table_name.h"
 #include "tests/support/process.h"
 #include "tests/support/status_assertions.h"
 #include "tests/support/transactions.h"
@@ -137,14 +138,27 @@ TEST_F(ChangeLogTest, EmptyAppendStoresOnlyTheResumePoint) {
   EXPECT_TRUE(log->Head().IsZero());
 }
 
-TEST_F(ChangeLogTest, HeadListenersHearEveryAppendThatMovesTheHead) {
+TEST_F(ChangeLogTest, HeadListenersHearEveryAppendThatMovesTheHeadAndItsTables) {
   std::unique_ptr<ChangeLog> log = Open();
   std::vector<Position> heard;
-  log->AddHeadListener([&heard](const Position& head) { heard.push_back(head); });
+  std::vector<Position> previous;
+  std::vector<std::vector<std::string>> tables;
+  log->AddHeadListener([&](const HeadAdvance& advance) {
+    heard.push_back(advance.head);
+    previous.push_back(advance.previous);
+    EXPECT_FALSE(advance.all_tables);
+    tables.emplace_back(advance.tables.begin(), advance.tables.end());
+  });
   ASSERT_OK(log->Append({MakeTransaction(100, 2)}, 130));
   ASSERT_OK(log->Append({}, 140));
-  ASSERT_OK(log->Append({MakeTransaction(200, 1), MakeTransaction(300, 3)}, 330));
-  EXPECT_EQ(heard, (std::vector<Position>{{100, 1}, {300, 2}}));
+  ASSERT_OK(log->Append(
+      {MakeTransaction(200, 1, "a"), MakeTransaction(300, 3, "b"), MakeTransaction(400, 1, "a")},
+      430));
+  EXPECT_EQ(heard, (std::vector<Position>{{100, 1}, {400, 0}}));
+  EXPECT_EQ(previous, (std::vector<Position>{{}, {100, 1}}));
+  EXPECT_EQ(tables,
+            (std::vector<std::vector<std::string>>{
+                {TableKey("public", "t")}, {TableKey("public", "a"), TableKey("public", "b")}}));
 }
 
 TEST_F(ChangeLogTest, ReadersRunningDuringAppendsSeeOnlyWholeOrderedPrefixes) {
@@ -206,7 +220,11 @@ std::vector<v1::Change> Staged(uint64_t lsn, int count) {
 TEST_F(ChangeLogTest, StagedChangesAreInvisibleUntilCommitted) {
   std::unique_ptr<ChangeLog> log = Open();
   std::vector<Position> heard;
-  log->AddHeadListener([&heard](const Position& head) { heard.push_back(head); });
+  std::vector<bool> tables_told;
+  log->AddHeadListener([&](const HeadAdvance& advance) {
+    heard.push_back(advance.head);
+    tables_told.push_back(!advance.all_tables);
+  });
   ASSERT_OK(log->StageChanges(Staged(99, 3)));
   EXPECT_TRUE(ReadAll(*log).empty());
   EXPECT_TRUE(log->Head().IsZero());
@@ -219,6 +237,8 @@ TEST_F(ChangeLogTest, StagedChangesAreInvisibleUntilCommitted) {
   // Streaming continues after the committed stage.
   ASSERT_OK(log->Append({MakeTransaction(100, 1)}, 130));
   EXPECT_EQ(ReadAll(*log).size(), 4u);
+  // A committed stage's tables are not told; an append's are.
+  EXPECT_EQ(tables_told, (std::vector<bool>{false, true}));
 }
 
 TEST_F(ChangeLogTest, StagedChangesLeftByACrashAreDiscardedOnReopen) {

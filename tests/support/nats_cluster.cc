@@ -150,13 +150,14 @@ absl::StatusOr<std::vector<StreamMessage>> NatsCluster::ReadStream(
         free(static_cast<void*>(keys));
       }
       const auto compression = read.headers.find(kCompressionHeader);
-      absl::StatusOr<std::string> bytes =
-          DecodeSegment(std::string(natsMsg_GetData(message), natsMsg_GetDataLength(message)),
-                        compression == read.headers.end() ? "" : compression->second);
+      std::string scratch;
+      absl::StatusOr<absl::string_view> bytes =
+          DecodeSegment(absl::string_view(natsMsg_GetData(message), natsMsg_GetDataLength(message)),
+                        compression == read.headers.end() ? "" : compression->second, &scratch);
       if (!bytes.ok()) {
         result = absl::DataLossError(
             absl::StrCat("message ", seq, " cannot be read: ", bytes.status().message()));
-      } else if (!read.segment.ParseFromString(*bytes)) {
+      } else if (!read.segment.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
         result = absl::DataLossError(absl::StrCat("message ", seq, " is not a LogSegment"));
       }
       natsMsg_Destroy(message);
