@@ -72,7 +72,8 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(
     server->auth_ =
         Authenticator(std::move(tokens), std::move(admin_tokens), options.admin_client_names);
   }
-  const absl::Duration tick = std::min(options.progress_interval, absl::Seconds(1));
+  // Fine enough that the progress messages of streams started at different times stay apart.
+  const absl::Duration tick = std::min(options.progress_interval, absl::Milliseconds(100));
   server->hub_ = std::make_shared<SubscriberHub>(log->Head(), tick);
   std::weak_ptr<SubscriberHub> hub = server->hub_;
   log->AddHeadListener([hub](const HeadAdvance& advance) {

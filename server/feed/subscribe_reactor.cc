@@ -93,7 +93,10 @@ void SubscribeReactor::Pump() {
       return;
     }
     // A subscriber to some tables waits for changes of those (see SubscriberHub).
-    if (hub_->AddWaiter(this, next_, plan_.tables.empty() ? nullptr : &plan_.tables)) return;
+    if (hub_->AddWaiter(this, next_, plan_.tables.empty() ? nullptr : &plan_.tables,
+                        last_write_ + options_->progress_interval)) {
+      return;
+    }
     if (reads >= kMaxReadsPerPump) {
       hub_->Requeue(this);
       return;

@@ -39,16 +39,17 @@ void SubscriberHub::OnHeadAdvanced(const Position& previous, const Position& hea
 }
 
 bool SubscriberHub::AddWaiter(Pumpable* subscriber, const Position& next,
-                              const absl::flat_hash_set<std::string>* tables) {
+                              const absl::flat_hash_set<std::string>* tables,
+                              absl::Time progress_due) {
   absl::MutexLock lock(&mu_);
   if (next <= head_ && !head_.IsZero()) return false;
   if (woken_.erase(subscriber) > 0 || shutting_down() || stopping_) {
     ready_.push_back(subscriber);
   } else if (tables != nullptr && !tables->empty()) {
-    table_waiting_[subscriber] = TableWait{next, tables};
+    table_waiting_[subscriber] = Wait{next, progress_due, tables};
     for (const std::string& table : *tables) waiting_by_table_[table].insert(subscriber);
   } else {
-    waiting_[subscriber] = next;
+    waiting_[subscriber] = Wait{next, progress_due};
   }
   return true;
 }
@@ -77,15 +78,12 @@ void SubscriberHub::ForgetTableWait(Pumpable* subscriber) {
 }
 
 template <typename Wakes>
-void SubscriberHub::WakeTableWaiters(Wakes wakes) {
-  std::vector<Pumpable*> woken;
+void SubscriberHub::WakeTableWaiters(Wakes wakes, std::vector<Pumpable*>* queue) {
+  const size_t first = queue->size();
   for (const auto& [subscriber, wait] : table_waiting_) {
-    if (wakes(wait)) woken.push_back(subscriber);
+    if (wakes(wait)) queue->push_back(subscriber);
   }
-  for (Pumpable* subscriber : woken) {
-    ForgetTableWait(subscriber);
-    ready_.push_back(subscriber);
-  }
+  for (size_t i = first; i < queue->size(); ++i) ForgetTableWait((*queue)[i]);
 }
 
 void SubscriberHub::Wake(Pumpable* subscriber) {
@@ -136,9 +134,9 @@ Position SubscriberHub::SlowestPosition() const {
 void SubscriberHub::BeginShutdown() {
   absl::MutexLock lock(&mu_);
   shutting_down_.store(true, std::memory_order_release);
-  for (const auto& [subscriber, next] : waiting_) ready_.push_back(subscriber);
+  for (const auto& [subscriber, wait] : waiting_) ready_.push_back(subscriber);
   waiting_.clear();
-  WakeTableWaiters([](const TableWait&) { return true; });
+  WakeTableWaiters([](const Wait&) { return true; }, &ready_);
 }
 
 void SubscriberHub::Stop() {
@@ -151,38 +149,60 @@ void SubscriberHub::Stop() {
   if (dispatcher_.joinable()) dispatcher_.join();
 }
 
-bool SubscriberHub::HasWork() const { return stopping_ || head_moved_ || !ready_.empty(); }
+bool SubscriberHub::HasWork() const {
+  return stopping_ || head_moved_ || any_table_moved_ || !ready_.empty() || !due_.empty();
+}
 
 void SubscriberHub::Dispatch() {
   absl::Time next_tick = absl::Now() + tick_;
+  absl::Time next_trim = absl::Now();
   for (;;) {
     std::vector<Pumpable*> batch;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(this, &SubscriberHub::HasWork), next_tick);
-      if (stopping_ && ready_.empty()) return;
-      const bool tick = absl::Now() >= next_tick;
-      if (tick) next_tick = absl::Now() + tick_;
+      if (stopping_ && ready_.empty() && due_.empty()) return;
+      const absl::Time now = absl::Now();
+      const bool tick = now >= next_tick;
+      if (tick) next_tick = now + tick_;
       // Streams that ended freed their buffers to malloc, which keeps them; hand them back to
       // the system, so that RSS falls again after a crowd of streams leaves.
-      if (tick && ended_since_trim_.exchange(0, std::memory_order_relaxed) > 0) malloc_trim(0);
+      // At most once a second: a trim walks the whole heap.
+      if (tick && now >= next_trim &&
+          ended_since_trim_.exchange(0, std::memory_order_relaxed) > 0) {
+        malloc_trim(0);
+        next_trim = now + absl::Seconds(1);
+      }
       if (head_moved_ || tick) {
         for (auto it = waiting_.begin(); it != waiting_.end();) {
-          if (tick || it->second <= head_) {
+          if (it->second.next <= head_) {
             ready_.push_back(it->first);
-            waiting_.erase(it++);
+          } else if (tick && it->second.progress_due <= now) {
+            due_.push_back(it->first);
           } else {
             ++it;
+            continue;
           }
+          waiting_.erase(it++);
         }
         head_moved_ = false;
       }
-      if (any_table_moved_ || tick) {
+      if (any_table_moved_) {
         const Position head = head_;
-        WakeTableWaiters([&](const TableWait& wait) { return tick || wait.next <= head; });
+        WakeTableWaiters([&](const Wait& wait) { return wait.next <= head; }, &ready_);
         any_table_moved_ = false;
       }
+      if (tick) {
+        std::vector<Pumpable*> due;
+        WakeTableWaiters([&](const Wait& wait) { return wait.progress_due <= now; }, &due);
+        due_.insert(due_.end(), due.begin(), due.end());
+      }
       batch.swap(ready_);
+      // Then a slice of those due for progress: the head's waiters never wait for them all.
+      for (size_t i = 0; i < kDueSlice && !due_.empty(); ++i) {
+        batch.push_back(due_.front());
+        due_.pop_front();
+      }
     }
     for (Pumpable* subscriber : batch) subscriber->Pump();
   }

@@ -6,7 +6,9 @@
 // the waiting set or the ready queue), or the thread currently running its Pump(). A subscriber
 // that finds nothing to send hands itself to the hub with AddWaiter(); the hub gives it back
 // by calling Pump() from its dispatcher thread when the head passes the subscriber's next
-// position, at each progress tick, on cancellation, and at shutdown.
+// position, at the first tick after its progress message is due, on cancellation, and at
+// shutdown. Subscribers woken by the head go first: those due for progress are pumped in small
+// slices between them, so that thousands of progress messages never hold up a live change.
 //
 // A subscriber filtered to some tables waits for those tables only: the hub learns which tables
 // each head advance touched (HeadAdvance), wakes it when one of them moved, and tells it how far
@@ -17,6 +19,8 @@
 #define WALFEED_SERVER_FEED_SUBSCRIBER_HUB_H_
 
 #include <atomic>
+#include <deque>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -55,12 +59,14 @@ class SubscriberHub {
   // An advance whose tables are not told.
   void OnHeadAdvanced(const Position& head) { OnHeadAdvanced(Position(), head, {}, true); }
 
-  // Takes `subscriber` until the head reaches `next` (or a tick, cancel or shutdown). Returns
-  // false, keeping nothing, when the head is already at or past `next`: read again.
+  // Takes `subscriber` until the head reaches `next` (or the first tick at or after
+  // `progress_due`, cancel or shutdown). Returns false, keeping nothing, when the head is already
+  // at or past `next`: read again.
   // With `tables` (TableKeys; must outlive the wait), it waits until a change of one of them is
   // appended at or after `next` instead.
   bool AddWaiter(Pumpable* subscriber, const Position& next,
-                 const absl::flat_hash_set<std::string>* tables = nullptr);
+                 const absl::flat_hash_set<std::string>* tables = nullptr,
+                 absl::Time progress_due = absl::InfinitePast());
 
   // Where a subscriber to `tables` that reads on from `next` may read on from instead: past the
   // head, when the hub has heard of every change since `next` and none was of these tables;
@@ -111,22 +117,27 @@ class SubscriberHub {
   // Streams ended since the dispatcher last gave freed memory back to the system.
   std::atomic<uint32_t> ended_since_trim_{0};
 
-  // A subscriber waiting for changes of some tables.
-  struct TableWait {
+  // Subscribers due for progress pumped between two looks at the ready queue.
+  static constexpr size_t kDueSlice = 64;
+
+  // A waiting subscriber: for any change at or after `next`, or for changes of `tables`.
+  struct Wait {
     Position next;
-    const absl::flat_hash_set<std::string>* tables;
+    absl::Time progress_due;
+    const absl::flat_hash_set<std::string>* tables = nullptr;
   };
-  // Hands every table waiter that `wakes` accepts to the ready queue.
+  // Hands every table waiter that `wakes` accepts to `queue`.
   template <typename Wakes>
-  void WakeTableWaiters(Wakes wakes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeTableWaiters(Wakes wakes, std::vector<Pumpable*>* queue)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetTableWait(Pumpable* subscriber) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   Position head_ ABSL_GUARDED_BY(mu_);
   // Waiting for any change at or after their position.
-  absl::flat_hash_map<Pumpable*, Position> waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Pumpable*, Wait> waiting_ ABSL_GUARDED_BY(mu_);
   // Waiting for changes of their tables, and the same by table.
-  absl::flat_hash_map<Pumpable*, TableWait> table_waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Pumpable*, Wait> table_waiting_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::flat_hash_set<Pumpable*>> waiting_by_table_
       ABSL_GUARDED_BY(mu_);
   // The newest head at which each table was touched, heard since `complete_after_`: the hub has
@@ -134,7 +145,10 @@ class SubscriberHub {
   // before it started, or in an advance whose tables were not told).
   absl::flat_hash_map<std::string, Position> touched_at_ ABSL_GUARDED_BY(mu_);
   Position complete_after_ ABSL_GUARDED_BY(mu_);
+  // To pump: woken by the head, a wake or a requeue (all at once), and due for progress (in
+  // slices, oldest first).
   std::vector<Pumpable*> ready_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pumpable*> due_ ABSL_GUARDED_BY(mu_);
   // Woken while not waiting: the next AddWaiter returns them to the ready queue.
   absl::flat_hash_set<Pumpable*> woken_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Pumpable*, Position> positions_ ABSL_GUARDED_BY(mu_);

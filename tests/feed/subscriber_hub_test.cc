@@ -2,9 +2,11 @@
 // its position, a wake before or during its wait, a requeue, a tick, shutdown) and when not.
 #include "server/feed/subscriber_hub.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -15,10 +17,13 @@
 namespace walfeed {
 namespace {
 
-// Counts the hub's calls to Pump().
+// Counts the hub's calls to Pump(), each taking `pump_time`.
 class FakeSubscriber : public Pumpable {
  public:
+  explicit FakeSubscriber(absl::Duration pump_time = absl::ZeroDuration())
+      : pump_time_(pump_time) {}
   void Pump() override {
+    absl::SleepFor(pump_time_);
     absl::MutexLock lock(&mu_);
     ++pumps_;
   }
@@ -30,6 +35,7 @@ class FakeSubscriber : public Pumpable {
   }
 
  private:
+  const absl::Duration pump_time_;
   absl::Mutex mu_;
   int pumps_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -87,6 +93,41 @@ TEST(SubscriberHub, EveryTickPumpsEveryWaiterForItsProgressMessage) {
   ASSERT_TRUE(hub.AddWaiter(&subscriber, Position{100, 0}));
   EXPECT_TRUE(subscriber.AwaitPumps(1));
   hub.Stop();
+}
+
+TEST(SubscriberHub, ATickPumpsOnlyTheWaitersWhoseProgressIsDue) {
+  SubscriberHub hub(Position{10, 0}, absl::Milliseconds(20));
+  FakeSubscriber due;
+  FakeSubscriber later;
+  ASSERT_TRUE(hub.AddWaiter(&due, Position{100, 0}, nullptr, absl::Now()));
+  ASSERT_TRUE(hub.AddWaiter(&later, Position{100, 0}, nullptr, absl::Now() + absl::Hours(1)));
+  EXPECT_TRUE(due.AwaitPumps(1));
+  EXPECT_FALSE(later.AwaitPumps(1, kWhile)) << "its progress is not due for an hour";
+  hub.OnHeadAdvanced(Position{100, 0});
+  EXPECT_TRUE(later.AwaitPumps(1)) << "but the head still wakes it";
+  hub.Stop();
+}
+
+TEST(SubscriberHub, AWaiterTheHeadWakesGoesBeforeACrowdDueForProgress) {
+  SubscriberHub hub(Position{10, 0}, absl::Milliseconds(20));
+  // 2,000 streams due for progress at the same tick, 1 ms each: two seconds of pumping.
+  std::vector<std::unique_ptr<FakeSubscriber>> crowd;
+  for (int i = 0; i < 2000; ++i) {
+    crowd.push_back(std::make_unique<FakeSubscriber>(absl::Milliseconds(1)));
+    ASSERT_TRUE(hub.AddWaiter(crowd.back().get(), Position{100, 0}, nullptr, absl::Now()));
+  }
+  FakeSubscriber live;
+  ASSERT_TRUE(hub.AddWaiter(&live, Position{20, 0}, nullptr, absl::InfiniteFuture()));
+  const auto pumped = [&crowd] {
+    return absl::c_count_if(crowd,
+                            [](const auto& s) { return s->AwaitPumps(1, absl::ZeroDuration()); });
+  };
+  while (pumped() == 0) absl::SleepFor(absl::Milliseconds(1));  // the crowd is being pumped
+  hub.OnHeadAdvanced(Position{20, 0});
+  EXPECT_TRUE(live.AwaitPumps(1, absl::Milliseconds(500))) << "waited for the crowd";
+  EXPECT_LT(pumped(), 1000);
+  hub.Stop();
+  EXPECT_EQ(pumped(), 2000) << "every one due is pumped before the hub stops";
 }
 
 TEST(SubscriberHub, ShutdownPumpsEveryWaiterAndEveryLaterOneAtOnce) {
