@@ -19,6 +19,7 @@ runs; latency at 10,000 changes/s with 10,000 more subscribers connected to a ta
 --quick).
 """
 import argparse
+import datetime
 import os
 import shutil
 import subprocess
@@ -29,8 +30,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BUILD_BIN, HERE, PG_BIN_DIR, Postgres, cpu_seconds, free_port,  # noqa: E402
-                      machine, peak_rss_mib, wait_for_health, write_results)
+from benchlib import (BUILD_BIN, HERE, PG_BIN_DIR, InsertWorkload, Postgres, cpu_seconds,  # noqa: E402
+                      free_port, machine, peak_rss_mib, wait_for_health, write_results)
 
 ROWS_PER_TXN = 10
 KEEP_UP_MS = 1000
@@ -50,6 +51,50 @@ def compact_in_a_loop(server, stop, passes):
                               capture_output=True, text=True)
         if done.returncode == 0:
             passes.append(json.loads(done.stdout))
+
+
+def machine_busy_seconds():
+    """CPU seconds all cores have spent busy (neither idle nor waiting for I/O) since boot."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(values):
+    values = sorted(values)
+    at = lambda q: values[min(len(values) - 1, int(q * len(values)))] if values else 0.0  # noqa: E731
+    return {"p50": round(at(0.5), 2), "p99": round(at(0.99), 2), "p999": round(at(0.999), 2),
+            "max": round(values[-1] if values else 0.0, 2)}
+
+
+def reference_latency(pg, root, index, rate, seconds):
+    """What PostgreSQL and this machine allow without walfeed: pg_recvlogical (test_decoding,
+    commit timestamps) following a database of its own while pgbench writes at the same rate;
+    latency = the COMMIT line's arrival - its commit timestamp."""
+    db = f"reference_{index}"
+    workload = InsertWorkload(pg, root, db, ROWS_PER_TXN)
+    pg.sql(f"SELECT pg_create_logical_replication_slot('{db}', 'test_decoding')", db=db)
+    proc = subprocess.Popen([os.path.join(PG_BIN_DIR, "pg_recvlogical"), "-d", pg.conninfo_for(db),
+                             "-S", db, "--start", "-o", "include-timestamp=on", "-F", "0", "-f", "-"],
+                            stdout=subprocess.PIPE, text=True)
+    latencies = []
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("COMMIT"):
+                arrived = time.time()
+                committed = datetime.datetime.fromisoformat(line[line.index("(at ") + 4:line.rindex(")")])
+                latencies.append((arrived - committed.timestamp()) * 1000)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        workload.run(rate, seconds)
+        time.sleep(2)  # the last commits arrive
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        reader.join()
+        pg.sql(f"SELECT pg_drop_replication_slot('{db}')")
+    return {"transactions": len(latencies), "latency_ms": percentiles(latencies)}
 
 
 def wait_for_subscribers(server, count, timeout=300):
@@ -111,12 +156,16 @@ def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wra
             time.sleep(1)  # the from_head subscriptions are in place before the first commit
             compactor.start()
         cpu_before = cpu_seconds(proc.pid)
+        followers_cpu_before = cpu_seconds(followers.pid)
+        busy_before = machine_busy_seconds()
         start = time.monotonic()
         tps = rate // ROWS_PER_TXN
         subprocess.run([os.path.join(PG_BIN_DIR, "pgbench"), "-n", "-c", "4", "-j", "2", "-R", str(tps),
                         "-T", str(seconds), "-f", script, pg.conninfo_for(db)],
                        check=True, capture_output=True, text=True)
         write_seconds = time.monotonic() - start
+        busy = machine_busy_seconds() - busy_before
+        followers_cpu = cpu_seconds(followers.pid) - followers_cpu_before
         stop_compacting.set()
         if compacting:
             compactor.join()
@@ -132,7 +181,12 @@ def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wra
             "walfeed_cpu_percent": round(100 * cpu / elapsed, 1),
             "walfeed_peak_rss_mib": round(peak_rss_mib(proc.pid), 1),
             "complete": followers.returncode == 0,
+            # While pgbench wrote: how busy the machine's cores were, and the subscribers' share.
+            "machine_cpu_busy_percent": round(100 * busy / write_seconds / os.cpu_count(), 1),
+            "subscribers_cpu_percent": round(100 * followers_cpu / write_seconds, 1),
         })
+        if result["changes_delivered"]:
+            result["walfeed_cpu_us_per_delivered_change"] = round(cpu * 1e6 / result["changes_delivered"], 3)
         if idle:
             result["idle_subscribers"] = idle
             result["walfeed_rss_mib_with_idle_before_writes"] = rss_idle
@@ -203,6 +257,8 @@ def main():
             r = run_scenario(pg, root, index, kind, subscribers, rate, seconds, args.walfeed,
                              args.wrap.split(),
                              IDLE_SUBSCRIBERS[args.quick] if kind == "latency-idle" else 0)
+            if kind == "latency":
+                r["reference"] = reference_latency(pg, root, index, rate, seconds)
             r["target"], r["target_met"] = verdict(r)
             results.append(r)
             print(json.dumps(r), flush=True)
@@ -234,15 +290,22 @@ def write_report(args, results, seconds):
         "quick": args.quick, "results": results,
     }
     lines = ["| scenario | subscribers | changes/s (achieved) | latency p50 / p99 / p999 / max | "
-             "every change to every subscriber | walfeed CPU | walfeed peak RSS | target | met |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "reference: pg_recvlogical p50 / p99 | every change to every subscriber | walfeed CPU "
+             "(per delivered change) | subscribers' CPU | machine busy | walfeed peak RSS | target | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat = r["latency_ms"]
+        ref = r.get("reference", {}).get("latency_ms")
+        reference = f"{ref['p50']:.2f} / {ref['p99']:.2f} ms" if ref else "-"
+        per_change = r.get("walfeed_cpu_us_per_delivered_change")
         lines.append(f"| {r['scenario']} | {r['subscribers']:,} | {r['target_changes_per_s']:,} "
                      f"({r['achieved_changes_per_s']:,}) | {lat['p50']:.2f} / {lat['p99']:.2f} / "
-                     f"{lat['p999']:.2f} / {lat['max']:.0f} ms | {'yes' if r['complete'] else 'NO'} | "
-                     f"{r['walfeed_cpu_percent']} % | {r['walfeed_peak_rss_mib']:.0f} MiB | "
-                     f"{r['target']} | {'yes' if r['target_met'] else 'no'} |")
+                     f"{lat['p999']:.2f} / {lat['max']:.0f} ms | "
+                     f"{reference} | "
+                     f"{'yes' if r['complete'] else 'NO'} | {r['walfeed_cpu_percent']} %"
+                     f"{f' ({per_change} µs)' if per_change is not None else ''} | "
+                     f"{r.get('subscribers_cpu_percent', '-')} % | {r.get('machine_cpu_busy_percent', '-')} % | "
+                     f"{r['walfeed_peak_rss_mib']:.0f} MiB | {r['target']} | {'yes' if r['target_met'] else 'no'} |")
     write_results(args.out, "live-quick" if args.quick else "live", report, "Live feed: latency and fan-out",
                   "\n".join(lines))
     return 0 if all(r["complete"] for r in results) else 1

@@ -16,6 +16,8 @@ packages=(
   # the log's replication into NATS JetStream (--replicate-to): the C client, and the server for
   # the tests and the demo
   libnats-dev nats-server libzstd-dev
+  # the server's allocator (server/CMakeLists.txt)
+  libjemalloc-dev
   clang-14 libclang-rt-14-dev clang-format openssl
   # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv
   python3-yaml systemd dash shellcheck binutils util-linux

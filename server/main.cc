@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
 #include "server/config.h"
+#include "server/core/free_memory.h"
 #include "server/core/log_format.h"
 #include "server/core/table_name.h"
 #include "server/feed/feed_server.h"
@@ -35,6 +36,15 @@
 #include "server/source/source.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
+
+#ifdef WALFEED_JEMALLOC
+// jemalloc's settings, read when it starts: a background thread gives freed pages back within
+// about a second (the default keeps them ten), so RSS falls soon after a large transaction or a
+// crowd of streams is gone.
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
 
 namespace {
 
@@ -214,7 +224,8 @@ int main(int argc, char** argv) {
     (*feed)->Shutdown();
     return Fail("starting the PostgreSQL source", started);
   }
-  spdlog::info("event=ready listen={} port={}", config->feed.listen_address, (*feed)->port());
+  spdlog::info("event=ready listen={} port={} allocator={}", config->feed.listen_address,
+               (*feed)->port(), walfeed::AllocatorName());
 
   // Waits for SIGTERM or SIGINT, checking the source's health every second meanwhile.
   int signal_number = -1;

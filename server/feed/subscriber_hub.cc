@@ -1,9 +1,9 @@
 #include "server/feed/subscriber_hub.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <utility>
+
+#include "server/core/free_memory.h"
 
 namespace walfeed {
 
@@ -170,7 +170,7 @@ void SubscriberHub::Dispatch() {
       // At most once a second: a trim walks the whole heap.
       if (tick && now >= next_trim &&
           ended_since_trim_.exchange(0, std::memory_order_relaxed) > 0) {
-        malloc_trim(0);
+        ReleaseFreeMemory();
         next_trim = now + absl::Seconds(1);
       }
       if (head_moved_ || tick) {

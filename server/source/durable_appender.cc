@@ -1,11 +1,11 @@
 #include "server/source/durable_appender.h"
 
-#include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <utility>
 
+#include "server/core/free_memory.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/core/table_name.h"
@@ -72,11 +72,11 @@ absl::Status DurableAppender::Write(std::vector<Item>& items, uint64_t* appended
     if (absl::Status s = flush_run(); !s.ok()) return s;
     if (absl::Status s = sink_->StageChanges(item.transaction.changes); !s.ok()) return s;
     // A large transaction's parts are many small allocations made on the decoding thread and
-    // freed here; glibc keeps freed pages in its per-thread arenas, which doubled the resident
+    // freed here; the allocator keeps freed pages in its per-thread arenas, which doubled the resident
     // memory of a million-row transaction. Give them back after each part (a few milliseconds,
     // once per several megabytes staged).
     std::vector<v1::Change>().swap(item.transaction.changes);
-    malloc_trim(0);
+    ReleaseFreeMemory();
   }
   return flush_run();
 }
