@@ -194,7 +194,6 @@ class Pass {
     auto cached = name_keyed_rows_.find(prefix);
     if (cached == name_keyed_rows_.end()) {
       rocksdb::ReadOptions read_options;
-      read_options.total_order_seek = true;  // the index family hashes its memtable by key
       std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->keys));
       it->Seek(prefix);
       if (!it->status().ok()) return FromRocks(it->status(), "cannot read the per-key index");
@@ -341,7 +340,6 @@ class Pass {
   // Rows whose newest change is not a delete and not older than a TRUNCATE of their table.
   absl::StatusOr<uint64_t> CountLiveKeys() {
     rocksdb::ReadOptions read_options;
-    read_options.total_order_seek = true;  // the index family hashes its memtable by key
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->keys));
     uint64_t live = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {

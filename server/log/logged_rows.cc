@@ -141,7 +141,6 @@ absl::Status ChangeLog::VisitUnseenLiveRows(const v1::Change& table,
   const std::string prefix = RowKeyPrefix(table);
   const std::string seen_prefix = absl::StrCat(kSeenRowPrefix, prefix);
   rocksdb::ReadOptions scan;
-  scan.total_order_seek = true;  // the keys family hashes its memtable by key (change_log.cc)
   std::unique_ptr<rocksdb::Iterator> rows(impl_->db->NewIterator(scan, impl_->keys));
   std::unique_ptr<rocksdb::Iterator> seen(
       impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->meta));
