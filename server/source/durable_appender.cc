@@ -72,9 +72,9 @@ absl::Status DurableAppender::Write(std::vector<Item>& items, uint64_t* appended
     if (absl::Status s = flush_run(); !s.ok()) return s;
     if (absl::Status s = sink_->StageChanges(item.transaction.changes); !s.ok()) return s;
     // A large transaction's parts are many small allocations made on the decoding thread and
-    // freed here; the allocator keeps freed pages in its per-thread arenas, which doubled the resident
-    // memory of a million-row transaction. Give them back after each part (a few milliseconds,
-    // once per several megabytes staged).
+    // freed here; the allocator keeps freed pages in its per-thread arenas, which doubled the
+    // resident memory of a million-row transaction. Give them back after each part (a few
+    // milliseconds, once per several megabytes staged).
     std::vector<v1::Change>().swap(item.transaction.changes);
     ReleaseFreeMemory();
   }
