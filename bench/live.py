@@ -220,7 +220,8 @@ def verdict(r):
         # Keeping up: every change reaches every subscriber within a second of its commit.
         keeps_up = r["complete"] and r["latency_ms"]["max"] < KEEP_UP_MS
         if r["subscribers"] >= 1_000:
-            return "all keep up (max < 1 s), RSS < 300 MB", keeps_up and r["walfeed_peak_rss_mib"] * 2**20 < 300e6
+            return ("all keep up (max < 1 s), p99 < 250 ms, RSS < 300 MB",
+                    keeps_up and p99 < 250 and r["walfeed_peak_rss_mib"] * 2**20 < 300e6)
         return "all keep up (max < 1 s)", keeps_up
     return "every change to every subscriber", r["complete"]
 
