@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/error_reason.h"
@@ -58,7 +59,7 @@ void SubscribeReactor::Pump() {
     grpc::Status failure;
     const BatchResult result = FillBatch(&failure);
     if (result == BatchResult::kWrite) {
-      Write();
+      SendFilled();
       return;
     }
     if (result == BatchResult::kFailed) {
@@ -158,8 +159,9 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     NoteDelivery(purge_before_read);
     next_ = shared.next;
     last_read_ends_transaction_ = shared.ends_transaction;
-    response_ = std::move(shared.response);
-    response_changes_ = shared.changes;
+    filled_.response = std::move(shared.response);
+    filled_.changes = shared.changes;
+    filled_.finish_after = false;
     reported_ = Predecessor(next_);  // an unfiltered batch ends with the change before next_
     return BatchResult::kWrite;
   }
@@ -220,20 +222,22 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
     if (!head.IsZero() && next_ <= head) next_ = head.Successor();
     return BatchResult::kCaughtUp;
   }
-  finish_after_write_ = ReachedStop();
+  filled_.finish_after = ReachedStop();
   if (builder_.changes() > 0) {
     NoteDelivery(purge_before_read);
-    response_changes_ = builder_.changes();
-    response_ = builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()), log_->LogId());
+    filled_.changes = builder_.changes();
+    filled_.response =
+        builder_.Finish(FormatCursor(last_sent), FormatCursor(log_->Head()), log_->LogId());
     reported_ = last_sent;
     // Shared only when no pass ran during the read: its key must say what the batch missed.
     if (shares && purge_after_read == purge_before_read) {
       shared_batches_->Add(SharedBatch{start, plan_.max_batch_changes, purge_before_read, next_,
-                                       last_read_ends_transaction_, response_changes_, response_});
+                                       last_read_ends_transaction_, filled_.changes,
+                                       filled_.response});
     }
     return BatchResult::kWrite;
   }
-  return finish_after_write_ ? BatchResult::kStopped : BatchResult::kFilteredOut;
+  return filled_.finish_after ? BatchResult::kStopped : BatchResult::kFilteredOut;
 }
 
 void SubscribeReactor::Write() {
@@ -243,18 +247,97 @@ void SubscribeReactor::Write() {
   StartWrite(&response_);
 }
 
+void SubscribeReactor::SendFilled() {
+  // A loop, not a recursion: a write that completes while the next batch is read ahead is
+  // followed by that batch's write here, for as long as the stream is behind.
+  for (;;) {
+    response_ = std::move(filled_.response);
+    response_changes_ = filled_.changes;
+    finish_after_write_ = filled_.finish_after;
+    const bool read_ahead = ShouldReadAhead();
+    if (read_ahead) {
+      absl::MutexLock lock(&handoff_mu_);
+      reading_ahead_ = true;  // before the write starts: its OnWriteDone must find it set
+    }
+    Write();
+    if (!read_ahead) return;
+    // The write is on the wire, and gRPC reads only response_: read the next batch meanwhile.
+    ahead_failure_ = grpc::Status();
+    ahead_ = FillBatch(&ahead_failure_);
+    bool ok = false;
+    {
+      absl::MutexLock lock(&handoff_mu_);
+      reading_ahead_ = false;
+      if (!write_done_) return;  // OnWriteDone goes on from ahead_
+      write_done_ = false;
+      ok = write_ok_;
+    }
+    switch (AfterWrite(ok)) {
+      case Next::kSendFilled:
+        continue;
+      case Next::kReadOn:
+        hub_->Requeue(this);  // the hub pumps it: no Pump() nested in this loop
+        return;
+      case Next::kNothing:
+        return;
+    }
+  }
+}
+
+bool SubscribeReactor::ShouldReadAhead() const {
+  // Only while behind the head (a stream at the head would read nothing), never past the last
+  // message, and only while every stream could hold two messages within the shared budget.
+  return !finish_after_write_ && next_ <= log_->Head() && !cancelled_.load() &&
+         hub_->subscribers() * 2 * options_->max_batch_bytes <= options_->max_inflight_bytes;
+}
+
 void SubscribeReactor::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&handoff_mu_);
+    if (reading_ahead_) {  // SendFilled() goes on when its read is done
+      write_done_ = true;
+      write_ok_ = ok;
+      return;
+    }
+  }
+  switch (AfterWrite(ok)) {
+    case Next::kSendFilled:
+      SendFilled();
+      return;
+    case Next::kReadOn:
+      Pump();
+      return;
+    case Next::kNothing:
+      return;
+  }
+}
+
+SubscribeReactor::Next SubscribeReactor::AfterWrite(bool ok) {
   // Written: give the batch's memory back rather than keep it per stream.
   response_.Clear();
+  const std::optional<BatchResult> ahead = std::exchange(ahead_, std::nullopt);
   if (!ok) {
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the stream was closed"));
-    return;
+    return Next::kNothing;
   }
   if (finish_after_write_) {
     FinishAtStop();
-    return;
+    return Next::kNothing;
   }
-  Pump();
+  if (ahead == BatchResult::kWrite && !cancelled_.load() && !hub_->shutting_down()) {
+    return Next::kSendFilled;
+  }
+  if (ahead == BatchResult::kFailed) {
+    Finish(ahead_failure_);
+    return Next::kNothing;
+  }
+  if (ahead == BatchResult::kStopped) {
+    FinishAtStop();
+    return Next::kNothing;
+  }
+  // Nothing read ahead, or nothing to send from it (caught up, filtered out, cancelled): Pump()
+  // reads on, or finishes.
+  return Next::kReadOn;
 }
 
 void SubscribeReactor::OnCancel() {

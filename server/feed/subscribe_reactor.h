@@ -1,10 +1,12 @@
 // SubscribeReactor: one Subscribe stream, driven by gRPC's callback API.
 //
 // A subscriber is a cursor over the log and nothing more: it reads a batch from its position,
-// filters it, writes it, and on OnWriteDone reads on. Caught up, it hands itself to the
+// filters it, writes it, and on OnWriteDone reads on; while it is behind the head it reads the
+// next batch as the last one is on the wire (read-ahead). Caught up, it hands itself to the
 // SubscriberHub until the head moves, sending a progress message (no changes, the cursor up to
 // which it has caught up, the head) after each progress interval with nothing to send. A slow
-// client only holds back its own position; no changes are queued in memory for it.
+// client only holds back its own position: no more than the message on the wire and one batch
+// read ahead are held for it, and none read ahead once streams are many (the shared budget).
 // See SubscriberHub for who may drive it when.
 #ifndef WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_
 #define WALFEED_SERVER_FEED_SUBSCRIBE_REACTOR_H_
@@ -12,8 +14,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <optional>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/feed/change_wire.h"
 #include "server/feed/feed_options.h"
@@ -46,7 +50,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
     kStopped,      // stop_at_head reached with nothing left to send
     kFailed,       // *failure says why
   };
-  // Reads the next batch from next_ and filters it into response_ (or takes it from the shared
+  // Reads the next batch from next_ and filters it into filled_ (or takes it from the shared
   // batches). Never finishes the call.
   BatchResult FillBatch(grpc::Status* failure);
   // A batch read with the purge point at `purge_before_read` is about to be sent.
@@ -63,6 +67,17 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // A shared batch's message may exceed this stream's byte share by its framing.
   static constexpr size_t kFramingAllowance = 64 << 10;
   void Write();
+  // Writes what FillBatch() filled, and reads the next batch while it is on the wire when that
+  // pays (ShouldReadAhead).
+  void SendFilled();
+  bool ShouldReadAhead() const;
+  // A write completed: finishes the stream, or says what comes next.
+  enum class Next {
+    kSendFilled,  // filled_ holds the batch read ahead
+    kReadOn,      // Pump()
+    kNothing,     // finished, or a last message is being written
+  };
+  Next AfterWrite(bool ok);
   // A message with no changes: the cursor the client has caught up to, and the head.
   void WriteProgress();
   // stop_at_head reached: ends the stream, after a last progress message when changes were
@@ -83,6 +98,17 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // The cursor of the last message sent (a change's, or progress's); at first, the start's.
   Position reported_;
   ResponseBuilder builder_;
+  // What FillBatch() read for the next message: its bytes, changes, and whether it is the last.
+  struct Filled {
+    grpc::ByteBuffer response;
+    size_t changes = 0;
+    bool finish_after = false;
+  };
+  Filled filled_;
+  // A batch read ahead while the message before it was on the wire: FillBatch()'s result for it
+  // (its message is in filled_), and why it failed.
+  std::optional<BatchResult> ahead_;
+  grpc::Status ahead_failure_;
   // The message being written (gRPC reads it until OnWriteDone), and how many changes it holds.
   grpc::ByteBuffer response_;
   size_t response_changes_ = 0;
@@ -95,6 +121,14 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   Position purge_baseline_;
 
   std::atomic<bool> cancelled_{false};
+
+  // Read-ahead hands the reactor over between two threads: the one that started a write and
+  // reads the next batch meanwhile (reading_ahead_), and gRPC's OnWriteDone. Whichever finishes
+  // second goes on; the other returns. Everything above is touched by that one party only.
+  absl::Mutex handoff_mu_;
+  bool reading_ahead_ ABSL_GUARDED_BY(handoff_mu_) = false;
+  bool write_done_ ABSL_GUARDED_BY(handoff_mu_) = false;
+  bool write_ok_ ABSL_GUARDED_BY(handoff_mu_) = false;
 };
 
 }  // namespace walfeed

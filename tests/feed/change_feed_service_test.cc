@@ -1,5 +1,7 @@
 #include "server/feed/change_feed_service.h"
 
+#include <atomic>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -304,6 +306,91 @@ TEST_F(ChangeFeedServiceTest, LiveTableFilteredSubscribersGetExactlyTheirTablesW
   for (size_t f = 0; f < filters.size(); ++f) {
     EXPECT_EQ(received[f], expected[f]) << "subscriber to " << absl::StrJoin(filters[f], ",");
   }
+}
+
+// Streams behind the head read their next batch while the last one is on the wire. Whatever
+// the interleaving of reads ahead, completed writes and appends, every stream gets every change
+// of its filter exactly once, in order: from 0 to the head and stopping there, following on past
+// it while the log grows, filtered to one table, and with batches of a few changes (many
+// hand-overs between the reading thread and gRPC's).
+TEST_F(ChangeFeedServiceTest, StreamsReadingAheadGetEveryChangeOnceInOrderWhileTheLogGrows) {
+  FeedOptions options;
+  options.progress_interval = absl::Milliseconds(100);  // a stream waiting at the head looks again
+  StartServer(options);
+  std::vector<std::string> all;
+  std::vector<std::string> of_a;
+  const auto append = [&](int transactions) {
+    for (int i = 0; i < transactions; ++i) {
+      Transaction txn = MakeTransaction(next_lsn_, 5, i % 3 == 0 ? "a" : "b");
+      next_lsn_ += 100;
+      for (const v1::Change& change : txn.changes) {
+        all.push_back(change.cursor());
+        if (change.table() == "a") of_a.push_back(change.cursor());
+      }
+      ASSERT_OK(log_->Append({txn}, txn.commit_lsn + 50));
+    }
+  };
+  append(600);
+  const std::vector<std::string> before_growth = all;
+
+  struct Stream {
+    v1::SubscribeRequest request;
+    std::vector<std::string> received;
+    size_t expected = 0;
+  };
+  std::vector<Stream> streams(4);
+  streams[0].request.set_stop_at_head(true);
+  streams[0].request.set_max_batch_changes(7);
+  streams[1].request.set_max_batch_changes(3);
+  streams[2].request.add_tables("a");
+  streams[2].request.set_max_batch_changes(2);
+  streams[3].request.set_max_batch_changes(1000);
+  std::vector<std::thread> readers;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::atomic<int> started{0};
+  for (size_t i = 0; i < streams.size(); ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  }
+  // The expected counts are known once the log stops growing; the readers read until then.
+  absl::Mutex mu;
+  bool growth_done = false;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    readers.emplace_back([&, i] {
+      Stream& stream = streams[i];
+      auto reader = stub_->Subscribe(contexts[i].get(), stream.request);
+      started.fetch_add(1);
+      v1::SubscribeResponse response;
+      while (reader->Read(&response)) {
+        for (const v1::Change& change : response.changes()) {
+          stream.received.push_back(change.cursor());
+        }
+        absl::MutexLock lock(&mu);
+        if (growth_done && stream.received.size() >= stream.expected) break;
+      }
+      contexts[i]->TryCancel();
+      reader->Finish();
+    });
+  }
+  while (started.load() < static_cast<int>(streams.size())) absl::SleepFor(absl::Milliseconds(1));
+  append(400);  // while the streams catch up
+  {
+    absl::MutexLock lock(&mu);
+    streams[0].expected = std::numeric_limits<size_t>::max();  // ends by itself at its head
+    streams[1].expected = all.size();
+    streams[2].expected = of_a.size();
+    streams[3].expected = all.size();
+    growth_done = true;
+  }
+  for (std::thread& reader : readers) reader.join();
+  // stop_at_head stops at the head of its start: a prefix of everything, at least what was
+  // there before the growth.
+  ASSERT_GE(streams[0].received.size(), before_growth.size());
+  EXPECT_EQ(streams[0].received,
+            std::vector<std::string>(all.begin(), all.begin() + streams[0].received.size()));
+  EXPECT_EQ(streams[1].received, all);
+  EXPECT_EQ(streams[2].received, of_a);
+  EXPECT_EQ(streams[3].received, all);
 }
 
 TEST_F(ChangeFeedServiceTest, StopAtHeadWithFiltersEndsWithTheStopPointAsProgress) {
