@@ -55,6 +55,10 @@ void SubscribeReactor::Pump() {
     Finish(grpc::Status::CANCELLED);
     return;
   }
+  if (std::exchange(send_filled_, false)) {  // read ahead, then handed back to the hub
+    SendFilled();
+    return;
+  }
   for (int reads = 1;; ++reads) {
     grpc::Status failure;
     const BatchResult result = FillBatch(&failure);
@@ -249,8 +253,9 @@ void SubscribeReactor::Write() {
 
 void SubscribeReactor::SendFilled() {
   // A loop, not a recursion: a write that completes while the next batch is read ahead is
-  // followed by that batch's write here, for as long as the stream is behind.
-  for (;;) {
+  // followed by that batch's write here, a few rounds at most before the thread goes back (to
+  // the hub or gRPC, whose threads other streams wait for).
+  for (int round = 1;; ++round) {
     response_ = std::move(filled_.response);
     response_changes_ = filled_.changes;
     finish_after_write_ = filled_.finish_after;
@@ -274,7 +279,10 @@ void SubscribeReactor::SendFilled() {
     }
     switch (AfterWrite(ok)) {
       case Next::kSendFilled:
-        continue;
+        if (round < kMaxReadsPerPump) continue;
+        send_filled_ = true;  // Pump() sends it
+        hub_->Requeue(this);
+        return;
       case Next::kReadOn:
         hub_->Requeue(this);  // the hub pumps it: no Pump() nested in this loop
         return;
@@ -285,9 +293,11 @@ void SubscribeReactor::SendFilled() {
 }
 
 bool SubscribeReactor::ShouldReadAhead() const {
-  // Only while behind the head (a stream at the head would read nothing), never past the last
-  // message, and only while every stream could hold two messages within the shared budget.
-  return !finish_after_write_ && next_ <= log_->Head() && !cancelled_.load() &&
+  // Only while at least about a message's worth of WAL behind the head (a stream following the
+  // head reads one batch per write, as before), never past the last message, and only while
+  // every stream could hold two messages within the shared budget.
+  return !finish_after_write_ && !cancelled_.load() &&
+         log_->Head().lsn >= next_.lsn + options_->max_batch_bytes &&
          hub_->subscribers() * 2 * options_->max_batch_bytes <= options_->max_inflight_bytes;
 }
 

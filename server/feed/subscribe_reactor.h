@@ -62,7 +62,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // reads are the same for every such subscriber at the same position.
   bool SharesBatches() const;
 
-  // Reads per Pump() before the thread is given back to the hub.
+  // Reads per Pump(), and writes per SendFilled(), before the thread is given back.
   static constexpr int kMaxReadsPerPump = 16;
   // A shared batch's message may exceed this stream's byte share by its framing.
   static constexpr size_t kFramingAllowance = 64 << 10;
@@ -109,6 +109,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // (its message is in filled_), and why it failed.
   std::optional<BatchResult> ahead_;
   grpc::Status ahead_failure_;
+  // filled_ holds a batch read ahead that the next Pump() sends.
+  bool send_filled_ = false;
   // The message being written (gRPC reads it until OnWriteDone), and how many changes it holds.
   grpc::ByteBuffer response_;
   size_t response_changes_ = 0;

@@ -322,7 +322,7 @@ TEST_F(ChangeFeedServiceTest, StreamsReadingAheadGetEveryChangeOnceInOrderWhileT
   const auto append = [&](int transactions) {
     for (int i = 0; i < transactions; ++i) {
       Transaction txn = MakeTransaction(next_lsn_, 5, i % 3 == 0 ? "a" : "b");
-      next_lsn_ += 100;
+      next_lsn_ += 64 << 10;  // WAL's worth: streams more than a batch behind read ahead
       for (const v1::Change& change : txn.changes) {
         all.push_back(change.cursor());
         if (change.table() == "a") of_a.push_back(change.cursor());
