@@ -1,25 +1,18 @@
 #include "server/log/change_log.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
-#include "rocksdb/options.h"
-#include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "server/core/change_wire_format.h"
 #include "server/core/error_reason.h"
 #include "server/core/event_counters.h"
 #include "server/core/proto_time.h"
 #include "server/log/change_log_state.h"
-#include "server/log/log_id.h"
 #include "server/log/position_key.h"
-#include "server/log/rocksdb_event_logger.h"
-#include "server/log/rocksdb_info_log.h"
 #include "server/log/toast_fill.h"
 #include "server/log/value_chunks.h"
 #include "spdlog/spdlog.h"
@@ -30,13 +23,13 @@ namespace {
 // Reads starting more than this many WAL bytes behind the head do not fill the block cache.
 constexpr uint64_t kCacheFillWindow = uint64_t{64} << 20;
 
+using log_format::kChangesFamily;
+using log_format::kHeadKey;
+using log_format::kKeysFamily;
+using log_format::kMetadataPrefix;
+using log_format::kResumeLsnKey;
 using log_internal::FromRocks;
-using log_internal::kChangesFamily;
 using log_internal::KeyOf;
-using log_internal::kHeadKey;
-using log_internal::kKeysFamily;
-using log_internal::kMetadataPrefix;
-using log_internal::kResumeLsnKey;
 
 // Index catch-up steps an append may take before filling in left-out values (see Append).
 constexpr int kMaxCatchUpStepsOnAppend = 4;
@@ -48,32 +41,6 @@ const std::string kEndOfPositions(kPositionKeySize + 1, '\xff');
 // The first key above `head` (everything when the log is empty).
 std::string AboveHead(const Position& head) {
   return head.IsZero() ? std::string() : EncodePositionKey(head.Successor());
-}
-
-// An index written in another format is emptied, to be rebuilt from the changes by
-// CatchUpIndex() (compaction removes nothing the index does not cover meanwhile).
-absl::Status ResetIndexOfAnotherFormat(ChangeLog::Impl& impl) {
-  std::string format;
-  const rocksdb::Status got =
-      impl.db->Get(rocksdb::ReadOptions(), impl.meta, log_internal::kIndexFormatKey, &format);
-  if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "cannot read the index's format");
-  if (got.ok() && format == log_internal::kIndexFormat) return absl::OkStatus();
-  rocksdb::WriteBatch batch;
-  // Every index key starts with a tag byte below 0xff (row_identity.cc).
-  rocksdb::Status reset = batch.DeleteRange(impl.keys, rocksdb::Slice(), "\xff");
-  if (reset.ok()) reset = batch.Delete(impl.meta, log_internal::kIndexedUpToKey);
-  if (reset.ok()) {
-    reset = batch.Put(impl.meta, log_internal::kIndexFormatKey, log_internal::kIndexFormat);
-  }
-  if (!reset.ok()) return FromRocks(reset, "cannot reset the per-key index");
-  std::string indexed;
-  if (got.ok() ||
-      impl.db->Get(rocksdb::ReadOptions(), impl.meta, log_internal::kIndexedUpToKey, &indexed)
-          .ok()) {
-    spdlog::info("event=index_rebuild reason=format_changed from={} to={}", got.ok() ? format : "1",
-                 log_internal::kIndexFormat);
-  }
-  return impl.WriteSynced(batch, "cannot reset the per-key index");
 }
 
 }  // namespace
@@ -112,8 +79,8 @@ absl::Status ChangeLog::Impl::DeleteAbove(const Position& above_this) {
 
 absl::Status ChangeLog::Impl::PutHead(rocksdb::WriteBatch& batch, const Position& new_head,
                                       uint64_t resume) {
-  rocksdb::Status put = batch.Put(meta, log_internal::kResumeLsnKey, EncodeUint64(resume));
-  if (put.ok()) put = batch.Put(meta, log_internal::kHeadKey, EncodePositionKey(new_head));
+  rocksdb::Status put = batch.Put(meta, log_format::kResumeLsnKey, EncodeUint64(resume));
+  if (put.ok()) put = batch.Put(meta, log_format::kHeadKey, EncodePositionKey(new_head));
   return FromRocks(put, "cannot build the append batch");
 }
 
@@ -223,202 +190,77 @@ void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_
   for (const HeadListener& listener : to_call) listener(advance);
 }
 
-namespace {
-
-// Reads the log's id into impl.log_id, creating (and syncing) it when the log has none.
-absl::Status ReadOrCreateLogId(ChangeLog::Impl& impl) {
-  rocksdb::Status got =
-      impl.db->Get(rocksdb::ReadOptions(), impl.meta, log_internal::kLogIdKey, &impl.log_id);
-  if (got.ok()) return absl::OkStatus();
-  if (!got.IsNotFound()) return FromRocks(got, "cannot read the change log's id");
-  impl.log_id = NewLogId();
-  rocksdb::WriteBatch batch;
-  rocksdb::Status put = batch.Put(impl.meta, log_internal::kLogIdKey, impl.log_id);
-  if (!put.ok()) return FromRocks(put, "cannot record the change log's id");
-  if (absl::Status s = impl.Write(batch, /*sync=*/true, "cannot record the change log's id");
-      !s.ok()) {
-    return s;
-  }
-  spdlog::info("event=log_id_created log_id={}", impl.log_id);
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 ChangeLog::ChangeLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ChangeLog::~ChangeLog() = default;
 
-absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOptions& options) {
-  if (absl::Status valid = options.Validate(); !valid.ok()) return valid;
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
+namespace {
 
-  // RocksDB would create it too, but first logs an error about the missing directory.
-  std::error_code created;
-  std::filesystem::create_directories(options.path, created);
-  if (created) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open the change log in '", options.path,
-                     "': cannot create it as a directory: ", created.message()));
-  }
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.IncreaseParallelism(2);
-  db_options.listeners.push_back(std::make_shared<RocksDbEventLogger>());
-  // RocksDB's messages go to walfeed's log, not to a LOG file beside the data: RocksDB 7.8 aborts
-  // on the first message after its LOG file hit a full disk.
-  db_options.info_log = std::make_shared<RocksDbInfoLog>();
-  db_options.info_log_level = RocksDbInfoLog::LevelForWalfeedsLog();
-  // Bounds the write-ahead log: past this, RocksDB flushes the column families that pin old WAL
-  // files (the small default family is written with every append but rarely fills a memtable).
-  db_options.max_total_wal_size = 256 << 20;
-
-  rocksdb::ColumnFamilyOptions changes_options;
-  rocksdb::BlockBasedTableOptions table_options;
-  table_options.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  // Changes are read in order: 32 KiB blocks cost far less per change to fetch, decompress and
-  // cache than the 4 KiB default (a raw scan took 0.49 instead of 0.72 us a change).
-  table_options.block_size = 32 << 10;
-  changes_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
-
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {kChangesFamily, changes_options},
-      // RocksDB's default skiplist memtable. A hash of skiplists (one per row key) made each
-      // index insert cheaper, but every flush then sorted the whole memtable into a new skiplist:
-      // a quarter of walfeed's ingest CPU (1000-row transactions: 9.4-11.2 s of CPU per million
-      // changes against 5.8-8.2 with the default).
-      {kKeysFamily, rocksdb::ColumnFamilyOptions()},
-      {kValuesFamily, rocksdb::ColumnFamilyOptions()},
-  };
-  std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
-  rocksdb::DB* raw_db = nullptr;
-  rocksdb::Status opened =
-      rocksdb::DB::Open(db_options, options.path, families, &raw_handles, &raw_db);
-  if (!opened.ok()) {
-    return FromRocks(opened, absl::StrCat("cannot open the change log in '", options.path,
-                                          "' (is another walfeed using it?)"));
-  }
-  impl->db.reset(raw_db);
-  for (rocksdb::ColumnFamilyHandle* handle : raw_handles) impl->handles.emplace_back(handle);
-  impl->meta = raw_handles[0];
-  impl->changes = raw_handles[1];
-  impl->keys = raw_handles[2];
-  impl->values = raw_handles[3];
-
-  uint64_t resume_lsn = 0;
-  std::string stored;
-  rocksdb::Status got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kResumeLsnKey, &stored);
-  if (got.ok()) {
-    absl::StatusOr<uint64_t> decoded = DecodeUint64(stored);
-    if (!decoded.ok()) return decoded.status();
-    resume_lsn = *decoded;
-  } else if (!got.IsNotFound()) {
-    return FromRocks(got, "cannot read the change log's resume point");
-  }
-
-  Position head;
-  got = impl->db->Get(rocksdb::ReadOptions(), impl->meta, kHeadKey, &stored);
-  if (got.ok()) {
-    absl::StatusOr<Position> decoded = DecodePositionKey(stored);
-    if (!decoded.ok()) return decoded.status();
-    head = *decoded;
-    // A crash may have left staged changes above the head: they were never committed.
-    if (absl::Status discarded = impl->DeleteAbove(head); !discarded.ok()) return discarded;
-  } else if (got.IsNotFound()) {
-    // No head recorded: a new log, or one written before the head was recorded (nothing was
-    // ever staged in those), whose head is its last change. Record it now, before anything can
-    // be staged, so that staged changes are never taken for committed ones.
-    std::unique_ptr<rocksdb::Iterator> it(
-        impl->db->NewIterator(rocksdb::ReadOptions(), impl->changes));
-    it->SeekToLast();
-    if (!it->status().ok()) return FromRocks(it->status(), "cannot scan the change log");
-    if (it->Valid()) {
-      absl::StatusOr<Position> last = DecodePositionKey(KeyOf(*it));
-      if (!last.ok()) return last.status();
-      head = *last;
-    }
-    rocksdb::WriteBatch batch;
-    if (absl::Status s = impl->PutHead(batch, head, resume_lsn); !s.ok()) return s;
-    if (absl::Status s = impl->WriteSynced(batch, "cannot append to the change log"); !s.ok())
-      return s;
-  } else {
-    return FromRocks(got, "cannot read the change log's head");
-  }
-  if (absl::Status s = ReadOrCreateLogId(*impl); !s.ok()) return s;
-  absl::StatusOr<Position> oldest = impl->FirstAtOrAfter(std::string());
-  if (!oldest.ok()) return oldest.status();
-  absl::StatusOr<Position> purge_point = impl->ReadPosition(log_internal::kPurgePointKey);
-  if (!purge_point.ok()) return purge_point.status();
-  if (absl::Status s = ResetIndexOfAnotherFormat(*impl); !s.ok()) return s;
-  absl::StatusOr<Position> indexed_up_to = impl->ReadPosition(log_internal::kIndexedUpToKey);
-  if (!indexed_up_to.ok()) return indexed_up_to.status();
-  std::optional<v1::CompactionResult> last_compaction;
-  got =
-      impl->db->Get(rocksdb::ReadOptions(), impl->meta, log_internal::kLastCompactionKey, &stored);
-  if (got.ok()) {
-    last_compaction.emplace();
-    if (!last_compaction->ParseFromString(stored)) last_compaction.reset();
-  }
-  {
-    absl::MutexLock append_lock(&impl->append_mu);
-    impl->indexed_up_to = std::min(*indexed_up_to, head);
-  }
-  {
-    absl::MutexLock lock(&impl->mu);
-    impl->head = head;
-    impl->oldest = *oldest;
-    impl->purge_point = *purge_point;
-    impl->resume_lsn = resume_lsn;
-    impl->last_compaction = std::move(last_compaction);
-  }
-  return std::unique_ptr<ChangeLog>(new ChangeLog(std::move(impl)));
-}
-
-absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) {
-  absl::MutexLock append_lock(&impl_->append_mu);
-  const Position old_head = Head();
-  // Values left out of UPDATEs are filled in, and the per-key index kept current, for
-  // transactions held whole; one staged in parts is indexed later by CatchUpIndex() and keeps
-  // its unchanged_toast markers (its earlier parts are not indexed yet).
+// What an append does besides storing the changes, decided before its batch is built.
+struct AppendPlan {
+  // The batch ends a transaction staged in parts: its earlier parts are not indexed yet.
   bool staged_parts = false;
+  // Values left out of UPDATEs are filled in from the rows' older images (toast_fill.h).
+  bool fill = false;
+  // The per-key index is kept current in the same batch.
+  bool index = false;
+};
+
+// Values left out of UPDATEs are filled in, and the per-key index kept current, for
+// transactions held whole; one staged in parts is indexed later by CatchUpIndex() and keeps
+// its unchanged_toast markers (its earlier parts are not indexed yet).
+absl::StatusOr<AppendPlan> PlanAppend(ChangeLog::Impl& impl,
+                                      absl::Span<const Transaction> transactions,
+                                      const Position& old_head)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.append_mu) {
+  AppendPlan plan;
   bool needs_fill = false;
-  std::optional<absl::Time> newest_commit;  // of the last transaction with changes
   for (const Transaction& txn : transactions) {
     if (txn.changes.empty()) continue;
-    staged_parts = staged_parts || txn.changes.front().seq() > 0;
+    plan.staged_parts = plan.staged_parts || txn.changes.front().seq() > 0;
     for (const v1::Change& change : txn.changes) {
       needs_fill = needs_fill || ToastFiller::NeedsFill(change);
     }
   }
-  bool fill = needs_fill && !staged_parts;
-  if (fill && impl_->indexed_up_to < old_head) {
+  plan.fill = needs_fill && !plan.staged_parts;
+  if (plan.fill && impl.indexed_up_to < old_head) {
     // The filler reads the index: bring it up to the head first, but only so far: a long
     // catch-up here would stall ingest (the Compactor catches up in the background within a
     // second of a snapshot or staged transaction).
     bool current = false;
     for (int step = 0; step < kMaxCatchUpStepsOnAppend && !current; ++step) {
-      absl::StatusOr<bool> caught_up = impl_->CatchUpIndexStep(kIndexStepRecords);
+      absl::StatusOr<bool> caught_up = impl.CatchUpIndexStep(ChangeLog::kIndexStepRecords);
       if (!caught_up.ok()) return caught_up.status();
       current = *caught_up;
     }
     if (!current) {
-      fill = false;
+      plan.fill = false;
       spdlog::warn("event=toast_fill_skipped reason=index_behind indexed_up_to={} head={}",
-                   FormatCursor(impl_->indexed_up_to), FormatCursor(old_head));
+                   FormatCursor(impl.indexed_up_to), FormatCursor(old_head));
     }
   }
-  const bool index = !staged_parts && impl_->indexed_up_to >= old_head;
-  std::optional<ToastFiller> filler;
-  if (fill) filler.emplace(impl_.get());
+  plan.index = !plan.staged_parts && impl.indexed_up_to >= old_head;
+  return plan;
+}
 
-  Position head = old_head;
-  rocksdb::WriteBatch batch;
+// What an append's batch holds, for publishing it once durable.
+struct AppendedChanges {
+  Position head;
+  uint64_t changes = 0;
+  std::optional<absl::Time> newest_commit;  // of the last transaction with changes
   TouchedTables touched;
+};
+
+// Checks that every transaction continues after `old_head` (and, ending a staged transaction,
+// after its staged part), then puts its changes as stored (filled and moved out of line as
+// `plan` says), their index entries, the new head and `resume_lsn` into `batch`.
+absl::Status BuildAppendBatch(ChangeLog::Impl& impl, absl::Span<const Transaction> transactions,
+                              uint64_t resume_lsn, const Position& old_head, const AppendPlan& plan,
+                              rocksdb::WriteBatch& batch, AppendedChanges* appended) {
+  std::optional<ToastFiller> filler;
+  if (plan.fill) filler.emplace(&impl);
+  Position head = old_head;
   std::string value;  // reused: one serialization buffer for the whole batch
   v1::Change moved;   // reused: a change with values moved out of line
-  uint64_t change_count = 0;
   for (const Transaction& txn : transactions) {
     if (txn.commit_lsn <= head.lsn) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -432,8 +274,8 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
     if (first_seq > 0) {
       std::string previous;
       rocksdb::Status found =
-          impl_->db->Get(rocksdb::ReadOptions(), impl_->changes,
-                         EncodePositionKey({txn.commit_lsn, first_seq - 1}), &previous);
+          impl.db->Get(rocksdb::ReadOptions(), impl.changes,
+                       EncodePositionKey({txn.commit_lsn, first_seq - 1}), &previous);
       if (!found.ok()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "the transaction at ", FormatLsn(txn.commit_lsn), " continues at seq ", first_seq,
@@ -447,7 +289,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
             "change ", i, " of the transaction at ", FormatLsn(txn.commit_lsn), " says position ",
             FormatCursor({change.lsn(), change.seq()}), "; nothing was appended"));
       }
-      touched.Add(change.schema(), change.table());
+      appended->touched.Add(change.schema(), change.table());
       const v1::Change* stored = &change;
       if (filler) {
         absl::StatusOr<const v1::Change*> processed = filler->Process(change);
@@ -458,28 +300,47 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
       // Indexed as stored: a value copied from an older image that turned out missing is a
       // marker there, and the index must say the row still needs an image.
       absl::StatusOr<const v1::Change*> stored_form =
-          impl_->SerializeForStore(*stored, position, batch, &value, &moved);
+          impl.SerializeForStore(*stored, position, batch, &value, &moved);
       if (!stored_form.ok()) return stored_form.status();
-      if (index) {
-        if (absl::Status s = impl_->IndexInto(batch, **stored_form, position); !s.ok()) return s;
+      if (plan.index) {
+        if (absl::Status s = impl.IndexInto(batch, **stored_form, position); !s.ok()) return s;
       }
-      rocksdb::Status put = batch.Put(impl_->changes, EncodePositionKey(position), value);
+      rocksdb::Status put = batch.Put(impl.changes, EncodePositionKey(position), value);
       if (!put.ok()) return FromRocks(put, "cannot build the append batch");
     }
     head = Position{txn.commit_lsn, txn.changes.back().seq()};
-    change_count += txn.changes.size();
-    newest_commit = FromProtoTimestamp(txn.changes.back().commit_time());
+    appended->changes += txn.changes.size();
+    appended->newest_commit = FromProtoTimestamp(txn.changes.back().commit_time());
   }
-  if (index) {
-    if (absl::Status s = impl_->PutIndexEntries(batch, {}, head); !s.ok()) return s;
+  if (plan.index) {
+    if (absl::Status s = impl.PutIndexEntries(batch, {}, head); !s.ok()) return s;
   }
-  if (absl::Status s = impl_->PutHead(batch, head, resume_lsn); !s.ok()) return s;
-  if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
-    return s;
-  if (index) impl_->indexed_up_to = head;
   // The last part of a staged transaction publishes the earlier parts' changes too.
-  if (staged_parts) touched.SetAll();
-  impl_->Publish(head, resume_lsn, change_count, transactions.size(), newest_commit, &touched);
+  if (plan.staged_parts) appended->touched.SetAll();
+  appended->head = head;
+  return impl.PutHead(batch, head, resume_lsn);
+}
+
+}  // namespace
+
+absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint64_t resume_lsn) {
+  absl::MutexLock append_lock(&impl_->append_mu);
+  const Position old_head = Head();
+  absl::StatusOr<AppendPlan> plan = PlanAppend(*impl_, transactions, old_head);
+  if (!plan.ok()) return plan.status();
+  rocksdb::WriteBatch batch;
+  AppendedChanges appended;
+  if (absl::Status s =
+          BuildAppendBatch(*impl_, transactions, resume_lsn, old_head, *plan, batch, &appended);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok()) {
+    return s;
+  }
+  if (plan->index) impl_->indexed_up_to = appended.head;
+  impl_->Publish(appended.head, resume_lsn, appended.changes, transactions.size(),
+                 appended.newest_commit, &appended.touched);
   return absl::OkStatus();
 }
 
@@ -628,7 +489,7 @@ absl::Status ChangeLog::AdoptLogId(absl::string_view log_id) {
                      ", not a copy of the log ", log_id, ": give the replica an empty --data-dir"));
   }
   rocksdb::WriteBatch batch;
-  rocksdb::Status put = batch.Put(impl_->meta, log_internal::kLogIdKey, ToSlice(log_id));
+  rocksdb::Status put = batch.Put(impl_->meta, log_format::kLogIdKey, ToSlice(log_id));
   if (!put.ok()) return FromRocks(put, "cannot record the change log's id");
   if (absl::Status s = impl_->WriteSynced(batch, "cannot record the change log's id"); !s.ok()) {
     return s;
@@ -795,7 +656,7 @@ absl::Status ChangeLog::RaisePurgePoint(const Position& position) {
   }
   rocksdb::WriteBatch batch;
   rocksdb::Status put =
-      batch.Put(impl_->meta, log_internal::kPurgePointKey, EncodePositionKey(raised));
+      batch.Put(impl_->meta, log_format::kPurgePointKey, EncodePositionKey(raised));
   if (!put.ok()) return FromRocks(put, "cannot record the purge point");
   if (absl::Status written = impl_->WriteSynced(batch, "cannot record the purge point");
       !written.ok()) {

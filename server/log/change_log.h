@@ -79,6 +79,9 @@ class ChangeLog : public TransactionSink, public LoggedRows {
  public:
   using HeadListener = std::function<void(const HeadAdvance& advance)>;
 
+  // Opens the log in options.path, creating it when missing (change_log_open.cc). A log of an
+  // older format is upgraded; one of a newer or unreadable format is refused with a sentence
+  // (FailedPrecondition, DataLoss) before anything in it changes (log_format.h).
   static absl::StatusOr<std::unique_ptr<ChangeLog>> Open(const ChangeLogOptions& options);
   ~ChangeLog() override;
 

@@ -1,11 +1,7 @@
 // ChangeLog's internals, shared by the translation units that implement it (change_log.cc for
 // appends and reads, log_compaction.cc for compaction). Not for use outside server/log/.
 //
-// Column families: "default" holds small records (head, resume point, metadata, compaction
-// state), "changes" the changes keyed by position, "keys" the per-key index that compaction
-// builds: row key -> newest position of that row (+ whether it was deleted), table key ->
-// position of the table's newest TRUNCATE, and "values" the chunks of values stored out of line
-// (value_chunks.h), in the key range of the change that holds them.
+// The column families and keys they read and write are in log_format.h.
 #ifndef WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
 #define WALFEED_SERVER_LOG_CHANGE_LOG_STATE_H_
 
@@ -25,29 +21,12 @@
 #include "rocksdb/write_batch.h"
 #include "server/log/change_log.h"
 #include "server/log/key_index.h"
+#include "server/log/log_format.h"
 #include "server/log/position_key.h"
 #include "server/log/touched_tables.h"
 
 namespace walfeed {
 namespace log_internal {
-
-inline constexpr char kChangesFamily[] = "changes";
-inline constexpr char kKeysFamily[] = "keys";
-// Keys of the default column family.
-inline constexpr char kResumeLsnKey[] = "source/resume_lsn";
-inline constexpr char kHeadKey[] = "log/head";
-// The log's identity (log_id.h), written once when the log is created.
-inline constexpr char kLogIdKey[] = "log/id";
-inline constexpr char kMetadataPrefix[] = "meta/";
-inline constexpr char kIndexedUpToKey[] = "compaction/indexed_up_to";
-// The per-key index's format; an index of another format is rebuilt on open. 2: tables keyed by
-// relation (row_identity.h).
-inline constexpr char kIndexFormatKey[] = "compaction/index_format";
-inline constexpr char kIndexFormat[] = "2";
-inline constexpr char kPurgePointKey[] = "compaction/purge_point";
-// The rows a resynchronisation found in the source (LoggedRows::NoteSeenRow), by row key.
-inline constexpr char kSeenRowPrefix[] = "resync/seen/";
-inline constexpr char kLastCompactionKey[] = "compaction/last";
 
 inline absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();

@@ -103,7 +103,7 @@ absl::Status ChangeLog::Impl::PutIndexEntries(
     put = batch.Put(keys, key, value);
     if (!put.ok()) break;
   }
-  if (put.ok()) put = batch.Put(meta, log_internal::kIndexedUpToKey, EncodePositionKey(covered));
+  if (put.ok()) put = batch.Put(meta, log_format::kIndexedUpToKey, EncodePositionKey(covered));
   return FromRocks(put, "cannot build the index batch");
 }
 

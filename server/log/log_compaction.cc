@@ -78,7 +78,7 @@ class Pass {
     if (!purge_point.IsZero()) result_.set_purge_cursor(FormatCursor(purge_point));
     rocksdb::WriteBatch batch;
     rocksdb::Status put =
-        batch.Put(impl_->meta, log_internal::kLastCompactionKey, result_.SerializeAsString());
+        batch.Put(impl_->meta, log_format::kLastCompactionKey, result_.SerializeAsString());
     if (!put.ok()) return FromRocks(put, "cannot record the compaction's result");
     if (absl::Status s = impl_->WriteSynced(batch, "cannot record the compaction's result");
         !s.ok()) {
@@ -307,7 +307,7 @@ class Pass {
       }
       // Never lower than what is stored: a later pass may purge below an earlier one.
       rocksdb::Status put =
-          batch.Put(impl_->meta, log_internal::kPurgePointKey, EncodePositionKey(raised));
+          batch.Put(impl_->meta, log_format::kPurgePointKey, EncodePositionKey(raised));
       if (!put.ok()) return FromRocks(put, "cannot build the compaction batch");
     }
     absl::Status written = impl_->WriteSynced(batch, "cannot write a compaction batch");

@@ -16,7 +16,7 @@ namespace walfeed {
 
 using log_internal::FromRocks;
 using log_internal::KeyOf;
-using log_internal::kSeenRowPrefix;
+using log_format::kSeenRowPrefix;
 using log_internal::ToSlice;
 using log_internal::ValueOf;
 

@@ -20,8 +20,6 @@
 
 namespace walfeed {
 
-inline constexpr char kValuesFamily[] = "values";
-
 std::string ValueChunkKey(const ValueRef& ref, uint64_t offset);
 
 // Writes chunks into a WriteBatch (the append being built) and reads existing ones from the

@@ -12,26 +12,24 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/metadata_keys.h"
 #include "server/core/transaction_sink.h"
 
 namespace walfeed {
 
 struct CopyPoint {
-  static constexpr char kSequenceKey[] = "follow.stream_sequence";
-  static constexpr char kNextKey[] = "follow.next";
-
   uint64_t sequence = 0;  // 0: nothing recorded
   std::string next;       // a formatted SegmentStart
 
   static CopyPoint Read(const TransactionSink& log) {
     CopyPoint point;
-    if (!absl::SimpleAtoi(log.Metadata(kSequenceKey), &point.sequence)) point.sequence = 0;
-    point.next = log.Metadata(kNextKey);
+    if (!absl::SimpleAtoi(log.Metadata(kCopySequenceKey), &point.sequence)) point.sequence = 0;
+    point.next = log.Metadata(kCopyNextKey);
     if (point.next.empty()) point.sequence = 0;
     return point;
   }
   TransactionSink::MetadataUpdates Updates() const {
-    return {{kSequenceKey, absl::StrCat(sequence)}, {kNextKey, next}};
+    return {{kCopySequenceKey, absl::StrCat(sequence)}, {kCopyNextKey, next}};
   }
 };
 

@@ -1,5 +1,5 @@
 // CapturedTables: the tables whose existing rows are in the log (or need not be), and the form
-// in which that list is stored beside the log.
+// in which that list is stored beside the log (under kCapturedTablesKey, metadata_keys.h).
 //
 // A published table missing from the list is new: its existing rows get read before its changes.
 // The stored form is versioned and length-prefixed ("tables-v2:" then "<n>:<schema><n>:<table>"
@@ -18,9 +18,6 @@
 #include "server/core/table_name.h"
 
 namespace walfeed {
-
-// The metadata key (TransactionSink::Metadata) the list is stored under.
-inline constexpr char kCapturedTablesKey[] = "snapshot/captured_tables";
 
 class CapturedTables {
  public:

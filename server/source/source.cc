@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/event_counters.h"
 #include "server/core/log_format.h"
+#include "server/core/metadata_keys.h"
 #include "server/core/position.h"
 #include "server/core/utf8.h"
 #include "server/source/change_stager.h"
@@ -25,15 +26,6 @@
 #include "spdlog/spdlog.h"
 
 namespace walfeed {
-namespace {
-
-constexpr char kSourceIdentityKey[] = "source/identity";
-constexpr char kSnapshotStateKey[] = "snapshot/state";
-// The consistent point of the slot the running snapshot created: proof that a slot found later
-// is that one (its confirmed_flush_lsn stays there until streaming starts).
-constexpr char kSnapshotSlotKey[] = "snapshot/slot_consistent_point";
-
-}  // namespace
 
 // The state of one replication session.
 struct Source::Session {
