@@ -14,9 +14,9 @@
 
 namespace walfeed {
 
+using log_format::kSeenRowPrefix;
 using log_internal::FromRocks;
 using log_internal::KeyOf;
-using log_format::kSeenRowPrefix;
 using log_internal::ToSlice;
 using log_internal::ValueOf;
 
