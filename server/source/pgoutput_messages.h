@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "server/core/table_name.h"
+
 namespace walfeed::pgoutput {
 
 // One column of TupleData.
@@ -50,6 +52,11 @@ struct Relation {
   char replica_identity = 'd';  // d default, n nothing, f full, i index
   std::vector<RelationColumn> columns;
 };
+
+// The relation's table, in schema "pg_catalog" when pgoutput sent no schema.
+inline TableName TableOf(const Relation& relation) {
+  return TableName{relation.schema.empty() ? "pg_catalog" : relation.schema, relation.name};
+}
 
 struct Type {
   uint32_t type_oid = 0;

@@ -196,6 +196,23 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PublishedRelati
   return relations;
 }
 
+absl::StatusOr<ColumnRole> DescribeColumn(PgConnection& conn, const std::string& schema,
+                                          const std::string& table, const std::string& column) {
+  const std::string relation =
+      absl::StrCat(conn.QuoteIdentifier(schema), ".", conn.QuoteIdentifier(table));
+  absl::StatusOr<QueryRows> found = conn.Query(
+      absl::StrCat("SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                   "  WHERE i.indrelid = a.attrelid AND a.attnum = ANY (i.indkey) AND "
+                   "  ((c.relreplident = 'i' AND i.indisreplident) OR "
+                   "   (c.relreplident = 'd' AND i.indisprimary))) "
+                   "FROM pg_attribute a WHERE a.attrelid = to_regclass(",
+                   conn.QuoteLiteral(relation), ") AND a.attname = ", conn.QuoteLiteral(column),
+                   " AND a.attnum > 0 AND NOT a.attisdropped"));
+  if (!found.ok()) return found.status();
+  if (found->rows.empty()) return ColumnRole::kMissing;
+  return found->rows[0][0] == "t" ? ColumnRole::kKey : ColumnRole::kOther;
+}
+
 absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types) {
   // Arrays are named after their element type, "int4[]" rather than pg_type's "_int4".
   absl::StatusOr<QueryRows> result = conn.Query(

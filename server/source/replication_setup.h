@@ -81,6 +81,15 @@ absl::Status DropSlot(PgConnection& conn, const std::string& slot);
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> PublishedRelations(
     PgConnection& conn, const std::string& publication);
 
+// What a column named in --exclude-columns is to its table.
+enum class ColumnRole {
+  kMissing,  // no such column (or no such table)
+  kKey,      // part of the key changes carry: the primary key or the replica identity index
+  kOther,
+};
+absl::StatusOr<ColumnRole> DescribeColumn(PgConnection& conn, const std::string& schema,
+                                          const std::string& table, const std::string& column);
+
 // Every type in pg_type, for type names in changes.
 absl::Status LoadTypes(PgConnection& conn, TypeCatalog* types);
 

@@ -14,6 +14,10 @@
 // in commit order. Idle keepalives are answered and, with no transaction open, confirm the
 // server's WAL end so an idle database never makes PostgreSQL keep WAL. A lost connection is
 // retried with backoff. Thread-safe: status() may be called from any thread.
+//
+// The work is split by idea: start-up checks and the source's identity (source_startup.cc), the
+// snapshots and the captured tables (source_snapshot.cc, table_capture.h), resynchronisation
+// (source_resync.cc), and the session loop that streams (source.cc).
 #ifndef WALFEED_SERVER_SOURCE_SOURCE_H_
 #define WALFEED_SERVER_SOURCE_SOURCE_H_
 
@@ -24,7 +28,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -34,10 +37,10 @@
 #include "server/core/source_status.h"
 #include "server/core/table_name.h"
 #include "server/core/transaction_sink.h"
-#include "server/source/captured_tables.h"
 #include "server/source/pgoutput_messages.h"
 #include "server/source/replication_setup.h"
 #include "server/source/source_options.h"
+#include "server/source/table_capture.h"
 #include "server/source/table_filter.h"
 #include "server/source/type_catalog.h"
 
@@ -62,7 +65,7 @@ class Source {
   // Appends what is complete, confirms it to PostgreSQL, closes the connection, joins.
   void Stop();
 
-  SourceStatus status() const;
+  SourceStatus status() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Bounds what the source confirms to PostgreSQL by `gate` as well as by the log's durability
   // (--confirm-after=replicated). `gate` must outlive the source; call before Start().
@@ -71,6 +74,7 @@ class Source {
  private:
   struct Session;
 
+  // Start-up (source_startup.cc) ------------------------------------------------------------
   // Connects and runs every check and set-up step.
   absl::StatusOr<std::unique_ptr<PgConnection>> ConnectAndPrepare();
   // Fails when the sink holds the changes of another database or slot.
@@ -78,17 +82,33 @@ class Source {
   bool SinkIsEmpty() const;
   // Whether this start must take the initial snapshot (and records why not when it need not).
   absl::StatusOr<bool> SnapshotPending();
+  // Fails when an --exclude-columns entry names a column that does not exist or is a key column.
+  absl::Status CheckExcludedColumns(PgConnection& conn) const;
+
+  // Snapshots (source_snapshot.cc) -----------------------------------------------------------
   // Creates the slot with an exported snapshot, copies the published tables under it into the
   // sink, and commits them with the slot's consistent point as the resume point.
   absl::Status RunSnapshot(PgConnection& replication);
+  // Reads the existing rows of the added tables (TableCapture) into the log, right after its head.
+  absl::Status SnapshotAddedTables();
+  // A plain connection inside a transaction that imported `snapshot_name`, with the types.
+  absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotReader(const std::string& snapshot_name,
+                                                                   TypeCatalog* types);
+  // The publication's tables the filter includes, as `reader` (in a snapshot) sees them.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> CapturedRelations(
+      PgConnection& reader) const;
+
+  // Resynchronisation (source_resync.cc) -----------------------------------------------------
   // The log holds changes but the slot is gone or invalidated (`slot`), or a resynchronisation
   // was interrupted: fails under --on-slot-lost=fail; otherwise drops what is left of the slot
-  // and sets resync_reason_ (source_resync.cc).
+  // and sets resync_reason_.
   absl::Status PrepareResync(PgConnection& conn, SlotState slot, bool interrupted);
   // Creates a new slot with an exported snapshot and appends the differences between the log
   // and the captured tables under it, committed together with the slot's consistent point as
-  // the resume point (source_resync.cc).
+  // the resume point.
   absl::Status RunResync(PgConnection& replication);
+
+  // The session loop (source.cc) -------------------------------------------------------------
   void Run(std::unique_ptr<PgConnection> first_connection);
   absl::Status StreamSession(PgConnection& conn);
   absl::Status HandleXLogData(pgoutput::Message message, size_t payload_bytes, int64_t send_time,
@@ -97,32 +117,19 @@ class Source {
   // Hands the open transaction's changes so far to the appender to stage, freeing memory.
   absl::Status SpillOpenTransaction(TransactionBuilder& builder, Session& session,
                                     DurableAppender& appender);
-  void NotePublishedTable(const pgoutput::Relation& relation);
-  // Aborted (and table_added_) when `message` changes an included table whose existing rows
-  // are not in the log yet.
+  // An included table the stream described: shown in status().tables from now on.
+  void NotePublishedTable(const TableName& name);
+  // Aborted (TableCapture::CheckStreamed) when `message` changes an included table whose
+  // existing rows are not in the log yet.
   absl::Status CheckCaptured(const pgoutput::Message& message, const TransactionBuilder& builder);
-  // A plain connection inside a transaction that imported `snapshot_name`, with the types.
-  absl::StatusOr<std::unique_ptr<PgConnection>> OpenSnapshotReader(const std::string& snapshot_name,
-                                                                   TypeCatalog* types);
-  // The publication's tables the filter includes, as `reader` (in a snapshot) sees them.
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> CapturedRelations(
-      PgConnection& reader) const;
-  // Loads the captured-table record and sets added_tables_ to the included tables missing from
-  // it (when --snapshot=initial).
-  absl::Status NoteCapturedTables(const std::vector<TableName>& tables);
-  absl::Status StoreCapturedTables();
-  // Reads the existing rows of added_tables_ into the log, right after its head.
-  absl::Status SnapshotAddedTables();
-  // Fails when an --exclude-columns entry names a column that does not exist.
-  absl::Status CheckExcludedColumns(PgConnection& conn) const;
   // Reports to PostgreSQL the newest LSN that is durable (or idle-confirmable): at once when it
   // moved or `force`, otherwise on the status interval.
   absl::Status ConfirmDurable(ReplicationStream& stream, const DurableAppender& appender,
                               Session& session, bool force);
   // "streaming" and "snapshotting" are progress: they end a failure (see NoteFailure).
-  void SetState(const std::string& state);
+  void SetState(const std::string& state) ABSL_LOCKS_EXCLUDED(mu_);
   // The source could not go on: keeps `error` and, unless already failing, the time.
-  void NoteFailure(const absl::Status& error);
+  void NoteFailure(const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
   void RaiseServerWalEnd(uint64_t lsn);
 
   const SourceOptions options_;
@@ -138,11 +145,7 @@ class Source {
   // Why the next session starts with a resynchronisation ("" when it does not).
   std::string resync_reason_;
   // Touched only by the thread that runs the source (ConnectAndPrepare and the stream).
-  CapturedTables captured_tables_;
-  std::vector<std::pair<std::string, std::string>> added_tables_;
-  bool table_added_ = false;
-  // Tables that ended a session as "added" once; a second time they are streamed as they are.
-  absl::flat_hash_set<TableName> unlisted_tables_;
+  TableCapture capture_;
 
   mutable absl::Mutex mu_;
   SourceStatus status_ ABSL_GUARDED_BY(mu_);

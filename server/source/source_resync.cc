@@ -185,13 +185,13 @@ absl::Status Source::RunResync(PgConnection& replication) {
   if (absl::Status s = stager.Add(*std::move(end)); !s.ok()) return s;
   if (absl::Status s = stager.Finish(); !s.ok()) return s;
   // Every captured table's rows are in the log now: none is new any more.
-  for (const auto& [schema, table] : captured) captured_tables_.insert(TableName{schema, table});
-  added_tables_.clear();
+  capture_.MarkCaptured(captured);
+  capture_.ClearAdded();
   if (absl::Status s = sink_->CommitStaged(stager.last(), exported->consistent_point,
                                            {{kResyncStateKey, ""},
                                             {kResyncSlotKey, ""},
                                             {kLastResyncKey, summary.SerializeAsString()},
-                                            {kCapturedTablesKey, captured_tables_.Encode()}});
+                                            {kCapturedTablesKey, capture_.Encode()}});
       !s.ok()) {
     return s;
   }

@@ -17,10 +17,6 @@ namespace {
 // Seconds from 1970-01-01 to 2000-01-01.
 constexpr int64_t kPgEpochUnixSeconds = 946684800;
 
-std::string SchemaName(const pgoutput::Relation& relation) {
-  return relation.schema.empty() ? "pg_catalog" : relation.schema;
-}
-
 }  // namespace
 
 const TableFilter TransactionBuilder::kNoFilter;
@@ -57,6 +53,10 @@ const pgoutput::Relation* TransactionBuilder::FindRelation(uint32_t relation_id)
   return it == relations_.end() ? nullptr : &it->second;
 }
 
+const pgoutput::Relation* TransactionBuilder::FindIncludedRelation(uint32_t relation_id) const {
+  return Included(relation_id) ? FindRelation(relation_id) : nullptr;
+}
+
 absl::StatusOr<const pgoutput::Relation*> TransactionBuilder::RelationFor(
     absl::string_view what, uint32_t relation_id) const {
   const pgoutput::Relation* relation = FindRelation(relation_id);
@@ -82,7 +82,7 @@ absl::StatusOr<v1::Change*> TransactionBuilder::StartChange(absl::string_view wh
   change.set_xid(txn.xid);
   SetPgTimestamp(open_->begin.commit_time, change.mutable_commit_time());
   if (relation != nullptr) {
-    SetName(SchemaName(*relation), change.mutable_schema(), change.mutable_raw_schema());
+    SetName(TableOf(*relation).schema, change.mutable_schema(), change.mutable_raw_schema());
     SetName(relation->name, change.mutable_table(), change.mutable_raw_table());
     change.set_relation_id(relation->relation_id);
     if (redescribed_.erase(relation->relation_id) > 0) change.set_relation_redescribed(true);
@@ -137,7 +137,7 @@ absl::StatusOr<std::optional<Transaction>> TransactionBuilder::Consume(pgoutput:
   }
   if (auto* commit = std::get_if<pgoutput::Commit>(&message)) return OnCommit(*commit);
   if (auto* r = std::get_if<pgoutput::Relation>(&message)) {
-    const std::string schema = SchemaName(*r);
+    const std::string schema = TableOf(*r).schema;
     RelationFilter& verdict = relation_filters_[r->relation_id];
     verdict.included = filter_->IncludesTable(schema, r->name);
     verdict.excluded_columns.clear();

@@ -50,6 +50,9 @@ class TransactionBuilder {
 
   // The relation a change names, or nullptr when no Relation message described it.
   const pgoutput::Relation* FindRelation(uint32_t relation_id) const;
+  // The same, but nullptr as well when the filter excludes its table: the decision taken once,
+  // when its Relation message arrived.
+  const pgoutput::Relation* FindIncludedRelation(uint32_t relation_id) const;
 
  private:
   struct OpenTransaction {

@@ -1,5 +1,6 @@
 // RecordingSink: a TransactionSink held in memory for unit tests of what writes to a sink (the
-// durable appender), with no PostgreSQL and no RocksDB. It records every writing call in order,
+// durable appender, the table capture), with no PostgreSQL and no RocksDB. It records every
+// writing call in order, keeps metadata in memory,
 // can hold writers inside Append() until released (to build up a queue behind them), and can
 // fail a chosen Append(). What it promises about durability is only what it records: an Append
 // that failed stored nothing. Thread-safe.
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/core/transaction_sink.h"
@@ -85,9 +87,20 @@ class RecordingSink : public TransactionSink {
     return absl::UnimplementedError("not used by the appender");
   }
   absl::Status DiscardStaged() override { return absl::OkStatus(); }
-  std::string Metadata(absl::string_view) const override { return ""; }
-  absl::Status SetMetadata(absl::string_view, absl::string_view) override {
+  std::string Metadata(absl::string_view key) const override {
+    absl::MutexLock lock(&mu_);
+    const auto found = metadata_.find(key);
+    return found == metadata_.end() ? "" : found->second;
+  }
+  absl::Status SetMetadata(absl::string_view key, absl::string_view value) override {
+    absl::MutexLock lock(&mu_);
+    metadata_[key] = std::string(value);
+    ++metadata_writes_;
     return absl::OkStatus();
+  }
+  int metadata_writes() const {
+    absl::MutexLock lock(&mu_);
+    return metadata_writes_;
   }
 
  private:
@@ -97,6 +110,8 @@ class RecordingSink : public TransactionSink {
   int appends_begun_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t resume_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> metadata_ ABSL_GUARDED_BY(mu_);
+  int metadata_writes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace walfeed::test
