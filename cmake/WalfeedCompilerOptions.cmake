@@ -15,3 +15,8 @@ if(WALFEED_FUZZ)
   # Coverage instrumentation for libFuzzer in every target; the fuzz targets link libFuzzer.
   add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
+# WALFEED_INVARIANT checks (server/core/invariant.h): in the sanitizer build, which CI runs the
+# whole suite with, and in Debug builds.
+if(WALFEED_SANITIZE OR CMAKE_BUILD_TYPE STREQUAL "Debug")
+  add_compile_definitions(WALFEED_DEBUG_CHECKS)
+endif()

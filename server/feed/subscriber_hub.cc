@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/core/free_memory.h"
+#include "server/core/invariant.h"
 
 namespace walfeed {
 
@@ -43,6 +44,7 @@ bool SubscriberHub::AddWaiter(Pumpable* subscriber, const Position& next,
                               absl::Time progress_due) {
   absl::MutexLock lock(&mu_);
   if (next <= head_ && !head_.IsZero()) return false;
+  Take(subscriber);
   if (woken_.erase(subscriber) > 0 || shutting_down() || stopping_) {
     ready_.push_back(subscriber);
   } else if (tables != nullptr && !tables->empty()) {
@@ -100,7 +102,22 @@ void SubscriberHub::Wake(Pumpable* subscriber) {
 
 void SubscriberHub::Requeue(Pumpable* subscriber) {
   absl::MutexLock lock(&mu_);
+  Take(subscriber);
   ready_.push_back(subscriber);
+}
+
+void SubscriberHub::Take([[maybe_unused]] Pumpable* subscriber) {
+#ifdef WALFEED_DEBUG_CHECKS
+  WALFEED_INVARIANT(held_.insert(subscriber).second,
+                    "the hub was handed a subscriber it already holds: two parties drive it");
+#endif
+}
+
+void SubscriberHub::GiveBack([[maybe_unused]] Pumpable* subscriber) {
+#ifdef WALFEED_DEBUG_CHECKS
+  WALFEED_INVARIANT(held_.erase(subscriber) == 1,
+                    "the hub gave back a subscriber it did not hold: it would be pumped twice");
+#endif
 }
 
 size_t SubscriberHub::BatchBytesPerStream(size_t max_batch_bytes, size_t total_budget) const {
@@ -112,6 +129,9 @@ void SubscriberHub::SubscriberEnded(Pumpable* subscriber) {
   subscribers_.fetch_sub(1);
   ended_since_trim_.fetch_add(1, std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
+#ifdef WALFEED_DEBUG_CHECKS
+  WALFEED_INVARIANT(!held_.contains(subscriber), "a subscriber ended while the hub still held it");
+#endif
   woken_.erase(subscriber);
   positions_.erase(subscriber);
 }
@@ -203,6 +223,7 @@ void SubscriberHub::Dispatch() {
         batch.push_back(due_.front());
         due_.pop_front();
       }
+      for (Pumpable* subscriber : batch) GiveBack(subscriber);
     }
     for (Pumpable* subscriber : batch) subscriber->Pump();
   }

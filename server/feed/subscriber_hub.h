@@ -38,7 +38,8 @@ namespace walfeed {
 class Pumpable {
  public:
   virtual ~Pumpable() = default;
-  // Reads on from the subscriber's position and writes, waits or finishes.
+  // Reads on from the subscriber's position and writes, waits or finishes. The hub calls it from
+  // its dispatcher thread, holding no lock of its own: Pump() may call back into the hub.
   virtual void Pump() = 0;
 };
 
@@ -55,7 +56,8 @@ class SubscriberHub {
   // (TableKey) or, when `all_tables`, to any. Called from the appender's thread, one advance at
   // a time and in order; cheap.
   void OnHeadAdvanced(const Position& previous, const Position& head,
-                      absl::Span<const std::string> tables, bool all_tables);
+                      absl::Span<const std::string> tables, bool all_tables)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // An advance whose tables are not told.
   void OnHeadAdvanced(const Position& head) { OnHeadAdvanced(Position(), head, {}, true); }
 
@@ -66,7 +68,7 @@ class SubscriberHub {
   // appended at or after `next` instead.
   bool AddWaiter(Pumpable* subscriber, const Position& next,
                  const absl::flat_hash_set<std::string>* tables = nullptr,
-                 absl::Time progress_due = absl::InfinitePast());
+                 absl::Time progress_due = absl::InfinitePast()) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Where a subscriber to `tables` that reads on from `next` may read on from instead: past the
   // head, when the hub has heard of every change since `next` and none was of these tables;
@@ -76,17 +78,17 @@ class SubscriberHub {
 
   // Hands a waiting subscriber back promptly (it was cancelled). If it is not waiting right now,
   // its next AddWaiter() hands it back at once instead.
-  void Wake(Pumpable* subscriber);
+  void Wake(Pumpable* subscriber) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Takes `subscriber` to pump it again soon: it did a bounded amount of work and has more.
-  void Requeue(Pumpable* subscriber);
+  void Requeue(Pumpable* subscriber) ABSL_LOCKS_EXCLUDED(mu_);
 
   // From now on every subscriber is pumped at once so that it can end its stream.
-  void BeginShutdown();
+  void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 
   // Stops the dispatcher thread. Call after the gRPC server has shut down.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
   void SubscriberStarted() { subscribers_.fetch_add(1); }
   // A subscriber wrote a message of `changes` changes and reads on from `next` (for metrics:
@@ -97,7 +99,7 @@ class SubscriberHub {
   // there is none.
   Position SlowestPosition() const;
   // Called from the subscriber's OnDone: the hub forgets it.
-  void SubscriberEnded(Pumpable* subscriber);
+  void SubscriberEnded(Pumpable* subscriber) ABSL_LOCKS_EXCLUDED(mu_);
   uint32_t subscribers() const { return subscribers_.load(); }
 
   // The most bytes of changes one stream's next message may hold: `max_batch_bytes`, shrunk as
@@ -131,6 +133,14 @@ class SubscriberHub {
   void WakeTableWaiters(Wakes wakes, std::vector<Pumpable*>* queue)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetTableWait(Pumpable* subscriber) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The one-driver rule, checked where invariants are (invariant.h): the hub takes a subscriber
+  // only from the party driving it, never one it holds already, and gives it back once.
+  void Take(Pumpable* subscriber) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GiveBack(Pumpable* subscriber) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+#ifdef WALFEED_DEBUG_CHECKS
+  // Subscribers the hub holds: waiting, ready or due.
+  absl::flat_hash_set<Pumpable*> held_ ABSL_GUARDED_BY(mu_);
+#endif
 
   mutable absl::Mutex mu_;
   Position head_ ABSL_GUARDED_BY(mu_);

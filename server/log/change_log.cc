@@ -10,6 +10,7 @@
 #include "server/core/change_wire_format.h"
 #include "server/core/error_reason.h"
 #include "server/core/event_counters.h"
+#include "server/core/invariant.h"
 #include "server/core/proto_time.h"
 #include "server/log/change_log_state.h"
 #include "server/log/position_key.h"
@@ -161,6 +162,7 @@ absl::StatusOr<const v1::Change*> ChangeLog::Impl::SerializeForStore(const v1::C
 void ChangeLog::Impl::Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
                               uint64_t transactions, std::optional<absl::Time> commit_time,
                               const TouchedTables* touched) {
+  append_mu.AssertHeld();
   std::vector<HeadListener> to_call;
   Position previous;
   {
@@ -338,6 +340,7 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok()) {
     return s;
   }
+  WALFEED_INVARIANT(appended.head >= old_head, "an append moved the log's head back");
   if (plan->index) impl_->indexed_up_to = appended.head;
   impl_->Publish(appended.head, resume_lsn, appended.changes, transactions.size(),
                  appended.newest_commit, &appended.touched);

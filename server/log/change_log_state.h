@@ -71,8 +71,9 @@ struct ChangeLog::Impl {
   Position stored_staged_last ABSL_GUARDED_BY(append_mu);
   uint64_t stored_staged_changes ABSL_GUARDED_BY(append_mu) = 0;
   uint64_t stored_staged_transactions ABSL_GUARDED_BY(append_mu) = 0;
-  // Held by a compaction pass from start to end; TryLock tells a second caller to wait.
-  absl::Mutex compaction_mu;
+  // Held by a compaction pass from start to end; TryLock tells a second caller to wait. The
+  // outermost lock: a pass takes the others inside it.
+  absl::Mutex compaction_mu ABSL_ACQUIRED_BEFORE(append_mu);
   mutable absl::Mutex mu;
   Position head ABSL_GUARDED_BY(mu);
   Position oldest ABSL_GUARDED_BY(mu);
@@ -83,7 +84,7 @@ struct ChangeLog::Impl {
   std::optional<v1::CompactionResult> last_compaction ABSL_GUARDED_BY(mu);
   std::vector<HeadListener> listeners ABSL_GUARDED_BY(mu);
   // Seen rows not yet written (logged_rows.cc).
-  absl::Mutex seen_mu;
+  absl::Mutex seen_mu ABSL_ACQUIRED_BEFORE(write_mu);
   rocksdb::WriteBatch seen_rows ABSL_GUARDED_BY(seen_mu);
   // Writes `seen_rows` (not synced: a crash forgets them with the resynchronisation).
   absl::Status FlushSeenRows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(seen_mu);
@@ -139,12 +140,13 @@ struct ChangeLog::Impl {
                                                       std::string* value, v1::Change* moved);
 
   // After a durable write: publish the new head and tell the listeners (outside `mu`, under
-  // `append_mu`, which the caller holds).
+  // `append_mu`, which the caller holds: listeners hear advances one at a time, in order).
   // `commit_time`: the newest appended transaction's, when this append had one. `touched`: the
   // tables of the new changes, nullptr when not known (see HeadAdvance).
   void Publish(const Position& new_head, uint64_t resume, uint64_t changes_count,
                uint64_t transactions, std::optional<absl::Time> commit_time,
-               const TouchedTables* touched = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu);
+               const TouchedTables* touched = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu)
+      ABSL_LOCKS_EXCLUDED(mu);
 };
 
 }  // namespace walfeed

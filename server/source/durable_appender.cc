@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "server/core/free_memory.h"
+#include "server/core/invariant.h"
 #include "server/core/log_format.h"
 #include "server/core/position.h"
 #include "server/core/table_name.h"
@@ -120,6 +121,8 @@ void DurableAppender::Run() {
     {
       absl::MutexLock lock(&mu_);
       appending_ = false;
+      WALFEED_INVARIANT(end_lsn == 0 || end_lsn >= durable_lsn_.load(),
+                        "the durable LSN went back: PostgreSQL would be told less than before");
       if (end_lsn != 0) durable_lsn_.store(end_lsn, std::memory_order_release);
       if (!written.ok()) {
         spdlog::error(

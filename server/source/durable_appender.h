@@ -34,28 +34,28 @@ class DurableAppender {
   DurableAppender& operator=(const DurableAppender&) = delete;
 
   // Queues `transaction` (`bytes` is its size estimate). False after an append failed.
-  bool Submit(Transaction transaction, size_t bytes);
+  bool Submit(Transaction transaction, size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues the early changes of a transaction too large to hold, to be staged (written at their
   // final positions, invisible) before the transaction's last part is appended.
-  bool SubmitStaged(std::vector<v1::Change> changes, size_t bytes);
+  bool SubmitStaged(std::vector<v1::Change> changes, size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Waits until everything submitted is durable or an append failed; returns error().
-  absl::Status Drain();
+  absl::Status Drain() ABSL_LOCKS_EXCLUDED(mu_);
 
   // The end LSN of the last durably appended transaction (0 before the first).
   uint64_t durable_lsn() const { return durable_lsn_.load(std::memory_order_acquire); }
 
   // True when nothing is queued or being appended.
-  bool idle() const;
+  bool idle() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  absl::Status error() const;
+  absl::Status error() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Readable after each durable append (an eventfd the reader polls and drains).
   int wake_fd() const { return wake_fd_; }
 
  private:
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
   bool HasWorkOrStop() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   TransactionSink* const sink_;
@@ -69,9 +69,10 @@ class DurableAppender {
     Transaction transaction;
     bool staged = false;
   };
-  bool Enqueue(Item item, size_t bytes);
+  bool Enqueue(Item item, size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   // Writes `items` in order: staged changes as they are, runs of transactions as one Append.
-  absl::Status Write(std::vector<Item>& items, uint64_t* appended_end_lsn);
+  // Never under `mu_`: Submit() goes on queueing while the sink syncs.
+  absl::Status Write(std::vector<Item>& items, uint64_t* appended_end_lsn) ABSL_LOCKS_EXCLUDED(mu_);
 
   std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;

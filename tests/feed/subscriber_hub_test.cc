@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/core/invariant.h"
 #include "server/core/table_name.h"
 
 namespace walfeed {
@@ -227,6 +228,31 @@ TEST(SubscriberHub, FirstPossibleSkipsOnlyWhatTheHubHeardInFull) {
   hub.OnHeadAdvanced(Position{60, 0}, Position{70, 0}, Only(kAudit), false);
   EXPECT_EQ(hub.FirstPossible(orders, Position{60, 1}), (Position{70, 0}).Successor());
   hub.Stop();
+}
+
+// The one-driver rule (subscriber_hub.h) is checked where invariants are (invariant.h): a
+// subscriber handed to the hub while it holds it would be pumped by two threads at once.
+TEST(SubscriberHubDeathTest, ASubscriberHandedToTheHubTwiceIsCaught) {
+  if (!kInvariantsChecked) {
+    GTEST_SKIP() << "invariant checks are compiled into the sanitizer and Debug builds only";
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        SubscriberHub hub(Position{1, 0}, absl::Seconds(60));
+        FakeSubscriber subscriber;
+        hub.AddWaiter(&subscriber, Position{5, 0});
+        hub.Requeue(&subscriber);
+      },
+      "two parties drive it");
+  EXPECT_DEATH(
+      {
+        SubscriberHub hub(Position{1, 0}, absl::Seconds(60));
+        FakeSubscriber subscriber;
+        hub.AddWaiter(&subscriber, Position{5, 0});
+        hub.SubscriberEnded(&subscriber);
+      },
+      "ended while the hub still held it");
 }
 
 }  // namespace
