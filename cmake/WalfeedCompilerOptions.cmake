@@ -20,3 +20,8 @@ endif()
 if(WALFEED_SANITIZE OR CMAKE_BUILD_TYPE STREQUAL "Debug")
   add_compile_definitions(WALFEED_DEBUG_CHECKS)
 endif()
+# Fault points (server/core/fault_point.h): compiled in with the test suite, which arms them; a
+# build without tests (the container image) has none.
+if(WALFEED_BUILD_TESTS)
+  add_compile_definitions(WALFEED_FAULT_POINTS)
+endif()

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
 #include "server/config.h"
+#include "server/core/fault_point.h"
 #include "server/core/free_memory.h"
 #include "server/core/log_format.h"
 #include "server/core/table_name.h"
@@ -97,6 +98,10 @@ int main(int argc, char** argv) {
   if (config->show_version) {
     std::cout << "walfeed 0.1.0\n";
     return 0;
+  }
+  if (absl::Status armed = walfeed::ArmFaultPointFromEnvironment(); !armed.ok()) {
+    std::cerr << "walfeed: " << armed.message() << "\n";
+    return 2;
   }
   SetUpLogging(config->log_level);
 

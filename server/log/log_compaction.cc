@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
 #include "rocksdb/options.h"
+#include "server/core/fault_point.h"
 #include "server/core/log_format.h"
 #include "server/core/proto_time.h"
 #include "server/log/change_log.h"
@@ -312,6 +313,7 @@ class Pass {
     }
     absl::Status written = impl_->WriteSynced(batch, "cannot write a compaction batch");
     batch.Clear();
+    if (written.ok()) WALFEED_FAULT_POINT("compaction.after_delete_batch");
     return written;
   }
 

@@ -7,6 +7,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/core/fault_point.h"
 #include "server/core/proto_time.h"
 #include "server/core/table_name.h"
 #include "server/replication/copy_point.h"
@@ -346,6 +347,7 @@ absl::Status LogReplicator::Publish(JetStreamLog& stream) {
     }
     absl::StatusOr<uint64_t> sequence = stream.AwaitAck(in_flight.front().id);
     if (!sequence.ok()) return sequence.status();
+    WALFEED_FAULT_POINT("replication.published_before_copy_point");
     const InFlight done = std::move(in_flight.front());
     in_flight.pop_front();
     expected_sequence_ = *sequence;

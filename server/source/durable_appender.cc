@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "server/core/fault_point.h"
 #include "server/core/free_memory.h"
 #include "server/core/invariant.h"
 #include "server/core/log_format.h"
@@ -118,6 +119,7 @@ void DurableAppender::Run() {
     }
     uint64_t end_lsn = 0;
     absl::Status written = Write(group, &end_lsn);
+    if (written.ok() && end_lsn != 0) WALFEED_FAULT_POINT("source.appended_before_confirm");
     {
       absl::MutexLock lock(&mu_);
       appending_ = false;

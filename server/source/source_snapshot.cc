@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/fault_point.h"
 #include "server/core/metadata_keys.h"
 #include "server/core/position.h"
 #include "server/source/change_stager.h"
@@ -37,6 +38,7 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
     exported = CreateSlotWithSnapshot(replication, options_.slot);
   }
   if (!exported.ok()) return exported.status();
+  WALFEED_FAULT_POINT("snapshot.slot_created_before_recorded");
   if (absl::Status s = sink_->SetMetadata(kSnapshotSlotKey, FormatLsn(exported->consistent_point));
       !s.ok()) {
     return s;
@@ -71,6 +73,7 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
       !s.ok()) {
     return s;
   }
+  WALFEED_FAULT_POINT("snapshot.committed_before_tables_recorded");
   capture_.MarkCaptured(captured);
   if (absl::Status s = capture_.Store(); !s.ok()) return s;
   uint64_t rows;

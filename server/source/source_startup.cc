@@ -46,8 +46,19 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::ConnectAndPrepare() {
     // Only the slot of our own interrupted snapshot may be dropped: never another consumer's.
     absl::StatusOr<uint64_t> confirmed = SlotConfirmedFlushLsn(c, options_.slot);
     if (!confirmed.ok()) return confirmed.status();
-    if (sink_->Metadata(kSnapshotStateKey) != "running" ||
-        sink_->Metadata(kSnapshotSlotKey) != FormatLsn(*confirmed)) {
+    const bool snapshot_running = sink_->Metadata(kSnapshotStateKey) == "running";
+    const std::string recorded_slot = sink_->Metadata(kSnapshotSlotKey);
+    if (snapshot_running && recorded_slot.empty()) {
+      // Stopped between creating the slot and recording its consistent point: the slot is
+      // probably ours, but nothing proves it, and another consumer's slot is never dropped.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "replication slot '", options_.slot,
+          "' exists, and walfeed was stopped while it created that slot for its initial "
+          "snapshot, before it could record it: unless something else uses a slot of that name, "
+          "drop it (SELECT pg_drop_replication_slot('",
+          options_.slot, "')) and start walfeed again; it takes the snapshot from scratch"));
+    }
+    if (!snapshot_running || recorded_slot != FormatLsn(*confirmed)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "replication slot '", options_.slot,
           "' already exists but this data directory has no snapshot of the existing rows: "

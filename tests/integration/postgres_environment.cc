@@ -58,10 +58,12 @@ WalfeedOptions WalfeedTest::Options() const {
   return options;
 }
 
-void WalfeedTest::StartWalfeed(std::vector<std::string> extra_args, bool wait_for_streaming) {
+void WalfeedTest::StartWalfeed(std::vector<std::string> extra_args, bool wait_for_streaming,
+                               std::vector<std::string> env) {
   walfeed_.reset();
   WalfeedOptions options = Options();
   options.extra_args = std::move(extra_args);
+  options.env = std::move(env);
   options.wait_for_streaming = wait_for_streaming;
   absl::StatusOr<std::unique_ptr<WalfeedProcess>> process = WalfeedProcess::Start(options);
   ASSERT_OK(process);
@@ -79,9 +81,9 @@ std::vector<std::string> WalfeedTest::BaseArgs(const std::string& conninfo) {
           "--slot", slot_,    "--listen",   absl::StrCat("127.0.0.1:", FreePort())};
 }
 
-RunResult WalfeedTest::RunWalfeed(std::vector<std::string> args) {
+RunResult WalfeedTest::RunWalfeed(std::vector<std::string> args, std::vector<std::string> env) {
   args.insert(args.begin(), WalfeedBinary());
-  return RunCommand(args, absl::Seconds(30));
+  return RunCommand(args, absl::Seconds(30), env);
 }
 
 bool WalfeedTest::SlotExists(const std::string& slot) {

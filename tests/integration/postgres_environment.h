@@ -21,7 +21,9 @@ class WalfeedTest : public ::testing::Test {
   void TearDown() override;
 
   // Starts (or restarts) walfeed on this test's database and data directory.
-  void StartWalfeed(std::vector<std::string> extra_args = {}, bool wait_for_streaming = true);
+  // `env`: "NAME=value" entries added to walfeed's environment.
+  void StartWalfeed(std::vector<std::string> extra_args = {}, bool wait_for_streaming = true,
+                    std::vector<std::string> env = {});
   WalfeedOptions Options() const;
 
   void Sql(const std::string& sql) {
@@ -36,7 +38,7 @@ class WalfeedTest : public ::testing::Test {
   // walfeed's flags for this test's data directory and slot on `conninfo`, on a free port.
   std::vector<std::string> BaseArgs(const std::string& conninfo);
   // Runs walfeed with `args` until it exits (for starts that must fail).
-  RunResult RunWalfeed(std::vector<std::string> args);
+  RunResult RunWalfeed(std::vector<std::string> args, std::vector<std::string> env = {});
   bool SlotExists(const std::string& slot);
   // Commits a marker message, then reads from `request` until it arrives: the changes before it.
   absl::StatusOr<std::vector<v1::Change>> CommitMarkerAndRead(

@@ -459,6 +459,32 @@ TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) 
 // changes byte for byte, the same cursors, the same log id and values out of line, also after
 // being killed -9 at random moments while the primary writes (transactions split between
 // segments, multi-MB values in chunks over several segments).
+// Killed exactly where a segment is in JetStream and walfeed has not yet recorded that (its
+// replicated cursor, the confirm gate and, with failover, its copy point): at the next start it
+// learns from the stream where the stream ends and publishes on from there, nothing twice.
+TEST_F(Replication, KilledAfterPublishingBeforeRecordingItPublishesNothingTwice) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 300) g");
+  const std::vector<std::string> args = ReplicationArgs("replicated");
+  StartWalfeed(args);
+  WaitForReplication();
+  // Armed for the third segment from now on: the first ones of this run go through.
+  StartWalfeed(args, true, {"WALFEED_FAULT_POINT=replication.published_before_copy_point@3"});
+  for (int batch = 0; batch < 40 && walfeed_->AwaitExit(absl::Milliseconds(1)) == false; ++batch) {
+    Sql(absl::StrCat("INSERT INTO t SELECT g, repeat('x', 2000) FROM generate_series(",
+                     1000 * (batch + 1), ", ", 1000 * (batch + 1) + 99, ") g"));
+  }
+  ASSERT_TRUE(walfeed_->AwaitExit(absl::Seconds(120))) << walfeed_->Log();
+  ASSERT_THAT(walfeed_->Log(),
+              HasSubstr("fault point replication.published_before_copy_point reached"));
+
+  StartWalfeed(args);
+  Sql("INSERT INTO t VALUES (1, 'after') ON CONFLICT (id) DO UPDATE SET v = 'after'");
+  ASSERT_OK(CommitMarkerAndRead("published-end"));
+  WaitForReplication();
+  ExpectStreamIsTheFeed();
+}
+
 TEST_F(Replication, AReplicaServesTheSameFeedAcrossItsOwnCrashes) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
   Sql("CREATE TABLE big (id int PRIMARY KEY, doc text)");

@@ -85,7 +85,8 @@ RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeou
 }
 
 absl::StatusOr<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
-                                                 const std::string& log_path) {
+                                                 const std::string& log_path,
+                                                 const std::vector<std::string>& env) {
   const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (log_fd < 0) return absl::InternalError(absl::StrCat("cannot open ", log_path));
   const pid_t pid = fork();
@@ -97,6 +98,7 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>&
     dup2(log_fd, STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
     close(log_fd);
+    for (const std::string& assignment : env) putenv(const_cast<char*>(assignment.c_str()));
     std::vector<char*> args = CStrings(argv);
     execvp(args[0], args.data());
     _exit(127);

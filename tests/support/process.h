@@ -25,8 +25,10 @@ RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeou
 // A child process whose stdout and stderr go to `log_path`.
 class ChildProcess {
  public:
+  // `env`: "NAME=value" entries added to the inherited environment.
   static absl::StatusOr<ChildProcess> Spawn(const std::vector<std::string>& argv,
-                                            const std::string& log_path);
+                                            const std::string& log_path,
+                                            const std::vector<std::string>& env = {});
   ChildProcess() = default;
   ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
   ChildProcess& operator=(ChildProcess&& other) noexcept;

@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOpt
       options.data_dir,    "--slot",   options.slot,      "--publication",
       options.publication, "--listen", process->address()};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(argv, process->log_path_);
+  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(argv, process->log_path_, options.env);
   if (!child.ok()) return child.status();
   process->child_ = std::move(*child);
 
@@ -54,6 +54,15 @@ WalfeedProcess::~WalfeedProcess() { child_.Stop(SIGTERM); }
 std::shared_ptr<grpc::Channel> WalfeedProcess::NewChannel() const {
   return grpc::CreateChannel(
       address(), options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials());
+}
+
+bool WalfeedProcess::AwaitExit(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (child_.running()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return true;
 }
 
 std::unique_ptr<v1::ChangeFeed::Stub> WalfeedProcess::NewStub() const {

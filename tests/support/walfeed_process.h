@@ -30,6 +30,8 @@ struct WalfeedOptions {
   // Start() returns once the source streams (true) or once the gRPC server answers (false).
   bool wait_for_streaming = true;
   std::vector<std::string> extra_args;
+  // "NAME=value" entries added to walfeed's environment (a fault point to arm, say).
+  std::vector<std::string> env;
   // How to reach it: plaintext when unset; a bearer token sent with every call when set.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   std::string token;
@@ -51,6 +53,9 @@ class WalfeedProcess {
   // SIGKILL: a crash.
   void Kill() { child_.Stop(SIGKILL); }
   pid_t pid() const { return child_.pid(); }
+  // Waits up to `timeout` for the process to exit on its own (at a fault point, say); returns
+  // whether it did.
+  bool AwaitExit(absl::Duration timeout);
 
   std::unique_ptr<v1::ChangeFeed::Stub> NewStub() const;
   // A channel with options().credentials (plaintext when unset).

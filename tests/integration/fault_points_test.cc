@@ -1,0 +1,200 @@
+// walfeed killed exactly at each fault point (server/core/fault_point.h), with a real PostgreSQL:
+// the next start loses nothing and doubles nothing, and what the gap leaves behind is either
+// finished by walfeed itself or refused with a sentence naming the way out. (The replication
+// point's test is in replication_test.cc, beside its NATS cluster.)
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/fault_point.h"
+#include "tests/integration/postgres_environment.h"
+#include "tests/support/change_helpers.h"
+#include "tests/support/status_assertions.h"
+
+namespace walfeed::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<std::string> Arm(const std::string& point) {
+  return {absl::StrCat("WALFEED_FAULT_POINT=", point)};
+}
+
+std::string Reached(const std::string& point) {
+  return absl::StrCat("fault point ", point, " reached");
+}
+
+// The ids of the row changes, in feed order.
+std::vector<int64_t> Ids(const std::vector<v1::Change>& changes) {
+  std::vector<int64_t> ids;
+  for (const v1::Change& change : changes) {
+    if (const v1::Column* id = FindColumn(change.key(), "id")) ids.push_back(id->int_());
+  }
+  return ids;
+}
+
+std::vector<int64_t> OneTo(int n) {
+  std::vector<int64_t> ids;
+  for (int i = 1; i <= n; ++i) ids.push_back(i);
+  return ids;
+}
+
+class FaultPoints : public WalfeedTest {
+ protected:
+  void SetUp() override {
+    WalfeedTest::SetUp();
+    if (!kFaultPointsCompiledIn) GTEST_FAIL() << "this build has no fault points";
+  }
+
+  // Applies the feed to id -> v, as a consumer rebuilding the table would.
+  static std::map<int64_t, std::string> Apply(const std::vector<v1::Change>& changes) {
+    std::map<int64_t, std::string> rows;
+    for (const v1::Change& change : changes) {
+      const v1::Column* id = FindColumn(change.key(), "id");
+      if (id == nullptr) continue;
+      if (change.op() == v1::Change::DELETE) {
+        rows.erase(id->int_());
+      } else {
+        rows[id->int_()] = FindColumn(change.after(), "v")->text();
+      }
+    }
+    return rows;
+  }
+
+  std::map<int64_t, std::string> TableContents() {
+    std::map<int64_t, std::string> rows;
+    for (const auto& row : Query("SELECT id, v FROM t")) rows[std::stoll(row[0])] = row[1];
+    return rows;
+  }
+};
+
+TEST_F(FaultPoints, AFaultPointNameThatIsNoneIsRefusedAtStart) {
+  RunResult run = RunWalfeed(BaseArgs(Options().conninfo), Arm("source.no_such_point"));
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("which is no fault point"));
+  EXPECT_THAT(run.output, HasSubstr("source.appended_before_confirm"));
+}
+
+// PostgreSQL is told nothing of what the killed walfeed appended: it sends it again, and the
+// log's resume point keeps every change of it from being stored twice.
+TEST_F(FaultPoints, KilledAfterADurableAppendBeforeConfirmingItDoublesNothing) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed();
+  for (int id = 1; id <= 20; ++id) Sql(absl::StrCat("INSERT INTO t VALUES (", id, ", 'a')"));
+  ASSERT_OK(CommitMarkerAndRead("first"));
+  ASSERT_EQ(walfeed_->Terminate(), 0);
+  for (int id = 21; id <= 60; id += 4) {
+    Sql(absl::StrCat("INSERT INTO t SELECT g, 'b' FROM generate_series(", id, ", ", id + 3, ") g"));
+  }
+  RunResult killed =
+      RunWalfeed(BaseArgs(Options().conninfo), Arm("source.appended_before_confirm"));
+  ASSERT_THAT(killed.output, HasSubstr(Reached("source.appended_before_confirm")));
+  EXPECT_EQ(killed.exit_code, -1) << "killed by its own SIGKILL";
+  const std::vector<std::vector<std::string>> slot = Query(absl::StrCat(
+      "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots WHERE slot_name = '",
+      slot_, "'"));
+  ASSERT_EQ(slot.size(), 1u);
+  const uint64_t confirmed_at_kill = std::stoull(slot[0][0]);
+
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (61, 'c')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_OK(changes);
+  EXPECT_EQ(Ids(*changes), OneTo(61)) << "every committed row once, in commit order";
+  for (const v1::Change& change : *changes) {
+    const v1::Column* id = FindColumn(change.key(), "id");
+    if (id == nullptr || id->int_() != 21) continue;
+    EXPECT_LT(confirmed_at_kill, change.lsn())
+        << "PostgreSQL was never told of what the killed walfeed appended, so it sent it again";
+  }
+}
+
+// The slot exists, but the log never recorded that it is the one its snapshot created: walfeed
+// cannot prove the slot is its own, so it never drops it; it says what happened and what to do,
+// and once the operator drops the slot the snapshot is taken whole.
+TEST_F(FaultPoints, KilledBetweenCreatingTheSnapshotSlotAndRecordingItIsNamedWithTheWayOut) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 50) g");
+  RunResult killed =
+      RunWalfeed(BaseArgs(Options().conninfo), Arm("snapshot.slot_created_before_recorded"));
+  ASSERT_THAT(killed.output, HasSubstr(Reached("snapshot.slot_created_before_recorded")));
+  ASSERT_TRUE(SlotExists(slot_));
+
+  RunResult refused = RunWalfeed(BaseArgs(Options().conninfo));
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("stopped while it created that slot"));
+  EXPECT_THAT(refused.output, HasSubstr(absl::StrCat("pg_drop_replication_slot('", slot_, "')")));
+  EXPECT_TRUE(SlotExists(slot_)) << "a slot walfeed cannot prove its own is never dropped";
+
+  Sql(absl::StrCat("SELECT pg_drop_replication_slot('", slot_, "')"));
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (51, 'new')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_OK(changes);
+  EXPECT_EQ(Ids(*changes), OneTo(51));
+  EXPECT_EQ(Apply(*changes), TableContents());
+}
+
+// The snapshot is committed (and marked done in the same write); the captured tables' record is
+// not. The next start takes the tables as they are and streams on from the snapshot's point.
+TEST_F(FaultPoints, KilledAfterCommittingTheSnapshotBeforeRecordingItsTablesLosesNothing) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  Sql("INSERT INTO t SELECT g, 'existing' FROM generate_series(1, 50) g");
+  RunResult killed =
+      RunWalfeed(BaseArgs(Options().conninfo), Arm("snapshot.committed_before_tables_recorded"));
+  ASSERT_THAT(killed.output, HasSubstr(Reached("snapshot.committed_before_tables_recorded")));
+  Sql("UPDATE t SET v = 'changed while down' WHERE id = 7");
+
+  StartWalfeed();
+  EXPECT_EQ(FeedInfo().snapshot_state(), "done");
+  Sql("INSERT INTO t VALUES (51, 'new')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_OK(changes);
+  std::vector<int64_t> expected = OneTo(50);
+  expected.insert(expected.end(), {7, 51});
+  EXPECT_EQ(Ids(*changes), expected) << "the snapshot once, then what was committed after it";
+  EXPECT_EQ(Apply(*changes), TableContents());
+  EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr("event=added_tables_snapshot_started")));
+}
+
+// A compaction pass wrote its first batch of deletes and died: what it removed stays removed,
+// what it had not reached is still there, the feed still rebuilds the table, and the next pass
+// finishes the work.
+TEST_F(FaultPoints, KilledBetweenCompactionBatchesLeavesAConsistentLogTheNextPassFinishes) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  const std::vector<std::string> flags = {"--compaction-lag", "0s", "--compaction-interval", "off"};
+  StartWalfeed(flags, true, Arm("compaction.after_delete_batch"));
+  constexpr int kRows = 15000;  // superseded images: more than one batch of 10,000
+  Sql(absl::StrCat("INSERT INTO t SELECT g, 'first' FROM generate_series(1, ", kRows, ") g"));
+  Sql("UPDATE t SET v = 'second'");
+  ASSERT_OK(CommitMarkerAndRead("loaded"));
+  const RunResult compact = RunCommand(
+      {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
+  EXPECT_NE(compact.exit_code, 0) << "walfeed died under the pass: " << compact.output;
+  ASSERT_TRUE(walfeed_->AwaitExit(absl::Seconds(60)));
+  ASSERT_THAT(walfeed_->Log(), HasSubstr(Reached("compaction.after_delete_batch")));
+
+  StartWalfeed(flags);
+  absl::StatusOr<std::vector<v1::Change>> after_kill = CommitMarkerAndRead("after-kill");
+  ASSERT_OK(after_kill);
+  const size_t rows_after_kill = Ids(*after_kill).size();
+  EXPECT_EQ(rows_after_kill, 2u * kRows - 10000) << "exactly one batch was removed";
+  EXPECT_EQ(Apply(*after_kill), TableContents());
+
+  const RunResult finished = RunCommand(
+      {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  absl::StatusOr<std::vector<v1::Change>> compacted = CommitMarkerAndRead("compacted");
+  ASSERT_OK(compacted);
+  std::vector<int64_t> ids = Ids(*compacted);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, OneTo(kRows)) << "one image per row";
+  EXPECT_EQ(Apply(*compacted), TableContents());
+}
+
+}  // namespace
+}  // namespace walfeed::test
