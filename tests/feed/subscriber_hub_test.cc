@@ -82,7 +82,9 @@ TEST(SubscriberHub, AWakeBeforeOrDuringTheWaitHandsTheWaiterBackAtOnce) {
 TEST(SubscriberHub, ARequeuedSubscriberIsPumpedAgain) {
   SubscriberHub hub(Position{10, 0}, kNoTick);
   FakeSubscriber subscriber;
+  // As a subscriber does from its Pump(): once handed back, it may be requeued again.
   hub.Requeue(&subscriber);
+  EXPECT_TRUE(subscriber.AwaitPumps(1));
   hub.Requeue(&subscriber);
   EXPECT_TRUE(subscriber.AwaitPumps(2));
   hub.Stop();
