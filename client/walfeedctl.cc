@@ -5,6 +5,7 @@
 //   walfeedctl info [--server HOST:PORT]
 //   walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] [--delete-retention D]
 //   walfeedctl health [--server HOST:PORT]
+//   walfeedctl consumers list | reset NAME (--cursor C | --to-start | --to-head) | delete NAME
 //
 // `subscribe` prints one JSON object per change, one a line, on stdout (walfeed's Change as
 // JSON; Debezium's envelope with --format debezium; one line of text with --format text; progress
@@ -13,6 +14,9 @@
 // description as JSON. `compact` runs a full compaction pass, waits for it, and prints what it
 // removed as JSON (the durations override the server's settings for this pass). `health` asks the
 // standard grpc.health.v1 service and exits 0 when walfeed is SERVING (a container health check).
+// `subscribe --consumer NAME` reads as a named consumer whose position the server keeps: it
+// resumes where NAME's last run left off and commits each change once printed. `consumers`
+// lists them (JSON, one a line), resets one's position or deletes one (admin calls).
 // Bad flags exit 2 with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -51,6 +56,10 @@ constexpr char kUsage[] =
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
     "  walfeedctl health [--server HOST:PORT]\n"
+    "  walfeedctl consumers list | reset NAME (--cursor CURSOR | --to-start | --to-head) |\n"
+    "                       delete NAME   [--server HOST:PORT]\n"
+    "subscribe --consumer NAME reads as a named consumer: the server keeps its position, and\n"
+    "each change printed is committed.\n"
     "Every command also takes [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] (TLS, mutual TLS)\n"
     "and [--token-file FILE] (a bearer token; or set $WALFEED_TOKEN).\n"
     "Durations are like 0s, 90s, 30m, 24h. LSNs are PostgreSQL's X/Y form (e.g. 0/16B3748) or "
@@ -64,6 +73,9 @@ struct Options {
   std::string server;
   walfeed::v1::SubscribeRequest request;
   walfeed::v1::CompactRequest compact;
+  // consumers: the subcommand (list, reset, delete) and what reset sets.
+  std::string subcommand;
+  walfeed::v1::ResetConsumerRequest reset;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;
@@ -93,15 +105,32 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
   if (argc < 2) return "missing command";
   options->command = argv[1];
   if (options->command != "subscribe" && options->command != "info" &&
-      options->command != "compact" && options->command != "health") {
+      options->command != "compact" && options->command != "health" &&
+      options->command != "consumers") {
     return absl::StrCat("unknown command '", options->command, "'");
+  }
+  int first_flag = 2;
+  if (options->command == "consumers") {
+    options->subcommand = argc > 2 ? argv[2] : "";
+    if (options->subcommand == "list") {
+      first_flag = 3;
+    } else if (options->subcommand == "reset" || options->subcommand == "delete") {
+      if (argc < 4 || absl::StartsWith(argv[3], "--")) {
+        return absl::StrCat("consumers ", options->subcommand, " needs the consumer's NAME");
+      }
+      options->reset.set_consumer(argv[3]);
+      first_flag = 4;
+    } else {
+      return "consumers needs list, reset NAME or delete NAME";
+    }
   }
   if (const char* token = std::getenv("WALFEED_TOKEN")) options->token = token;
   const char* env_server = std::getenv("WALFEED_SERVER");
   options->server = env_server ? env_server : "127.0.0.1:50051";
   const bool subscribe = options->command == "subscribe";
   const bool compact = options->command == "compact";
-  for (int i = 2; i < argc; ++i) {
+  const bool reset = options->command == "consumers" && options->subcommand == "reset";
+  for (int i = first_flag; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
     bool has_value = false;
@@ -153,6 +182,18 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       absl::StatusOr<walfeed::Position> cursor = walfeed::ParseCursor(value);
       if (!cursor.ok()) return std::string(cursor.status().message());
       options->request.set_cursor(value);
+    } else if (subscribe && flag == "--consumer") {
+      if (!take_value()) return "--consumer needs the consumer's name";
+      options->request.set_consumer(value);
+    } else if (reset && flag == "--cursor") {
+      if (!take_value() || !walfeed::ParseCursor(value).ok()) {
+        return "--cursor needs a cursor such as 0/16B3748:3";
+      }
+      options->reset.set_cursor(value);
+    } else if (reset && flag == "--to-start") {
+      options->reset.set_to_start(true);
+    } else if (reset && flag == "--to-head") {
+      options->reset.set_to_head(true);
     } else if (subscribe && flag == "--log-id") {
       if (!take_value()) return "--log-id needs the log id the cursor came from (walfeedctl info)";
       options->request.set_log_id(value);
@@ -210,6 +251,13 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
   if ((r.from_lsn() != 0) + !r.cursor().empty() + r.from_head() > 1) {
     return "use at most one of --from-lsn, --cursor and --from-head";
   }
+  if (!r.consumer().empty() && !options->cursor_file.empty()) {
+    return "--consumer and --cursor-file do not go together: the server keeps a consumer's cursor";
+  }
+  const walfeed::v1::ResetConsumerRequest& rc = options->reset;
+  if (reset && !rc.cursor().empty() + rc.to_start() + rc.to_head() != 1) {
+    return "consumers reset needs one of --cursor, --to-start and --to-head";
+  }
   return "";
 }
 
@@ -240,6 +288,34 @@ grpc::Status GetFeedInfo(walfeed::v1::ChangeFeed::Stub& stub, const Options& opt
   return stub.GetFeedInfo(&context, walfeed::v1::GetFeedInfoRequest(), info);
 }
 
+// A named consumer's cursor, kept by the server: nothing to load (the server resumes the
+// consumer), and each cursor saved is committed.
+class ConsumerCursorStore final : public walfeed::CursorStore {
+ public:
+  ConsumerCursorStore(walfeed::v1::ChangeFeed::Stub* stub, const Options* options)
+      : stub_(stub), options_(options) {}
+  absl::StatusOr<walfeed::SavedCursor> Load() override { return walfeed::SavedCursor(); }
+  absl::Status Save(const walfeed::SavedCursor& saved) override {
+    walfeed::v1::CommitRequest request;
+    request.set_consumer(options_->request.consumer());
+    request.set_cursor(saved.cursor);
+    request.set_log_id(saved.log_id);
+    grpc::ClientContext context;
+    Authorize(*options_, &context);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    walfeed::v1::CommitResponse response;
+    const grpc::Status status = stub_->Commit(&context, request, &response);
+    if (status.ok()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("cannot commit consumer '",
+                                               options_->request.consumer(), "' at ", saved.cursor,
+                                               ": ", status.error_message()));
+  }
+
+ private:
+  walfeed::v1::ChangeFeed::Stub* const stub_;
+  const Options* const options_;
+};
+
 // Prints the feed through walfeed::Subscriber: reconnects with backoff after transport errors
 // (saying so on stderr) and resumes after the last change printed, saved in --cursor-file.
 int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
@@ -254,9 +330,11 @@ int Subscribe(walfeed::v1::ChangeFeed::Stub& stub,
     }
     debezium.database = info.database();
   }
-  std::unique_ptr<walfeed::FileCursorStore> store;
+  std::unique_ptr<walfeed::CursorStore> store;
   if (!options.cursor_file.empty()) {
     store = std::make_unique<walfeed::FileCursorStore>(options.cursor_file);
+  } else if (!options.request.consumer().empty()) {
+    store = std::make_unique<ConsumerCursorStore>(&stub, &options);
   }
   walfeed::SubscriberOptions subscriber_options;
   subscriber_options.server = options.server;
@@ -319,6 +397,35 @@ int Compact(const std::shared_ptr<grpc::Channel>& channel, const Options& option
   return 0;
 }
 
+int Consumers(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
+  if (options.subcommand == "list") {
+    walfeed::v1::ChangeFeed::Stub stub(channel);
+    walfeed::v1::FeedInfo info;
+    if (grpc::Status status = GetFeedInfo(stub, options, &info); !status.ok()) {
+      return RpcFailed(status);
+    }
+    for (const walfeed::v1::ConsumerInfo& consumer : info.consumers()) {
+      std::cout << ToJson(consumer, false) << "\n";
+    }
+    return 0;
+  }
+  walfeed::v1::Admin::Stub admin(channel);
+  grpc::ClientContext context;
+  Authorize(options, &context);
+  if (options.subcommand == "reset") {
+    walfeed::v1::ConsumerInfo consumer;
+    grpc::Status status = admin.ResetConsumer(&context, options.reset, &consumer);
+    if (!status.ok()) return RpcFailed(status);
+    std::cout << ToJson(consumer, false) << "\n";
+    return 0;
+  }
+  walfeed::v1::DeleteConsumerRequest request;
+  request.set_consumer(options.reset.consumer());
+  walfeed::v1::DeleteConsumerResponse response;
+  grpc::Status status = admin.DeleteConsumer(&context, request, &response);
+  return status.ok() ? 0 : RpcFailed(status);
+}
+
 // Exits 0 when the server answers SERVING within five seconds.
 int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
   grpc::health::v1::Health::Stub stub(channel);
@@ -375,6 +482,7 @@ int main(int argc, char** argv) {
   std::shared_ptr<grpc::Channel> channel = FirstReachable(options.server, credentials);
   if (options.command == "compact") return Compact(channel, options);
   if (options.command == "health") return Health(channel, options);
+  if (options.command == "consumers") return Consumers(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);
   return options.command == "subscribe" ? Subscribe(stub, credentials, options)
                                         : Info(stub, options);

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """A walfeed consumer: prints each change as one JSON line and saves its cursor after it.
 
-  consumer.py --server HOST:PORT[,HOST:PORT...] --cursor-file FILE [--stop-at-head]
+  consumer.py --server HOST:PORT[,HOST:PORT...] (--cursor-file FILE | --consumer NAME)
+              [--stop-at-head]
 
 Resumes right after the cursor saved in FILE (from the oldest change when FILE does not exist),
+or, with --consumer, after the cursor walfeed keeps for NAME (each change printed is committed
+to walfeed with ChangeFeed.Commit: nothing is kept locally);
 reconnects with backoff when the server is unavailable, stops cleanly on SIGINT/SIGTERM, and sends
 `authorization: Bearer $WALFEED_TOKEN` when that variable is set. Values walfeed sends out of line
 (over 256 KiB) are fetched with ReadValue and printed whole. Needs Debian's python3-grpcio and
@@ -119,13 +122,15 @@ def main():
     parser.add_argument("--server", required=True,
                         help="walfeed's gRPC address, HOST:PORT; several, comma-separated (a walfeed "
                              "and its replicas): after a connection error the next one is tried")
-    parser.add_argument("--cursor-file", required=True, help="keeps the last processed cursor")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--cursor-file", help="keeps the last processed cursor")
+    where.add_argument("--consumer", help="a named consumer whose cursor walfeed keeps")
     parser.add_argument("--stop-at-head", action="store_true", help="exit at the feed's head")
     args = parser.parse_args()
 
     # A cursor means something only on its own log: the log's id is saved with it and sent back,
     # and walfeed refuses the cursor (FAILED_PRECONDITION, LOG_MISMATCH) on any other log.
-    cursor, log_id = load_cursor(args.cursor_file)
+    cursor, log_id = load_cursor(args.cursor_file) if args.cursor_file else ("", "")
     token = os.environ.get("WALFEED_TOKEN")
     metadata = [("authorization", "Bearer " + token)] if token else None
 
@@ -147,10 +152,19 @@ def main():
              for address in args.server.split(",") if address.strip()]
     current = 0
     stub = stubs[current]
+
+    def save(cursor, log_id):
+        if args.consumer:
+            stub.Commit(walfeed_pb2.CommitRequest(consumer=args.consumer, cursor=cursor, log_id=log_id),
+                        metadata=metadata)
+        else:
+            save_cursor(args.cursor_file, cursor, log_id)
     backoff = 0.5
     gone_at = (None, 0)  # value fetches that found their change compacted away, at one cursor
     while not stop.requested:
-        request = walfeed_pb2.SubscribeRequest(cursor=cursor, log_id=log_id,
+        # A named consumer resumes where walfeed keeps it: no cursor of its own to send.
+        request = walfeed_pb2.SubscribeRequest(cursor="" if args.consumer else cursor, log_id=log_id,
+                                               consumer=args.consumer or "",
                                                stop_at_head=args.stop_at_head)
         try:
             stop.call = stub.Subscribe(request, metadata=metadata)
@@ -163,12 +177,12 @@ def main():
                     fetch_large_values(stub, change, metadata, stop)
                     print(as_json(change), flush=True)
                     cursor = change.cursor
-                    save_cursor(args.cursor_file, cursor, log_id)
+                    save(cursor, log_id)
                     if stop.requested:
                         break
                 if not response.changes and response.cursor:  # progress: nothing up to it is left
                     cursor = response.cursor
-                    save_cursor(args.cursor_file, cursor, log_id)
+                    save(cursor, log_id)
                 if stop.requested:
                     break
             if args.stop_at_head and not stop.requested:

@@ -29,6 +29,8 @@ inline constexpr char kStartBeyondWal[] = "START_BEYOND_WAL";
 inline constexpr char kRefMalformed[] = "REF_MALFORMED";
 inline constexpr char kValueNotFound[] = "VALUE_NOT_FOUND";
 inline constexpr char kLogMismatch[] = "LOG_MISMATCH";
+inline constexpr char kConsumerBusy[] = "CONSUMER_BUSY";
+inline constexpr char kConsumerNotFound[] = "CONSUMER_NOT_FOUND";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

@@ -29,6 +29,12 @@ inline constexpr char kResyncSlotKey[] = "resync/slot_consistent_point";
 // The newest committed one, a serialized walfeed.v1.Resynchronisation.
 inline constexpr char kLastResyncKey[] = "resync/last";
 
+// Named consumers (server/feed/consumer_registry.h) ------------------------------------------
+
+// Every named consumer: "consumers-v1\n", then one "<name>\t<cursor>\t<committed at, Unix
+// microseconds>\n" per consumer (names hold no tab or newline; "" is the start of the log).
+inline constexpr char kConsumersKey[] = "consumers";
+
 // Replication (server/replication/copy_point.h) -------------------------------------------------
 
 // The sequence number (decimal text) of the last replication stream message the log holds.

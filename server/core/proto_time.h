@@ -21,6 +21,13 @@ inline absl::Duration FromProtoDuration(const google::protobuf::Duration& durati
   return absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
 }
 
+inline void ToProtoTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
+  const int64_t seconds = absl::ToUnixSeconds(time);
+  out->set_seconds(seconds);
+  out->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
+}
+
 inline void ToProtoDuration(absl::Duration duration, google::protobuf::Duration* out) {
   out->set_seconds(absl::IDivDuration(duration, absl::Seconds(1), &duration));
   out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/error_reason.h"
+#include "server/core/position.h"
 #include "server/core/proto_time.h"
 #include "server/feed/grpc_status.h"
 
@@ -66,6 +67,60 @@ grpc::ServerUnaryReactor* AdminService::Compact(grpc::CallbackServerContext* con
                                      ? WithReason(requested, reason::kCompactionRunning)
                                      : requested));
   }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ResetConsumer(grpc::CallbackServerContext* context,
+                                                      const v1::ResetConsumerRequest* request,
+                                                      v1::ConsumerInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
+  const int targets = !request->cursor().empty() + request->to_start() + request->to_head();
+  absl::Status done;
+  Position cursor;
+  const Position head = log_->Head();
+  if (targets != 1) {
+    done = WithReason(absl::InvalidArgumentError(
+                          "give exactly one of cursor, to_start and to_head: where the consumer "
+                          "resumes"),
+                      reason::kRequestMalformed);
+  } else if (request->to_head()) {
+    cursor = head;
+  } else if (!request->cursor().empty()) {
+    absl::StatusOr<Position> parsed = ParseCursor(request->cursor());
+    if (!parsed.ok()) {
+      done = WithReason(parsed.status(), reason::kCursorMalformed);
+    } else if (*parsed > head) {
+      done = WithReason(
+          absl::InvalidArgumentError(absl::StrCat("cursor ", request->cursor(),
+                                                  " is past the log's head ", FormatCursor(head))),
+          reason::kCursorMalformed);
+    } else {
+      cursor = *parsed;
+    }
+  }
+  if (done.ok()) done = consumers_->Reset(request->consumer(), cursor);
+  if (done.ok()) {
+    for (v1::ConsumerInfo& consumer : consumers_->List(head)) {
+      if (consumer.name() == request->consumer()) *response = std::move(consumer);
+    }
+  }
+  reactor->Finish(ToGrpcStatus(done));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::DeleteConsumer(grpc::CallbackServerContext* context,
+                                                       const v1::DeleteConsumerRequest* request,
+                                                       v1::DeleteConsumerResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
+  reactor->Finish(ToGrpcStatus(consumers_->Delete(request->consumer())));
   return reactor;
 }
 

@@ -3,12 +3,14 @@
 // Compact runs a full compaction pass on the Compactor's thread (never on a gRPC thread) and
 // answers when it is done with what it removed; a call while another pass runs gets
 // FAILED_PRECONDITION, a negative or malformed duration INVALID_ARGUMENT, both with a sentence.
+// ResetConsumer and DeleteConsumer change a named consumer's stored cursor (ConsumerRegistry).
 #ifndef WALFEED_SERVER_FEED_ADMIN_SERVICE_H_
 #define WALFEED_SERVER_FEED_ADMIN_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "server/feed/authenticator.h"
+#include "server/feed/consumer_registry.h"
 #include "server/log/compactor.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
@@ -17,15 +19,25 @@ namespace walfeed {
 class AdminService final : public v1::Admin::CallbackService {
  public:
   // `compactor` must outlive the service, and be stopped before the server waits for its calls.
-  AdminService(Compactor* compactor, const Authenticator* auth)
-      : compactor_(compactor), auth_(auth) {}
+  // `consumers` and `log` (for the head) too.
+  AdminService(Compactor* compactor, ConsumerRegistry* consumers, const ChangeLog* log,
+               const Authenticator* auth)
+      : compactor_(compactor), consumers_(consumers), log_(log), auth_(auth) {}
 
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* context,
                                     const v1::CompactRequest* request,
                                     v1::CompactionResult* response) override;
+  grpc::ServerUnaryReactor* ResetConsumer(grpc::CallbackServerContext* context,
+                                          const v1::ResetConsumerRequest* request,
+                                          v1::ConsumerInfo* response) override;
+  grpc::ServerUnaryReactor* DeleteConsumer(grpc::CallbackServerContext* context,
+                                           const v1::DeleteConsumerRequest* request,
+                                           v1::DeleteConsumerResponse* response) override;
 
  private:
   Compactor* const compactor_;
+  ConsumerRegistry* const consumers_;
+  const ChangeLog* const log_;
   const Authenticator* const auth_;
 };
 

@@ -14,11 +14,12 @@
 namespace walfeed {
 
 ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
-                                     const FeedOptions* options, const Authenticator* auth,
-                                     SourceStatusFn source_status,
+                                     ConsumerRegistry* consumers, const FeedOptions* options,
+                                     const Authenticator* auth, SourceStatusFn source_status,
                                      ReplicationStatusFn replication_status)
     : log_(log),
       hub_(hub),
+      consumers_(consumers),
       options_(options),
       auth_(auth),
       source_status_(std::move(source_status)),
@@ -42,6 +43,22 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
         GrpcError(grpc::StatusCode::INVALID_ARGUMENT,
                   "the request is not a walfeed.v1.SubscribeRequest", reason::kRequestMalformed));
   }
+  // A named consumer resumes from its stored cursor; the start fields count only while none is.
+  std::unique_ptr<ConsumerRegistry::Lease> lease;
+  if (!request->consumer().empty()) {
+    absl::StatusOr<std::unique_ptr<ConsumerRegistry::Lease>> acquired =
+        consumers_->Acquire(request->consumer());
+    if (!acquired.ok()) {
+      return new RejectedStream<grpc::ByteBuffer>(ToGrpcStatus(acquired.status()));
+    }
+    lease = *std::move(acquired);
+    if (std::optional<Position> stored = consumers_->Cursor(request->consumer())) {
+      parsed.clear_from_lsn();
+      parsed.clear_from_head();
+      parsed.clear_cursor();
+      if (!stored->IsZero()) parsed.set_cursor(FormatCursor(*stored));
+    }
+  }
   const SourceStatus source = source_status_();
   PlanLimits limits;
   limits.default_batch_changes = options_->default_batch_changes;
@@ -51,7 +68,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
       *request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end, log_->LogId()},
       source.tables, limits);
   if (!plan.ok()) return new RejectedStream<grpc::ByteBuffer>(ToGrpcStatus(plan.status()));
-  return new SubscribeReactor(log_, hub_, &shared_batches_, options_, *std::move(plan));
+  return new SubscribeReactor(log_, hub_, &shared_batches_, options_, *std::move(plan),
+                              std::move(lease));
 }
 
 grpc::ServerWriteReactor<v1::ValueChunk>* ChangeFeedService::ReadValue(
@@ -70,6 +88,45 @@ grpc::ServerWriteReactor<v1::ValueChunk>* ChangeFeedService::ReadValue(
                   reason::kRequestMalformed));
   }
   return new ValueReadReactor(log_, *ref, *value, request->offset());
+}
+
+grpc::ServerUnaryReactor* ChangeFeedService::Commit(grpc::CallbackServerContext* context,
+                                                    const v1::CommitRequest* request,
+                                                    v1::CommitResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth_->Check(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
+  const auto finish = [&](const absl::Status& status) {
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  };
+  if (absl::Status valid = ConsumerRegistry::ValidateName(request->consumer()); !valid.ok()) {
+    return finish(valid);
+  }
+  if (!request->log_id().empty() && request->log_id() != log_->LogId()) {
+    return finish(
+        WithReason(absl::FailedPreconditionError(absl::StrCat(
+                       "the cursor comes from log ", request->log_id(), " but this is log ",
+                       log_->LogId(), ": it names other changes here; nothing was stored")),
+                   reason::kLogMismatch));
+  }
+  absl::StatusOr<Position> cursor = ParseCursor(request->cursor());
+  if (!cursor.ok()) return finish(WithReason(cursor.status(), reason::kCursorMalformed));
+  const Position head = log_->Head();
+  if (*cursor > head) {
+    return finish(WithReason(absl::InvalidArgumentError(absl::StrCat(
+                                 "cursor ", request->cursor(), " is past the log's head ",
+                                 FormatCursor(head), ": a consumer commits only what it was sent")),
+                             reason::kCursorMalformed));
+  }
+  absl::StatusOr<std::pair<Position, bool>> stored =
+      consumers_->Commit(request->consumer(), *cursor);
+  if (!stored.ok()) return finish(stored.status());
+  response->set_cursor(stored->first.IsZero() ? "" : FormatCursor(stored->first));
+  response->set_moved(stored->second);
+  return finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ChangeFeedService::GetFeedInfo(grpc::CallbackServerContext* context,
@@ -121,6 +178,9 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   const Position purge_point = log_->PurgePoint();
   if (!purge_point.IsZero()) info.set_purge_cursor(FormatCursor(purge_point));
   info.set_log_bytes(log_->DiskBytes());
+  for (v1::ConsumerInfo& consumer : consumers_->List(head)) {
+    *info.add_consumers() = std::move(consumer);
+  }
   if (std::optional<v1::CompactionResult> last = log_->LastCompaction()) {
     info.set_live_keys(last->live_keys());
     *info.mutable_last_compaction() = *std::move(last);

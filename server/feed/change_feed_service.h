@@ -2,9 +2,10 @@
 //
 // Every call first checks the caller's token (Authenticator). Subscribe validates the request
 // (SubscriptionPlan) and starts a SubscribeReactor, or fails at once with INVALID_ARGUMENT /
-// NOT_FOUND and a sentence; GetFeedInfo describes the log, the source and the subscribers;
-// ReadValue streams a value that travels out of line. Converts absl::Status to gRPC status only
-// here, in feed/.
+// NOT_FOUND and a sentence (a named consumer resumes from its stored cursor, one stream per name);
+// Commit stores a named consumer's cursor; GetFeedInfo describes the log, the source and the
+// subscribers; ReadValue streams a value that travels out of line. Converts absl::Status to gRPC
+// status only here, in feed/.
 #ifndef WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 #define WALFEED_SERVER_FEED_CHANGE_FEED_SERVICE_H_
 
@@ -14,6 +15,7 @@
 
 #include "server/core/source_status.h"
 #include "server/feed/authenticator.h"
+#include "server/feed/consumer_registry.h"
 #include "server/feed/feed_options.h"
 #include "server/feed/shared_batch_cache.h"
 #include "server/feed/subscriber_hub.h"
@@ -29,17 +31,17 @@ using ReplicationStatusFn = std::function<v1::ReplicationStatus()>;
 namespace feed_internal {
 // Subscribe is registered raw (ByteBuffer in and out) so that stored changes go out without
 // being parsed and re-serialized; on the wire it is the ordinary walfeed.v1 method.
-using ChangeFeedBase =
-    v1::ChangeFeed::WithRawCallbackMethod_Subscribe<v1::ChangeFeed::WithCallbackMethod_GetFeedInfo<
-        v1::ChangeFeed::WithCallbackMethod_ReadValue<v1::ChangeFeed::Service>>>;
+using ChangeFeedBase = v1::ChangeFeed::WithRawCallbackMethod_Subscribe<
+    v1::ChangeFeed::WithCallbackMethod_GetFeedInfo<v1::ChangeFeed::WithCallbackMethod_ReadValue<
+        v1::ChangeFeed::WithCallbackMethod_Commit<v1::ChangeFeed::Service>>>>;
 }  // namespace feed_internal
 
 class ChangeFeedService final : public feed_internal::ChangeFeedBase {
  public:
   // Every pointer must outlive the service.
-  ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, const FeedOptions* options,
-                    const Authenticator* auth, SourceStatusFn source_status,
-                    ReplicationStatusFn replication_status = nullptr);
+  ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, ConsumerRegistry* consumers,
+                    const FeedOptions* options, const Authenticator* auth,
+                    SourceStatusFn source_status, ReplicationStatusFn replication_status = nullptr);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
@@ -53,6 +55,11 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
   // What GetFeedInfo answers: the log, the source and the subscribers right now.
   v1::FeedInfo Describe() const;
 
+  // Stores a named consumer's cursor (ConsumerRegistry), durably, before it answers.
+  grpc::ServerUnaryReactor* Commit(grpc::CallbackServerContext* context,
+                                   const v1::CommitRequest* request,
+                                   v1::CommitResponse* response) override;
+
   grpc::ServerUnaryReactor* GetFeedInfo(grpc::CallbackServerContext* context,
                                         const v1::GetFeedInfoRequest* request,
                                         v1::FeedInfo* response) override;
@@ -60,6 +67,7 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
  private:
   const ChangeLog* const log_;
   SubscriberHub* const hub_;
+  ConsumerRegistry* const consumers_;
   // Batches built for one unfiltered follower, reused by the others at the same position.
   SharedBatchCache shared_batches_;
   const FeedOptions* const options_;

@@ -83,11 +83,15 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(
   });
   server->source_status_ = source_status;
   server->replication_status_ = replication_status;
-  server->service_ = std::make_unique<ChangeFeedService>(log, server->hub_.get(), &server->options_,
-                                                         &server->auth_, std::move(source_status),
-                                                         std::move(replication_status));
+  absl::StatusOr<std::unique_ptr<ConsumerRegistry>> consumers = ConsumerRegistry::Load(log);
+  if (!consumers.ok()) return consumers.status();
+  server->consumers_ = *std::move(consumers);
+  server->service_ = std::make_unique<ChangeFeedService>(
+      log, server->hub_.get(), server->consumers_.get(), &server->options_, &server->auth_,
+      std::move(source_status), std::move(replication_status));
 
-  server->admin_ = std::make_unique<AdminService>(compactor, &server->auth_);
+  server->admin_ =
+      std::make_unique<AdminService>(compactor, server->consumers_.get(), log, &server->auth_);
   server->health_ = std::make_unique<HealthService>();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

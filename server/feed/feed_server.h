@@ -61,6 +61,8 @@ class FeedServer {
   ReplicationStatusFn replication_status_;
   Authenticator auth_;
   std::shared_ptr<SubscriberHub> hub_;
+  // Outlives the services and their streams, which hold its leases.
+  std::unique_ptr<ConsumerRegistry> consumers_;
   std::unique_ptr<ChangeFeedService> service_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;

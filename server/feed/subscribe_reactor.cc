@@ -25,8 +25,10 @@ Position Predecessor(const Position& position) {
 
 SubscribeReactor::SubscribeReactor(const ChangeLog* log, SubscriberHub* hub,
                                    SharedBatchCache* shared_batches, const FeedOptions* options,
-                                   SubscriptionPlan plan)
-    : log_(log),
+                                   SubscriptionPlan plan,
+                                   std::unique_ptr<ConsumerRegistry::Lease> consumer)
+    : consumer_(std::move(consumer)),
+      log_(log),
       hub_(hub),
       shared_batches_(shared_batches),
       options_(options),

@@ -14,12 +14,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/feed/change_wire.h"
+#include "server/feed/consumer_registry.h"
 #include "server/feed/feed_options.h"
 #include "server/feed/shared_batch_cache.h"
 #include "server/feed/subscriber_hub.h"
@@ -33,8 +35,10 @@ namespace walfeed {
 // (see change_wire.h): the service registers Subscribe as a raw (ByteBuffer) method.
 class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, public Pumpable {
  public:
+  // `consumer`: a named consumer's hold on its name, kept until the stream ends.
   SubscribeReactor(const ChangeLog* log, SubscriberHub* hub, SharedBatchCache* shared_batches,
-                   const FeedOptions* options, SubscriptionPlan plan);
+                   const FeedOptions* options, SubscriptionPlan plan,
+                   std::unique_ptr<ConsumerRegistry::Lease> consumer = nullptr);
 
   void Pump() override;
 
@@ -87,6 +91,8 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   Position CaughtUpTo() const;
   bool ReachedStop() const;
 
+  // Held until the stream ends (destroyed with the reactor): the name's one stream.
+  const std::unique_ptr<ConsumerRegistry::Lease> consumer_;
   const ChangeLog* const log_;
   SubscriberHub* const hub_;
   SharedBatchCache* const shared_batches_;

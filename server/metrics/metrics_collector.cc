@@ -102,6 +102,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         slowest.IsZero() || info.newest_lsn() < slowest.lsn
             ? 0
             : static_cast<double>(info.newest_lsn() - slowest.lsn));
+  if (info.consumers_size() > 0) {
+    MetricFamily lag = Family("walfeed_consumer_lag_bytes",
+                              "WAL bytes between the log's head and each named consumer's stored "
+                              "cursor.",
+                              MetricType::Gauge);
+    for (const v1::ConsumerInfo& consumer : info.consumers()) {
+      AddSample(lag, static_cast<double>(consumer.lag_wal_bytes()),
+                {{"consumer", consumer.name()}});
+    }
+    families.push_back(std::move(lag));
+  }
 
   // The log and compaction.
   gauge("walfeed_log_bytes", "Size of the change log on disk.",
