@@ -265,6 +265,18 @@ const std::vector<Setting>& Settings() {
          }
          return absl::OkStatus();
        }},
+      {"keep-for-consumers", "WALFEED_KEEP_FOR_CONSUMERS", "false",
+       "true: compaction removes nothing a named consumer has not committed yet, so none is ever "
+       "sent back to re-read (a consumer that stops committing keeps the log from shrinking: "
+       "delete it with walfeedctl consumers delete)",
+       [](const std::string& v, Config& c) {
+         if (v != "true" && v != "false") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--keep-for-consumers='", v, "' must be true or false"));
+         }
+         c.keep_for_consumers = v == "true";
+         return absl::OkStatus();
+       }},
       {"delete-retention", "WALFEED_DELETE_RETENTION", "24h",
        "how long a delete (or truncate) stays in the log as a tombstone before compaction purges "
        "it; a consumer whose cursor is older than a purged tombstone must re-read from 0",

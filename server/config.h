@@ -35,6 +35,8 @@ struct Config {
   bool ingest_auto = false;
   // This instance's name in an ingest group (--instance-name); empty: the host name.
   std::string instance_name;
+  // --keep-for-consumers: compaction keeps what a named consumer has not committed yet.
+  bool keep_for_consumers = false;
   // How often a background compaction pass runs; InfiniteDuration: only when asked.
   absl::Duration compaction_interval = absl::Minutes(10);
   std::string log_level = "info";

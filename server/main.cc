@@ -185,6 +185,10 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
       config->feed, log->get(), &compactor, source_status, replication_status);
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
+  if (config->keep_for_consumers) {
+    walfeed::ConsumerRegistry* consumers = (*feed)->consumers();
+    compactor.KeepFrom([consumers] { return consumers->OldestUncommitted(); });
+  }
   compactor.Start();
   if (replicator != nullptr) replicator->Start();
 

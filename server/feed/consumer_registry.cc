@@ -162,6 +162,16 @@ absl::Status ConsumerRegistry::Delete(const std::string& name) {
   return Persist();
 }
 
+std::optional<Position> ConsumerRegistry::OldestUncommitted() const {
+  absl::MutexLock lock(&mu_);
+  std::optional<Position> oldest;
+  for (const auto& [name, consumer] : consumers_) {
+    const Position next = consumer.cursor.IsZero() ? Position{} : consumer.cursor.Successor();
+    if (!oldest.has_value() || next < *oldest) oldest = next;
+  }
+  return oldest;
+}
+
 std::vector<v1::ConsumerInfo> ConsumerRegistry::List(const Position& head) const {
   absl::MutexLock lock(&mu_);
   std::vector<v1::ConsumerInfo> list;

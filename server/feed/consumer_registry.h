@@ -69,6 +69,10 @@ class ConsumerRegistry {
   // consumer; CONSUMER_BUSY while it streams.
   absl::Status Delete(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The oldest change some consumer has not committed yet (the one after its cursor; zero for
+  // one at the start); nullopt when there is no consumer.
+  std::optional<Position> OldestUncommitted() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Every consumer, by name, with its lag behind `head`.
   std::vector<v1::ConsumerInfo> List(const Position& head) const ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -53,6 +53,9 @@ class FeedServer {
   // source_health.h); call it every second or so.
   void CheckSourceHealth();
 
+  // The named consumers this server keeps.
+  ConsumerRegistry* consumers() const { return consumers_.get(); }
+
  private:
   FeedServer() = default;
 

@@ -91,8 +91,8 @@ void Compactor::Loop() {
 
 absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& requested) {
   CompactionPolicy policy = requested;
-  if (keep_from_) {
-    const std::optional<Position> keep_from = keep_from_();
+  for (const auto& keep_from_of : keep_from_) {
+    const std::optional<Position> keep_from = keep_from_of();
     if (keep_from.has_value() &&
         (!policy.keep_from.has_value() || *keep_from < *policy.keep_from)) {
       policy.keep_from = keep_from;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -35,9 +36,10 @@ class Compactor {
   Compactor& operator=(const Compactor&) = delete;
 
   // Every pass keeps what is at or after the position `keep_from` returns (nullopt: no bound),
-  // whatever its policy allows: the replication's first unreplicated change. Call before Start().
+  // whatever its policy allows: the replication's first unreplicated change, the oldest change a
+  // named consumer has not committed. With several, the oldest of them. Call before Start().
   void KeepFrom(std::function<std::optional<Position>()> keep_from) {
-    keep_from_ = std::move(keep_from);
+    keep_from_.push_back(std::move(keep_from));
   }
 
   void Start();
@@ -65,7 +67,7 @@ class Compactor {
   ChangeLog* const log_;
   const CompactionPolicy policy_;
   const absl::Duration interval_;
-  std::function<std::optional<Position>()> keep_from_;
+  std::vector<std::function<std::optional<Position>()>> keep_from_;
   std::atomic<bool> stop_requested_{false};
   absl::Mutex stop_mu_;
   absl::Mutex mu_;

@@ -196,6 +196,36 @@ TEST_F(Consumers, AConsumerBehindThePurgePointIsToldToStartAgain) {
   EXPECT_EQ(behind.status().code(), absl::StatusCode::kOutOfRange) << behind.status();
 }
 
+// With --keep-for-consumers, compaction removes nothing a named consumer has not committed: the
+// slow consumer reads on with the delete it has not seen yet; once it commits past it, the
+// tombstone goes.
+TEST_F(Consumers, KeepForConsumersHoldsWhatAConsumerHasNotCommitted) {
+  StartWalfeed({"--compaction-lag", "0s", "--delete-retention", "0s", "--compaction-interval",
+                "off", "--keep-for-consumers", "true"});
+  Insert(1, 3);
+  absl::StatusOr<std::vector<v1::Change>> first = ReadAs("slow");
+  ASSERT_OK(first);
+  ASSERT_FALSE(first->empty());
+  v1::CommitResponse response;
+  ASSERT_OK(Commit("slow", (*first)[0].cursor(), &response));
+  Sql("DELETE FROM t WHERE id = 2");
+  Insert(4, 4);
+  RunResult compact = Walfeedctl({"compact"});
+  ASSERT_EQ(compact.exit_code, 0) << compact.output;
+  EXPECT_THAT(compact.output, ::testing::Not(HasSubstr("tombstonesPurged")))  // 0 is left out
+      << compact.output;
+  absl::StatusOr<std::vector<v1::Change>> rest = ReadAs("slow");
+  ASSERT_OK(rest) << "nothing it still needs was removed";
+  bool saw_delete = false;
+  for (const v1::Change& change : *rest) saw_delete |= change.op() == v1::Change::DELETE;
+  EXPECT_TRUE(saw_delete);
+
+  ASSERT_OK(Commit("slow", rest->back().cursor(), &response));
+  compact = Walfeedctl({"compact"});
+  ASSERT_EQ(compact.exit_code, 0) << compact.output;
+  EXPECT_THAT(compact.output, HasSubstr(R"("tombstonesPurged": "1")")) << compact.output;
+}
+
 TEST_F(Consumers, WalfeedctlSubscribesCommitsListsResetsAndDeletes) {
   Insert(1, 3);
   RunResult run =
