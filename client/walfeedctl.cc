@@ -51,7 +51,7 @@ constexpr char kUsage[] =
     "                       [--stop-at-head] [--table SCHEMA.TABLE]... [--op OP]... "
     "[--show-progress]\n"
     "                       [--format json|text|debezium] [--cursor-file FILE] [--log-id ID]\n"
-    "                       [--large-values fetch|ref]\n"
+    "                       [--large-values fetch|ref] [--where CONDITION] [--consumer NAME]\n"
     "  walfeedctl info [--server HOST:PORT]\n"
     "  walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] "
     "[--delete-retention DURATION]\n"
@@ -182,6 +182,9 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       absl::StatusOr<walfeed::Position> cursor = walfeed::ParseCursor(value);
       if (!cursor.ok()) return std::string(cursor.status().message());
       options->request.set_cursor(value);
+    } else if (subscribe && flag == "--where") {
+      if (!take_value()) return "--where needs a condition such as \"status = 'shipped'\"";
+      options->request.set_where(value);
     } else if (subscribe && flag == "--consumer") {
       if (!take_value()) return "--consumer needs the consumer's name";
       options->request.set_consumer(value);

@@ -1,5 +1,7 @@
 #include "server/feed/subscribe_reactor.h"
 
+#include <google/protobuf/arena.h>
+
 #include <limits>
 #include <optional>
 #include <utility>
@@ -129,7 +131,36 @@ void SubscribeReactor::FinishAtStop() {
 }
 
 bool SubscribeReactor::SharesBatches() const {
-  return plan_.tables.empty() && plan_.op_mask == 0 && !plan_.stop_at;
+  return plan_.tables.empty() && plan_.op_mask == 0 && !plan_.stop_at && !plan_.row_filter;
+}
+
+absl::StatusOr<absl::string_view> SubscribeReactor::FilterRow(absl::string_view change,
+                                                              const Position& position) {
+  if (row_arena_ == nullptr) row_arena_ = std::make_unique<char[]>(kRowArenaBytes);
+  google::protobuf::ArenaOptions options;
+  options.initial_block = row_arena_.get();
+  options.initial_block_size = kRowArenaBytes;
+  google::protobuf::Arena arena(options);
+  v1::Change* const parsed = google::protobuf::Arena::CreateMessage<v1::Change>(&arena);
+  if (!parsed->ParseFromArray(change.data(), static_cast<int>(change.size()))) {
+    return WithReason(absl::DataLossError(absl::StrCat("the change at ", FormatCursor(position),
+                                                       " cannot be decoded")),
+                      reason::kLogUnreadable);
+  }
+  absl::StatusOr<RowFilter::Verdict> verdict = plan_.row_filter->Judge(*parsed);
+  if (!verdict.ok()) return verdict.status();
+  switch (*verdict) {
+    case RowFilter::Verdict::kSkip:
+      return absl::string_view();
+    case RowFilter::Verdict::kDeliver:
+      return change;
+    case RowFilter::Verdict::kLeft:
+      parsed->set_left_filter(true);
+      left_scratch_.clear();
+      parsed->AppendToString(&left_scratch_);
+      return absl::string_view(left_scratch_);
+  }
+  return change;
 }
 
 bool SubscribeReactor::Purged(const Position& read_from, const Position& purge_point,
@@ -183,6 +214,7 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
   size_t visited = 0;
   Position last_sent;
   std::optional<Position> corrupt;
+  absl::Status judged;  // a row filter that cannot judge a change ends the stream
   absl::Status read = log_->Visit(next_, plan_.max_batch_changes, max_bytes,
                                   [&](const Position& position, absl::string_view change) {
                                     ++visited;
@@ -197,10 +229,21 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
                                       return false;
                                     }
                                     last_read_ends_transaction_ = summary.last_in_transaction;
-                                    if (plan_.Accepts(summary.op, summary.schema, summary.table)) {
-                                      builder_.AddChange(change);  // sent as stored
-                                      last_sent = position;
+                                    if (!plan_.Accepts(summary.op, summary.schema, summary.table)) {
+                                      return true;
                                     }
+                                    if (plan_.row_filter) {
+                                      absl::StatusOr<absl::string_view> kept =
+                                          FilterRow(change, position);
+                                      if (!kept.ok()) {
+                                        judged = kept.status();
+                                        return false;
+                                      }
+                                      change = *kept;
+                                      if (change.empty()) return true;
+                                    }
+                                    builder_.AddChange(change);  // sent as stored
+                                    last_sent = position;
                                     return true;
                                   });
   if (!read.ok()) {
@@ -209,6 +252,10 @@ SubscribeReactor::BatchResult SubscribeReactor::FillBatch(grpc::Status* failure)
                          absl::StrCat("cannot read the change log: ", read.message(),
                                       "; resume from your last cursor"),
                          reason::kLogUnreadable);
+    return BatchResult::kFailed;
+  }
+  if (!judged.ok()) {
+    *failure = ToGrpcStatus(judged);
     return BatchResult::kFailed;
   }
   if (corrupt) {

@@ -65,6 +65,11 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // Every change goes to this subscriber, and it follows the log without end: the batches it
   // reads are the same for every such subscriber at the same position.
   bool SharesBatches() const;
+  // With a row filter (plan_.row_filter): what to send for the stored `change` at `position`:
+  // `change` itself, a copy marked left_filter, or "" when the row is not for this subscriber.
+  // InvalidArgument (FILTER_INVALID) when the filter cannot judge it, DataLoss when it cannot
+  // be decoded. The view is valid until the next call.
+  absl::StatusOr<absl::string_view> FilterRow(absl::string_view change, const Position& position);
 
   // Reads per Pump(), and writes per SendFilled(), before the thread is given back.
   static constexpr int kMaxReadsPerPump = 16;
@@ -104,6 +109,11 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   // The cursor of the last message sent (a change's, or progress's); at first, the start's.
   Position reported_;
   ResponseBuilder builder_;
+  // FilterRow()'s memory, reused from change to change: the block its decoded change lives on
+  // (an arena, so that a typical change costs no heap allocation) and the marked copy.
+  static constexpr size_t kRowArenaBytes = 16 << 10;
+  std::unique_ptr<char[]> row_arena_;
+  std::string left_scratch_;
   // What FillBatch() read for the next message: its bytes, changes, and whether it is the last.
   struct Filled {
     grpc::ByteBuffer response;

@@ -13,6 +13,12 @@
 namespace walfeed {
 namespace {
 
+// A condition longer than this is not a row filter anyone writes by hand.
+constexpr size_t kMaxWhereBytes = 64 << 10;
+
+}  // namespace
+namespace {
+
 constexpr size_t kMaxTableFilters = 10000;
 constexpr size_t kMaxNameBytes = 256;
 
@@ -154,6 +160,18 @@ absl::StatusOr<SubscriptionPlan> PlanSubscription(const v1::SubscribeRequest& re
                         reason::kFilterInvalid);
     }
     plan.op_mask |= 1u << op;
+  }
+
+  if (!request.where().empty()) {
+    if (request.where().size() > kMaxWhereBytes) {
+      return WithReason(absl::InvalidArgumentError(absl::StrCat("where is ", request.where().size(),
+                                                                " bytes; at most ", kMaxWhereBytes,
+                                                                " are taken")),
+                        reason::kFilterInvalid);
+    }
+    absl::StatusOr<RowFilter> filter = RowFilter::Parse(request.where());
+    if (!filter.ok()) return filter.status();
+    plan.row_filter = *std::move(filter);
   }
 
   const size_t asked = request.max_batch_changes();

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "server/core/position.h"
+#include "server/feed/row_filter.h"
 #include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
@@ -33,6 +34,8 @@ struct SubscriptionPlan {
   absl::flat_hash_set<std::string> tables;
   // Bit (1 << op) per accepted Change.Op; 0 means every op.
   uint32_t op_mask = 0;
+  // SubscribeRequest.where, parsed; nullopt: every row.
+  std::optional<RowFilter> row_filter;
   // stop_at_head: the last position to deliver; nullopt follows the live tail forever.
   std::optional<Position> stop_at;
   size_t max_batch_changes = 0;
