@@ -59,18 +59,15 @@ class Consumers : public WalfeedTest {
     return walfeed_->NewStub()->Commit(&context, request, response);
   }
 
-  static std::vector<int64_t> Ids(const std::vector<v1::Change>& changes) {
-    std::vector<int64_t> ids;
-    for (const v1::Change& change : changes) {
-      if (const v1::Column* id = FindColumn(change.key(), "id")) ids.push_back(id->int_());
-    }
-    return ids;
-  }
-
-  static std::vector<int64_t> Range(int from, int to) {
-    std::vector<int64_t> ids;
-    for (int i = from; i <= to; ++i) ids.push_back(i);
-    return ids;
+  // Rows 1-3; consumer "slow" commits after row 1; then row 2 is deleted (a tombstone past it).
+  void CommitFirstRowThenDeleteAnother() {
+    Insert(1, 3);
+    absl::StatusOr<std::vector<v1::Change>> first = ReadAs("slow");
+    ASSERT_OK(first);
+    ASSERT_FALSE(first->empty());
+    v1::CommitResponse response;
+    ASSERT_OK(Commit("slow", (*first)[0].cursor(), &response));
+    Sql("DELETE FROM t WHERE id = 2");
   }
 
   RunResult Walfeedctl(std::vector<std::string> args) {
@@ -86,7 +83,7 @@ TEST_F(Consumers, AConsumerResumesAfterItsCommittedCursorAcrossARestart) {
   rows.add_ops(v1::Change::INSERT);  // the markers between the rows left out
   absl::StatusOr<std::vector<v1::Change>> first = ReadAs("billing", rows);
   ASSERT_OK(first);
-  ASSERT_EQ(Ids(*first), Range(1, 10)) << "nothing stored yet: from the oldest change";
+  ASSERT_EQ(KeyIds(*first), IdRange(1, 10)) << "nothing stored yet: from the oldest change";
 
   v1::CommitResponse response;
   ASSERT_OK(Commit("billing", (*first)[4].cursor(), &response));
@@ -102,7 +99,7 @@ TEST_F(Consumers, AConsumerResumesAfterItsCommittedCursorAcrossARestart) {
   from_head.set_from_head(true);
   absl::StatusOr<std::vector<v1::Change>> resumed = ReadAs("billing", from_head);
   ASSERT_OK(resumed);
-  EXPECT_EQ(Ids(*resumed), Range(6, 12));
+  EXPECT_EQ(KeyIds(*resumed), IdRange(6, 12));
 
   const v1::FeedInfo info = FeedInfo();
   ASSERT_EQ(info.consumers_size(), 1);
@@ -119,11 +116,11 @@ TEST_F(Consumers, AConsumerResumesAfterItsCommittedCursorAcrossARestart) {
             static_cast<double>(FeedInfo().consumers(0).lag_wal_bytes()));
   absl::StatusOr<std::vector<v1::Change>> after_restart = ReadAs("billing");
   ASSERT_OK(after_restart);
-  EXPECT_EQ(Ids(*after_restart), Range(6, 12));
+  EXPECT_EQ(KeyIds(*after_restart), IdRange(6, 12));
   // Another name knows nothing of it.
   absl::StatusOr<std::vector<v1::Change>> other = ReadAs("audit");
   ASSERT_OK(other);
-  EXPECT_EQ(Ids(*other), Range(1, 12));
+  EXPECT_EQ(KeyIds(*other), IdRange(1, 12));
 }
 
 TEST_F(Consumers, OneStreamPerNameAtATime) {
@@ -154,7 +151,7 @@ TEST_F(Consumers, OneStreamPerNameAtATime) {
     third = ReadAs("worker");
   }
   ASSERT_OK(third);
-  EXPECT_EQ(Ids(*third), Range(1, 3));
+  EXPECT_EQ(KeyIds(*third), IdRange(1, 3));
 }
 
 TEST_F(Consumers, BadNamesAndCursorsAreClearErrorsAndStoreNothing) {
@@ -180,13 +177,7 @@ TEST_F(Consumers, BadNamesAndCursorsAreClearErrorsAndStoreNothing) {
 TEST_F(Consumers, AConsumerBehindThePurgePointIsToldToStartAgain) {
   StartWalfeed(
       {"--compaction-lag", "0s", "--delete-retention", "0s", "--compaction-interval", "off"});
-  Insert(1, 3);
-  absl::StatusOr<std::vector<v1::Change>> first = ReadAs("slow");
-  ASSERT_OK(first);
-  ASSERT_FALSE(first->empty());
-  v1::CommitResponse response;
-  ASSERT_OK(Commit("slow", (*first)[0].cursor(), &response));
-  Sql("DELETE FROM t WHERE id = 2");
+  CommitFirstRowThenDeleteAnother();
   Sql(MarkerSql("deleted"));
   ASSERT_OK(ReadUntilMarker(*walfeed_->NewStub(), {}, "deleted"));
   const RunResult compact = Walfeedctl({"compact"});
@@ -202,13 +193,7 @@ TEST_F(Consumers, AConsumerBehindThePurgePointIsToldToStartAgain) {
 TEST_F(Consumers, KeepForConsumersHoldsWhatAConsumerHasNotCommitted) {
   StartWalfeed({"--compaction-lag", "0s", "--delete-retention", "0s", "--compaction-interval",
                 "off", "--keep-for-consumers", "true"});
-  Insert(1, 3);
-  absl::StatusOr<std::vector<v1::Change>> first = ReadAs("slow");
-  ASSERT_OK(first);
-  ASSERT_FALSE(first->empty());
-  v1::CommitResponse response;
-  ASSERT_OK(Commit("slow", (*first)[0].cursor(), &response));
-  Sql("DELETE FROM t WHERE id = 2");
+  CommitFirstRowThenDeleteAnother();
   Insert(4, 4);
   RunResult compact = Walfeedctl({"compact"});
   ASSERT_EQ(compact.exit_code, 0) << compact.output;
@@ -220,6 +205,7 @@ TEST_F(Consumers, KeepForConsumersHoldsWhatAConsumerHasNotCommitted) {
   for (const v1::Change& change : *rest) saw_delete |= change.op() == v1::Change::DELETE;
   EXPECT_TRUE(saw_delete);
 
+  v1::CommitResponse response;
   ASSERT_OK(Commit("slow", rest->back().cursor(), &response));
   compact = Walfeedctl({"compact"});
   ASSERT_EQ(compact.exit_code, 0) << compact.output;

@@ -28,21 +28,6 @@ std::string Reached(const std::string& point) {
   return absl::StrCat("fault point ", point, " reached");
 }
 
-// The ids of the row changes, in feed order.
-std::vector<int64_t> Ids(const std::vector<v1::Change>& changes) {
-  std::vector<int64_t> ids;
-  for (const v1::Change& change : changes) {
-    if (const v1::Column* id = FindColumn(change.key(), "id")) ids.push_back(id->int_());
-  }
-  return ids;
-}
-
-std::vector<int64_t> OneTo(int n) {
-  std::vector<int64_t> ids;
-  for (int i = 1; i <= n; ++i) ids.push_back(i);
-  return ids;
-}
-
 class FaultPoints : public WalfeedTest {
  protected:
   void SetUp() override {
@@ -104,7 +89,7 @@ TEST_F(FaultPoints, KilledAfterADurableAppendBeforeConfirmingItDoublesNothing) {
   Sql("INSERT INTO t VALUES (61, 'c')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
-  EXPECT_EQ(Ids(*changes), OneTo(61)) << "every committed row once, in commit order";
+  EXPECT_EQ(KeyIds(*changes), IdRange(1, 61)) << "every committed row once, in commit order";
   for (const v1::Change& change : *changes) {
     const v1::Column* id = FindColumn(change.key(), "id");
     if (id == nullptr || id->int_() != 21) continue;
@@ -135,7 +120,7 @@ TEST_F(FaultPoints, KilledBetweenCreatingTheSnapshotSlotAndRecordingItIsNamedWit
   Sql("INSERT INTO t VALUES (51, 'new')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
-  EXPECT_EQ(Ids(*changes), OneTo(51));
+  EXPECT_EQ(KeyIds(*changes), IdRange(1, 51));
   EXPECT_EQ(Apply(*changes), TableContents());
 }
 
@@ -154,9 +139,9 @@ TEST_F(FaultPoints, KilledAfterCommittingTheSnapshotBeforeRecordingItsTablesLose
   Sql("INSERT INTO t VALUES (51, 'new')");
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
-  std::vector<int64_t> expected = OneTo(50);
+  std::vector<int64_t> expected = IdRange(1, 50);
   expected.insert(expected.end(), {7, 51});
-  EXPECT_EQ(Ids(*changes), expected) << "the snapshot once, then what was committed after it";
+  EXPECT_EQ(KeyIds(*changes), expected) << "the snapshot once, then what was committed after it";
   EXPECT_EQ(Apply(*changes), TableContents());
   EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr("event=added_tables_snapshot_started")));
 }
@@ -181,7 +166,7 @@ TEST_F(FaultPoints, KilledBetweenCompactionBatchesLeavesAConsistentLogTheNextPas
   StartWalfeed(flags);
   absl::StatusOr<std::vector<v1::Change>> after_kill = CommitMarkerAndRead("after-kill");
   ASSERT_OK(after_kill);
-  const size_t rows_after_kill = Ids(*after_kill).size();
+  const size_t rows_after_kill = KeyIds(*after_kill).size();
   EXPECT_EQ(rows_after_kill, 2u * kRows - 10000) << "exactly one batch was removed";
   EXPECT_EQ(Apply(*after_kill), TableContents());
 
@@ -190,9 +175,9 @@ TEST_F(FaultPoints, KilledBetweenCompactionBatchesLeavesAConsistentLogTheNextPas
   ASSERT_EQ(finished.exit_code, 0) << finished.output;
   absl::StatusOr<std::vector<v1::Change>> compacted = CommitMarkerAndRead("compacted");
   ASSERT_OK(compacted);
-  std::vector<int64_t> ids = Ids(*compacted);
+  std::vector<int64_t> ids = KeyIds(*compacted);
   std::sort(ids.begin(), ids.end());
-  EXPECT_EQ(ids, OneTo(kRows)) << "one image per row";
+  EXPECT_EQ(ids, IdRange(1, kRows)) << "one image per row";
   EXPECT_EQ(Apply(*compacted), TableContents());
 }
 

@@ -66,20 +66,6 @@ class SteadyWriter {
   std::thread thread_;
 };
 
-std::vector<int64_t> Ids(const std::vector<v1::Change>& changes) {
-  std::vector<int64_t> ids;
-  for (const v1::Change& change : changes) {
-    if (const v1::Column* id = FindColumn(change.key(), "id")) ids.push_back(id->int_());
-  }
-  return ids;
-}
-
-std::vector<int64_t> OneTo(int n) {
-  std::vector<int64_t> ids;
-  for (int i = 1; i <= n; ++i) ids.push_back(i);
-  return ids;
-}
-
 class Faults : public WalfeedTest {};
 
 TEST_F(Faults, TwentyKillsDuringSteadyWritesLoseAndDuplicateNothing) {
@@ -96,10 +82,11 @@ TEST_F(Faults, TwentyKillsDuringSteadyWritesLoseAndDuplicateNothing) {
   ASSERT_GT(committed, 100);
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
-  EXPECT_EQ(Ids(*changes), OneTo(committed)) << "every committed row exactly once, in order";
+  EXPECT_EQ(KeyIds(*changes), IdRange(1, committed))
+      << "every committed row exactly once, in order";
   RecordProperty("committed", committed);
   std::cout << "faults: 20 kill -9 under steady writes; " << committed << " rows committed, "
-            << Ids(*changes).size() << " delivered\n";
+            << KeyIds(*changes).size() << " delivered\n";
 }
 
 // Opens one stream, runs `fault` while a steady writer commits, then checks that the same stream
@@ -117,9 +104,9 @@ void ExpectOneStreamSurvives(WalfeedProcess& walfeed, const std::string& db,
   ASSERT_OK(SharedPostgres().Exec(db, MarkerSql("end")));
   subscriber.join();
   ASSERT_OK(streamed);
-  EXPECT_EQ(Ids(*streamed), OneTo(committed));
+  EXPECT_EQ(KeyIds(*streamed), IdRange(1, committed));
   std::cout << "faults: " << fault_name << "; " << committed << " rows committed, "
-            << Ids(*streamed).size() << " delivered on one open stream\n";
+            << KeyIds(*streamed).size() << " delivered on one open stream\n";
 }
 
 TEST_F(Faults, CutReplicationConnectionsResumeWhileSubscribersStayOpen) {
@@ -269,9 +256,10 @@ TEST_F(DiskFull, KilledWhileTheDiskIsFullRestartsWithoutLoss) {
   absl::StatusOr<std::vector<v1::Change>> changes =
       CommitMarkerAndRead("end", {}, absl::Seconds(300));
   ASSERT_OK(changes);
-  EXPECT_EQ(Ids(*changes), OneTo(committed)) << "every committed row exactly once, in order";
+  EXPECT_EQ(KeyIds(*changes), IdRange(1, committed))
+      << "every committed row exactly once, in order";
   std::cout << "faults: killed while the disk was full; " << committed << " rows committed, "
-            << Ids(*changes).size() << " delivered\n";
+            << KeyIds(*changes).size() << " delivered\n";
 }
 
 }  // namespace
