@@ -137,8 +137,11 @@ absl::StatusOr<std::pair<Position, bool>> ConsumerRegistry::Commit(const std::st
     it->second.committed_at = absl::Now();
     ++changed_;
   }
+  // Persist() lets go of mu_ while it writes: others may change consumers_ meanwhile, which
+  // invalidates `it`.
+  const Position stored = it->second.cursor;
   if (absl::Status persisted = Persist(); !persisted.ok()) return persisted;
-  return std::make_pair(it->second.cursor, moved);
+  return std::make_pair(stored, moved);
 }
 
 absl::Status ConsumerRegistry::Reset(const std::string& name, const Position& cursor) {
