@@ -446,10 +446,17 @@ TEST_F(Replication, ASecondWalfeedOnTheSameStreamIsFencedAndNothingInterleaves) 
   WalfeedProcess& losing_process = info_a.replication().state() == "failed" ? **a : **b;
   EXPECT_THAT(losing_process.Log(), HasSubstr("event=replication_stopped"));
   WalfeedProcess& winning_process = info_a.replication().state() == "failed" ? **b : **a;
-  absl::StatusOr<std::vector<v1::Change>> winner_feed =
-      ReadToHead(*winning_process.NewStub(), v1::SubscribeRequest());
-  ASSERT_OK(winner_feed);
-  const StreamContent stream = ReadStream(*nats_, stream_);
+  // The winner may still append (and publish) a change after the check above: read the feed
+  // and the stream again until both are read with nothing in between.
+  absl::StatusOr<std::vector<v1::Change>> winner_feed;
+  StreamContent stream;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    winner_feed = ReadToHead(*winning_process.NewStub(), v1::SubscribeRequest());
+    ASSERT_OK(winner_feed);
+    stream = ReadStream(*nats_, stream_);
+    if (stream.changes.size() == winner_feed->size()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
   EXPECT_EQ(stream.log_ids, std::set<std::string>{winner.log_id()});
   EXPECT_EQ(stream.changes.size(), winner_feed->size());
   EXPECT_GE(stream.changes.size(), 2001u);
