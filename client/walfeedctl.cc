@@ -6,6 +6,8 @@
 //   walfeedctl compact [--server HOST:PORT] [--compaction-lag DURATION] [--delete-retention D]
 //   walfeedctl health [--server HOST:PORT]
 //   walfeedctl consumers list | reset NAME (--cursor C | --to-start | --to-head) | delete NAME
+//   walfeedctl backfill start TABLE [--from-key V]... [--to-key V]... [--where SQL] [--wait]
+//                       | list | cancel ID
 //
 // `subscribe` prints one JSON object per change, one a line, on stdout (walfeed's Change as
 // JSON; Debezium's envelope with --format debezium; one line of text with --format text; progress
@@ -17,6 +19,9 @@
 // `subscribe --consumer NAME` reads as a named consumer whose position the server keeps: it
 // resumes where NAME's last run left off and commits each change once printed. `consumers`
 // lists them (JSON, one a line), resets one's position or deletes one (admin calls).
+// `backfill start` queues a backfill (an admin call) and prints it as JSON; with --wait it then
+// follows its progress on stderr and exits 0 once it is done (1 if it failed or was cancelled).
+// `backfill list` prints the kept backfills, `backfill cancel` cancels one.
 // Bad flags exit 2 with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
@@ -30,6 +35,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -58,6 +64,9 @@ constexpr char kUsage[] =
     "  walfeedctl health [--server HOST:PORT]\n"
     "  walfeedctl consumers list | reset NAME (--cursor CURSOR | --to-start | --to-head) |\n"
     "                       delete NAME   [--server HOST:PORT]\n"
+    "  walfeedctl backfill start SCHEMA.TABLE [--from-key VALUE]... [--to-key VALUE]...\n"
+    "                       [--where SQL] [--chunk-rows N] [--wait]\n"
+    "  walfeedctl backfill list | cancel ID   [--server HOST:PORT]\n"
     "subscribe --consumer NAME reads as a named consumer: the server keeps its position, and\n"
     "each change printed is committed.\n"
     "Every command also takes [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] (TLS, mutual TLS)\n"
@@ -76,6 +85,10 @@ struct Options {
   // consumers: the subcommand (list, reset, delete) and what reset sets.
   std::string subcommand;
   walfeed::v1::ResetConsumerRequest reset;
+  // backfill: the subcommand (start, list, cancel), its request and whether to wait.
+  walfeed::v1::BackfillRequest backfill;
+  uint64_t backfill_id = 0;
+  bool wait = false;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;
@@ -106,7 +119,7 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
   options->command = argv[1];
   if (options->command != "subscribe" && options->command != "info" &&
       options->command != "compact" && options->command != "health" &&
-      options->command != "consumers") {
+      options->command != "consumers" && options->command != "backfill") {
     return absl::StrCat("unknown command '", options->command, "'");
   }
   int first_flag = 2;
@@ -124,12 +137,33 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       return "consumers needs list, reset NAME or delete NAME";
     }
   }
+  if (options->command == "backfill") {
+    options->subcommand = argc > 2 ? argv[2] : "";
+    const bool named = options->subcommand == "start" || options->subcommand == "cancel";
+    if (options->subcommand == "list") {
+      first_flag = 3;
+    } else if (named) {
+      if (argc < 4 || absl::StartsWith(argv[3], "--")) {
+        return options->subcommand == "start" ? "backfill start needs the TABLE"
+                                              : "backfill cancel needs the backfill's ID";
+      }
+      if (options->subcommand == "start") {
+        options->backfill.set_table(argv[3]);
+      } else if (!absl::SimpleAtoi(argv[3], &options->backfill_id)) {
+        return absl::StrCat("backfill cancel: '", argv[3], "' is not a backfill ID (a number)");
+      }
+      first_flag = 4;
+    } else {
+      return "backfill needs start TABLE, list or cancel ID";
+    }
+  }
   if (const char* token = std::getenv("WALFEED_TOKEN")) options->token = token;
   const char* env_server = std::getenv("WALFEED_SERVER");
   options->server = env_server ? env_server : "127.0.0.1:50051";
   const bool subscribe = options->command == "subscribe";
   const bool compact = options->command == "compact";
   const bool reset = options->command == "consumers" && options->subcommand == "reset";
+  const bool backfill = options->command == "backfill" && options->subcommand == "start";
   for (int i = first_flag; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -193,6 +227,21 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
         return "--cursor needs a cursor such as 0/16B3748:3";
       }
       options->reset.set_cursor(value);
+    } else if (backfill && (flag == "--from-key" || flag == "--to-key")) {
+      if (!take_value()) return absl::StrCat(flag, " needs a key value (repeat it per key column)");
+      (flag == "--from-key" ? options->backfill.add_from_key(value)
+                            : options->backfill.add_to_key(value));
+    } else if (backfill && flag == "--where") {
+      if (!take_value()) return "--where needs an SQL condition such as \"region = 'eu'\"";
+      options->backfill.set_where(value);
+    } else if (backfill && flag == "--chunk-rows") {
+      uint32_t rows = 0;
+      if (!take_value() || !absl::SimpleAtoi(value, &rows) || rows == 0) {
+        return "--chunk-rows needs a number of rows above 0";
+      }
+      options->backfill.set_chunk_rows(rows);
+    } else if (backfill && flag == "--wait") {
+      options->wait = true;
     } else if (reset && flag == "--to-start") {
       options->reset.set_to_start(true);
     } else if (reset && flag == "--to-head") {
@@ -429,6 +478,67 @@ int Consumers(const std::shared_ptr<grpc::Channel>& channel, const Options& opti
   return status.ok() ? 0 : RpcFailed(status);
 }
 
+// Follows backfill `id` in FeedInfo until it finishes, its progress on stderr.
+int AwaitBackfill(const std::shared_ptr<grpc::Channel>& channel, const Options& options,
+                  uint64_t id) {
+  walfeed::v1::ChangeFeed::Stub stub(channel);
+  std::string shown;
+  for (;;) {
+    walfeed::v1::FeedInfo info;
+    if (grpc::Status status = GetFeedInfo(stub, options, &info); !status.ok()) {
+      return RpcFailed(status);
+    }
+    const walfeed::v1::BackfillInfo* found = nullptr;
+    for (const walfeed::v1::BackfillInfo& backfill : info.backfills()) {
+      if (backfill.id() == id) found = &backfill;
+    }
+    if (found == nullptr) {
+      std::cerr << "walfeedctl: backfill " << id << " is no longer listed\n";
+      return 1;
+    }
+    const std::string line =
+        absl::StrCat("backfill ", id, ": ", found->state(), ", ", found->chunks(), " chunks, ",
+                     found->rows_read(), " rows read, ", found->rows_appended(), " appended, ",
+                     found->rows_superseded(), " superseded",
+                     found->error().empty() ? "" : absl::StrCat(" (", found->error(), ")"));
+    if (line != shown) std::cerr << line << "\n";
+    shown = line;
+    if (found->state() == "done") return 0;
+    if (found->state() == "failed" || found->state() == "cancelled") return 1;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
+int Backfill(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
+  if (options.subcommand == "list") {
+    walfeed::v1::ChangeFeed::Stub stub(channel);
+    walfeed::v1::FeedInfo info;
+    if (grpc::Status status = GetFeedInfo(stub, options, &info); !status.ok()) {
+      return RpcFailed(status);
+    }
+    for (const walfeed::v1::BackfillInfo& backfill : info.backfills()) {
+      std::cout << ToJson(backfill, false) << "\n";
+    }
+    return 0;
+  }
+  walfeed::v1::Admin::Stub admin(channel);
+  grpc::ClientContext context;
+  Authorize(options, &context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  walfeed::v1::BackfillInfo backfill;
+  grpc::Status status;
+  if (options.subcommand == "cancel") {
+    walfeed::v1::CancelBackfillRequest request;
+    request.set_id(options.backfill_id);
+    status = admin.CancelBackfill(&context, request, &backfill);
+  } else {
+    status = admin.Backfill(&context, options.backfill, &backfill);
+  }
+  if (!status.ok()) return RpcFailed(status);
+  std::cout << ToJson(backfill, false) << std::endl;
+  return options.wait ? AwaitBackfill(channel, options, backfill.id()) : 0;
+}
+
 // Exits 0 when the server answers SERVING within five seconds.
 int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options) {
   grpc::health::v1::Health::Stub stub(channel);
@@ -486,6 +596,7 @@ int main(int argc, char** argv) {
   if (options.command == "compact") return Compact(channel, options);
   if (options.command == "health") return Health(channel, options);
   if (options.command == "consumers") return Consumers(channel, options);
+  if (options.command == "backfill") return Backfill(channel, options);
   walfeed::v1::ChangeFeed::Stub stub(channel);
   return options.command == "subscribe" ? Subscribe(stub, credentials, options)
                                         : Info(stub, options);

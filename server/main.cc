@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "prometheus/exposer.h"
+#include "server/backfill/backfill_runner.h"
 #include "server/config.h"
 #include "server/core/fault_point.h"
 #include "server/core/free_memory.h"
@@ -182,8 +183,16 @@ int main(int argc, char** argv) {
       replication_status = [r] { return r->Status(); };
     }
   }
+  // Backfills (Admin.Backfill) need the walfeed that reads PostgreSQL on its own.
+  std::unique_ptr<walfeed::BackfillRunner> backfills;
+  if (source != nullptr) {
+    absl::StatusOr<std::unique_ptr<walfeed::BackfillRunner>> loaded =
+        walfeed::BackfillRunner::Load(config->source, log->get(), source_status);
+    if (!loaded.ok()) return Fail("reading the backfills", loaded.status());
+    backfills = *std::move(loaded);
+  }
   absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
-      config->feed, log->get(), &compactor, source_status, replication_status);
+      config->feed, log->get(), &compactor, source_status, replication_status, backfills.get());
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
   if (config->keep_for_consumers) {
     walfeed::ConsumerRegistry* consumers = (*feed)->consumers();
@@ -233,6 +242,7 @@ int main(int argc, char** argv) {
     (*feed)->Shutdown();
     return Fail("starting the PostgreSQL source", started);
   }
+  if (backfills != nullptr) backfills->Start();
   spdlog::info("event=ready listen={} port={} allocator={}", config->feed.listen_address,
                (*feed)->port(), walfeed::AllocatorName());
 
@@ -247,6 +257,7 @@ int main(int argc, char** argv) {
   metrics_exposer.reset();  // no scrape may outlive what it reads
   compactor.Stop();
   (*feed)->BeginShutdown();
+  if (backfills != nullptr) backfills->Stop();
   if (source != nullptr) source->Stop();
   if (member != nullptr) member->Stop();
   if (follower != nullptr) follower->Stop();

@@ -31,6 +31,9 @@ inline constexpr char kValueNotFound[] = "VALUE_NOT_FOUND";
 inline constexpr char kLogMismatch[] = "LOG_MISMATCH";
 inline constexpr char kConsumerBusy[] = "CONSUMER_BUSY";
 inline constexpr char kConsumerNotFound[] = "CONSUMER_NOT_FOUND";
+inline constexpr char kBackfillNotFound[] = "BACKFILL_NOT_FOUND";
+// The call needs the walfeed that reads PostgreSQL (a backfill), and this one does not.
+inline constexpr char kNotIngester[] = "NOT_INGESTER";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

@@ -35,6 +35,11 @@ inline constexpr char kLastResyncKey[] = "resync/last";
 // microseconds>\n" per consumer (names hold no tab or newline; "" is the start of the log).
 inline constexpr char kConsumersKey[] = "consumers";
 
+// Backfills (server/backfill/backfill_runner.h) ---------------------------------------------------
+
+// The queued, running and newest finished backfills: a serialized walfeed.v1.BackfillList.
+inline constexpr char kBackfillsKey[] = "backfills";
+
 // Replication (server/replication/copy_point.h) -------------------------------------------------
 
 // The sequence number (decimal text) of the last replication stream message the log holds.

@@ -124,4 +124,66 @@ grpc::ServerUnaryReactor* AdminService::DeleteConsumer(grpc::CallbackServerConte
   return reactor;
 }
 
+namespace {
+
+// The answer when this walfeed runs no backfills.
+absl::Status NoBackfills() {
+  return WithReason(absl::FailedPreconditionError(
+                        "this walfeed does not read PostgreSQL on its own (a replica, or a member "
+                        "of an ingest group): run backfills on a walfeed started without --follow "
+                        "and --ingest=auto"),
+                    reason::kNotIngester);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminService::Backfill(grpc::CallbackServerContext* context,
+                                                 const v1::BackfillRequest* request,
+                                                 v1::BackfillInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
+  if (backfills_ == nullptr) {
+    reactor->Finish(ToGrpcStatus(NoBackfills()));
+    return reactor;
+  }
+  absl::StatusOr<v1::BackfillInfo> queued = backfills_->Enqueue(*request);
+  if (!queued.ok()) {
+    absl::Status error = queued.status();
+    if (absl::IsNotFound(error)) error = WithReason(error, reason::kTableNotFound);
+    if (absl::IsInvalidArgument(error)) error = WithReason(error, reason::kRequestMalformed);
+    reactor->Finish(ToGrpcStatus(error));
+    return reactor;
+  }
+  *response = *std::move(queued);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::CancelBackfill(grpc::CallbackServerContext* context,
+                                                       const v1::CancelBackfillRequest* request,
+                                                       v1::BackfillInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
+  if (backfills_ == nullptr) {
+    reactor->Finish(ToGrpcStatus(NoBackfills()));
+    return reactor;
+  }
+  absl::StatusOr<v1::BackfillInfo> cancelled = backfills_->Cancel(request->id());
+  if (!cancelled.ok()) {
+    absl::Status error = cancelled.status();
+    if (absl::IsNotFound(error)) error = WithReason(error, reason::kBackfillNotFound);
+    reactor->Finish(ToGrpcStatus(error));
+    return reactor;
+  }
+  *response = *std::move(cancelled);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
 }  // namespace walfeed

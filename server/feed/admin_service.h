@@ -4,11 +4,15 @@
 // answers when it is done with what it removed; a call while another pass runs gets
 // FAILED_PRECONDITION, a negative or malformed duration INVALID_ARGUMENT, both with a sentence.
 // ResetConsumer and DeleteConsumer change a named consumer's stored cursor (ConsumerRegistry).
+// Backfill and CancelBackfill go to the BackfillControl (checking a request asks PostgreSQL, on
+// the calling thread); without one (a replica, an ingest group) they are FAILED_PRECONDITION,
+// reason NOT_INGESTER.
 #ifndef WALFEED_SERVER_FEED_ADMIN_SERVICE_H_
 #define WALFEED_SERVER_FEED_ADMIN_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include "server/core/backfill_control.h"
 #include "server/feed/authenticator.h"
 #include "server/feed/consumer_registry.h"
 #include "server/log/compactor.h"
@@ -20,9 +24,14 @@ class AdminService final : public v1::Admin::CallbackService {
  public:
   // `compactor` must outlive the service, and be stopped before the server waits for its calls.
   // `consumers` and `log` (for the head) too.
+  // `backfills` may be null (no backfills here).
   AdminService(Compactor* compactor, ConsumerRegistry* consumers, const ChangeLog* log,
-               const Authenticator* auth)
-      : compactor_(compactor), consumers_(consumers), log_(log), auth_(auth) {}
+               const Authenticator* auth, BackfillControl* backfills = nullptr)
+      : compactor_(compactor),
+        consumers_(consumers),
+        log_(log),
+        auth_(auth),
+        backfills_(backfills) {}
 
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* context,
                                     const v1::CompactRequest* request,
@@ -33,12 +42,19 @@ class AdminService final : public v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* DeleteConsumer(grpc::CallbackServerContext* context,
                                            const v1::DeleteConsumerRequest* request,
                                            v1::DeleteConsumerResponse* response) override;
+  grpc::ServerUnaryReactor* Backfill(grpc::CallbackServerContext* context,
+                                     const v1::BackfillRequest* request,
+                                     v1::BackfillInfo* response) override;
+  grpc::ServerUnaryReactor* CancelBackfill(grpc::CallbackServerContext* context,
+                                           const v1::CancelBackfillRequest* request,
+                                           v1::BackfillInfo* response) override;
 
  private:
   Compactor* const compactor_;
   ConsumerRegistry* const consumers_;
   const ChangeLog* const log_;
   const Authenticator* const auth_;
+  BackfillControl* const backfills_;
 };
 
 }  // namespace walfeed

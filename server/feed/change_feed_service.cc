@@ -16,14 +16,16 @@ namespace walfeed {
 ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
                                      ConsumerRegistry* consumers, const FeedOptions* options,
                                      const Authenticator* auth, SourceStatusFn source_status,
-                                     ReplicationStatusFn replication_status)
+                                     ReplicationStatusFn replication_status,
+                                     const BackfillControl* backfills)
     : log_(log),
       hub_(hub),
       consumers_(consumers),
       options_(options),
       auth_(auth),
       source_status_(std::move(source_status)),
-      replication_status_(std::move(replication_status)) {}
+      replication_status_(std::move(replication_status)),
+      backfills_(backfills) {}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
@@ -180,6 +182,11 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   info.set_log_bytes(log_->DiskBytes());
   for (v1::ConsumerInfo& consumer : consumers_->List(head)) {
     *info.add_consumers() = std::move(consumer);
+  }
+  if (backfills_ != nullptr) {
+    for (v1::BackfillInfo& backfill : backfills_->List()) {
+      *info.add_backfills() = std::move(backfill);
+    }
   }
   if (std::optional<v1::CompactionResult> last = log_->LastCompaction()) {
     info.set_live_keys(last->live_keys());

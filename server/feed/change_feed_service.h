@@ -13,6 +13,7 @@
 
 #include <functional>
 
+#include "server/core/backfill_control.h"
 #include "server/core/source_status.h"
 #include "server/feed/authenticator.h"
 #include "server/feed/consumer_registry.h"
@@ -41,7 +42,8 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
   // Every pointer must outlive the service.
   ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, ConsumerRegistry* consumers,
                     const FeedOptions* options, const Authenticator* auth,
-                    SourceStatusFn source_status, ReplicationStatusFn replication_status = nullptr);
+                    SourceStatusFn source_status, ReplicationStatusFn replication_status = nullptr,
+                    const BackfillControl* backfills = nullptr);
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
@@ -74,6 +76,7 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
   const Authenticator* const auth_;
   const SourceStatusFn source_status_;
   const ReplicationStatusFn replication_status_;
+  const BackfillControl* const backfills_;  // null: none here
 };
 
 }  // namespace walfeed

@@ -113,6 +113,27 @@ class ChangeLog : public TransactionSink, public LoggedRows {
   absl::Status VisitUnseenLiveRows(const v1::Change& table, const RowVisitor& visit) const override;
   absl::Status ForgetSeenRows() override;
 
+  // A backfill's append (read_rows_append.cc): `rows` are READ changes of keyed tables read from
+  // the source, without positions. Under the append lock, with the per-key index current, each row
+  // is judged by its newest change in the log (the row's own, or its table's newest TRUNCATE if
+  // that is later): when `supersedes` says that change may be newer than the row, the row is left
+  // out (a consumer has that change already, and the row would take it back in time). The rest are
+  // appended as one transaction right after the head (FirstSyntheticPosition), indexed, in one
+  // synced write with the metadata `metadata` gives for the outcome (written also when every row
+  // was left out). `supersedes`
+  // gets the change's position and the change as stored, or nullptr when compaction removed it
+  // (a purged tombstone).
+  struct ReadsAppended {
+    Position first;  // zero when nothing was appended
+    Position last;
+    uint64_t appended = 0;
+    uint64_t superseded = 0;
+  };
+  using SupersedeJudge = std::function<bool(const Position& position, const v1::Change* newest)>;
+  absl::StatusOr<ReadsAppended> AppendReads(
+      std::vector<v1::Change> rows, const SupersedeJudge& supersedes,
+      const std::function<MetadataUpdates(const ReadsAppended&)>& metadata);
+
   // A replica's append: records and value chunks another log stored (its replication stream),
   // written exactly as they were stored there (same positions, same bytes), with `metadata`, in
   // one atomic, synced write. The records must continue after the head (and after what is

@@ -69,18 +69,6 @@ class SnapshotCopier {
                           CopiedRowHandler* handler);
 
  private:
-  struct TableShape {
-    std::vector<std::string> columns;
-    std::vector<uint32_t> types;  // declared type OIDs (a domain, not its base type)
-    std::vector<bool> is_key;
-    bool partitioned = false;  // published through its root: read with its partitions
-    std::string row_filter;    // the publication's row filter, "" when none
-    char replica_identity = 'd';
-    v1::Change::KeyKind key_kind = v1::Change::NONE;
-    uint32_t relation_id = 0;  // pg_class.oid
-  };
-
-  absl::StatusOr<TableShape> ShapeOf(const std::string& schema, const std::string& table);
   absl::Status CopyTable(const std::string& schema, const std::string& table,
                          CopiedRowHandler* handler);
 
