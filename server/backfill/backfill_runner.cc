@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/core/fault_point.h"
 #include "server/core/metadata_keys.h"
 #include "server/core/position.h"
 #include "server/core/proto_time.h"
@@ -387,6 +388,7 @@ absl::Status BackfillRunner::RunChunk(PgConnection& conn, const ResolvedBackfill
   absl::StatusOr<ChangeLog::ReadsAppended> appended =
       log_->AppendReads(std::move(chunk->rows), supersedes, progress);
   if (!appended.ok()) return appended.status();
+  WALFEED_FAULT_POINT("backfill.chunk_appended");
   absl::MutexLock lock(&mu_);
   list_ = std::move(list);
   spdlog::debug("event=backfill_chunk id={} rows={} appended={} superseded={} snapshot={}", id,

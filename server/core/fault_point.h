@@ -29,6 +29,8 @@ inline constexpr const char* kFaultPoints[] = {
     "compaction.after_delete_batch",
     // A segment is in JetStream, and the log has not recorded the copy point after it.
     "replication.published_before_copy_point",
+    // A backfill chunk's rows and progress are in the log; the next chunk is not read yet.
+    "backfill.chunk_appended",
 };
 
 // True when WALFEED_FAULT_POINT() is compiled in.

@@ -1,5 +1,6 @@
 #include "server/metrics/metrics_collector.h"
 
+#include <map>
 #include <string>
 #include <utility>
 
@@ -112,6 +113,32 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                 {{"consumer", consumer.name()}});
     }
     families.push_back(std::move(lag));
+  }
+
+  // Backfills: each kept one's rows by outcome, and how many are in each state.
+  if (info.backfills_size() > 0) {
+    MetricFamily rows = Family("walfeed_backfill_rows",
+                               "Rows each kept backfill read, appended as READ, or left out "
+                               "because the feed held a newer change of the row.",
+                               MetricType::Gauge);
+    MetricFamily states =
+        Family("walfeed_backfills", "Kept backfills in each state.", MetricType::Gauge);
+    std::map<std::string, int> in_state = {
+        {"queued", 0}, {"running", 0}, {"done", 0}, {"cancelled", 0}, {"failed", 0}};
+    for (const v1::BackfillInfo& backfill : info.backfills()) {
+      const std::string id = std::to_string(backfill.id());
+      const std::string& table = backfill.request().table();
+      AddSample(rows, static_cast<double>(backfill.rows_read()),
+                {{"id", id}, {"table", table}, {"rows", "read"}});
+      AddSample(rows, static_cast<double>(backfill.rows_appended()),
+                {{"id", id}, {"table", table}, {"rows", "appended"}});
+      AddSample(rows, static_cast<double>(backfill.rows_superseded()),
+                {{"id", id}, {"table", table}, {"rows", "superseded"}});
+      ++in_state[backfill.state()];
+    }
+    for (const auto& [state, count] : in_state) AddSample(states, count, {{"state", state}});
+    families.push_back(std::move(rows));
+    families.push_back(std::move(states));
   }
 
   // The log and compaction.
