@@ -25,6 +25,7 @@ REPO = os.path.dirname(HERE)
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
 PG_BIN = "/usr/lib/postgresql/15/bin"
 TOKEN = "example-test-token"
+ADMIN_TOKEN = "example-admin-token"
 STARTED = []  # every Consumer, killed at the end whatever happened
 BEGAN = time.monotonic()
 EXAMPLES = {
@@ -133,6 +134,8 @@ class World:
         self.conninfo = started.stdout.strip().splitlines()[-1]
         with open(os.path.join(self.dir, "tokens"), "w") as f:
             f.write(TOKEN + "\n")
+        with open(os.path.join(self.dir, "admin-tokens"), "w") as f:
+            f.write(ADMIN_TOKEN + "\n")
 
     def sql(self, script):
         done = subprocess.run(["psql", self.conninfo, "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"], input=script,
@@ -144,7 +147,8 @@ class World:
             self.walfeed = subprocess.Popen(
                 [os.path.join(BUILD, "bin", "walfeed"), "--pg", self.conninfo, "--listen", self.address,
                  "--data-dir", os.path.join(self.dir, "data"), "--progress-interval", "1s",
-                 "--auth-token-file", os.path.join(self.dir, "tokens")],
+                 "--auth-token-file", os.path.join(self.dir, "tokens"),
+                 "--admin-token-file", os.path.join(self.dir, "admin-tokens")],
                 stdout=subprocess.DEVNULL, stderr=log)
         stub, deadline = feed_stub(self.address), time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -428,6 +432,39 @@ def run(world):
     names = [c.name for c in stub.GetFeedInfo(walfeed_pb2.GetFeedInfoRequest(), metadata=AUTH).consumers]
     check(names == ["py-named"], f"FeedInfo lists consumers {names}")
     say("ok python: a named consumer resumed where walfeed kept it")
+
+    # A backfill (Admin.Backfill) of the items up to id 3 reaches the same named consumer as READ
+    # changes marked with the backfill's id, exactly the rows PostgreSQL holds in that range.
+    admin = walfeed_pb2_grpc.AdminStub(grpc.insecure_channel(world.address))
+    queued = admin.Backfill(walfeed_pb2.BackfillRequest(table="public.items", to_key=["3"]),
+                           metadata=[("authorization", "Bearer " + ADMIN_TOKEN)])
+    deadline = time.monotonic() + 60
+    while True:
+        states = {b.id: b.state for b in stub.GetFeedInfo(walfeed_pb2.GetFeedInfoRequest(), metadata=AUTH).backfills}
+        if states.get(queued.id) == "done":
+            break
+        check(time.monotonic() < deadline and states.get(queued.id) in ("queued", "running"),
+              f"backfill {queued.id} did not finish: {states}")
+        time.sleep(0.1)
+    in_range = subprocess.run(["psql", world.conninfo, "-qAt", "-c", "SELECT id FROM items WHERE id <= 3 ORDER BY id"],
+                              capture_output=True, text=True, timeout=60).stdout.split()
+    check(in_range, "no items up to id 3 to backfill")
+    _, third = Consumer("python", world.address, None, True, consumer="py-named").finish()
+    check([(c["op"], c["key"]["id"], c.get("backfill")) for c in third] == [("READ", i, queued.id) for i in in_range],
+          f"python --consumer after a backfill printed {third}, expected READs of ids {in_range}")
+    say("ok python: a backfill's rows arrived as READ changes marked with its id")
+
+    # The Node example as a named consumer: its first run ends with the backfill's rows, and a
+    # second prints nothing (walfeed kept where the first stopped).
+    _, node_first = Consumer("node", world.address, None, True, consumer="node-named").finish()
+    tail = node_first[-len(in_range):]
+    check([(c["op"], c["key"]["id"], c.get("backfill")) for c in tail] == [("READ", i, queued.id) for i in in_range],
+          f"node --consumer: the first run ended with {tail}, expected the backfill's READs of {in_range}")
+    _, node_second = Consumer("node", world.address, None, True, consumer="node-named").finish()
+    check(node_second == [], f"node --consumer: a second run printed {node_second}, expected nothing new")
+    names = sorted(c.name for c in stub.GetFeedInfo(walfeed_pb2.GetFeedInfoRequest(), metadata=AUTH).consumers)
+    check(names == ["node-named", "py-named"], f"FeedInfo lists consumers {names}")
+    say("ok node: a named consumer read to the head, the backfill included, and resumed there")
 
 
 def main():

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // A walfeed consumer: prints each change as one JSON line and saves its cursor after it.
 //
-//   node consumer.js --server HOST:PORT[,HOST:PORT...] --cursor-file FILE [--stop-at-head]
+//   node consumer.js --server HOST:PORT[,HOST:PORT...] (--cursor-file FILE | --consumer NAME)
+//                    [--stop-at-head]
 //
 // Resumes right after the cursor saved in FILE (from the oldest change when FILE does not exist),
+// or, with --consumer, after the cursor walfeed keeps for NAME (each change printed is committed
+// to walfeed with ChangeFeed.Commit: nothing is kept locally);
 // reconnects with backoff when the server is unavailable, stops cleanly on SIGINT/SIGTERM, and
 // sends `authorization: Bearer $WALFEED_TOKEN` when that variable is set. Values walfeed sends out
 // of line (over 256 KiB) are fetched with ReadValue and printed whole. The .proto is loaded at run
@@ -16,7 +19,8 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
 function usage(problem) {
-  console.error(`${problem}\nusage: consumer.js --server HOST:PORT --cursor-file FILE [--stop-at-head]`);
+  console.error(`${problem}\nusage: consumer.js --server HOST:PORT (--cursor-file FILE | --consumer NAME) ` +
+                '[--stop-at-head]');
   process.exit(2);
 }
 let args;
@@ -25,14 +29,17 @@ try {
     options: {
       server: { type: 'string' },
       'cursor-file': { type: 'string' },
+      consumer: { type: 'string' },
       'stop-at-head': { type: 'boolean', default: false },
     },
   }));
 } catch (error) {
   usage(error.message);
 }
-if (!args.server || !args['cursor-file']) usage('--server and --cursor-file are required');
+if (!args.server) usage('--server is required');
+if (!args['cursor-file'] === !args.consumer) usage('give one of --cursor-file and --consumer');
 const cursorFile = args['cursor-file'];
+const consumer = args.consumer || '';
 
 const protoDir = path.join(__dirname, '..', '..', 'proto');
 const definition = protoLoader.loadSync(path.join(protoDir, 'walfeed/v1/walfeed.proto'), {
@@ -75,6 +82,7 @@ function asJson(change) {
     op: change.op, table: `${change.schema}.${change.table}`, key: row(change.key),
     cursor: change.cursor, after: change.after.length ? row(change.after) : null,
   };
+  if (change.backfill && change.backfill !== '0') line.backfill = Number(change.backfill);
   if (change.op === 'MESSAGE') {
     line.message = { prefix: change.message.prefix, content: change.message.content.toString('base64') };
   }
@@ -120,7 +128,7 @@ async function fetchLargeValues(change) {
 // on the first line, `log_id=<id>` on the second (walfeedctl's --cursor-file format).
 function loadCursor() {
   const saved = { cursor: '', logId: '' };
-  if (!fs.existsSync(cursorFile)) return saved;
+  if (!cursorFile || !fs.existsSync(cursorFile)) return saved;
   for (const raw of fs.readFileSync(cursorFile, 'utf8').split('\n')) {
     const line = raw.trim();
     if (line.startsWith('log_id=')) saved.logId = line.slice('log_id='.length);
@@ -129,8 +137,14 @@ function loadCursor() {
   return saved;
 }
 
-// Replaces the file's content atomically: a crash leaves the old cursor or the new one.
+// Keeps the cursor: commits it for a named consumer, or replaces the file's content atomically
+// (a crash leaves the old cursor or the new one).
 function saveCursor(cursor) {
+  if (consumer) {
+    return new Promise((resolve, reject) => {
+      client.Commit({ consumer, cursor, logId }, metadata.clone(), (error) => (error ? reject(error) : resolve()));
+    });
+  }
   const tmp = `${cursorFile}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   fs.writeSync(fd, `${cursor}\n${logId ? `log_id=${logId}\n` : ''}`);
@@ -161,8 +175,9 @@ process.on('SIGTERM', stop);
 
 function subscribe() {
   // proto-loader names fields in lowerCamelCase: stopAtHead, not stop_at_head.
-  const stream = client.Subscribe({ cursor, logId, stopAtHead: args['stop-at-head'] },
-                                  metadata.clone());
+  // A named consumer resumes where walfeed keeps it: no cursor of its own to send.
+  const stream = client.Subscribe({ cursor: consumer ? '' : cursor, logId, consumer,
+                                    stopAtHead: args['stop-at-head'] }, metadata.clone());
   call = stream;
   // Responses are handled one after the other, the stream paused meanwhile (fetching a large
   // value takes a while); its end is handled after the last of them ('end' comes once every
@@ -188,12 +203,24 @@ function subscribe() {
         }
         process.stdout.write(`${asJson(change)}\n`);
         cursor = change.cursor;
-        saveCursor(cursor);
+        try {
+          await saveCursor(cursor);
+        } catch (error) {  // a commit that failed: the stream's end is judged by it
+          fetchFailed = error;
+          stream.cancel();
+          return;
+        }
       }
       backoff = 500;
       if (response.changes.length === 0 && response.cursor) {  // a progress message
         cursor = response.cursor;
-        saveCursor(cursor);
+        try {
+          await saveCursor(cursor);
+        } catch (error) {
+          fetchFailed = error;
+          stream.cancel();
+          return;
+        }
       }
     }).finally(() => stream.resume());
   });
@@ -202,7 +229,7 @@ function subscribe() {
   stream.on('end', () => { work = work.then(() => ended(fetchFailed || status, fetchFailed !== null)); });
 }
 
-// A stream ended with `status`, or a value fetch failed with it (`fromFetch`).
+// A stream ended with `status`, or a value fetch or a commit failed with it (`fromFetch`).
 function ended(status, fromFetch) {
   if (stopping) return;
   if (fromFetch && status.code === grpc.status.NOT_FOUND) {
@@ -231,7 +258,7 @@ function ended(status, fromFetch) {
     backoff = Math.min(backoff * 2, 30000);
   } else {
     console.error(`consumer: ${grpc.status[status.code] || 'error'}: ${status.details || status.message}`);
-    if (status.code === grpc.status.FAILED_PRECONDITION) {  // LOG_MISMATCH
+    if (status.code === grpc.status.FAILED_PRECONDITION && cursorFile) {  // LOG_MISMATCH
       console.error(`consumer: the cursor in ${cursorFile} belongs to another log: ` +
                     'remove it and start again from an empty state');
     }

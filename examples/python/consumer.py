@@ -52,6 +52,8 @@ def as_json(change):
     line = {"op": walfeed_pb2.Change.Op.Name(change.op), "table": f"{change.schema}.{change.table}",
             "key": row(change.key), "cursor": change.cursor,
             "after": row(change.after) if change.after else None}
+    if change.backfill:
+        line["backfill"] = change.backfill  # a READ a backfill (Admin.Backfill) appended
     if change.op == walfeed_pb2.Change.MESSAGE:
         line["message"] = {"prefix": change.message.prefix,
                            "content": base64.b64encode(change.message.content).decode()}
