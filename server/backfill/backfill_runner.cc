@@ -272,6 +272,11 @@ absl::Status BackfillRunner::RunBackfill(uint64_t id) {
   }
   if (info.state() == "queued") {
     absl::MutexLock persist(&persist_mu_);
+    {
+      absl::MutexLock lock(&mu_);
+      // Cancelled while it was being picked: Cancel() has written that already.
+      if (Find(list_, id)->state() != "queued") return absl::OkStatus();
+    }
     if (absl::Status s = Update(id,
                                 [](v1::BackfillInfo& started) {
                                   started.set_state("running");
@@ -308,6 +313,7 @@ absl::Status BackfillRunner::RunBackfill(uint64_t id) {
   {
     absl::MutexLock lock(&mu_);
     done = *Find(list_, id);
+    cancel_requested_.erase(id);  // a cancel that came during the last chunk
   }
   spdlog::info(
       "event=backfill_done {} chunks={} rows_read={} rows_appended={} rows_superseded={} "

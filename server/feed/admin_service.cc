@@ -1,5 +1,6 @@
 #include "server/feed/admin_service.h"
 
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -126,13 +127,35 @@ grpc::ServerUnaryReactor* AdminService::DeleteConsumer(grpc::CallbackServerConte
 
 namespace {
 
-// The answer when this walfeed runs no backfills.
-absl::Status NoBackfills() {
-  return WithReason(absl::FailedPreconditionError(
-                        "this walfeed does not read PostgreSQL on its own (a replica, or a member "
-                        "of an ingest group): run backfills on a walfeed started without --follow "
-                        "and --ingest=auto"),
-                    reason::kNotIngester);
+// Answers a backfill call: the admin check, then `call` (refused where no backfills run), its
+// errors marked: NotFound with `not_found`, InvalidArgument as REQUEST_MALFORMED.
+grpc::ServerUnaryReactor* AnswerBackfillCall(
+    grpc::CallbackServerContext* context, const Authenticator& auth, bool runs_backfills,
+    const char* not_found, const std::function<absl::StatusOr<v1::BackfillInfo>()>& call,
+    v1::BackfillInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth.CheckAdmin(*context); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
+  absl::StatusOr<v1::BackfillInfo> result =
+      runs_backfills
+          ? call()
+          : WithReason(absl::FailedPreconditionError(
+                           "this walfeed does not read PostgreSQL on its own (a replica, or a "
+                           "member of an ingest group): run backfills on a walfeed started "
+                           "without --follow and --ingest=auto"),
+                       reason::kNotIngester);
+  if (!result.ok()) {
+    absl::Status error = result.status();
+    if (absl::IsNotFound(error)) error = WithReason(error, not_found);
+    if (absl::IsInvalidArgument(error)) error = WithReason(error, reason::kRequestMalformed);
+    reactor->Finish(ToGrpcStatus(error));
+    return reactor;
+  }
+  *response = *std::move(result);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace
@@ -140,50 +163,17 @@ absl::Status NoBackfills() {
 grpc::ServerUnaryReactor* AdminService::Backfill(grpc::CallbackServerContext* context,
                                                  const v1::BackfillRequest* request,
                                                  v1::BackfillInfo* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
-    reactor->Finish(allowed);
-    return reactor;
-  }
-  if (backfills_ == nullptr) {
-    reactor->Finish(ToGrpcStatus(NoBackfills()));
-    return reactor;
-  }
-  absl::StatusOr<v1::BackfillInfo> queued = backfills_->Enqueue(*request);
-  if (!queued.ok()) {
-    absl::Status error = queued.status();
-    if (absl::IsNotFound(error)) error = WithReason(error, reason::kTableNotFound);
-    if (absl::IsInvalidArgument(error)) error = WithReason(error, reason::kRequestMalformed);
-    reactor->Finish(ToGrpcStatus(error));
-    return reactor;
-  }
-  *response = *std::move(queued);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return AnswerBackfillCall(
+      context, *auth_, backfills_ != nullptr, reason::kTableNotFound,
+      [this, request] { return backfills_->Enqueue(*request); }, response);
 }
 
 grpc::ServerUnaryReactor* AdminService::CancelBackfill(grpc::CallbackServerContext* context,
                                                        const v1::CancelBackfillRequest* request,
                                                        v1::BackfillInfo* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status allowed = auth_->CheckAdmin(*context); !allowed.ok()) {
-    reactor->Finish(allowed);
-    return reactor;
-  }
-  if (backfills_ == nullptr) {
-    reactor->Finish(ToGrpcStatus(NoBackfills()));
-    return reactor;
-  }
-  absl::StatusOr<v1::BackfillInfo> cancelled = backfills_->Cancel(request->id());
-  if (!cancelled.ok()) {
-    absl::Status error = cancelled.status();
-    if (absl::IsNotFound(error)) error = WithReason(error, reason::kBackfillNotFound);
-    reactor->Finish(ToGrpcStatus(error));
-    return reactor;
-  }
-  *response = *std::move(cancelled);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return AnswerBackfillCall(
+      context, *auth_, backfills_ != nullptr, reason::kBackfillNotFound,
+      [this, request] { return backfills_->Cancel(request->id()); }, response);
 }
 
 }  // namespace walfeed
