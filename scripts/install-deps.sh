@@ -28,6 +28,9 @@ packages=(
 )
 # Some images ship Node.js with its own npm; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+# scripts/check-deploy.sh --containers: podman (with its recommended network and storage helpers),
+# the runc runtime, debootstrap for a base image from Debian's packages, podman-compose.
+container_packages=(podman runc debootstrap podman-compose)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -37,10 +40,20 @@ done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "install-deps: installing ${missing[*]}"
+missing_containers=()
+for p in "${container_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing_containers+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ] || [ "${#missing_containers[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]} ${missing_containers[*]}"
   $SUDO apt-get update -qq
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${#missing_containers[@]}" -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_containers[@]}" >/dev/null
 fi
 
 # buf: the project-local copy keeps the global npm prefix untouched.

@@ -8,8 +8,9 @@
 #    errors, the same tests again.
 #    Then a short libFuzzer run of the pgoutput decoding path, the value converter, the cursor and
 #    request parsers and the large-value path on their corpus (fuzz/corpus/).
-# 3. The example consumers (examples/), the deployment checks (scripts/check-deploy.sh), a quick run of each benchmark (they must
-#    keep working). A clang-format check runs first, so a formatting slip fails at once.
+# 3. The example consumers (examples/), the deployment checks (scripts/check-deploy.sh: the files,
+#    and the image built and run with podman), a quick run of each benchmark (they must keep
+#    working). A clang-format check runs first, so a formatting slip fails at once.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,9 +43,11 @@ run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR
 phase "example consumers"
 /usr/bin/python3 examples/run_examples_test.py "$here/build"
 
-# The deployment files (deploy/), as far as a machine without a container engine can check them.
+# The deployment files (deploy/): checked as files, then the image built with podman (with this
+# build's binaries; WALFEED_DEPLOY_FROM_SOURCE=1 compiles them in the image instead) and run
+# against a private PostgreSQL.
 phase "deployment checks"
-bash scripts/check-deploy.sh "$here/build"
+bash scripts/check-deploy.sh "$here/build" --containers
 
 # The benchmarks must keep working: a quick run of the whole suite checks that each runs, not how
 # fast (bench/run_all.py; its summary and plot go to a temporary directory).

@@ -82,10 +82,22 @@ def parse_stages(ctx):
     if len(stages) < 2:
         ctx.fail(where, f"expected a build stage and a runtime stage, found {len(stages)} stage(s)")
         stages += [{"name": None, "base": "", "instructions": []}] * (2 - len(stages))
+    named = set()
     for stage in stages:
-        if not re.fullmatch(r"debian:bookworm(-slim)?", stage["base"]):
+        # A stage may continue an earlier one (`FROM build-${WALFEED_BINARIES} AS build`).
+        if stage["base"] not in named and not re.fullmatch(r"debian:bookworm(-slim)?", stage["base"]):
             ctx.fail(where, f"stage {stage['name']} is based on '{stage['base']}', not Debian bookworm")
+        named.add(stage["name"])
     return stages
+
+
+def names_of(stages, stage):
+    """`stage`'s name and those of the stages that only continue it."""
+    names = {stage["name"]}
+    for other in stages:
+        if other["base"] in names and not other["instructions"]:
+            names.add(other["name"])
+    return names
 
 
 def check_build_stage(ctx, build_stage):
@@ -188,7 +200,7 @@ def check_build_packages(ctx, build_stage, depends_of):
         ctx.say(f"no {ctx.rel(cmake_cache)}: skipped the build stage's package check")
 
 
-def check_runtime_stage(ctx, runtime, build_stage):
+def check_runtime_stage(ctx, runtime, build_stage, stages):
     where = WHERE
     users = of(runtime, "USER")
     if not users:
@@ -210,7 +222,8 @@ def check_runtime_stage(ctx, runtime, build_stage):
         if setting not in runtime_env:
             ctx.fail(where, f"the runtime stage does not set {setting}")
     ctx.check_env_names(where, re.findall(r"(WALFEED_\w+)=", runtime_env))
-    if not any(f"--from={build_stage['name']}" in c for c in of(runtime, "COPY")):
+    if not any(f"--from={name}" in c for name in names_of(stages, build_stage)
+               for c in of(runtime, "COPY")):
         ctx.fail(where, "the runtime stage copies nothing from the build stage")
 
 
@@ -231,7 +244,8 @@ def check_copy_sources(ctx, stages):
             if any(w.startswith("--from") for w in copy.split()) or len(words) < 2:
                 continue
             for source in words[:-1]:
-                if source == ".":
+                # "." and the binaries the container check puts in deploy/prebuilt/.
+                if source == "." or source.startswith("deploy/prebuilt/"):
                     continue
                 if not os.path.exists(ctx.path(source)):
                     ctx.fail(where, f"COPY source '{source}' does not exist in the repository")
@@ -250,5 +264,5 @@ def check(ctx):
     depends_of = dependency_graph()
     check_runtime_libraries(ctx, runtime_packages, depends_of)
     check_build_packages(ctx, build_stage, depends_of)
-    check_runtime_stage(ctx, runtime, build_stage)
+    check_runtime_stage(ctx, runtime, build_stage, stages)
     check_copy_sources(ctx, stages)
