@@ -34,8 +34,9 @@ def check(ctx):
 
 
     postgres = svc.get("postgres") or {}
-    if not str(postgres.get("image", "")).startswith("postgres:15"):
-        ctx.fail("deploy/compose.yaml", "postgres is not the postgres:15 image")
+    # The image names are variables whose defaults are the public images.
+    if not re.fullmatch(r"\$\{\w+:-postgres:15\}|postgres:15.*", str(postgres.get("image", ""))):
+        ctx.fail("deploy/compose.yaml", "postgres is not the postgres:15 image (by default)")
     command = postgres.get("command") or []
     command = " ".join(command) if isinstance(command, list) else str(command)
     if "wal_level=logical" not in command:

@@ -3,7 +3,8 @@ its unprivileged user; against a private PostgreSQL it takes the snapshot and se
 clients on the host (buf curl, the Python example, walfeedctl) and answers its own health check;
 SIGTERM (podman stop) ends a following stream with UNAVAILABLE and exits 0 once the last batch is
 confirmed to PostgreSQL; started again on the same volume it goes on where it stopped: every row
-once, equal to PostgreSQL's table. Its size is reported."""
+once, equal to PostgreSQL's table. Its size is reported. Then compose_run.py runs
+deploy/compose.yaml with it."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import tempfile
 import threading
 import time
 
+import compose_run
 import podman as podman_module
 
 
@@ -219,5 +221,7 @@ def check(ctx):
         ctx.fail("deploy/Dockerfile, run", str(error))
     finally:
         world.stop()
-    if not ctx.failures:
-        ctx.say("containers: the image served the feed, shut down cleanly and resumed on its volume")
+    if ctx.failures:
+        return
+    ctx.say("containers: the image served the feed, shut down cleanly and resumed on its volume")
+    compose_run.check(ctx, podman)

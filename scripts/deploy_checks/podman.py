@@ -26,11 +26,11 @@ class Podman:
             f.write(CONF)
         self.env = dict(os.environ, CONTAINERS_CONF=self.conf)
 
-    def run(self, *args, timeout=600, check=True, input=None):
+    def run(self, *args, timeout=600, check=True, cwd=None):
         """`podman ARGS`; its standard output. Raises with it and the errors when it fails and
         `check` says so."""
         done = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, input=input)
+                              timeout=timeout, cwd=cwd)
         if check and done.returncode != 0:
             raise RuntimeError(f"podman {' '.join(args)} exited {done.returncode}: "
                                f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
