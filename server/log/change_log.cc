@@ -382,6 +382,7 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
       batch.Clear();
     }
   }
+  if (!changes.empty()) impl_->staged_last = last;
   // Not synced: CommitStaged()'s synced write makes the log durable up to here.
   return impl_->Write(batch, /*sync=*/false, "cannot stage changes");
 }
@@ -504,6 +505,7 @@ absl::Status ChangeLog::AdoptLogId(absl::string_view log_id) {
 
 absl::Status ChangeLog::DiscardStaged() {
   absl::MutexLock append_lock(&impl_->append_mu);
+  impl_->staged_last = Position();
   return impl_->DeleteAbove(Head());
 }
 

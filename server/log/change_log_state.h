@@ -66,6 +66,9 @@ struct ChangeLog::Impl {
   absl::Mutex append_mu ABSL_ACQUIRED_BEFORE(mu);  // serializes writers
   // The per-key index is complete up to here; it is current while this equals the head.
   Position indexed_up_to ABSL_GUARDED_BY(append_mu);
+  // StageChanges(): the last change staged above the head (zero, or at most the head, when none
+  // is): a backfill's rows must not land among them (AppendReads waits).
+  Position staged_last ABSL_GUARDED_BY(append_mu);
   // AppendStored(): the last record written (staged or committed) and what was staged since the
   // last commit (a reopen discards staged records, and a new Impl starts at the head).
   Position stored_staged_last ABSL_GUARDED_BY(append_mu);

@@ -75,6 +75,14 @@ absl::StatusOr<ChangeLog::ReadsAppended> ChangeLog::AppendReads(
     if (!caught_up.ok()) return caught_up.status();
     current = *caught_up;
   }
+  // A snapshot or resynchronisation staged at the positions after the head, or a large
+  // transaction staged in parts: the rows wait until it is committed or discarded.
+  if (impl_->staged_last > Head()) {
+    return absl::UnavailableError(absl::StrCat(
+        "changes are staged above the log's head up to ", FormatCursor(impl_->staged_last),
+        " (a snapshot, a resynchronisation or a large transaction being written): the "
+        "backfill's rows wait until they are committed"));
+  }
   ReadsAppended result;
   std::vector<v1::Change> fresh;
   fresh.reserve(rows.size());

@@ -97,6 +97,14 @@ class Source {
   // The publication's tables the filter includes, as `reader` (in a snapshot) sees them.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> CapturedRelations(
       PgConnection& reader) const;
+  // What the initial snapshot and a resynchronisation both read under an exported snapshot: a
+  // reader in it, the types, and the captured tables as it sees them.
+  struct SnapshotRead {
+    std::unique_ptr<PgConnection> reader;
+    TypeCatalog types;
+    std::vector<std::pair<std::string, std::string>> captured;
+  };
+  absl::StatusOr<SnapshotRead> OpenSnapshotRead(const std::string& snapshot_name);
 
   // Resynchronisation (source_resync.cc) -----------------------------------------------------
   // The log holds changes but the slot is gone or invalidated (`slot`), or a resynchronisation

@@ -145,14 +145,9 @@ absl::Status Source::RunResync(PgConnection& replication) {
                                             FormatLsn(exported->consistent_point),
                                             " is not past the log's head ", FormatCursor(head)));
   }
-  TypeCatalog types;
-  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
-      OpenSnapshotReader(exported->snapshot_name, &types);
-  if (!reader.ok()) return reader.status();
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
-      CapturedRelations(**reader);
-  if (!relations.ok()) return relations.status();
-  const std::vector<std::pair<std::string, std::string>>& captured = *relations;
+  absl::StatusOr<SnapshotRead> read = OpenSnapshotRead(exported->snapshot_name);
+  if (!read.ok()) return read.status();
+  const std::vector<std::pair<std::string, std::string>>& captured = read->captured;
 
   // Synthetic changes: placed by the one rule that keeps them clear of every later commit.
   absl::StatusOr<Position> first = FirstSyntheticPosition(head, exported->consistent_point);
@@ -168,10 +163,10 @@ absl::Status Source::RunResync(PgConnection& replication) {
   if (!begin.ok()) return begin.status();
   if (absl::Status s = stager.Add(*std::move(begin)); !s.ok()) return s;
   ResyncDiffer differ(rows_, &stager);
-  SnapshotCopier copier(reader->get(), &types, &filter_, options_.publication, &stop_,
+  SnapshotCopier copier(read->reader.get(), &read->types, &filter_, options_.publication, &stop_,
                         [](const SnapshotProgress&) {});
   if (absl::Status s = copier.CopyTables(captured, &differ); !s.ok()) return s;
-  if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
+  if (absl::Status s = read->reader->Query("COMMIT").status(); !s.ok()) return s;
 
   const v1::Resynchronisation& counts = differ.counts();
   summary.MergeFrom(counts);

@@ -44,17 +44,12 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
     return s;
   }
   // Import the snapshot before the replication connection runs anything else.
-  TypeCatalog types;
-  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
-      OpenSnapshotReader(exported->snapshot_name, &types);
-  if (!reader.ok()) return reader.status();
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> relations =
-      CapturedRelations(**reader);
-  if (!relations.ok()) return relations.status();
-  const std::vector<std::pair<std::string, std::string>>& captured = *relations;
+  absl::StatusOr<SnapshotRead> read = OpenSnapshotRead(exported->snapshot_name);
+  if (!read.ok()) return read.status();
+  const std::vector<std::pair<std::string, std::string>>& captured = read->captured;
   // Snapshot rows sort before every streamed change: a streamed commit may sit exactly at the
   // consistent point.
-  SnapshotCopier copier(reader->get(), &types, &filter_, options_.publication, &stop_,
+  SnapshotCopier copier(read->reader.get(), &read->types, &filter_, options_.publication, &stop_,
                         [this](const SnapshotProgress& progress) {
                           absl::MutexLock lock(&mu_);
                           status_.snapshot_tables_total = progress.tables_total;
@@ -67,7 +62,7 @@ absl::Status Source::RunSnapshot(PgConnection& replication) {
   ReadRowStager read_rows(&stager);
   if (absl::Status s = copier.CopyTables(captured, &read_rows); !s.ok()) return s;
   if (absl::Status s = stager.Finish(); !s.ok()) return s;
-  if (absl::Status s = (*reader)->Query("COMMIT").status(); !s.ok()) return s;
+  if (absl::Status s = read->reader->Query("COMMIT").status(); !s.ok()) return s;
   if (absl::Status s = sink_->CommitStaged(stager.last(), exported->consistent_point,
                                            {{kSnapshotStateKey, "done"}});
       !s.ok()) {
@@ -99,6 +94,19 @@ absl::StatusOr<std::unique_ptr<PgConnection>> Source::OpenSnapshotReader(
   }
   if (absl::Status s = LoadTypes(**reader, types); !s.ok()) return s;
   return reader;
+}
+
+absl::StatusOr<Source::SnapshotRead> Source::OpenSnapshotRead(const std::string& snapshot_name) {
+  SnapshotRead read;
+  absl::StatusOr<std::unique_ptr<PgConnection>> reader =
+      OpenSnapshotReader(snapshot_name, &read.types);
+  if (!reader.ok()) return reader.status();
+  read.reader = *std::move(reader);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> captured =
+      CapturedRelations(*read.reader);
+  if (!captured.ok()) return captured.status();
+  read.captured = *std::move(captured);
+  return read;
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Source::CapturedRelations(

@@ -139,5 +139,24 @@ TEST_F(ReadRowsAppendTest, ChunksWithNoStreamedCommitBetweenThemStillFindPositio
   Append(MakeTransaction(0x130, 1, "t", v1::Change::INSERT, 2));
 }
 
+TEST_F(ReadRowsAppendTest, RowsWaitWhileChangesAreStagedAboveTheHead) {
+  Append(MakeTransaction(0x100, 1, "t", v1::Change::INSERT, 1));
+  // An added table's snapshot staged at the positions right after the head, not committed yet.
+  Transaction staged = MakeTransaction(0x101, 2, "t", v1::Change::READ, 50);
+  for (v1::Change& change : staged.changes) change.set_relation_id(kRelation);
+  ASSERT_OK(log_->StageChanges(staged.changes));
+  std::vector<v1::Change> rows = {Row(7)};
+  const auto never = [](const Position&, const v1::Change*) { return false; };
+  const auto none = [](const ChangeLog::ReadsAppended&) { return ChangeLog::MetadataUpdates(); };
+  absl::StatusOr<ChangeLog::ReadsAppended> refused = log_->AppendReads(rows, never, none);
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_EQ(log_->Head(), (Position{0x100, 0})) << "nothing appended among the staged changes";
+
+  ASSERT_OK(log_->CommitStaged({0x101, 1}, 0x130, {}));
+  absl::StatusOr<ChangeLog::ReadsAppended> appended = log_->AppendReads(rows, never, none);
+  ASSERT_OK(appended);
+  EXPECT_EQ(appended->first, (Position{0x102, 0}));
+}
+
 }  // namespace
 }  // namespace walfeed::test
