@@ -45,22 +45,17 @@ class Compose:
 
 def roles(ctx):
     """Each member's role, from FeedInfo on its host port ("" when it does not answer)."""
-    found = {}
-    for service, port in PORTS.items():
-        info = subprocess.run([ctx.walfeedctl_bin, "info", "--server", f"127.0.0.1:{port}"],
-                              capture_output=True, text=True, timeout=30)
-        found[service] = next((line.split('"')[3] for line in info.stdout.splitlines()
-                               if '"role"' in line), "")
-    return found
+    return {service: image_run.role(ctx, f"127.0.0.1:{port}") for service, port in PORTS.items()}
 
 
-def await_condition(what, condition, timeout=120):
+def await_condition(what, condition, timeout=120, state=None):
+    """Waits for `condition`; the error names `what` and, when given, `state()` at the end."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.5)
-    raise RuntimeError(f"{what} within {timeout} s")
+    raise RuntimeError(f"{what} within {timeout} s" + (f" ({state()})" if state else ""))
 
 
 def run_scenario(ctx, podman, compose):
@@ -71,7 +66,8 @@ def run_scenario(ctx, podman, compose):
     await_condition("the consumer printed the two rows of init.sql",
                     lambda: 'customer="grace"' in consumer_log())
     await_condition("one member became the ingester",
-                    lambda: sorted(roles(ctx).values()) == ["ingester", "replica", "replica"])
+                    lambda: sorted(roles(ctx).values()) == ["ingester", "replica", "replica"],
+                    state=lambda: f"roles: {roles(ctx)}")
     compose.psql("INSERT INTO orders (customer, amount) VALUES ('linus', 7)")
     await_condition("the consumer printed the inserted row",
                     lambda: 'customer="linus"' in consumer_log())

@@ -4,7 +4,7 @@ clients on the host (buf curl, the Python example, walfeedctl) and answers its o
 SIGTERM (podman stop) ends a following stream with UNAVAILABLE and exits 0 once the last batch is
 confirmed to PostgreSQL; started again on the same volume it goes on where it stopped: every row
 once, equal to PostgreSQL's table. Its size is reported. Then compose_run.py runs
-deploy/compose.yaml with it."""
+deploy/compose.yaml with it, and kube_run.py deploy/k8s."""
 
 import json
 import os
@@ -15,6 +15,7 @@ import threading
 import time
 
 import compose_run
+import kube_run
 import podman as podman_module
 
 
@@ -27,10 +28,10 @@ def free_port():
 class World:
     """A private PostgreSQL with a table, a volume, and the containers started on them."""
 
-    def __init__(self, ctx, podman):
+    def __init__(self, ctx, podman, name="pg"):
         self.ctx = ctx
         self.podman = podman
-        self.pg_dir = os.path.join(ctx.scratch, "pg")
+        self.pg_dir = os.path.join(ctx.scratch, name)
         self.volume = f"walfeed-deploy-check-{os.getpid()}"
         self.containers = []
         self.port = free_port()
@@ -124,6 +125,13 @@ def buf_read(ctx, address):
             if change.get("table") == "orders":
                 ids.append((change["op"], int(change["key"][0]["int"])))
     return ids
+
+
+def role(ctx, address):
+    """FeedInfo.role of the walfeed at `address` ("" when it does not answer)."""
+    info = subprocess.run([ctx.walfeedctl_bin, "info", "--server", address], capture_output=True,
+                          text=True, timeout=30)
+    return next((line.split('"')[3] for line in info.stdout.splitlines() if '"role"' in line), "")
 
 
 def python_example_read(ctx, address, cursor_file):
@@ -225,3 +233,5 @@ def check(ctx):
         return
     ctx.say("containers: the image served the feed, shut down cleanly and resumed on its volume")
     compose_run.check(ctx, podman)
+    if not ctx.failures:
+        kube_run.check(ctx, podman)

@@ -25,6 +25,7 @@ class Podman:
         with open(self.conf, "w") as f:
             f.write(CONF)
         self.env = dict(os.environ, CONTAINERS_CONF=self.conf)
+        self.last_kube_state = ""  # kube_run.py: the pods' containers and logs, for a report
 
     def run(self, *args, timeout=600, check=True, cwd=None):
         """`podman ARGS`; its standard output. Raises with it and the errors when it fails and

@@ -88,7 +88,7 @@ class VersionWriter {
       PGresult* result = PQexec(conn_, sql.c_str());
       if (PQresultStatus(result) == PGRES_COMMAND_OK) ++committed_;
       PQclear(result);
-      PQexec(conn_, "ROLLBACK");  // after a failed BEGIN block
+      PQclear(PQexec(conn_, "ROLLBACK"));  // after a failed BEGIN block
     }
   }
 
