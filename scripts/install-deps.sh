@@ -19,8 +19,9 @@ packages=(
   # the server's allocator (server/CMakeLists.txt)
   libjemalloc-dev
   clang-14 libclang-rt-14-dev clang-format openssl
-  # scripts/check-deploy.sh: YAML parsing, systemd-analyze, shell linting, objdump, setpriv
-  python3-yaml systemd dash shellcheck binutils util-linux
+  # scripts/check-deploy.sh: YAML parsing and linting, systemd-analyze, shell linting, objdump,
+  # setpriv
+  python3-yaml yamllint systemd dash shellcheck binutils util-linux
   # examples/python: gRPC for Python (stubs are generated with protoc's grpc_python_plugin)
   python3-grpcio python3-protobuf
   # bench/run_all.py's plot

@@ -9,8 +9,8 @@ the built walfeed. With --containers it also builds the image with podman and ru
     /usr/bin/python3 scripts/deploy_checks [BUILD_DIR] [--containers]
     (scripts/check-deploy.sh runs this)
 
-BUILD_DIR (default: build/) holds bin/walfeed. Needs these Debian packages: python3-yaml, systemd
-(systemd-analyze), dash, shellcheck, binutils (objdump) and util-linux (setpriv). kubectl, when
+BUILD_DIR (default: build/) holds bin/walfeed. Needs these Debian packages: python3-yaml, yamllint,
+systemd (systemd-analyze), dash, shellcheck, binutils (objdump) and util-linux (setpriv). kubectl, when
 installed, also renders deploy/k8s with its built-in kustomize. Exits 1 after listing every failed
 check; each module checks one kind of file and says in its docstring what."""
 
@@ -34,6 +34,7 @@ TOOLS = {
     "shellcheck": "shellcheck",
     "objdump": "binutils",
     "setpriv": "util-linux",
+    "yamllint": "yamllint",
 }
 
 

@@ -4,6 +4,7 @@ walfeed knows (from its own --help), and the YAML documents of deploy/."""
 import glob
 import os
 import re
+import subprocess
 
 import yaml
 
@@ -84,3 +85,9 @@ def load_yaml_documents(ctx):
             ctx.fail(ctx.rel(path), f"does not parse as YAML: {error}")
     if not ctx.documents:
         ctx.fail("deploy/", "no YAML files found")
+    # Style and mistakes a parser lets through (duplicate keys, bad indentation, trailing spaces).
+    config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "yamllint.yaml")
+    linted = subprocess.run(["yamllint", "-f", "parsable", "-c", config, *sorted(ctx.documents)],
+                            capture_output=True, text=True)
+    for line in linted.stdout.splitlines():
+        ctx.fail("yamllint", os.path.relpath(line, ctx.root) if line.startswith("/") else line)
