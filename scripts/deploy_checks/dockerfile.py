@@ -14,7 +14,8 @@ WHERE = "deploy/Dockerfile"
 
 
 def of(stage, keyword):
-    return [rest for k, rest in stage["instructions"] if k == keyword]
+    """`keyword`'s instructions in `stage`, those of the stages it continues first."""
+    return [rest for k, rest in stage.get("effective", stage["instructions"]) if k == keyword]
 
 
 def apt_packages(stage):
@@ -82,22 +83,18 @@ def parse_stages(ctx):
     if len(stages) < 2:
         ctx.fail(where, f"expected a build stage and a runtime stage, found {len(stages)} stage(s)")
         stages += [{"name": None, "base": "", "instructions": []}] * (2 - len(stages))
-    named = set()
+    by_name = {}
     for stage in stages:
-        # A stage may continue an earlier one (`FROM build-${WALFEED_BINARIES} AS build`).
-        if stage["base"] not in named and not re.fullmatch(r"debian:bookworm(-slim)?", stage["base"]):
+        # A stage may continue an earlier one (`FROM runtime-base AS runtime`): it has that one's
+        # instructions before its own, and its base image.
+        parent = by_name.get(stage["base"])
+        stage["effective"] = (parent["effective"] if parent else []) + stage["instructions"]
+        if parent:
+            stage["base"] = parent["base"]
+        elif not re.fullmatch(r"debian:bookworm(-slim)?", stage["base"]):
             ctx.fail(where, f"stage {stage['name']} is based on '{stage['base']}', not Debian bookworm")
-        named.add(stage["name"])
+        by_name[stage["name"]] = stage
     return stages
-
-
-def names_of(stages, stage):
-    """`stage`'s name and those of the stages that only continue it."""
-    names = {stage["name"]}
-    for other in stages:
-        if other["base"] in names and not other["instructions"]:
-            names.add(other["name"])
-    return names
 
 
 def check_build_stage(ctx, build_stage):
@@ -200,7 +197,7 @@ def check_build_packages(ctx, build_stage, depends_of):
         ctx.say(f"no {ctx.rel(cmake_cache)}: skipped the build stage's package check")
 
 
-def check_runtime_stage(ctx, runtime, build_stage, stages):
+def check_runtime_stage(ctx, runtime, build_stage):
     where = WHERE
     users = of(runtime, "USER")
     if not users:
@@ -222,8 +219,7 @@ def check_runtime_stage(ctx, runtime, build_stage, stages):
         if setting not in runtime_env:
             ctx.fail(where, f"the runtime stage does not set {setting}")
     ctx.check_env_names(where, re.findall(r"(WALFEED_\w+)=", runtime_env))
-    if not any(f"--from={name}" in c for name in names_of(stages, build_stage)
-               for c in of(runtime, "COPY")):
+    if not any(f"--from={build_stage['name']}" in c for c in of(runtime, "COPY")):
         ctx.fail(where, "the runtime stage copies nothing from the build stage")
 
 
@@ -239,7 +235,7 @@ def check_copy_sources(ctx, stages):
         if must_skip not in ignored:
             ctx.fail(".dockerignore", f"does not exclude {must_skip}")
     for stage in stages:
-        for copy in of(stage, "COPY"):
+        for copy in [rest for k, rest in stage["instructions"] if k == "COPY"]:
             words = [w for w in copy.split() if not w.startswith("--")]
             if any(w.startswith("--from") for w in copy.split()) or len(words) < 2:
                 continue
@@ -264,5 +260,5 @@ def check(ctx):
     depends_of = dependency_graph()
     check_runtime_libraries(ctx, runtime_packages, depends_of)
     check_build_packages(ctx, build_stage, depends_of)
-    check_runtime_stage(ctx, runtime, build_stage, stages)
+    check_runtime_stage(ctx, runtime, build_stage)
     check_copy_sources(ctx, stages)

@@ -80,7 +80,7 @@ class Podman:
             os.makedirs(prebuilt, exist_ok=True)
             for binary in (self.ctx.walfeed_bin, self.ctx.walfeedctl_bin):
                 shutil.copy2(binary, prebuilt)
-            args += ["--build-arg", "WALFEED_BINARIES=prebuilt"]
+            args += ["--target", "prebuilt"]
         started = time.monotonic()
         try:
             subprocess.run(["podman", *args, "."], cwd=self.ctx.root, env=self.env, check=True,
