@@ -253,7 +253,9 @@ def check_copy_sources(ctx, stages):
 
 def check(ctx):
     stages = parse_stages(ctx)
-    build_stage, runtime = stages[0], stages[-1]
+    # The stage named build (with the stages it continues), else the first; the last runs.
+    build_stage = next((s for s in stages if s["name"] == "build"), stages[0])
+    runtime = stages[-1]
     check_build_stage(ctx, build_stage)
     runtime_packages = apt_packages(runtime)
     check_packages_known(ctx, build_stage, runtime_packages)

@@ -218,6 +218,13 @@ def check(ctx):
     ctx.say("containers: the base image")
     podman.ensure_base_image()
     from_source = os.environ.get("WALFEED_DEPLOY_FROM_SOURCE") == "1"
+    if not from_source:
+        try:
+            seconds = podman.configure_build_stage()
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            ctx.fail("deploy/Dockerfile, build stage", str(error))
+            return
+        ctx.say(f"containers: the build stage installs its packages and configures ({seconds:.0f} s)")
     ctx.say(f"containers: building deploy/Dockerfile ({'compiling walfeed' if from_source else 'with the built binaries'})")
     seconds = podman.build_walfeed_image(from_source)
     size = int(podman.run("image", "inspect", "--format", "{{.Size}}", podman_module.IMAGE))

@@ -69,6 +69,22 @@ class Podman:
         self.ctx.say(f"containers: made the base image {BASE_IMAGE} with debootstrap in "
                      f"{time.monotonic() - started:.0f} s")
 
+    def configure_build_stage(self):
+        """deploy/Dockerfile's build stage up to its configure step (target build-configured):
+        what the default build needs, without compiling walfeed a second time."""
+        started = time.monotonic()
+        try:
+            subprocess.run(["podman", "build", "--format", "docker", "--network=host", "-f",
+                            "deploy/Dockerfile", "--build-arg", f"DEBIAN_IMAGE={BASE_IMAGE}",
+                            "--target", "build-configured", "-t",
+                            "localhost/walfeed-build-configured:deploy-check", "."],
+                           cwd=self.ctx.root, env=self.env, check=True, capture_output=True,
+                           text=True, timeout=1800)
+        except subprocess.CalledProcessError as error:
+            raise RuntimeError(f"the build stage does not configure: {error.stdout[-3000:]}"
+                               f"{error.stderr[-3000:]}")
+        return time.monotonic() - started
+
     def build_walfeed_image(self, from_source):
         """deploy/Dockerfile on the base image: compiling walfeed in its build stage, or (the
         default here) with the binaries of BUILD_DIR as deploy/prebuilt/."""
