@@ -10,8 +10,6 @@
 namespace walfeed {
 namespace {
 
-using Columns = google::protobuf::RepeatedPtrField<v1::Column>;
-
 absl::StatusOr<std::string> ReadWhole(v1::ChangeFeed::Stub& stub, const ContextSetup& setup,
                                       const v1::LargeValue& large) {
   grpc::ClientContext context;
@@ -45,21 +43,8 @@ absl::StatusOr<std::string> ReadWhole(v1::ChangeFeed::Stub& stub, const ContextS
 
 absl::Status FetchLargeValues(v1::ChangeFeed::Stub& stub, const ContextSetup& setup,
                               v1::Change* change) {
-  for (Columns* part : {change->mutable_key(), change->mutable_before(), change->mutable_after()}) {
-    for (v1::Column& column : *part) {
-      if (column.value_case() != v1::Column::kLarge) continue;
-      absl::StatusOr<std::string> value = ReadWhole(stub, setup, column.large());
-      if (!value.ok()) return value.status();
-      RestoreValue(column.large().kind(), *std::move(value), &column);
-    }
-  }
-  if (change->message().has_large_content()) {
-    absl::StatusOr<std::string> value = ReadWhole(stub, setup, change->message().large_content());
-    if (!value.ok()) return value.status();
-    change->mutable_message()->set_content(*std::move(value));
-    change->mutable_message()->clear_large_content();
-  }
-  return absl::OkStatus();
+  return InlineLargeValues(
+      change, [&](const v1::LargeValue& large) { return ReadWhole(stub, setup, large); });
 }
 
 }  // namespace walfeed

@@ -8,6 +8,7 @@
 //   walfeedctl consumers list | reset NAME (--cursor C | --to-start | --to-head) | delete NAME
 //   walfeedctl backfill start TABLE [--from-key V]... [--to-key V]... [--where SQL] [--wait]
 //                       | list | cancel ID
+//   walfeedctl push create NAME --url URL [...] | list | pause NAME | resume NAME | delete NAME
 //
 // `subscribe` prints one JSON object per change, one a line, on stdout (walfeed's Change as
 // JSON; Debezium's envelope with --format debezium; one line of text with --format text; progress
@@ -22,6 +23,7 @@
 // `backfill start` queues a backfill (an admin call) and prints it as JSON; with --wait it then
 // follows its progress on stderr and exits 0 once it is done (1 if it failed or was cancelled).
 // `backfill list` prints the kept backfills, `backfill cancel` cancels one.
+// `push` creates, lists, pauses, resumes and deletes push subscriptions (client/push_command.h).
 // Bad flags exit 2 with a message; a failed call exits 1 with the server's status.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
@@ -29,6 +31,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,6 +46,7 @@
 #include "absl/time/time.h"
 #include "client/change_text_format.h"
 #include "client/debezium_format.h"
+#include "client/push_command.h"
 #include "client/subscriber.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/position.h"
@@ -67,6 +71,12 @@ constexpr char kUsage[] =
     "  walfeedctl backfill start SCHEMA.TABLE [--from-key VALUE]... [--to-key VALUE]...\n"
     "                       [--where SQL] [--chunk-rows N] [--wait]\n"
     "  walfeedctl backfill list | cancel ID   [--server HOST:PORT]\n"
+    "  walfeedctl push create NAME --url URL [--format json|debezium] [--table SCHEMA.TABLE]...\n"
+    "                       [--tables A,B] [--op OP]... [--where CONDITION] [--secret-file FILE]\n"
+    "                       [--header 'Name: value']... [--batch-changes N] [--batch-bytes N]\n"
+    "                       [--timeout DURATION] [--ca-file PEM] [--http-version auto|1.1|2]\n"
+    "                       [--from-head | --cursor CURSOR]\n"
+    "  walfeedctl push list | pause NAME | resume NAME [--to-start | --to-head] | delete NAME\n"
     "subscribe --consumer NAME reads as a named consumer: the server keeps its position, and\n"
     "each change printed is committed.\n"
     "Every command also takes [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] (TLS, mutual TLS)\n"
@@ -89,6 +99,8 @@ struct Options {
   walfeed::v1::BackfillRequest backfill;
   uint64_t backfill_id = 0;
   bool wait = false;
+  // push: its subcommand and what it sends.
+  walfeed::PushCommand push;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;
@@ -119,7 +131,8 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
   options->command = argv[1];
   if (options->command != "subscribe" && options->command != "info" &&
       options->command != "compact" && options->command != "health" &&
-      options->command != "consumers" && options->command != "backfill") {
+      options->command != "consumers" && options->command != "backfill" &&
+      options->command != "push") {
     return absl::StrCat("unknown command '", options->command, "'");
   }
   int first_flag = 2;
@@ -157,6 +170,12 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       return "backfill needs start TABLE, list or cancel ID";
     }
   }
+  if (options->command == "push") {
+    if (std::string error = walfeed::ParsePushSubcommand(argc, argv, &first_flag, &options->push);
+        !error.empty()) {
+      return error;
+    }
+  }
   if (const char* token = std::getenv("WALFEED_TOKEN")) options->token = token;
   const char* env_server = std::getenv("WALFEED_SERVER");
   options->server = env_server ? env_server : "127.0.0.1:50051";
@@ -179,6 +198,20 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
       value = argv[++i];
       return true;
     };
+    if (options->command == "push") {
+      std::optional<std::string> taken = walfeed::ParsePushFlag(
+          flag,
+          [&](std::string* out) {
+            if (!take_value()) return false;
+            *out = value;
+            return true;
+          },
+          &options->push);
+      if (taken.has_value()) {
+        if (!taken->empty()) return *taken;
+        continue;
+      }
+    }
     if (flag == "--server") {
       if (!take_value()) return "--server needs HOST:PORT";
       options->server = value;
@@ -292,6 +325,9 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
     } else {
       return absl::StrCat("unknown flag '", flag, "' for ", options->command);
     }
+  }
+  if (options->command == "push") {
+    if (std::string error = walfeed::CheckPushCommand(options->push); !error.empty()) return error;
   }
   if (options->tls_cert.empty() != options->tls_key.empty()) {
     return "--tls-cert and --tls-key go together";
@@ -597,6 +633,12 @@ int main(int argc, char** argv) {
   if (options.command == "health") return Health(channel, options);
   if (options.command == "consumers") return Consumers(channel, options);
   if (options.command == "backfill") return Backfill(channel, options);
+  if (options.command == "push") {
+    walfeed::v1::Admin::Stub admin(channel);
+    return walfeed::RunPushCommand(
+        admin, [&options](grpc::ClientContext* context) { Authorize(options, context); },
+        options.push);
+  }
   walfeed::v1::ChangeFeed::Stub stub(channel);
   return options.command == "subscribe" ? Subscribe(stub, credentials, options)
                                         : Info(stub, options);

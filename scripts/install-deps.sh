@@ -26,6 +26,9 @@ packages=(
   python3-grpcio python3-protobuf
   # bench/run_all.py's plot
   python3-matplotlib
+  # push delivery (server/push): HTTP through libcurl, HMAC signatures through OpenSSL's libcrypto;
+  # the example receiver (examples/push) is a FastAPI app under uvicorn
+  libcurl4-openssl-dev libssl-dev python3-fastapi python3-uvicorn
 )
 # Some images ship Node.js with its own npm; Debian's npm would conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

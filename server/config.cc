@@ -250,6 +250,13 @@ const std::vector<Setting>& Settings() {
          c.metrics_listen = v;
          return absl::OkStatus();
        }},
+      {"push-config", "WALFEED_PUSH_CONFIG", "(none)",
+       "a JSON file of push subscriptions to create at start, or to update keeping their "
+       "cursors (README: Push to your web app); others are made with walfeedctl push create",
+       [](const std::string& v, Config& c) {
+         c.push_config = v;
+         return absl::OkStatus();
+       }},
       {"compaction-lag", "WALFEED_COMPACTION_LAG", "1h",
        "changes younger than this (by commit time) are never compacted away, so a consumer near "
        "the head sees every change",
@@ -266,9 +273,9 @@ const std::vector<Setting>& Settings() {
          return absl::OkStatus();
        }},
       {"keep-for-consumers", "WALFEED_KEEP_FOR_CONSUMERS", "false",
-       "true: compaction removes nothing a named consumer has not committed yet, so none is ever "
-       "sent back to re-read (a consumer that stops committing keeps the log from shrinking: "
-       "delete it with walfeedctl consumers delete)",
+       "true: compaction removes nothing a named consumer has not committed yet (nor a push "
+       "subscription delivered), so none is ever sent back to re-read (one that stops keeps the "
+       "log from shrinking: delete it with walfeedctl consumers delete, walfeedctl push delete)",
        [](const std::string& v, Config& c) {
          if (v != "true" && v != "false") {
            return absl::InvalidArgumentError(

@@ -35,7 +35,10 @@ struct Config {
   bool ingest_auto = false;
   // This instance's name in an ingest group (--instance-name); empty: the host name.
   std::string instance_name;
-  // --keep-for-consumers: compaction keeps what a named consumer has not committed yet.
+  // --push-config: push subscriptions to create or update at start; empty: none.
+  std::string push_config;
+  // --keep-for-consumers: compaction keeps what a named consumer (or a push subscription) has not
+  // committed (delivered) yet.
   bool keep_for_consumers = false;
   // How often a background compaction pass runs; InfiniteDuration: only when asked.
   absl::Duration compaction_interval = absl::Minutes(10);

@@ -4,7 +4,8 @@
 // replication stream instead of the source, or, in an ingest group (--ingest=auto), the member
 // that is one or the other as the group needs - and on SIGINT/SIGTERM shuts them down in order: a
 // running compaction pass stops between batches, streams end with UNAVAILABLE, the source appends
-// and confirms what it has, the replication stops after its current publish, the log closes.
+// and confirms what it has, the push deliveries store what was acknowledged, the replication
+// stops after its current publish, the log closes.
 //
 // The rooms meet only here: the source writes the log through TransactionSink and is bounded by a
 // ConfirmGate; the feed and the replication read the log, the follower writes it; none of them
@@ -32,6 +33,7 @@
 #include "server/log/change_log.h"
 #include "server/log/compactor.h"
 #include "server/metrics/metrics_collector.h"
+#include "server/push/push_manager.h"
 #include "server/replication/log_follower.h"
 #include "server/replication/log_replicator.h"
 #include "server/source/slot_monitor.h"
@@ -191,12 +193,19 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return Fail("reading the backfills", loaded.status());
     backfills = *std::move(loaded);
   }
+  // Push subscriptions: the feed POSTed to HTTP endpoints (README: Push to your web app).
+  absl::StatusOr<std::unique_ptr<walfeed::PushManager>> pushes =
+      walfeed::PushManager::Load(log->get(), source_status, config->push_config);
+  if (!pushes.ok()) return Fail("reading the push subscriptions", pushes.status());
   absl::StatusOr<std::unique_ptr<walfeed::FeedServer>> feed = walfeed::FeedServer::Start(
-      config->feed, log->get(), &compactor, source_status, replication_status, backfills.get());
+      config->feed, log->get(), &compactor, source_status, replication_status,
+      walfeed::FeedControls{backfills.get(), pushes->get()});
   if (!feed.ok()) return Fail("starting the gRPC server", feed.status());
   if (config->keep_for_consumers) {
     walfeed::ConsumerRegistry* consumers = (*feed)->consumers();
     compactor.KeepFrom([consumers] { return consumers->OldestUncommitted(); });
+    walfeed::PushManager* push_manager = pushes->get();
+    compactor.KeepFrom([push_manager] { return push_manager->OldestUndelivered(); });
   }
   compactor.Start();
   if (replicator != nullptr) replicator->Start();
@@ -243,6 +252,7 @@ int main(int argc, char** argv) {
     return Fail("starting the PostgreSQL source", started);
   }
   if (backfills != nullptr) backfills->Start();
+  (*pushes)->Start();
   spdlog::info("event=ready listen={} port={} allocator={}", config->feed.listen_address,
                (*feed)->port(), walfeed::AllocatorName());
 
@@ -258,6 +268,7 @@ int main(int argc, char** argv) {
   compactor.Stop();
   (*feed)->BeginShutdown();
   if (backfills != nullptr) backfills->Stop();
+  (*pushes)->Stop();
   if (source != nullptr) source->Stop();
   if (member != nullptr) member->Stop();
   if (follower != nullptr) follower->Stop();

@@ -34,6 +34,8 @@ inline constexpr char kConsumerNotFound[] = "CONSUMER_NOT_FOUND";
 inline constexpr char kBackfillNotFound[] = "BACKFILL_NOT_FOUND";
 // The call needs the walfeed that reads PostgreSQL (a backfill), and this one does not.
 inline constexpr char kNotIngester[] = "NOT_INGESTER";
+inline constexpr char kPushNotFound[] = "PUSH_NOT_FOUND";
+inline constexpr char kPushExists[] = "PUSH_EXISTS";
 }  // namespace reason
 
 // `status` with `reason` attached (a no-op for OK).

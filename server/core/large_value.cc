@@ -73,4 +73,24 @@ void RestoreValue(v1::LargeValue::Kind kind, std::string data, v1::Column* colum
   }
 }
 
+absl::Status InlineLargeValues(
+    v1::Change* change,
+    absl::FunctionRef<absl::StatusOr<std::string>(const v1::LargeValue& large)> read) {
+  for (auto* part : {change->mutable_key(), change->mutable_before(), change->mutable_after()}) {
+    for (v1::Column& column : *part) {
+      if (column.value_case() != v1::Column::kLarge) continue;
+      absl::StatusOr<std::string> value = read(column.large());
+      if (!value.ok()) return value.status();
+      RestoreValue(column.large().kind(), *std::move(value), &column);
+    }
+  }
+  if (change->message().has_large_content()) {
+    absl::StatusOr<std::string> value = read(change->message().large_content());
+    if (!value.ok()) return value.status();
+    change->mutable_message()->set_content(*std::move(value));
+    change->mutable_message()->clear_large_content();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace walfeed

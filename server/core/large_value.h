@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
 #include "walfeed/v1/walfeed.pb.h"
 
 namespace walfeed {
@@ -27,6 +29,12 @@ bool HasLargeValues(const v1::Change& change);
 // Puts `data` back into the field of `column` that `kind` names, replacing what it held (the
 // reference). raw_text_encoding is not touched: it stays with the column.
 void RestoreValue(v1::LargeValue::Kind kind, std::string data, v1::Column* column);
+
+// Puts every value `change` carries out of line back in place, each read whole by `read`.
+// Fails with `read`'s error; `change` may then be half filled.
+absl::Status InlineLargeValues(
+    v1::Change* change,
+    absl::FunctionRef<absl::StatusOr<std::string>(const v1::LargeValue& large)> read);
 
 }  // namespace walfeed
 

@@ -40,6 +40,12 @@ inline constexpr char kConsumersKey[] = "consumers";
 // The queued, running and newest finished backfills: a serialized walfeed.v1.BackfillList.
 inline constexpr char kBackfillsKey[] = "backfills";
 
+// Push subscriptions (server/push/push_store.h) -----------------------------------------------
+
+// Every push subscription with its cursor, batch in flight and counters: a serialized
+// walfeed.v1.StoredPushSubscriptions.
+inline constexpr char kPushSubscriptionsKey[] = "push_subscriptions";
+
 // Replication (server/replication/copy_point.h) -------------------------------------------------
 
 // The sequence number (decimal text) of the last replication stream message the log holds.

@@ -127,29 +127,27 @@ grpc::ServerUnaryReactor* AdminService::DeleteConsumer(grpc::CallbackServerConte
 
 namespace {
 
-// Answers a backfill call: the admin check, then `call` (refused where no backfills run), its
-// errors marked: NotFound with `not_found`, InvalidArgument as REQUEST_MALFORMED.
-grpc::ServerUnaryReactor* AnswerBackfillCall(
-    grpc::CallbackServerContext* context, const Authenticator& auth, bool runs_backfills,
-    const char* not_found, const std::function<absl::StatusOr<v1::BackfillInfo>()>& call,
-    v1::BackfillInfo* response) {
+// Answers an admin call: the admin check, then `call` (refused with `absent` when the part it
+// needs does not run here), its errors marked: NotFound with `not_found`, InvalidArgument as
+// REQUEST_MALFORMED.
+template <typename Response>
+grpc::ServerUnaryReactor* AnswerAdminCall(grpc::CallbackServerContext* context,
+                                          const Authenticator& auth, const absl::Status& absent,
+                                          const char* not_found,
+                                          const std::function<absl::StatusOr<Response>()>& call,
+                                          Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (grpc::Status allowed = auth.CheckAdmin(*context); !allowed.ok()) {
     reactor->Finish(allowed);
     return reactor;
   }
-  absl::StatusOr<v1::BackfillInfo> result =
-      runs_backfills
-          ? call()
-          : WithReason(absl::FailedPreconditionError(
-                           "this walfeed does not read PostgreSQL on its own (a replica, or a "
-                           "member of an ingest group): run backfills on a walfeed started "
-                           "without --follow and --ingest=auto"),
-                       reason::kNotIngester);
+  absl::StatusOr<Response> result = absent.ok() ? call() : absent;
   if (!result.ok()) {
     absl::Status error = result.status();
-    if (absl::IsNotFound(error)) error = WithReason(error, not_found);
-    if (absl::IsInvalidArgument(error)) error = WithReason(error, reason::kRequestMalformed);
+    if (absl::IsNotFound(error) && ReasonOf(error).empty()) error = WithReason(error, not_found);
+    if (absl::IsInvalidArgument(error) && ReasonOf(error).empty()) {
+      error = WithReason(error, reason::kRequestMalformed);
+    }
     reactor->Finish(ToGrpcStatus(error));
     return reactor;
   }
@@ -158,22 +156,87 @@ grpc::ServerUnaryReactor* AnswerBackfillCall(
   return reactor;
 }
 
+absl::Status BackfillsAbsent(const BackfillControl* backfills) {
+  if (backfills != nullptr) return absl::OkStatus();
+  return WithReason(absl::FailedPreconditionError(
+                        "this walfeed does not read PostgreSQL on its own (a replica, or a "
+                        "member of an ingest group): run backfills on a walfeed started "
+                        "without --follow and --ingest=auto"),
+                    reason::kNotIngester);
+}
+
+absl::Status PushesAbsent(const PushControl* pushes) {
+  if (pushes != nullptr) return absl::OkStatus();
+  return absl::UnimplementedError("this walfeed runs no push subscriptions");
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* AdminService::Backfill(grpc::CallbackServerContext* context,
                                                  const v1::BackfillRequest* request,
                                                  v1::BackfillInfo* response) {
-  return AnswerBackfillCall(
-      context, *auth_, backfills_ != nullptr, reason::kTableNotFound,
+  return AnswerAdminCall<v1::BackfillInfo>(
+      context, *auth_, BackfillsAbsent(backfills_), reason::kTableNotFound,
       [this, request] { return backfills_->Enqueue(*request); }, response);
 }
 
 grpc::ServerUnaryReactor* AdminService::CancelBackfill(grpc::CallbackServerContext* context,
                                                        const v1::CancelBackfillRequest* request,
                                                        v1::BackfillInfo* response) {
-  return AnswerBackfillCall(
-      context, *auth_, backfills_ != nullptr, reason::kBackfillNotFound,
+  return AnswerAdminCall<v1::BackfillInfo>(
+      context, *auth_, BackfillsAbsent(backfills_), reason::kBackfillNotFound,
       [this, request] { return backfills_->Cancel(request->id()); }, response);
+}
+
+grpc::ServerUnaryReactor* AdminService::CreatePushSubscription(grpc::CallbackServerContext* context,
+                                                               const v1::PushSubscription* request,
+                                                               v1::PushSubscriptionInfo* response) {
+  return AnswerAdminCall<v1::PushSubscriptionInfo>(
+      context, *auth_, PushesAbsent(pushes_), reason::kTableNotFound,
+      [this, request] { return pushes_->Create(*request); }, response);
+}
+
+grpc::ServerUnaryReactor* AdminService::ListPushSubscriptions(
+    grpc::CallbackServerContext* context, const v1::ListPushSubscriptionsRequest* /*request*/,
+    v1::PushSubscriptionList* response) {
+  return AnswerAdminCall<v1::PushSubscriptionList>(
+      context, *auth_, PushesAbsent(pushes_), reason::kPushNotFound,
+      [this]() -> absl::StatusOr<v1::PushSubscriptionList> {
+        v1::PushSubscriptionList list;
+        for (v1::PushSubscriptionInfo& info : pushes_->List()) {
+          *list.add_subscriptions() = std::move(info);
+        }
+        return list;
+      },
+      response);
+}
+
+grpc::ServerUnaryReactor* AdminService::PausePushSubscription(
+    grpc::CallbackServerContext* context, const v1::PushSubscriptionRequest* request,
+    v1::PushSubscriptionInfo* response) {
+  return AnswerAdminCall<v1::PushSubscriptionInfo>(
+      context, *auth_, PushesAbsent(pushes_), reason::kPushNotFound,
+      [this, request] { return pushes_->Pause(request->name()); }, response);
+}
+
+grpc::ServerUnaryReactor* AdminService::ResumePushSubscription(
+    grpc::CallbackServerContext* context, const v1::PushSubscriptionRequest* request,
+    v1::PushSubscriptionInfo* response) {
+  return AnswerAdminCall<v1::PushSubscriptionInfo>(
+      context, *auth_, PushesAbsent(pushes_), reason::kPushNotFound,
+      [this, request] { return pushes_->Resume(*request); }, response);
+}
+
+grpc::ServerUnaryReactor* AdminService::DeletePushSubscription(
+    grpc::CallbackServerContext* context, const v1::PushSubscriptionRequest* request,
+    v1::DeletePushSubscriptionResponse* response) {
+  return AnswerAdminCall<v1::DeletePushSubscriptionResponse>(
+      context, *auth_, PushesAbsent(pushes_), reason::kPushNotFound,
+      [this, request]() -> absl::StatusOr<v1::DeletePushSubscriptionResponse> {
+        if (absl::Status deleted = pushes_->Delete(request->name()); !deleted.ok()) return deleted;
+        return v1::DeletePushSubscriptionResponse();
+      },
+      response);
 }
 
 }  // namespace walfeed

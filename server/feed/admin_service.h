@@ -6,13 +6,13 @@
 // ResetConsumer and DeleteConsumer change a named consumer's stored cursor (ConsumerRegistry).
 // Backfill and CancelBackfill go to the BackfillControl (checking a request asks PostgreSQL, on
 // the calling thread); without one (a replica, an ingest group) they are FAILED_PRECONDITION,
-// reason NOT_INGESTER.
+// reason NOT_INGESTER. The push subscription calls go to the PushControl.
 #ifndef WALFEED_SERVER_FEED_ADMIN_SERVICE_H_
 #define WALFEED_SERVER_FEED_ADMIN_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
-#include "server/core/backfill_control.h"
+#include "server/core/feed_controls.h"
 #include "server/feed/authenticator.h"
 #include "server/feed/consumer_registry.h"
 #include "server/log/compactor.h"
@@ -24,14 +24,15 @@ class AdminService final : public v1::Admin::CallbackService {
  public:
   // `compactor` must outlive the service, and be stopped before the server waits for its calls.
   // `consumers` and `log` (for the head) too.
-  // `backfills` may be null (no backfills here).
+  // Each of `controls` may be null (not run here).
   AdminService(Compactor* compactor, ConsumerRegistry* consumers, const ChangeLog* log,
-               const Authenticator* auth, BackfillControl* backfills = nullptr)
+               const Authenticator* auth, FeedControls controls = {})
       : compactor_(compactor),
         consumers_(consumers),
         log_(log),
         auth_(auth),
-        backfills_(backfills) {}
+        backfills_(controls.backfills),
+        pushes_(controls.pushes) {}
 
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* context,
                                     const v1::CompactRequest* request,
@@ -48,6 +49,21 @@ class AdminService final : public v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* CancelBackfill(grpc::CallbackServerContext* context,
                                            const v1::CancelBackfillRequest* request,
                                            v1::BackfillInfo* response) override;
+  grpc::ServerUnaryReactor* CreatePushSubscription(grpc::CallbackServerContext* context,
+                                                   const v1::PushSubscription* request,
+                                                   v1::PushSubscriptionInfo* response) override;
+  grpc::ServerUnaryReactor* ListPushSubscriptions(grpc::CallbackServerContext* context,
+                                                  const v1::ListPushSubscriptionsRequest* request,
+                                                  v1::PushSubscriptionList* response) override;
+  grpc::ServerUnaryReactor* PausePushSubscription(grpc::CallbackServerContext* context,
+                                                  const v1::PushSubscriptionRequest* request,
+                                                  v1::PushSubscriptionInfo* response) override;
+  grpc::ServerUnaryReactor* ResumePushSubscription(grpc::CallbackServerContext* context,
+                                                   const v1::PushSubscriptionRequest* request,
+                                                   v1::PushSubscriptionInfo* response) override;
+  grpc::ServerUnaryReactor* DeletePushSubscription(
+      grpc::CallbackServerContext* context, const v1::PushSubscriptionRequest* request,
+      v1::DeletePushSubscriptionResponse* response) override;
 
  private:
   Compactor* const compactor_;
@@ -55,6 +71,7 @@ class AdminService final : public v1::Admin::CallbackService {
   const ChangeLog* const log_;
   const Authenticator* const auth_;
   BackfillControl* const backfills_;
+  PushControl* const pushes_;
 };
 
 }  // namespace walfeed

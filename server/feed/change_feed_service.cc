@@ -16,8 +16,7 @@ namespace walfeed {
 ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
                                      ConsumerRegistry* consumers, const FeedOptions* options,
                                      const Authenticator* auth, SourceStatusFn source_status,
-                                     ReplicationStatusFn replication_status,
-                                     const BackfillControl* backfills)
+                                     ReplicationStatusFn replication_status, FeedControls controls)
     : log_(log),
       hub_(hub),
       consumers_(consumers),
@@ -25,7 +24,8 @@ ChangeFeedService::ChangeFeedService(const ChangeLog* log, SubscriberHub* hub,
       auth_(auth),
       source_status_(std::move(source_status)),
       replication_status_(std::move(replication_status)),
-      backfills_(backfills) {}
+      backfills_(controls.backfills),
+      pushes_(controls.pushes) {}
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangeFeedService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
@@ -186,6 +186,11 @@ v1::FeedInfo ChangeFeedService::Describe() const {
   if (backfills_ != nullptr) {
     for (v1::BackfillInfo& backfill : backfills_->List()) {
       *info.add_backfills() = std::move(backfill);
+    }
+  }
+  if (pushes_ != nullptr) {
+    for (v1::PushSubscriptionInfo& push : pushes_->List()) {
+      *info.add_push_subscriptions() = std::move(push);
     }
   }
   if (std::optional<v1::CompactionResult> last = log_->LastCompaction()) {

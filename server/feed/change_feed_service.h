@@ -13,7 +13,7 @@
 
 #include <functional>
 
-#include "server/core/backfill_control.h"
+#include "server/core/feed_controls.h"
 #include "server/core/source_status.h"
 #include "server/feed/authenticator.h"
 #include "server/feed/consumer_registry.h"
@@ -43,7 +43,7 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
   ChangeFeedService(const ChangeLog* log, SubscriberHub* hub, ConsumerRegistry* consumers,
                     const FeedOptions* options, const Authenticator* auth,
                     SourceStatusFn source_status, ReplicationStatusFn replication_status = nullptr,
-                    const BackfillControl* backfills = nullptr);
+                    FeedControls controls = {});
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request) override;
@@ -77,6 +77,7 @@ class ChangeFeedService final : public feed_internal::ChangeFeedBase {
   const SourceStatusFn source_status_;
   const ReplicationStatusFn replication_status_;
   const BackfillControl* const backfills_;  // null: none here
+  const PushControl* const pushes_;         // null: none here
 };
 
 }  // namespace walfeed

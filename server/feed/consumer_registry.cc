@@ -83,25 +83,9 @@ std::string ConsumerRegistry::Encode() const {
 }
 
 absl::Status ConsumerRegistry::Persist() {
-  const uint64_t mine = changed_;
-  while (written_ < mine) {
-    if (writing_) {
-      const auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !writing_; };
-      mu_.Await(absl::Condition(&done));
-      continue;
-    }
-    // Everything changed so far goes in this one write.
-    writing_ = true;
-    const uint64_t covers = changed_;
-    const std::string table = Encode();
-    mu_.Unlock();
-    const absl::Status written = log_->SetMetadata(kConsumersKey, table);
-    mu_.Lock();
-    writing_ = false;
-    if (!written.ok()) return written;
-    written_ = std::max(written_, covers);
-  }
-  return absl::OkStatus();
+  return write_.Persist(
+      mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return Encode(); },
+      [this](const std::string& table) { return log_->SetMetadata(kConsumersKey, table); });
 }
 
 absl::StatusOr<std::unique_ptr<ConsumerRegistry::Lease>> ConsumerRegistry::Acquire(
@@ -135,7 +119,7 @@ absl::StatusOr<std::pair<Position, bool>> ConsumerRegistry::Commit(const std::st
   if (moved) {
     it->second.cursor = cursor;
     it->second.committed_at = absl::Now();
-    ++changed_;
+    write_.Changed();
   }
   // Persist() lets go of mu_ while it writes: others may change consumers_ meanwhile, which
   // invalidates `it`.
@@ -149,7 +133,7 @@ absl::Status ConsumerRegistry::Reset(const std::string& name, const Position& cu
   absl::MutexLock lock(&mu_);
   if (streaming_.contains(name)) return Busy(name);
   consumers_[name] = Consumer{cursor, absl::Now()};
-  ++changed_;
+  write_.Changed();
   return Persist();
 }
 
@@ -161,7 +145,7 @@ absl::Status ConsumerRegistry::Delete(const std::string& name) {
     return WithReason(absl::NotFoundError(absl::StrCat("there is no consumer '", name, "'")),
                       reason::kConsumerNotFound);
   }
-  ++changed_;
+  write_.Changed();
   return Persist();
 }
 

@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/grouped_write.h"
 #include "server/core/position.h"
 #include "server/log/change_log.h"
 #include "walfeed/v1/walfeed.pb.h"
@@ -84,18 +85,15 @@ class ConsumerRegistry {
   explicit ConsumerRegistry(ChangeLog* log) : log_(log) {}
   void Release(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   std::string Encode() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Makes every change up to now durable: the first caller writes the whole table for all who
-  // wait (with `mu_` released while it writes), the others wait for that write.
+  // Makes every change up to now durable (GroupedWrite).
   absl::Status Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ChangeLog* const log_;
   mutable absl::Mutex mu_;
   absl::btree_map<std::string, Consumer> consumers_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<std::string, bool> streaming_ ABSL_GUARDED_BY(mu_);
-  // Changes made (`changed_`) and written durably (`written_`), counted; one write at a time.
-  uint64_t changed_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // Makes consumers_ durable, grouping the commits that arrive together.
+  GroupedWrite write_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace walfeed

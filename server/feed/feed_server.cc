@@ -49,7 +49,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
 
 absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(
     const FeedOptions& options, ChangeLog* log, Compactor* compactor, SourceStatusFn source_status,
-    ReplicationStatusFn replication_status, BackfillControl* backfills) {
+    ReplicationStatusFn replication_status, FeedControls controls) {
   if (absl::Status valid = options.Validate(); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials(options);
   if (!credentials.ok()) return credentials.status();
@@ -88,10 +88,10 @@ absl::StatusOr<std::unique_ptr<FeedServer>> FeedServer::Start(
   server->consumers_ = *std::move(consumers);
   server->service_ = std::make_unique<ChangeFeedService>(
       log, server->hub_.get(), server->consumers_.get(), &server->options_, &server->auth_,
-      std::move(source_status), std::move(replication_status), backfills);
+      std::move(source_status), std::move(replication_status), controls);
 
   server->admin_ = std::make_unique<AdminService>(compactor, server->consumers_.get(), log,
-                                                  &server->auth_, backfills);
+                                                  &server->auth_, controls);
   server->health_ = std::make_unique<HealthService>();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

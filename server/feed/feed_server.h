@@ -27,12 +27,12 @@ namespace walfeed {
 class FeedServer {
  public:
   // `log` and `compactor` must outlive the server; stop the compactor before Shutdown() so
-  // that no Compact call is left unanswered. `backfills` (null: Admin.Backfill is refused) must
-  // outlive it too.
+  // that no Compact call is left unanswered. `controls` (each null: its Admin calls are refused)
+  // must outlive it too.
   static absl::StatusOr<std::unique_ptr<FeedServer>> Start(
       const FeedOptions& options, ChangeLog* log, Compactor* compactor,
       SourceStatusFn source_status, ReplicationStatusFn replication_status = nullptr,
-      BackfillControl* backfills = nullptr);
+      FeedControls controls = {});
   ~FeedServer();
 
   // The port actually bound (useful with port 0).

@@ -141,6 +141,46 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     families.push_back(std::move(states));
   }
 
+  // Push subscriptions: each one's deliveries, retries, lag and pause.
+  if (info.push_subscriptions_size() > 0) {
+    MetricFamily batches = Family("walfeed_push_delivered_batches_total",
+                                  "Batches each push subscription's receiver acknowledged (2xx).",
+                                  MetricType::Counter);
+    MetricFamily changes = Family("walfeed_push_delivered_changes_total",
+                                  "Changes in the acknowledged batches of each push subscription.",
+                                  MetricType::Counter);
+    MetricFamily retries = Family("walfeed_push_retries_total",
+                                  "Failed attempts (5xx, 408, 429, timeouts, connection errors) "
+                                  "each push subscription retried.",
+                                  MetricType::Counter);
+    MetricFamily lag_changes = Family("walfeed_push_lag_changes",
+                                      "Changes in the log after each push subscription's cursor "
+                                      "(counted up to 100000).",
+                                      MetricType::Gauge);
+    MetricFamily lag_seconds = Family("walfeed_push_lag_seconds",
+                                      "Age of the oldest change each push subscription has not "
+                                      "delivered (0 when caught up).",
+                                      MetricType::Gauge);
+    MetricFamily paused = Family("walfeed_push_paused",
+                                 "1 while a push subscription is paused (label reason: operator, "
+                                 "HTTP_4XX, CURSOR_PURGED, FILTER_INVALID), else 0.",
+                                 MetricType::Gauge);
+    for (const v1::PushSubscriptionInfo& push : info.push_subscriptions()) {
+      const std::string& name = push.subscription().name();
+      AddSample(batches, static_cast<double>(push.delivered_batches()), {{"subscription", name}});
+      AddSample(changes, static_cast<double>(push.delivered_changes()), {{"subscription", name}});
+      AddSample(retries, static_cast<double>(push.retries()), {{"subscription", name}});
+      AddSample(lag_changes, static_cast<double>(push.lag_changes()), {{"subscription", name}});
+      AddSample(lag_seconds, push.lag_seconds(), {{"subscription", name}});
+      AddSample(paused, push.state() == "paused" ? 1 : 0,
+                {{"subscription", name}, {"reason", push.pause_reason()}});
+    }
+    for (MetricFamily* family :
+         {&batches, &changes, &retries, &lag_changes, &lag_seconds, &paused}) {
+      families.push_back(std::move(*family));
+    }
+  }
+
   // The log and compaction.
   gauge("walfeed_log_bytes", "Size of the change log on disk.",
         static_cast<double>(info.log_bytes()));
