@@ -8,7 +8,8 @@
 #    errors, the same tests again.
 #    Then a short libFuzzer run of the pgoutput decoding path, the value converter, the cursor and
 #    request parsers and the large-value path on their corpus (fuzz/corpus/).
-# 3. The example consumers (examples/), the deployment checks (scripts/check-deploy.sh: the files,
+# 3. The example consumers (examples/), push delivery into the example web app (examples/push/),
+#    the deployment checks (scripts/check-deploy.sh: the files,
 #    and the image built and run with podman), a quick run of each benchmark (they must keep
 #    working). A clang-format check runs first, so a formatting slip fails at once.
 # WALFEED_TEST_SANITIZERS=0 skips step 2 for a quicker local loop; CI always runs it.
@@ -42,6 +43,10 @@ run_suite "gcc" "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALFEED_WERROR
 # The Python and Node.js example consumers against a real walfeed and PostgreSQL.
 phase "example consumers"
 /usr/bin/python3 examples/run_examples_test.py "$here/build"
+
+# Push delivery into the example FastAPI app under uvicorn, through faults (examples/push/).
+phase "push delivery (examples/push)"
+/usr/bin/python3 examples/push/run_push_test.py "$here/build"
 
 # The deployment files (deploy/): checked as files, then the image built with podman (with this
 # build's binaries; WALFEED_DEPLOY_FROM_SOURCE=1 compiles them in the image instead) and run
