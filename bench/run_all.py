@@ -12,7 +12,8 @@ large_values.py (memory around one 100 MiB row, stalled subscribers at it, ReadV
 replication.py (ingest and latency with the log replicated into a 3-node NATS JetStream cluster
 under --confirm-after=replicated, next to local-only and pg_recvlogical) and replicas.py (the same
 subscribers on one walfeed, or spread over a walfeed and two replicas) and failover.py (how long
-an ingest group goes without ingesting when its ingester is killed or paused). Each writes
+an ingest group goes without ingesting when its ingester is killed or paused) and push.py (push
+subscriptions into an HTTP/1.1 receiver: throughput and delivery latency). Each writes
 its own bench/results/<name>.{json,md}; this script then writes bench/results/summary.{json,md}
 and summary.png. --quick runs each in its smoke size (CI checks that they run, not how fast).
 """
@@ -28,7 +29,7 @@ from benchlib import HERE, machine  # noqa: E402
 import ingest as ingest_bench  # noqa: E402
 
 SCRIPTS = ["ingest", "live", "catchup", "compaction", "large_transaction", "large_values", "replication",
-           "replicas", "failover"]
+           "replicas", "failover", "push"]
 
 
 def load(out, name, quick):
@@ -117,6 +118,22 @@ def summarize(out, quick):
                                 f"NATS CPU {r['nats_cpu_percent']} %",
                      "reference": "-", "ratio": None, "target": "every change to every subscriber",
                      "met": all(p["complete"] for p in r["per_instance"])})
+    push = load(out, "push", quick)["results"]
+    for key, label in (("json", "JSON, batches of 500"), ("debezium", "Debezium envelope, one per request")):
+        r = push[key]
+        rows.append({"scenario": f"push backlog to an HTTP/1.1 receiver, {label}",
+                     "walfeed": f"{r['changes_per_s']:,} changes/s, {r['requests_per_s']:,} requests/s, "
+                                f"CPU {r['walfeed_cpu_percent']} %",
+                     "reference": f"gRPC catch-up (walfeedctl, JSON) {push['grpc_reference']['changes_per_s']:,} changes/s"
+                     if key == "json" else "-",
+                     "ratio": round(r["changes_per_s"] / push["grpc_reference"]["changes_per_s"], 2)
+                     if key == "json" else None,
+                     "target": "every change once", "met": r["complete"]})
+    lat = push["latency"]
+    rows.append({"scenario": f"push live at {lat['target_changes_per_s']:,} changes/s",
+                 "walfeed": f"p50 {lat['latency_ms']['p50']:.1f} / p99 {lat['latency_ms']['p99']:.1f} ms "
+                            f"commit to arrival",
+                 "reference": "-", "ratio": None, "target": "every change once", "met": lat["complete"]})
     failover = load(out, "failover", quick)
     kills = sorted(failover["kill_seconds"])
     rows.append({"scenario": f"ingest failover after kill -9 ({len(kills)} rounds)",

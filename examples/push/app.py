@@ -43,7 +43,7 @@ def verify_signature(secret: bytes, header: str, body: bytes, now=None,
     if abs((now if now is not None else time.time()) - timestamp) > tolerance:
         return False
     expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    return hmac.compare_digest(expected.encode(), signature.encode())
 
 
 class EventsFile:
@@ -57,13 +57,10 @@ class EventsFile:
         if os.path.exists(path):
             with open(path, "rb") as f:
                 data = f.read()
-            for line in data.split(b"\n")[:-1]:  # a last piece without "\n" is torn
-                try:
-                    self.keys.add(json.loads(line)["key"])
-                except (ValueError, KeyError):
-                    break
+            for line in data.split(b"\n")[:-1]:
+                self.keys.add(json.loads(line)["key"])  # a bad line inside: refuse to start
                 good += len(line) + 1
-            if good < len(data):
+            if good < len(data):  # a last piece without "\n": torn by a kill, never acknowledged
                 with open(path, "r+b") as f:
                     f.truncate(good)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -73,14 +70,24 @@ class EventsFile:
         with self.lock:
             if key in self.keys:
                 return False
-            line = json.dumps({"key": key, "changes": changes}, separators=(",", ":")) + "\n"
-            os.write(self.fd, line.encode())
-            os.fsync(self.fd)
+            line = (json.dumps({"key": key, "changes": changes}, separators=(",", ":")) + "\n").encode()
+            size = os.lseek(self.fd, 0, os.SEEK_END)
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(self.fd, line[written:])
+                os.fsync(self.fd)
+            except OSError:
+                os.ftruncate(self.fd, size)  # not applied: walfeed sends the batch again
+                raise
             self.keys.add(key)
             return True
 
 
 SECRET = os.environ.get("WALFEED_PUSH_SECRET", "").encode()
+if not SECRET:
+    raise SystemExit("set WALFEED_PUSH_SECRET to the subscription's secret (walfeedctl push create "
+                     "--secret-file): unsigned requests could come from anyone")
 EVENTS = EventsFile(os.environ.get("WALFEED_EVENTS", "events.jsonl"))
 app = FastAPI()
 
@@ -88,11 +95,14 @@ app = FastAPI()
 @app.post("/walfeed")
 async def receive(request: Request):
     body = await request.body()
-    if SECRET and not verify_signature(SECRET, request.headers.get("walfeed-signature", ""), body):
+    if not verify_signature(SECRET, request.headers.get("walfeed-signature", ""), body):
         raise HTTPException(status_code=401, detail="bad or old signature")
     key = request.headers.get("idempotency-key")
     if not key:
         raise HTTPException(status_code=400, detail="no Idempotency-Key")
-    batch = json.loads(body)
-    applied = EVENTS.apply(key, batch.get("changes", []))
+    try:
+        changes = json.loads(body)["changes"]
+    except (ValueError, KeyError, TypeError):
+        raise HTTPException(status_code=400, detail="not a walfeed.v1.PushBatch in JSON")
+    applied = EVENTS.apply(key, changes)
     return {"applied": applied}

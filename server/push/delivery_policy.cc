@@ -42,14 +42,19 @@ DeliveryDecision Decide(const HttpAnswer& answer, int failures, double jitter) {
       absl::StrAppend(&decision.error, ": ", body);
     }
   }
-  const bool retry = status == 0 || status == 408 || status == 429 || status >= 500;
+  // 409: a receiver following the IETF Idempotency-Key draft says the first attempt of this key
+  // is still being processed (walfeed gave up waiting for it): the same batch again, later.
+  const bool retry = status == 0 || status == 408 || status == 409 || status == 429 || status >= 500;
   if (!retry) {
     decision.next = DeliveryDecision::Next::kPause;
     return decision;
   }
   decision.next = DeliveryDecision::Next::kRetry;
-  decision.wait = answer.retry_after.has_value() ? std::min(*answer.retry_after, kMaxRetryAfter)
-                                                 : Backoff(failures, jitter);
+  // The receiver's Retry-After is what it asks for: honoured (capped), but never below the first
+  // backoff, so that "Retry-After: 0" is no tight loop.
+  decision.wait = answer.retry_after.has_value()
+                      ? std::clamp(*answer.retry_after, kFirstBackoff, kMaxRetryAfter)
+                      : Backoff(failures, jitter);
   return decision;
 }
 

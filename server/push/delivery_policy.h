@@ -1,9 +1,10 @@
 // What a push subscription does after an attempt: the answer decides, never the batch.
 //
 // - 2xx: delivered; the cursor moves on.
-// - 408, 429, 5xx, a timeout or a connection error: the same batch again (never a later one
-//   first), after an exponential backoff with jitter (capped), or after the answer's Retry-After
-//   when it has one (capped at kMaxRetryAfter).
+// - 408, 409 (the IETF Idempotency-Key draft's "still processing this key"), 429, 5xx, a timeout
+//   or a connection error: the same batch again (never a later one first), after an exponential
+//   backoff with jitter (capped), or after the answer's Retry-After when it has one (at least
+//   kFirstBackoff, at most kMaxRetryAfter).
 // - Any other status (3xx, 4xx): the receiver refuses the batch; the subscription pauses until an
 //   operator resumes it, since sending it again would get the same answer.
 #ifndef WALFEED_SERVER_PUSH_DELIVERY_POLICY_H_

@@ -75,9 +75,13 @@ void PushDeliverer::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void PushDeliverer::Stop() {
+void PushDeliverer::RequestStop() {
   stop_.store(true);
   Wake();
+}
+
+void PushDeliverer::Stop() {
+  RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -86,11 +90,18 @@ void PushDeliverer::Wake() {
   woken_ = true;
 }
 
+void PushDeliverer::ClearWake() {
+  absl::MutexLock lock(&mu_);
+  woken_ = false;
+}
+
 void PushDeliverer::WaitForWake(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithDeadline(absl::Condition(
-                            +[](bool* woken) { return *woken; }, &woken_),
-                        deadline);
+  // stop_ too: a Stop() between a look at stop_ and ClearWake() must still end the wait.
+  const auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return woken_ || stop_.load();
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
 }
 
 PushDeliverer::Runtime PushDeliverer::runtime() const {
@@ -136,11 +147,17 @@ void PushDeliverer::Save() {
     return;
   }
   // Reset or deleted meanwhile (Aborted, NotFound): read the subscription again. Otherwise the
-  // write failed; what is not stored is delivered again, under the same key, after a restart.
+  // write failed (the store undid it): read again too, after a pause, and send nothing whose
+  // bounds are not stored.
   loaded_ = false;
   if (!absl::IsAborted(saved) && !absl::IsNotFound(saved)) {
     spdlog::error("event=push_save_failed subscription={} error=\"{}\"", name_,
                   EscapeForLog(saved.message()));
+    SetRuntime([&](Runtime* r) {
+      r->state = "retrying";
+      r->last_error = absl::StrCat("cannot store the delivery's state: ", saved.message());
+    });
+    WaitForWake(absl::Now() + kIdleWait);
   }
 }
 
@@ -156,10 +173,7 @@ void PushDeliverer::Pause(const std::string& reason, const std::string& error) {
 }
 
 bool PushDeliverer::Step(HttpPoster& poster) {
-  {
-    absl::MutexLock lock(&mu_);
-    woken_ = false;
-  }
+  ClearWake();
   std::optional<PushStore::Snapshot> snapshot = store_->Get(name_);
   if (!snapshot.has_value()) return false;
   if (!loaded_ || snapshot->epoch != epoch_) {
@@ -216,7 +230,12 @@ bool PushDeliverer::Step(HttpPoster& poster) {
   const Position purge_point = log_->PurgePoint();
   if (working_.holds_state() && purge_point > PushStore::PurgeBaselineOf(working_) &&
       purge_point > cursor) {
-    Pause(reason::kCursorPurged, std::string(PurgedError(After(cursor), purge_point).message()));
+    Pause(reason::kCursorPurged,
+          absl::StrCat("compaction removed changes up to ", FormatCursor(purge_point),
+                       " (deletes among them) that this subscription had not delivered (its "
+                       "cursor is ",
+                       FormatCursor(cursor), "): walfeedctl push resume ", name_,
+                       " --to-start delivers the current state from the start"));
     return true;
   }
   CountLag();
@@ -338,7 +357,12 @@ void PushDeliverer::Deliver(HttpPoster& poster, const v1::PushSubscription& sett
                             Batch& batch) {
   batch.message.set_first_cursor(FormatCursor(batch.first));
   batch.message.set_last_cursor(FormatCursor(batch.last));
-  const std::string body = PushBody(settings, &batch.message, database_(), absl::Now());
+  batch.message.set_generation(working_.generation());
+  // Nothing of the moment goes into the body (Debezium's ts_ms is the first change's commit time),
+  // so that the batch sent again after a restart is the same bytes under the same key.
+  const std::string body =
+      PushBody(settings, &batch.message, database_(),
+               FromProtoTimestamp(batch.message.changes(0).commit_time()));
   absl::BitGen random;
   HttpPost post;
   post.url = settings.url();
@@ -383,17 +407,19 @@ void PushDeliverer::Deliver(HttpPoster& poster, const v1::PushSubscription& sett
     spdlog::warn("event=push_retry subscription={} attempt={} wait={} error=\"{}\"", name_, attempt,
                  absl::FormatDuration(decision.wait), EscapeForLog(decision.error));
     SetRuntime([](Runtime* r) { r->state = "retrying"; });
-    // Waits out the backoff; an operator's pause, reset or deletion ends the attempts.
+    // Waits out the backoff; an operator's pause, reset or deletion ends the attempts (looked at
+    // after clearing the wake, so that a change made meanwhile wakes the wait).
     const absl::Time until = absl::Now() + decision.wait;
-    while (!stop_.load() && absl::Now() < until) {
-      WaitForWake(until);
+    for (bool waited = false; !stop_.load(); waited = true) {
+      ClearWake();
       std::optional<PushStore::Snapshot> now_stored = store_->Get(name_);
-      if (!now_stored.has_value() || now_stored->stored.paused() || now_stored->epoch != epoch_) {
+      if (!now_stored.has_value() || now_stored->stored.paused() ||
+          now_stored->epoch != epoch_) {
         if (dirty_) Save();
         return;
       }
-      absl::MutexLock lock(&mu_);
-      woken_ = false;
+      if (waited && absl::Now() >= until) break;
+      WaitForWake(until);
     }
   }
 }

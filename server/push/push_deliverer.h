@@ -45,6 +45,8 @@ class PushDeliverer {
   PushDeliverer& operator=(const PushDeliverer&) = delete;
 
   void Start();
+  // Asks the thread to stop (abandoning a request in flight) without waiting for it.
+  void RequestStop();
   // Abandons a request in flight (it is sent again after a restart), stores what was
   // acknowledged, and joins.
   void Stop();
@@ -96,7 +98,8 @@ class PushDeliverer {
   // Stores the delivery's fields of `working_` (in the epoch it was read in).
   void Save();
   void Pause(const std::string& reason, const std::string& error);
-  // Waits until Wake(), Stop() or `deadline`.
+  // Waits until Wake(), Stop() or `deadline`; at once when woken since the last ClearWake().
+  void ClearWake() ABSL_LOCKS_EXCLUDED(mu_);
   void WaitForWake(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   void SetRuntime(const std::function<void(Runtime*)>& change) ABSL_LOCKS_EXCLUDED(mu_);
   void CountLag();

@@ -17,6 +17,17 @@
 namespace walfeed {
 namespace {
 
+// `url` with a user and password in it shown as "***".
+std::string RedactUrl(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t host_start = scheme + 3;
+  const size_t path = url.find_first_of("/?#", host_start);
+  const size_t at = url.rfind('@', path == std::string::npos ? std::string::npos : path);
+  if (at == std::string::npos || at < host_start) return url;
+  return absl::StrCat(url.substr(0, host_start), "***", url.substr(at));
+}
+
 absl::StatusOr<v1::PushConfig> ReadPushConfig(const std::string& path) {
   std::ifstream file(path);
   if (!file) {
@@ -111,7 +122,8 @@ void PushManager::Stop() {
     stopped_ = true;
     deliverers.swap(deliverers_);
   }
-  // Each stops its request in flight at once (HttpPoster's cancel): they stop one after another.
+  // Every one abandons its request in flight at once (HttpPoster's cancel), then each is joined.
+  for (auto& [name, deliverer] : deliverers) deliverer->RequestStop();
   deliverers.clear();
 }
 
@@ -122,6 +134,12 @@ void PushManager::WakeDeliverer(const std::string& name) {
 }
 
 absl::StatusOr<v1::PushSubscriptionInfo> PushManager::Create(const v1::PushSubscription& settings) {
+  if (!settings.secret_file().empty()) {
+    return WithReason(absl::InvalidArgumentError(
+                          "secret_file is read from the --push-config file only; send the secret "
+                          "itself (walfeedctl push create --secret-file reads it for you)"),
+                      reason::kRequestMalformed);
+  }
   absl::StatusOr<v1::PushSubscription> complete = CompletePushSettings(settings);
   if (!complete.ok()) return WithReason(complete.status(), reason::kRequestMalformed);
   return CreateChecked(*complete, /*replace=*/false);
@@ -129,13 +147,20 @@ absl::StatusOr<v1::PushSubscriptionInfo> PushManager::Create(const v1::PushSubsc
 
 absl::StatusOr<v1::PushSubscriptionInfo> PushManager::CreateChecked(
     const v1::PushSubscription& settings, bool replace) {
+  // One creation or deletion at a time: the store and the deliverers change together.
+  absl::MutexLock admin(&admin_mu_);
   const SourceStatus source = source_status_();
   PlanLimits limits;
   limits.tables_known = source.role != "replica" && !source.tables.empty();
-  // The filters and the start, judged as a Subscribe with them would be.
+  // The filters, and for a new subscription its start, judged as a Subscribe with them would be
+  // (an existing one keeps its cursor: where it once started no longer matters).
+  v1::SubscribeRequest request = FilterRequest(settings);
+  if (store_->Get(settings.name()).has_value()) {
+    request.clear_cursor();
+    request.clear_from_head();
+  }
   absl::StatusOr<SubscriptionPlan> plan = PlanSubscription(
-      FilterRequest(settings),
-      FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end, log_->LogId()},
+      request, FeedBounds{log_->Head(), log_->PurgePoint(), source.server_wal_end, log_->LogId()},
       source.tables, limits);
   if (!plan.ok()) return plan.status();
   Position start;
@@ -152,7 +177,7 @@ absl::StatusOr<v1::PushSubscriptionInfo> PushManager::CreateChecked(
   if (!created.ok()) return created.status();
   if (created->second) {
     spdlog::info("event=push_created subscription={} url=\"{}\" cursor={}", settings.name(),
-                 EscapeForLog(settings.url()), FormatCursor(start));
+                 EscapeForLog(RedactUrl(settings.url())), FormatCursor(start));
   }
   {
     absl::MutexLock lock(&mu_);
@@ -189,6 +214,7 @@ absl::StatusOr<v1::PushSubscriptionInfo> PushManager::Resume(
         stored->clear_pause_reason();
         stored->clear_last_error();
         if (!reset) return;
+        stored->set_generation(stored->generation() + 1);
         PushStore::SetCursor(request.to_start() ? Position() : head, stored);
         stored->set_holds_state(request.to_head());
         PushStore::SetPurgeBaseline(request.to_head() ? purge_point : Position(), stored);
@@ -208,6 +234,7 @@ absl::StatusOr<v1::PushSubscriptionInfo> PushManager::Resume(
 }
 
 absl::Status PushManager::Delete(const std::string& name) {
+  absl::MutexLock admin(&admin_mu_);
   if (absl::Status removed = store_->Remove(name); !removed.ok()) return removed;
   std::unique_ptr<PushDeliverer> deliverer;
   {
@@ -218,7 +245,7 @@ absl::Status PushManager::Delete(const std::string& name) {
       deliverers_.erase(found);
     }
   }
-  deliverer.reset();  // joins its thread, outside mu_
+  deliverer.reset();  // joins its thread, outside mu_ (a head move may wake the others meanwhile)
   spdlog::info("event=push_deleted subscription={}", name);
   return absl::OkStatus();
 }
@@ -251,8 +278,13 @@ v1::PushSubscriptionInfo PushManager::Describe(const PushStore::Snapshot& snapsh
   v1::PushSubscriptionInfo info;
   *info.mutable_subscription() = stored.subscription();
   info.set_secret_set(!stored.subscription().secret().empty());
+  // What could let a reader act as walfeed towards the receiver stays out (FeedInfo is read with
+  // a consumer's token): the secret, header values, a password in the URL.
   info.mutable_subscription()->clear_secret();
   info.mutable_subscription()->clear_secret_file();
+  info.mutable_subscription()->set_url(RedactUrl(stored.subscription().url()));
+  for (auto& [name, value] : *info.mutable_subscription()->mutable_headers()) value = "(set)";
+  info.set_generation(stored.generation());
   // Resumed, and its deliverer has not looked yet: it is about to deliver.
   info.set_state(stored.paused()             ? "paused"
                  : runtime.state == "paused" ? "delivering"

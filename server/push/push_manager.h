@@ -44,7 +44,7 @@ class PushManager final : public PushControl {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<v1::PushSubscriptionInfo> Resume(
       const v1::PushSubscriptionRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status Delete(const std::string& name) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Delete(const std::string& name) override ABSL_LOCKS_EXCLUDED(mu_, admin_mu_);
   std::vector<v1::PushSubscriptionInfo> List() const override ABSL_LOCKS_EXCLUDED(mu_);
 
   // For compaction under --keep-for-consumers (PushStore::OldestUndelivered).
@@ -54,7 +54,8 @@ class PushManager final : public PushControl {
   PushManager(ChangeLog* log, SourceStatusFn source_status, std::unique_ptr<PushStore> store);
   // Creates from checked settings: `tables_known` checks the tables against the publication.
   absl::StatusOr<v1::PushSubscriptionInfo> CreateChecked(const v1::PushSubscription& settings,
-                                                         bool replace) ABSL_LOCKS_EXCLUDED(mu_);
+                                                         bool replace)
+      ABSL_LOCKS_EXCLUDED(mu_, admin_mu_);
   void StartDeliverer(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WakeDeliverer(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   v1::PushSubscriptionInfo Describe(const PushStore::Snapshot& snapshot) const
@@ -73,6 +74,8 @@ class PushManager final : public PushControl {
   const SourceStatusFn source_status_;
   const std::shared_ptr<HeadWake> head_wake_ = std::make_shared<HeadWake>();
   const std::unique_ptr<PushStore> store_;
+  // Held through a Create or Delete, so that the store and the deliverers change together.
+  absl::Mutex admin_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

@@ -19,16 +19,15 @@ constexpr absl::string_view kOwnHeaders[] = {
 
 }  // namespace
 
-std::string IdempotencyKey(absl::string_view log_id, absl::string_view first_cursor,
-                           absl::string_view last_cursor) {
-  return absl::StrCat(log_id, ".", first_cursor, ".", last_cursor);
+std::string IdempotencyKey(const v1::PushBatch& batch) {
+  return absl::StrCat(batch.log_id(), ".", batch.subscription(), ".", batch.generation(), ".",
+                      batch.first_cursor(), ".", batch.last_cursor());
 }
 
 std::string PushBody(const v1::PushSubscription& subscription, v1::PushBatch* batch,
                      absl::string_view database, absl::Time now) {
   batch->set_subscription(subscription.name());
-  batch->set_idempotency_key(
-      IdempotencyKey(batch->log_id(), batch->first_cursor(), batch->last_cursor()));
+  batch->set_idempotency_key(IdempotencyKey(*batch));
   std::string body;
   if (subscription.format() != v1::PushSubscription::DEBEZIUM) {
     (void)google::protobuf::util::MessageToJsonString(*batch, &body);
@@ -86,10 +85,16 @@ absl::Status ValidateExtraHeader(absl::string_view name, absl::string_view value
     return absl::InvalidArgumentError(
         absl::StrCat("header '", name, "': the Walfeed- headers are walfeed's own"));
   }
-  if (absl::StrContains(value, '\r') || absl::StrContains(value, '\n') ||
-      absl::StrContains(value, '\0')) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the value of header '", name, "' holds a line break or NUL"));
+  if (value.empty() || value.size() > kMaxHeaderValueBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the value of header '", name, "' must be 1 to ",
+                                                   kMaxHeaderValueBytes, " bytes"));
+  }
+  for (char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t') || byte == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the value of header '", name, "' holds a control character (a line break, say)"));
+    }
   }
   return absl::OkStatus();
 }

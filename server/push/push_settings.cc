@@ -1,5 +1,7 @@
 #include "server/push/push_settings.h"
 
+#include <curl/curl.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -15,17 +17,29 @@
 namespace walfeed {
 namespace {
 
+// The URL as libcurl will read it: an http:// or https:// URL with a host, nothing libcurl
+// refuses to parse.
 absl::Status CheckUrl(const std::string& url) {
   const bool scheme =
       absl::StartsWithIgnoreCase(url, "http://") || absl::StartsWithIgnoreCase(url, "https://");
-  const bool host = url.size() > (absl::StartsWithIgnoreCase(url, "https://") ? 8u : 7u);
   const bool clean = std::none_of(url.begin(), url.end(), [](char c) {
     return absl::ascii_isspace(static_cast<unsigned char>(c)) ||
            absl::ascii_iscntrl(static_cast<unsigned char>(c));
   });
-  if (!scheme || !host || !clean) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "url '", url, "' must be an http:// or https:// URL with a host and no spaces"));
+  bool parsed = false;
+  if (scheme && clean) {
+    CURLU* handle = curl_url();
+    char* host = nullptr;
+    parsed = curl_url_set(handle, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+             curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK && host != nullptr &&
+             host[0] != '\0';
+    curl_free(host);
+    curl_url_cleanup(handle);
+  }
+  if (!parsed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("url '", url.substr(0, 200),
+                     "' must be an http:// or https:// URL with a host and no spaces"));
   }
   return absl::OkStatus();
 }
@@ -42,6 +56,10 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
   std::string secret = content.str();
   if (absl::EndsWith(secret, "\n")) secret.pop_back();
   if (absl::EndsWith(secret, "\r")) secret.pop_back();
+  if (secret.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the secret file '", path, "' is empty: requests would go unsigned"));
+  }
   return secret;
 }
 
@@ -84,6 +102,10 @@ absl::StatusOr<v1::PushSubscription> CompletePushSettings(v1::PushSubscription s
           CheckRange<uint32_t>("timeout_ms", settings.timeout_ms(), 100, kMaxPushTimeoutMs);
       !s.ok()) {
     return s;
+  }
+  if (settings.headers_size() > kMaxExtraHeaders) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("headers: ", settings.headers_size(), " of them; at most ", kMaxExtraHeaders));
   }
   for (const auto& [name, value] : settings.headers()) {
     if (absl::Status header = ValidateExtraHeader(name, value); !header.ok()) return header;

@@ -92,7 +92,17 @@ absl::StatusOr<std::pair<PushStore::Snapshot, bool>> PushStore::Create(
               "' exists with other settings: delete it first, or choose another name")),
           reason::kPushExists);
     }
+    // New settings, the same cursor (Persist() lets go of mu_: look the record up again after).
+    const v1::PushSubscription before = found->second.stored.subscription();
     *found->second.stored.mutable_subscription() = settings;
+    const Snapshot answer = found->second;
+    write_.Changed();
+    if (absl::Status persisted = Persist(); !persisted.ok()) {
+      auto again = subscriptions_.find(settings.name());
+      if (again != subscriptions_.end()) *again->second.stored.mutable_subscription() = before;
+      return persisted;
+    }
+    return std::make_pair(answer, true);
   } else {
     Snapshot snapshot;
     *snapshot.stored.mutable_subscription() = settings;
@@ -100,12 +110,16 @@ absl::StatusOr<std::pair<PushStore::Snapshot, bool>> PushStore::Create(
     snapshot.stored.set_holds_state(holds_state);
     if (holds_state) SetPurgeBaseline(log_->PurgePoint(), &snapshot.stored);
     ToProtoTimestamp(absl::Now(), snapshot.stored.mutable_created_at());
+    snapshot.stored.set_generation(1);
     snapshot.epoch = next_epoch_++;
     found = subscriptions_.emplace(settings.name(), std::move(snapshot)).first;
   }
   const Snapshot answer = found->second;
   write_.Changed();
-  if (absl::Status persisted = Persist(); !persisted.ok()) return persisted;
+  if (absl::Status persisted = Persist(); !persisted.ok()) {
+    subscriptions_.erase(settings.name());
+    return persisted;
+  }
   return std::make_pair(answer, true);
 }
 
@@ -132,17 +146,29 @@ absl::Status PushStore::Update(const std::string& name,
   if (epoch.has_value() && *epoch != found->second.epoch) {
     return absl::AbortedError(absl::StrCat("push subscription '", name, "' was reset meanwhile"));
   }
+  // Undone when the write fails, so that nothing acts on a state that is not stored.
+  const Snapshot before = found->second;
   change(&found->second.stored);
   if (new_epoch) found->second.epoch = next_epoch_++;
   write_.Changed();
-  return Persist();
+  absl::Status persisted = Persist();
+  if (!persisted.ok()) {
+    auto again = subscriptions_.find(name);
+    if (again != subscriptions_.end()) again->second = before;
+  }
+  return persisted;
 }
 
 absl::Status PushStore::Remove(const std::string& name) {
   absl::MutexLock lock(&mu_);
-  if (subscriptions_.erase(name) == 0) return PushNotFound(name);
+  auto found = subscriptions_.find(name);
+  if (found == subscriptions_.end()) return PushNotFound(name);
+  const Snapshot before = found->second;
+  subscriptions_.erase(found);
   write_.Changed();
-  return Persist();
+  absl::Status persisted = Persist();
+  if (!persisted.ok()) subscriptions_.emplace(name, before);
+  return persisted;
 }
 
 std::optional<Position> PushStore::OldestUndelivered() const {

@@ -46,7 +46,7 @@ TEST(DeliveryPolicy, TwoHundredsDeliver) {
 }
 
 TEST(DeliveryPolicy, ServerErrorsTimeoutsAndThrottlingRetry) {
-  for (int status : {0, 408, 429, 500, 502, 503, 504}) {
+  for (int status : {0, 408, 409, 429, 500, 502, 503, 504}) {
     const DeliveryDecision decision = Decide(Answer(status), 1, 1.0);
     EXPECT_EQ(decision.next, DeliveryDecision::Next::kRetry) << status;
     EXPECT_EQ(decision.wait, kFirstBackoff) << status;
@@ -55,7 +55,7 @@ TEST(DeliveryPolicy, ServerErrorsTimeoutsAndThrottlingRetry) {
 }
 
 TEST(DeliveryPolicy, OtherAnswersPauseWithTheBodysStart) {
-  for (int status : {301, 400, 401, 403, 404, 409, 410, 413, 422}) {
+  for (int status : {301, 400, 401, 403, 404, 410, 413, 422}) {
     EXPECT_EQ(Decide(Answer(status), 1, 0.5).next, DeliveryDecision::Next::kPause) << status;
   }
   const DeliveryDecision decision = Decide(Answer(422, "  bad\nfield \xff 'qty'\n"), 1, 0.5);
@@ -65,6 +65,8 @@ TEST(DeliveryPolicy, OtherAnswersPauseWithTheBodysStart) {
 TEST(DeliveryPolicy, RetryAfterIsHonouredAndCapped) {
   EXPECT_EQ(Decide(Answer(429, "", absl::Seconds(7)), 5, 0.5).wait, absl::Seconds(7));
   EXPECT_EQ(Decide(Answer(503, "", absl::Hours(30)), 1, 0.5).wait, kMaxRetryAfter);
+  // "Retry-After: 0" does not make a tight loop.
+  EXPECT_EQ(Decide(Answer(429, "", absl::ZeroDuration()), 3, 1.0).wait, kFirstBackoff);
 }
 
 TEST(DeliveryPolicy, BackoffDoublesWithJitterUpToTheCap) {
@@ -100,11 +102,12 @@ TEST(PushRequest, JsonBodyIsAPushBatchWithItsKey) {
   v1::PushSubscription settings;
   settings.set_name("orders");
   v1::PushBatch batch = Batch(3);
+  batch.set_generation(4);
   const std::string body = PushBody(settings, &batch, "shop", absl::Now());
   v1::PushBatch parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(body, &parsed).ok()) << body;
   EXPECT_EQ(parsed.subscription(), "orders");
-  EXPECT_EQ(parsed.idempotency_key(), "log-1.0/1000:0.0/1000:2");
+  EXPECT_EQ(parsed.idempotency_key(), "log-1.orders.4.0/1000:0.0/1000:2");
   EXPECT_EQ(parsed.changes_size(), 3);
   EXPECT_EQ(parsed.changes(2).cursor(), "0/1000:2");
 }
@@ -136,7 +139,7 @@ TEST(PushRequest, HeadersCarryTheKeyCursorsAttemptAndSignature) {
   const absl::Time at = absl::FromUnixSeconds(1700000000);
   std::map<std::string, std::string> headers;
   for (const auto& [name, value] : PushHeaders(settings, batch, body, 3, at)) headers[name] = value;
-  EXPECT_EQ(headers["Idempotency-Key"], "log-1.0/1000:0.0/1000:1");
+  EXPECT_EQ(headers["Idempotency-Key"], "log-1.orders.0.0/1000:0.0/1000:1");
   EXPECT_EQ(headers["Walfeed-First-Cursor"], "0/1000:0");
   EXPECT_EQ(headers["Walfeed-Last-Cursor"], "0/1000:1");
   EXPECT_EQ(headers["Walfeed-Changes"], "2");
@@ -183,7 +186,11 @@ TEST(PushSettings, BadSettingsAreRefusedWithASentence) {
   EXPECT_THAT(refused([](auto* s) { (*s->mutable_headers())["Bad Name"] = "x"; }),
               HasSubstr("HTTP token"));
   EXPECT_THAT(refused([](auto* s) { (*s->mutable_headers())["X-A"] = "a\r\nX-B: b"; }),
-              HasSubstr("line break"));
+              HasSubstr("control character"));
+  EXPECT_THAT(refused([](auto* s) { (*s->mutable_headers())["X-A"] = "a\x01"; }),
+              HasSubstr("control character"));
+  EXPECT_THAT(refused([](auto* s) { (*s->mutable_headers())["X-A"] = ""; }), HasSubstr("1 to"));
+  EXPECT_THAT(refused([](auto* s) { s->set_url("http://[::1/"); }), HasSubstr("http://"));
   EXPECT_THAT(refused([](auto* s) { (*s->mutable_headers())["Idempotency-Key"] = "x"; }),
               HasSubstr("set by walfeed"));
   EXPECT_THAT(refused([](auto* s) { (*s->mutable_headers())["walfeed-attempt"] = "x"; }),
