@@ -74,7 +74,8 @@ int main() {
       ++tally.repeats;
     } else {
       tally.changes += changes;
-      for (absl::Time commit : commits) tally.latency_ms.push_back(absl::ToDoubleMilliseconds(now - commit));
+      for (absl::Time commit : commits)
+        tally.latency_ms.push_back(absl::ToDoubleMilliseconds(now - commit));
     }
     tally.first = std::min(tally.first, now);
     tally.last = std::max(tally.last, now);
@@ -92,12 +93,14 @@ int main() {
                    "{\"requests\": ", tally.requests, ", \"changes\": ", tally.changes,
                    ", \"bytes\": ", tally.bytes, ", \"repeats\": ", tally.repeats,
                    ", \"connections\": ", sink.connections(), ", \"first_unix\": ",
-                   absl::StrFormat("%.6f", any ? absl::ToDoubleSeconds(tally.first - absl::UnixEpoch()) : 0),
+                   absl::StrFormat(
+                       "%.6f", any ? absl::ToDoubleSeconds(tally.first - absl::UnixEpoch()) : 0),
                    ", \"last_unix\": ",
-                   absl::StrFormat("%.6f", any ? absl::ToDoubleSeconds(tally.last - absl::UnixEpoch()) : 0),
-                   ", \"latency_ms\": {\"p50\": ", Percentile(l, 0.5), ", \"p99\": ",
-                   Percentile(l, 0.99), ", \"p999\": ", Percentile(l, 0.999), ", \"max\": ",
-                   Percentile(l, 1.0), "}}")
+                   absl::StrFormat("%.6f",
+                                   any ? absl::ToDoubleSeconds(tally.last - absl::UnixEpoch()) : 0),
+                   ", \"latency_ms\": {\"p50\": ", Percentile(l, 0.5),
+                   ", \"p99\": ", Percentile(l, 0.99), ", \"p999\": ", Percentile(l, 0.999),
+                   ", \"max\": ", Percentile(l, 1.0), "}}")
             << std::endl;
   return 0;
 }

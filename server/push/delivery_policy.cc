@@ -44,7 +44,8 @@ DeliveryDecision Decide(const HttpAnswer& answer, int failures, double jitter) {
   }
   // 409: a receiver following the IETF Idempotency-Key draft says the first attempt of this key
   // is still being processed (walfeed gave up waiting for it): the same batch again, later.
-  const bool retry = status == 0 || status == 408 || status == 409 || status == 429 || status >= 500;
+  const bool retry =
+      status == 0 || status == 408 || status == 409 || status == 429 || status >= 500;
   if (!retry) {
     decision.next = DeliveryDecision::Next::kPause;
     return decision;

@@ -98,9 +98,7 @@ void PushDeliverer::ClearWake() {
 void PushDeliverer::WaitForWake(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   // stop_ too: a Stop() between a look at stop_ and ClearWake() must still end the wait.
-  const auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return woken_ || stop_.load();
-  };
+  const auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return woken_ || stop_.load(); };
   mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
 }
 
@@ -360,9 +358,8 @@ void PushDeliverer::Deliver(HttpPoster& poster, const v1::PushSubscription& sett
   batch.message.set_generation(working_.generation());
   // Nothing of the moment goes into the body (Debezium's ts_ms is the first change's commit time),
   // so that the batch sent again after a restart is the same bytes under the same key.
-  const std::string body =
-      PushBody(settings, &batch.message, database_(),
-               FromProtoTimestamp(batch.message.changes(0).commit_time()));
+  const std::string body = PushBody(settings, &batch.message, database_(),
+                                    FromProtoTimestamp(batch.message.changes(0).commit_time()));
   absl::BitGen random;
   HttpPost post;
   post.url = settings.url();
@@ -413,8 +410,7 @@ void PushDeliverer::Deliver(HttpPoster& poster, const v1::PushSubscription& sett
     for (bool waited = false; !stop_.load(); waited = true) {
       ClearWake();
       std::optional<PushStore::Snapshot> now_stored = store_->Get(name_);
-      if (!now_stored.has_value() || now_stored->stored.paused() ||
-          now_stored->epoch != epoch_) {
+      if (!now_stored.has_value() || now_stored->stored.paused() || now_stored->epoch != epoch_) {
         if (dirty_) Save();
         return;
       }

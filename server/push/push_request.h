@@ -2,8 +2,9 @@
 // its headers, its idempotency key and its signature.
 //
 // Every attempt of a batch carries the same idempotency key, built from the log's id, the
-// subscription's name and generation (moved on by a reset), and the batch's first and last cursor (a restarted walfeed sends the batch it had in flight again,
-// whole: push_deliverer.h), in the Idempotency-Key header and, in the JSON format, in the body:
+// subscription's name and generation (moved on by a reset), and the batch's first and last cursor
+// (a restarted walfeed sends the batch it had in flight again, whole: push_deliverer.h), in the
+// Idempotency-Key header and, in the JSON format, in the body:
 //
 //   Idempotency-Key: <log id>.<subscription>.<generation>.<first cursor>.<last cursor>
 //   Walfeed-Subscription, Walfeed-Log-Id, Walfeed-First-Cursor, Walfeed-Last-Cursor,

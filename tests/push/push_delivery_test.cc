@@ -25,8 +25,7 @@ using ::testing::HasSubstr;
 // What the receiver got, and what it answers next.
 class Receiver {
  public:
-  Receiver()
-      : sink_([this](const HttpRequest& request) { return Take(request); }) {}
+  Receiver() : sink_([this](const HttpRequest& request) { return Take(request); }) {}
 
   std::string url() const { return sink_.url("/hook"); }
   int connections() const { return sink_.connections(); }
@@ -121,7 +120,8 @@ class PushDeliveryTest : public test::TempLogTest {
   }
 
   // Waits up to 30 s for `condition` on the subscription.
-  v1::PushSubscriptionInfo WaitFor(const std::function<bool(const v1::PushSubscriptionInfo&)>& condition) {
+  v1::PushSubscriptionInfo WaitFor(
+      const std::function<bool(const v1::PushSubscriptionInfo&)>& condition) {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     v1::PushSubscriptionInfo info = Info();
     while (!condition(info) && absl::Now() < deadline) {
@@ -236,7 +236,8 @@ TEST_F(PushDeliveryTest, ARestartSendsTheBatchInFlightAgainUnderTheSameKey) {
     StartManager();
     ASSERT_TRUE(manager_->Create(Settings(slow.url(), 25)).ok());
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (slow.requests().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+    while (slow.requests().empty() && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(10));
     ASSERT_EQ(slow.requests().size(), 1u);
     first_key = slow.requests()[0].headers.at("idempotency-key");
     // Same name, other settings: refused through the API.
@@ -252,8 +253,8 @@ TEST_F(PushDeliveryTest, ARestartSendsTheBatchInFlightAgainUnderTheSameKey) {
     file << "{\"subscriptions\": [{\"name\": \"hook\", \"url\": \"" << receiver.url()
          << "\", \"batchChanges\": 25, \"timeoutMs\": 2000}]}";
   }
-  absl::StatusOr<std::unique_ptr<PushManager>> reloaded =
-      PushManager::Load(log_.get(), [] { return SourceStatus(); }, config);
+  absl::StatusOr<std::unique_ptr<PushManager>> reloaded = PushManager::Load(
+      log_.get(), [] { return SourceStatus(); }, config);
   std::remove(config.c_str());
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   manager_ = *std::move(reloaded);
@@ -284,7 +285,9 @@ TEST_F(PushDeliveryTest, ResumeFromTheStartDeliversEverythingAgain) {
   EXPECT_TRUE(absl::IsInvalidArgument(manager_->Resume(resume).status()));
   resume.set_to_head(false);
   ASSERT_TRUE(manager_->Resume(resume).ok());
-  WaitFor([&](const auto& info) { return CaughtUp(info, cursors.back()) && info.delivered_changes() == 40; });
+  WaitFor([&](const auto& info) {
+    return CaughtUp(info, cursors.back()) && info.delivered_changes() == 40;
+  });
   std::vector<std::string> twice = cursors;
   twice.insert(twice.end(), cursors.begin(), cursors.end());
   EXPECT_EQ(receiver.delivered(), twice);

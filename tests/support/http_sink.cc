@@ -149,7 +149,8 @@ void HttpSink::Serve(int fd) {
     }
     std::string out = absl::StrCat("HTTP/1.1 ", response.status, " ", Reason(response.status),
                                    "\r\nContent-Length: ", response.body.size(), "\r\n");
-    for (const auto& [name, value] : response.headers) absl::StrAppend(&out, name, ": ", value, "\r\n");
+    for (const auto& [name, value] : response.headers)
+      absl::StrAppend(&out, name, ": ", value, "\r\n");
     absl::StrAppend(&out, "\r\n", response.body);
     if (!SendAll(fd, out)) return;
   }

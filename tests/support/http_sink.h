@@ -21,7 +21,7 @@ namespace walfeed::test {
 struct HttpRequest {
   std::string method;
   std::string target;
-  std::string version;  // "HTTP/1.1"
+  std::string version;                         // "HTTP/1.1"
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   absl::Time received_at;
