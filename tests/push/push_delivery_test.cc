@@ -234,24 +234,24 @@ TEST_F(PushDeliveryTest, ARestartSendsTheBatchInFlightAgainUnderTheSameKey) {
     hanging.delay = absl::Seconds(20);
     slow.Script({hanging});
     StartManager();
-    ASSERT_TRUE(manager_->Create(Settings(slow.url(), 25)).ok());
+    ASSERT_TRUE(manager_->Create(Settings(slow.url(), 100)).ok());
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (slow.requests().empty() && absl::Now() < deadline)
       absl::SleepFor(absl::Milliseconds(10));
     ASSERT_EQ(slow.requests().size(), 1u);
     first_key = slow.requests()[0].headers.at("idempotency-key");
     // Same name, other settings: refused through the API.
-    EXPECT_TRUE(absl::IsAlreadyExists(manager_->Create(Settings(receiver.url(), 25)).status()));
+    EXPECT_TRUE(absl::IsAlreadyExists(manager_->Create(Settings(receiver.url(), 100)).status()));
     manager_.reset();  // stops with the request in flight, unanswered
   }
-  Append(1, 20);  // a batch read now would be cut differently
+  Append(1, 20);  // the batch in flight was cut by the head: one read now would be longer
   // A config file moves the subscription to the new receiver: its settings are taken, its cursor
   // and batch in flight kept.
   const std::string config = dir_ + "-push.json";
   {
     std::ofstream file(config);
     file << "{\"subscriptions\": [{\"name\": \"hook\", \"url\": \"" << receiver.url()
-         << "\", \"batchChanges\": 25, \"timeoutMs\": 2000}]}";
+         << "\", \"batchChanges\": 100, \"timeoutMs\": 2000}]}";
   }
   absl::StatusOr<std::unique_ptr<PushManager>> reloaded = PushManager::Load(
       log_.get(), [] { return SourceStatus(); }, config);
@@ -264,7 +264,7 @@ TEST_F(PushDeliveryTest, ARestartSendsTheBatchInFlightAgainUnderTheSameKey) {
   const std::vector<HttpRequest> requests = receiver.requests();
   ASSERT_FALSE(requests.empty());
   EXPECT_EQ(requests[0].headers.at("idempotency-key"), first_key);
-  EXPECT_EQ(requests[0].headers.at("walfeed-changes"), "25");
+  EXPECT_EQ(requests[0].headers.at("walfeed-changes"), "60");
   const std::vector<std::string> delivered = receiver.delivered();
   ASSERT_EQ(delivered.size(), 80u);
   EXPECT_EQ(std::vector<std::string>(delivered.begin(), delivered.begin() + 60), cursors);
