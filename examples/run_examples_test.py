@@ -21,36 +21,18 @@ Needs python3-grpcio, python3-protobuf, protobuf-compiler-grpc, nodejs and `npm 
 import base64, hashlib, json, os, queue, shutil, signal, socket, subprocess, sys, tempfile, threading, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from testlib import Failure, check, free_port, say  # noqa: E402
 REPO = os.path.dirname(HERE)
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
 PG_BIN = "/usr/lib/postgresql/15/bin"
 TOKEN = "example-test-token"
 ADMIN_TOKEN = "example-admin-token"
 STARTED = []  # every Consumer, killed at the end whatever happened
-BEGAN = time.monotonic()
 EXAMPLES = {
     "python": ["/usr/bin/python3", os.path.join(HERE, "python", "consumer.py")],
     "node": ["node", os.path.join(HERE, "node", "consumer.js")],
 }
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def say(message):
-    print(f"[{time.monotonic() - BEGAN:5.1f} s] {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Consumer:

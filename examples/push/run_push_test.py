@@ -25,31 +25,13 @@ import hashlib, hmac, json, os, random, shutil, signal, socket, subprocess, sys,
 import traceback, urllib.error, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from testlib import Failure, check, free_port, say  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
 PG_BIN = "/usr/lib/postgresql/15/bin"
 SEED = int(os.environ.get("WALFEED_PUSH_SEED", random.randrange(1 << 30)))
 SECRET = "push-test-secret-\u00e9"
-BEGAN = time.monotonic()
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def say(message):
-    print(f"[{time.monotonic() - BEGAN:5.1f} s] {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what, condition, seconds):
@@ -246,6 +228,17 @@ def applied_state(changes):
     return state
 
 
+def debezium_state(envelopes):
+    """The rows of items after applying Debezium `envelopes` to an empty table."""
+    state = {}
+    for envelope in envelopes:
+        if envelope["op"] == "d":
+            state.pop(envelope["before"]["id"], None)
+        else:
+            state[envelope["after"]["id"]] = (envelope["after"]["name"], envelope["after"]["qty"])
+    return state
+
+
 def database_state(world):
     rows = {}
     out = world.sql("SELECT json_agg(json_build_array(id, name, qty)) FROM items").strip()
@@ -389,13 +382,7 @@ def run(world):
     check(len(dbz) == len(feed), f"the Debezium subscription delivered {len(dbz)} envelopes, the feed has {len(feed)}")
     ops = {"INSERT": "c", "UPDATE": "u", "DELETE": "d", "READ": "r", "TRUNCATE": "t"}
     check([e["op"] for e in dbz] == [ops[c["op"]] for c in feed], "Debezium envelopes out of order")
-    state = {}
-    for envelope in dbz:
-        if envelope["op"] == "d":
-            state.pop(envelope["before"]["id"], None)
-        else:
-            state[envelope["after"]["id"]] = (envelope["after"]["name"], envelope["after"]["qty"])
-    check(state == truth, "the Debezium envelopes applied differ from SELECT")
+    check(debezium_state(dbz) == truth, "the Debezium envelopes applied differ from SELECT")
     say(f"dbz: {len(dbz)} Debezium envelopes, one per request, in order, equal to SELECT")
 
     stats = world.app_stats_or_none()
@@ -480,13 +467,7 @@ def run(world):
     world.ctl("push", "resume", "late", "--to-start")
     wait_delivered(world, ["late"], 60)
     again = [e for b in read_events(world.debezium_events)[before:] for e in b["changes"]]
-    state = {}
-    for envelope in again:
-        if envelope["op"] == "d":
-            state.pop(envelope["before"]["id"], None)
-        else:
-            state[envelope["after"]["id"]] = (envelope["after"]["name"], envelope["after"]["qty"])
-    check(again and state == database_state(world),
+    check(again and debezium_state(again) == database_state(world),
           f"after the reset the app did not apply the current state ({len(again)} envelopes): its keys "
           "must differ from the first delivery's")
     say("resumed from the start, it delivered the current state")
