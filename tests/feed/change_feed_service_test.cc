@@ -12,6 +12,7 @@
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "server/feed/feed_server.h"
+#include "tests/support/grpc_reason.h"
 #include "tests/support/process.h"
 #include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
@@ -21,25 +22,10 @@
 namespace walfeed {
 namespace {
 
+using test::ErrorInfoOf;
 using test::MakeTransaction;
+using test::ReasonOf;
 using ::testing::HasSubstr;
-
-// The google.rpc.ErrorInfo in a status's details (AIP-193); empty when there is none.
-google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
-  google::rpc::Status details;
-  google::rpc::ErrorInfo info;
-  if (!details.ParseFromString(status.error_details())) return info;
-  for (const google::protobuf::Any& any : details.details()) {
-    if (any.UnpackTo(&info)) {
-      EXPECT_EQ(info.domain(), "walfeed");
-      return info;
-    }
-  }
-  return info;
-}
-
-// Its reason, "" when there is none.
-std::string ReasonOf(const grpc::Status& status) { return ErrorInfoOf(status).reason(); }
 
 std::vector<std::string> Cursors(const std::vector<v1::Change>& changes) {
   std::vector<std::string> out;
@@ -183,6 +169,69 @@ TEST_F(ChangeFeedServiceTest, BadRequestsGetAStatusWithASentence) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("public.missing"));
   EXPECT_EQ(ReasonOf(status), "TABLE_NOT_FOUND");
+}
+
+// Every reason the README promises a client can switch on arrives in the status's ErrorInfo.
+TEST_F(ChangeFeedServiceTest, RefusalsCarryTheReasonsTheReadmeLists) {
+  StartServer();
+  AppendTransactions(2, 3);
+  v1::SubscribeRequest request;
+  request.set_where("id >");
+  grpc::Status status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ReasonOf(status), "FILTER_INVALID");
+
+  request.Clear();
+  request.set_consumer("not a name");
+  status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ReasonOf(status), "REQUEST_MALFORMED");
+  {
+    grpc::ClientContext context;
+    v1::CommitRequest commit;
+    commit.set_consumer("not a name");
+    commit.set_cursor("0/64:0");
+    v1::CommitResponse committed;
+    status = stub_->Commit(&context, commit, &committed);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(ReasonOf(status), "REQUEST_MALFORMED");
+  }
+  {
+    grpc::ClientContext context;
+    v1::DeleteConsumerRequest remove;
+    remove.set_consumer("nobody");
+    v1::DeleteConsumerResponse removed;
+    status = admin_->DeleteConsumer(&context, remove, &removed);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(ReasonOf(status), "CONSUMER_NOT_FOUND");
+  }
+  {
+    // One stream per consumer name.
+    grpc::ClientContext first_context;
+    v1::SubscribeRequest named;
+    named.set_consumer("billing");
+    auto first = stub_->Subscribe(&first_context, named);
+    v1::SubscribeResponse response;
+    ASSERT_TRUE(first->Read(&response));
+    status = SubscribeStatus(named);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(ReasonOf(status), "CONSUMER_BUSY");
+    first_context.TryCancel();
+    while (first->Read(&response)) {
+    }
+    (void)first->Finish();
+  }
+  // A stored change that cannot be decoded, met by a stream that must decode it (a row filter).
+  const Position bad{next_lsn_, 0};
+  ASSERT_OK(log_->AppendStored({}, {LogRecord{bad, std::string("\xff\xff\xff not a change")}},
+                               /*commit=*/true, {}));
+  request.Clear();
+  request.set_where("id = 1");
+  request.set_stop_at_head(true);
+  status = SubscribeStatus(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(ReasonOf(status), "LOG_UNREADABLE");
+  EXPECT_THAT(status.error_message(), HasSubstr(FormatCursor(bad)));
 }
 
 TEST_F(ChangeFeedServiceTest, LiveSubscriberSeesANewCommitPromptly) {
@@ -499,12 +548,18 @@ TEST_F(ChangeFeedServiceTest, BatchesAreCutByBytesWellUnderTheDefaultMessageLimi
   auto reader = stub_->Subscribe(&context, request);
   v1::SubscribeResponse response;
   int changes = 0;
+  std::vector<size_t> sizes;
   while (reader->Read(&response)) {
-    EXPECT_LT(response.ByteSizeLong(), size_t{2} << 20);
+    // The README's promise: batches are cut at about 1 MiB (the bound, plus the message's framing).
+    EXPECT_LE(response.ByteSizeLong(), (size_t{1} << 20) + (64 << 10));
     changes += response.changes_size();
+    if (response.changes_size() > 0) sizes.push_back(response.ByteSizeLong());
   }
   EXPECT_OK(reader->Finish());
   EXPECT_EQ(changes, 40);
+  // Cut by bytes, not much earlier: five 200 KiB changes fit in a message, six do not.
+  EXPECT_EQ(sizes.size(), 8u);
+  for (size_t i = 0; i + 1 < sizes.size(); ++i) EXPECT_GE(sizes[i], size_t{5} * (200 << 10));
 }
 
 TEST_F(ChangeFeedServiceTest, ConcurrentSubscribersSeeIdenticalSequences) {

@@ -339,14 +339,19 @@ TEST_F(IngestGroup, KilledAndPausedIngestersAreReplacedAndConsumersGetEveryChang
   const std::string writer_name = InfoOf(*members_[ingester])->replication().writer();
   ASSERT_EQ(writer_name.rfind(absl::StrCat("member", ingester, "/"), 0), 0u) << writer_name;
   for (int i = 0; i < kMembers; ++i) {
-    const std::string metrics = Scrape(metrics_ports_[i]);
     const std::string role = i == ingester ? "ingester" : "replica";
+    const std::string writer =
+        absl::StrCat("walfeed_replication_writer{writer=\"", writer_name, "\"}");
+    // A member restarted last may not have read the stream's newest message yet: wait for it
+    // (bounded), rather than sampling once.
+    std::string metrics = Scrape(metrics_ports_[i]);
+    for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+         Sample(metrics, writer) != 1 && absl::Now() < deadline;) {
+      absl::SleepFor(absl::Milliseconds(200));
+      metrics = Scrape(metrics_ports_[i]);
+    }
     EXPECT_EQ(Sample(metrics, absl::StrCat("walfeed_role{role=\"", role, "\"}")), 1) << i;
-    EXPECT_EQ(
-        Sample(metrics, absl::StrCat("walfeed_replication_writer{writer=\"", writer_name, "\"}")),
-        1)
-        << "member" << i << "\n"
-        << metrics;
+    EXPECT_EQ(Sample(metrics, writer), 1) << "member" << i << "\n" << metrics;
   }
   // Exactly once, in order, for every consumer, wherever it was served from.
   for (size_t k = 0; k < consumers.size(); ++k) {

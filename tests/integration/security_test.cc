@@ -7,6 +7,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/grpc_reason.h"
 #include "tests/support/status_assertions.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
@@ -121,13 +122,19 @@ TEST_F(Security, AdminCallsNeedTheAdminTokenAndConsumerTokensAreDenied) {
   const auto plain = grpc::InsecureChannelCredentials();
   const grpc::Status consumer = CompactStatus(plain, "s3cret-token");
   EXPECT_EQ(consumer.error_code(), grpc::StatusCode::PERMISSION_DENIED) << consumer.error_message();
+  EXPECT_EQ(ReasonOf(consumer), "PERMISSION_DENIED");
   EXPECT_THAT(consumer.error_message(), HasSubstr("--admin-token-file"));
   EXPECT_EQ(CompactStatus(plain).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ReasonOf(CompactStatus(plain)), "UNAUTHENTICATED");
   EXPECT_EQ(CompactStatus(plain, "guess").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   const grpc::Status admin = CompactStatus(plain, "admin-token");
   EXPECT_TRUE(admin.ok()) << admin.error_message();
   EXPECT_TRUE(Info(plain, "admin-token").ok()) << "an admin token reads too";
   EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr("event=admin_open")));
+  // No token, right or wrong, ever reaches the log.
+  for (const char* token : {"s3cret-token", "old-token", "admin-token", "guess"}) {
+    EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr(token)));
+  }
 }
 
 TEST_F(Security, ConsumerTokensWithoutAnAdminTokenFileCloseAdmin) {
@@ -178,6 +185,7 @@ TEST_F(Security, BearerTokenIsRequiredForDataButNotForHealth) {
 
   const grpc::Status missing = Info(grpc::InsecureChannelCredentials());
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ReasonOf(missing), "UNAUTHENTICATED");
   EXPECT_THAT(missing.error_message(), HasSubstr("authorization: Bearer"));
   EXPECT_EQ(Info(grpc::InsecureChannelCredentials(), "guess").error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
@@ -207,6 +215,18 @@ TEST_F(Security, BearerTokenIsRequiredForDataButNotForHealth) {
                                            walfeed_->address(), "--token-file", certs_ + "/tokens"},
                                           absl::Seconds(30));
   EXPECT_EQ(with_token.exit_code, 0) << with_token.output;
+
+  // Server reflection stays open, so grpcurl and buf curl can describe the API without a token.
+  const RunResult listed =
+      RunCommand({std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf", "curl",
+                  "--protocol", "grpc", "--http2-prior-knowledge", "--list-methods",
+                  absl::StrCat("http://", walfeed_->address())},
+                 absl::Seconds(60));
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_THAT(listed.output, HasSubstr("walfeed.v1.ChangeFeed/Subscribe"));
+  for (const char* token : {"s3cret-token", "old-token", "guess"}) {
+    EXPECT_THAT(walfeed_->Log(), ::testing::Not(HasSubstr(token)));
+  }
 }
 
 TEST_F(Security, WalfeedctlSpeaksTlsAndMutualTls) {

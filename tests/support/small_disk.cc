@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
@@ -13,6 +14,11 @@
 #include "tests/support/process.h"
 
 namespace walfeed::test {
+
+bool MustNotSkip() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
 namespace {
 
 absl::Status Errno(absl::string_view what, const std::string& path) {

@@ -15,38 +15,54 @@ std::unique_ptr<v1::ChangeFeed::Stub> NewStub(const std::string& address) {
 }
 
 absl::StatusOr<std::unique_ptr<WalfeedProcess>> WalfeedProcess::Start(WalfeedOptions options) {
-  if (options.port == 0) options.port = FreePort();
-  std::unique_ptr<WalfeedProcess> process(new WalfeedProcess());
-  process->options_ = options;
-  process->log_path_ = options.data_dir + ".log";
-  std::vector<std::string> argv = {
-      WalfeedBinary(),     "--pg",     options.conninfo,  "--data-dir",
-      options.data_dir,    "--slot",   options.slot,      "--publication",
-      options.publication, "--listen", process->address()};
-  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(argv, process->log_path_, options.env);
-  if (!child.ok()) return child.status();
-  process->child_ = std::move(*child);
+  // A port FreePort() gave may be taken by another test's process before this walfeed binds it:
+  // then this walfeed exits saying so, and it starts again on another port. The readiness check
+  // below never mistakes that other process for this walfeed: it also waits for this process's own
+  // "event=feed_listening" line, written once its gRPC server holds the port.
+  const bool any_port = options.port == 0;
+  for (int attempt = 1;; ++attempt) {
+    if (any_port) options.port = FreePort();
+    std::unique_ptr<WalfeedProcess> process(new WalfeedProcess());
+    process->options_ = options;
+    process->log_path_ = options.data_dir + ".log";
+    const size_t log_start = process->Log().size();
+    std::vector<std::string> argv = {
+        WalfeedBinary(),     "--pg",     options.conninfo,  "--data-dir",
+        options.data_dir,    "--slot",   options.slot,      "--publication",
+        options.publication, "--listen", process->address()};
+    argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+    absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(argv, process->log_path_, options.env);
+    if (!child.ok()) return child.status();
+    process->child_ = std::move(*child);
 
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (absl::Now() < deadline) {
-    if (!process->child_.running()) {
-      return absl::FailedPreconditionError(absl::StrCat("walfeed exited: ", process->Log()));
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    bool port_taken = false;
+    while (absl::Now() < deadline) {
+      if (!process->child_.running()) {
+        const std::string log = process->Log();
+        port_taken = any_port && log.find("cannot listen on '", log_start) != std::string::npos;
+        if (port_taken && attempt < 3) break;
+        return absl::FailedPreconditionError(absl::StrCat("walfeed exited: ", log));
+      }
+      if (process->Log().find("event=feed_listening", log_start) != std::string::npos) {
+        // A fresh channel each time: a channel that failed to connect backs off for seconds.
+        std::unique_ptr<v1::ChangeFeed::Stub> stub = v1::ChangeFeed::NewStub(process->NewChannel());
+        grpc::ClientContext context;
+        if (!options.token.empty()) context.AddMetadata("authorization", "Bearer " + options.token);
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+        v1::FeedInfo info;
+        if (stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok() &&
+            (!options.wait_for_streaming || info.source_state() == "streaming")) {
+          return process;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(50));
     }
-    // A fresh channel each time: a channel that failed to connect backs off for seconds.
-    std::unique_ptr<v1::ChangeFeed::Stub> stub = v1::ChangeFeed::NewStub(process->NewChannel());
-    grpc::ClientContext context;
-    if (!options.token.empty()) context.AddMetadata("authorization", "Bearer " + options.token);
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-    v1::FeedInfo info;
-    if (stub->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok() &&
-        (!options.wait_for_streaming || info.source_state() == "streaming")) {
-      return process;
+    if (!port_taken) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("walfeed did not become ready: ", process->Log()));
     }
-    absl::SleepFor(absl::Milliseconds(50));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("walfeed did not become ready: ", process->Log()));
 }
 
 WalfeedProcess::~WalfeedProcess() { child_.Stop(SIGTERM); }
