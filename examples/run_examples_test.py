@@ -18,11 +18,11 @@ token required, 1 s progress interval), writes rows, and checks for each example
 Everything it starts is stopped by pid, also on failure. Exits 1 with the reason on any failure.
 Needs python3-grpcio, python3-protobuf, protobuf-compiler-grpc, nodejs and `npm ci` in node/.
 """
-import base64, hashlib, json, os, queue, shutil, signal, socket, subprocess, sys, tempfile, threading, time, traceback
+import base64, hashlib, json, os, queue, shutil, signal, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from testlib import Failure, check, free_port, say  # noqa: E402
+from testlib import Failure, check, free_port, run_test, say  # noqa: E402
 REPO = os.path.dirname(HERE)
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -477,12 +477,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Failure as failure:
-        print(f"FAIL: {failure}", file=sys.stderr)
-        sys.exit(1)
-    except Exception:
-        traceback.print_exc()
-        print("FAIL: the test itself failed (above)", file=sys.stderr)
-        sys.exit(1)
+    run_test(main)

@@ -23,3 +23,19 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_test(main, suffix=""):
+    """Runs a test's main(): exits 1 with "FAIL: <reason><suffix>" on a Failure, and with the
+    traceback when the test itself broke."""
+    import sys
+    import traceback
+    try:
+        main()
+    except Failure as failure:
+        print(f"FAIL: {failure}{suffix}", file=sys.stderr)
+        sys.exit(1)
+    except Exception:
+        traceback.print_exc()
+        print(f"FAIL: the test itself failed (above){suffix}", file=sys.stderr)
+        sys.exit(1)

@@ -22,11 +22,11 @@ compaction purged past pauses with CURSOR_PURGED and, resumed from the start, de
 state. Everything it starts is stopped by pid, also on failure. Exits 1 with the reason on failure.
 """
 import hashlib, hmac, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
-import traceback, urllib.error, urllib.request
+import urllib.error, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from testlib import Failure, check, free_port, say  # noqa: E402
+from testlib import Failure, check, free_port, run_test, say  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -516,12 +516,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Failure as failure:
-        print(f"FAIL: {failure} (seed {SEED})", file=sys.stderr)
-        sys.exit(1)
-    except Exception:
-        traceback.print_exc()
-        print(f"FAIL: the test itself failed (above) (seed {SEED})", file=sys.stderr)
-        sys.exit(1)
+    run_test(main, f" (seed {SEED})")
