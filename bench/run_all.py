@@ -183,6 +183,21 @@ def plot(out, name, quick):
     return path
 
 
+def provenance(out, skipped, quick):
+    """What the summary was made of: one run of every scenario, or which were taken from earlier
+    recorded runs (with their dates)."""
+    if not skipped:
+        return "Every scenario ran in this one run; each reference was measured in the same run as its figure."
+    dates = []
+    for script in skipped:
+        try:
+            dates.append(f"{script} ({load(out, script, quick).get('date', 'undated')})")
+        except OSError:
+            dates.append(f"{script} (no recorded run)")
+    return ("Merged: these scenarios were not run this time but taken from their recorded runs: "
+            + ", ".join(dates) + ". Each reference was measured in the same run as its figure.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,7 +239,7 @@ def main():
     m = report["machine"]
     with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write(f"# walfeed benchmarks ({report['date']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-                f"PostgreSQL {m['postgres']})\n\nEvery reference measured in the same run; details in "
+                f"PostgreSQL {m['postgres']})\n\n{provenance(args.out, args.skip, args.quick)} Details in "
                 f"each scenario's own results file. Plot: {name}.png.\n\n" + "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"plot: {plot(args.out, name, args.quick)}")
