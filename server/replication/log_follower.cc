@@ -180,6 +180,7 @@ void LogFollower::Run() {
         stream = *std::move(opened);
         spdlog::info("event=follow_connected server={} stream={} next_sequence={} next={}",
                      stream->ConnectedUrl(), options_.stream, next_sequence_, next_start_);
+        NoteWriterOfCopiedEnd(*stream);
       } else {
         result = opened.status();
       }
@@ -202,6 +203,16 @@ void LogFollower::Run() {
     }
     backoff = std::min(backoff * 2, options_.retry_max);
   }
+}
+
+void LogFollower::NoteWriterOfCopiedEnd(JetStreamLog& stream) {
+  // A follower started again (a restart, a failed takeover) that holds the stream's whole end
+  // reads no message, yet it knows who wrote the last one it copied: the stream's last message.
+  if (!Status().writer().empty() || next_sequence_ <= 1) return;
+  absl::StatusOr<JetStreamLog::Message> last = stream.ReadLast();
+  if (!last.ok() || last->sequence == 0 || last->sequence >= next_sequence_) return;
+  absl::MutexLock lock(&mu_);
+  status_.set_writer(last->Header("Walfeed-Writer"));
 }
 
 absl::Status LogFollower::Follow(JetStreamLog& stream) {

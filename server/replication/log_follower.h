@@ -79,6 +79,8 @@ class LogFollower {
  private:
   void Run();
   // Reads and applies segments until a read fails or Stop().
+  // Sets the status's writer from the stream's last message when this follower already holds it.
+  void NoteWriterOfCopiedEnd(JetStreamLog& stream);
   absl::Status Follow(JetStreamLog& stream);
   // Appends one stream message (a segment) to the local log.
   absl::Status Apply(const JetStreamLog::Message& message);
