@@ -22,10 +22,10 @@ import base64, hashlib, json, os, queue, shutil, signal, subprocess, sys, tempfi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from testlib import Failure, check, free_port, run_test, say  # noqa: E402
+from testlib import (Failure, check, free_port, psql, run_test, say, start_postgres,  # noqa: E402
+                     stop_postgres, stop_process)
 REPO = os.path.dirname(HERE)
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
-PG_BIN = "/usr/lib/postgresql/15/bin"
 TOKEN = "example-test-token"
 ADMIN_TOKEN = "example-admin-token"
 STARTED = []  # every Consumer, killed at the end whatever happened
@@ -110,19 +110,14 @@ class World:
         self.address = f"127.0.0.1:{free_port()}"
 
     def start_postgres(self):
-        started = subprocess.run(["bash", os.path.join(REPO, "scripts", "pg-local.sh"), "start", self.pg_dir],
-                                 capture_output=True, text=True, timeout=120)
-        check(started.returncode == 0, f"PostgreSQL did not start: {started.stderr}")
-        self.conninfo = started.stdout.strip().splitlines()[-1]
+        self.conninfo = start_postgres(self.pg_dir)
         with open(os.path.join(self.dir, "tokens"), "w") as f:
             f.write(TOKEN + "\n")
         with open(os.path.join(self.dir, "admin-tokens"), "w") as f:
             f.write(ADMIN_TOKEN + "\n")
 
     def sql(self, script):
-        done = subprocess.run(["psql", self.conninfo, "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"], input=script,
-                              capture_output=True, text=True, timeout=60)
-        check(done.returncode == 0, f"psql failed: {done.stderr}")
+        return psql(self.conninfo, script)
 
     def start_walfeed(self):
         with open(os.path.join(self.dir, "walfeed.log"), "a") as log:
@@ -145,13 +140,7 @@ class World:
         raise Failure(f"walfeed did not start streaming in 30 s: {self.log()}")
 
     def stop_walfeed(self):
-        if self.walfeed and self.walfeed.poll() is None:
-            self.walfeed.send_signal(signal.SIGTERM)
-            try:
-                self.walfeed.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.walfeed.kill()
-                self.walfeed.wait()
+        stop_process(self.walfeed, 20)
 
     def log_id(self):
         return feed_stub(self.address).GetFeedInfo(walfeed_pb2.GetFeedInfoRequest(), metadata=AUTH,
@@ -166,10 +155,7 @@ class World:
 
     def stop(self):
         self.stop_walfeed()
-        if os.path.exists(os.path.join(self.pg_dir, "data", "postmaster.pid")):
-            owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-            subprocess.run(owner + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(self.pg_dir, "data"), "-m", "immediate",
-                                    "-w", "stop"], capture_output=True, timeout=60)
+        stop_postgres(self.pg_dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.pg_dir, ignore_errors=True)
 

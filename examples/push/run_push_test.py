@@ -21,15 +21,15 @@ tampered body and an old timestamp; the app refuses both with 401. A subscriptio
 compaction purged past pauses with CURSOR_PURGED and, resumed from the start, delivers the current
 state. Everything it starts is stopped by pid, also on failure. Exits 1 with the reason on failure.
 """
-import hashlib, hmac, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import hashlib, hmac, json, os, random, shutil, socket, subprocess, sys, tempfile, threading, time
 import urllib.error, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from testlib import Failure, check, free_port, run_test, say  # noqa: E402
+from testlib import (Failure, check, free_port, psql, run_test, say, start_postgres,  # noqa: E402
+                     stop_postgres, stop_process)
 REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
-PG_BIN = "/usr/lib/postgresql/15/bin"
 SEED = int(os.environ.get("WALFEED_PUSH_SEED", random.randrange(1 << 30)))
 SECRET = "push-test-secret-\u00e9"
 
@@ -64,16 +64,10 @@ class World:
         return os.path.join(self.dir, name)
 
     def start_postgres(self):
-        started = subprocess.run(["bash", os.path.join(REPO, "scripts", "pg-local.sh"), "start", self.pg_dir],
-                                 capture_output=True, text=True, timeout=120)
-        check(started.returncode == 0, f"PostgreSQL did not start: {started.stderr}")
-        self.conninfo = started.stdout.strip().splitlines()[-1]
+        self.conninfo = start_postgres(self.pg_dir)
 
     def sql(self, script):
-        done = subprocess.run(["psql", self.conninfo, "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"], input=script,
-                              capture_output=True, text=True, timeout=60)
-        check(done.returncode == 0, f"psql failed: {done.stderr}")
-        return done.stdout
+        return psql(self.conninfo, script)
 
     def start_walfeed(self):
         config = {"subscriptions": [{"name": "app", "url": f"http://127.0.0.1:{self.app_port}/walfeed",
@@ -94,13 +88,7 @@ class World:
         self.walfeed.wait()
 
     def stop_walfeed(self):
-        if self.walfeed and self.walfeed.poll() is None:
-            self.walfeed.send_signal(signal.SIGTERM)
-            try:
-                self.walfeed.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.walfeed.kill()
-                self.walfeed.wait()
+        stop_process(self.walfeed, 30)
 
     def start_app(self):
         env = dict(os.environ, WALFEED_PUSH_SECRET=SECRET, WALFEED_EVENTS=self.events,
@@ -168,10 +156,7 @@ class World:
                 process.kill()
                 process.wait()
         self.stop_walfeed()
-        if os.path.exists(os.path.join(self.pg_dir, "data", "postmaster.pid")):
-            owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-            subprocess.run(owner + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(self.pg_dir, "data"), "-m", "immediate",
-                                    "-w", "stop"], capture_output=True, timeout=60)
+        stop_postgres(self.pg_dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.pg_dir, ignore_errors=True)
 
