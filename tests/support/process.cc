@@ -13,8 +13,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace walfeed::test {
 namespace {
@@ -148,18 +150,39 @@ int ChildProcess::Stop(int signal, absl::Duration timeout) {
   return code;
 }
 
-int FreePort() {
+int BindLoopback(int* port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
   socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  const int port = ntohs(address.sin_port);
-  close(fd);
-  return port;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(address.sin_port);
+  return fd;
+}
+
+int FreePort() {
+  // The kernel may hand the same free port to two binds in a row once the first socket is
+  // closed; a test that asks for a listen port and a metrics port then got one number twice.
+  // Ports already given out by this process are never given again.
+  static absl::Mutex mutex;
+  static auto* given = new absl::flat_hash_set<int>();
+  absl::MutexLock lock(&mutex);
+  for (;;) {
+    int port = 0;
+    const int fd = BindLoopback(&port);
+    if (fd < 0) continue;
+    close(fd);
+    if (given->insert(port).second) return port;
+  }
 }
 
 std::string ReadFile(const std::string& path) {

@@ -44,7 +44,12 @@ class ChildProcess {
   int exit_code_ = -1;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP socket bound to 127.0.0.1 on a port the kernel chose (stored in `*port`), ready for
+// listen(); -1 when that failed.
+int BindLoopback(int* port);
+
+// A TCP port on 127.0.0.1 that was free a moment ago and that this process has not been given
+// before (so two ports one test asks for always differ).
 int FreePort();
 
 std::string ReadFile(const std::string& path);
