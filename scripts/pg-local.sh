@@ -31,6 +31,41 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# initdb costs a second of CPU; the test suite starts hundreds of clusters. The first start makes
+# a pristine initdb'd directory once (per PostgreSQL version and user, built aside and renamed into
+# place, so parallel starts never see half of one) and every new cluster is a copy of it.
+# WALFEED_PG_TEMPLATE=0 runs initdb every time.
+initdb_args=(-U postgres --auth=trust -E UTF8 --locale=C.UTF-8)
+init_data_dir() {
+  local target="$1"
+  if [ "${WALFEED_PG_TEMPLATE:-1}" = "0" ]; then
+    as_owner "$pg_bin/initdb" -D "$target" "${initdb_args[@]}" >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+    return
+  fi
+  local version template
+  version="$("$pg_bin/pg_ctl" --version | tr -c 'A-Za-z0-9.\n' '_')"
+  template="${TMPDIR:-/tmp}/walfeed-pg-template-$(id -u)-${version}"
+  if [ ! -f "$template/data/PG_VERSION" ]; then
+    local building
+    building="$(mktemp -d "$template.XXXXXX")"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$building"; fi
+    as_owner "$pg_bin/initdb" -D "$building/data" "${initdb_args[@]}" >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; rm -rf "$building"; exit 1; }
+    # Another start may have put its template in place meanwhile: then this one is dropped (or
+    # used directly when what is there is not a whole template).
+    if ! mv -T "$building" "$template" 2>/dev/null; then
+      if [ ! -f "$template/data/PG_VERSION" ]; then
+        mv "$building/data" "$target"
+        rm -rf "$building"
+        return
+      fi
+      rm -rf "$building"
+    fi
+  fi
+  as_owner cp -a "$template/data" "$target"
+}
+
 conninfo() {
   echo "host=127.0.0.1 port=$(cat "$dir/port") user=postgres dbname=postgres"
 }
@@ -41,8 +76,7 @@ case "$action" in
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       [ -n "$port" ] || port="$(free_port)"
       if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
-      as_owner "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; exit 1; }
+      init_data_dir "$dir/data"
       cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port

@@ -24,6 +24,7 @@
 #include "tests/support/nats_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
 #include "tests/support/walfeed_process.h"
 
 namespace walfeed::test {
@@ -203,7 +204,13 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
   absl::StatusOr<int> leader = nats_->Leader(stream_);
   ASSERT_OK(leader);
   ASSERT_OK(nats_->Kill(*leader));
-  absl::SleepFor(absl::Seconds(12));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        absl::StatusOr<int> now = nats_->Leader(stream_);
+        return now.ok() && *now != *leader;
+      },
+      absl::Seconds(30), absl::Milliseconds(500)))
+      << "no new leader was elected";
   ASSERT_OK(nats_->StartNode(*leader));
   absl::SleepFor(absl::Seconds(2));
 
@@ -215,9 +222,13 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
   absl::SleepFor(absl::Seconds(3));
   ASSERT_OK(nats_->StartNode(follower));
 
-  // The whole cluster is down for 30 s.
+  // The whole cluster is down: walfeed says replication is failing, and the outage goes on for
+  // a while after that with the writes continuing.
   ASSERT_OK(nats_->StopAll());
-  absl::SleepFor(absl::Seconds(30));
+  EXPECT_TRUE(WaitUntil([&] { return FeedInfo().replication().state() == "failing"; },
+                        absl::Seconds(30)))
+      << FeedInfo().replication().state();
+  absl::SleepFor(absl::Seconds(8));
   EXPECT_EQ(FeedInfo().replication().state(), "failing");
   ASSERT_OK(nats_->StartAll());
 
