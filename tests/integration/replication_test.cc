@@ -225,8 +225,8 @@ TEST_F(Replication, StreamIsExactlyTheFeedThroughNodeLeaderClusterAndWalfeedCras
   // The whole cluster is down: walfeed says replication is failing, and the outage goes on for
   // a while after that with the writes continuing.
   ASSERT_OK(nats_->StopAll());
-  EXPECT_TRUE(WaitUntil([&] { return FeedInfo().replication().state() == "failing"; },
-                        absl::Seconds(30)))
+  EXPECT_TRUE(
+      WaitUntil([&] { return FeedInfo().replication().state() == "failing"; }, absl::Seconds(30)))
       << FeedInfo().replication().state();
   absl::SleepFor(absl::Seconds(8));
   EXPECT_EQ(FeedInfo().replication().state(), "failing");
