@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 
 namespace walfeed {
 namespace {
@@ -19,6 +21,7 @@ namespace {
 // Set once by ArmFaultPointFromEnvironment(), before any thread reaches a point.
 const char* armed_name = nullptr;
 int armed_count = 1;
+bool armed_hold = false;
 std::atomic<int> reached{0};
 
 }  // namespace
@@ -31,7 +34,8 @@ absl::Status ArmFaultPointFromEnvironment() {
       "WALFEED_FAULT_POINT is set, but this walfeed was built without fault points (they come "
       "with the test suite's build): unset it");
 #else
-  const absl::string_view text(value);
+  absl::string_view text(value);
+  const bool hold = absl::ConsumeSuffix(&text, ":hold");
   const size_t at = text.find('@');
   const absl::string_view name = text.substr(0, at);
   int count = 1;
@@ -44,6 +48,7 @@ absl::Status ArmFaultPointFromEnvironment() {
     if (name == point) {
       armed_name = point;
       armed_count = count;
+      armed_hold = hold;
       return absl::OkStatus();
     }
   }
@@ -57,11 +62,12 @@ void ReachFaultPoint(const char* name) {
   if (armed_name == nullptr || std::strcmp(name, armed_name) != 0) return;
   const int count = reached.fetch_add(1) + 1;
   if (count != armed_count) return;
-  const std::string line =
-      absl::StrCat("walfeed: fault point ", name, " reached (", count, "), killing the process\n");
+  const std::string line = absl::StrCat("walfeed: fault point ", name, " reached (", count, "), ",
+                                        armed_hold ? "holding" : "killing the process", "\n");
   // write(2), not stdio: nothing buffered may be lost, and nothing else runs after it.
   [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
-  ::raise(SIGKILL);
+  if (!armed_hold) ::raise(SIGKILL);
+  for (;;) absl::SleepFor(absl::Hours(1));  // until the test kills the process
 }
 
 }  // namespace walfeed

@@ -7,7 +7,10 @@
 // that include the test suite); elsewhere it is nothing at all. Compiled in, a point is armed by
 // the environment at start: WALFEED_FAULT_POINT=<name> or <name>@<n> makes the process write
 // "walfeed: fault point <name> reached (<n>), killing the process" to stderr and SIGKILL itself
-// the n-th time (the first, unless given) it reaches that point. Unarmed, a point costs a call
+// the n-th time (the first, unless given) it reaches that point. With ":hold" after it
+// (<name>[@<n>]:hold) the thread that reaches it stops there for good instead, after writing
+// "... reached (<n>), holding": the process lives on, so a test can watch what it does (and what
+// it tells PostgreSQL) while that step never completes. Unarmed, a point costs a call
 // and a comparison. The names are listed in kFaultPoints, and a name that is not one of them is
 // refused at start (a typo would otherwise test nothing).
 #ifndef WALFEED_SERVER_CORE_FAULT_POINT_H_
@@ -19,6 +22,9 @@ namespace walfeed {
 
 // Every fault point, with the gap it sits in.
 inline constexpr const char* kFaultPoints[] = {
+    // The source decoded transactions and has not begun appending them to the log: nothing of
+    // them is durable, so nothing of them may be confirmed to PostgreSQL.
+    "source.before_append",
     // The source appended transactions durably but has not told PostgreSQL: it sends them again.
     "source.appended_before_confirm",
     // The initial snapshot's slot exists, but the log has not recorded its consistent point.

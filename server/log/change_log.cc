@@ -70,6 +70,11 @@ absl::Status ChangeLog::Impl::DeleteAbove(const Position& above_this) {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), values));
     it->Seek(start);
     if (!it->Valid()) return FromRocks(it->status(), "cannot read the change log");
+  } else {
+    // Parts of a transaction staged before a crash or a lost connection: PostgreSQL sends it
+    // again whole.
+    spdlog::info("event=staged_changes_discarded head={} first_discarded={}",
+                 FormatCursor(above_this), FormatCursor(*above));
   }
   rocksdb::WriteBatch batch;
   rocksdb::Status deleted = batch.DeleteRange(changes, start, kEndOfPositions);

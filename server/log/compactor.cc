@@ -98,6 +98,7 @@ absl::StatusOr<v1::CompactionResult> Compactor::RunPass(const CompactionPolicy& 
       policy.keep_from = keep_from;
     }
   }
+  spdlog::info("event=compaction_started");
   absl::StatusOr<v1::CompactionResult> result =
       log_->Compact(policy, absl::Now(), &stop_requested_);
   if (result.ok()) {

@@ -57,6 +57,7 @@ bool DurableAppender::Enqueue(Item item, size_t bytes) {
 }
 
 absl::Status DurableAppender::Write(std::vector<Item>& items, uint64_t* appended_end_lsn) {
+  WALFEED_FAULT_POINT("source.before_append");
   std::vector<Transaction> run;
   const auto flush_run = [&]() -> absl::Status {
     if (run.empty()) return absl::OkStatus();

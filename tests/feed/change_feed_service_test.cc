@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/algorithm/container.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
@@ -17,6 +18,7 @@
 #include "tests/support/status_assertions.h"
 #include "tests/support/temp_log_test.h"
 #include "tests/support/transactions.h"
+#include "tests/support/wait.h"
 #include "tests/support/walfeed_process.h"
 
 namespace walfeed {
@@ -73,6 +75,23 @@ class ChangeFeedServiceTest : public test::TempLogTest {
   }
 
   // Appends transactions of `per_txn` changes at LSNs 100, 200, ...
+  // Waits until `n` streams are open: each one's start is then fixed, so what is appended after
+  // is theirs to deliver.
+  void AwaitSubscribers(uint32_t n) {
+    uint32_t open = 0;
+    ASSERT_TRUE(test::WaitUntil(
+        [&] {
+          grpc::ClientContext context;
+          v1::FeedInfo info;
+          open = stub_->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info).ok()
+                     ? info.subscribers()
+                     : 0;
+          return open == n;
+        },
+        absl::Seconds(10), absl::Milliseconds(5)))
+        << open << " streams open, not " << n;
+  }
+
   void AppendTransactions(int count, int per_txn, const std::string& table = "t") {
     for (int i = 0; i < count; ++i) {
       const uint64_t lsn = next_lsn_;
@@ -241,7 +260,7 @@ TEST_F(ChangeFeedServiceTest, LiveSubscriberSeesANewCommitPromptly) {
   v1::SubscribeRequest request;
   request.set_from_head(true);
   auto reader = stub_->Subscribe(&context, request);
-  absl::SleepFor(absl::Milliseconds(200));  // the subscriber is now waiting at the head
+  AwaitSubscribers(1);
   const absl::Time committed = absl::Now();
   AppendTransactions(1, 2);
   v1::SubscribeResponse response;
@@ -346,7 +365,14 @@ TEST_F(ChangeFeedServiceTest, LiveTableFilteredSubscribersGetExactlyTheirTablesW
       reader->Finish();
     });
   }
-  absl::SleepFor(absl::Milliseconds(200));  // every subscriber is waiting at the head
+  // A failed assertion below ends the readers rather than leaving them unjoined (an abort).
+  absl::Cleanup end_readers = [&] {
+    for (auto& context : contexts) context->TryCancel();
+    for (std::thread& reader : readers) {
+      if (reader.joinable()) reader.join();
+    }
+  };
+  AwaitSubscribers(static_cast<uint32_t>(readers.size()));
   for (const Transaction& txn : appended) {
     ASSERT_OK(log_->Append({txn}, txn.commit_lsn + 50));
     if (random() % 4 == 0) absl::SleepFor(absl::Milliseconds(random() % 20));
@@ -597,7 +623,7 @@ TEST_F(ChangeFeedServiceTest, FeedInfoDescribesTheLogAndCountsSubscribers) {
   v1::SubscribeRequest request;
   request.set_from_head(true);
   auto reader = stub_->Subscribe(&stream_context, request);
-  absl::SleepFor(absl::Milliseconds(200));
+  AwaitSubscribers(1);
 
   grpc::ClientContext context;
   v1::FeedInfo info;
@@ -792,7 +818,6 @@ TEST_F(ChangeFeedServiceTest, ShutdownEndsOpenStreamsWithUnavailable) {
   auto reader = stub_->Subscribe(&context, v1::SubscribeRequest());
   v1::SubscribeResponse response;
   ASSERT_TRUE(reader->Read(&response));
-  absl::SleepFor(absl::Milliseconds(100));
   std::thread stopper([this] { server_->Shutdown(); });
   while (reader->Read(&response)) {
   }

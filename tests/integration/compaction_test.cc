@@ -13,6 +13,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
 
 namespace walfeed::test {
 namespace {
@@ -178,12 +179,22 @@ TEST_F(Compaction, KillDuringCompactionLeavesAConsistentLogThatTheNextPassFinish
   WaitFor("written");
 
   std::mt19937 random(42);
+  int killed_mid_pass = 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
+    const size_t log_start = walfeed_->Log().size();
+    const auto logged = [&](const char* event) {
+      return walfeed_->Log().find(event, log_start) != std::string::npos;
+    };
     ChildProcess compact = *ChildProcess::Spawn(
         {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, dir_ + "/compact.log");
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(5, 120)(random)));
+    // The kill lands after the pass began, at a random moment of it.
+    ASSERT_TRUE(WaitUntil([&] { return logged("event=compaction_started"); }, absl::Seconds(30),
+                          absl::Milliseconds(1)))
+        << walfeed_->Log();
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(0, 40)(random)));
     walfeed_->Kill();
     compact.Stop(SIGKILL);
+    if (!logged("event=compaction_done")) ++killed_mid_pass;
     StartCompactingWalfeed();
     // Whatever the pass got through, a consumer from 0 rebuilds the same state.
     std::map<int64_t, int64_t> state;
@@ -193,6 +204,7 @@ TEST_F(Compaction, KillDuringCompactionLeavesAConsistentLogThatTheNextPassFinish
     ASSERT_EQ(state.size(), static_cast<size_t>(kKeys)) << "attempt " << attempt;
     for (const auto& [id, v] : state) ASSERT_EQ(v, kRounds) << "row " << id;
   }
+  EXPECT_GE(killed_mid_pass, 2) << "the kills are meant to land inside a pass";
   CompactNow();
   const std::vector<v1::Change> rows = RowChangesFromZero();
   ASSERT_EQ(rows.size(), static_cast<size_t>(kKeys));

@@ -4,9 +4,11 @@
 // point's test is in replication_test.cc, beside its NATS cluster.)
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -14,6 +16,8 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
+#include "tests/support/walfeed_process.h"
 
 namespace walfeed::test {
 namespace {
@@ -96,6 +100,70 @@ TEST_F(FaultPoints, KilledAfterADurableAppendBeforeConfirmingItDoublesNothing) {
     EXPECT_LT(confirmed_at_kill, change.lsn())
         << "PostgreSQL was never told of what the killed walfeed appended, so it sent it again";
   }
+}
+
+// The central durability promise: PostgreSQL is never told a change is safe before the log holds
+// it. walfeed is held just before it appends a transaction (the step that syncs it) while it keeps
+// talking to PostgreSQL: every keepalive answered, other databases' WAL passing by. The slot's
+// confirmed_flush_lsn must stay at or before the transaction's start; after a kill -9 PostgreSQL sends
+// it again.
+TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (1, 'a')");
+  ASSERT_OK(CommitMarkerAndRead("first"));
+  ASSERT_EQ(walfeed_->Terminate(), 0);
+  const auto lsn_number = [&](const std::string& database, const std::string& expression) {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        SharedPostgres().Query(database, absl::StrCat("SELECT (", expression, " - '0/0')::bigint"));
+    return rows.ok() && !rows->empty() && (*rows)[0][0] != "<null>"
+               ? static_cast<uint64_t>(std::stoull((*rows)[0][0]))
+               : uint64_t{0};
+  };
+  const uint64_t transaction_start = lsn_number(db_, "pg_current_wal_insert_lsn()");
+  Sql("INSERT INTO t SELECT g, 'b' FROM generate_series(2, 50) g");
+
+  // PostgreSQL asks for a reply every second (wal_sender_timeout 2 s), and WAL of another
+  // database moves the server's end on: walfeed answers both while its append never happens.
+  WalfeedOptions options = Options();
+  options.conninfo += " options='-c wal_sender_timeout=2s'";
+  options.env = Arm("source.before_append:hold");
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> held = WalfeedProcess::Start(options);
+  ASSERT_OK(held);
+  ASSERT_TRUE(
+      WaitUntil([&] { return absl::StrContains((*held)->Log(), Reached("source.before_append")); },
+                absl::Seconds(30)))
+      << (*held)->Log();
+  const std::string slot_lsn = absl::StrCat(
+      "(SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "')");
+  const std::string reply_time =
+      absl::StrCat("SELECT r.reply_time FROM pg_stat_replication r JOIN pg_replication_slots s ",
+                   "ON s.active_pid = r.pid WHERE s.slot_name = '", slot_, "'");
+  const auto last_reply = [&] {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        SharedPostgres().Query("postgres", reply_time);
+    return rows.ok() && !rows->empty() ? (*rows)[0][0] : std::string();
+  };
+  std::set<std::string> replies;
+  uint64_t highest_confirmed = 0;
+  for (const absl::Time until = absl::Now() + absl::Seconds(5); absl::Now() < until;) {
+    ASSERT_OK(SharedPostgres().Exec("postgres", "SELECT pg_logical_emit_message(false, 'x', 'y')"));
+    highest_confirmed = std::max(highest_confirmed, lsn_number(db_, slot_lsn));
+    replies.insert(last_reply());
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  replies.erase("");
+  EXPECT_GE(replies.size(), 3u) << "walfeed kept answering PostgreSQL while its append was held";
+  EXPECT_GT(lsn_number("postgres", "pg_current_wal_lsn()"), transaction_start + 1000)
+      << "the server's WAL end moved past the held transaction";
+  EXPECT_LE(highest_confirmed, transaction_start)
+      << "PostgreSQL was told the held transaction was safe before the log held it";
+
+  (*held)->Kill();
+  StartWalfeed();
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_OK(changes);
+  EXPECT_EQ(KeyIds(*changes), IdRange(1, 50)) << "PostgreSQL sent the held transaction again";
 }
 
 // The slot exists, but the log never recorded that it is the one its snapshot created: walfeed

@@ -18,6 +18,7 @@
 #include "tests/support/change_helpers.h"
 #include "tests/support/small_disk.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
 
 namespace walfeed::test {
 namespace {
@@ -101,7 +102,8 @@ void ExpectOneStreamSurvives(WalfeedProcess& walfeed, const std::string& db,
   SteadyWriter writer(db, absl::Milliseconds(3), pad_bytes);
   fault(writer);
   const int committed = writer.Stop();
-  ASSERT_OK(SharedPostgres().Exec(db, MarkerSql("end")));
+  // The subscriber is joined on every path (its read ends at its deadline without the marker).
+  EXPECT_OK(SharedPostgres().Exec(db, MarkerSql("end")));
   subscriber.join();
   ASSERT_OK(streamed);
   EXPECT_EQ(KeyIds(*streamed), IdRange(1, committed));
@@ -129,12 +131,11 @@ TEST_F(Faults, PostgresRestartedUnderLoadIsFollowedWithoutLossOrDuplicates) {
   ExpectOneStreamSurvives(*walfeed_, db_, "PostgreSQL restarted", [](const SteadyWriter& writer) {
     absl::SleepFor(absl::Milliseconds(500));
     ASSERT_OK(SharedPostgres().Restart());
-    // Go on until the writer has committed 50 more rows after the restart.
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    // Go on until the writer has committed 50 more rows after the restart: the stream must
+    // then carry rows written on both sides of it.
     const int before = writer.committed();
-    while (writer.committed() < before + 50 && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(50));
-    }
+    ASSERT_TRUE(WaitUntil([&] { return writer.committed() >= before + 50; }, absl::Seconds(30)))
+        << "PostgreSQL took no writes after its restart";
   });
 }
 
@@ -230,16 +231,27 @@ TEST_F(DiskFull, WritesStopLoudlyAndResumeWhenSpaceReturns) {
         FillLogUntilWriteFails();
         ExpectSlotHeldWhileFull();
         FreeDisk();
-        const absl::Time deadline = absl::Now() + absl::Seconds(60);
-        while (walfeed_->Log().find("event=log_writes_resumed") == std::string::npos) {
-          ASSERT_LT(absl::Now(), deadline) << "walfeed did not resume writing:\n"
-                                           << walfeed_->Log();
-          absl::SleepFor(absl::Milliseconds(100));
-        }
+        ASSERT_TRUE(WaitUntil(
+            [&] { return walfeed_->Log().find("event=log_writes_resumed") != std::string::npos; },
+            absl::Seconds(60), absl::Milliseconds(100)))
+            << "walfeed did not resume writing:\n"
+            << walfeed_->Log();
+        // 50 more rows committed once space returned, and walfeed confirms them: the log
+        // takes writes again (the end of the test checks they reached the open stream).
         const int after = w.committed();
-        while (w.committed() < after + 50 && absl::Now() < deadline) {
-          absl::SleepFor(absl::Milliseconds(50));
-        }
+        ASSERT_TRUE(WaitUntil([&] { return w.committed() >= after + 50; }, absl::Seconds(60)));
+        const std::vector<std::vector<std::string>> written =
+            Query("SELECT pg_current_wal_lsn()::text");
+        ASSERT_FALSE(written.empty());
+        EXPECT_TRUE(WaitUntil(
+            [&] {
+              const std::vector<std::vector<std::string>> confirmed = Query(
+                  absl::StrCat("SELECT confirmed_flush_lsn >= '", written[0][0],
+                               "' FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
+              return !confirmed.empty() && confirmed[0][0] == "t";
+            },
+            absl::Seconds(60), absl::Milliseconds(100)))
+            << "walfeed confirmed nothing written after space returned";
       },
       /*pad_bytes=*/1280, /*timeout=*/absl::Seconds(300));
 }

@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -14,6 +15,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
 
 namespace walfeed::test {
 namespace {
@@ -313,13 +315,34 @@ TEST_F(FeedEndToEnd, TransactionLargerThanItsMemoryBudgetArrivesWholeAndInOrder)
 
 TEST_F(FeedEndToEnd, KillWhileALargeTransactionIsStagedLosesAndDuplicatesNothing) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
-  StartWalfeed({"--max-transaction-memory", "64KiB"});
+  // Debug lines show each part of the transaction being staged.
+  const std::vector<std::string> args = {"--max-transaction-memory", "64KiB", "--log-level",
+                                         "debug"};
+  StartWalfeed(args);
+  // 100,000 rows of ~230 bytes against a 64 KiB budget: hundreds of parts.
   Sql("INSERT INTO t SELECT g, repeat('p', 200) FROM generate_series(1, 100000) g");
-  absl::SleepFor(absl::Milliseconds(300));  // part of it is staged by now
+  const auto parts_staged = [&] {
+    const std::string log = walfeed_->Log();
+    size_t parts = 0;
+    for (size_t at = log.find("event=large_transaction_staged"); at != std::string::npos;
+         at = log.find("event=large_transaction_staged", at + 1)) {
+      ++parts;
+    }
+    return parts;
+  };
+  ASSERT_TRUE(
+      WaitUntil([&] { return parts_staged() >= 3; }, absl::Seconds(60), absl::Milliseconds(5)))
+      << walfeed_->Log();
   walfeed_->Kill();
+  const size_t staged_at_kill = parts_staged();
+  EXPECT_LT(staged_at_kill, 100u) << "the kill landed while the transaction was being staged";
   Sql("INSERT INTO t VALUES (0, 'after')");
-  StartWalfeed({"--max-transaction-memory", "64KiB"});
+  const size_t log_before_restart = walfeed_->Log().size();
+  StartWalfeed(args);
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  EXPECT_NE(walfeed_->Log().find("event=staged_changes_discarded", log_before_restart),
+            std::string::npos)
+      << "the restart found the killed walfeed's staged parts in its log and dropped them";
   ASSERT_OK(changes);
   ASSERT_EQ(changes->size(), 100001u);
   ExpectStrictlyIncreasingPositions(*changes);
@@ -399,19 +422,21 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   absl::StatusOr<std::string> busy = SharedPostgres().CreateDatabase("busy");
   ASSERT_OK(busy);
   ASSERT_OK(SharedPostgres().Exec(*busy, "CREATE TABLE noise (id int, pad text)"));
-  const auto confirmed_now = [this]() -> uint64_t {
-    absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
-        "postgres", absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots "
-                                 "WHERE slot_name = '",
-                                 slot_, "'"));
+  // Sampled often, each sampler through its own kept-open session.
+  const auto confirmed_now = [this](SqlSession& session) -> uint64_t {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        session.Query(absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                                   "WHERE slot_name = '",
+                                   slot_, "'"));
     if (!rows.ok() || rows->empty()) return 0;
     absl::StatusOr<uint64_t> lsn = ParseLsn((*rows)[0][0]);
     return lsn.ok() ? *lsn : 0;
   };
   // Other databases write; our idle slot is confirmed past our last change.
-  const uint64_t after_first = confirmed_now();
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline && confirmed_now() <= after_first + 100000) {
+  SqlSession main_session(SharedPostgres().Conninfo("postgres"));
+  const uint64_t after_first = confirmed_now(main_session);
+  const absl::Time deadline = absl::Now() + Bound(absl::Seconds(30));
+  while (absl::Now() < deadline && confirmed_now(main_session) <= after_first + 100000) {
     ASSERT_TRUE(SharedPostgres()
                     .Exec(*busy,
                           "INSERT INTO noise SELECT g, repeat('x', 100) FROM "
@@ -419,7 +444,7 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
                     .ok());
     absl::SleepFor(absl::Milliseconds(100));
   }
-  const uint64_t idle_confirmed = confirmed_now();
+  const uint64_t idle_confirmed = confirmed_now(main_session);
   ASSERT_GT(idle_confirmed, after_first + 100000) << "idle confirmations did not move the slot";
 
   std::atomic<bool> sampling{true};
@@ -427,8 +452,9 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   std::atomic<uint64_t> lowest_reported{~uint64_t{0}};
   std::atomic<int> reports_seen{0};
   std::thread slot_sampler([&] {
+    SqlSession session(SharedPostgres().Conninfo("postgres"));
     while (sampling.load()) {
-      const uint64_t lsn = confirmed_now();
+      const uint64_t lsn = confirmed_now(session);
       if (lsn != 0 && lsn < lowest.load()) lowest = lsn;
       absl::SleepFor(absl::Milliseconds(5));
     }
@@ -437,12 +463,13 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   // NULL until the session's first report; PostgreSQL does not move the slot back on an older
   // report, so the slot alone cannot show one).
   std::thread report_sampler([&] {
+    SqlSession session(SharedPostgres().Conninfo("postgres"));
     while (sampling.load()) {
-      absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(
-          "postgres", absl::StrCat("SELECT flush_lsn FROM pg_stat_replication r JOIN "
-                                   "pg_replication_slots s ON s.active_pid = r.pid WHERE "
-                                   "s.slot_name = '",
-                                   slot_, "' AND r.flush_lsn IS NOT NULL"));
+      absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+          session.Query(absl::StrCat("SELECT flush_lsn FROM pg_stat_replication r JOIN "
+                                     "pg_replication_slots s ON s.active_pid = r.pid WHERE "
+                                     "s.slot_name = '",
+                                     slot_, "' AND r.flush_lsn IS NOT NULL"));
       if (rows.ok() && !rows->empty()) {
         absl::StatusOr<uint64_t> reported = ParseLsn((*rows)[0][0]);
         if (reported.ok() && *reported != 0) {
@@ -453,6 +480,12 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
       absl::SleepFor(absl::Milliseconds(2));
     }
   });
+  // The samplers end on every path, a failed assertion's too.
+  absl::Cleanup stop_sampling = [&] {
+    sampling = false;
+    slot_sampler.join();
+    report_sampler.join();
+  };
   walfeed_->Kill();
   // Committed while walfeed is down: the first thing the next session receives, a transaction
   // long enough that status updates (every 50 ms) fall while it arrives, when nothing newer is
@@ -460,10 +493,8 @@ TEST_F(FeedEndToEnd, ConfirmedFlushNeverGoesBackAcrossARestart) {
   Sql("INSERT INTO t SELECT g FROM generate_series(2, 300001) g");
   StartWalfeed({"--status-interval", "50ms"});
   ASSERT_OK(CommitMarkerAndRead("second"));
-  absl::SleepFor(absl::Milliseconds(200));
-  sampling = false;
-  slot_sampler.join();
-  report_sampler.join();
+  absl::SleepFor(absl::Milliseconds(200));  // the status updates after the last change, too
+  std::move(stop_sampling).Invoke();
   EXPECT_GT(reports_seen.load(), 0) << "no status update was sampled";
   EXPECT_GE(lowest_reported.load(), idle_confirmed)
       << "walfeed reported " << FormatLsn(lowest_reported.load()) << " after the slot was at "

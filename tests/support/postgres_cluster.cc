@@ -14,13 +14,42 @@ namespace {
 
 const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/pg-local.sh";
 
-struct Connection {
-  explicit Connection(const std::string& conninfo) : conn(PQconnectdb(conninfo.c_str())) {}
-  ~Connection() { PQfinish(conn); }
-  PGconn* conn;
-};
-
 }  // namespace
+
+SqlSession::~SqlSession() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> SqlSession::Query(const std::string& sql) {
+  if (conn_ != nullptr && PQstatus(conn_) != CONNECTION_OK) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+  if (conn_ == nullptr) {
+    conn_ = PQconnectdb(conninfo_.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      const std::string error = PQerrorMessage(conn_);
+      PQfinish(conn_);
+      conn_ = nullptr;
+      return absl::UnavailableError(error);
+    }
+  }
+  PGresult* result = PQexec(conn_, sql.c_str());
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    const std::string error = PQresultErrorMessage(result);
+    PQclear(result);
+    return absl::FailedPreconditionError(absl::StrCat(error, " in: ", sql.substr(0, 200)));
+  }
+  std::vector<std::vector<std::string>> rows(PQntuples(result));
+  for (int r = 0; r < PQntuples(result); ++r) {
+    for (int c = 0; c < PQnfields(result); ++c) {
+      rows[r].push_back(PQgetisnull(result, r, c) ? "<null>" : PQgetvalue(result, r, c));
+    }
+  }
+  PQclear(result);
+  return rows;
+}
 
 absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(
     const std::string& extra_conf) {
@@ -86,25 +115,7 @@ absl::Status PostgresCluster::Exec(const std::string& database, const std::strin
 
 absl::StatusOr<std::vector<std::vector<std::string>>> PostgresCluster::Query(
     const std::string& database, const std::string& sql) const {
-  Connection connection(Conninfo(database));
-  if (PQstatus(connection.conn) != CONNECTION_OK) {
-    return absl::UnavailableError(PQerrorMessage(connection.conn));
-  }
-  PGresult* result = PQexec(connection.conn, sql.c_str());
-  const ExecStatusType status = PQresultStatus(result);
-  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-    const std::string error = PQresultErrorMessage(result);
-    PQclear(result);
-    return absl::FailedPreconditionError(absl::StrCat(error, " in: ", sql.substr(0, 200)));
-  }
-  std::vector<std::vector<std::string>> rows(PQntuples(result));
-  for (int r = 0; r < PQntuples(result); ++r) {
-    for (int c = 0; c < PQnfields(result); ++c) {
-      rows[r].push_back(PQgetisnull(result, r, c) ? "<null>" : PQgetvalue(result, r, c));
-    }
-  }
-  PQclear(result);
-  return rows;
+  return SqlSession(Conninfo(database)).Query(sql);
 }
 
 absl::StatusOr<std::string> PostgresCluster::CreateDatabase(const std::string& prefix) {

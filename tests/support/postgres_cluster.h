@@ -11,7 +11,27 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+struct pg_conn;
+
 namespace walfeed::test {
+
+// One kept-open connection to a database, for a test that queries often (a connection per
+// query costs PostgreSQL a backend start each time, which on two cores slows what is measured).
+// It connects again when its connection broke. Not thread-safe: one per thread.
+class SqlSession {
+ public:
+  explicit SqlSession(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+  SqlSession(const SqlSession&) = delete;
+  SqlSession& operator=(const SqlSession&) = delete;
+  ~SqlSession();
+
+  // Runs `sql`; rows of text values, "<null>" for NULL.
+  absl::StatusOr<std::vector<std::vector<std::string>>> Query(const std::string& sql);
+
+ private:
+  const std::string conninfo_;
+  pg_conn* conn_ = nullptr;
+};
 
 class PostgresCluster {
  public:
