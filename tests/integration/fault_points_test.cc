@@ -105,8 +105,8 @@ TEST_F(FaultPoints, KilledAfterADurableAppendBeforeConfirmingItDoublesNothing) {
 // The central durability promise: PostgreSQL is never told a change is safe before the log holds
 // it. walfeed is held just before it appends a transaction (the step that syncs it) while it keeps
 // talking to PostgreSQL: every keepalive answered, other databases' WAL passing by. The slot's
-// confirmed_flush_lsn must stay at or before the transaction's start; after a kill -9 PostgreSQL sends
-// it again.
+// confirmed_flush_lsn must stay at or before the transaction's start; after a kill -9 PostgreSQL
+// sends it again.
 TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
   Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
   StartWalfeed();
