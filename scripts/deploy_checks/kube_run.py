@@ -14,7 +14,6 @@ import copy
 import json
 import os
 import subprocess
-import time
 
 import yaml
 
