@@ -48,18 +48,57 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for_confirmed(pg, slot, target_lsn, timeout, proc=None):
-    """True once the slot confirms target_lsn; False on timeout or when `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        done = pg.sql(f"SELECT confirmed_flush_lsn >= '{target_lsn}' FROM pg_replication_slots "
-                      f"WHERE slot_name = '{slot}'")
-        if done == "t":
-            return True
-        time.sleep(0.02)
-    return False
+class PsqlSession:
+    """One psql process kept open for many queries: polling a slot through it costs one query,
+    not a process and a PostgreSQL backend start each time (on two cores that would slow what is
+    being measured)."""
+
+    _END = "__walfeed_bench_end__"
+
+    def __init__(self, conninfo):
+        self.process = subprocess.Popen(["psql", conninfo, "-qAtX", "-v", "ON_ERROR_STOP=0"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+    def sql(self, statement):
+        """The query's output lines, joined by newlines ("" for none)."""
+        self.process.stdin.write(f"{statement.rstrip(';')};\n\\echo {self._END}\n")
+        self.process.stdin.flush()
+        lines = []
+        for line in self.process.stdout:
+            if line.rstrip("\n") == self._END:
+                return "\n".join(lines)
+            lines.append(line.rstrip("\n"))
+        raise RuntimeError(f"psql ended: {' '.join(lines)}")
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def slot_confirmed(session, slot, target_lsn):
+    """True when `slot` has confirmed `target_lsn`, asked through `session` (a PsqlSession)."""
+    return session.sql(f"SELECT confirmed_flush_lsn >= '{target_lsn}' FROM pg_replication_slots "
+                       f"WHERE slot_name = '{slot}'") == "t"
+
+
+def wait_for_confirmed(pg, slot, target_lsn, timeout, proc=None, poll=0.02):
+    """True once the slot confirms target_lsn; False on timeout or when `proc` exits first (after
+    a last look: a process that confirmed and exited counts). Polled every `poll` seconds through
+    one kept-open connection."""
+    session = PsqlSession(pg.conninfo)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            exited = proc is not None and proc.poll() is not None
+            if slot_confirmed(session, slot, target_lsn):
+                return True
+            if exited:
+                return False
+            time.sleep(poll)
+        return False
+    finally:
+        session.close()
 
 
 def wait_for_health(server, timeout=60, proc=None):

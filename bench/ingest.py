@@ -4,9 +4,14 @@ pg_recvlogical (PostgreSQL's own decode-and-send limit) measured in the same run
 
 A private PostgreSQL is started, replication slots are created for every consumer run, then a
 workload of mixed INSERT/UPDATE/DELETE in transactions of a given size is committed with no
-consumer running. Each consumer is then started on its own slot and timed until it has
-confirmed the final LSN: pg_recvlogical (pgoutput, writing to a file, --endpos) and walfeed
-(durable appends, acknowledged to PostgreSQL). Results go to bench/results/ingest.{json,md}.
+consumer running. Each consumer is then started on its own slot and timed the same way: from its
+process start until its slot's confirmed_flush_lsn reaches the final LSN, polled every 20 ms
+through one kept-open psql session (the same for both): pg_recvlogical (pgoutput, writing to a
+file, --endpos) and walfeed (durable appends, acknowledged to PostgreSQL). The two take turns
+going first (the first reads the WAL from disk, the second may find it in the page cache), and
+the best run of each counts. walfeed's stored change count must equal what PostgreSQL decoded
+(a test_decoding slot over the same workload), or the run fails. Results go to
+bench/results/ingest.{json,md}.
 
   bench/ingest.py [--changes N] [--txn-sizes 1,10,1000] [--runs R] [--quick]
 """
@@ -66,13 +71,25 @@ LOAD_PROCEDURE = load_procedure()
 
 
 def time_pg_recvlogical(pg, slot, end_lsn, out_dir):
+    """Seconds from pg_recvlogical's start until its slot confirms end_lsn; its output's bytes."""
     out = os.path.join(out_dir, f"{slot}.out")
     start = time.monotonic()
-    run([PG_RECVLOGICAL, "-d", pg.conninfo, "--slot", slot, "--start", "-E", end_lsn,
-         "-o", "proto_version=1", "-o", "publication_names=walfeed", "-f", out, "--no-loop"],
-        timeout=1800)
+    proc = subprocess.Popen([PG_RECVLOGICAL, "-d", pg.conninfo, "--slot", slot, "--start", "-E", end_lsn,
+                             "-o", "proto_version=1", "-o", "publication_names=walfeed", "-f", out,
+                             "--no-loop"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    confirmed = wait_for_confirmed(pg, slot, end_lsn, 1800, proc)
     elapsed = time.monotonic() - start
+    _, errors = proc.communicate(timeout=60)
+    if not confirmed or proc.returncode != 0:
+        raise RuntimeError(f"pg_recvlogical did not confirm {end_lsn} (exit {proc.returncode}): {errors}")
     return elapsed, os.path.getsize(out)
+
+
+def decoded_changes(pg, slot):
+    """How many row changes PostgreSQL decodes for the bench table from `slot` (test_decoding),
+    consuming them."""
+    return int(pg.sql(f"SELECT count(*) FROM pg_logical_slot_get_changes('{slot}', NULL, NULL) "
+                      "WHERE data LIKE 'table public.bench: %'"))
 
 
 def time_walfeed(pg, slot, end_lsn, out_dir, walfeed, wrap=(), extra_args=()):
@@ -126,6 +143,8 @@ def main():
             slots = [f"{kind}_{size}_{r}" for r in range(args.runs) for kind in ("ref", "wf")]
             for slot in slots:
                 pg.sql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
+            count_slot = f"count_{size}"
+            pg.sql(f"SELECT pg_create_logical_replication_slot('{count_slot}', 'test_decoding')")
             # Each transaction makes about rows * (0.6 + 0.3 + 0.1) changes.
             transactions = max(1, args.changes // size)
             before = pg.sql("SELECT pg_current_wal_lsn()")
@@ -134,18 +153,31 @@ def main():
             load_seconds = time.monotonic() - t0
             end_lsn = pg.sql("SELECT pg_current_wal_lsn()")
             wal_bytes = int(pg.sql(f"SELECT '{end_lsn}'::pg_lsn - '{before}'::pg_lsn"))
+            changes = decoded_changes(pg, count_slot)
+            pg.sql(f"SELECT pg_drop_replication_slot('{count_slot}')")
             row = {"txn_size": size, "transactions": transactions, "wal_bytes": wal_bytes,
                    "load_seconds": round(load_seconds, 2), "runs": []}
             for r in range(args.runs):
-                ref_s, ref_bytes = time_pg_recvlogical(pg, f"ref_{size}_{r}", end_lsn, root)
-                wf_s, wf_bytes, wf_changes, wf_appends, wf_cpu = time_walfeed(pg, f"wf_{size}_{r}", end_lsn, root, args.walfeed,
-                                                          args.wrap.split())
-                changes = wf_changes
-                row["runs"].append({"pg_recvlogical_seconds": round(ref_s, 3), "pgoutput_bytes": ref_bytes,
+                # Turns: the one that goes first reads the WAL from disk.
+                first = "pg_recvlogical" if r % 2 == 0 else "walfeed"
+                timed = {}
+                for consumer in (("pg_recvlogical", "walfeed") if r % 2 == 0 else ("walfeed", "pg_recvlogical")):
+                    if consumer == "pg_recvlogical":
+                        timed[consumer] = time_pg_recvlogical(pg, f"ref_{size}_{r}", end_lsn, root)
+                    else:
+                        timed[consumer] = time_walfeed(pg, f"wf_{size}_{r}", end_lsn, root, args.walfeed,
+                                                       args.wrap.split())
+                ref_s, ref_bytes = timed["pg_recvlogical"]
+                wf_s, wf_bytes, wf_changes, wf_appends, wf_cpu = timed["walfeed"]
+                if wf_changes != changes:
+                    raise RuntimeError(f"walfeed stored {wf_changes} changes; PostgreSQL decoded {changes}")
+                row["runs"].append({"first": first, "pg_recvlogical_seconds": round(ref_s, 3),
+                                    "pgoutput_bytes": ref_bytes,
                                     "walfeed_seconds": round(wf_s, 3), "walfeed_log_bytes": wf_bytes,
+                                    "walfeed_changes": wf_changes,
                                     "walfeed_synced_appends": wf_appends,
                                     "walfeed_cpu_seconds": round(wf_cpu, 2)})
-                print(f"txn_size={size} run={r} changes={changes} pg_recvlogical={ref_s:.2f}s "
+                print(f"txn_size={size} run={r} first={first} changes={changes} pg_recvlogical={ref_s:.2f}s "
                       f"walfeed={wf_s:.2f}s walfeed_cpu={wf_cpu:.2f}s synced_appends={wf_appends}", flush=True)
             row["changes"] = changes
             best_ref = min(x["pg_recvlogical_seconds"] for x in row["runs"])
@@ -164,9 +196,11 @@ def main():
         "benchmark": "ingest",
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
-        "method": "workload committed first; each consumer then timed from start until its slot's "
-                  "confirmed_flush_lsn reaches the final LSN (walfeed: process start included); "
-                  "best of the runs",
+        "method": "workload committed first; each consumer then timed from its process start until "
+                  "its slot's confirmed_flush_lsn reaches the final LSN, polled every 20 ms through "
+                  "one kept-open psql session for both; the consumers take turns going first; "
+                  "walfeed's stored changes equal PostgreSQL's decoded count (test_decoding); best "
+                  "of the runs",
         "quick": args.quick,
         "results": results,
     }

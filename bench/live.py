@@ -13,8 +13,9 @@ change, in order.
 
 Scenarios: latency with 1 subscriber at 1,000, 10,000 and 50,000 changes/s (targets: p50 < 5 ms
 and p99 < 5 ms at 10,000, p99 < 20 ms at 50,000); fan-out with 100 and 1,000 subscribers at
-5,000 changes/s (target: all keep up, RSS < 300 MB); latency at 10,000 changes/s while compaction
-runs; latency at 10,000 changes/s with 10,000 more subscribers connected to a table nobody writes
+5,000 changes/s (target: all keep up, RSS < 300 MB); latency at 10,000 changes/s of updates
+without compaction and then, the same workload in the same run, while compaction runs (an A/B);
+latency at 10,000 changes/s with 10,000 more subscribers connected to a table nobody writes
 (target: RSS < 1 GiB, p99 < 20 ms). Writes bench/results/live.{json,md} (live-quick.* with
 --quick).
 """
@@ -36,7 +37,8 @@ from benchlib import (BUILD_BIN, HERE, PG_BIN_DIR, InsertWorkload, Postgres, cpu
 ROWS_PER_TXN = 10
 KEEP_UP_MS = 1000
 FULL = [("latency", 1, 1_000), ("latency", 1, 10_000), ("fan-out", 100, 5_000), ("fan-out", 1_000, 5_000),
-        ("latency-compacting", 1, 10_000), ("latency", 1, 50_000), ("latency-idle", 1, 10_000)]
+        ("latency-updates", 1, 10_000), ("latency-compacting", 1, 10_000), ("latency", 1, 50_000),
+        ("latency-idle", 1, 10_000)]
 QUICK = [("latency", 1, 1_000), ("fan-out", 20, 1_000), ("latency-idle", 1, 1_000)]
 # Connected, mostly idle subscribers beside the measured one in the latency-idle scenario: each
 # subscribes from the head to a table nobody writes.
@@ -112,13 +114,15 @@ def wait_for_subscribers(server, count, timeout=300):
 def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wrap, idle=0):
     db = f"live_{index}"
     compacting = kind == "latency-compacting"
+    # The compaction A/B: the same update workload, without ("latency-updates") and with passes.
+    updating = kind in ("latency-updates", "latency-compacting")
     pg.sql(f"CREATE DATABASE {db}")
     pg.sql("CREATE TABLE live (id bigserial PRIMARY KEY, payload text, version int DEFAULT 0)", db=db)
     if idle:
         pg.sql("CREATE TABLE idle (id int PRIMARY KEY)", db=db)  # what the idle subscribers follow
     script = os.path.join(root, f"{db}.sql")
     with open(script, "w") as f:
-        if compacting:
+        if updating:
             # Updates of 10 neighbouring rows of 10,000 (in key order: no deadlocks), so that
             # compaction has superseded changes to remove while the subscriber follows the head.
             pg.sql("INSERT INTO live (payload) SELECT repeat(md5(g::text), 6) "
@@ -144,7 +148,7 @@ def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wra
         time.sleep(1)  # the snapshot, then streaming
         followers = subprocess.Popen([os.path.join(BUILD_BIN, "feed_followers"), "--server", server,
                                       "--subscribers", str(subscribers),
-                                      *(["--from-head"] if compacting else []),
+                                      *(["--from-head"] if updating else []),
                                       *(["--idle", str(idle), "--idle-table", "public.idle"] if idle else [])],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if followers.stdout.readline().strip() != "ready":
@@ -152,8 +156,9 @@ def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wra
         if idle:
             wait_for_subscribers(server, subscribers + idle)
             rss_idle = round(peak_rss_mib(proc.pid), 1)
-        if compacting:
+        if updating:
             time.sleep(1)  # the from_head subscriptions are in place before the first commit
+        if compacting:
             compactor.start()
         cpu_before = cpu_seconds(proc.pid)
         followers_cpu_before = cpu_seconds(followers.pid)
@@ -164,21 +169,22 @@ def run_scenario(pg, root, index, kind, subscribers, rate, seconds, walfeed, wra
                         "-T", str(seconds), "-f", script, pg.conninfo_for(db)],
                        check=True, capture_output=True, text=True)
         write_seconds = time.monotonic() - start
+        write_cpu = cpu_seconds(proc.pid) - cpu_before
         busy = machine_busy_seconds() - busy_before
         followers_cpu = cpu_seconds(followers.pid) - followers_cpu_before
         stop_compacting.set()
         if compacting:
             compactor.join()
-        committed = int(pg.sql("SELECT sum(version) FROM live" if compacting else
+        committed = int(pg.sql("SELECT sum(version) FROM live" if updating else
                                "SELECT count(*) FROM live", db=db))
         out, _ = followers.communicate(f"expect {committed}\n", timeout=600)
-        elapsed = time.monotonic() - start
         cpu = cpu_seconds(proc.pid) - cpu_before
         result = json.loads(out.strip().splitlines()[-1])
         result.update({
             "scenario": kind, "target_changes_per_s": rate, "seconds": round(write_seconds, 1),
             "committed": committed, "achieved_changes_per_s": round(committed / write_seconds),
-            "walfeed_cpu_percent": round(100 * cpu / elapsed, 1),
+            # While pgbench wrote (the drain after it is not divided in).
+            "walfeed_cpu_percent": round(100 * write_cpu / write_seconds, 1),
             "walfeed_peak_rss_mib": round(peak_rss_mib(proc.pid), 1),
             "complete": followers.returncode == 0,
             # While pgbench wrote: how busy the machine's cores were, and the subscribers' share.

@@ -16,7 +16,9 @@ token required, 1 s progress interval), writes rows, and checks for each example
   - a walfeed restart under an open stream is survived (reconnect with backoff on UNAVAILABLE);
   - a 20 MiB row and a 3 MB message (sent out of line) are fetched and printed whole;
   - without the token it fails with UNAUTHENTICATED;
-  - SIGTERM while it waits to reconnect ends it at once.
+  - SIGTERM while it waits to reconnect ends it at once;
+  - a bare CANCELLED (what gRPC itself answers a call that reaches walfeed in the last instant of
+    its shutdown) is retried from the last cursor, against a scripted server in this process.
 Everything it starts is stopped by pid, also on failure. Exits 1 with the reason on any failure.
 Needs python3-grpcio, python3-protobuf, protobuf-compiler-grpc, nodejs and `npm ci` in node/.
 """
@@ -438,6 +440,51 @@ def run(world):
     say("ok node: a named consumer read to the head, the backfill included, and resumed there")
 
 
+def check_bare_cancelled_is_retried():
+    """Each example against a scripted ChangeFeed server: the first call sends one change and ends
+    with a bare CANCELLED, the second must resume after that change; it sends one more and ends
+    the stream (OK, as at the head with --stop-at-head)."""
+    from concurrent import futures
+
+    def change(cursor, id_):
+        return walfeed_pb2.Change(cursor=cursor, op=walfeed_pb2.Change.INSERT, table="public.items",
+                                  key=[walfeed_pb2.Column(name="id", type="int8", int=id_)])
+
+    class Scripted(walfeed_pb2_grpc.ChangeFeedServicer):
+        def __init__(self):
+            self.requests = []
+
+        def Subscribe(self, request, context):
+            self.requests.append(request)
+            if len(self.requests) == 1:
+                yield walfeed_pb2.SubscribeResponse(changes=[change("0/10:0", 1)], cursor="0/10:0",
+                                                    log_id="scripted")
+                context.abort(grpc.StatusCode.CANCELLED, "")
+            elif len(self.requests) == 2:
+                yield walfeed_pb2.SubscribeResponse(changes=[change("0/20:0", 2)], cursor="0/20:0",
+                                                    log_id="scripted")
+            else:
+                context.abort(grpc.StatusCode.INTERNAL, "the script ended")
+
+    for name in EXAMPLES:
+        scripted = Scripted()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        walfeed_pb2_grpc.add_ChangeFeedServicer_to_server(scripted, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            cursor_file = os.path.join(tempfile.mkdtemp(prefix="walfeed-scripted-"), "cursor")
+            _, printed = Consumer(name, f"127.0.0.1:{port}", cursor_file, stop_at_head=True).finish(timeout=30)
+        finally:
+            server.stop(0)
+        check([c["key"]["id"] for c in printed] == ["1", "2"],
+              f"{name}: against a bare CANCELLED printed {printed}, expected rows 1 and 2")
+        check(len(scripted.requests) == 2 and scripted.requests[1].cursor == "0/10:0",
+              f"{name}: the retry after CANCELLED asked for {[r.cursor for r in scripted.requests]}, "
+              "expected to resume after 0/10:0")
+        say(f"ok {name}: a bare CANCELLED was retried from the last cursor")
+
+
 def main():
     global grpc, walfeed_pb2, walfeed_pb2_grpc, AUTH
     check(os.access(os.path.join(BUILD, "bin", "walfeed"), os.X_OK), f"no walfeed in {BUILD}/bin: build it first")
@@ -450,6 +497,7 @@ def main():
     from walfeed.v1 import walfeed_pb2, walfeed_pb2_grpc
     AUTH = [("authorization", "Bearer " + TOKEN)]
 
+    check_bare_cancelled_is_retried()
     world = World()
     try:
         world.start_postgres()

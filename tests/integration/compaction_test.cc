@@ -12,6 +12,7 @@
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
+#include "tests/support/grpc_reason.h"
 #include "tests/support/status_assertions.h"
 #include "tests/support/wait.h"
 
@@ -220,16 +221,25 @@ TEST_F(Compaction, SecondCompactWhileOneRunsIsRefusedClearly) {
   const std::string first_log = dir_ + "/first.log";
   ChildProcess first = *ChildProcess::Spawn(
       {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, first_log);
-  // Ask again until one call overlaps another's pass (a pass takes far longer than a call).
+  // Once its pass runs, ask again over gRPC until a call overlaps it (a pass takes far longer
+  // than a call): refused with the reason a client can switch on, and a sentence.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return walfeed_->Log().find("event=compaction_started") != std::string::npos; },
+      absl::Seconds(30), absl::Milliseconds(1)))
+      << walfeed_->Log();
+  std::unique_ptr<v1::Admin::Stub> admin = v1::Admin::NewStub(walfeed_->NewChannel());
   int refused = 0;
   int succeeded = 0;
   for (int i = 0; i < 200 && refused == 0 && first.running(); ++i) {
-    const RunResult second = RunCommand(
-        {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
-    if (second.exit_code == 0) {
+    grpc::ClientContext context;
+    v1::CompactionResult result;
+    const grpc::Status second = admin->Compact(&context, v1::CompactRequest(), &result);
+    if (second.ok()) {
       ++succeeded;
     } else {
-      EXPECT_THAT(second.output, HasSubstr("already running")) << second.output;
+      EXPECT_EQ(second.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+      EXPECT_EQ(ReasonOf(second), "COMPACTION_RUNNING");
+      EXPECT_THAT(second.error_message(), HasSubstr("already running"));
       ++refused;
     }
   }

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/fault_point.h"
+#include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
@@ -166,6 +167,68 @@ TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
   EXPECT_EQ(KeyIds(*changes), IdRange(1, 50)) << "PostgreSQL sent the held transaction again";
 }
 
+// While a sync does not complete, decoding runs ahead by at most 16 MiB of decoded transactions
+// (estimated at four times what pgoutput sent), then pauses: walfeed stops reading, and
+// PostgreSQL stops sending. Held before its first append with a backlog of ~100 MB waiting,
+// walfeed lets the walsender send only a bounded part of it; after a kill -9 all of it arrives.
+TEST_F(FaultPoints, DecodedWorkWaitingForASyncIsBounded) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+  StartWalfeed();
+  Sql("INSERT INTO t VALUES (0, '')");
+  ASSERT_OK(CommitMarkerAndRead("first"));
+  ASSERT_EQ(walfeed_->Terminate(), 0);
+  SqlSession session(SharedPostgres().Conninfo(db_));
+  const auto lsn_number = [&](const std::string& expression) -> uint64_t {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        session.Query(absl::StrCat("SELECT (", expression, " - '0/0')::bigint"));
+    return rows.ok() && !rows->empty() && (*rows)[0][0] != "<null>"
+               ? static_cast<uint64_t>(std::stoull((*rows)[0][0]))
+               : 0;
+  };
+  const uint64_t backlog_start = lsn_number("pg_current_wal_insert_lsn()");
+  // 2,000 transactions of 50 rows of ~1 KB (incompressible text).
+  Sql("DO $$ BEGIN FOR i IN 0..1999 LOOP INSERT INTO t SELECT i * 50 + g, (SELECT "
+      "string_agg(md5(random()::text), '') FROM generate_series(1, 32 + 0 * g)) FROM "
+      "generate_series(1, 50) g; COMMIT; END LOOP; END $$");
+  const uint64_t backlog_end = lsn_number("pg_current_wal_insert_lsn()");
+  ASSERT_GT(backlog_end - backlog_start, uint64_t{90} << 20);
+
+  WalfeedOptions options = Options();
+  options.env = Arm("source.before_append:hold");
+  options.wait_for_streaming = false;
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> held = WalfeedProcess::Start(options);
+  ASSERT_OK(held);
+  ASSERT_TRUE(
+      WaitUntil([&] { return absl::StrContains((*held)->Log(), Reached("source.before_append")); },
+                absl::Seconds(30)))
+      << (*held)->Log();
+  // What the walsender has sent, once it stops moving (walfeed no longer reads).
+  const std::string sent = absl::StrCat(
+      "(SELECT r.sent_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid "
+      "= r.pid WHERE s.slot_name = '",
+      slot_, "')");
+  uint64_t sent_before = 0;
+  uint64_t sent_now = 0;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        sent_before = sent_now;
+        sent_now = lsn_number(sent);
+        return sent_now != 0 && sent_now == sent_before;
+      },
+      absl::Seconds(30), absl::Seconds(1)))
+      << "the walsender kept sending: " << sent_before << " then " << sent_now;
+  EXPECT_GT(sent_now, backlog_start);
+  EXPECT_LT(sent_now - backlog_start, uint64_t{48} << 20)
+      << "walfeed read " << ((sent_now - backlog_start) >> 20) << " MiB of a "
+      << ((backlog_end - backlog_start) >> 20) << " MiB backlog while nothing was synced";
+
+  (*held)->Kill();
+  StartWalfeed();
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_OK(changes);
+  EXPECT_EQ(KeyIds(*changes), IdRange(0, 100000));
+}
+
 // The slot exists, but the log never recorded that it is the one its snapshot created: walfeed
 // cannot prove the slot is its own, so it never drops it; it says what happened and what to do,
 // and once the operator drops the slot the snapshot is taken whole.
@@ -247,6 +310,77 @@ TEST_F(FaultPoints, KilledBetweenCompactionBatchesLeavesAConsistentLogTheNextPas
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, IdRange(1, kRows)) << "one image per row";
   EXPECT_EQ(Apply(*compacted), TableContents());
+}
+
+// Killed between two batches of a pass that purges deletes: every delete that is gone is at or
+// before the stored purge point, so a cursor from before it is told CURSOR_PURGED instead of
+// being served a feed that silently lacks the delete; the next pass finishes the job.
+TEST_F(FaultPoints, KilledMidPassThePurgePointCoversEveryPurgedDelete) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  const std::vector<std::string> flags = {
+      "--compaction-lag", "0s", "--compaction-interval", "off", "--delete-retention", "0s"};
+  StartWalfeed(flags, true, Arm("compaction.after_delete_batch"));
+  // 8,000 rows inserted and deleted (16,000 changes: more than one batch of 10,000), and a few
+  // that stay.
+  Sql("DO $$ BEGIN FOR i IN 1..8000 LOOP INSERT INTO t VALUES (i, 'gone'); DELETE FROM t WHERE "
+      "id = i; COMMIT; END LOOP; END $$");
+  Sql("INSERT INTO t SELECT g, 'kept' FROM generate_series(100001, 100010) g");
+  absl::StatusOr<std::vector<v1::Change>> loaded = CommitMarkerAndRead("loaded");
+  ASSERT_OK(loaded);
+  std::vector<Position> deletes;
+  for (const v1::Change& change : *loaded) {
+    if (change.op() == v1::Change::DELETE) deletes.push_back({change.lsn(), change.seq()});
+  }
+  ASSERT_EQ(deletes.size(), 8000u);
+  const RunResult compact = RunCommand(
+      {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
+  EXPECT_NE(compact.exit_code, 0) << "walfeed died under the pass: " << compact.output;
+  ASSERT_TRUE(walfeed_->AwaitExit(absl::Seconds(60)));
+  ASSERT_THAT(walfeed_->Log(), HasSubstr(Reached("compaction.after_delete_batch")));
+
+  StartWalfeed(flags);
+  absl::StatusOr<std::vector<v1::Change>> after_kill = CommitMarkerAndRead("after-kill");
+  ASSERT_OK(after_kill);
+  std::set<Position> remaining;
+  for (const v1::Change& change : *after_kill) remaining.insert({change.lsn(), change.seq()});
+  std::vector<Position> purged;
+  for (const Position& position : deletes) {
+    if (remaining.count(position) == 0) purged.push_back(position);
+  }
+  ASSERT_FALSE(purged.empty()) << "the first batch purged deletes";
+  ASSERT_LT(purged.size(), deletes.size()) << "the kill landed before the pass's end";
+  grpc::ClientContext context;
+  v1::FeedInfo info;
+  ASSERT_OK(walfeed_->NewStub()->GetFeedInfo(&context, v1::GetFeedInfoRequest(), &info));
+  absl::StatusOr<Position> purge_point = ParseCursor(info.purge_cursor());
+  ASSERT_OK(purge_point);
+  EXPECT_GE(*purge_point, purged.back()) << "a purged delete lies beyond the purge point";
+  EXPECT_EQ(Apply(*after_kill), TableContents());
+
+  // A consumer that last saw the change before the first purged delete is sent back.
+  const auto before_first = std::find(deletes.begin(), deletes.end(), purged.front());
+  ASSERT_NE(before_first, deletes.begin());
+  v1::SubscribeRequest request;
+  request.set_cursor(FormatCursor(*(before_first - 1)));
+  grpc::ClientContext stream_context;
+  auto reader = walfeed_->NewStub()->Subscribe(&stream_context, request);
+  v1::SubscribeResponse response;
+  while (reader->Read(&response)) {
+  }
+  const grpc::Status refused = reader->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::OUT_OF_RANGE) << refused.error_message();
+
+  const RunResult finished = RunCommand(
+      {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  absl::StatusOr<std::vector<v1::Change>> compacted = CommitMarkerAndRead("compacted");
+  ASSERT_OK(compacted);
+  EXPECT_EQ(KeyIds(*compacted), IdRange(100001, 100010)) << "only the rows that stay";
+  grpc::ClientContext after_context;
+  ASSERT_OK(walfeed_->NewStub()->GetFeedInfo(&after_context, v1::GetFeedInfoRequest(), &info));
+  purge_point = ParseCursor(info.purge_cursor());
+  ASSERT_OK(purge_point);
+  EXPECT_GE(*purge_point, deletes.back());
 }
 
 }  // namespace

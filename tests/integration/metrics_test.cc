@@ -10,6 +10,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
 
 namespace walfeed::test {
 namespace {
@@ -53,9 +54,38 @@ TEST_F(Metrics, EndpointAnswersAndCountersMove) {
   EXPECT_GE(Sample(after, "walfeed_source_lag_bytes"), 0);
   EXPECT_GT(Sample(after, "walfeed_log_bytes"), 0);
   EXPECT_EQ(Sample(after, "walfeed_errors_total{kind=\"call_cursor_malformed\"}"), 1) << after;
-  EXPECT_THAT(after, HasSubstr("walfeed_subscribers"));
-  EXPECT_THAT(after, HasSubstr("walfeed_slowest_subscriber_lag_bytes"));
+  // The streams above have ended (a stream is counted until gRPC is done with it).
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const std::string now = Scrape(port);
+        return Sample(now, "walfeed_subscribers") == 0 &&
+               Sample(now, "walfeed_slowest_subscriber_lag_bytes") == 0;
+      },
+      absl::Seconds(10), absl::Milliseconds(50)));
   EXPECT_THAT(after, ::testing::Not(HasSubstr("walfeed_last_resync"))) << "none happened";
+
+  // A stream that stops reading after its first message: counted, and the slowest one's lag is
+  // the WAL between it and the head (16 MB of rows: more than gRPC's flow-control window can
+  // take in for it).
+  grpc::ClientContext stalled_context;
+  v1::SubscribeRequest from_here;
+  from_here.set_from_lsn(read->back().lsn() + 1);
+  auto stalled = walfeed_->NewStub()->Subscribe(&stalled_context, from_here);
+  Sql("INSERT INTO t SELECT 100 + g, repeat('s', 2000) FROM generate_series(1, 8000) g");
+  ASSERT_TRUE(stalled->Read(&response));
+  std::string during;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        during = Scrape(port);
+        return Sample(during, "walfeed_subscribers") == 1 &&
+               Sample(during, "walfeed_slowest_subscriber_lag_bytes") > (4 << 20);
+      },
+      absl::Seconds(30), absl::Milliseconds(100)))
+      << during;
+  stalled_context.TryCancel();
+  stalled->Finish();
+  EXPECT_TRUE(WaitUntil([&] { return Sample(Scrape(port), "walfeed_subscribers") == 0; },
+                        absl::Seconds(30), absl::Milliseconds(100)));
 }
 
 TEST_F(Metrics, AResynchronisationAfterALostSlotIsCountedWithItsDifferences) {

@@ -4,7 +4,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/walfeed_process.h"
 
 namespace walfeed::test {
 namespace {
@@ -31,6 +33,40 @@ TEST_F(Misconfiguration, RoleWithoutReplicationIsRejectedWithTheFix) {
   RunResult result = RunWalfeed(BaseArgs(conninfo));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("REPLICATION"));
+}
+
+// The README's least-privilege recipe works as written: a role with REPLICATION and SELECT on
+// the published tables only (no superuser), the publication made by the tables' owner. The
+// snapshot reads the existing rows, the stream follows, and a table outside the publication is
+// never seen.
+TEST_F(Misconfiguration, ARestrictedRoleWithItsOwnPublicationSnapshotsAndStreams) {
+  const std::string role = absl::StrCat("walfeed_", db_);
+  Sql("CREATE TABLE orders (id int PRIMARY KEY, customer text)");
+  Sql("CREATE TABLE secrets (id int PRIMARY KEY, value text)");
+  Sql("INSERT INTO orders SELECT g, 'c' || g FROM generate_series(1, 3) g");
+  Sql(absl::StrCat("CREATE ROLE ", role, " LOGIN REPLICATION"));
+  Sql(absl::StrCat("GRANT SELECT ON public.orders TO ", role));
+  Sql("CREATE PUBLICATION orders_pub FOR TABLE public.orders");
+  const std::vector<std::vector<std::string>> rights = Query(
+      absl::StrCat("SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = '", role, "'"));
+  ASSERT_EQ(rights, (std::vector<std::vector<std::string>>{{"f", "t"}}));
+
+  WalfeedOptions options = Options();
+  options.conninfo.replace(options.conninfo.find("user=postgres"), 13, "user=" + role);
+  options.publication = "orders_pub";
+  absl::StatusOr<std::unique_ptr<WalfeedProcess>> started = WalfeedProcess::Start(options);
+  ASSERT_OK(started);
+  walfeed_ = *std::move(started);
+  Sql("INSERT INTO secrets VALUES (1, 'never in the feed')");
+  Sql("INSERT INTO orders VALUES (4, 'c4')");
+  absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
+  ASSERT_OK(changes);
+  EXPECT_EQ(KeyIds(*changes), IdRange(1, 4));
+  for (const v1::Change& change : *changes) {
+    EXPECT_EQ(change.table(), "public.orders");
+    const int64_t id = FindColumn(change.key(), "id")->int_();
+    EXPECT_EQ(change.op(), id <= 3 ? v1::Change::READ : v1::Change::INSERT) << id;
+  }
 }
 
 TEST_F(Misconfiguration, SlotInUseByAnotherProcessIsRejectedAndTheOwnerKeepsStreaming) {

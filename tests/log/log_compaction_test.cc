@@ -351,6 +351,73 @@ TEST_F(LogCompactionTest, UnmergedChangesAgeOutByRetentionOnly) {
   EXPECT_EQ(log_->PurgePoint(), (Position{last.lsn - 0x100, 0}));
 }
 
+// --retention-bytes: while the log is larger, never-merged changes go, oldest first, and only
+// they (a row's newest change stays whatever its age); the purge point follows what went.
+TEST_F(LogCompactionTest, RetentionBytesRemovesTheOldestUnmergedChangesUntilTheLogFits) {
+  const Position row = Add(v1::Change::INSERT, 1, "the only keyed row");
+  std::vector<Position> unmerged;
+  for (int i = 0; i < 100; ++i) {
+    RowSpec keyless = Spec(v1::Change::INSERT, 1000 + i, std::string(10000, 'a' + i % 26));
+    keyless.key_kind = v1::Change::NONE;
+    unmerged.push_back(Add(keyless));
+  }
+  CompactionPolicy policy = Policy(absl::ZeroDuration(), absl::ZeroDuration());
+  EXPECT_EQ(Compact(policy, kT0 + absl::Hours(1)).retention_removed(), 0u) << "no size limit";
+
+  const uint64_t before = log_->DiskBytes();
+  ASSERT_GT(before, 1000000u);
+  policy.retention_bytes = before / 2;
+  const v1::CompactionResult result = Compact(policy, kT0 + absl::Hours(1));
+  EXPECT_GE(result.retention_removed(), 30u);
+  EXPECT_LE(result.retention_removed(), 70u);
+
+  const std::vector<v1::Change> changes = ReadAll();
+  ASSERT_EQ(changes.size(), 101u - result.retention_removed());
+  EXPECT_EQ((Position{changes[0].lsn(), 0}), row) << "the keyed row's change is not retention's";
+  for (size_t i = 1; i < changes.size(); ++i) {
+    EXPECT_EQ((Position{changes[i].lsn(), 0}), unmerged[result.retention_removed() + i - 1])
+        << "what remains is the newest unmerged changes, in order";
+  }
+  EXPECT_EQ(log_->PurgePoint(), unmerged[result.retention_removed() - 1]);
+}
+
+// A pass never holds appends back: while it works through 100,000 changes, transactions keep
+// being appended, each in a small part of the pass's time, and they are all there after it.
+TEST_F(LogCompactionTest, AppendsGoOnWhileAPassRuns) {
+  for (int batch = 0; batch < 100; ++batch) {
+    std::vector<Transaction> transactions;
+    for (int i = 0; i < 1000; ++i) {
+      next_lsn_ += 0x100;
+      transactions.push_back(
+          Row(next_lsn_, Spec(v1::Change::UPDATE, i, absl::StrCat("round ", batch))));
+    }
+    ASSERT_OK(log_->Append(transactions, next_lsn_ + 0x30));
+  }
+  std::atomic<bool> pass_done{false};
+  absl::Duration pass_took;
+  std::thread pass([&] {
+    const absl::Time started = absl::Now();
+    Compact(Policy(absl::ZeroDuration(), absl::ZeroDuration()), kT0 + absl::Hours(1));
+    pass_took = absl::Now() - started;
+    pass_done = true;
+  });
+  int appended_during_pass = 0;
+  absl::Duration slowest_append;
+  while (!pass_done.load()) {
+    const absl::Time started = absl::Now();
+    Add(v1::Change::INSERT, 5000 + appended_during_pass, "during the pass", kT0 + absl::Hours(2));
+    slowest_append = std::max(slowest_append, absl::Now() - started);
+    if (!pass_done.load()) ++appended_during_pass;
+  }
+  pass.join();
+  ASSERT_GE(pass_took, absl::Milliseconds(100)) << "the pass was too short to show anything";
+  EXPECT_GE(appended_during_pass, 10) << "the pass took " << pass_took;
+  EXPECT_LT(slowest_append, pass_took / 2) << "an append waited for the pass";
+  const std::vector<v1::Change> changes = ReadAll();
+  ASSERT_GE(changes.size(), 1000u + appended_during_pass);
+  EXPECT_EQ(changes.back().lsn(), next_lsn_) << "the last append is there";
+}
+
 TEST_F(LogCompactionTest, PurgePointNeverGoesBackEvenWhenALaterPassPurgesBelowIt) {
   Add(v1::Change::MESSAGE);  // never merged: aged out by retention only
   Add(v1::Change::INSERT, 1, "a");

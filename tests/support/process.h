@@ -52,6 +52,9 @@ int BindLoopback(int* port);
 // before (so two ports one test asks for always differ).
 int FreePort();
 
+// A "<field>: <n> kB" line of /proc/<pid>/status (VmRSS, VmHWM, Threads...): n, -1 if absent.
+int64_t ProcStatusKib(pid_t pid, const std::string& field);
+
 std::string ReadFile(const std::string& path);
 // Replaces the file's contents; false when that failed.
 bool WriteFile(const std::string& path, const std::string& contents);

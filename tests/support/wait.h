@@ -10,16 +10,19 @@
 namespace walfeed::test {
 
 #if defined(__SANITIZE_ADDRESS__)
-inline constexpr int kBuildSlowdown = 3;
+inline constexpr bool kUnderAddressSanitizer = true;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-inline constexpr int kBuildSlowdown = 3;
+inline constexpr bool kUnderAddressSanitizer = true;
 #else
-inline constexpr int kBuildSlowdown = 1;
+inline constexpr bool kUnderAddressSanitizer = false;
 #endif
 #else
-inline constexpr int kBuildSlowdown = 1;
+inline constexpr bool kUnderAddressSanitizer = false;
 #endif
+
+// How much slower this build runs than an optimised one.
+inline constexpr int kBuildSlowdown = kUnderAddressSanitizer ? 3 : 1;
 
 // `bound` as meant for an optimised build, stretched for this build.
 inline absl::Duration Bound(absl::Duration bound) { return bound * kBuildSlowdown; }
