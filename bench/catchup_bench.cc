@@ -396,8 +396,8 @@ int main(int argc, char** argv) {
       absl::StatusOr<ScanResult> scan = RawScan(path, kind);
       if (!scan.ok()) return scan.status();
       if (scan->changes != changes) {
-        return absl::DataLossError(absl::StrCat("the raw scan found ", scan->changes,
-                                                " changes; ", changes, " were written"));
+        return absl::DataLossError(absl::StrCat("the raw scan found ", scan->changes, " changes; ",
+                                                changes, " were written"));
       }
       scans.emplace_back(name, *scan);
     }
@@ -423,14 +423,12 @@ int main(int argc, char** argv) {
             << ", \"log_bytes\": " << log_bytes
             << ", \"fill_seconds\": " << absl::ToDoubleSeconds(fill_time)
             << ", \"settle_seconds\": " << absl::ToDoubleSeconds(settle_time)
-            << ", \"raw_scan_seconds\": " << scan_seconds
-            << ", \"raw_scan_kind\": \"" << scans[fastest].first << "\""
-            << ", \"raw_scan_cached_seconds\": ["
-            << absl::ToDoubleSeconds(scans[0].second.took) << ", "
-            << absl::ToDoubleSeconds(scans[2].second.took) << "]"
-            << ", \"raw_scan_streaming_seconds\": ["
-            << absl::ToDoubleSeconds(scans[1].second.took) << ", "
-            << absl::ToDoubleSeconds(scans[3].second.took) << "]"
+            << ", \"raw_scan_seconds\": " << scan_seconds << ", \"raw_scan_kind\": \""
+            << scans[fastest].first << "\""
+            << ", \"raw_scan_cached_seconds\": [" << absl::ToDoubleSeconds(scans[0].second.took)
+            << ", " << absl::ToDoubleSeconds(scans[2].second.took) << "]"
+            << ", \"raw_scan_streaming_seconds\": [" << absl::ToDoubleSeconds(scans[1].second.took)
+            << ", " << absl::ToDoubleSeconds(scans[3].second.took) << "]"
             << ", \"raw_scan_bytes\": " << scan.bytes
             << ", \"raw_scan_changes_per_second\": " << static_cast<uint64_t>(scan_rate)
             << ", \"feed_seconds\": " << feed_seconds
