@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -722,6 +723,11 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
         });
     EXPECT_OK(ended);
   });
+  // The reader ends on every path, a failed assertion's too (unjoined, it would abort).
+  absl::Cleanup stop_reader = [&] {
+    subscriber.Stop();
+    if (reader.joinable()) reader.join();
+  };
   const auto received_count = [&] {
     absl::MutexLock lock(&mu);
     return received.size();
@@ -740,8 +746,7 @@ TEST_F(Replication, AConsumerMovesToAReplicaWithItsCursorWhenThePublisherDies) {
     absl::SleepFor(absl::Milliseconds(200));
   }
   absl::SleepFor(absl::Milliseconds(500));  // nothing more may come
-  subscriber.Stop();
-  reader.join();
+  std::move(stop_reader).Invoke();
   absl::MutexLock lock(&mu);
   EXPECT_GE(retries, 1) << "the consumer never lost the publisher";
   ASSERT_EQ(received.size(), feed.size());

@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,7 @@
 #include "tests/integration/postgres_environment.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/wait.h"
 
 namespace walfeed::test {
 namespace {
@@ -128,13 +130,19 @@ TEST_F(Snapshot, SnapshotUnderConcurrentWritesMatchesTheTable) {
       rounds = i + 1;
     }
   });
-  while (rounds < 20) absl::SleepFor(absl::Milliseconds(5));
+  // The writer ends on every path, a failed assertion's too (unjoined, it would abort).
+  absl::Cleanup stop_writer = [&] {
+    stop = true;
+    if (writer.joinable()) writer.join();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return rounds >= 20; }, absl::Seconds(60), absl::Milliseconds(5)));
   StartWalfeed({}, /*wait_for_streaming=*/false);
   WaitForSnapshotState("done");
   const int at_done = rounds;
-  while (rounds < at_done + 30) absl::SleepFor(absl::Milliseconds(5));
-  stop = true;
-  writer.join();
+  ASSERT_TRUE(
+      WaitUntil([&] { return rounds >= at_done + 30; }, absl::Seconds(60), absl::Milliseconds(5)))
+      << "the writer stopped";
+  std::move(stop_writer).Invoke();
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
   const std::map<int64_t, std::string> from_feed = Apply(*changes);
