@@ -55,6 +55,24 @@ class FaultPoints : public WalfeedTest {
     return rows;
   }
 
+  // An LSN-valued SQL `expression` in `database`, as a number (0 when NULL or on failure).
+  static uint64_t LsnNumber(const std::string& database, const std::string& expression) {
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        SharedPostgres().Query(database, absl::StrCat("SELECT (", expression, " - '0/0')::bigint"));
+    return rows.ok() && !rows->empty() && (*rows)[0][0] != "<null>"
+               ? static_cast<uint64_t>(std::stoull((*rows)[0][0]))
+               : 0;
+  }
+
+  // Asks for a compaction pass with compaction.after_delete_batch armed: walfeed dies under it.
+  void CompactUntilKilledAtTheFaultPoint() {
+    const RunResult compact = RunCommand(
+        {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
+    EXPECT_NE(compact.exit_code, 0) << "walfeed died under the pass: " << compact.output;
+    ASSERT_TRUE(walfeed_->AwaitExit(absl::Seconds(60)));
+    ASSERT_THAT(walfeed_->Log(), HasSubstr(Reached("compaction.after_delete_batch")));
+  }
+
   std::map<int64_t, std::string> TableContents() {
     std::map<int64_t, std::string> rows;
     for (const auto& row : Query("SELECT id, v FROM t")) rows[std::stoll(row[0])] = row[1];
@@ -114,14 +132,8 @@ TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
   Sql("INSERT INTO t VALUES (1, 'a')");
   ASSERT_OK(CommitMarkerAndRead("first"));
   ASSERT_EQ(walfeed_->Terminate(), 0);
-  const auto lsn_number = [&](const std::string& database, const std::string& expression) {
-    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
-        SharedPostgres().Query(database, absl::StrCat("SELECT (", expression, " - '0/0')::bigint"));
-    return rows.ok() && !rows->empty() && (*rows)[0][0] != "<null>"
-               ? static_cast<uint64_t>(std::stoull((*rows)[0][0]))
-               : uint64_t{0};
-  };
-  const uint64_t transaction_start = lsn_number(db_, "pg_current_wal_insert_lsn()");
+
+  const uint64_t transaction_start = LsnNumber(db_, "pg_current_wal_insert_lsn()");
   Sql("INSERT INTO t SELECT g, 'b' FROM generate_series(2, 50) g");
 
   // PostgreSQL asks for a reply every second (wal_sender_timeout 2 s), and WAL of another
@@ -149,13 +161,13 @@ TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
   uint64_t highest_confirmed = 0;
   for (const absl::Time until = absl::Now() + absl::Seconds(5); absl::Now() < until;) {
     ASSERT_OK(SharedPostgres().Exec("postgres", "SELECT pg_logical_emit_message(false, 'x', 'y')"));
-    highest_confirmed = std::max(highest_confirmed, lsn_number(db_, slot_lsn));
+    highest_confirmed = std::max(highest_confirmed, LsnNumber(db_, slot_lsn));
     replies.insert(last_reply());
     absl::SleepFor(absl::Milliseconds(100));
   }
   replies.erase("");
   EXPECT_GE(replies.size(), 3u) << "walfeed kept answering PostgreSQL while its append was held";
-  EXPECT_GT(lsn_number("postgres", "pg_current_wal_lsn()"), transaction_start + 1000)
+  EXPECT_GT(LsnNumber("postgres", "pg_current_wal_lsn()"), transaction_start + 1000)
       << "the server's WAL end moved past the held transaction";
   EXPECT_LE(highest_confirmed, transaction_start)
       << "PostgreSQL was told the held transaction was safe before the log held it";
@@ -177,20 +189,13 @@ TEST_F(FaultPoints, DecodedWorkWaitingForASyncIsBounded) {
   Sql("INSERT INTO t VALUES (0, '')");
   ASSERT_OK(CommitMarkerAndRead("first"));
   ASSERT_EQ(walfeed_->Terminate(), 0);
-  SqlSession session(SharedPostgres().Conninfo(db_));
-  const auto lsn_number = [&](const std::string& expression) -> uint64_t {
-    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
-        session.Query(absl::StrCat("SELECT (", expression, " - '0/0')::bigint"));
-    return rows.ok() && !rows->empty() && (*rows)[0][0] != "<null>"
-               ? static_cast<uint64_t>(std::stoull((*rows)[0][0]))
-               : 0;
-  };
-  const uint64_t backlog_start = lsn_number("pg_current_wal_insert_lsn()");
+
+  const uint64_t backlog_start = LsnNumber(db_, "pg_current_wal_insert_lsn()");
   // 2,000 transactions of 50 rows of ~1 KB (incompressible text).
   Sql("DO $$ BEGIN FOR i IN 0..1999 LOOP INSERT INTO t SELECT i * 50 + g, (SELECT "
       "string_agg(md5(random()::text), '') FROM generate_series(1, 32 + 0 * g)) FROM "
       "generate_series(1, 50) g; COMMIT; END LOOP; END $$");
-  const uint64_t backlog_end = lsn_number("pg_current_wal_insert_lsn()");
+  const uint64_t backlog_end = LsnNumber(db_, "pg_current_wal_insert_lsn()");
   ASSERT_GT(backlog_end - backlog_start, uint64_t{90} << 20);
 
   WalfeedOptions options = Options();
@@ -212,7 +217,7 @@ TEST_F(FaultPoints, DecodedWorkWaitingForASyncIsBounded) {
   EXPECT_TRUE(WaitUntil(
       [&] {
         sent_before = sent_now;
-        sent_now = lsn_number(sent);
+        sent_now = LsnNumber(db_, sent);
         return sent_now != 0 && sent_now == sent_before;
       },
       absl::Seconds(30), absl::Seconds(1)))
@@ -288,11 +293,8 @@ TEST_F(FaultPoints, KilledBetweenCompactionBatchesLeavesAConsistentLogTheNextPas
   Sql(absl::StrCat("INSERT INTO t SELECT g, 'first' FROM generate_series(1, ", kRows, ") g"));
   Sql("UPDATE t SET v = 'second'");
   ASSERT_OK(CommitMarkerAndRead("loaded"));
-  const RunResult compact = RunCommand(
-      {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
-  EXPECT_NE(compact.exit_code, 0) << "walfeed died under the pass: " << compact.output;
-  ASSERT_TRUE(walfeed_->AwaitExit(absl::Seconds(60)));
-  ASSERT_THAT(walfeed_->Log(), HasSubstr(Reached("compaction.after_delete_batch")));
+  CompactUntilKilledAtTheFaultPoint();
+  ASSERT_FALSE(HasFatalFailure());
 
   StartWalfeed(flags);
   absl::StatusOr<std::vector<v1::Change>> after_kill = CommitMarkerAndRead("after-kill");
@@ -332,11 +334,8 @@ TEST_F(FaultPoints, KilledMidPassThePurgePointCoversEveryPurgedDelete) {
     if (change.op() == v1::Change::DELETE) deletes.push_back({change.lsn(), change.seq()});
   }
   ASSERT_EQ(deletes.size(), 8000u);
-  const RunResult compact = RunCommand(
-      {WalfeedctlBinary(), "compact", "--server", walfeed_->address()}, absl::Seconds(120));
-  EXPECT_NE(compact.exit_code, 0) << "walfeed died under the pass: " << compact.output;
-  ASSERT_TRUE(walfeed_->AwaitExit(absl::Seconds(60)));
-  ASSERT_THAT(walfeed_->Log(), HasSubstr(Reached("compaction.after_delete_batch")));
+  CompactUntilKilledAtTheFaultPoint();
+  ASSERT_FALSE(HasFatalFailure());
 
   StartWalfeed(flags);
   absl::StatusOr<std::vector<v1::Change>> after_kill = CommitMarkerAndRead("after-kill");
