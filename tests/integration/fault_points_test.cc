@@ -73,6 +73,30 @@ class FaultPoints : public WalfeedTest {
     ASSERT_THAT(walfeed_->Log(), HasSubstr(Reached("compaction.after_delete_batch")));
   }
 
+  // Creates table t (`columns`), streams one row into the log and stops walfeed cleanly: the
+  // slot is then confirmed past everything so far.
+  void StreamOneRowThenStop(const std::string& columns, const std::string& row) {
+    Sql(absl::StrCat("CREATE TABLE t (", columns, ")"));
+    StartWalfeed();
+    Sql(absl::StrCat("INSERT INTO t VALUES (", row, ")"));
+    ASSERT_OK(CommitMarkerAndRead("first"));
+    ASSERT_EQ(walfeed_->Terminate(), 0);
+  }
+
+  // Starts walfeed with `options` and source.before_append armed to hold: returns it once it is
+  // held just before its first append (that append never happens).
+  std::unique_ptr<WalfeedProcess> StartHeldBeforeAppend(WalfeedOptions options) {
+    options.env = Arm("source.before_append:hold");
+    absl::StatusOr<std::unique_ptr<WalfeedProcess>> held = WalfeedProcess::Start(options);
+    EXPECT_OK(held);
+    if (!held.ok()) return nullptr;
+    EXPECT_TRUE(WaitUntil(
+        [&] { return absl::StrContains((*held)->Log(), Reached("source.before_append")); },
+        absl::Seconds(30)))
+        << (*held)->Log();
+    return *std::move(held);
+  }
+
   std::map<int64_t, std::string> TableContents() {
     std::map<int64_t, std::string> rows;
     for (const auto& row : Query("SELECT id, v FROM t")) rows[std::stoll(row[0])] = row[1];
@@ -127,12 +151,8 @@ TEST_F(FaultPoints, KilledAfterADurableAppendBeforeConfirmingItDoublesNothing) {
 // confirmed_flush_lsn must stay at or before the transaction's start; after a kill -9 PostgreSQL
 // sends it again.
 TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
-  Sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
-  StartWalfeed();
-  Sql("INSERT INTO t VALUES (1, 'a')");
-  ASSERT_OK(CommitMarkerAndRead("first"));
-  ASSERT_EQ(walfeed_->Terminate(), 0);
-
+  StreamOneRowThenStop("id int PRIMARY KEY, v text", "1, 'a'");
+  ASSERT_FALSE(HasFatalFailure());
   const uint64_t transaction_start = LsnNumber(db_, "pg_current_wal_insert_lsn()");
   Sql("INSERT INTO t SELECT g, 'b' FROM generate_series(2, 50) g");
 
@@ -140,13 +160,8 @@ TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
   // database moves the server's end on: walfeed answers both while its append never happens.
   WalfeedOptions options = Options();
   options.conninfo += " options='-c wal_sender_timeout=2s'";
-  options.env = Arm("source.before_append:hold");
-  absl::StatusOr<std::unique_ptr<WalfeedProcess>> held = WalfeedProcess::Start(options);
-  ASSERT_OK(held);
-  ASSERT_TRUE(
-      WaitUntil([&] { return absl::StrContains((*held)->Log(), Reached("source.before_append")); },
-                absl::Seconds(30)))
-      << (*held)->Log();
+  std::unique_ptr<WalfeedProcess> held = StartHeldBeforeAppend(options);
+  ASSERT_FALSE(HasFailure());
   const std::string slot_lsn = absl::StrCat(
       "(SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "')");
   const std::string reply_time =
@@ -172,7 +187,7 @@ TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
   EXPECT_LE(highest_confirmed, transaction_start)
       << "PostgreSQL was told the held transaction was safe before the log held it";
 
-  (*held)->Kill();
+  held->Kill();
   StartWalfeed();
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
@@ -184,12 +199,8 @@ TEST_F(FaultPoints, NothingIsConfirmedToPostgresBeforeTheLogHoldsIt) {
 // PostgreSQL stops sending. Held before its first append with a backlog of ~100 MB waiting,
 // walfeed lets the walsender send only a bounded part of it; after a kill -9 all of it arrives.
 TEST_F(FaultPoints, DecodedWorkWaitingForASyncIsBounded) {
-  Sql("CREATE TABLE t (id int PRIMARY KEY, pad text)");
-  StartWalfeed();
-  Sql("INSERT INTO t VALUES (0, '')");
-  ASSERT_OK(CommitMarkerAndRead("first"));
-  ASSERT_EQ(walfeed_->Terminate(), 0);
-
+  StreamOneRowThenStop("id int PRIMARY KEY, pad text", "0, ''");
+  ASSERT_FALSE(HasFatalFailure());
   const uint64_t backlog_start = LsnNumber(db_, "pg_current_wal_insert_lsn()");
   // 2,000 transactions of 50 rows of ~1 KB (incompressible text).
   Sql("DO $$ BEGIN FOR i IN 0..1999 LOOP INSERT INTO t SELECT i * 50 + g, (SELECT "
@@ -199,14 +210,9 @@ TEST_F(FaultPoints, DecodedWorkWaitingForASyncIsBounded) {
   ASSERT_GT(backlog_end - backlog_start, uint64_t{90} << 20);
 
   WalfeedOptions options = Options();
-  options.env = Arm("source.before_append:hold");
   options.wait_for_streaming = false;
-  absl::StatusOr<std::unique_ptr<WalfeedProcess>> held = WalfeedProcess::Start(options);
-  ASSERT_OK(held);
-  ASSERT_TRUE(
-      WaitUntil([&] { return absl::StrContains((*held)->Log(), Reached("source.before_append")); },
-                absl::Seconds(30)))
-      << (*held)->Log();
+  std::unique_ptr<WalfeedProcess> held = StartHeldBeforeAppend(options);
+  ASSERT_FALSE(HasFailure());
   // What the walsender has sent, once it stops moving (walfeed no longer reads).
   const std::string sent = absl::StrCat(
       "(SELECT r.sent_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid "
@@ -227,7 +233,7 @@ TEST_F(FaultPoints, DecodedWorkWaitingForASyncIsBounded) {
       << "walfeed read " << ((sent_now - backlog_start) >> 20) << " MiB of a "
       << ((backlog_end - backlog_start) >> 20) << " MiB backlog while nothing was synced";
 
-  (*held)->Kill();
+  held->Kill();
   StartWalfeed();
   absl::StatusOr<std::vector<v1::Change>> changes = CommitMarkerAndRead("end");
   ASSERT_OK(changes);
