@@ -363,10 +363,12 @@ TEST_F(FaultPoints, KilledMidPassThePurgePointCoversEveryPurgedDelete) {
   EXPECT_EQ(Apply(*after_kill), TableContents());
 
   // A consumer that last saw the change before the first purged delete is sent back.
-  const auto before_first = std::find(deletes.begin(), deletes.end(), purged.front());
-  ASSERT_NE(before_first, deletes.begin());
+  const auto first_purged = std::find_if(loaded->begin(), loaded->end(), [&](const v1::Change& c) {
+    return Position{c.lsn(), c.seq()} == purged.front();
+  });
+  ASSERT_NE(first_purged, loaded->begin());
   v1::SubscribeRequest request;
-  request.set_cursor(FormatCursor(*(before_first - 1)));
+  request.set_cursor((first_purged - 1)->cursor());
   grpc::ClientContext stream_context;
   auto reader = walfeed_->NewStub()->Subscribe(&stream_context, request);
   v1::SubscribeResponse response;

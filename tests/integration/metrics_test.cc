@@ -65,12 +65,17 @@ TEST_F(Metrics, EndpointAnswersAndCountersMove) {
   EXPECT_THAT(after, ::testing::Not(HasSubstr("walfeed_last_resync"))) << "none happened";
 
   // A stream that stops reading after its first message: counted, and the slowest one's lag is
-  // the WAL between it and the head (16 MB of rows: more than gRPC's flow-control window can
-  // take in for it).
+  // the WAL between it and the head. Its channel keeps HTTP/2's flow-control window at 64 KiB
+  // (no BDP growth), so 16 MB of rows cannot all be taken in for it.
+  grpc::ChannelArguments narrow;
+  narrow.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  narrow.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
+  auto stalled_stub = v1::ChangeFeed::NewStub(
+      grpc::CreateCustomChannel(walfeed_->address(), grpc::InsecureChannelCredentials(), narrow));
   grpc::ClientContext stalled_context;
   v1::SubscribeRequest from_here;
   from_here.set_from_lsn(read->back().lsn() + 1);
-  auto stalled = walfeed_->NewStub()->Subscribe(&stalled_context, from_here);
+  auto stalled = stalled_stub->Subscribe(&stalled_context, from_here);
   Sql("INSERT INTO t SELECT 100 + g, repeat('s', 2000) FROM generate_series(1, 8000) g");
   ASSERT_TRUE(stalled->Read(&response));
   std::string during;

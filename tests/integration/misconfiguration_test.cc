@@ -63,7 +63,7 @@ TEST_F(Misconfiguration, ARestrictedRoleWithItsOwnPublicationSnapshotsAndStreams
   ASSERT_OK(changes);
   EXPECT_EQ(KeyIds(*changes), IdRange(1, 4));
   for (const v1::Change& change : *changes) {
-    EXPECT_EQ(change.table(), "public.orders");
+    EXPECT_EQ(change.table(), "orders");
     const int64_t id = FindColumn(change.key(), "id")->int_();
     EXPECT_EQ(change.op(), id <= 3 ? v1::Change::READ : v1::Change::INSERT) << id;
   }
