@@ -18,6 +18,7 @@
 #include "rocksdb/write_batch.h"
 #include "server/log/change_log.h"
 #include "server/log/change_log_state.h"
+#include "server/log/disk_full_injection.h"
 #include "server/log/log_format.h"
 #include "server/log/log_id.h"
 #include "server/log/position_key.h"
@@ -79,6 +80,8 @@ absl::StatusOr<std::unique_ptr<ChangeLog::Impl>> OpenDatabase(const ChangeLogOpt
   // Bounds the write-ahead log: past this, RocksDB flushes the column families that pin old WAL
   // files (the small default family is written with every append but rarely fills a memtable).
   db_options.max_total_wal_size = 256 << 20;
+  // The test suite's full disk on demand (disk_full_injection.h); nullptr: RocksDB's default.
+  if (rocksdb::Env* env = DiskFullInjectingEnv()) db_options.env = env;
 
   rocksdb::ColumnFamilyOptions changes_options;
   rocksdb::BlockBasedTableOptions table_options;

@@ -28,6 +28,7 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
 }  // namespace
 
 SmallDisk::~SmallDisk() {
+  if (simulated()) unlink(flag_.c_str());
   if (!mounted_) return;
   Free().IgnoreError();
   RunResult unmounted = RunCommand({"umount", dir_}, absl::Seconds(10));
@@ -35,6 +36,10 @@ SmallDisk::~SmallDisk() {
 }
 
 absl::Status SmallDisk::Mount(const std::string& dir, int size_mib) {
+  if (const char* simulate = std::getenv("WALFEED_TEST_SIMULATE_FULL_DISK");
+      simulate != nullptr && std::string(simulate) == "1") {
+    return absl::FailedPreconditionError("WALFEED_TEST_SIMULATE_FULL_DISK=1: no tmpfs mounted");
+  }
   dir_ = dir;
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create", dir);
   RunResult mounted = RunCommand({"mount", "-t", "tmpfs", "-o",
@@ -48,7 +53,23 @@ absl::Status SmallDisk::Mount(const std::string& dir, int size_mib) {
   return absl::OkStatus();
 }
 
+absl::Status SmallDisk::Simulate(const std::string& dir) {
+  dir_ = dir;
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create", dir);
+  flag_ = dir + ".full";
+  return absl::OkStatus();
+}
+
+std::vector<std::string> SmallDisk::Environment() const {
+  if (!simulated()) return {};
+  return {absl::StrCat("WALFEED_FAULT_DISK_FULL=", flag_)};
+}
+
 absl::Status SmallDisk::WriteFillers(size_t chunk_bytes) {
+  if (simulated()) {
+    if (!WriteFile(flag_, "full")) return Errno("cannot create", flag_);
+    return absl::OkStatus();
+  }
   const std::string chunk(chunk_bytes, 'x');
   for (;;) {
     const std::string path = absl::StrCat(dir_, "/filler-", fillers_.size());
@@ -78,6 +99,9 @@ absl::Status SmallDisk::FillCompletely() {
 }
 
 absl::Status SmallDisk::Free() {
+  if (simulated() && unlink(flag_.c_str()) != 0 && errno != ENOENT) {
+    return Errno("cannot remove", flag_);
+  }
   while (!fillers_.empty()) {
     if (absl::Status freed = FreeOneFiller(); !freed.ok()) return freed;
   }

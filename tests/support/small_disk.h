@@ -1,8 +1,10 @@
 // SmallDisk: a small tmpfs mounted on a directory, which a test can fill to the last few MiB and
 // free again, to see what walfeed does when its disk is full. Mounting needs CAP_SYS_ADMIN: Mount()
-// says why it could not, and a test then skips, except where MustNotSkip() (CI), where it fails.
-// The destructor frees and unmounts what it mounted (whoever wrote there must have closed their
-// files: a busy mount is left, with a message).
+// says why it could not. Without it a test simulates the disk instead (Simulate()): the change
+// log's file system then answers ENOSPC to table-file writes while a flag file exists
+// (server/log/disk_full_injection.h, in the test suite's builds), Fill() raising the flag and
+// Free() removing it. The destructor frees and unmounts what it mounted (whoever wrote there must
+// have closed their files: a busy mount is left, with a message).
 #ifndef WALFEED_TESTS_SUPPORT_SMALL_DISK_H_
 #define WALFEED_TESTS_SUPPORT_SMALL_DISK_H_
 
@@ -23,8 +25,15 @@ class SmallDisk {
   SmallDisk& operator=(const SmallDisk&) = delete;
   ~SmallDisk();
 
-  // Creates `dir` and mounts a tmpfs of `size_mib` on it.
+  // Creates `dir` and mounts a tmpfs of `size_mib` on it (never with
+  // WALFEED_TEST_SIMULATE_FULL_DISK=1, which tries the simulated disk where mounting works).
   absl::Status Mount(const std::string& dir, int size_mib);
+  // Creates `dir` as a plain directory whose fullness is simulated (see above).
+  absl::Status Simulate(const std::string& dir);
+  bool simulated() const { return !flag_.empty(); }
+  // What the process holding the log needs in its environment for a simulated disk
+  // ("WALFEED_FAULT_DISK_FULL=<flag>"); empty for a mounted one.
+  std::vector<std::string> Environment() const;
 
   // Fills the filesystem with 1 MiB files until a write fails, then frees `leave_mib` of them.
   absl::Status Fill(int leave_mib);
@@ -42,6 +51,8 @@ class SmallDisk {
 
   std::string dir_;
   bool mounted_ = false;
+  // The flag file of a simulated disk: it exists while the disk is full.
+  std::string flag_;
   std::vector<std::string> fillers_;
 };
 
