@@ -275,7 +275,9 @@ TEST_F(FeedEndToEnd, LiveSubscriberSeesANewCommitPromptly) {
   v1::SubscribeRequest request;
   request.set_from_head(true);
   auto reader = stub->Subscribe(&context, request);
-  absl::SleepFor(absl::Milliseconds(300));
+  // Once the stream is open its start (the head) is fixed: the insert below is after it.
+  ASSERT_TRUE(WaitUntil([&] { return FeedInfo().subscribers() == 1; }, absl::Seconds(10),
+                        absl::Milliseconds(5)));
   const absl::Time committed = absl::Now();
   Sql("INSERT INTO t VALUES (42)");
   v1::SubscribeResponse response;
