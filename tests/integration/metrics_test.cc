@@ -72,12 +72,18 @@ TEST_F(Metrics, EndpointAnswersAndCountersMove) {
   narrow.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
   auto stalled_stub = v1::ChangeFeed::NewStub(
       grpc::CreateCustomChannel(walfeed_->address(), grpc::InsecureChannelCredentials(), narrow));
+  // It starts at the last change (from_lsn is inclusive) and reads that one message before the
+  // rows are written: its position is then before all of them. The lag is in WAL bytes, so the
+  // rows come in eight transactions (a stream inside one transaction has no lag in bytes).
   grpc::ClientContext stalled_context;
   v1::SubscribeRequest from_here;
-  from_here.set_from_lsn(read->back().lsn() + 1);
+  from_here.set_from_lsn(read->back().lsn());
   auto stalled = stalled_stub->Subscribe(&stalled_context, from_here);
-  Sql("INSERT INTO t SELECT 100 + g, repeat('s', 2000) FROM generate_series(1, 8000) g");
   ASSERT_TRUE(stalled->Read(&response));
+  for (int batch = 0; batch < 8; ++batch) {
+    Sql(absl::StrCat("INSERT INTO t SELECT 100 + g, repeat('s', 2000) FROM generate_series(",
+                     batch * 1000 + 1, ", ", batch * 1000 + 1000, ") g"));
+  }
   std::string during;
   EXPECT_TRUE(WaitUntil(
       [&] {
