@@ -188,17 +188,25 @@ class DiskFull : public WalfeedTest {
       Sql(absl::StrCat("INSERT INTO big SELECT g, (SELECT string_agg(md5(random()::text), ",
                        "'') FROM generate_series(1, 40 + 0 * g)) FROM generate_series(",
                        batch * 2000 + 1, ", ", (batch + 1) * 2000, ") g"));
-      const std::vector<std::vector<std::string>> written =
-          Query("SELECT pg_current_wal_lsn()::text");
+      const std::string written = WalEnd();
       ASSERT_FALSE(written.empty());
-      while (!failed() && absl::Now() < deadline) {
-        const std::vector<std::vector<std::string>> confirmed =
-            Query(absl::StrCat("SELECT confirmed_flush_lsn >= '", written[0][0],
-                               "' FROM pg_replication_slots ", "WHERE slot_name = '", slot_, "'"));
-        if (!confirmed.empty() && confirmed[0][0] == "t") break;
+      while (!failed() && absl::Now() < deadline && !SlotConfirmed(written)) {
         absl::SleepFor(absl::Milliseconds(100));
       }
     }
+  }
+
+  // PostgreSQL's current WAL end, as text ("" on failure).
+  std::string WalEnd() {
+    const std::vector<std::vector<std::string>> rows = Query("SELECT pg_current_wal_lsn()::text");
+    return rows.empty() ? "" : rows[0][0];
+  }
+  // Whether the slot has confirmed everything up to `lsn`.
+  bool SlotConfirmed(const std::string& lsn) {
+    const std::vector<std::vector<std::string>> rows =
+        Query(absl::StrCat("SELECT confirmed_flush_lsn >= '", lsn,
+                           "' FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
+    return !rows.empty() && rows[0][0] == "t";
   }
 
   std::string ConfirmedFlushLsn() {
@@ -241,17 +249,10 @@ TEST_F(DiskFull, WritesStopLoudlyAndResumeWhenSpaceReturns) {
         // takes writes again (the end of the test checks they reached the open stream).
         const int after = w.committed();
         ASSERT_TRUE(WaitUntil([&] { return w.committed() >= after + 50; }, absl::Seconds(60)));
-        const std::vector<std::vector<std::string>> written =
-            Query("SELECT pg_current_wal_lsn()::text");
+        const std::string written = WalEnd();
         ASSERT_FALSE(written.empty());
-        EXPECT_TRUE(WaitUntil(
-            [&] {
-              const std::vector<std::vector<std::string>> confirmed = Query(
-                  absl::StrCat("SELECT confirmed_flush_lsn >= '", written[0][0],
-                               "' FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
-              return !confirmed.empty() && confirmed[0][0] == "t";
-            },
-            absl::Seconds(60), absl::Milliseconds(100)))
+        EXPECT_TRUE(WaitUntil([&] { return SlotConfirmed(written); }, absl::Seconds(60),
+                              absl::Milliseconds(100)))
             << "walfeed confirmed nothing written after space returned";
       },
       /*pad_bytes=*/1280, /*timeout=*/absl::Seconds(300));
