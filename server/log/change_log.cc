@@ -347,6 +347,8 @@ absl::Status ChangeLog::Append(absl::Span<const Transaction> transactions, uint6
   }
   WALFEED_INVARIANT(appended.head >= old_head, "an append moved the log's head back");
   if (plan->index) impl_->indexed_up_to = appended.head;
+  // A staged transaction's earlier parts are published, and counted, with its last.
+  appended.changes += std::exchange(impl_->staged_changes, 0);
   impl_->Publish(appended.head, resume_lsn, appended.changes, transactions.size(),
                  appended.newest_commit, &appended.touched);
   return absl::OkStatus();
@@ -389,7 +391,11 @@ absl::Status ChangeLog::StageChanges(absl::Span<const v1::Change> changes) {
   }
   if (!changes.empty()) impl_->staged_last = last;
   // Not synced: CommitStaged()'s synced write makes the log durable up to here.
-  return impl_->Write(batch, /*sync=*/false, "cannot stage changes");
+  if (absl::Status s = impl_->Write(batch, /*sync=*/false, "cannot stage changes"); !s.ok()) {
+    return s;
+  }
+  impl_->staged_changes += changes.size();
+  return absl::OkStatus();
 }
 
 absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn,
@@ -410,7 +416,7 @@ absl::Status ChangeLog::CommitStaged(const Position& last, uint64_t resume_lsn,
   }
   if (absl::Status s = impl_->WriteSynced(batch, "cannot append to the change log"); !s.ok())
     return s;
-  impl_->Publish(last, resume_lsn, 0, 0, std::nullopt);
+  impl_->Publish(last, resume_lsn, std::exchange(impl_->staged_changes, 0), 0, std::nullopt);
   return absl::OkStatus();
 }
 
@@ -511,6 +517,7 @@ absl::Status ChangeLog::AdoptLogId(absl::string_view log_id) {
 absl::Status ChangeLog::DiscardStaged() {
   absl::MutexLock append_lock(&impl_->append_mu);
   impl_->staged_last = Position();
+  impl_->staged_changes = 0;
   return impl_->DeleteAbove(Head());
 }
 

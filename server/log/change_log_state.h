@@ -69,6 +69,9 @@ struct ChangeLog::Impl {
   // StageChanges(): the last change staged above the head (zero, or at most the head, when none
   // is): a backfill's rows must not land among them (AppendReads waits).
   Position staged_last ABSL_GUARDED_BY(append_mu);
+  // How many changes StageChanges() wrote since the last commit or discard: the append or
+  // CommitStaged() that makes them visible counts them as appended.
+  uint64_t staged_changes ABSL_GUARDED_BY(append_mu) = 0;
   // AppendStored(): the last record written (staged or committed) and what was staged since the
   // last commit (a reopen discards staged records, and a new Impl starts at the head).
   Position stored_staged_last ABSL_GUARDED_BY(append_mu);

@@ -74,6 +74,10 @@ absl::Status DurableAppender::Write(std::vector<Item>& items, uint64_t* appended
     }
     if (absl::Status s = flush_run(); !s.ok()) return s;
     if (absl::Status s = sink_->StageChanges(item.transaction.changes); !s.ok()) return s;
+    // Logged once the part is in the log (written, not yet synced: a killed process keeps it).
+    spdlog::debug("event=large_transaction_staged commit_lsn={} changes={}",
+                  FormatLsn(item.transaction.changes.front().lsn()),
+                  item.transaction.changes.size());
     // A large transaction's parts are many small allocations made on the decoding thread and
     // freed here; the allocator keeps freed pages in its per-thread arenas, which doubled the
     // resident memory of a million-row transaction. Give them back after each part (a few

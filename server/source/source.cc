@@ -260,8 +260,6 @@ absl::Status Source::SpillOpenTransaction(TransactionBuilder& builder, Session& 
   session.transaction_bytes = 0;
   // A transaction the log already holds is being sent again: nothing of it is stored twice.
   if (early.empty() || builder.open_commit_lsn() < session.resume_lsn) return absl::OkStatus();
-  spdlog::debug("event=large_transaction_staged commit_lsn={} changes={}",
-                FormatLsn(builder.open_commit_lsn()), early.size());
   if (!appender.SubmitStaged(std::move(early), bytes)) return appender.error();
   return absl::OkStatus();
 }

@@ -363,6 +363,8 @@ TEST_F(FeedEndToEnd, TransactionLargerThanItsMemoryBudgetArrivesWholeAndInOrder)
     ASSERT_EQ((*changes)[i].last_in_transaction(), i == 19999);
   }
   EXPECT_EQ(IdOf((*changes)[20000]), 0);
+  // The staged parts count as ingested, with the part that ended the transaction (and the marker).
+  EXPECT_EQ(FeedInfo().changes_appended(), 20002u);
 }
 
 // A huge transaction is staged in parts under the default --max-transaction-memory (16 MiB):

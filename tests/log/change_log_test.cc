@@ -234,6 +234,7 @@ TEST_F(ChangeLogTest, StagedChangesAreInvisibleUntilCommitted) {
   EXPECT_EQ(log->Oldest(), (Position{99, 0}));
   EXPECT_EQ(log->ResumeLsn(), 100u);
   EXPECT_EQ(heard, (std::vector<Position>{{99, 2}}));
+  EXPECT_EQ(log->Stats().changes_appended, 3u);
   // Streaming continues after the committed stage.
   ASSERT_OK(log->Append({MakeTransaction(100, 1)}, 130));
   EXPECT_EQ(ReadAll(*log).size(), 4u);
@@ -292,6 +293,7 @@ TEST_F(ChangeLogTest, DiscardStagedDropsOnlyWhatIsAboveTheHead) {
   ASSERT_OK(log->StageChanges(Staged(99, 4)));
   ASSERT_OK(log->DiscardStaged());
   ASSERT_OK(log->CommitStaged({50, 1}, 60, {}));
+  EXPECT_EQ(log->Stats().changes_appended, 2u) << "discarded changes were never appended";
   std::vector<LogRecord> everything;
   ASSERT_OK(log->Read({}, 100, 1 << 20, &everything));
   EXPECT_EQ(everything.size(), 2u);
@@ -310,6 +312,7 @@ TEST_F(ChangeLogTest, LargeTransactionStagedInPartsBecomesVisibleWithItsLastPart
             (std::vector<Position>{
                 {100, 0}, {200, 0}, {200, 1}, {200, 2}, {200, 3}, {200, 4}, {300, 0}}));
   EXPECT_EQ(log->Head(), (Position{300, 0}));
+  EXPECT_EQ(log->Stats().changes_appended, 7u) << "the staged part counts with its last part";
 }
 
 TEST_F(ChangeLogTest, LastPartWithoutItsStagedPartIsRefused) {
