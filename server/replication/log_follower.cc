@@ -18,9 +18,6 @@
 namespace walfeed {
 namespace {
 
-// Field numbers of walfeed.v1.LogSegment (see the .proto; they never change).
-constexpr uint32_t kSegmentChanges = 2;
-constexpr uint32_t kSegmentValues = 6;
 // Messages read per request, and how long a request waits for the first one.
 constexpr int kReadBatch = 16;
 constexpr absl::Duration kReadWait = absl::Seconds(1);
@@ -298,7 +295,7 @@ absl::Status LogFollower::Apply(const JetStreamLog::Message& message) {
   bool last_ends_transaction = false;
   bool well_formed = true;
   const bool parsed = VisitFields(*data, [&](uint32_t field, uint64_t, absl::string_view bytes) {
-    if (field == kSegmentValues) {
+    if (field == v1::LogSegment::kValuesFieldNumber) {
       v1::LargeValueChunk chunk;
       if (!chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
         well_formed = false;
@@ -311,7 +308,7 @@ absl::Status LogFollower::Apply(const JetStreamLog::Message& message) {
       }
       chunks.push_back(
           ChangeLog::StoredChunk{*ref, chunk.offset(), std::move(*chunk.mutable_data())});
-    } else if (field == kSegmentChanges) {
+    } else if (field == v1::LogSegment::kChangesFieldNumber) {
       ChangeSummary summary;
       if (!SummarizeChange(bytes, &summary)) {
         well_formed = false;

@@ -11,17 +11,16 @@
 namespace walfeed {
 namespace {
 
-// Field numbers of walfeed.v1.LogSegment and walfeed.v1.LargeValueChunk (see the .proto; they
-// never change).
-constexpr uint32_t kSegmentLogId = 1;
-constexpr uint32_t kSegmentChanges = 2;
-constexpr uint32_t kSegmentFirstCursor = 3;
-constexpr uint32_t kSegmentLastCursor = 4;
-constexpr uint32_t kSegmentContinued = 5;
-constexpr uint32_t kSegmentValues = 6;
-constexpr uint32_t kChunkRef = 1;
-constexpr uint32_t kChunkOffset = 2;
-constexpr uint32_t kChunkData = 3;
+// Field numbers, from the generated code of the .proto (they never change).
+constexpr uint32_t kSegmentLogId = v1::LogSegment::kLogIdFieldNumber;
+constexpr uint32_t kSegmentChanges = v1::LogSegment::kChangesFieldNumber;
+constexpr uint32_t kSegmentFirstCursor = v1::LogSegment::kFirstCursorFieldNumber;
+constexpr uint32_t kSegmentLastCursor = v1::LogSegment::kLastCursorFieldNumber;
+constexpr uint32_t kSegmentContinued = v1::LogSegment::kContinuedFieldNumber;
+constexpr uint32_t kSegmentValues = v1::LogSegment::kValuesFieldNumber;
+constexpr uint32_t kChunkRef = v1::LargeValueChunk::kRefFieldNumber;
+constexpr uint32_t kChunkOffset = v1::LargeValueChunk::kOffsetFieldNumber;
+constexpr uint32_t kChunkData = v1::LargeValueChunk::kDataFieldNumber;
 
 // A field's tag and length prefix take at most this many bytes.
 constexpr size_t kFieldOverhead = 16;

@@ -23,6 +23,7 @@
 #include "server/core/fault_point.h"
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/buf_curl.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/status_assertions.h"
@@ -31,8 +32,6 @@ namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kBuf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
 
 // A row as PostgreSQL holds it and as the feed rebuilds it.
 struct Row {
@@ -461,10 +460,7 @@ TEST_F(Backfill, WalfeedctlAndBufCurlRunOneAndMetricsShowIt) {
   EXPECT_THAT(missing.output, HasSubstr("not in the publication"));
 
   RunResult buf =
-      RunCommand({kBuf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-                  absl::StrCat("http://", walfeed_->address(), "/walfeed.v1.Admin/Backfill"), "-d",
-                  R"({"table":"t","toKey":["3"]})"},
-                 absl::Seconds(60));
+      BufCurl(walfeed_->address(), "walfeed.v1.Admin/Backfill", R"({"table":"t","toKey":["3"]})");
   ASSERT_EQ(buf.exit_code, 0) << buf.output;
   EXPECT_THAT(buf.output, HasSubstr(R"("keyColumns": [)"));
   v1::BackfillInfo done = AwaitFinished(2);

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/buf_curl.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/metrics_scrape.h"
 #include "tests/support/status_assertions.h"
@@ -19,8 +20,6 @@ namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kBuf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
 
 class Consumers : public WalfeedTest {
  protected:
@@ -245,9 +244,7 @@ TEST_F(Consumers, WalfeedctlSubscribesCommitsListsResetsAndDeletes) {
 TEST_F(Consumers, BufCurlCommitsAndReadsAsAConsumer) {
   Insert(1, 2);
   const auto buf = [&](const std::string& method, const std::string& body) {
-    return RunCommand({kBuf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-                       absl::StrCat("http://", walfeed_->address(), "/", method), "-d", body},
-                      absl::Seconds(60));
+    return test::BufCurl(walfeed_->address(), method, body);
   };
   absl::StatusOr<std::vector<v1::Change>> all = ReadAs("probe");
   ASSERT_OK(all);

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/buf_curl.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
@@ -17,8 +18,6 @@ namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kBuf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
 
 // 20 MiB of text that does not compress to nothing: 655,360 md5 digests.
 constexpr char kTwentyMib[] =
@@ -72,9 +71,7 @@ class LargeValues : public WalfeedTest {
   }
 
   RunResult BufCurl(const std::string& method, const std::string& body) {
-    return RunCommand({kBuf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-                       absl::StrCat("http://", walfeed_->address(), "/", method), "-d", body},
-                      absl::Seconds(120));
+    return test::BufCurl(walfeed_->address(), method, body, absl::Seconds(120));
   }
 
   std::string Value(const std::string& sql) { return Query(sql)[0][0]; }

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/buf_curl.h"
 #include "tests/support/change_helpers.h"
 #include "tests/support/status_assertions.h"
 
@@ -19,7 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kBuf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
 constexpr char kCondition[] = "status = 'shipped' AND amount > 100";
 
 class RowFilters : public WalfeedTest {
@@ -154,10 +154,8 @@ TEST_F(RowFilters, BufCurlReadsAFilteredFeed) {
   Sql("INSERT INTO orders VALUES (1, 'shipped', 500), (2, 'new', 700), (3, 'shipped', 5)");
   StartWalfeed();
   const RunResult read =
-      RunCommand({kBuf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-                  absl::StrCat("http://", walfeed_->address(), "/walfeed.v1.ChangeFeed/Subscribe"),
-                  "-d", absl::StrCat(R"({"stopAtHead":true,"where":")", kCondition, "\"}")},
-                 absl::Seconds(60));
+      BufCurl(walfeed_->address(), "walfeed.v1.ChangeFeed/Subscribe",
+              absl::StrCat(R"({"stopAtHead":true,"where":")", kCondition, "\"}"));
   ASSERT_EQ(read.exit_code, 0) << read.output;
   EXPECT_THAT(read.output, HasSubstr(R"("numeric": "500.00")"));
   EXPECT_THAT(read.output, ::testing::Not(HasSubstr("700.00")));

@@ -9,14 +9,13 @@
 #include "gtest/gtest.h"
 #include "server/core/position.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/buf_curl.h"
 #include "tests/support/status_assertions.h"
 
 namespace walfeed::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-const std::string kBuf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
 
 class Tools : public WalfeedTest {
  protected:
@@ -31,9 +30,7 @@ class Tools : public WalfeedTest {
   }
 
   RunResult BufCurl(const std::string& method, const std::string& body) {
-    return RunCommand({kBuf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
-                       absl::StrCat("http://", walfeed_->address(), "/", method), "-d", body},
-                      absl::Seconds(60));
+    return test::BufCurl(walfeed_->address(), method, body);
   }
 
   RunResult Walfeedctl(std::vector<std::string> args) {

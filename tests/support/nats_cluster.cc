@@ -15,7 +15,7 @@
 namespace walfeed::test {
 namespace {
 
-const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/nats-local.sh";
+const std::string kNatsLocalScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/nats-local.sh";
 
 std::string LastLine(const std::string& output) {
   std::string text(absl::StripAsciiWhitespace(output));
@@ -61,8 +61,8 @@ absl::StatusOr<std::unique_ptr<NatsCluster>> NatsCluster::Start(int nodes) {
   const std::string dir = MakeTempDir("walfeed-nats");
   if (dir.empty()) return absl::InternalError("cannot make a temp dir for NATS");
   std::unique_ptr<NatsCluster> cluster(new NatsCluster(dir, nodes));
-  RunResult started =
-      RunCommand({"bash", kScript, "start", dir, std::to_string(nodes)}, absl::Seconds(90));
+  RunResult started = RunCommand({"bash", kNatsLocalScript, "start", dir, std::to_string(nodes)},
+                                 absl::Seconds(90));
   if (started.exit_code != 0) {
     return absl::InternalError(absl::StrCat("cannot start NATS: ", started.output));
   }
@@ -71,12 +71,12 @@ absl::StatusOr<std::unique_ptr<NatsCluster>> NatsCluster::Start(int nodes) {
 }
 
 NatsCluster::~NatsCluster() {
-  RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
+  RunCommand({"bash", kNatsLocalScript, "stop", dir_}, absl::Seconds(60));
   RemoveTree(dir_);
 }
 
 absl::Status NatsCluster::Script(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = {"bash", kScript};
+  std::vector<std::string> argv = {"bash", kNatsLocalScript};
   argv.insert(argv.end(), args.begin(), args.end());
   RunResult result = RunCommand(argv, absl::Seconds(90));
   if (result.exit_code != 0) {
@@ -95,7 +95,8 @@ absl::StatusOr<int> NatsCluster::Leader(const std::string& stream) {
   // A stream without a leader (an election under way: 4 to 9 s) is asked again for a while.
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (true) {
-    RunResult result = RunCommand({"bash", kScript, "leader", dir_, stream}, absl::Seconds(30));
+    RunResult result =
+        RunCommand({"bash", kNatsLocalScript, "leader", dir_, stream}, absl::Seconds(30));
     int node = 0;
     if (result.exit_code == 0 && absl::SimpleAtoi(LastLine(result.output), &node)) return node;
     if (absl::Now() > deadline) {

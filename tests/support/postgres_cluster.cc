@@ -12,7 +12,7 @@
 namespace walfeed::test {
 namespace {
 
-const std::string kScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/pg-local.sh";
+const std::string kPgLocalScript = std::string(WALFEED_SOURCE_DIR) + "/scripts/pg-local.sh";
 
 }  // namespace
 
@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start(
   const std::string dir = MakeTempDir("walfeed-pg");
   if (dir.empty()) return absl::InternalError("cannot make a temp dir for PostgreSQL");
   std::unique_ptr<PostgresCluster> cluster(new PostgresCluster(dir));
-  RunResult started = RunCommand({"bash", kScript, "start", dir}, absl::Seconds(120),
+  RunResult started = RunCommand({"bash", kPgLocalScript, "start", dir}, absl::Seconds(120),
                                  {absl::StrCat("WALFEED_PG_CONF=", extra_conf)});
   if (started.exit_code != 0) {
     return absl::InternalError(absl::StrCat("cannot start PostgreSQL: ", started.output));
@@ -76,7 +76,8 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::StartStandby()
   const std::string dir = MakeTempDir("walfeed-pg-standby");
   if (dir.empty()) return absl::InternalError("cannot make a temp dir for the standby");
   std::unique_ptr<PostgresCluster> standby(new PostgresCluster(dir));
-  RunResult started = RunCommand({"bash", kScript, "standby", dir, dir_}, absl::Seconds(120));
+  RunResult started =
+      RunCommand({"bash", kPgLocalScript, "standby", dir, dir_}, absl::Seconds(120));
   if (started.exit_code != 0) {
     return absl::InternalError(absl::StrCat("cannot start a standby: ", started.output));
   }
@@ -85,7 +86,7 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::StartStandby()
 }
 
 absl::Status PostgresCluster::Promote() {
-  RunResult promoted = RunCommand({"bash", kScript, "promote", dir_}, absl::Seconds(90));
+  RunResult promoted = RunCommand({"bash", kPgLocalScript, "promote", dir_}, absl::Seconds(90));
   if (promoted.exit_code != 0) return absl::InternalError(promoted.output);
   return absl::OkStatus();
 }
@@ -97,7 +98,7 @@ int PostgresCluster::port() const {
 }
 
 PostgresCluster::~PostgresCluster() {
-  RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
+  RunCommand({"bash", kPgLocalScript, "stop", dir_}, absl::Seconds(60));
   RemoveTree(dir_);
 }
 
@@ -134,13 +135,13 @@ absl::Status PostgresCluster::Restart() {
 }
 
 absl::Status PostgresCluster::StopServer() {
-  RunResult stopped = RunCommand({"bash", kScript, "stop", dir_}, absl::Seconds(60));
+  RunResult stopped = RunCommand({"bash", kPgLocalScript, "stop", dir_}, absl::Seconds(60));
   if (stopped.exit_code != 0) return absl::InternalError(stopped.output);
   return absl::OkStatus();
 }
 
 absl::Status PostgresCluster::StartServer() {
-  RunResult started = RunCommand({"bash", kScript, "start", dir_}, absl::Seconds(60));
+  RunResult started = RunCommand({"bash", kPgLocalScript, "start", dir_}, absl::Seconds(60));
   if (started.exit_code != 0) return absl::InternalError(started.output);
   return absl::OkStatus();
 }

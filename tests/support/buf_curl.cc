@@ -1,0 +1,15 @@
+#include "tests/support/buf_curl.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace walfeed::test {
+
+RunResult BufCurl(const std::string& address, const std::string& method, const std::string& body,
+                  absl::Duration timeout) {
+  const std::string buf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
+  return RunCommand({buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+                     absl::StrCat("http://", address, "/", method), "-d", body},
+                    timeout);
+}
+
+}  // namespace walfeed::test
