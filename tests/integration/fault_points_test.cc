@@ -126,11 +126,8 @@ TEST_F(FaultPoints, KilledAfterADurableAppendBeforeConfirmingItDoublesNothing) {
       RunWalfeed(BaseArgs(Options().conninfo), Arm("source.appended_before_confirm"));
   ASSERT_THAT(killed.output, HasSubstr(Reached("source.appended_before_confirm")));
   EXPECT_EQ(killed.exit_code, -1) << "killed by its own SIGKILL";
-  const std::vector<std::vector<std::string>> slot = Query(absl::StrCat(
-      "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots WHERE slot_name = '",
-      slot_, "'"));
-  ASSERT_EQ(slot.size(), 1u);
-  const uint64_t confirmed_at_kill = std::stoull(slot[0][0]);
+  const uint64_t confirmed_at_kill = SlotConfirmedLsn();
+  ASSERT_NE(confirmed_at_kill, 0u) << "the slot has confirmed the first rows";
 
   StartWalfeed();
   Sql("INSERT INTO t VALUES (61, 'c')");

@@ -188,32 +188,12 @@ class DiskFull : public WalfeedTest {
       Sql(absl::StrCat("INSERT INTO big SELECT g, (SELECT string_agg(md5(random()::text), ",
                        "'') FROM generate_series(1, 40 + 0 * g)) FROM generate_series(",
                        batch * 2000 + 1, ", ", (batch + 1) * 2000, ") g"));
-      const std::string written = WalEnd();
-      ASSERT_FALSE(written.empty());
-      while (!failed() && absl::Now() < deadline && !SlotConfirmed(written)) {
+      const uint64_t written = WalEnd();
+      ASSERT_NE(written, 0u);
+      while (!failed() && absl::Now() < deadline && SlotConfirmedLsn() < written) {
         absl::SleepFor(absl::Milliseconds(100));
       }
     }
-  }
-
-  // PostgreSQL's current WAL end, as text ("" on failure).
-  std::string WalEnd() {
-    const std::vector<std::vector<std::string>> rows = Query("SELECT pg_current_wal_lsn()::text");
-    return rows.empty() ? "" : rows[0][0];
-  }
-  // Whether the slot has confirmed everything up to `lsn`.
-  bool SlotConfirmed(const std::string& lsn) {
-    const std::vector<std::vector<std::string>> rows =
-        Query(absl::StrCat("SELECT confirmed_flush_lsn >= '", lsn,
-                           "' FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
-    return !rows.empty() && rows[0][0] == "t";
-  }
-
-  std::string ConfirmedFlushLsn() {
-    std::vector<std::vector<std::string>> rows =
-        Query(absl::StrCat("SELECT confirmed_flush_lsn FROM pg_replication_slots ",
-                           "WHERE slot_name = '", slot_, "'"));
-    return rows.empty() ? "" : rows[0][0];
   }
 
   // While the disk is full and the writer commits: PostgreSQL's slot does not move. The space
@@ -221,10 +201,10 @@ class DiskFull : public WalfeedTest {
   // flush a small memtable and walfeed write (and confirm) on.
   void ExpectSlotHeldWhileFull() {
     ASSERT_OK(disk_->FillCompletely());
-    const std::string held = ConfirmedFlushLsn();
+    const uint64_t held = SlotConfirmedLsn();
     absl::SleepFor(absl::Seconds(3));
-    EXPECT_EQ(ConfirmedFlushLsn(), held) << "walfeed confirmed changes it could not store:\n"
-                                         << walfeed_->Log();
+    EXPECT_EQ(SlotConfirmedLsn(), held) << "walfeed confirmed changes it could not store:\n"
+                                        << walfeed_->Log();
   }
 
   std::unique_ptr<SmallDisk> disk_;
@@ -249,9 +229,8 @@ TEST_F(DiskFull, WritesStopLoudlyAndResumeWhenSpaceReturns) {
         // takes writes again (the end of the test checks they reached the open stream).
         const int after = w.committed();
         ASSERT_TRUE(WaitUntil([&] { return w.committed() >= after + 50; }, absl::Seconds(60)));
-        const std::string written = WalEnd();
-        ASSERT_FALSE(written.empty());
-        EXPECT_TRUE(WaitUntil([&] { return SlotConfirmed(written); }, absl::Seconds(60),
+        const uint64_t written = WalEnd();
+        EXPECT_TRUE(WaitUntil([&] { return SlotConfirmedLsn() >= written; }, absl::Seconds(60),
                               absl::Milliseconds(100)))
             << "walfeed confirmed nothing written after space returned";
       },

@@ -30,12 +30,6 @@ int64_t IdOf(const v1::Change& change) {
   return id == nullptr ? -1 : id->int_();
 }
 
-uint64_t CurrentLsn(const std::string& db) {
-  absl::StatusOr<std::vector<std::vector<std::string>>> rows =
-      SharedPostgres().Query(db, "SELECT pg_current_wal_lsn()");
-  return rows.ok() ? *ParseLsn((*rows)[0][0]) : 0;
-}
-
 void ExpectStrictlyIncreasingPositions(const std::vector<v1::Change>& changes) {
   for (size_t i = 1; i < changes.size(); ++i) {
     const Position before{changes[i - 1].lsn(), changes[i - 1].seq()};
@@ -51,13 +45,13 @@ TEST_F(FeedEndToEnd, DmlOfSeveralKindsArrivesInCommitOrderWithExactValues) {
       "created timestamptz, data bytea, flag bool, ratio float8, uid uuid, day date, small int2)");
   Sql("CREATE TABLE other (id int PRIMARY KEY, v text)");
   StartWalfeed();
-  const uint64_t before = CurrentLsn(db_);
+  const uint64_t before = WalEnd();
   Sql("INSERT INTO items VALUES (1, 'caf\xc3\xa9 \xf0\x9f\x98\x80', 12345678901234.123456, "
       "'{\"a\": [1, 2]}', "
       "'2024-02-29 23:59:59.123456+00', '\\xdeadbeef', true, 'NaN', "
       "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', -32768), "
       "(2, '', 9223372036854.775807, 'null', '-infinity', '', false, -0.5, NULL, NULL, 7)");
-  const uint64_t after_first = CurrentLsn(db_);
+  const uint64_t after_first = WalEnd();
   Sql("UPDATE items SET name = NULL, ratio = 'Infinity' WHERE id = 1; INSERT INTO other VALUES "
       "(10, 'x')");
   Sql("DELETE FROM items WHERE id = 2");
@@ -182,7 +176,7 @@ TEST_F(FeedEndToEnd, FromLsnTakesPostgresLsnsInclusively) {
   Sql("CREATE TABLE t (id int PRIMARY KEY)");
   StartWalfeed();
   Sql("INSERT INTO t VALUES (1)");
-  const uint64_t between = CurrentLsn(db_);
+  const uint64_t between = WalEnd();
   Sql("INSERT INTO t VALUES (2)");
   Sql(MarkerSql("end"));
   auto stub = walfeed_->NewStub();
@@ -204,7 +198,7 @@ TEST_F(FeedEndToEnd, AStartBeyondPostgresWalIsRefusedWithItsReason) {
   StartWalfeed();
   Sql("INSERT INTO t VALUES (1)");
   ASSERT_OK(CommitMarkerAndRead("end"));
-  const uint64_t wal_end = CurrentLsn(db_);
+  const uint64_t wal_end = WalEnd();
   auto stub = walfeed_->NewStub();
   const auto refusal = [&](const v1::SubscribeRequest& request) {
     grpc::ClientContext context;
@@ -445,10 +439,7 @@ TEST_F(FeedEndToEnd, SlotIsConfirmedOnlyUpToWhatTheLogHolds) {
   uint64_t confirmed = 0;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (confirmed <= last_commit && absl::Now() < deadline) {
-    auto rows = Query(absl::StrCat(
-        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
-    ASSERT_EQ(rows.size(), 1u);
-    confirmed = *ParseLsn(rows[0][0]);
+    confirmed = SlotConfirmedLsn();
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_GT(confirmed, last_commit) << "the slot moves past what the log has made durable";
@@ -481,11 +472,8 @@ TEST_F(FeedEndToEnd, IdleSlotKeepsUpWhileOtherDatabasesWrite) {
             .Exec(*busy,
                   "INSERT INTO noise SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g")
             .ok());
-    if (target == 0) target = CurrentLsn(*busy);
-    auto rows = Query(absl::StrCat(
-        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
-    ASSERT_EQ(rows.size(), 1u);
-    confirmed = *ParseLsn(rows[0][0]);
+    if (target == 0) target = WalEnd();
+    confirmed = SlotConfirmedLsn();
     if (confirmed >= target) break;
     absl::SleepFor(absl::Milliseconds(200));
   }

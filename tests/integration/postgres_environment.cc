@@ -1,6 +1,7 @@
 #include "tests/integration/postgres_environment.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/core/position.h"
 #include "tests/support/process.h"
 #include "tests/support/status_assertions.h"
 
@@ -74,6 +75,22 @@ std::vector<std::vector<std::string>> WalfeedTest::Query(const std::string& sql)
   absl::StatusOr<std::vector<std::vector<std::string>>> rows = SharedPostgres().Query(db_, sql);
   EXPECT_OK(rows);
   return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
+}
+
+uint64_t WalfeedTest::SlotConfirmedLsn() {
+  const std::vector<std::vector<std::string>> rows = Query(absl::StrCat(
+      "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '", slot_, "'"));
+  if (rows.empty()) return 0;
+  absl::StatusOr<uint64_t> lsn = ParseLsn(rows[0][0]);
+  return lsn.ok() ? *lsn : 0;
+}
+
+uint64_t WalfeedTest::WalEnd() {
+  const std::vector<std::vector<std::string>> rows = Query("SELECT pg_current_wal_lsn()");
+  if (rows.empty()) return 0;
+  absl::StatusOr<uint64_t> lsn = ParseLsn(rows[0][0]);
+  EXPECT_OK(lsn);
+  return lsn.ok() ? *lsn : 0;
 }
 
 std::vector<std::string> WalfeedTest::BaseArgs(const std::string& conninfo) {

@@ -31,6 +31,10 @@ class WalfeedTest : public ::testing::Test {
     ASSERT_TRUE(done.ok()) << sql << ": " << done;
   }
   std::vector<std::vector<std::string>> Query(const std::string& sql);
+  // This test's slot's confirmed_flush_lsn (0 while it has none, or when the slot is gone).
+  uint64_t SlotConfirmedLsn();
+  // pg_current_wal_lsn(): where PostgreSQL's WAL ends now.
+  uint64_t WalEnd();
   v1::FeedInfo FeedInfo();
   // What the standard health service answers for the whole server.
   grpc::health::v1::HealthCheckResponse::ServingStatus Health();

@@ -153,18 +153,6 @@ class Replication : public WalfeedNatsTest {
     compressions_seen_ = stream.compressions;
   }
 
-  uint64_t SlotConfirmedLsn() {
-    const auto rows = Query(absl::StrCat(
-        "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots WHERE slot_name "
-        "= '",
-        slot_, "'"));
-    uint64_t lsn = 0;
-    if (!rows.empty()) {
-      EXPECT_TRUE(absl::SimpleAtoi(rows[0][0], &lsn));
-    }
-    return lsn;
-  }
-
   // `replica` serves exactly the feed of the walfeed under test, byte for byte, and the values
   // of table big's `large_rows` rows (2.8 MB each) arrive whole from it.
   void ExpectReplicaServesTheFeed(const WalfeedProcess& replica, size_t large_rows) {
