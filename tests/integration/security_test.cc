@@ -7,6 +7,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/support/buf_curl.h"
 #include "tests/support/grpc_reason.h"
 #include "tests/support/status_assertions.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
@@ -218,9 +219,8 @@ TEST_F(Security, BearerTokenIsRequiredForDataButNotForHealth) {
 
   // Server reflection stays open, so grpcurl and buf curl can describe the API without a token.
   const RunResult listed =
-      RunCommand({std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf", "curl",
-                  "--protocol", "grpc", "--http2-prior-knowledge", "--list-methods",
-                  absl::StrCat("http://", walfeed_->address())},
+      RunCommand({BufBinary(), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+                  "--list-methods", absl::StrCat("http://", walfeed_->address())},
                  absl::Seconds(60));
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
   EXPECT_THAT(listed.output, HasSubstr("walfeed.v1.ChangeFeed/Subscribe"));

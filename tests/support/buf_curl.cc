@@ -4,10 +4,11 @@
 
 namespace walfeed::test {
 
+std::string BufBinary() { return std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf"; }
+
 RunResult BufCurl(const std::string& address, const std::string& method, const std::string& body,
                   absl::Duration timeout) {
-  const std::string buf = std::string(WALFEED_SOURCE_DIR) + "/tools/node_modules/.bin/buf";
-  return RunCommand({buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+  return RunCommand({BufBinary(), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
                      absl::StrCat("http://", address, "/", method), "-d", body},
                     timeout);
 }

@@ -11,6 +11,9 @@
 
 namespace walfeed::test {
 
+// The buf CLI's path.
+std::string BufBinary();
+
 // Calls `method` ("walfeed.v1.ChangeFeed/Subscribe") on the plaintext server at `address`
 // ("127.0.0.1:port") with the JSON request `body`; the output holds the JSON answers or the error.
 RunResult BufCurl(const std::string& address, const std::string& method, const std::string& body,
