@@ -10,6 +10,7 @@
 #include "tests/support/buf_curl.h"
 #include "tests/support/grpc_reason.h"
 #include "tests/support/status_assertions.h"
+#include "tests/support/test_certs.h"
 #include "walfeed/v1/walfeed.grpc.pb.h"
 
 namespace walfeed::test {
@@ -23,25 +24,9 @@ class Security : public WalfeedTest {
     WalfeedTest::SetUp();
     Sql("CREATE TABLE t (id int PRIMARY KEY)");
     certs_ = dir_ + "/certs";
-    const std::string script = absl::StrCat("set -e; mkdir -p ", certs_, "; cd ", certs_, R"(
-        key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
-        ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1"; }
-        signed() {  # name, CA, extensions
-          key "$1.key"; openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1"
-          printf '%s\n' "$3" > "$1.ext"
-          openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 \
-            -out "$1.pem" -extfile "$1.ext" 2>/dev/null
-        }
-        ca ca; ca other-ca
-        signed server ca "subjectAltName=IP:127.0.0.1,DNS:localhost"
-        signed client ca "extendedKeyUsage=clientAuth"
-        signed stranger other-ca "extendedKeyUsage=clientAuth"
-        signed operator ca "extendedKeyUsage=clientAuth"
-        printf 'old-token\n\n  s3cret-token  \n' > tokens
-        printf 'admin-token\n' > admin_tokens
-      )");
-    const RunResult made = RunCommand({"bash", "-c", script}, absl::Seconds(60));
-    ASSERT_EQ(made.exit_code, 0) << made.output;
+    ASSERT_OK(MakeTestCertificates(certs_));
+    ASSERT_TRUE(WriteFile(certs_ + "/tokens", "old-token\n\n  s3cret-token  \n"));
+    ASSERT_TRUE(WriteFile(certs_ + "/admin_tokens", "admin-token\n"));
   }
 
   std::string Pem(const std::string& name) { return ReadFile(certs_ + "/" + name + ".pem"); }
